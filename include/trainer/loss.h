@@ -1,0 +1,123 @@
+/*
+ * loss.h: losses, their gradients with respect to the output layer's pre-activation, and
+ * the evaluation metrics (accuracy, confusion matrix, per-class P/R/F1, MSE, MAE, R2).
+ *
+ * Dimension letters: B = rows, O = output width of the network, T = target width
+ * (T = O for mse/l1/bce/bce_logits; T = 1, a class index, for cross_entropy).
+ * Semantics follow PyTorch: BCE clamps each log at -100; bce_logits and cross_entropy take
+ * logits; `mean` divides by B*O for the element-wise losses and by B (or the sum of the
+ * class weights of the batch) for cross_entropy.
+ */
+#ifndef TRAINER_LOSS_H
+#define TRAINER_LOSS_H
+
+#include "trainer/error.h"
+#include "trainer/layers.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* X(ENUM, config name) */
+#define TR_LOSS_MAP(X)            \
+    X(MSE, "mse")                 \
+    X(L1, "l1")                   \
+    X(HUBER, "huber")             \
+    X(BCE, "bce")                 \
+    X(BCE_LOGITS, "bce_logits")   \
+    X(CROSS_ENTROPY, "cross_entropy")
+
+typedef enum tr_loss_kind {
+#define TR_X_LOSS(e, name) TR_LOSS_##e,
+    TR_LOSS_MAP(TR_X_LOSS)
+#undef TR_X_LOSS
+        TR_LOSS_COUNT
+} tr_loss_kind;
+
+typedef enum tr_reduction { TR_REDUCTION_MEAN, TR_REDUCTION_SUM } tr_reduction;
+
+typedef enum tr_task { TR_TASK_REGRESSION, TR_TASK_CLASSIFICATION } tr_task;
+
+typedef struct tr_loss {
+    tr_loss_kind kind;
+    tr_reduction reduction;
+    int64_t width;              /* O */
+    tr_activation out_act;      /* the output layer's activation */
+    tr_act_params act_params;
+    float huber_delta;          /* HuberLoss delta (1.0) */
+    const float *class_weights; /* (classes) or NULL; borrowed */
+    float pos_weight;           /* bce_logits positive-class weight (1.0 = none) */
+} tr_loss;
+
+int tr_loss_from_name(const char *name);
+const char *tr_loss_name(tr_loss_kind kind);
+
+/* Checks that the loss can follow the output activation and width (e.g. cross_entropy
+ * needs logits: an identity output with O >= 2). Message names `[train] loss`. */
+int tr_loss_check(const tr_loss *L, tr_err *err);
+
+tr_task tr_loss_task(const tr_loss *L);
+
+/* Columns of the target array (1 for cross_entropy, O otherwise). */
+int64_t tr_loss_target_width(const tr_loss *L);
+
+/* Number of classes of a classification loss (O for cross_entropy, 2 for a 1-wide BCE). */
+int64_t tr_loss_classes(const tr_loss *L);
+
+/* What a `mean` reduction divides the summed per-row losses by, for `rows` rows with the
+ * given class-weight sum (used only by weighted cross_entropy). 1 for `sum`. */
+double tr_loss_denominator(const tr_loss *L, int64_t rows, double weight_sum);
+
+/* Sum over the rows of y of the class weight of each row (rows when unweighted). */
+double tr_loss_weight_sum(const tr_loss *L, const float *y, int64_t B);
+
+/*
+ * The loss of B rows. Returns the sum over rows of the per-row loss (each row's loss summed
+ * over its outputs), in double. If row_loss is not NULL it receives each row's loss.
+ * If dZ is not NULL it receives grad_scale * d(sum)/dZ, the gradient with respect to the
+ * output layer's PRE-activation Z (fused for softmax+CE, sigmoid+BCE, logits+BCE; through
+ * the output activation's backward otherwise). dZ (B, O) may not alias Z or A.
+ * Z and A are the output layer's pre-activation and activation, (B, O); y is (B, T).
+ */
+double tr_loss_compute(const tr_loss *L, float *dZ, double *row_loss, const float *Z,
+                       const float *A, const float *y, int64_t B, float grad_scale);
+
+/* Number of rows whose predicted class equals the target (classification; for BCE with
+ * O > 1, the number of correct elements). */
+int64_t tr_loss_count_correct(const tr_loss *L, const float *Z, const float *y, int64_t B);
+
+/* Class predicted for one row of pre-activations Z (argmax for cross_entropy; for the binary
+ * losses z > 0, which is sigmoid(z) > 0.5). */
+int64_t tr_loss_predict_class(const tr_loss *L, const float *z_row);
+
+/* Metrics over a whole evaluation set. */
+typedef struct tr_metrics {
+    tr_task task;
+    int64_t rows;
+    double loss;        /* reduced as configured (mean or sum) */
+    /* classification */
+    int64_t classes;
+    double accuracy;
+    int64_t *confusion; /* (classes, classes): row = true class, column = predicted */
+    double *precision, *recall, *f1; /* (classes) */
+    double macro_f1;
+    /* regression (averaged over outputs, as scikit-learn's uniform_average) */
+    double mse, mae, r2;
+} tr_metrics;
+
+/* Allocates the per-class arrays for `classes` classes (0 for regression). */
+int tr_metrics_init(tr_metrics *m, tr_task task, int64_t classes, tr_err *err);
+void tr_metrics_free(tr_metrics *m);
+
+/*
+ * Fills m from whole-set arrays: Z (N, O) the network's pre-activation outputs, y (N, T),
+ * row_loss (N). The same function serves one rank and N ranks (rank 0 after a gather), so
+ * distributed metrics equal single-rank metrics exactly.
+ */
+void tr_metrics_compute(tr_metrics *m, const tr_loss *L, const float *Z, const float *A,
+                        const float *y, const double *row_loss, int64_t N);
+
+/* The value a monitor named `name` (loss, accuracy, macro_f1, mse, mae, r2) has in m;
+ * returns false for an unknown name or one that does not apply to the task. */
+bool tr_metrics_get(const tr_metrics *m, const char *name, double *value);
+
+#endif

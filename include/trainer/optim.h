@@ -1,0 +1,80 @@
+/*
+ * optim.h: optimizers over the flat parameter buffer, with PyTorch's update rules
+ * (torch.optim single-tensor implementations): SGD with coupled weight decay, momentum and
+ * Nesterov, RMSprop (alpha 0.99, eps 1e-8, optional centered/momentum), Adam with bias
+ * correction (optional AMSGrad), AdamW with decoupled decay.
+ *
+ * The state buffers (momentum, Adam m and v, ...) have the flat parameter layout, so a step
+ * is one loop per parameter tensor and a checkpoint stores them under the tensor names.
+ */
+#ifndef TRAINER_OPTIM_H
+#define TRAINER_OPTIM_H
+
+#include "trainer/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TR_OPTIM_MAP(X)        \
+    X(SGD, "sgd")              \
+    X(MOMENTUM, "momentum")    \
+    X(NESTEROV, "nesterov")    \
+    X(RMSPROP, "rmsprop")      \
+    X(ADAM, "adam")            \
+    X(ADAMW, "adamw")
+
+typedef enum tr_optim_kind {
+#define TR_X_OPT(e, name) TR_OPTIM_##e,
+    TR_OPTIM_MAP(TR_X_OPT)
+#undef TR_X_OPT
+        TR_OPTIM_COUNT
+} tr_optim_kind;
+
+int tr_optim_from_name(const char *name);
+const char *tr_optim_name(tr_optim_kind kind);
+
+typedef struct tr_optim_config {
+    tr_optim_kind kind;
+    double lr;
+    double momentum;     /* momentum/nesterov (and rmsprop when > 0) */
+    double dampening;    /* SGD momentum dampening (0) */
+    double beta1, beta2; /* adam, adamw */
+    double eps;
+    double alpha;        /* rmsprop smoothing */
+    double weight_decay; /* coupled L2 (sgd, rmsprop, adam) or decoupled (adamw) */
+    bool centered;       /* rmsprop */
+    bool amsgrad;        /* adam, adamw */
+} tr_optim_config;
+
+/* One named state buffer (checkpoint name and pointer into the optimizer). */
+typedef struct tr_optim_state {
+    const char *name; /* "momentum_buffer", "exp_avg", ... (PyTorch's state keys) */
+    float *data;      /* (n) in the flat parameter layout */
+} tr_optim_state;
+
+typedef struct tr_optim {
+    tr_optim_config cfg;
+    double lr;       /* current learning rate (a schedule may change it) */
+    int64_t step;    /* optimizer steps taken */
+    size_t n;        /* number of parameters */
+    tr_optim_state state[3];
+    int n_state;
+    /* precomputed for the current step (tr_optim_begin_step) */
+    float step_size, bc2_sqrt;
+} tr_optim;
+
+/* Allocates the state (zeroed) for n parameters. */
+int tr_optim_init(tr_optim *o, const tr_optim_config *cfg, size_t n, tr_err *err);
+void tr_optim_free(tr_optim *o);
+
+/* Starts step t+1: increments the step count and computes the bias corrections. */
+void tr_optim_begin_step(tr_optim *o);
+
+/* Updates params[begin, end) from grads[begin, end). `decay` says whether weight_decay
+ * applies to this range. Ranges of one step may be updated in any order (e.g. per bucket as
+ * its gradients arrive): the update is element-wise. */
+void tr_optim_update(tr_optim *o, float *params, const float *grads, size_t begin, size_t end,
+                     bool decay);
+
+#endif

@@ -1,0 +1,401 @@
+/*
+ * loss.c: losses (value per row and gradient w.r.t. the output pre-activation) and metrics.
+ *
+ * Values are accumulated in double; gradients are written in float, already multiplied by
+ * the caller's grad_scale (1 / (accumulation steps * global denominator)), so the backward
+ * pass never rescales.
+ */
+#include "trainer/loss.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const loss_names[] = {
+#define TR_X_NAME(e, name) name,
+    TR_LOSS_MAP(TR_X_NAME)
+#undef TR_X_NAME
+};
+
+int tr_loss_from_name(const char *name)
+{
+    for (int i = 0; i < TR_LOSS_COUNT; i++)
+        if (strcmp(name, loss_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *tr_loss_name(tr_loss_kind kind)
+{
+    return (kind >= 0 && kind < TR_LOSS_COUNT) ? loss_names[kind] : "?";
+}
+
+int tr_loss_check(const tr_loss *L, tr_err *err)
+{
+    const char *act = tr_activation_name(L->out_act);
+    switch (L->kind) {
+    case TR_LOSS_CROSS_ENTROPY:
+        if (L->out_act != TR_ACT_IDENTITY)
+            return tr_fail(err, TR_ECONFIG,
+                           "[train] loss = cross_entropy takes logits (as PyTorch's CrossEntropyLoss), "
+                           "but the output activation is %s: set [model] output_activation = identity "
+                           "(predictions still report softmax probabilities)", act);
+        if (L->width < 2)
+            return tr_fail(err, TR_ECONFIG,
+                           "[train] loss = cross_entropy needs an output layer of at least 2 units "
+                           "(one per class), the model has %lld; for two classes with one unit use "
+                           "bce_logits", (long long)L->width);
+        break;
+    case TR_LOSS_BCE:
+        if (L->out_act != TR_ACT_SIGMOID)
+            return tr_fail(err, TR_ECONFIG,
+                           "[train] loss = bce needs probabilities: set [model] output_activation = "
+                           "sigmoid (or use loss = bce_logits with an identity output), not %s", act);
+        break;
+    case TR_LOSS_BCE_LOGITS:
+        if (L->out_act != TR_ACT_IDENTITY)
+            return tr_fail(err, TR_ECONFIG,
+                           "[train] loss = bce_logits takes logits (as PyTorch's BCEWithLogitsLoss), but "
+                           "the output activation is %s: set [model] output_activation = identity, or "
+                           "use loss = bce with a sigmoid output", act);
+        break;
+    case TR_LOSS_MSE:
+    case TR_LOSS_L1:
+    case TR_LOSS_HUBER:
+        if (L->out_act == TR_ACT_SOFTMAX && L->width < 2)
+            return tr_fail(err, TR_ECONFIG, "[model] output_activation = softmax needs at least 2 outputs");
+        break;
+    case TR_LOSS_COUNT:
+        return tr_fail(err, TR_ECONFIG, "[train] loss: unknown loss");
+    }
+    return 0;
+}
+
+tr_task tr_loss_task(const tr_loss *L)
+{
+    switch (L->kind) {
+    case TR_LOSS_BCE:
+    case TR_LOSS_BCE_LOGITS:
+    case TR_LOSS_CROSS_ENTROPY:
+        return TR_TASK_CLASSIFICATION;
+    default:
+        return TR_TASK_REGRESSION;
+    }
+}
+
+int64_t tr_loss_target_width(const tr_loss *L)
+{
+    return L->kind == TR_LOSS_CROSS_ENTROPY ? 1 : L->width;
+}
+
+int64_t tr_loss_classes(const tr_loss *L)
+{
+    if (L->kind == TR_LOSS_CROSS_ENTROPY)
+        return L->width;
+    if (tr_loss_task(L) == TR_TASK_CLASSIFICATION)
+        return 2;
+    return 0;
+}
+
+double tr_loss_denominator(const tr_loss *L, int64_t rows, double weight_sum)
+{
+    if (L->reduction == TR_REDUCTION_SUM)
+        return 1.0;
+    if (L->kind == TR_LOSS_CROSS_ENTROPY)
+        return L->class_weights ? weight_sum : (double)rows;
+    return (double)rows * (double)L->width;
+}
+
+/* Class index stored as a float target; -1 when it is not an integer in [0, classes). */
+static int64_t class_of(float t, int64_t classes)
+{
+    if (!(t >= 0.0f) || t >= (float)classes || t != floorf(t))
+        return -1;
+    return (int64_t)t;
+}
+
+double tr_loss_weight_sum(const tr_loss *L, const float *y, int64_t B)
+{
+    if (L->kind != TR_LOSS_CROSS_ENTROPY || !L->class_weights)
+        return (double)B;
+    double s = 0.0;
+    for (int64_t r = 0; r < B; r++) {
+        int64_t c = class_of(y[r], L->width);
+        s += c >= 0 ? (double)L->class_weights[c] : 0.0;
+    }
+    return s;
+}
+
+/* log(x) clamped at -100, as PyTorch's BCELoss. */
+static double clamped_log(double x)
+{
+    double l = log(x);
+    return l < -100.0 ? -100.0 : l;
+}
+
+static double cross_entropy(const tr_loss *L, float *dZ, double *row_loss, const float *Z,
+                            const float *y, int64_t B, float scale)
+{
+    const int64_t O = L->width;
+    double total = 0.0;
+    for (int64_t r = 0; r < B; r++) {
+        const float *z = Z + r * O;
+        const int64_t c = class_of(y[r], O);
+        float mx = z[0];
+        for (int64_t j = 1; j < O; j++)
+            mx = z[j] > mx ? z[j] : mx;
+        double sum = 0.0;
+        for (int64_t j = 0; j < O; j++)
+            sum += exp((double)z[j] - mx);
+        const double lse = mx + log(sum);
+        const double w = (c >= 0 && L->class_weights) ? L->class_weights[c] : 1.0;
+        const double l = c >= 0 ? w * (lse - z[c]) : NAN; /* bad label: poison, never index */
+        total += l;
+        if (row_loss)
+            row_loss[r] = l;
+        if (dZ) {
+            float *d = dZ + r * O;
+            const float ws = (float)(w * scale);
+            for (int64_t j = 0; j < O; j++)
+                d[j] = (float)(exp((double)z[j] - lse)) * ws;
+            if (c >= 0)
+                d[c] -= ws;
+            else
+                d[0] = NAN;
+        }
+    }
+    return total;
+}
+
+double tr_loss_compute(const tr_loss *L, float *dZ, double *row_loss, const float *Z,
+                       const float *A, const float *y, int64_t B, float grad_scale)
+{
+    if (L->kind == TR_LOSS_CROSS_ENTROPY)
+        return cross_entropy(L, dZ, row_loss, Z, y, B, grad_scale);
+
+    const int64_t O = L->width;
+    const double pw = L->pos_weight;
+    const float delta = L->huber_delta;
+    double total = 0.0;
+    for (int64_t r = 0; r < B; r++) {
+        double rl = 0.0;
+        for (int64_t j = 0; j < O; j++) {
+            const int64_t i = r * O + j;
+            const float t = y[i];
+            float g = 0.0f; /* d loss / d (A or Z, see below) before scaling */
+            switch (L->kind) {
+            case TR_LOSS_MSE: {
+                const float d = A[i] - t;
+                rl += (double)d * d;
+                g = 2.0f * d;
+                break;
+            }
+            case TR_LOSS_L1: {
+                const float d = A[i] - t;
+                rl += fabs((double)d);
+                g = (float)((d > 0.0f) - (d < 0.0f));
+                break;
+            }
+            case TR_LOSS_HUBER: {
+                const float d = A[i] - t;
+                const double ad = fabs((double)d);
+                rl += ad < delta ? 0.5 * ad * ad : delta * (ad - 0.5 * delta);
+                g = ad < delta ? d : delta * (float)((d > 0.0f) - (d < 0.0f));
+                break;
+            }
+            case TR_LOSS_BCE: { /* A = sigmoid(Z); fused gradient w.r.t. Z */
+                const double a = A[i];
+                rl += -(pw * t * clamped_log(a) + (1.0 - t) * clamped_log(1.0 - a));
+                g = (float)(a * (1.0 + (pw - 1.0) * t) - pw * t);
+                break;
+            }
+            case TR_LOSS_BCE_LOGITS: { /* stable: log(1 + e^-|z|) + max(-z, 0) */
+                const double z = Z[i];
+                const double log_sig_neg = log1p(exp(-fabs(z))) + (z < 0 ? -z : 0.0);
+                rl += (1.0 - t) * z + (1.0 + (pw - 1.0) * t) * log_sig_neg;
+                const double s = 1.0 / (1.0 + exp(-z));
+                g = (float)(s * (1.0 + (pw - 1.0) * t) - pw * t);
+                break;
+            }
+            default:
+                break;
+            }
+            if (dZ)
+                dZ[i] = g * grad_scale;
+        }
+        total += rl;
+        if (row_loss)
+            row_loss[r] = rl;
+    }
+    /* The element-wise regression losses differentiate w.r.t. A: go through the output
+     * activation's backward (in place) to reach Z. */
+    const bool wrt_output = L->kind == TR_LOSS_MSE || L->kind == TR_LOSS_L1 || L->kind == TR_LOSS_HUBER;
+    if (dZ && wrt_output && L->out_act != TR_ACT_IDENTITY)
+        tr_act_backward(dZ, dZ, Z, A, B, O, L->out_act, &L->act_params);
+    return total;
+}
+
+int64_t tr_loss_predict_class(const tr_loss *L, const float *z)
+{
+    if (L->kind == TR_LOSS_CROSS_ENTROPY) {
+        int64_t best = 0;
+        for (int64_t j = 1; j < L->width; j++)
+            if (z[j] > z[best])
+                best = j;
+        return best;
+    }
+    return z[0] > 0.0f; /* binary: sigmoid(z) > 0.5, decided on the logit */
+}
+
+int64_t tr_loss_count_correct(const tr_loss *L, const float *Z, const float *y, int64_t B)
+{
+    int64_t correct = 0;
+    if (L->kind == TR_LOSS_CROSS_ENTROPY) {
+        for (int64_t r = 0; r < B; r++)
+            correct += tr_loss_predict_class(L, Z + r * L->width) == (int64_t)y[r];
+        return correct;
+    }
+    for (int64_t i = 0; i < B * L->width; i++)
+        correct += (Z[i] > 0.0f) == (y[i] > 0.5f);
+    return correct;
+}
+
+int tr_metrics_init(tr_metrics *m, tr_task task, int64_t classes, tr_err *err)
+{
+    memset(m, 0, sizeof *m);
+    m->task = task;
+    m->classes = task == TR_TASK_CLASSIFICATION ? classes : 0;
+    if (m->classes > 0) {
+        const size_t k = (size_t)m->classes;
+        m->confusion = calloc(k * k, sizeof *m->confusion);
+        m->precision = calloc(k, sizeof *m->precision);
+        m->recall = calloc(k, sizeof *m->recall);
+        m->f1 = calloc(k, sizeof *m->f1);
+        if (!m->confusion || !m->precision || !m->recall || !m->f1) {
+            tr_metrics_free(m);
+            return tr_fail(err, TR_ENOMEM, "cannot allocate metrics for %lld classes", (long long)classes);
+        }
+    }
+    return 0;
+}
+
+void tr_metrics_free(tr_metrics *m)
+{
+    if (!m)
+        return;
+    free(m->confusion);
+    free(m->precision);
+    free(m->recall);
+    free(m->f1);
+    m->confusion = NULL;
+    m->precision = m->recall = m->f1 = NULL;
+}
+
+static void classification_metrics(tr_metrics *m, const tr_loss *L, const float *Z,
+                                   const float *y, int64_t N)
+{
+    const int64_t K = m->classes;
+    memset(m->confusion, 0, (size_t)(K * K) * sizeof *m->confusion);
+    const float *D = Z;
+    const int64_t O = L->width;
+    int64_t correct = 0, total = 0;
+    if (L->kind == TR_LOSS_CROSS_ENTROPY) {
+        for (int64_t r = 0; r < N; r++) {
+            const int64_t t = class_of(y[r], K);
+            const int64_t p = tr_loss_predict_class(L, D + r * O);
+            if (t < 0)
+                continue;
+            m->confusion[t * K + p]++;
+            correct += t == p;
+            total++;
+        }
+    } else { /* binary (or multi-label, element-wise) */
+        for (int64_t i = 0; i < N * O; i++) {
+            const int64_t t = y[i] > 0.5f;
+            const int64_t p = tr_loss_predict_class(L, D + i);
+            m->confusion[t * K + p]++;
+            correct += t == p;
+            total++;
+        }
+    }
+    m->accuracy = total ? (double)correct / (double)total : NAN;
+    double f1_sum = 0.0;
+    for (int64_t c = 0; c < K; c++) {
+        int64_t tp = m->confusion[c * K + c], col = 0, row = 0;
+        for (int64_t j = 0; j < K; j++) {
+            col += m->confusion[j * K + c];
+            row += m->confusion[c * K + j];
+        }
+        /* scikit-learn's zero_division=0 convention */
+        m->precision[c] = col ? (double)tp / (double)col : 0.0;
+        m->recall[c] = row ? (double)tp / (double)row : 0.0;
+        const double pr = m->precision[c] + m->recall[c];
+        m->f1[c] = pr > 0.0 ? 2.0 * m->precision[c] * m->recall[c] / pr : 0.0;
+        f1_sum += m->f1[c];
+    }
+    m->macro_f1 = K ? f1_sum / (double)K : NAN;
+}
+
+static void regression_metrics(tr_metrics *m, const tr_loss *L, const float *A, const float *y, int64_t N)
+{
+    const int64_t O = L->width;
+    double se_all = 0.0, ae_all = 0.0, r2_sum = 0.0;
+    for (int64_t j = 0; j < O; j++) {
+        double mean = 0.0;
+        for (int64_t r = 0; r < N; r++)
+            mean += y[r * O + j];
+        mean /= (double)N;
+        double se = 0.0, ae = 0.0, tot = 0.0;
+        for (int64_t r = 0; r < N; r++) {
+            const double d = (double)A[r * O + j] - y[r * O + j];
+            const double dm = (double)y[r * O + j] - mean;
+            se += d * d;
+            ae += fabs(d);
+            tot += dm * dm;
+        }
+        se_all += se;
+        ae_all += ae;
+        /* scikit-learn: a constant target scores 1 when predicted exactly, else 0 */
+        r2_sum += tot > 0.0 ? 1.0 - se / tot : (se == 0.0 ? 1.0 : 0.0);
+    }
+    m->mse = se_all / ((double)N * (double)O);
+    m->mae = ae_all / ((double)N * (double)O);
+    m->r2 = r2_sum / (double)O;
+}
+
+void tr_metrics_compute(tr_metrics *m, const tr_loss *L, const float *Z, const float *A,
+                        const float *y, const double *row_loss, int64_t N)
+{
+    m->rows = N;
+    double sum = 0.0;
+    for (int64_t r = 0; r < N; r++)
+        sum += row_loss[r];
+    const double wsum = tr_loss_weight_sum(L, y, N);
+    m->loss = N ? sum / tr_loss_denominator(L, N, wsum) : NAN;
+    if (N == 0)
+        return;
+    if (m->task == TR_TASK_CLASSIFICATION)
+        classification_metrics(m, L, Z, y, N);
+    else
+        regression_metrics(m, L, A, y, N);
+}
+
+bool tr_metrics_get(const tr_metrics *m, const char *name, double *value)
+{
+    const bool cls = m->task == TR_TASK_CLASSIFICATION;
+    if (strcmp(name, "loss") == 0)
+        *value = m->loss;
+    else if (cls && strcmp(name, "accuracy") == 0)
+        *value = m->accuracy;
+    else if (cls && strcmp(name, "macro_f1") == 0)
+        *value = m->macro_f1;
+    else if (!cls && strcmp(name, "mse") == 0)
+        *value = m->mse;
+    else if (!cls && strcmp(name, "mae") == 0)
+        *value = m->mae;
+    else if (!cls && strcmp(name, "r2") == 0)
+        *value = m->r2;
+    else
+        return false;
+    return true;
+}
