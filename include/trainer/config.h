@@ -1,0 +1,147 @@
+/*
+ * config.h: the INI run configuration ([model], [data], [train], [output]).
+ *
+ * Parsed with libinih; every key is declared once in a table in config.c (type, bounds,
+ * default, documentation), which drives parsing, defaults, `--set section.key=value`
+ * overrides, `trainer help config` and the checkpoint's record of the run. Errors name the
+ * file, the line and the key. Keys marked per-layer accept a `.N` suffix (e.g. `init.0`)
+ * that overrides the value for weight layer N only.
+ */
+#ifndef TRAINER_CONFIG_H
+#define TRAINER_CONFIG_H
+
+#include "trainer/error.h"
+#include "trainer/layers.h"
+#include "trainer/loss.h"
+#include "trainer/optim.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define TR_MAX_LAYERS 64
+#define TR_PATH_MAX 1024
+
+/* X(ENUM, config name) */
+#define TR_INIT_MAP(X)                       \
+    X(DEFAULT, "default")                    \
+    X(UNIFORM, "uniform")                    \
+    X(NORMAL, "normal")                      \
+    X(XAVIER_UNIFORM, "xavier_uniform")      \
+    X(XAVIER_NORMAL, "xavier_normal")        \
+    X(KAIMING_UNIFORM, "kaiming_uniform")    \
+    X(KAIMING_NORMAL, "kaiming_normal")      \
+    X(ZEROS, "zeros")                        \
+    X(CONSTANT, "constant")
+
+typedef enum tr_init_scheme {
+#define TR_X_INIT(e, name) TR_INIT_##e,
+    TR_INIT_MAP(TR_X_INIT)
+#undef TR_X_INIT
+        TR_INIT_COUNT
+} tr_init_scheme;
+
+const char *tr_init_name(tr_init_scheme s);
+
+/* How one tensor is initialised (PyTorch torch.nn.init semantics). */
+typedef struct tr_init_spec {
+    tr_init_scheme scheme;
+    double a, b;       /* uniform bounds; kaiming: a = negative slope */
+    double mean, std;  /* normal */
+    double gain;       /* xavier gain; NAN = auto (torch.nn.init.calculate_gain of the activation) */
+    double value;      /* constant */
+    bool fan_out;      /* kaiming mode */
+} tr_init_spec;
+
+typedef struct tr_model_config {
+    int n_layers;                      /* weight layers = len(layers) - 1 */
+    int64_t widths[TR_MAX_LAYERS + 1]; /* input width, hidden widths..., output width */
+    tr_activation act[TR_MAX_LAYERS];
+    bool bias;
+    tr_init_spec weight_init[TR_MAX_LAYERS];
+    tr_init_spec bias_init[TR_MAX_LAYERS];
+    tr_act_params act_params;
+} tr_model_config;
+
+typedef struct tr_data_config {
+    char generator[32]; /* moons, linear, ... ("" = read `path`) */
+    int64_t n;          /* generated rows */
+    double noise;
+    double a, b;        /* linear: y = a + b x */
+    double x_min, x_max;
+    uint64_t seed;      /* generator seed */
+    double test_fraction;
+    uint64_t split_seed;
+    bool split_shuffle;
+} tr_data_config;
+
+typedef struct tr_train_config {
+    tr_loss_kind loss;
+    tr_reduction reduction;
+    double huber_delta;
+    double pos_weight;
+    tr_optim_config optim;
+    int64_t epochs;
+    int64_t batch_size; /* global rows per micro-step; 0 = the whole training set */
+    bool shuffle;
+    bool drop_last;
+    uint64_t seed;
+    int64_t eval_every;
+    bool eval_train;
+    int64_t accumulate;
+    int threads;        /* BLAS threads per rank; 0 = OpenBLAS's own choice / environment */
+} tr_train_config;
+
+typedef struct tr_output_config {
+    char dir[TR_PATH_MAX];
+} tr_output_config;
+
+/* One key = value as it was applied (the checkpoint stores these). */
+typedef struct tr_config_entry {
+    char section[16];
+    char key[48];   /* with the .N suffix for per-layer overrides */
+    char value[256];
+    char origin[TR_PATH_MAX + 16]; /* "file.ini:12", "--set" or "default" */
+} tr_config_entry;
+
+/* The activations text as read; resolved once the layer count is known. */
+typedef struct tr_pending_activations {
+    char list[512], output[32];
+    char list_where[TR_PATH_MAX + 16], output_where[TR_PATH_MAX + 16];
+} tr_pending_activations;
+
+typedef struct tr_config {
+    char path[TR_PATH_MAX];
+    tr_pending_activations pending_act;
+    tr_model_config model;
+    tr_data_config data;
+    tr_train_config train;
+    tr_output_config output;
+    /* every key with its effective text value, defaults included, in table order */
+    tr_config_entry *entries;
+    int n_entries;
+} tr_config;
+
+/*
+ * Loads `path`, then applies the `n_sets` overrides "section.key=value" (in order), then
+ * fills defaults and validates. On failure returns TR_ECONFIG with a message naming the file,
+ * line and key. The config must be released with tr_config_free (also after a failure).
+ */
+int tr_config_load(tr_config *c, const char *path, const char *const *sets, int n_sets, tr_err *err);
+
+/* Same from an in-memory INI text (`name` is used in messages). */
+int tr_config_load_string(tr_config *c, const char *name, const char *text, const char *const *sets,
+                          int n_sets, tr_err *err);
+
+void tr_config_free(tr_config *c);
+
+/* The effective text value of section.key ("" if unknown). */
+const char *tr_config_value(const tr_config *c, const char *section, const char *key);
+
+/* Writes the documentation of every key (Markdown table per section) to f. */
+void tr_config_print_reference(FILE *f);
+
+/* Writes the effective configuration as an INI file (for logs and run directories). */
+void tr_config_print(const tr_config *c, FILE *f);
+
+#endif

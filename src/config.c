@@ -1,0 +1,901 @@
+/*
+ * config.c: the INI configuration, driven by one table of keys.
+ *
+ * Flow: libinih reads the file through a line-counting reader and every `key = value` is
+ * recorded with its line; `--set` overrides replace or add records; then every key of the
+ * table is applied in table order (its default first, then the recorded value), per-layer
+ * `.N` overrides last, and cross-key rules are checked. A message always names where the
+ * value came from ("file.ini:12", "--set") and the key.
+ */
+#include "trainer/config.h"
+
+#include <ini.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- names --------------- */
+
+static const char *const init_names[] = {
+#define TR_X_NAME(e, name) name,
+    TR_INIT_MAP(TR_X_NAME)
+#undef TR_X_NAME
+};
+
+const char *tr_init_name(tr_init_scheme s)
+{
+    return (s >= 0 && s < TR_INIT_COUNT) ? init_names[s] : "?";
+}
+
+static int init_from_name(const char *name)
+{
+    for (int i = 0; i < TR_INIT_COUNT; i++)
+        if (strcmp(name, init_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int reduction_from_name(const char *name)
+{
+    if (strcmp(name, "mean") == 0)
+        return TR_REDUCTION_MEAN;
+    if (strcmp(name, "sum") == 0)
+        return TR_REDUCTION_SUM;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- key table ----------- */
+
+/* K_ENUM stores the looked-up int; K_CHOICE stores the validated name as a string. */
+typedef enum key_kind { K_BOOL, K_I64, K_INT, K_U64, K_DOUBLE, K_STRING, K_ENUM, K_CHOICE, K_CUSTOM } key_kind;
+
+enum { F_REQUIRED = 1, F_PER_LAYER = 2, F_AUTO = 4 /* accepts "auto" (stored as NAN) */ };
+
+struct key_desc;
+typedef int (*setter_fn)(tr_config *c, const struct key_desc *k, const char *value, int layer,
+                         const char *where, tr_err *err);
+
+typedef struct key_desc {
+    const char *section, *name;
+    key_kind kind;
+    size_t offset;               /* into tr_config (scalar kinds) */
+    size_t size;                 /* K_STRING: buffer size */
+    double min, max;             /* inclusive bounds for numbers */
+    int (*lookup)(const char *); /* K_ENUM: name -> value, -1 if unknown */
+    const char *choices;         /* K_ENUM: documented choices */
+    setter_fn set;               /* K_CUSTOM */
+    int arg;                     /* K_CUSTOM: which field */
+    unsigned flags;
+    const char *def; /* default as text (parsed like a user value); NULL = none */
+    const char *doc;
+} key_desc;
+
+static int set_layers(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
+static int set_activations(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
+static int set_init_field(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
+
+static int loss_lookup(const char *n) { return tr_loss_from_name(n); }
+static int optim_lookup(const char *n) { return tr_optim_from_name(n); }
+static int generator_lookup(const char *n)
+{
+    return (!strcmp(n, "moons") || !strcmp(n, "linear")) ? 0 : -1;
+}
+
+/* init fields (arg of set_init_field); +16 = the bias spec */
+enum { INIT_SCHEME, INIT_A, INIT_B, INIT_MEAN, INIT_STD, INIT_GAIN, INIT_VALUE, INIT_MODE, INIT_BIAS = 16 };
+
+#define OFF(field) offsetof(tr_config, field)
+#define INF HUGE_VAL
+
+static const key_desc keys[] = {
+    /* [model] */
+    {"model", "layers", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_layers, 0, F_REQUIRED, NULL,
+     "Layer widths from input to output, e.g. `784, 256, 128, 10` (2 to 65 numbers)."},
+    {"model", "activations", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_activations, 0, 0, "relu",
+     "One activation per weight layer, or one name for every hidden layer (the output layer then "
+     "takes `output_activation`). identity, sigmoid, tanh, relu, leaky_relu, elu, selu, gelu, silu, "
+     "softplus, softmax (output only)."},
+    {"model", "output_activation", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_activations, 1, 0, "auto",
+     "Activation of the output layer when `activations` names one activation for the hidden layers; "
+     "`auto` = identity."},
+    {"model", "bias", K_BOOL, OFF(model.bias), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
+     "Whether the linear layers have a bias."},
+    {"model", "init", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_SCHEME, F_PER_LAYER, "default",
+     "Weight init: default (PyTorch nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in))), uniform, normal, "
+     "xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal, zeros, constant."},
+    {"model", "init_a", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_A, F_PER_LAYER, "0",
+     "uniform: lower bound; kaiming_*: negative slope of the rectifier (PyTorch's `a`)."},
+    {"model", "init_b", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_B, F_PER_LAYER, "1",
+     "uniform: upper bound."},
+    {"model", "init_mean", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_MEAN, F_PER_LAYER, "0",
+     "normal: mean."},
+    {"model", "init_std", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_STD, F_PER_LAYER, "1",
+     "normal: standard deviation."},
+    {"model", "init_gain", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_GAIN, F_PER_LAYER, "1",
+     "xavier_*: gain; `auto` = torch.nn.init.calculate_gain of the layer's activation."},
+    {"model", "init_value", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_VALUE, F_PER_LAYER, "0",
+     "constant: the value."},
+    {"model", "init_mode", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_MODE, F_PER_LAYER, "fan_in",
+     "kaiming_*: fan_in or fan_out."},
+    {"model", "bias_init", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_SCHEME, F_PER_LAYER,
+     "default", "Bias init: default (PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in))), uniform, normal, zeros, constant."},
+    {"model", "bias_init_a", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_A, F_PER_LAYER, "0",
+     "Bias uniform lower bound."},
+    {"model", "bias_init_b", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_B, F_PER_LAYER, "1",
+     "Bias uniform upper bound."},
+    {"model", "bias_init_mean", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_MEAN, F_PER_LAYER,
+     "0", "Bias normal mean."},
+    {"model", "bias_init_std", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_STD, F_PER_LAYER,
+     "1", "Bias normal standard deviation."},
+    {"model", "bias_init_value", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_VALUE,
+     F_PER_LAYER, "0", "Bias constant value."},
+    {"model", "leaky_slope", K_DOUBLE, OFF(model.act_params.leaky_slope), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0.01",
+     "Negative slope of leaky_relu."},
+    {"model", "elu_alpha", K_DOUBLE, OFF(model.act_params.elu_alpha), 0, 0, INF, NULL, NULL, NULL, 0, 0, "1",
+     "alpha of elu."},
+
+    /* [data] */
+    {"data", "generator", K_CHOICE, OFF(data.generator), sizeof(((tr_config *)0)->data.generator), 0, 0,
+     generator_lookup, "moons, linear", NULL, 0, 0, "moons", "Built-in data set: moons, linear."},
+    {"data", "n", K_I64, OFF(data.n), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "1000", "Rows to generate."},
+    {"data", "noise", K_DOUBLE, OFF(data.noise), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0.1",
+     "moons: standard deviation of the Gaussian noise; linear: half-width of the uniform noise."},
+    {"data", "a", K_DOUBLE, OFF(data.a), 0, -INF, INF, NULL, NULL, NULL, 0, 0, "2", "linear: intercept."},
+    {"data", "b", K_DOUBLE, OFF(data.b), 0, -INF, INF, NULL, NULL, NULL, 0, 0, "0.7", "linear: slope."},
+    {"data", "x_min", K_DOUBLE, OFF(data.x_min), 0, -INF, INF, NULL, NULL, NULL, 0, 0, "0",
+     "linear: x is uniform on [x_min, x_max)."},
+    {"data", "x_max", K_DOUBLE, OFF(data.x_max), 0, -INF, INF, NULL, NULL, NULL, 0, 0, "10", "linear: see x_min."},
+    {"data", "seed", K_U64, OFF(data.seed), 0, 0, 0, NULL, NULL, NULL, 0, 0, "0", "Generator seed."},
+    {"data", "test_fraction", K_DOUBLE, OFF(data.test_fraction), 0, 0, 0.99, NULL, NULL, NULL, 0, 0, "0",
+     "Fraction of rows held out as the test set."},
+    {"data", "split_seed", K_U64, OFF(data.split_seed), 0, 0, 0, NULL, NULL, NULL, 0, 0, "0",
+     "Seed of the train/test split shuffle."},
+    {"data", "split_shuffle", K_BOOL, OFF(data.split_shuffle), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
+     "Shuffle rows before splitting (false: the last rows are the test set)."},
+
+    /* [train] */
+    {"train", "loss", K_ENUM, OFF(train.loss), 0, 0, 0, loss_lookup, "mse, l1, huber, bce, bce_logits, cross_entropy",
+     NULL, 0, F_REQUIRED, NULL,
+     "Loss: mse, l1, huber, bce (sigmoid output), bce_logits (identity output), cross_entropy (logits, class "
+     "index targets)."},
+    {"train", "reduction", K_ENUM, OFF(train.reduction), 0, 0, 0, reduction_from_name, "mean, sum", NULL, 0, 0,
+     "mean", "mean or sum over the batch (PyTorch's `reduction`)."},
+    {"train", "huber_delta", K_DOUBLE, OFF(train.huber_delta), 0, 1e-30, INF, NULL, NULL, NULL, 0, 0, "1",
+     "delta of the huber loss."},
+    {"train", "pos_weight", K_DOUBLE, OFF(train.pos_weight), 0, 0, INF, NULL, NULL, NULL, 0, 0, "1",
+     "Weight of the positive class in bce and bce_logits (PyTorch's pos_weight)."},
+    {"train", "optimizer", K_ENUM, OFF(train.optim.kind), 0, 0, 0, optim_lookup,
+     "sgd, momentum, nesterov, rmsprop, adam, adamw", NULL, 0, 0, "sgd",
+     "sgd, momentum, nesterov, rmsprop, adam, adamw."},
+    {"train", "lr", K_DOUBLE, OFF(train.optim.lr), 0, 0, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
+     "Learning rate; `auto` = PyTorch's default for the optimizer (1e-3; rmsprop 1e-2)."},
+    {"train", "momentum", K_DOUBLE, OFF(train.optim.momentum), 0, 0, 1, NULL, NULL, NULL, 0, F_AUTO, "auto",
+     "Momentum factor; `auto` = 0.9 for momentum/nesterov, 0 for sgd and rmsprop."},
+    {"train", "dampening", K_DOUBLE, OFF(train.optim.dampening), 0, 0, 1, NULL, NULL, NULL, 0, 0, "0",
+     "SGD momentum dampening."},
+    {"train", "beta1", K_DOUBLE, OFF(train.optim.beta1), 0, 0, 0.999999, NULL, NULL, NULL, 0, 0, "0.9",
+     "Adam/AdamW first-moment decay."},
+    {"train", "beta2", K_DOUBLE, OFF(train.optim.beta2), 0, 0, 0.999999999, NULL, NULL, NULL, 0, 0, "0.999",
+     "Adam/AdamW second-moment decay."},
+    {"train", "eps", K_DOUBLE, OFF(train.optim.eps), 0, 0, 1, NULL, NULL, NULL, 0, 0, "1e-8",
+     "Denominator term of rmsprop, adam, adamw."},
+    {"train", "alpha", K_DOUBLE, OFF(train.optim.alpha), 0, 0, 0.999999999, NULL, NULL, NULL, 0, 0, "0.99",
+     "RMSprop smoothing constant."},
+    {"train", "centered", K_BOOL, OFF(train.optim.centered), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
+     "Centered RMSprop."},
+    {"train", "amsgrad", K_BOOL, OFF(train.optim.amsgrad), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
+     "AMSGrad variant of adam/adamw."},
+    {"train", "weight_decay", K_DOUBLE, OFF(train.optim.weight_decay), 0, 0, INF, NULL, NULL, NULL, 0, F_AUTO,
+     "auto", "Weight decay (coupled L2 for sgd/rmsprop/adam, decoupled for adamw); `auto` = 0.01 for adamw, else 0."},
+    {"train", "epochs", K_I64, OFF(train.epochs), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "10", "Passes over the training set."},
+    {"train", "batch_size", K_I64, OFF(train.batch_size), 0, 0, 1e12, NULL, NULL, NULL, 0, 0, "32",
+     "Rows per micro-step over all ranks (the global batch); 0 = the whole training set."},
+    {"train", "accumulate", K_I64, OFF(train.accumulate), 0, 1, 1e6, NULL, NULL, NULL, 0, 0, "1",
+     "Micro-steps per optimizer step; each micro-step's mean loss is divided by `accumulate` (PyTorch's recipe); a "
+     "trailing partial group at the end of an epoch still steps."},
+    {"train", "shuffle", K_BOOL, OFF(train.shuffle), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
+     "Shuffle the training rows every epoch (permutation from (seed, epoch))."},
+    {"train", "drop_last", K_BOOL, OFF(train.drop_last), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
+     "Drop the last incomplete batch of each epoch (PyTorch DataLoader's drop_last)."},
+    {"train", "seed", K_U64, OFF(train.seed), 0, 0, 0, NULL, NULL, NULL, 0, 0, "0",
+     "Seed of initialisation, shuffling and dropout."},
+    {"train", "eval_every", K_I64, OFF(train.eval_every), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "1",
+     "Evaluate every this many epochs (the last epoch is always evaluated)."},
+    {"train", "eval_train", K_BOOL, OFF(train.eval_train), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
+     "Also evaluate the whole training set in evaluation mode (otherwise train loss/accuracy are running "
+     "means over the epoch's batches)."},
+    {"train", "threads", K_INT, OFF(train.threads), 0, 0, 1024, NULL, NULL, NULL, 0, 0, "0",
+     "OpenBLAS threads per rank; 0 = keep OPENBLAS_NUM_THREADS / OMP_NUM_THREADS or OpenBLAS's default."},
+
+    /* [output] */
+    {"output", "dir", K_STRING, OFF(output.dir), sizeof(((tr_config *)0)->output.dir), 0, 0, NULL, NULL, NULL, 0, 0,
+     "run", "Run directory: the effective configuration (config.ini), checkpoints and metric logs go here."},
+};
+
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+static const char *const sections[] = {"model", "data", "train", "output"};
+
+/* ---------------------------------------------------------------- value parsing ------- */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+static int bad_value(tr_err *err, const char *where, const key_desc *k, int layer, const char *value,
+                     const char *why)
+{
+    char key[64];
+    if (layer >= 0)
+        snprintf(key, sizeof key, "%s.%d", k->name, layer);
+    else
+        snprintf(key, sizeof key, "%s", k->name);
+    return tr_fail(err, TR_ECONFIG, "%s: [%s] %s = %s: %s", where, k->section, key, value, why);
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || errno == ERANGE)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Splits a comma-separated list in place; returns the count or -1 if more than max. */
+static int split_list(char *s, char **items, int max)
+{
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == max)
+            return -1;
+        items[n++] = trim(tok);
+    }
+    return n;
+}
+
+static int check_range(const key_desc *k, double v, const char *where, int layer, const char *value, tr_err *err)
+{
+    if (v < k->min || v > k->max) {
+        char why[128];
+        if (k->max == INF)
+            snprintf(why, sizeof why, "must be >= %g", k->min);
+        else
+            snprintf(why, sizeof why, "must be between %g and %g", k->min, k->max);
+        return bad_value(err, where, k, layer, value, why);
+    }
+    return 0;
+}
+
+static int apply_value(tr_config *c, const key_desc *k, const char *value, int layer, const char *where,
+                       tr_err *err)
+{
+    char *base = (char *)c + k->offset;
+    if ((k->flags & F_AUTO) && strcmp(value, "auto") == 0) {
+        *(double *)base = NAN;
+        return 0;
+    }
+    switch (k->kind) {
+    case K_BOOL:
+        if (parse_bool(value, (bool *)base))
+            return bad_value(err, where, k, layer, value, "not a boolean (true/false)");
+        return 0;
+    case K_I64:
+    case K_INT: {
+        int64_t v;
+        if (parse_i64(value, &v))
+            return bad_value(err, where, k, layer, value, "not an integer");
+        if (check_range(k, (double)v, where, layer, value, err))
+            return TR_ECONFIG;
+        if (k->kind == K_INT)
+            *(int *)base = (int)v;
+        else
+            *(int64_t *)base = v;
+        return 0;
+    }
+    case K_U64: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 0);
+        if (end == value || *end || errno == ERANGE || value[0] == '-')
+            return bad_value(err, where, k, layer, value, "not a non-negative integer");
+        *(uint64_t *)base = v;
+        return 0;
+    }
+    case K_DOUBLE: {
+        double v;
+        if (parse_double(value, &v))
+            return bad_value(err, where, k, layer, value, "not a finite number");
+        if (check_range(k, v, where, layer, value, err))
+            return TR_ECONFIG;
+        *(double *)base = v;
+        return 0;
+    }
+    case K_STRING:
+        if (strlen(value) >= k->size)
+            return bad_value(err, where, k, layer, value, "too long");
+        snprintf(base, k->size, "%s", value);
+        return 0;
+    case K_ENUM:
+    case K_CHOICE: {
+        int v = k->lookup(value);
+        if (v < 0) {
+            char why[256];
+            snprintf(why, sizeof why, "unknown value (choose one of: %s)", k->choices);
+            return bad_value(err, where, k, layer, value, why);
+        }
+        if (k->kind == K_ENUM)
+            *(int *)base = v;
+        else
+            snprintf(base, k->size, "%s", value);
+        return 0;
+    }
+    case K_CUSTOM:
+        return k->set(c, k, value, layer, where, err);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- custom setters ------ */
+
+static int set_layers(tr_config *c, const key_desc *k, const char *value, int layer, const char *where, tr_err *err)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", value);
+    char *items[TR_MAX_LAYERS + 2];
+    int n = split_list(buf, items, TR_MAX_LAYERS + 1);
+    if (n < 0)
+        return bad_value(err, where, k, layer, value, "too many layers (at most 64 weight layers)");
+    if (n < 2)
+        return bad_value(err, where, k, layer, value, "needs at least an input and an output width");
+    for (int i = 0; i < n; i++) {
+        int64_t w;
+        if (parse_i64(items[i], &w) || w < 1 || w > 100000000) {
+            char why[128];
+            snprintf(why, sizeof why, "width %d ('%s') is not a positive integer", i, items[i]);
+            return bad_value(err, where, k, layer, value, why);
+        }
+        c->model.widths[i] = w;
+    }
+    c->model.n_layers = n - 1;
+    return 0;
+}
+
+static int set_activations(tr_config *c, const key_desc *k, const char *value, int layer, const char *where,
+                           tr_err *err)
+{
+    tr_pending_activations *pa = &c->pending_act;
+    if (k->arg == 0) {
+        if (strlen(value) >= sizeof pa->list)
+            return bad_value(err, where, k, layer, value, "too long");
+        snprintf(pa->list, sizeof pa->list, "%s", value);
+        snprintf(pa->list_where, sizeof pa->list_where, "%s", where);
+    } else {
+        if (strlen(value) >= sizeof pa->output)
+            return bad_value(err, where, k, layer, value, "unknown activation");
+        snprintf(pa->output, sizeof pa->output, "%s", value);
+        snprintf(pa->output_where, sizeof pa->output_where, "%s", where);
+    }
+    return 0;
+}
+
+static int set_init_field(tr_config *c, const key_desc *k, const char *value, int layer, const char *where,
+                          tr_err *err)
+{
+    const bool is_bias = k->arg >= INIT_BIAS;
+    const int field = k->arg % INIT_BIAS;
+    double v = 0.0;
+    int scheme = 0;
+    bool fan_out = false;
+    switch (field) {
+    case INIT_SCHEME:
+        scheme = init_from_name(value);
+        if (scheme < 0)
+            return bad_value(err, where, k, layer, value,
+                             "unknown init (choose one of: default, uniform, normal, xavier_uniform, "
+                             "xavier_normal, kaiming_uniform, kaiming_normal, zeros, constant)");
+        if (is_bias && scheme >= TR_INIT_XAVIER_UNIFORM && scheme <= TR_INIT_KAIMING_NORMAL)
+            return bad_value(err, where, k, layer, value,
+                             "xavier and kaiming need a 2-D tensor (fan in and out); a bias takes default, "
+                             "uniform, normal, zeros or constant");
+        break;
+    case INIT_MODE:
+        if (strcmp(value, "fan_in") && strcmp(value, "fan_out"))
+            return bad_value(err, where, k, layer, value, "choose fan_in or fan_out");
+        fan_out = strcmp(value, "fan_out") == 0;
+        break;
+    case INIT_GAIN:
+        if (strcmp(value, "auto") == 0) {
+            v = NAN;
+            break;
+        }
+        /* fall through */
+    default:
+        if (parse_double(value, &v))
+            return bad_value(err, where, k, layer, value, "not a finite number");
+        if (field == INIT_STD && v < 0)
+            return bad_value(err, where, k, layer, value, "must be >= 0");
+        break;
+    }
+    const int first = layer >= 0 ? layer : 0, last = layer >= 0 ? layer : TR_MAX_LAYERS - 1;
+    for (int l = first; l <= last; l++) {
+        tr_init_spec *s = is_bias ? &c->model.bias_init[l] : &c->model.weight_init[l];
+        switch (field) {
+        case INIT_SCHEME: s->scheme = (tr_init_scheme)scheme; break;
+        case INIT_A: s->a = v; break;
+        case INIT_B: s->b = v; break;
+        case INIT_MEAN: s->mean = v; break;
+        case INIT_STD: s->std = v; break;
+        case INIT_GAIN: s->gain = v; break;
+        case INIT_VALUE: s->value = v; break;
+        case INIT_MODE: s->fan_out = fan_out; break;
+        default: break;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reading ------------- */
+
+typedef struct raw_entry {
+    char section[32];
+    char key[64];
+    char value[512];
+    char where[TR_PATH_MAX + 16];
+    const key_desc *desc;
+    int layer; /* -1 = the base key */
+} raw_entry;
+
+typedef struct parse_ctx {
+    tr_config *c;
+    const char *name;
+    raw_entry *raw;
+    int n_raw, cap_raw;
+    /* line-counting reader state */
+    const char *text;
+    size_t pos;
+    FILE *fp;
+    int line;
+    bool at_line_start;
+    bool long_line;
+    int long_line_no;
+    /* first error */
+    tr_err *err;
+    int failed;
+} parse_ctx;
+
+static char *line_reader(char *str, int num, void *stream)
+{
+    parse_ctx *p = stream;
+    char *got;
+    if (p->fp) {
+        got = fgets(str, num, p->fp);
+    } else {
+        if (!p->text[p->pos])
+            return NULL;
+        int i = 0;
+        while (i < num - 1 && p->text[p->pos]) {
+            char ch = p->text[p->pos++];
+            str[i++] = ch;
+            if (ch == '\n')
+                break;
+        }
+        str[i] = '\0';
+        got = str;
+    }
+    if (!got)
+        return NULL;
+    if (p->at_line_start)
+        p->line++;
+    size_t n = strlen(str);
+    p->at_line_start = n > 0 && str[n - 1] == '\n';
+    if (!p->at_line_start && (int)n == num - 1 && !p->long_line) {
+        bool at_eof = p->fp ? feof(p->fp) : !p->text[p->pos];
+        if (!at_eof) {
+            p->long_line = true;
+            p->long_line_no = p->line;
+        }
+    }
+    return got;
+}
+
+static const key_desc *find_key(const char *section, const char *key, int *layer)
+{
+    char base[64];
+    snprintf(base, sizeof base, "%s", key);
+    *layer = -1;
+    char *dot = strchr(base, '.');
+    if (dot) {
+        char *end;
+        long l = strtol(dot + 1, &end, 10);
+        if (*end || end == dot + 1 || l < 0)
+            return NULL;
+        *layer = (int)l;
+        *dot = '\0';
+    }
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, base) == 0) {
+            if (*layer >= 0 && !(keys[i].flags & F_PER_LAYER))
+                return NULL;
+            return &keys[i];
+        }
+    return NULL;
+}
+
+static bool known_section(const char *s)
+{
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+        if (strcmp(s, sections[i]) == 0)
+            return true;
+    return false;
+}
+
+static int record(parse_ctx *p, const char *section, const char *key, const char *value, const char *where)
+{
+    if (!known_section(section))
+        return tr_fail(p->err, TR_ECONFIG, "%s: unknown section [%s] (sections: [model], [data], [train], [output])",
+                       where, section);
+    int layer;
+    const key_desc *d = find_key(section, key, &layer);
+    if (!d) {
+        int l2;
+        char base[64];
+        snprintf(base, sizeof base, "%s", key);
+        char *dot = strchr(base, '.');
+        if (dot)
+            *dot = '\0';
+        if (dot && find_key(section, base, &l2))
+            return tr_fail(p->err, TR_ECONFIG, "%s: [%s] %s: key '%s' has no per-layer form", where, section, key,
+                           base);
+        return tr_fail(p->err, TR_ECONFIG, "%s: unknown key '%s' in section [%s] (see `trainer help config`)",
+                       where, key, section);
+    }
+    if (layer >= TR_MAX_LAYERS)
+        return tr_fail(p->err, TR_ECONFIG, "%s: [%s] %s: layer index out of range", where, section, key);
+    if (strlen(value) >= sizeof p->raw[0].value)
+        return tr_fail(p->err, TR_ECONFIG, "%s: [%s] %s: value too long", where, section, key);
+    for (int i = 0; i < p->n_raw; i++) {
+        raw_entry *r = &p->raw[i];
+        if (r->desc == d && r->layer == layer) {
+            if (strcmp(where, "--set") != 0 && strcmp(r->where, "--set") != 0)
+                return tr_fail(p->err, TR_ECONFIG, "%s: [%s] %s is set twice (first at %s)", where, section, key,
+                               r->where);
+            snprintf(r->value, sizeof r->value, "%s", value);
+            snprintf(r->where, sizeof r->where, "%s", where);
+            return 0;
+        }
+    }
+    if (p->n_raw == p->cap_raw) {
+        int cap = p->cap_raw ? 2 * p->cap_raw : 32;
+        raw_entry *nr = realloc(p->raw, (size_t)cap * sizeof *nr);
+        if (!nr)
+            return tr_fail(p->err, TR_ENOMEM, "out of memory reading the configuration");
+        p->raw = nr;
+        p->cap_raw = cap;
+    }
+    raw_entry *r = &p->raw[p->n_raw++];
+    snprintf(r->section, sizeof r->section, "%s", section);
+    snprintf(r->key, sizeof r->key, "%s", key);
+    snprintf(r->value, sizeof r->value, "%s", value);
+    snprintf(r->where, sizeof r->where, "%s", where);
+    r->desc = d;
+    r->layer = layer;
+    return 0;
+}
+
+static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+    parse_ctx *p = user;
+    if (p->failed)
+        return 1;
+    char where[TR_PATH_MAX + 16];
+    snprintf(where, sizeof where, "%s:%d", p->name, p->line);
+    if (p->long_line && p->long_line_no <= p->line) {
+        p->failed = tr_fail(p->err, TR_ECONFIG, "%s:%d: line too long (at most %d characters)", p->name,
+                            p->long_line_no, INI_MAX_LINE - 2);
+        return 1;
+    }
+    char v[1024];
+    snprintf(v, sizeof v, "%s", value);
+    p->failed = record(p, section, name, trim(v), where);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- finishing ----------- */
+
+static int resolve_activations(tr_config *c, tr_err *err)
+{
+    const int L = c->model.n_layers;
+    const tr_pending_activations *pa = &c->pending_act;
+    const char *act_list = pa->list, *act_list_where = pa->list_where;
+    const char *act_output = pa->output, *act_output_where = pa->output_where;
+    char buf[sizeof pa->list];
+    snprintf(buf, sizeof buf, "%s", act_list);
+    char *items[TR_MAX_LAYERS + 1];
+    int n = split_list(buf, items, TR_MAX_LAYERS);
+    const bool have_output = strcmp(act_output, "auto") != 0;
+    if (n < 1)
+        return tr_fail(err, TR_ECONFIG, "%s: [model] activations = %s: give one activation per weight layer",
+                       act_list_where, act_list);
+    for (int i = 0; i < n; i++)
+        if (tr_activation_from_name(items[i]) < 0)
+            return tr_fail(err, TR_ECONFIG,
+                           "%s: [model] activations = %s: unknown activation '%s' (choose one of: identity, "
+                           "sigmoid, tanh, relu, leaky_relu, elu, selu, gelu, silu, softplus, softmax)",
+                           act_list_where, act_list, items[i]);
+    int out_act = TR_ACT_IDENTITY;
+    if (have_output) {
+        out_act = tr_activation_from_name(act_output);
+        if (out_act < 0)
+            return tr_fail(err, TR_ECONFIG,
+                           "%s: [model] output_activation = %s: unknown activation (choose one of: identity, "
+                           "sigmoid, tanh, relu, leaky_relu, elu, selu, gelu, silu, softplus, softmax)",
+                           act_output_where, act_output);
+    }
+    if (n == L && (n > 1 || !have_output)) {
+        if (have_output && n > 1)
+            return tr_fail(err, TR_ECONFIG,
+                           "%s: [model] output_activation is set but activations already names all %d layers "
+                           "(%s); give one hidden activation, or drop output_activation",
+                           act_output_where, L, act_list_where);
+        for (int i = 0; i < L; i++)
+            c->model.act[i] = (tr_activation)tr_activation_from_name(items[i]);
+    } else if (n == 1) {
+        for (int i = 0; i < L - 1; i++)
+            c->model.act[i] = (tr_activation)tr_activation_from_name(items[0]);
+        c->model.act[L - 1] = (tr_activation)out_act;
+    } else {
+        return tr_fail(err, TR_ECONFIG,
+                       "%s: [model] activations = %s: %d activations for %d weight layers (layers = %lld inputs + "
+                       "%d widths); give %d names, or one name for the hidden layers",
+                       act_list_where, act_list, n, L, (long long)c->model.widths[0], L, L);
+    }
+    for (int i = 0; i < L - 1; i++)
+        if (c->model.act[i] == TR_ACT_SOFTMAX)
+            return tr_fail(err, TR_ECONFIG, "%s: [model] activations: softmax is only allowed on the output layer",
+                           act_list_where);
+    return 0;
+}
+
+static int finish(tr_config *c, tr_err *err)
+{
+    if (resolve_activations(c, err))
+        return TR_ECONFIG;
+    tr_train_config *t = &c->train;
+    tr_optim_config *o = &t->optim;
+    if (isnan(o->lr))
+        o->lr = o->kind == TR_OPTIM_RMSPROP ? 1e-2 : 1e-3;
+    if (isnan(o->momentum))
+        o->momentum = (o->kind == TR_OPTIM_MOMENTUM || o->kind == TR_OPTIM_NESTEROV) ? 0.9 : 0.0;
+    if (isnan(o->weight_decay))
+        o->weight_decay = o->kind == TR_OPTIM_ADAMW ? 0.01 : 0.0;
+    if (o->kind == TR_OPTIM_NESTEROV && o->momentum <= 0.0)
+        return tr_fail(err, TR_ECONFIG, "%s: [train] optimizer = nesterov needs momentum > 0", c->path);
+    if (o->kind == TR_OPTIM_NESTEROV && o->dampening != 0.0)
+        return tr_fail(err, TR_ECONFIG, "%s: [train] optimizer = nesterov needs dampening = 0 (as PyTorch)", c->path);
+
+    /* the loss must fit the output layer */
+    tr_loss L = {.kind = t->loss, .reduction = t->reduction, .width = c->model.widths[c->model.n_layers],
+                 .out_act = c->model.act[c->model.n_layers - 1], .act_params = c->model.act_params};
+    if (tr_loss_check(&L, err))
+        return tr_fail_context(err, "%s", c->path);
+    if (c->data.x_max <= c->data.x_min)
+        return tr_fail(err, TR_ECONFIG, "%s: [data] x_max must be greater than x_min", c->path);
+    return 0;
+}
+
+/* Effective value text of each key, for checkpoints and `tr_config_print`. */
+static int build_entries(tr_config *c, const raw_entry *raw, int n_raw, tr_err *err)
+{
+    int n = (int)N_KEYS;
+    for (int i = 0; i < n_raw; i++)
+        n += raw[i].layer >= 0;
+    c->entries = calloc((size_t)n, sizeof *c->entries);
+    if (!c->entries)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    int k = 0;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        tr_config_entry *e = &c->entries[k++];
+        snprintf(e->section, sizeof e->section, "%s", keys[i].section);
+        snprintf(e->key, sizeof e->key, "%s", keys[i].name);
+        snprintf(e->value, sizeof e->value, "%s", keys[i].def ? keys[i].def : "");
+        snprintf(e->origin, sizeof e->origin, "default");
+        for (int j = 0; j < n_raw; j++)
+            if (raw[j].desc == &keys[i] && raw[j].layer < 0) {
+                snprintf(e->value, sizeof e->value, "%s", raw[j].value);
+                snprintf(e->origin, sizeof e->origin, "%s", raw[j].where);
+            }
+        for (int j = 0; j < n_raw; j++)
+            if (raw[j].desc == &keys[i] && raw[j].layer >= 0) {
+                tr_config_entry *o = &c->entries[k++];
+                snprintf(o->section, sizeof o->section, "%s", keys[i].section);
+                snprintf(o->key, sizeof o->key, "%s.%d", keys[i].name, raw[j].layer);
+                snprintf(o->value, sizeof o->value, "%s", raw[j].value);
+                snprintf(o->origin, sizeof o->origin, "%s", raw[j].where);
+            }
+    }
+    c->n_entries = k;
+    return 0;
+}
+
+static int apply_all(tr_config *c, parse_ctx *p, tr_err *err)
+{
+    /* defaults first (every key), so a user value can rely on them */
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (keys[i].def && apply_value(c, &keys[i], keys[i].def, -1, "default", err))
+            return tr_fail(err, TR_EINTERNAL, "default of [%s] %s does not parse: %s", keys[i].section,
+                           keys[i].name, err->msg);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const raw_entry *found = NULL;
+        for (int j = 0; j < p->n_raw; j++)
+            if (p->raw[j].desc == &keys[i] && p->raw[j].layer < 0)
+                found = &p->raw[j];
+        if (!found && (keys[i].flags & F_REQUIRED))
+            return tr_fail(err, TR_ECONFIG, "%s: [%s] %s is required but not set", p->name, keys[i].section,
+                           keys[i].name);
+        if (found && apply_value(c, &keys[i], found->value, -1, found->where, err))
+            return TR_ECONFIG;
+    }
+    for (int j = 0; j < p->n_raw; j++) {
+        const raw_entry *r = &p->raw[j];
+        if (r->layer < 0)
+            continue;
+        if (r->layer >= c->model.n_layers)
+            return tr_fail(err, TR_ECONFIG, "%s: [%s] %s: the model has %d weight layers (0 to %d)", r->where,
+                           r->section, r->key, c->model.n_layers, c->model.n_layers - 1);
+        if (apply_value(c, r->desc, r->value, r->layer, r->where, err))
+            return TR_ECONFIG;
+    }
+    if (finish(c, err))
+        return TR_ECONFIG;
+    return build_entries(c, p->raw, p->n_raw, err);
+}
+
+static int apply_sets(parse_ctx *p, const char *const *sets, int n_sets)
+{
+    for (int i = 0; i < n_sets; i++) {
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s", sets[i]);
+        char *eq = strchr(buf, '=');
+        char *dot = strchr(buf, '.');
+        if (!eq || !dot || dot > eq)
+            return tr_fail(p->err, TR_EUSAGE, "--set %s: expected section.key=value (e.g. --set train.lr=0.01)",
+                           sets[i]);
+        *eq = '\0';
+        *dot = '\0';
+        char *section = trim(buf), *key = trim(dot + 1), *value = trim(eq + 1);
+        int rc = record(p, section, key, value, "--set");
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int load(tr_config *c, const char *name, FILE *fp, const char *text, const char *const *sets, int n_sets,
+                tr_err *err)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->path, sizeof c->path, "%s", name);
+    parse_ctx p = {.c = c, .name = name, .fp = fp, .text = text, .at_line_start = true, .err = err};
+    int rc = ini_parse_stream(line_reader, &p, on_ini_entry, &p);
+    if (p.failed) {
+        rc = p.failed;
+    } else if (p.long_line) {
+        rc = tr_fail(err, TR_ECONFIG, "%s:%d: line too long (at most %d characters)", name, p.long_line_no,
+                     INI_MAX_LINE - 2);
+    } else if (rc > 0) {
+        rc = tr_fail(err, TR_ECONFIG, "%s:%d: syntax error (expected `[section]`, `key = value` or a comment)", name,
+                     rc);
+    } else if (rc < 0) {
+        rc = tr_fail(err, TR_ENOMEM, "%s: cannot read", name);
+    } else {
+        rc = apply_sets(&p, sets, n_sets);
+        if (!rc)
+            rc = apply_all(c, &p, err);
+    }
+    free(p.raw);
+    return rc;
+}
+
+int tr_config_load(tr_config *c, const char *path, const char *const *sets, int n_sets, tr_err *err)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        memset(c, 0, sizeof *c);
+        return tr_fail(err, TR_ECONFIG, "%s: cannot open config file: %s", path, strerror(errno));
+    }
+    int rc = load(c, path, fp, NULL, sets, n_sets, err);
+    fclose(fp);
+    return rc;
+}
+
+int tr_config_load_string(tr_config *c, const char *name, const char *text, const char *const *sets, int n_sets,
+                          tr_err *err)
+{
+    return load(c, name, NULL, text, sets, n_sets, err);
+}
+
+void tr_config_free(tr_config *c)
+{
+    if (!c)
+        return;
+    free(c->entries);
+    c->entries = NULL;
+    c->n_entries = 0;
+}
+
+const char *tr_config_value(const tr_config *c, const char *section, const char *key)
+{
+    for (int i = 0; i < c->n_entries; i++)
+        if (strcmp(c->entries[i].section, section) == 0 && strcmp(c->entries[i].key, key) == 0)
+            return c->entries[i].value;
+    return "";
+}
+
+void tr_config_print_reference(FILE *f)
+{
+    for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++) {
+        fprintf(f, "### [%s]\n\n| key | default | meaning |\n| --- | --- | --- |\n", sections[s]);
+        for (size_t i = 0; i < N_KEYS; i++) {
+            const key_desc *k = &keys[i];
+            if (strcmp(k->section, sections[s]) != 0)
+                continue;
+            fprintf(f, "| `%s`%s | %s | %s |\n", k->name, (k->flags & F_PER_LAYER) ? " (per layer: `.N`)" : "",
+                    (k->flags & F_REQUIRED) ? "required" : (k->def ? k->def : ""), k->doc);
+        }
+        fprintf(f, "\n");
+    }
+}
+
+void tr_config_print(const tr_config *c, FILE *f)
+{
+    const char *section = "";
+    for (int i = 0; i < c->n_entries; i++) {
+        const tr_config_entry *e = &c->entries[i];
+        if (strcmp(e->section, section) != 0) {
+            fprintf(f, "%s[%s]\n", i ? "\n" : "", e->section);
+            section = e->section;
+        }
+        fprintf(f, "%s = %s\n", e->key, e->value);
+    }
+}
