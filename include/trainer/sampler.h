@@ -1,0 +1,55 @@
+/*
+ * sampler.h: which rows every rank trains on, micro-step by micro-step.
+ *
+ * An epoch's order is a permutation of the training rows that depends only on (seed, epoch)
+ * (or the identity without shuffling). It is cut into global micro-batches of `batch` rows
+ * (the last one ragged unless drop_last); `accumulate` consecutive micro-batches form one
+ * optimizer step (a trailing partial group still steps). Rank r of P takes the contiguous
+ * slice [floor(r G / P), floor((r+1) G / P)) of a micro-batch of G rows, so slices differ by
+ * at most one row and no row is duplicated or padded.
+ */
+#ifndef TRAINER_SAMPLER_H
+#define TRAINER_SAMPLER_H
+
+#include "trainer/error.h"
+#include "trainer/rng.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct tr_sampler {
+    int64_t n;          /* training rows */
+    int64_t batch;      /* global rows per micro-batch */
+    int64_t accumulate; /* micro-batches per optimizer step */
+    bool shuffle, drop_last;
+    tr_rng rng;
+    int rank, size;
+    int64_t epoch;      /* the epoch `perm` belongs to (-1 before the first) */
+    int64_t *perm;      /* (n) the epoch's row order */
+} tr_sampler;
+
+int tr_sampler_init(tr_sampler *s, int64_t n, int64_t batch, int64_t accumulate, bool shuffle, bool drop_last,
+                    uint64_t seed, int rank, int size, tr_err *err);
+void tr_sampler_free(tr_sampler *s);
+
+/* Builds the order of `epoch` (0-based). */
+void tr_sampler_set_epoch(tr_sampler *s, int64_t epoch);
+
+/* Micro-batches per epoch, and optimizer steps per epoch. */
+int64_t tr_sampler_micro_batches(const tr_sampler *s);
+int64_t tr_sampler_steps(const tr_sampler *s);
+
+/* Micro-batches in optimizer step `step` of the epoch (accumulate, or fewer at the end). */
+int64_t tr_sampler_step_micro_batches(const tr_sampler *s, int64_t step);
+
+/* Micro-batch j of the epoch: its global row count, and this rank's rows
+ * (*rows points into the permutation; *n_rows of them). */
+void tr_sampler_micro(const tr_sampler *s, int64_t j, int64_t *global_rows, const int64_t **rows, int64_t *n_rows);
+
+/* The most rows any rank gets in one micro-batch (sizes the workspace). */
+int64_t tr_sampler_max_local_rows(const tr_sampler *s);
+
+/* Contiguous share [*begin, *end) of rank r of P in n items. */
+void tr_share(int64_t n, int rank, int size, int64_t *begin, int64_t *end);
+
+#endif
