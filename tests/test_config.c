@@ -1,0 +1,239 @@
+/*
+ * test_config.c: parsing, defaults, per-layer overrides, --set, and errors that name the
+ * file, the line and the key.
+ */
+#include "trainer/config.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+static const char *good =
+    "# a comment\n"
+    "[model]\n"
+    "layers = 2, 20, 20, 1\n"
+    "activations = tanh\n"
+    "output_activation = sigmoid\n"
+    "\n"
+    "[data]\n"
+    "generator = moons\n"
+    "\n"
+    "[train]\n"
+    "loss = bce\n"
+    "optimizer = adam\n"
+    "epochs = 3\n";
+
+static int load(tr_config *c, const char *text, tr_err *err)
+{
+    return tr_config_load_string(c, "test.ini", text, NULL, 0, err);
+}
+
+/* Expects `text` to fail with TR_ECONFIG and a message containing every needle. */
+static void expect_error(const char *text, const char *n1, const char *n2, const char *n3)
+{
+    tr_config c;
+    tr_err err = {0};
+    int rc = load(&c, text, &err);
+    cr_expect_eq(rc, TR_ECONFIG, "expected a config error, got %d for:\n%s", rc, text);
+    const char *needles[] = {n1, n2, n3};
+    for (int i = 0; i < 3; i++)
+        if (needles[i])
+            cr_expect(strstr(err.msg, needles[i]) != NULL, "message '%s' lacks '%s'", err.msg, needles[i]);
+    tr_config_free(&c);
+}
+
+Test(config, good_file_gets_values_and_pytorch_defaults)
+{
+    tr_config c;
+    tr_err err = {0};
+    cr_assert_eq(load(&c, good, &err), 0, "%s", err.msg);
+    cr_expect_eq(c.model.n_layers, 3);
+    cr_expect_eq(c.model.widths[1], 20);
+    cr_expect_eq(c.model.act[0], TR_ACT_TANH);
+    cr_expect_eq(c.model.act[1], TR_ACT_TANH);
+    cr_expect_eq(c.model.act[2], TR_ACT_SIGMOID);
+    cr_expect(c.model.bias);
+    cr_expect_eq(c.model.weight_init[2].scheme, TR_INIT_DEFAULT);
+    cr_expect_eq(c.train.loss, TR_LOSS_BCE);
+    cr_expect_eq(c.train.optim.kind, TR_OPTIM_ADAM);
+    cr_expect(c.train.optim.lr == 1e-3, "adam default lr");
+    cr_expect(c.train.optim.beta2 == 0.999);
+    cr_expect(c.train.optim.eps == 1e-8);
+    cr_expect(c.train.optim.weight_decay == 0.0);
+    cr_expect_eq(c.train.epochs, 3);
+    cr_expect_eq(c.train.batch_size, 32);
+    cr_expect_str_eq(tr_config_value(&c, "train", "epochs"), "3");
+    cr_expect_str_eq(tr_config_value(&c, "train", "lr"), "auto");
+    tr_config_free(&c);
+}
+
+Test(config, optimizer_dependent_defaults)
+{
+    tr_config c;
+    const char *sets[] = {"train.optimizer=adamw"};
+    cr_assert_eq(tr_config_load_string(&c, "t.ini", good, sets, 1, NULL), 0);
+    cr_expect(c.train.optim.weight_decay == 0.01);
+    tr_config_free(&c);
+    const char *sets2[] = {"train.optimizer=rmsprop"};
+    cr_assert_eq(tr_config_load_string(&c, "t.ini", good, sets2, 1, NULL), 0);
+    cr_expect(c.train.optim.lr == 1e-2 && c.train.optim.alpha == 0.99 && c.train.optim.eps == 1e-8);
+    tr_config_free(&c);
+    const char *sets3[] = {"train.optimizer=momentum"};
+    cr_assert_eq(tr_config_load_string(&c, "t.ini", good, sets3, 1, NULL), 0);
+    cr_expect(c.train.optim.momentum == 0.9);
+    tr_config_free(&c);
+}
+
+Test(config, activations_one_per_layer)
+{
+    tr_config c;
+    const char *sets[] = {"model.activations = relu, elu, sigmoid", "model.output_activation=auto"};
+    cr_assert_eq(tr_config_load_string(&c, "t.ini", good, sets, 2, NULL), 0);
+    cr_expect_eq(c.model.act[0], TR_ACT_RELU);
+    cr_expect_eq(c.model.act[1], TR_ACT_ELU);
+    cr_expect_eq(c.model.act[2], TR_ACT_SIGMOID);
+    tr_config_free(&c);
+}
+
+Test(config, per_layer_init_override)
+{
+    tr_config c;
+    tr_err err = {0};
+    const char *sets[] = {"model.init = xavier_uniform", "model.init.0=uniform", "model.init_a.0 = -0.1",
+                          "model.init_b.0=0.1", "model.bias_init.2 = zeros"};
+    cr_assert_eq(tr_config_load_string(&c, "t.ini", good, sets, 5, &err), 0, "%s", err.msg);
+    cr_expect_eq(c.model.weight_init[0].scheme, TR_INIT_UNIFORM);
+    cr_expect(c.model.weight_init[0].a == -0.1 && c.model.weight_init[0].b == 0.1);
+    cr_expect_eq(c.model.weight_init[1].scheme, TR_INIT_XAVIER_UNIFORM);
+    cr_expect_eq(c.model.weight_init[2].scheme, TR_INIT_XAVIER_UNIFORM);
+    cr_expect_eq(c.model.bias_init[2].scheme, TR_INIT_ZEROS);
+    cr_expect_eq(c.model.bias_init[1].scheme, TR_INIT_DEFAULT);
+    cr_expect_str_eq(tr_config_value(&c, "model", "init.0"), "uniform");
+    tr_config_free(&c);
+}
+
+Test(config, set_overrides_file_values)
+{
+    tr_config c;
+    const char *sets[] = {"train.epochs=7", "train.lr = 0.5"};
+    cr_assert_eq(tr_config_load_string(&c, "t.ini", good, sets, 2, NULL), 0);
+    cr_expect_eq(c.train.epochs, 7);
+    cr_expect(c.train.optim.lr == 0.5);
+    for (int i = 0; i < c.n_entries; i++) {
+        if (!strcmp(c.entries[i].key, "epochs"))
+            cr_expect_str_eq(c.entries[i].origin, "--set");
+        if (!strcmp(c.entries[i].key, "layers"))
+            cr_expect_str_eq(c.entries[i].origin, "t.ini:3");
+        if (!strcmp(c.entries[i].key, "shuffle"))
+            cr_expect_str_eq(c.entries[i].origin, "default");
+    }
+    tr_config_free(&c);
+}
+
+Test(config, malformed_set_is_a_usage_error)
+{
+    tr_config c;
+    tr_err err = {0};
+    const char *sets[] = {"epochs=7"};
+    cr_expect_eq(tr_config_load_string(&c, "t.ini", good, sets, 1, &err), TR_EUSAGE);
+    cr_expect(strstr(err.msg, "section.key=value") != NULL, "%s", err.msg);
+    tr_config_free(&c);
+}
+
+Test(config, unknown_key_names_file_line_and_key)
+{
+    expect_error("[model]\nlayers = 2, 1\nlayer_sizes = 3\n[train]\nloss = mse\n", "test.ini:3", "layer_sizes",
+                 "[model]");
+}
+
+Test(config, bad_number_names_the_key)
+{
+    expect_error("[model]\nlayers = 2, 1\n[train]\nloss = mse\nlr = 0.0x1\n", "test.ini:5", "lr", "not a finite number");
+    expect_error("[model]\nlayers = 2, 1\n[train]\nloss = mse\nepochs = 2.5\n", "test.ini:5", "epochs", "integer");
+    expect_error("[model]\nlayers = 2, 1\n[train]\nloss = mse\nepochs = -1\n", "test.ini:5", "epochs", "between 0 and");
+    expect_error("[model]\nlayers = 2, x, 1\n[train]\nloss = mse\n", "test.ini:2", "layers", "'x'");
+    expect_error("[model]\nlayers = 2, 1\n[train]\nloss = mse\nshuffle = maybe\n", "test.ini:5", "shuffle", "boolean");
+}
+
+Test(config, unknown_activation_names_the_key)
+{
+    expect_error("[model]\nlayers = 2, 4, 1\nactivations = relu, sigmoidal\n[train]\nloss = mse\n", "test.ini:3",
+                 "activations", "sigmoidal");
+    expect_error("[model]\nlayers = 2, 4, 1\nactivations = relu\noutput_activation = soft\n[train]\nloss = mse\n",
+                 "test.ini:4", "output_activation", "soft");
+}
+
+Test(config, layer_activation_count_mismatch_names_the_key)
+{
+    expect_error("[model]\nlayers = 2, 4, 4, 1\nactivations = relu, relu\n[train]\nloss = mse\n", "test.ini:3",
+                 "activations", "2 activations for 3 weight layers");
+}
+
+Test(config, softmax_only_on_the_output)
+{
+    expect_error("[model]\nlayers = 2, 4, 3\nactivations = softmax, identity\n[train]\nloss = mse\n", "activations",
+                 "output layer", NULL);
+}
+
+Test(config, missing_required_key)
+{
+    expect_error("[model]\nlayers = 2, 1\n", "[train] loss", "required", NULL);
+    expect_error("[train]\nloss = mse\n", "[model] layers", "required", NULL);
+}
+
+Test(config, unknown_section_duplicate_and_syntax)
+{
+    expect_error("[modle]\nlayers = 2, 1\n", "test.ini:2", "unknown section [modle]", NULL);
+    expect_error("[model]\nlayers = 2, 1\nlayers = 3, 1\n[train]\nloss = mse\n", "test.ini:3", "set twice",
+                 "test.ini:2");
+    expect_error("[model]\nlayers = 2, 1\nthis line has no equals sign\n[train]\nloss=mse\n", "test.ini:3", "syntax",
+                 NULL);
+}
+
+Test(config, per_layer_index_checked)
+{
+    expect_error("[model]\nlayers = 2, 4, 1\ninit.5 = uniform\n[train]\nloss = mse\n", "test.ini:3", "init.5",
+                 "0 to 1");
+    expect_error("[model]\nlayers = 2, 4, 1\nbias.0 = false\n[train]\nloss = mse\n", "test.ini:3", "bias.0",
+                 "no per-layer form");
+    expect_error("[model]\nlayers = 2, 4, 1\nbias_init = xavier_uniform\n[train]\nloss = mse\n", "test.ini:3",
+                 "bias_init", "2-D");
+}
+
+Test(config, loss_must_fit_the_output)
+{
+    expect_error("[model]\nlayers = 2, 4, 3\noutput_activation = softmax\n[train]\nloss = cross_entropy\n",
+                 "cross_entropy", "logits", NULL);
+}
+
+Test(config, long_line_is_an_error_not_a_silent_truncation)
+{
+    char text[1024];
+    char pad[400];
+    memset(pad, ' ', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    snprintf(text, sizeof text, "[model]\nlayers = 2, 1%s\n[train]\nloss = mse\n", pad);
+    expect_error(text, "test.ini:2", "too long", NULL);
+}
+
+Test(config, missing_file_names_it)
+{
+    tr_config c;
+    tr_err err = {0};
+    cr_expect_eq(tr_config_load(&c, "/nonexistent/x.ini", NULL, 0, &err), TR_ECONFIG);
+    cr_expect(strstr(err.msg, "/nonexistent/x.ini") != NULL);
+    tr_config_free(&c);
+}
+
+Test(config, reference_lists_every_key_with_default)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    tr_config_print_reference(f);
+    fclose(f);
+    cr_expect(strstr(buf, "| `layers` | required |") != NULL);
+    cr_expect(strstr(buf, "| `init` (per layer: `.N`) | default |") != NULL);
+    cr_expect(strstr(buf, "| `alpha` | 0.99 |") != NULL);
+    free(buf);
+}

@@ -1,0 +1,133 @@
+/*
+ * test_train.c: end-to-end training on one rank: known accuracies and recovered
+ * coefficients, bitwise reproducibility, and gradient accumulation.
+ */
+#include "trainer/train.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+static void train(tr_trainer *t, tr_config *c, tr_dist *d, const char *text, const char *const *sets, int n_sets)
+{
+    tr_err err = {0};
+    cr_assert_eq(tr_config_load_string(c, "test.ini", text, sets, n_sets, &err), 0, "%s", err.msg);
+    tr_dist_init_local(d);
+    cr_assert_eq(tr_trainer_init(t, c, d, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(tr_trainer_fit(t, &err), 0, "%s", err.msg);
+}
+
+static const char *moons =
+    "[model]\nlayers = 2, 20, 20, 1\nactivations = tanh\noutput_activation = sigmoid\n"
+    "[data]\ngenerator = moons\nn = 1000\nnoise = 0.1\n"
+    "[train]\nloss = bce\noptimizer = adam\nlr = 0.01\nbatch_size = 32\nepochs = 100\neval_train = true\n"
+    "eval_every = 100\n";
+
+Test(train, two_moons_reaches_97_percent_train_accuracy, .timeout = 120)
+{
+    tr_trainer t;
+    tr_config c;
+    tr_dist d;
+    train(&t, &c, &d, moons, NULL, 0);
+    cr_assert(t.has_train_metrics);
+    cr_expect(t.train_metrics.accuracy >= 0.97, "train accuracy %.4f", t.train_metrics.accuracy);
+    cr_expect_eq(t.train_metrics.rows, 1000);
+    cr_expect_eq(t.step, 100 * 32); /* ceil(1000 / 32) = 32 steps per epoch */
+    tr_trainer_free(&t);
+    tr_config_free(&c);
+}
+
+static const char *linear =
+    "[model]\nlayers = 1, 1\nactivations = identity\n"
+    "[data]\ngenerator = linear\nn = 1000\na = 2\nb = 0.7\nnoise = 0.5\nx_min = 0\nx_max = 10\n"
+    "[train]\nloss = mse\noptimizer = sgd\nlr = 0.01\nbatch_size = 32\nepochs = 100\n";
+
+Test(train, linear_regression_recovers_slope_and_intercept, .timeout = 120)
+{
+    tr_trainer t;
+    tr_config c;
+    tr_dist d;
+    train(&t, &c, &d, linear, NULL, 0);
+    const float w = t.model.layer[0].W[0], b = t.model.layer[0].b[0];
+    cr_expect(fabsf(w - 0.7f) < 0.05f, "w = %g", w);
+    cr_expect(fabsf(b - 2.0f) < 0.05f, "b = %g", b);
+    tr_trainer_free(&t);
+    tr_config_free(&c);
+}
+
+Test(train, same_config_and_seed_give_bitwise_same_parameters, .timeout = 120)
+{
+    tr_trainer t1, t2, t3;
+    tr_config c1, c2, c3;
+    tr_dist d;
+    const char *sets[] = {"train.epochs=5", "train.eval_train=false"};
+    const char *sets3[] = {"train.epochs=5", "train.eval_train=false", "train.seed=1"};
+    train(&t1, &c1, &d, moons, sets, 2);
+    train(&t2, &c2, &d, moons, sets, 2);
+    train(&t3, &c3, &d, moons, sets3, 3);
+    cr_expect(memcmp(t1.model.params, t2.model.params, t1.model.n_params * sizeof(float)) == 0);
+    cr_expect(memcmp(t1.model.params, t3.model.params, t1.model.n_params * sizeof(float)) != 0);
+    tr_trainer_free(&t1);
+    tr_trainer_free(&t2);
+    tr_trainer_free(&t3);
+    tr_config_free(&c1);
+    tr_config_free(&c2);
+    tr_config_free(&c3);
+}
+
+/* accumulate = 4 micro-batches of 8 equals batches of 32 (equal-sized micro-batches, so
+ * PyTorch's divide-by-k recipe is the mean over the 32 rows) without shuffling */
+Test(train, accumulation_equals_the_larger_batch, .timeout = 120)
+{
+    tr_trainer t1, t2;
+    tr_config c1, c2;
+    tr_dist d;
+    const char *big[] = {"train.epochs=3", "train.eval_train=false", "data.n=960", "train.shuffle=false",
+                         "train.optimizer=sgd", "train.lr=0.1"};
+    const char *acc[] = {"train.epochs=3", "train.eval_train=false", "data.n=960", "train.shuffle=false",
+                         "train.optimizer=sgd", "train.lr=0.1", "train.batch_size=8", "train.accumulate=4"};
+    train(&t1, &c1, &d, moons, big, 6);
+    train(&t2, &c2, &d, moons, acc, 8);
+    cr_expect_eq(t1.step, t2.step);
+    float maxdiff = 0.0f;
+    for (size_t i = 0; i < t1.model.n_params; i++) {
+        const float dd = fabsf(t1.model.params[i] - t2.model.params[i]);
+        maxdiff = dd > maxdiff ? dd : maxdiff;
+    }
+    cr_expect(maxdiff < 1e-5f, "max parameter difference %g", maxdiff);
+    tr_trainer_free(&t1);
+    tr_trainer_free(&t2);
+    tr_config_free(&c1);
+    tr_config_free(&c2);
+}
+
+/* A trailing partial group still steps, divided by k (PyTorch's recipe). */
+Test(train, trailing_partial_group_steps, .timeout = 60)
+{
+    tr_trainer t;
+    tr_config c;
+    tr_dist d;
+    const char *sets[] = {"train.epochs=1", "train.eval_train=false", "data.n=100", "train.batch_size=10",
+                          "train.accumulate=3"};
+    train(&t, &c, &d, moons, sets, 5);
+    cr_expect_eq(t.step, 4); /* 10 micro-batches: 3 + 3 + 3 + 1 */
+    tr_trainer_free(&t);
+    tr_config_free(&c);
+}
+
+Test(train, divergence_is_reported_with_epoch_and_step, .timeout = 60)
+{
+    tr_config c;
+    tr_dist d;
+    tr_trainer t;
+    tr_err err = {0};
+    const char *sets[] = {"train.lr=1e30", "train.optimizer=sgd", "train.loss=mse", "model.output_activation=identity",
+                          "train.eval_train=false"};
+    cr_assert_eq(tr_config_load_string(&c, "test.ini", moons, sets, 5, &err), 0, "%s", err.msg);
+    tr_dist_init_local(&d);
+    cr_assert_eq(tr_trainer_init(&t, &c, &d, NULL, &err), 0, "%s", err.msg);
+    cr_expect_eq(tr_trainer_fit(&t, &err), TR_EDIVERGED);
+    cr_expect(strstr(err.msg, "epoch 1") && strstr(err.msg, "step"), "%s", err.msg);
+    tr_trainer_free(&t);
+    tr_config_free(&c);
+}
