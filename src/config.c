@@ -9,6 +9,9 @@
  */
 #include "trainer/config.h"
 
+#include "trainer/csv.h"
+#include "trainer/generate.h"
+
 #include <ini.h>
 
 #include <ctype.h>
@@ -51,7 +54,7 @@ static int reduction_from_name(const char *name)
 /* ---------------------------------------------------------------- key table ----------- */
 
 /* K_ENUM stores the looked-up int; K_CHOICE stores the validated name as a string. */
-typedef enum key_kind { K_BOOL, K_I64, K_INT, K_U64, K_DOUBLE, K_STRING, K_ENUM, K_CHOICE, K_CUSTOM } key_kind;
+typedef enum key_kind { K_BOOL, K_I64, K_INT, K_U64, K_DOUBLE, K_FLOAT, K_STRING, K_ENUM, K_CHOICE, K_CUSTOM } key_kind;
 
 enum { F_REQUIRED = 1, F_PER_LAYER = 2, F_AUTO = 4 /* accepts "auto" (stored as NAN) */ };
 
@@ -77,12 +80,29 @@ typedef struct key_desc {
 static int set_layers(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 static int set_activations(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 static int set_init_field(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
+static int set_delimiter(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
+static int set_scale(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 
 static int loss_lookup(const char *n) { return tr_loss_from_name(n); }
 static int optim_lookup(const char *n) { return tr_optim_from_name(n); }
 static int generator_lookup(const char *n)
 {
-    return (!strcmp(n, "moons") || !strcmp(n, "linear")) ? 0 : -1;
+    for (int i = 0; tr_generator_names[i]; i++)
+        if (!strcmp(n, tr_generator_names[i]))
+            return 0;
+    return -1;
+}
+static int format_lookup(const char *n)
+{
+    const char *names[] = {"auto", "hdf5", "csv", "idx"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(n, names[i]))
+            return i;
+    return -1;
+}
+static int nonfinite_lookup(const char *n)
+{
+    return !strcmp(n, "error") ? 0 : !strcmp(n, "drop") ? 1 : -1;
 }
 
 /* init fields (arg of set_init_field); +16 = the bias spec */
@@ -133,29 +153,74 @@ static const key_desc keys[] = {
      "1", "Bias normal standard deviation."},
     {"model", "bias_init_value", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_VALUE,
      F_PER_LAYER, "0", "Bias constant value."},
-    {"model", "leaky_slope", K_DOUBLE, OFF(model.act_params.leaky_slope), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0.01",
+    {"model", "leaky_slope", K_FLOAT, OFF(model.act_params.leaky_slope), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0.01",
      "Negative slope of leaky_relu."},
-    {"model", "elu_alpha", K_DOUBLE, OFF(model.act_params.elu_alpha), 0, 0, INF, NULL, NULL, NULL, 0, 0, "1",
+    {"model", "elu_alpha", K_FLOAT, OFF(model.act_params.elu_alpha), 0, 0, INF, NULL, NULL, NULL, 0, 0, "1",
      "alpha of elu."},
 
     /* [data] */
     {"data", "generator", K_CHOICE, OFF(data.generator), sizeof(((tr_config *)0)->data.generator), 0, 0,
-     generator_lookup, "moons, linear", NULL, 0, 0, "moons", "Built-in data set: moons, linear."},
-    {"data", "n", K_I64, OFF(data.n), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "1000", "Rows to generate."},
-    {"data", "noise", K_DOUBLE, OFF(data.noise), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0.1",
-     "moons: standard deviation of the Gaussian noise; linear: half-width of the uniform noise."},
-    {"data", "a", K_DOUBLE, OFF(data.a), 0, -INF, INF, NULL, NULL, NULL, 0, 0, "2", "linear: intercept."},
-    {"data", "b", K_DOUBLE, OFF(data.b), 0, -INF, INF, NULL, NULL, NULL, 0, 0, "0.7", "linear: slope."},
-    {"data", "x_min", K_DOUBLE, OFF(data.x_min), 0, -INF, INF, NULL, NULL, NULL, 0, 0, "0",
-     "linear: x is uniform on [x_min, x_max)."},
-    {"data", "x_max", K_DOUBLE, OFF(data.x_max), 0, -INF, INF, NULL, NULL, NULL, 0, 0, "10", "linear: see x_min."},
+     generator_lookup, "moons, circles, blobs, linear, inverse", NULL, 0, 0, NULL,
+     "Built-in data set instead of files: moons, circles, blobs, linear, inverse (see datasets/README.md)."},
+    {"data", "n", K_I64, OFF(data.n), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "1000", "Generated rows."},
+    {"data", "noise", K_DOUBLE, OFF(data.noise), 0, 0, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
+     "moons: Gaussian sd (0.1); linear: uniform half-width (0.5); inverse: Gaussian sd (1/7)."},
+    {"data", "sd", K_DOUBLE, OFF(data.sd), 0, 0, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
+     "circles: Gaussian sd (0.2); blobs: cluster sd (1)."},
+    {"data", "r1", K_DOUBLE, OFF(data.r1), 0, 0, INF, NULL, NULL, NULL, 0, 0, "2", "circles: radius of class 0."},
+    {"data", "r2", K_DOUBLE, OFF(data.r2), 0, 0, INF, NULL, NULL, NULL, 0, 0, "1", "circles: radius of class 1."},
+    {"data", "a", K_DOUBLE, OFF(data.a), 0, -INF, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
+     "linear: intercept (2); inverse: offset (2)."},
+    {"data", "b", K_DOUBLE, OFF(data.b), 0, -INF, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
+     "linear: slope (0.7); inverse: numerator (5)."},
+    {"data", "x_min", K_DOUBLE, OFF(data.x_min), 0, -INF, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
+     "linear/inverse: x is uniform on [x_min, x_max) (linear 0, inverse 2)."},
+    {"data", "x_max", K_DOUBLE, OFF(data.x_max), 0, -INF, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
+     "linear/inverse: see x_min (10)."},
+    {"data", "classes", K_I64, OFF(data.classes), 0, 1, 1e6, NULL, NULL, NULL, 0, 0, "3", "blobs: clusters."},
+    {"data", "n_features", K_I64, OFF(data.n_features), 0, 1, 1e6, NULL, NULL, NULL, 0, 0, "2", "blobs: dimensions."},
+    {"data", "box", K_DOUBLE, OFF(data.box), 0, 0, INF, NULL, NULL, NULL, 0, 0, "10",
+     "blobs: centres are uniform in [-box, box]."},
     {"data", "seed", K_U64, OFF(data.seed), 0, 0, 0, NULL, NULL, NULL, 0, 0, "0", "Generator seed."},
+    {"data", "format", K_ENUM, OFF(data.format), 0, 0, 0, format_lookup, "auto, hdf5, csv, idx", NULL, 0, 0, "auto",
+     "File format; auto = idx when `images` is set, else from the extension of `path` (.h5/.hdf5, .csv/.txt)."},
+    {"data", "path", K_STRING, OFF(data.path), sizeof(((tr_config *)0)->data.path), 0, 0, NULL, NULL, NULL, 0, 0, "",
+     "HDF5 or CSV file with the training data (and the test data when `test_fraction` splits it)."},
+    {"data", "features", K_STRING, OFF(data.features_dset), sizeof(((tr_config *)0)->data.features_dset), 0, 0, NULL,
+     NULL, NULL, 0, 0, "/X", "HDF5: dataset of the features, (rows, columns) or (rows)."},
+    {"data", "targets", K_STRING, OFF(data.targets_dset), sizeof(((tr_config *)0)->data.targets_dset), 0, 0, NULL,
+     NULL, NULL, 0, 0, "/y", "HDF5: dataset of the targets, (rows) or (rows, outputs); integers or floats."},
+    {"data", "delimiter", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_delimiter, 0, 0, "auto",
+     "CSV: comma, semicolon, tab, space, one character, or auto (the most frequent of , ; tab in the first line)."},
+    {"data", "header", K_BOOL, OFF(data.header), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
+     "CSV: the first line names the columns."},
+    {"data", "target", K_STRING, OFF(data.target), sizeof(((tr_config *)0)->data.target), 0, 0, NULL, NULL, NULL, 0,
+     0, "", "CSV: target column(s), by name or 0-based index; empty = the last column."},
+    {"data", "columns", K_STRING, OFF(data.columns), sizeof(((tr_config *)0)->data.columns), 0, 0, NULL, NULL, NULL,
+     0, 0, "", "CSV: feature columns, by name or 0-based index; empty = every column but the target."},
+    {"data", "images", K_STRING, OFF(data.images), sizeof(((tr_config *)0)->data.images), 0, 0, NULL, NULL, NULL, 0,
+     0, "", "IDX: training images file (.gz or not), e.g. /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz."},
+    {"data", "labels", K_STRING, OFF(data.labels), sizeof(((tr_config *)0)->data.labels), 0, 0, NULL, NULL, NULL, 0,
+     0, "", "IDX: training labels file."},
+    {"data", "test_path", K_STRING, OFF(data.test_path), sizeof(((tr_config *)0)->data.test_path), 0, 0, NULL, NULL,
+     NULL, 0, 0, "", "HDF5 or CSV file with the test data (same columns or datasets as `path`)."},
+    {"data", "test_images", K_STRING, OFF(data.test_images), sizeof(((tr_config *)0)->data.test_images), 0, 0, NULL,
+     NULL, NULL, 0, 0, "", "IDX: test images file."},
+    {"data", "test_labels", K_STRING, OFF(data.test_labels), sizeof(((tr_config *)0)->data.test_labels), 0, 0, NULL,
+     NULL, NULL, 0, 0, "", "IDX: test labels file."},
+    {"data", "on_nonfinite", K_ENUM, OFF(data.on_nonfinite), 0, 0, 0, nonfinite_lookup, "error, drop", NULL, 0, 0,
+     "error", "A NaN or infinite feature or target: error (naming the row) or drop the row."},
     {"data", "test_fraction", K_DOUBLE, OFF(data.test_fraction), 0, 0, 0.99, NULL, NULL, NULL, 0, 0, "0",
-     "Fraction of rows held out as the test set."},
+     "Fraction of the rows held out as the test set (instead of test files)."},
+    {"data", "val_fraction", K_DOUBLE, OFF(data.val_fraction), 0, 0, 0.99, NULL, NULL, NULL, 0, 0, "0",
+     "Fraction of the remaining training rows held out as a validation set (distinct from the test set)."},
     {"data", "split_seed", K_U64, OFF(data.split_seed), 0, 0, 0, NULL, NULL, NULL, 0, 0, "0",
-     "Seed of the train/test split shuffle."},
+     "Seed of the split shuffle."},
     {"data", "split_shuffle", K_BOOL, OFF(data.split_shuffle), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
-     "Shuffle rows before splitting (false: the last rows are the test set)."},
+     "Shuffle before splitting; false: the test set is the last rows, the validation set the last rows before them."},
+    {"data", "scale", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_scale, 0, 0, "none",
+     "Feature scaling fitted on the training rows only: none, standard (zero mean, unit variance), minmax (to [0, 1]), "
+     "divide:K (x / K, e.g. divide:255)."},
 
     /* [train] */
     {"train", "loss", K_ENUM, OFF(train.loss), 0, 0, 0, loss_lookup, "mse, l1, huber, bce, bce_logits, cross_entropy",
@@ -342,13 +407,17 @@ static int apply_value(tr_config *c, const key_desc *k, const char *value, int l
         *(uint64_t *)base = v;
         return 0;
     }
-    case K_DOUBLE: {
+    case K_DOUBLE:
+    case K_FLOAT: {
         double v;
         if (parse_double(value, &v))
             return bad_value(err, where, k, layer, value, "not a finite number");
         if (check_range(k, v, where, layer, value, err))
             return TR_ECONFIG;
-        *(double *)base = v;
+        if (k->kind == K_FLOAT)
+            *(float *)base = (float)v;
+        else
+            *(double *)base = v;
         return 0;
     }
     case K_STRING:
@@ -475,12 +544,43 @@ static int set_init_field(tr_config *c, const key_desc *k, const char *value, in
     return 0;
 }
 
+static int set_delimiter(tr_config *c, const key_desc *k, const char *value, int layer, const char *where,
+                         tr_err *err)
+{
+    if (tr_csv_delimiter(value) < 0)
+        return bad_value(err, where, k, layer, value,
+                         "choose comma, semicolon, tab, space, auto or a single punctuation character");
+    snprintf(c->data.delimiter_name, sizeof c->data.delimiter_name, "%s", value);
+    return 0;
+}
+
+static int set_scale(tr_config *c, const key_desc *k, const char *value, int layer, const char *where, tr_err *err)
+{
+    c->data.scale_divisor = 1.0;
+    if (!strcmp(value, "none"))
+        c->data.scale = TR_SCALE_NONE;
+    else if (!strcmp(value, "standard"))
+        c->data.scale = TR_SCALE_STANDARD;
+    else if (!strcmp(value, "minmax"))
+        c->data.scale = TR_SCALE_MINMAX;
+    else if (!strncmp(value, "divide:", 7)) {
+        double d;
+        if (parse_double(value + 7, &d) || !(d > 0.0))
+            return bad_value(err, where, k, layer, value, "divide:K needs a positive number K, e.g. divide:255");
+        c->data.scale = TR_SCALE_DIVIDE;
+        c->data.scale_divisor = d;
+    } else {
+        return bad_value(err, where, k, layer, value, "choose none, standard, minmax or divide:K");
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- reading ------------- */
 
 typedef struct raw_entry {
     char section[32];
     char key[64];
-    char value[512];
+    char value[1024];
     char where[TR_PATH_MAX + 16];
     const key_desc *desc;
     int layer; /* -1 = the base key */
@@ -719,8 +819,13 @@ static int finish(tr_config *c, tr_err *err)
                  .out_act = c->model.act[c->model.n_layers - 1], .act_params = c->model.act_params};
     if (tr_loss_check(&L, err))
         return tr_fail_context(err, "%s", c->path);
-    if (c->data.x_max <= c->data.x_min)
-        return tr_fail(err, TR_ECONFIG, "%s: [data] x_max must be greater than x_min", c->path);
+    const tr_data_config *d = &c->data;
+    if (d->test_fraction + d->val_fraction >= 1.0)
+        return tr_fail(err, TR_ECONFIG, "%s: [data] test_fraction + val_fraction = %g leaves no training rows", c->path,
+                       d->test_fraction + d->val_fraction);
+    if (d->test_fraction > 0.0 && (d->test_path[0] || d->test_images[0]))
+        return tr_fail(err, TR_ECONFIG, "%s: [data] give either test_fraction or test files (test_path, test_images), "
+                                        "not both", c->path);
     return 0;
 }
 

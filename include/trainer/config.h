@@ -63,16 +63,33 @@ typedef struct tr_model_config {
     tr_act_params act_params;
 } tr_model_config;
 
+typedef enum tr_scale_kind { TR_SCALE_NONE, TR_SCALE_STANDARD, TR_SCALE_MINMAX, TR_SCALE_DIVIDE } tr_scale_kind;
+
+typedef enum tr_data_format { TR_FORMAT_AUTO, TR_FORMAT_HDF5, TR_FORMAT_CSV, TR_FORMAT_IDX } tr_data_format;
+
 typedef struct tr_data_config {
-    char generator[32]; /* moons, linear, ... ("" = read `path`) */
-    int64_t n;          /* generated rows */
-    double noise;
-    double a, b;        /* linear: y = a + b x */
-    double x_min, x_max;
-    uint64_t seed;      /* generator seed */
-    double test_fraction;
+    /* built-in generator ("" = read files); NAN parameters take the generator's defaults */
+    char generator[32];
+    int64_t n;
+    double noise, sd, r1, r2, a, b, x_min, x_max, box;
+    int64_t classes, n_features;
+    uint64_t seed;
+    /* files */
+    tr_data_format format;
+    char path[TR_PATH_MAX], test_path[TR_PATH_MAX];
+    char features_dset[256], targets_dset[256]; /* HDF5 dataset paths */
+    char delimiter_name[16];
+    bool header;
+    char target[256], columns[1024];             /* CSV column selection */
+    char images[TR_PATH_MAX], labels[TR_PATH_MAX]; /* IDX */
+    char test_images[TR_PATH_MAX], test_labels[TR_PATH_MAX];
+    int on_nonfinite; /* 0 = error, 1 = drop the row */
+    /* split and scaling */
+    double test_fraction, val_fraction;
     uint64_t split_seed;
     bool split_shuffle;
+    tr_scale_kind scale;
+    double scale_divisor;
 } tr_data_config;
 
 typedef struct tr_train_config {
@@ -100,7 +117,7 @@ typedef struct tr_output_config {
 typedef struct tr_config_entry {
     char section[16];
     char key[48];   /* with the .N suffix for per-layer overrides */
-    char value[256];
+    char value[1024];
     char origin[TR_PATH_MAX + 16]; /* "file.ini:12", "--set" or "default" */
 } tr_config_entry;
 
