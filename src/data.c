@@ -1,8 +1,13 @@
 /*
- * data.c: generators, split, and the checks that a data set fits the model and the loss.
+ * data.c: loading the configured data, the non-finite policy, splits, scaling, and the fit
+ * checks against the model and loss.
  */
 #include "trainer/data.h"
 
+#include "trainer/csv.h"
+#include "trainer/generate.h"
+#include "trainer/h5io.h"
+#include "trainer/idx.h"
 #include "trainer/rng.h"
 
 #include <math.h>
@@ -46,91 +51,197 @@ int tr_dataset_take(tr_dataset *dst, const tr_dataset *src, const int64_t *rows,
     return 0;
 }
 
-/* Generator random streams (purpose TR_RNG_GENERATE): noise of column c uses stream c,
- * the row shuffle uses GEN_SHUFFLE, the linear generator's x and noise their own. */
-enum { GEN_SHUFFLE = 1000, GEN_X = 1001, GEN_Y_NOISE = 1002 };
-
-static int gen_moons(tr_dataset *ds, const tr_data_config *dc, tr_rng rng, tr_err *err)
+int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const char *targets, int64_t row_begin,
+                 int64_t row_end, tr_err *err)
 {
-    const int64_t n = dc->n, n_out = n / 2, n_in = n - n_out;
-    tr_dataset tmp;
-    int rc = tr_dataset_alloc(&tmp, n, 2, 1, err);
+    memset(ds, 0, sizeof *ds);
+    hid_t f;
+    int rc = tr_h5_open(&f, path, err);
     if (rc)
         return rc;
-    for (int64_t i = 0; i < n_out; i++) {
-        const double t = n_out > 1 ? M_PI * (double)i / (double)(n_out - 1) : 0.0;
-        tmp.X[2 * i] = (float)cos(t);
-        tmp.X[2 * i + 1] = (float)sin(t);
-        tmp.y[i] = 0.0f;
+    int64_t xr, xc, yr, yc;
+    rc = tr_h5_shape(f, path, features, &xr, &xc, NULL, err);
+    if (!rc)
+        rc = tr_h5_shape(f, path, targets, &yr, &yc, NULL, err);
+    if (!rc && xr != yr)
+        rc = tr_fail(err, TR_EDATA, "%s: %s has %lld rows but %s has %lld", path, features, (long long)xr, targets,
+                     (long long)yr);
+    if (!rc && xr == 0)
+        rc = tr_fail(err, TR_EDATA, "%s: %s has no rows", path, features);
+    if (!rc) {
+        if (row_end < 0)
+            row_end = xr;
+        rc = tr_dataset_alloc(ds, row_end - row_begin, xc, yc, err);
     }
-    for (int64_t i = 0; i < n_in; i++) {
-        const double t = n_in > 1 ? M_PI * (double)i / (double)(n_in - 1) : 0.0;
-        tmp.X[2 * (n_out + i)] = (float)(1.0 - cos(t));
-        tmp.X[2 * (n_out + i) + 1] = (float)(1.0 - sin(t) - 0.5);
-        tmp.y[n_out + i] = 1.0f;
-    }
-    int64_t *perm = malloc((size_t)n * sizeof *perm);
-    if (!perm) {
-        tr_dataset_free(&tmp);
-        return tr_fail(err, TR_ENOMEM, "out of memory");
-    }
-    tr_rng_permutation(perm, n, rng, TR_RNG_GENERATE, GEN_SHUFFLE);
-    rc = tr_dataset_take(ds, &tmp, perm, n, err);
-    free(perm);
-    tr_dataset_free(&tmp);
+    if (!rc)
+        rc = tr_h5_read_rows(f, path, features, row_begin, row_end, xc, ds->X, err);
+    if (!rc)
+        rc = tr_h5_read_rows(f, path, targets, row_begin, row_end, yc, ds->y, err);
+    tr_h5_close(f);
     if (rc)
-        return rc;
-    for (int64_t r = 0; r < n; r++)
-        for (int c = 0; c < 2; c++)
-            ds->X[2 * r + c] += (float)(dc->noise * tr_rng_normal(rng, TR_RNG_GENERATE, (uint32_t)c, (uint64_t)r));
+        tr_dataset_free(ds);
+    return rc;
+}
+
+int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t *dropped, tr_err *err)
+{
+    int64_t kept = 0;
+    *dropped = 0;
+    for (int64_t r = 0; r < ds->rows; r++) {
+        int64_t bad = -1;
+        bool in_target = false;
+        for (int64_t c = 0; c < ds->cols && bad < 0; c++)
+            if (!isfinite(ds->X[r * ds->cols + c]))
+                bad = c;
+        for (int64_t c = 0; c < ds->tcols && bad < 0; c++)
+            if (!isfinite(ds->y[r * ds->tcols + c])) {
+                bad = c;
+                in_target = true;
+            }
+        if (bad >= 0 && !drop) {
+            const float v = in_target ? ds->y[r * ds->tcols + bad] : ds->X[r * ds->cols + bad];
+            return tr_fail(err, TR_EDATA,
+                           "%s: row %lld (0-based) has a non-finite %s (%g in column %lld); set [data] on_nonfinite = "
+                           "drop to skip such rows",
+                           what, (long long)r, in_target ? "target" : "feature", (double)v, (long long)bad);
+        }
+        if (bad >= 0) {
+            (*dropped)++;
+            continue;
+        }
+        if (kept != r) {
+            memmove(ds->X + kept * ds->cols, ds->X + r * ds->cols, (size_t)ds->cols * sizeof(float));
+            memmove(ds->y + kept * ds->tcols, ds->y + r * ds->tcols, (size_t)ds->tcols * sizeof(float));
+        }
+        kept++;
+    }
+    ds->rows = kept;
+    if (kept == 0)
+        return tr_fail(err, TR_EDATA, "%s: no rows%s", what, *dropped ? " left after dropping non-finite ones" : "");
     return 0;
 }
 
-static int gen_linear(tr_dataset *ds, const tr_data_config *dc, tr_rng rng, tr_err *err)
+void tr_split_indices(int64_t n, double fraction, uint64_t split_seed, uint32_t stream, bool shuffle, int64_t *kept,
+                      int64_t *n_kept, int64_t *held, int64_t *n_held)
 {
-    int rc = tr_dataset_alloc(ds, dc->n, 1, 1, err);
-    if (rc)
-        return rc;
-    for (int64_t r = 0; r < dc->n; r++) {
-        const double x = dc->x_min + (dc->x_max - dc->x_min) * tr_rng_uniform(rng, TR_RNG_GENERATE, GEN_X, (uint64_t)r);
-        const double e = dc->noise * (2.0 * tr_rng_uniform(rng, TR_RNG_GENERATE, GEN_Y_NOISE, (uint64_t)r) - 1.0);
-        ds->X[r] = (float)x;
-        ds->y[r] = (float)(dc->a + dc->b * x + e);
-    }
-    return 0;
-}
-
-int tr_generate(tr_dataset *ds, const tr_data_config *dc, tr_err *err)
-{
-    tr_rng rng = tr_rng_make(dc->seed);
-    if (strcmp(dc->generator, "moons") == 0)
-        return gen_moons(ds, dc, rng, err);
-    if (strcmp(dc->generator, "linear") == 0)
-        return gen_linear(ds, dc, rng, err);
-    return tr_fail(err, TR_ECONFIG, "[data] generator = %s: unknown generator", dc->generator);
-}
-
-void tr_split_indices(int64_t n, double test_fraction, uint64_t split_seed, bool shuffle, int64_t *train_idx,
-                      int64_t *n_train, int64_t *test_idx, int64_t *n_test)
-{
-    int64_t nt = (int64_t)ceil(test_fraction * (double)n - 1e-9);
-    if (test_fraction <= 0.0)
-        nt = 0;
-    if (nt > n)
-        nt = n;
-    int64_t *perm = train_idx; /* build the permutation in place, then partition */
-    if (shuffle && nt > 0) {
-        tr_rng_permutation(perm, n, tr_rng_make(split_seed), TR_RNG_SPLIT, 0);
-    } else {
-        /* unshuffled: train = the first rows, test = the last rows */
+    int64_t nh = fraction > 0.0 ? (int64_t)ceil(fraction * (double)n - 1e-9) : 0;
+    if (nh > n)
+        nh = n;
+    int64_t *perm = kept; /* build the order in place, then partition */
+    if (shuffle && nh > 0) {
+        tr_rng_permutation(perm, n, tr_rng_make(split_seed), TR_RNG_SPLIT, stream);
+    } else { /* unshuffled: held out = the last rows */
         for (int64_t i = 0; i < n; i++)
-            perm[i] = (i + (n - nt)) % n;
+            perm[i] = (i + (n - nh)) % n;
     }
-    for (int64_t i = 0; i < nt; i++)
-        test_idx[i] = perm[i];
-    memmove(train_idx, perm + nt, (size_t)(n - nt) * sizeof *train_idx);
-    *n_test = nt;
-    *n_train = n - nt;
+    for (int64_t i = 0; i < nh; i++)
+        held[i] = perm[i];
+    memmove(kept, perm + nh, (size_t)(n - nh) * sizeof *kept);
+    *n_held = nh;
+    *n_kept = n - nh;
+}
+
+/* Splits `all` into kept and held-out sets (consumes nothing; all stays valid). */
+static int split_set(const tr_dataset *all, double fraction, uint64_t seed, uint32_t stream, bool shuffle,
+                     tr_dataset *kept, tr_dataset *held, tr_err *err)
+{
+    int64_t *k = malloc((size_t)all->rows * sizeof *k + 1), *h = malloc((size_t)all->rows * sizeof *h + 1);
+    int rc = 0;
+    if (!k || !h) {
+        rc = tr_fail(err, TR_ENOMEM, "out of memory");
+    } else {
+        int64_t nk, nh;
+        tr_split_indices(all->rows, fraction, seed, stream, shuffle, k, &nk, h, &nh);
+        rc = tr_dataset_take(kept, all, k, nk, err);
+        if (!rc)
+            rc = tr_dataset_take(held, all, h, nh, err);
+    }
+    free(k);
+    free(h);
+    return rc;
+}
+
+int tr_scaler_fit(tr_scaler *s, tr_scale_kind kind, double divisor, const tr_dataset *train, tr_err *err)
+{
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->cols = train->cols;
+    const int64_t F = train->cols, N = train->rows;
+    s->center = calloc((size_t)F + 1, sizeof *s->center);
+    s->scale = calloc((size_t)F + 1, sizeof *s->scale);
+    double *a = calloc((size_t)F + 1, sizeof *a), *b = calloc((size_t)F + 1, sizeof *b);
+    int rc = 0;
+    if (!s->center || !s->scale || !a || !b) {
+        rc = tr_fail(err, TR_ENOMEM, "out of memory");
+        goto done;
+    }
+    switch (kind) {
+    case TR_SCALE_NONE:
+    case TR_SCALE_DIVIDE:
+        for (int64_t c = 0; c < F; c++) {
+            s->center[c] = 0.0f;
+            s->scale[c] = kind == TR_SCALE_DIVIDE ? (float)divisor : 1.0f;
+        }
+        break;
+    case TR_SCALE_STANDARD: /* two passes in double: mean, then population variance (ddof 0) */
+        for (int64_t r = 0; r < N; r++)
+            for (int64_t c = 0; c < F; c++)
+                a[c] += train->X[r * F + c];
+        for (int64_t c = 0; c < F; c++)
+            a[c] /= (double)N;
+        for (int64_t r = 0; r < N; r++)
+            for (int64_t c = 0; c < F; c++) {
+                const double d = train->X[r * F + c] - a[c];
+                b[c] += d * d;
+            }
+        for (int64_t c = 0; c < F; c++) {
+            const double sd = sqrt(b[c] / (double)N);
+            s->center[c] = (float)a[c];
+            s->scale[c] = sd > 0.0 ? (float)sd : 1.0f;
+        }
+        break;
+    case TR_SCALE_MINMAX:
+        for (int64_t c = 0; c < F; c++) {
+            a[c] = INFINITY;
+            b[c] = -INFINITY;
+        }
+        for (int64_t r = 0; r < N; r++)
+            for (int64_t c = 0; c < F; c++) {
+                const double v = train->X[r * F + c];
+                a[c] = v < a[c] ? v : a[c];
+                b[c] = v > b[c] ? v : b[c];
+            }
+        for (int64_t c = 0; c < F; c++) {
+            s->center[c] = (float)a[c];
+            s->scale[c] = b[c] > a[c] ? (float)(b[c] - a[c]) : 1.0f;
+        }
+        break;
+    }
+done:
+    free(a);
+    free(b);
+    if (rc)
+        tr_scaler_free(s);
+    return rc;
+}
+
+void tr_scaler_apply(const tr_scaler *s, float *X, int64_t rows)
+{
+    if (s->kind == TR_SCALE_NONE)
+        return;
+    const int64_t F = s->cols;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < F; c++)
+            X[r * F + c] = (X[r * F + c] - s->center[c]) / s->scale[c];
+}
+
+void tr_scaler_free(tr_scaler *s)
+{
+    if (!s)
+        return;
+    free(s->center);
+    free(s->scale);
+    s->center = s->scale = NULL;
 }
 
 /* Checks widths and labels of one set against the model and loss. */
@@ -144,9 +255,10 @@ static int check_fit(const tr_dataset *ds, const char *what, const tr_config *c,
                        src, what, (long long)ds->cols, ds->cols == 1 ? "" : "s", (long long)in);
     const int64_t tw = tr_loss_target_width(L);
     if (ds->tcols != tw)
-        return tr_fail(err, TR_EDATA, "%s: the %s data have %lld target column%s but loss %s with %lld outputs needs %lld",
-                       src, what, (long long)ds->tcols, ds->tcols == 1 ? "" : "s", tr_loss_name(L->kind),
-                       (long long)L->width, (long long)tw);
+        return tr_fail(err, TR_EDATA,
+                       "%s: the %s data have %lld target column%s but loss %s with %lld output%s needs %lld", src, what,
+                       (long long)ds->tcols, ds->tcols == 1 ? "" : "s", tr_loss_name(L->kind), (long long)L->width,
+                       L->width == 1 ? "" : "s", (long long)tw);
     if (tr_loss_task(L) == TR_TASK_CLASSIFICATION) {
         const int64_t K = tr_loss_classes(L);
         for (int64_t r = 0; r < ds->rows; r++)
@@ -156,8 +268,8 @@ static int check_fit(const tr_dataset *ds, const char *what, const tr_config *c,
                     if (!(t >= 0.0f && t < (float)K && t == floorf(t)))
                         return tr_fail(err, TR_EDATA,
                                        "%s: %s row %lld: class label %g is outside [0, %lld) (the output layer has "
-                                       "%lld units)", src, what, (long long)r, (double)t, (long long)K,
-                                       (long long)K);
+                                       "%lld units)",
+                                       src, what, (long long)r, (double)t, (long long)K, (long long)K);
                 } else if (!(t >= 0.0f && t <= 1.0f)) {
                     return tr_fail(err, TR_EDATA, "%s: %s row %lld: target %g of a %s loss must be in [0, 1]", src,
                                    what, (long long)r, (double)t, tr_loss_name(L->kind));
@@ -167,42 +279,147 @@ static int check_fit(const tr_dataset *ds, const char *what, const tr_config *c,
     return 0;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static tr_data_format resolve_format(const tr_data_config *dc)
+{
+    if (dc->format != TR_FORMAT_AUTO)
+        return dc->format;
+    if (dc->images[0])
+        return TR_FORMAT_IDX;
+    if (ends_with(dc->path, ".csv") || ends_with(dc->path, ".txt") || ends_with(dc->path, ".CSV"))
+        return TR_FORMAT_CSV;
+    return TR_FORMAT_HDF5;
+}
+
+/* Reads one file set: path (HDF5, CSV) or images + labels (IDX). */
+static int read_source(tr_dataset *ds, const tr_data_config *dc, tr_data_format fmt, const char *path,
+                       const char *images, const char *labels, int64_t *dropped, tr_err *err)
+{
+    *dropped = 0;
+    switch (fmt) {
+    case TR_FORMAT_CSV: {
+        tr_csv_options o = {.delimiter = (char)tr_csv_delimiter(dc->delimiter_name),
+                            .header = dc->header,
+                            .target = dc->target,
+                            .columns = dc->columns,
+                            .drop_nonfinite = dc->on_nonfinite == 1};
+        return tr_csv_read(ds, path, &o, dropped, err);
+    }
+    case TR_FORMAT_IDX: {
+        int rc = tr_idx_read(ds, images, labels, err);
+        return rc;
+    }
+    case TR_FORMAT_HDF5:
+    case TR_FORMAT_AUTO: {
+        int rc = tr_hdf5_read(ds, path, dc->features_dset, dc->targets_dset, 0, -1, err);
+        if (!rc)
+            rc = tr_dataset_check_finite(ds, dc->on_nonfinite == 1, path, dropped, err);
+        return rc;
+    }
+    }
+    return 0;
+}
+
 int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
 {
     memset(d, 0, sizeof *d);
     const tr_data_config *dc = &c->data;
-    snprintf(d->source, sizeof d->source, "generator %s", dc->generator);
-    tr_dataset all;
-    int rc = tr_generate(&all, dc, err);
+    tr_dataset all = {0}, rest = {0};
+    int rc = 0;
+    int64_t dropped = 0;
+    const tr_data_format fmt = resolve_format(dc);
+
+    /* the primary set */
+    if (dc->generator[0]) {
+        snprintf(d->source, sizeof d->source, "[data] generator = %s", dc->generator);
+        rc = tr_generate(&all, dc, err);
+    } else if (fmt == TR_FORMAT_IDX) {
+        if (!dc->images[0] || !dc->labels[0])
+            return tr_fail(err, TR_ECONFIG, "%s: [data] format = idx needs both images and labels", c->path);
+        snprintf(d->source, sizeof d->source, "%s", dc->images);
+        rc = read_source(&all, dc, fmt, NULL, dc->images, dc->labels, &dropped, err);
+    } else if (dc->path[0]) {
+        snprintf(d->source, sizeof d->source, "%s", dc->path);
+        rc = read_source(&all, dc, fmt, dc->path, NULL, NULL, &dropped, err);
+    } else {
+        return tr_fail(err, TR_ECONFIG,
+                       "%s: [data] has no source: set generator, path (HDF5 or CSV) or images and labels (IDX)",
+                       c->path);
+    }
     if (rc)
-        return rc;
-    int64_t *train_idx = malloc((size_t)all.rows * sizeof *train_idx + 1);
-    int64_t *test_idx = malloc((size_t)all.rows * sizeof *test_idx + 1);
-    if (!train_idx || !test_idx) {
-        rc = tr_fail(err, TR_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
+    d->dropped += dropped;
+
+    /* the test set: separate files or a held-out fraction */
+    const bool test_files = dc->test_path[0] || dc->test_images[0];
+    if (test_files) {
+        const char *tsrc = fmt == TR_FORMAT_IDX ? dc->test_images : dc->test_path;
+        if (fmt == TR_FORMAT_IDX && !dc->test_labels[0]) {
+            rc = tr_fail(err, TR_ECONFIG, "%s: [data] test_images needs test_labels", c->path);
+            goto fail;
+        }
+        if (fmt != TR_FORMAT_IDX && !dc->test_path[0]) {
+            rc = tr_fail(err, TR_ECONFIG, "%s: [data] test_images/test_labels are for format = idx; use test_path",
+                         c->path);
+            goto fail;
+        }
+        rc = read_source(&d->test, dc, fmt, tsrc, dc->test_images, dc->test_labels, &dropped, err);
+        if (rc)
+            goto fail;
+        d->dropped += dropped;
+        rest = all;
+        memset(&all, 0, sizeof all);
+    } else {
+        rc = split_set(&all, dc->test_fraction, dc->split_seed, 0, dc->split_shuffle, &rest, &d->test, err);
+        if (rc)
+            goto fail;
     }
-    int64_t n_train, n_test;
-    tr_split_indices(all.rows, dc->test_fraction, dc->split_seed, dc->split_shuffle, train_idx, &n_train, test_idx,
-                     &n_test);
-    if (n_train < 1) {
-        rc = tr_fail(err, TR_EDATA, "%s: no training rows left after the split (test_fraction = %g of %lld rows)",
-                     d->source, dc->test_fraction, (long long)all.rows);
-        goto done;
+    /* the validation set, from the training rows */
+    const double val_of_rest = test_files ? dc->val_fraction : dc->val_fraction / (1.0 - dc->test_fraction);
+    rc = split_set(&rest, val_of_rest, dc->split_seed, 1, dc->split_shuffle, &d->train, &d->val, err);
+    if (rc)
+        goto fail;
+    if (d->train.rows < 1) {
+        rc = tr_fail(err, TR_EDATA, "%s: no training rows left after the split (%lld rows, test_fraction %g, "
+                                    "val_fraction %g)",
+                     d->source, (long long)(rest.rows), dc->test_fraction, dc->val_fraction);
+        goto fail;
     }
-    rc = tr_dataset_take(&d->train, &all, train_idx, n_train, err);
+    if (d->test.rows > 0 && d->test.cols != d->train.cols) {
+        rc = tr_fail(err, TR_EDATA, "%s: the test data have %lld feature columns, the training data %lld",
+                     dc->test_path[0] ? dc->test_path : dc->test_images, (long long)d->test.cols,
+                     (long long)d->train.cols);
+        goto fail;
+    }
+
+    /* scaling: fitted on the training rows only */
+    rc = tr_scaler_fit(&d->scaler, dc->scale, dc->scale_divisor, &d->train, err);
+    if (rc)
+        goto fail;
+    tr_scaler_apply(&d->scaler, d->train.X, d->train.rows);
+    tr_scaler_apply(&d->scaler, d->val.X, d->val.rows);
+    tr_scaler_apply(&d->scaler, d->test.X, d->test.rows);
+
+    rc = check_fit(&d->train, "training", c, L, d->source, err);
     if (!rc)
-        rc = tr_dataset_take(&d->test, &all, test_idx, n_test, err);
+        rc = check_fit(&d->val, "validation", c, L, d->source, err);
     if (!rc)
-        rc = check_fit(&d->train, "training", c, L, d->source, err);
-    if (!rc)
-        rc = check_fit(&d->test, "test", c, L, d->source, err);
-done:
-    free(train_idx);
-    free(test_idx);
+        rc = check_fit(&d->test, "test", c, L, test_files ? (dc->test_path[0] ? dc->test_path : dc->test_images)
+                                                          : d->source, err);
+    if (rc)
+        goto fail;
     tr_dataset_free(&all);
-    if (rc)
-        tr_data_free(d);
+    tr_dataset_free(&rest);
+    return 0;
+fail:
+    tr_dataset_free(&all);
+    tr_dataset_free(&rest);
+    tr_data_free(d);
     return rc;
 }
 
@@ -211,5 +428,7 @@ void tr_data_free(tr_data *d)
     if (!d)
         return;
     tr_dataset_free(&d->train);
+    tr_dataset_free(&d->val);
     tr_dataset_free(&d->test);
+    tr_scaler_free(&d->scaler);
 }

@@ -1,10 +1,11 @@
 /*
- * data.h: data sets in memory, the built-in generators, the train/test split and the checks
- * that the data fit the model.
+ * data.h: data sets in memory, loading them from any configured source (generator, HDF5,
+ * CSV, IDX), the train/validation/test split, feature scaling, and the checks that the data
+ * fit the model.
  *
  * Dimension letters: N = rows, F = feature columns, T = target columns (1 for a class index).
  * Features and targets are float32 row-major; a class label is stored as its float value.
- * Ownership: a tr_dataset owns X and y; tr_data owns its sets.
+ * Ownership: a tr_dataset owns X and y; tr_data owns its sets and its scaler.
  */
 #ifndef TRAINER_DATA_H
 #define TRAINER_DATA_H
@@ -23,9 +24,19 @@ typedef struct tr_dataset {
     float *y;      /* (N, T) */
 } tr_dataset;
 
+/* Feature scaling x' = (x - center) / scale, fitted on the training rows. */
+typedef struct tr_scaler {
+    tr_scale_kind kind;
+    int64_t cols;
+    float *center; /* (F): mean (standard), minimum (minmax), 0 (divide) */
+    float *scale;  /* (F): standard deviation, max - min, K; 1 where that is 0 (scikit-learn) */
+} tr_scaler;
+
 typedef struct tr_data {
-    tr_dataset train, test;
-    char source[TR_PATH_MAX]; /* where the data came from, for messages */
+    tr_dataset train, val, test;
+    tr_scaler scaler;
+    char source[TR_PATH_MAX + 64]; /* where the data came from, for messages */
+    int64_t dropped;               /* rows dropped for non-finite values */
 } tr_data;
 
 /* Allocates an N x F / N x T set (zeroed). */
@@ -35,20 +46,29 @@ void tr_dataset_free(tr_dataset *ds);
 /* Copies the listed rows of src into dst (allocated here). */
 int tr_dataset_take(tr_dataset *dst, const tr_dataset *src, const int64_t *rows, int64_t n, tr_err *err);
 
-/* Built-in generators (scikit-learn's definitions, Philox random numbers):
- * moons:  make_moons(n, noise): two interleaving half circles, labels 0/1, shuffled.
- * linear: x ~ U(x_min, x_max), y = a + b x + U(-noise, noise). */
-int tr_generate(tr_dataset *ds, const tr_data_config *dc, tr_err *err);
+/* Reads features and targets of an HDF5 file (rows [row_begin, row_end), or all when
+ * row_end < 0) from the configured dataset paths. */
+int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const char *targets, int64_t row_begin,
+                 int64_t row_end, tr_err *err);
 
-/* Loads/generates the configured data, splits off the test set, and checks that widths and
- * labels fit the model and loss. Messages name the source and the key. */
+/* Loads/generates the configured data, handles non-finite rows, splits off the test and
+ * validation sets, fits the scaler on the training rows and applies it to every set, and
+ * checks that widths and labels fit the model and loss. Messages name the file and row. */
 int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err);
 void tr_data_free(tr_data *d);
 
-/* Splits row indices 0..n-1 into test (the first ceil(fraction * n) of a permutation from
- * split_seed, or the last rows when not shuffled) and train (the rest), as scikit-learn's
- * train_test_split. Arrays must hold n entries; counts are returned. */
-void tr_split_indices(int64_t n, double test_fraction, uint64_t split_seed, bool shuffle, int64_t *train_idx,
-                      int64_t *n_train, int64_t *test_idx, int64_t *n_test);
+/* Splits row indices 0..n-1 into held-out (the first ceil(fraction * n) of a permutation of
+ * (split_seed, stream), or the last rows when not shuffled) and kept (the rest, in order), as
+ * scikit-learn's train_test_split. Arrays must hold n entries; counts are returned. */
+void tr_split_indices(int64_t n, double fraction, uint64_t split_seed, uint32_t stream, bool shuffle,
+                      int64_t *kept, int64_t *n_kept, int64_t *held, int64_t *n_held);
+
+int tr_scaler_fit(tr_scaler *s, tr_scale_kind kind, double divisor, const tr_dataset *train, tr_err *err);
+void tr_scaler_apply(const tr_scaler *s, float *X, int64_t rows);
+void tr_scaler_free(tr_scaler *s);
+
+/* Removes (drop) or reports (error) rows with a non-finite feature or target. `what` names
+ * the set in messages. */
+int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t *dropped, tr_err *err);
 
 #endif

@@ -1,0 +1,57 @@
+/*
+ * h5io.h: the small set of HDF5 operations the trainer needs (reading row ranges of 1-D and
+ * 2-D datasets as float32, writing whole datasets and attributes), with errors returned as
+ * messages that name the file and the dataset. HDF5's own error printing is switched off.
+ *
+ * Rows are the first dimension; a 1-D dataset is read as one column. Reads select a
+ * hyperslab [row_begin, row_end) so a rank can read only its rows.
+ */
+#ifndef TRAINER_H5IO_H
+#define TRAINER_H5IO_H
+
+#include "trainer/error.h"
+
+#include <hdf5.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Opens an existing file read-only. */
+int tr_h5_open(hid_t *file, const char *path, tr_err *err);
+void tr_h5_close(hid_t file);
+
+/* Shape of a dataset: rows and columns (cols = 1 for a 1-D dataset), and whether it holds
+ * integers. Fails (naming path and dataset) when missing, or not 1-D/2-D numeric. */
+int tr_h5_shape(hid_t file, const char *path, const char *name, int64_t *rows, int64_t *cols, bool *is_integer,
+                tr_err *err);
+
+/* Reads rows [row_begin, row_end) of a dataset with `cols` columns into out (row-major
+ * float32; HDF5 converts from the stored type). */
+int tr_h5_read_rows(hid_t file, const char *path, const char *name, int64_t row_begin, int64_t row_end,
+                    int64_t cols, float *out, tr_err *err);
+
+/* Writes a new dataset (rows, cols) of float32 (or a 1-D dataset when cols == 0), creating
+ * intermediate groups. */
+int tr_h5_write_f32(hid_t file, const char *path, const char *name, const float *data, int64_t rows, int64_t cols,
+                    tr_err *err);
+int tr_h5_write_i64(hid_t file, const char *path, const char *name, const int64_t *data, int64_t rows,
+                    tr_err *err);
+int tr_h5_write_f64(hid_t file, const char *path, const char *name, const double *data, int64_t rows,
+                    tr_err *err);
+
+/* Scalar attributes on an object (a group or dataset path, "/" for the file). */
+int tr_h5_attr_str(hid_t file, const char *path, const char *obj, const char *name, const char *value, tr_err *err);
+int tr_h5_attr_i64(hid_t file, const char *path, const char *obj, const char *name, int64_t value, tr_err *err);
+int tr_h5_attr_f64(hid_t file, const char *path, const char *obj, const char *name, double value, tr_err *err);
+
+/* Reading attributes back; a missing attribute is an error naming it. */
+int tr_h5_get_attr_str(hid_t file, const char *path, const char *obj, const char *name, char *buf, size_t len,
+                       tr_err *err);
+int tr_h5_get_attr_i64(hid_t file, const char *path, const char *obj, const char *name, int64_t *value, tr_err *err);
+int tr_h5_get_attr_f64(hid_t file, const char *path, const char *obj, const char *name, double *value, tr_err *err);
+
+bool tr_h5_exists(hid_t file, const char *name);
+
+/* Silences HDF5's automatic error stack printing (idempotent). */
+void tr_h5_quiet(void);
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * h5io.c: HDF5 helpers. Every hid_t opened here is closed on every path.
+ */
+#include "trainer/h5io.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+void tr_h5_quiet(void)
+{
+    static bool done = false;
+    if (!done) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        done = true;
+    }
+}
+
+int tr_h5_open(hid_t *file, const char *path, tr_err *err)
+{
+    tr_h5_quiet();
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0) {
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            return tr_fail(err, TR_EDATA, "%s: cannot open: %s", path, strerror(errno));
+        fclose(f);
+        return tr_fail(err, TR_EDATA, "%s: not an HDF5 file (or a truncated or corrupt one)", path);
+    }
+    *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*file < 0)
+        return tr_fail(err, TR_EDATA, "%s: cannot open as HDF5 (corrupt or truncated?)", path);
+    return 0;
+}
+
+void tr_h5_close(hid_t file)
+{
+    if (file >= 0)
+        H5Fclose(file);
+}
+
+bool tr_h5_exists(hid_t file, const char *name)
+{
+    /* check every prefix so a missing intermediate group is not an error */
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", name);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            const char saved = *p;
+            *p = '\0';
+            if (H5Lexists(file, buf, H5P_DEFAULT) <= 0)
+                return false;
+            if (saved == '\0')
+                break;
+            *p = saved;
+        }
+    }
+    return true;
+}
+
+int tr_h5_shape(hid_t file, const char *path, const char *name, int64_t *rows, int64_t *cols, bool *is_integer,
+                tr_err *err)
+{
+    if (!tr_h5_exists(file, name))
+        return tr_fail(err, TR_EDATA, "%s: no dataset %s", path, name);
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0)
+        return tr_fail(err, TR_EDATA, "%s: %s is not a dataset", path, name);
+    hid_t s = H5Dget_space(d), t = H5Dget_type(d);
+    int rc = 0;
+    const H5T_class_t cls = H5Tget_class(t);
+    const int nd = H5Sget_simple_extent_ndims(s);
+    hsize_t dims[2] = {0, 0};
+    if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
+        rc = tr_fail(err, TR_EDATA, "%s: %s holds neither integers nor floating-point numbers", path, name);
+    } else if (nd < 1 || nd > 2) {
+        rc = tr_fail(err, TR_EDATA, "%s: %s has %d dimensions; expected 1 (a column) or 2 (rows, columns)", path,
+                     name, nd);
+    } else {
+        H5Sget_simple_extent_dims(s, dims, NULL);
+        *rows = (int64_t)dims[0];
+        *cols = nd == 2 ? (int64_t)dims[1] : 1;
+        if (is_integer)
+            *is_integer = cls == H5T_INTEGER;
+    }
+    H5Tclose(t);
+    H5Sclose(s);
+    H5Dclose(d);
+    return rc;
+}
+
+int tr_h5_read_rows(hid_t file, const char *path, const char *name, int64_t row_begin, int64_t row_end, int64_t cols,
+                    float *out, tr_err *err)
+{
+    int64_t rows, c;
+    int rc = tr_h5_shape(file, path, name, &rows, &c, NULL, err);
+    if (rc)
+        return rc;
+    if (c != cols || row_begin < 0 || row_end > rows || row_begin > row_end)
+        return tr_fail(err, TR_EDATA, "%s: %s: cannot read rows [%lld, %lld) x %lld columns of a %lld x %lld dataset",
+                       path, name, (long long)row_begin, (long long)row_end, (long long)cols, (long long)rows,
+                       (long long)c);
+    if (row_end == row_begin)
+        return 0;
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    hid_t fs = H5Dget_space(d);
+    const int nd = H5Sget_simple_extent_ndims(fs);
+    hsize_t start[2] = {(hsize_t)row_begin, 0}, count[2] = {(hsize_t)(row_end - row_begin), (hsize_t)cols};
+    herr_t st = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    hid_t ms = H5Screate_simple(nd, count, NULL);
+    if (st >= 0)
+        st = H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    if (st < 0)
+        return tr_fail(err, TR_EDATA, "%s: reading %s rows [%lld, %lld) failed (corrupt or truncated file?)", path,
+                       name, (long long)row_begin, (long long)row_end);
+    return 0;
+}
+
+/* Creates the groups along `name` (not the last component). */
+static int make_groups(hid_t file, const char *path, const char *name, tr_err *err)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", name);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (H5Lexists(file, buf, H5P_DEFAULT) <= 0) {
+            hid_t g = H5Gcreate2(file, buf, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            if (g < 0)
+                return tr_fail(err, TR_EIO, "%s: cannot create group %s", path, buf);
+            H5Gclose(g);
+        }
+        *p = '/';
+    }
+    return 0;
+}
+
+static int write_dataset(hid_t file, const char *path, const char *name, hid_t type, const void *data, int64_t rows,
+                         int64_t cols, tr_err *err)
+{
+    int rc = make_groups(file, path, name, err);
+    if (rc)
+        return rc;
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+    hid_t s = H5Screate_simple(cols > 0 ? 2 : 1, dims, NULL);
+    hid_t d = H5Dcreate2(file, name, type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t st = d < 0 ? -1 : 0;
+    if (st >= 0 && rows > 0)
+        st = H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (d >= 0)
+        H5Dclose(d);
+    H5Sclose(s);
+    if (st < 0)
+        return tr_fail(err, TR_EIO, "%s: cannot write dataset %s (disk full?)", path, name);
+    return 0;
+}
+
+int tr_h5_write_f32(hid_t file, const char *path, const char *name, const float *data, int64_t rows, int64_t cols,
+                    tr_err *err)
+{
+    return write_dataset(file, path, name, H5T_NATIVE_FLOAT, data, rows, cols, err);
+}
+
+int tr_h5_write_i64(hid_t file, const char *path, const char *name, const int64_t *data, int64_t rows, tr_err *err)
+{
+    return write_dataset(file, path, name, H5T_NATIVE_INT64, data, rows, 0, err);
+}
+
+int tr_h5_write_f64(hid_t file, const char *path, const char *name, const double *data, int64_t rows, tr_err *err)
+{
+    return write_dataset(file, path, name, H5T_NATIVE_DOUBLE, data, rows, 0, err);
+}
+
+static int write_attr(hid_t file, const char *path, const char *obj, const char *name, hid_t type, const void *v,
+                      tr_err *err)
+{
+    if (H5Aexists_by_name(file, obj, name, H5P_DEFAULT) > 0)
+        H5Adelete_by_name(file, obj, name, H5P_DEFAULT);
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate_by_name(file, obj, name, type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t st = a < 0 ? -1 : H5Awrite(a, type, v);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(s);
+    if (st < 0)
+        return tr_fail(err, TR_EIO, "%s: cannot write attribute %s of %s", path, name, obj);
+    return 0;
+}
+
+int tr_h5_attr_str(hid_t file, const char *path, const char *obj, const char *name, const char *value, tr_err *err)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(value) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    int rc = write_attr(file, path, obj, name, t, value, err);
+    H5Tclose(t);
+    return rc;
+}
+
+int tr_h5_attr_i64(hid_t file, const char *path, const char *obj, const char *name, int64_t value, tr_err *err)
+{
+    return write_attr(file, path, obj, name, H5T_NATIVE_INT64, &value, err);
+}
+
+int tr_h5_attr_f64(hid_t file, const char *path, const char *obj, const char *name, double value, tr_err *err)
+{
+    return write_attr(file, path, obj, name, H5T_NATIVE_DOUBLE, &value, err);
+}
+
+static hid_t open_attr(hid_t file, const char *path, const char *obj, const char *name, tr_err *err)
+{
+    if (H5Oexists_by_name(file, obj, H5P_DEFAULT) <= 0 || H5Aexists_by_name(file, obj, name, H5P_DEFAULT) <= 0) {
+        tr_fail(err, TR_ECKPT, "%s: attribute %s of %s is missing", path, name, obj);
+        return -1;
+    }
+    hid_t a = H5Aopen_by_name(file, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0)
+        tr_fail(err, TR_ECKPT, "%s: cannot read attribute %s of %s", path, name, obj);
+    return a;
+}
+
+int tr_h5_get_attr_str(hid_t file, const char *path, const char *obj, const char *name, char *buf, size_t len,
+                       tr_err *err)
+{
+    hid_t a = open_attr(file, path, obj, name, err);
+    if (a < 0)
+        return TR_ECKPT;
+    hid_t ft = H5Aget_type(a);
+    int rc = 0;
+    if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) > 0) {
+        rc = tr_fail(err, TR_ECKPT, "%s: attribute %s of %s is not a fixed-length string", path, name, obj);
+    } else {
+        size_t n = H5Tget_size(ft);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, n);
+        char tmp[8192];
+        if (n >= sizeof tmp || H5Aread(a, mt, tmp) < 0) {
+            rc = tr_fail(err, TR_ECKPT, "%s: cannot read attribute %s of %s", path, name, obj);
+        } else {
+            tmp[n] = '\0';
+            snprintf(buf, len, "%s", tmp);
+        }
+        H5Tclose(mt);
+    }
+    H5Tclose(ft);
+    H5Aclose(a);
+    return rc;
+}
+
+int tr_h5_get_attr_i64(hid_t file, const char *path, const char *obj, const char *name, int64_t *value, tr_err *err)
+{
+    hid_t a = open_attr(file, path, obj, name, err);
+    if (a < 0)
+        return TR_ECKPT;
+    herr_t st = H5Aread(a, H5T_NATIVE_INT64, value);
+    H5Aclose(a);
+    return st < 0 ? tr_fail(err, TR_ECKPT, "%s: cannot read attribute %s of %s", path, name, obj) : 0;
+}
+
+int tr_h5_get_attr_f64(hid_t file, const char *path, const char *obj, const char *name, double *value, tr_err *err)
+{
+    hid_t a = open_attr(file, path, obj, name, err);
+    if (a < 0)
+        return TR_ECKPT;
+    herr_t st = H5Aread(a, H5T_NATIVE_DOUBLE, value);
+    H5Aclose(a);
+    return st < 0 ? tr_fail(err, TR_ECKPT, "%s: cannot read attribute %s of %s", path, name, obj) : 0;
+}

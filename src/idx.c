@@ -1,0 +1,106 @@
+/*
+ * idx.c: IDX reader through zlib's gzread (transparent for uncompressed files).
+ * Header: two zero bytes, a type byte (0x08 = unsigned byte), a dimension count, then each
+ * dimension as a big-endian 32-bit integer, then the data in row-major order.
+ */
+#include "trainer/idx.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define MAX_IDX_DIMS 4
+
+/* Reads exactly n bytes; false on a short read. */
+static bool read_full(gzFile g, void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    while (n > 0) {
+        unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
+        int got = gzread(g, p, chunk);
+        if (got <= 0)
+            return false;
+        p += got;
+        n -= (size_t)got;
+    }
+    return true;
+}
+
+static int open_idx(gzFile *g, const char *path, int want_dims, uint32_t dims[MAX_IDX_DIMS], tr_err *err)
+{
+    *g = gzopen(path, "rb");
+    if (!*g)
+        return tr_fail(err, TR_EDATA, "%s: cannot open: %s", path, errno ? strerror(errno) : "zlib error");
+    unsigned char head[4];
+    if (!read_full(*g, head, 4))
+        return tr_fail(err, TR_EDATA, "%s: too short for an IDX header (empty or truncated file)", path);
+    if (head[0] != 0 || head[1] != 0)
+        return tr_fail(err, TR_EDATA, "%s: not an IDX file (bad magic number)", path);
+    if (head[2] != 0x08)
+        return tr_fail(err, TR_EDATA, "%s: IDX data type 0x%02x is not supported (only unsigned bytes, 0x08)", path,
+                       head[2]);
+    if (head[3] != want_dims)
+        return tr_fail(err, TR_EDATA, "%s: %d dimensions, expected %d (%s)", path, head[3], want_dims,
+                       want_dims == 3 ? "images: count, height, width" : "labels: count");
+    for (int i = 0; i < want_dims; i++) {
+        unsigned char b[4];
+        if (!read_full(*g, b, 4))
+            return tr_fail(err, TR_EDATA, "%s: truncated IDX header", path);
+        dims[i] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    }
+    return 0;
+}
+
+int tr_idx_read(tr_dataset *ds, const char *images, const char *labels, tr_err *err)
+{
+    memset(ds, 0, sizeof *ds);
+    gzFile gi = NULL, gl = NULL;
+    uint32_t di[MAX_IDX_DIMS], dl[MAX_IDX_DIMS];
+    unsigned char *buf = NULL;
+    int rc = open_idx(&gi, images, 3, di, err);
+    if (!rc)
+        rc = open_idx(&gl, labels, 1, dl, err);
+    if (rc)
+        goto done;
+    if (di[0] != dl[0]) {
+        rc = tr_fail(err, TR_EDATA, "%s has %u images but %s has %u labels", images, di[0], labels, dl[0]);
+        goto done;
+    }
+    const int64_t n = di[0], F = (int64_t)di[1] * di[2];
+    if (n == 0 || F == 0) {
+        rc = tr_fail(err, TR_EDATA, "%s: no images (%u x %u x %u)", images, di[0], di[1], di[2]);
+        goto done;
+    }
+    rc = tr_dataset_alloc(ds, n, F, 1, err);
+    if (rc)
+        goto done;
+    buf = malloc((size_t)(n * F));
+    if (!buf) {
+        rc = tr_fail(err, TR_ENOMEM, "%s: cannot allocate %lld bytes", images, (long long)(n * F));
+        goto done;
+    }
+    if (!read_full(gi, buf, (size_t)(n * F))) {
+        rc = tr_fail(err, TR_EDATA, "%s: truncated: expected %lld images of %lld pixels", images, (long long)n,
+                     (long long)F);
+        goto done;
+    }
+    for (int64_t i = 0; i < n * F; i++)
+        ds->X[i] = (float)buf[i] / 255.0f;
+    if (!read_full(gl, buf, (size_t)n)) {
+        rc = tr_fail(err, TR_EDATA, "%s: truncated: expected %lld labels", labels, (long long)n);
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++)
+        ds->y[i] = (float)buf[i];
+done:
+    free(buf);
+    if (gi)
+        gzclose(gi);
+    if (gl)
+        gzclose(gl);
+    if (rc)
+        tr_dataset_free(ds);
+    return rc;
+}
