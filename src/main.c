@@ -7,6 +7,7 @@
 #include "trainer/config.h"
 #include "trainer/dist.h"
 #include "trainer/error.h"
+#include "trainer/generate.h"
 #include "trainer/model.h"
 #include "trainer/train.h"
 
@@ -28,6 +29,7 @@ static const char usage_main[] =
     "commands:\n"
     "  train CONFIG.ini [--set section.key=value ...]   train a model\n"
     "  summary CONFIG.ini [--set ...]                   print the model layer by layer\n"
+    "  data gen KIND --out FILE.h5|.csv [--KEY VALUE]   write a built-in data set to a file\n"
     "  help config                                      list every configuration key\n"
     "\n"
     "options:\n"
@@ -53,41 +55,81 @@ static const char usage_summary[] =
     "Prints one row per module (as torch.nn.Sequential) with its output shape and parameter\n"
     "count, and the totals.\n";
 
+static const char usage_data[] =
+    "usage: trainer data gen KIND --out FILE.h5|FILE.csv [--KEY VALUE ...]\n"
+    "\n"
+    "Writes a built-in data set (moons, circles, blobs, linear, inverse) to HDF5 (/X float32\n"
+    "(rows, features); /y int64 labels or float32 values) or CSV (x0..,y). KEY is any [data]\n"
+    "generator key: n, noise, sd, r1, r2, a, b, x_min, x_max, classes, n_features, box, seed.\n"
+    "Example: trainer data gen circles --out circles.h5 --n 5000 --sd 0.2 --seed 1\n";
+
+#define MAX_POSITIONAL 8
+
 typedef struct cli {
     const char *command;
-    const char *config;
+    const char *config; /* the second positional argument */
+    const char *pos[MAX_POSITIONAL];
+    int n_pos;
     const char *sets[MAX_SETS];
     int n_sets;
+    const char *out;
     bool help;
+    char set_buf[MAX_SETS][256]; /* --KEY VALUE of `data gen`, as data.KEY=VALUE */
 } cli;
+
+static int add_set(cli *a, const char *s, tr_err *err)
+{
+    if (a->n_sets == MAX_SETS)
+        return tr_fail(err, TR_EUSAGE, "too many --set options (at most %d)", MAX_SETS);
+    a->sets[a->n_sets++] = s;
+    return 0;
+}
 
 static int parse_args(cli *a, int argc, char **argv, tr_err *err)
 {
     memset(a, 0, sizeof *a);
+    const bool data_cmd = argc > 1 && !strcmp(argv[1], "data");
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
+        const bool has_value = i + 1 < argc;
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             a->help = true;
         } else if (!strcmp(s, "--set")) {
-            if (i + 1 >= argc)
+            if (!has_value)
                 return tr_fail(err, TR_EUSAGE, "--set needs a value: --set section.key=value");
-            if (a->n_sets == MAX_SETS)
-                return tr_fail(err, TR_EUSAGE, "too many --set options (at most %d)", MAX_SETS);
-            a->sets[a->n_sets++] = argv[++i];
+            int rc = add_set(a, argv[++i], err);
+            if (rc)
+                return rc;
         } else if (!strncmp(s, "--set=", 6)) {
+            int rc = add_set(a, s + 6, err);
+            if (rc)
+                return rc;
+        } else if (!strcmp(s, "--out")) {
+            if (!has_value)
+                return tr_fail(err, TR_EUSAGE, "--out needs a file name");
+            a->out = argv[++i];
+        } else if (data_cmd && !strncmp(s, "--", 2) && s[2]) {
+            /* `data gen` takes generator keys as options: --noise 0.2 -> data.noise=0.2 */
+            if (!has_value)
+                return tr_fail(err, TR_EUSAGE, "%s needs a value", s);
             if (a->n_sets == MAX_SETS)
-                return tr_fail(err, TR_EUSAGE, "too many --set options (at most %d)", MAX_SETS);
-            a->sets[a->n_sets++] = s + 6;
+                return tr_fail(err, TR_EUSAGE, "too many options");
+            snprintf(a->set_buf[a->n_sets], sizeof a->set_buf[0], "data.%s=%s", s + 2, argv[++i]);
+            a->sets[a->n_sets] = a->set_buf[a->n_sets];
+            a->n_sets++;
         } else if (s[0] == '-' && s[1]) {
             return tr_fail(err, TR_EUSAGE, "unknown option '%s' (see trainer --help)", s);
         } else if (!a->command) {
             a->command = s;
-        } else if (!a->config) {
-            a->config = s;
+        } else if (a->n_pos < MAX_POSITIONAL) {
+            a->pos[a->n_pos++] = s;
         } else {
             return tr_fail(err, TR_EUSAGE, "unexpected argument '%s' (see trainer --help)", s);
         }
     }
+    a->config = a->n_pos > 0 ? a->pos[0] : NULL;
+    if (a->command && strcmp(a->command, "data") && strcmp(a->command, "help") && a->n_pos > 1)
+        return tr_fail(err, TR_EUSAGE, "unexpected argument '%s' (see trainer --help)", a->pos[1]);
     return 0;
 }
 
@@ -110,9 +152,13 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err)
     tr_trainer t;
     rc = tr_trainer_init(&t, &c, d, out, err);
     if (!rc && out) {
-        fprintf(out, "trainer %s: %s, %d rank%s, %lld training rows, %lld test rows, %zu parameters\n",
+        fprintf(out, "trainer %s: %s, %d rank%s, %lld training rows, %lld validation rows, %lld test rows, %zu "
+                     "parameters\n",
                 TRAINER_VERSION, a->config, d->size, d->size == 1 ? "" : "s", (long long)t.data.train.rows,
-                (long long)t.data.test.rows, t.model.n_trainable);
+                (long long)t.data.val.rows, (long long)t.data.test.rows, t.model.n_trainable);
+        if (t.data.dropped)
+            fprintf(out, "note: dropped %lld rows with non-finite values ([data] on_nonfinite = drop)\n",
+                    (long long)t.data.dropped);
         fflush(out);
     }
     if (!rc)
@@ -120,6 +166,8 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err)
     if (!rc && out) {
         if (t.has_train_metrics)
             tr_print_report(out, &t.train_metrics, "train");
+        if (t.has_val_metrics)
+            tr_print_report(out, &t.val_metrics, "validation");
         if (t.has_test_metrics)
             tr_print_report(out, &t.test_metrics, "test");
         fprintf(out, "\ntrained %lld epochs (%lld steps) in %.2f s\n", (long long)t.epoch, (long long)t.step,
@@ -147,8 +195,48 @@ static int cmd_summary(const cli *a, tr_dist *d, tr_err *err)
     return rc;
 }
 
+static int cmd_data_gen(const cli *a, tr_dist *d, tr_err *err)
+{
+    if (a->n_pos < 2 || strcmp(a->pos[0], "gen"))
+        return tr_fail(err, TR_EUSAGE, "usage: trainer data gen KIND --out FILE.h5 [--KEY VALUE ...]");
+    if (!a->out)
+        return tr_fail(err, TR_EUSAGE, "trainer data gen needs --out FILE.h5 (or FILE.csv)");
+    const char *kind = a->pos[1];
+    bool known = false;
+    for (int i = 0; tr_generator_names[i]; i++)
+        known |= !strcmp(kind, tr_generator_names[i]);
+    if (!known)
+        return tr_fail(err, TR_EUSAGE, "unknown data set '%s' (choose one of: moons, circles, blobs, linear, inverse)",
+                       kind);
+    /* the generator keys are [data] keys: parse them with the config machinery */
+    char text[256];
+    snprintf(text, sizeof text, "[model]\nlayers = 1, 1\n[train]\nloss = mse\n[data]\ngenerator = %s\n", kind);
+    tr_config c;
+    int rc = tr_config_load_string(&c, "trainer data gen", text, a->sets, a->n_sets, err);
+    tr_dataset ds = {0};
+    if (!rc)
+        rc = tr_generate(&ds, &c.data, err);
+    const bool labels = tr_generator_is_classification(kind);
+    if (!rc && d->rank == 0)
+        rc = tr_dataset_save(&ds, a->out, labels, err);
+    if (!rc && d->rank == 0)
+        printf("wrote %s: %s, %lld rows, %lld feature%s, %s\n", a->out, kind, (long long)ds.rows, (long long)ds.cols,
+               ds.cols == 1 ? "" : "s", labels ? "class labels" : "real targets");
+    tr_dataset_free(&ds);
+    tr_config_free(&c);
+    return rc;
+}
+
 static int run(const cli *a, tr_dist *d, tr_err *err)
 {
+    if (!strcmp(a->command, "data")) {
+        if (a->help) {
+            if (d->rank == 0)
+                fputs(usage_data, stdout);
+            return 0;
+        }
+        return cmd_data_gen(a, d, err);
+    }
     if (!strcmp(a->command, "train") || !strcmp(a->command, "summary")) {
         if (a->help) {
             if (d->rank == 0)

@@ -75,7 +75,7 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
         return rc;
 
     const int64_t F = c->model.widths[0], O = t->loss.width, T = tr_loss_target_width(&t->loss);
-    int64_t eval_rows = t->data.test.rows;
+    int64_t eval_rows = t->data.test.rows > t->data.val.rows ? t->data.test.rows : t->data.val.rows;
     if (c->train.eval_train && t->data.train.rows > eval_rows)
         eval_rows = t->data.train.rows;
     rc = alloc_array((void **)&t->xb, (size_t)(max_local * F), sizeof(float), err);
@@ -93,6 +93,8 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     const int64_t K = tr_loss_classes(&t->loss);
     if (!rc)
         rc = tr_metrics_init(&t->train_metrics, task, K, err);
+    if (!rc)
+        rc = tr_metrics_init(&t->val_metrics, task, K, err);
     if (!rc)
         rc = tr_metrics_init(&t->test_metrics, task, K, err);
     return rc;
@@ -113,6 +115,7 @@ void tr_trainer_free(tr_trainer *t)
     free(t->eval_A);
     free(t->eval_loss);
     tr_metrics_free(&t->train_metrics);
+    tr_metrics_free(&t->val_metrics);
     tr_metrics_free(&t->test_metrics);
     memset(t, 0, sizeof *t);
 }
@@ -210,12 +213,19 @@ static void print_eval_line(tr_trainer *t, double epoch_seconds, int64_t epoch_r
         fprintf(f, "  train_acc %.4f", t->has_train_metrics ? t->train_metrics.accuracy : t->train_accuracy);
     else if (t->has_train_metrics)
         fprintf(f, "  train_r2 %.4f", t->train_metrics.r2);
-    if (t->has_test_metrics) {
-        fprintf(f, "  test_loss %.6f", t->test_metrics.loss);
+    const struct {
+        bool has;
+        const tr_metrics *m;
+        const char *name;
+    } sets[] = {{t->has_val_metrics, &t->val_metrics, "val"}, {t->has_test_metrics, &t->test_metrics, "test"}};
+    for (int i = 0; i < 2; i++) {
+        if (!sets[i].has)
+            continue;
+        fprintf(f, "  %s_loss %.6f", sets[i].name, sets[i].m->loss);
         if (cls)
-            fprintf(f, "  test_acc %.4f", t->test_metrics.accuracy);
+            fprintf(f, "  %s_acc %.4f", sets[i].name, sets[i].m->accuracy);
         else
-            fprintf(f, "  test_r2 %.4f", t->test_metrics.r2);
+            fprintf(f, "  %s_r2 %.4f", sets[i].name, sets[i].m->r2);
     }
     fprintf(f, "  lr %.3g  %.0f samples/s\n", t->optim.lr, epoch_seconds > 0 ? (double)epoch_rows / epoch_seconds : 0.0);
     fflush(f);
@@ -251,6 +261,12 @@ int tr_trainer_fit(tr_trainer *t, tr_err *err)
                 if (rc)
                     return rc;
                 t->has_train_metrics = true;
+            }
+            if (t->data.val.rows > 0) {
+                int rc = tr_trainer_evaluate(t, &t->data.val, &t->val_metrics, err);
+                if (rc)
+                    return rc;
+                t->has_val_metrics = true;
             }
             if (t->data.test.rows > 0) {
                 int rc = tr_trainer_evaluate(t, &t->data.test, &t->test_metrics, err);

@@ -41,8 +41,8 @@ typedef struct tr_trainer {
     int64_t epoch_rows, epoch_correct;
     double train_loss;      /* running mean loss of the last finished epoch */
     double train_accuracy;  /* running accuracy of the last finished epoch (classification) */
-    tr_metrics train_metrics, test_metrics; /* last evaluation */
-    bool has_train_metrics, has_test_metrics;
+    tr_metrics train_metrics, val_metrics, test_metrics; /* last evaluation */
+    bool has_train_metrics, has_val_metrics, has_test_metrics;
     double seconds;         /* training wall time */
     FILE *out;              /* human output (rank 0), NULL elsewhere */
 } tr_trainer;
