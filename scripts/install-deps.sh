@@ -10,6 +10,7 @@ PACKAGES=(
   libopenblas-dev
   libinih-dev librandom123-dev zlib1g-dev
   libcriterion-dev
+  dataset-fashion-mnist
 )
 # Optional extras (plots, interop, Fashion-MNIST) are listed in README.md.
 if [[ "${TRAINER_EXTRA_PACKAGES:-}" != "" ]]; then

@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static char out[65536];
@@ -126,4 +127,74 @@ Test(cli, readme_configuration_reference_is_current)
         len--;
     cr_expect(strncmp(begin, out, len) == 0 && begin[len] == '\n',
               "README.md's configuration reference is stale: run scripts/update-readme.sh");
+}
+
+Test(cli, data_gen_writes_hdf5_and_csv)
+{
+    char args[1024];
+    snprintf(args, sizeof args, "data gen circles --out %s/c.h5 --n 300 --sd 0.1 --seed 3", dir);
+    cr_expect_eq(trainer(args), 0, "%s", out);
+    cr_expect(strstr(out, "300 rows, 2 features, class labels"), "%s", out);
+    snprintf(args, sizeof args, "data gen linear --out %s/l.csv --n 5", dir);
+    cr_expect_eq(trainer(args), 0, "%s", out);
+    char path[512], cmd[1024];
+    snprintf(path, sizeof path, "%s/l.csv", dir);
+    snprintf(cmd, sizeof cmd, "wc -l < %s", path);
+    run_cmd(cmd, out, sizeof out);
+    cr_expect(atoi(out) == 6, "header + 5 rows, got %s", out);
+    /* a config trains on the written file */
+    char cfg[1024];
+    snprintf(path, sizeof path, "%s/h5.ini", dir);
+    snprintf(cfg, sizeof cfg,
+             "[model]\nlayers = 2, 8, 1\nactivations = relu\noutput_activation = sigmoid\n"
+             "[data]\npath = %s/c.h5\ntest_fraction = 0.2\n[train]\nloss = bce\nepochs = 2\n[output]\ndir = %s/run\n",
+             dir, dir);
+    write_text(path, cfg);
+    snprintf(args, sizeof args, "train %s", path);
+    cr_expect_eq(trainer(args), 0, "%s", out);
+    cr_expect(strstr(out, "240 training rows") && strstr(out, "60 test rows"), "%s", out);
+}
+
+Test(cli, data_gen_usage_errors_exit_2)
+{
+    char args[1024];
+    snprintf(args, sizeof args, "data gen spirals --out %s/x.h5", dir);
+    cr_expect_eq(trainer(args), 2);
+    cr_expect(strstr(out, "unknown data set 'spirals'"), "%s", out);
+    cr_expect_eq(trainer("data gen moons"), 2);
+    cr_expect(strstr(out, "--out"), "%s", out);
+    snprintf(args, sizeof args, "data gen moons --out %s/x.txt", dir);
+    cr_expect_eq(trainer(args), 2);
+    snprintf(args, sizeof args, "data gen moons --out %s/x.h5 --noise -1", dir);
+    cr_expect_eq(trainer(args), 2);
+    cr_expect(strstr(out, "noise"), "%s", out);
+}
+
+static void expect_data_error(const char *data_section, const char *needle)
+{
+    char path[512], args[1024], cfg[2048];
+    snprintf(path, sizeof path, "%s/d.ini", dir);
+    snprintf(cfg, sizeof cfg, "[model]\nlayers = 2, 4, 1\noutput_activation = sigmoid\n[data]\n%s\n"
+                              "[train]\nloss = bce\nepochs = 1\n[output]\ndir = %s/run\n", data_section, dir);
+    write_text(path, cfg);
+    snprintf(args, sizeof args, "train %s", path);
+    cr_expect_eq(trainer(args), 3, "exit status for [data] %s: %s", data_section, out);
+    cr_expect(strstr(out, needle) != NULL, "'%s' lacks '%s'", out, needle);
+}
+
+Test(cli, data_errors_exit_3_naming_file_and_row)
+{
+    char csv[512], text[256], sec[1024];
+    snprintf(csv, sizeof csv, "%s/bad.csv", dir);
+    write_text(csv, "a,b,label\n1,2,0\n3,x,1\n");
+    snprintf(sec, sizeof sec, "path = %s", csv);
+    snprintf(text, sizeof text, "bad.csv:3");
+    expect_data_error(sec, text);
+    snprintf(sec, sizeof sec, "path = %s/missing.h5", dir);
+    expect_data_error(sec, "missing.h5: cannot open");
+    write_text(csv, "a,b,label\n1,2,0\n3,4,2\n");
+    snprintf(sec, sizeof sec, "path = %s", csv);
+    expect_data_error(sec, "target 2 of a bce loss must be in [0, 1]");
+    write_text(csv, "a,b,c,label\n1,2,5,0\n");
+    expect_data_error(sec, "3 feature columns but [model] layers starts with 2");
 }
