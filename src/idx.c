@@ -57,7 +57,7 @@ int tr_idx_read(tr_dataset *ds, const char *images, const char *labels, tr_err *
 {
     memset(ds, 0, sizeof *ds);
     gzFile gi = NULL, gl = NULL;
-    uint32_t di[MAX_IDX_DIMS], dl[MAX_IDX_DIMS];
+    uint32_t di[MAX_IDX_DIMS] = {0}, dl[MAX_IDX_DIMS] = {0};
     unsigned char *buf = NULL;
     int rc = open_idx(&gi, images, 3, di, err);
     if (!rc)

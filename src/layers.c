@@ -5,6 +5,8 @@
  */
 #include "trainer/layers.h"
 
+#include "vector_kernel.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -63,7 +65,7 @@ static void softmax_rows(float *A, const float *Z, int64_t B, int64_t W)
     }
 }
 
-void tr_act_forward(float *A, const float *Z, int64_t B, int64_t W, tr_activation act,
+TR_VECTOR_KERNEL void tr_act_forward(float *A, const float *Z, int64_t B, int64_t W, tr_activation act,
                     const tr_act_params *p)
 {
     const int64_t n = B * W;
@@ -119,7 +121,7 @@ void tr_act_forward(float *A, const float *Z, int64_t B, int64_t W, tr_activatio
     }
 }
 
-void tr_act_backward(float *dZ, const float *dA, const float *Z, const float *A, int64_t B,
+TR_VECTOR_KERNEL void tr_act_backward(float *dZ, const float *dA, const float *Z, const float *A, int64_t B,
                      int64_t W, tr_activation act, const tr_act_params *p)
 {
     const int64_t n = B * W;

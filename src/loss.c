@@ -144,22 +144,27 @@ static double cross_entropy(const tr_loss *L, float *dZ, double *row_loss, const
         float mx = z[0];
         for (int64_t j = 1; j < O; j++)
             mx = z[j] > mx ? z[j] : mx;
+        /* e_j = exp(z_j - max) once: the loss takes their sum, the gradient their ratios */
+        float *d = dZ ? dZ + r * O : NULL;
         double sum = 0.0;
-        for (int64_t j = 0; j < O; j++)
-            sum += exp((double)z[j] - mx);
+        for (int64_t j = 0; j < O; j++) {
+            const double e = exp((double)z[j] - mx);
+            sum += e;
+            if (d)
+                d[j] = (float)e;
+        }
         const double lse = mx + log(sum);
         const double w = (c >= 0 && L->class_weights) ? L->class_weights[c] : 1.0;
         const double l = c >= 0 ? w * (lse - z[c]) : NAN; /* bad label: poison, never index */
         total += l;
         if (row_loss)
             row_loss[r] = l;
-        if (dZ) {
-            float *d = dZ + r * O;
-            const float ws = (float)(w * scale);
+        if (d) {
+            const float ws = (float)(w * scale / sum);
             for (int64_t j = 0; j < O; j++)
-                d[j] = (float)(exp((double)z[j] - lse)) * ws;
+                d[j] *= ws;
             if (c >= 0)
-                d[c] -= ws;
+                d[c] -= (float)(w * scale);
             else
                 d[0] = NAN;
         }

@@ -1,9 +1,16 @@
 /*
  * optim.c: the update rules, written to follow torch.optim's single-tensor code paths
  * operation by operation (float arithmetic, lerp for Adam's first moment, bias corrections
- * computed in double), so the same gradients give the same parameters to rounding.
+ * computed in double), so the same gradients give the same parameters to rounding. One
+ * deliberate difference: Adam divides sqrt(v) by sqrt(1 - beta2^t) as a multiplication by
+ * its reciprocal (PyTorch divides), which may differ in the last bit and saves a vector
+ * division per parameter.
  */
 #include "trainer/optim.h"
+
+#include "trainer/mem.h"
+
+#include "vector_kernel.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -30,7 +37,7 @@ const char *tr_optim_name(tr_optim_kind kind)
 
 static int add_state(tr_optim *o, const char *name, tr_err *err)
 {
-    float *p = calloc(o->n ? o->n : 1, sizeof *p);
+    float *p = tr_big_alloc(o->n * sizeof *p);
     if (!p)
         return tr_fail(err, TR_ENOMEM, "cannot allocate optimizer state '%s' (%zu floats)", name, o->n);
     o->state[o->n_state].name = name;
@@ -83,9 +90,19 @@ void tr_optim_free(tr_optim *o)
 {
     if (!o)
         return;
-    for (int i = 0; i < o->n_state; i++)
-        free(o->state[i].data);
+    for (int i = 0; i < o->n_state && !o->external; i++)
+        tr_big_free(o->state[i].data);
     o->n_state = 0;
+}
+
+void tr_optim_use_state(tr_optim *o, float *const *buffers)
+{
+    for (int i = 0; i < o->n_state; i++) {
+        if (!o->external)
+            tr_big_free(o->state[i].data);
+        o->state[i].data = buffers[i];
+    }
+    o->external = true;
 }
 
 static float *state(tr_optim *o, const char *name)
@@ -103,48 +120,69 @@ void tr_optim_begin_step(tr_optim *o)
         const double bc1 = 1.0 - pow(o->cfg.beta1, (double)o->step);
         const double bc2 = 1.0 - pow(o->cfg.beta2, (double)o->step);
         o->step_size = (float)(o->lr / bc1);
-        o->bc2_sqrt = (float)sqrt(bc2);
+        o->inv_bc2_sqrt = (float)(1.0 / sqrt(bc2));
     }
 }
 
-static void sgd(tr_optim *o, float *p, const float *g, size_t n, float wd, size_t off)
+/* Bit 31 set when x is inf or NaN (exponent all ones): (exp bits) + (one exponent step)
+ * carries into the sign position only then. Integer ops, so the OR-reduction vectorises. */
+static inline uint32_t nonfinite_bits(float x)
 {
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    return (b & 0x7f800000u) + 0x00800000u;
+}
+#define NONFINITE_BITS(x) nonfinite_bits(x)
+
+TR_VECTOR_KERNEL static uint32_t sgd(tr_optim *o, float *restrict p, float *restrict g, size_t n, float wd, size_t off)
+{
+    uint32_t bad = 0;
     const float lr = (float)o->lr;
     const float mu = (float)o->cfg.momentum;
     const float damp = (float)(1.0 - o->cfg.dampening);
-    float *buf = state(o, "momentum_buffer");
+    float *restrict buf = state(o, "momentum_buffer");
     const bool nesterov = o->cfg.kind == TR_OPTIM_NESTEROV;
     if (!buf) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+            bad |= NONFINITE_BITS(g[i]);
             p[i] -= lr * (g[i] + wd * p[i]);
-        return;
+            g[i] = 0.0f;
+        }
+        return bad;
     }
     buf += off;
     const bool first = o->step == 1; /* PyTorch: the buffer starts as a copy of d_p */
     for (size_t i = 0; i < n; i++) {
+        bad |= NONFINITE_BITS(g[i]);
         const float d = g[i] + wd * p[i];
+        g[i] = 0.0f;
         buf[i] = first ? d : buf[i] * mu + damp * d;
         const float step = nesterov ? d + mu * buf[i] : buf[i];
         p[i] -= lr * step;
     }
+    return bad;
 }
 
-static void rmsprop(tr_optim *o, float *p, const float *g, size_t n, float wd, size_t off)
+TR_VECTOR_KERNEL static uint32_t rmsprop(tr_optim *o, float *restrict p, float *restrict g, size_t n, float wd,
+                                        size_t off)
 {
+    uint32_t bad = 0;
     const float lr = (float)o->lr;
     const float alpha = (float)o->cfg.alpha;
     const float one_m_alpha = (float)(1.0 - o->cfg.alpha);
     const float eps = (float)o->cfg.eps;
     const float mu = (float)o->cfg.momentum;
-    float *sq = state(o, "square_avg") + off;
-    float *buf = state(o, "momentum_buffer");
-    float *gavg = state(o, "grad_avg");
+    float *restrict sq = state(o, "square_avg") + off;
+    float *restrict buf = state(o, "momentum_buffer");
+    float *restrict gavg = state(o, "grad_avg");
     if (buf)
         buf += off;
     if (gavg)
         gavg += off;
     for (size_t i = 0; i < n; i++) {
+        bad |= NONFINITE_BITS(g[i]);
         const float d = g[i] + wd * p[i];
+        g[i] = 0.0f;
         sq[i] = sq[i] * alpha + one_m_alpha * d * d;
         float avg;
         if (gavg) {
@@ -160,62 +198,76 @@ static void rmsprop(tr_optim *o, float *p, const float *g, size_t n, float wd, s
             p[i] -= lr * (d / avg);
         }
     }
+    return bad;
 }
 
-static void adam(tr_optim *o, float *p, const float *g, size_t n, float wd, size_t off)
+TR_VECTOR_KERNEL static uint32_t adam(tr_optim *o, float *restrict p, float *restrict g, size_t n, float wd,
+                                     size_t off)
 {
+    uint32_t bad = 0;
     const bool decoupled = o->cfg.kind == TR_OPTIM_ADAMW;
     const float w1 = (float)(1.0 - o->cfg.beta1); /* lerp weight */
     const float b2 = (float)o->cfg.beta2;
     const float one_m_b2 = (float)(1.0 - o->cfg.beta2);
     const float eps = (float)o->cfg.eps;
     const float step_size = o->step_size;
-    const float bc2_sqrt = o->bc2_sqrt;
+    const float inv_bc2_sqrt = o->inv_bc2_sqrt;
     const float decay = (float)(1.0 - o->lr * wd);
-    float *m = state(o, "exp_avg") + off;
-    float *v = state(o, "exp_avg_sq") + off;
-    float *vmax = state(o, "max_exp_avg_sq");
-    if (vmax)
+    float *restrict m = state(o, "exp_avg") + off;
+    float *restrict v = state(o, "exp_avg_sq") + off;
+    float *restrict vmax = state(o, "max_exp_avg_sq");
+    /* decoupled decay multiplies p, coupled decay adds to the gradient: one of them is a no-op */
+    const float pmul = decoupled ? decay : 1.0f, gadd = decoupled ? 0.0f : wd;
+    if (vmax) {
         vmax += off;
+        for (size_t i = 0; i < n; i++) {
+            bad |= NONFINITE_BITS(g[i]);
+            const float pi = p[i] * pmul;
+            const float d = g[i] + gadd * p[i];
+            g[i] = 0.0f;
+            m[i] = m[i] + w1 * (d - m[i]);
+            v[i] = v[i] * b2 + one_m_b2 * d * d;
+            vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];
+            const float denom = sqrtf(vmax[i]) * inv_bc2_sqrt + eps;
+            p[i] = pi - step_size * (m[i] / denom);
+        }
+        return bad;
+    }
     for (size_t i = 0; i < n; i++) {
-        float d = g[i];
-        if (decoupled)
-            p[i] *= decay;
-        else
-            d += wd * p[i];
+        bad |= NONFINITE_BITS(g[i]);
+        const float pi = p[i] * pmul;
+        const float d = g[i] + gadd * p[i];
+        g[i] = 0.0f;
         m[i] = m[i] + w1 * (d - m[i]);
         v[i] = v[i] * b2 + one_m_b2 * d * d;
-        float vv = v[i];
-        if (vmax) {
-            vmax[i] = vmax[i] > vv ? vmax[i] : vv;
-            vv = vmax[i];
-        }
-        const float denom = sqrtf(vv) / bc2_sqrt + eps;
-        p[i] -= step_size * (m[i] / denom);
+        const float denom = sqrtf(v[i]) * inv_bc2_sqrt + eps;
+        p[i] = pi - step_size * (m[i] / denom);
     }
+    return bad;
 }
 
-void tr_optim_update(tr_optim *o, float *params, const float *grads, size_t begin, size_t end,
-                     bool decay)
+bool tr_optim_update(tr_optim *o, float *params, float *grads, size_t begin, size_t end, bool decay)
 {
+    uint32_t bad = 0;
     const float wd = decay ? (float)o->cfg.weight_decay : 0.0f;
     const size_t n = end - begin;
     float *p = params + begin;
-    const float *g = grads + begin;
+    float *g = grads + begin;
     switch (o->cfg.kind) {
     case TR_OPTIM_SGD:
     case TR_OPTIM_MOMENTUM:
     case TR_OPTIM_NESTEROV:
-        sgd(o, p, g, n, wd, begin);
+        bad = sgd(o, p, g, n, wd, begin);
         break;
     case TR_OPTIM_RMSPROP:
-        rmsprop(o, p, g, n, wd, begin);
+        bad = rmsprop(o, p, g, n, wd, begin);
         break;
     case TR_OPTIM_ADAM:
     case TR_OPTIM_ADAMW:
-        adam(o, p, g, n, wd, begin);
+        bad = adam(o, p, g, n, wd, begin);
         break;
     case TR_OPTIM_COUNT:
         break;
     }
+    return (bad >> 31) == 0;
 }

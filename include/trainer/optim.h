@@ -55,26 +55,33 @@ typedef struct tr_optim_state {
 
 typedef struct tr_optim {
     tr_optim_config cfg;
+    bool external;   /* the state buffers belong to someone else (tr_optim_use_state) */
     double lr;       /* current learning rate (a schedule may change it) */
     int64_t step;    /* optimizer steps taken */
     size_t n;        /* number of parameters */
     tr_optim_state state[3];
     int n_state;
     /* precomputed for the current step (tr_optim_begin_step) */
-    float step_size, bc2_sqrt;
+    float step_size, inv_bc2_sqrt;
 } tr_optim;
 
 /* Allocates the state (zeroed) for n parameters. */
 int tr_optim_init(tr_optim *o, const tr_optim_config *cfg, size_t n, tr_err *err);
 void tr_optim_free(tr_optim *o);
 
+/* Makes the optimizer use caller-owned state buffers (n floats each, in the order of
+ * o->state, e.g. node-shared memory); its own are released, values are not copied. */
+void tr_optim_use_state(tr_optim *o, float *const *buffers);
+
 /* Starts step t+1: increments the step count and computes the bias corrections. */
 void tr_optim_begin_step(tr_optim *o);
 
-/* Updates params[begin, end) from grads[begin, end). `decay` says whether weight_decay
- * applies to this range. Ranges of one step may be updated in any order (e.g. per bucket as
- * its gradients arrive): the update is element-wise. */
-void tr_optim_update(tr_optim *o, float *params, const float *grads, size_t begin, size_t end,
-                     bool decay);
+/* Updates params[begin, end) from grads[begin, end) and leaves zeros in that gradient range
+ * (the next step accumulates into it: no separate zeroing pass). `decay` says whether
+ * weight_decay applies to this range. Ranges of one step may be updated in any order (e.g.
+ * per bucket as its gradients arrive): the update is element-wise. Returns false when a
+ * gradient in the range is not finite (checked in the same pass; the range is then garbage
+ * and the run must stop without saving). */
+bool tr_optim_update(tr_optim *o, float *params, float *grads, size_t begin, size_t end, bool decay);
 
 #endif
