@@ -8,7 +8,9 @@
 #include "trainer/generate.h"
 #include "trainer/h5io.h"
 #include "trainer/idx.h"
+#include "trainer/mem.h"
 #include "trainer/rng.h"
+#include "trainer/sampler.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,11 +19,11 @@
 int tr_dataset_alloc(tr_dataset *ds, int64_t rows, int64_t cols, int64_t tcols, tr_err *err)
 {
     memset(ds, 0, sizeof *ds);
-    ds->rows = rows;
+    ds->rows = ds->global_rows = rows;
     ds->cols = cols;
     ds->tcols = tcols;
-    ds->X = calloc((size_t)(rows * cols) + 1, sizeof *ds->X);
-    ds->y = calloc((size_t)(rows * tcols) + 1, sizeof *ds->y);
+    ds->X = tr_big_alloc((size_t)(rows * cols) * sizeof *ds->X);
+    ds->y = tr_big_alloc((size_t)(rows * tcols) * sizeof *ds->y);
     if (!ds->X || !ds->y) {
         tr_dataset_free(ds);
         return tr_fail(err, TR_ENOMEM, "cannot allocate a %lld x %lld data set", (long long)rows, (long long)cols);
@@ -33,8 +35,8 @@ void tr_dataset_free(tr_dataset *ds)
 {
     if (!ds)
         return;
-    free(ds->X);
-    free(ds->y);
+    tr_big_free(ds->X);
+    tr_big_free(ds->y);
     ds->X = ds->y = NULL;
     ds->rows = 0;
 }
@@ -72,6 +74,8 @@ int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const c
         if (row_end < 0)
             row_end = xr;
         rc = tr_dataset_alloc(ds, row_end - row_begin, xc, yc, err);
+        ds->first_row = row_begin;
+        ds->global_rows = xr;
     }
     if (!rc)
         rc = tr_h5_read_rows(f, path, features, row_begin, row_end, xc, ds->X, err);
@@ -296,6 +300,27 @@ static tr_data_format resolve_format(const tr_data_config *dc)
     return TR_FORMAT_HDF5;
 }
 
+/* Reads this rank's evaluation chunks of an HDF5 file. */
+static int read_hdf5_share(tr_dataset *ds, const tr_data_config *dc, const char *path, int64_t chunk, int rank,
+                           int size, int64_t *dropped, tr_err *err)
+{
+    hid_t f;
+    int rc = tr_h5_open(&f, path, err);
+    if (rc)
+        return rc;
+    int64_t rows, cols;
+    rc = tr_h5_shape(f, path, dc->features_dset, &rows, &cols, NULL, err);
+    tr_h5_close(f);
+    if (rc)
+        return rc;
+    int64_t b, e;
+    tr_chunk_share(rows, chunk, rank, size, &b, &e);
+    rc = tr_hdf5_read(ds, path, dc->features_dset, dc->targets_dset, b, e, err);
+    if (!rc && ds->rows > 0)
+        rc = tr_dataset_check_finite(ds, dc->on_nonfinite == 1, path, dropped, err);
+    return rc;
+}
+
 /* Reads one file set: path (HDF5, CSV) or images + labels (IDX). */
 static int read_source(tr_dataset *ds, const tr_data_config *dc, tr_data_format fmt, const char *path,
                        const char *images, const char *labels, int64_t *dropped, tr_err *err)
@@ -325,7 +350,7 @@ static int read_source(tr_dataset *ds, const tr_data_config *dc, tr_data_format 
     return 0;
 }
 
-int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
+int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, int rank, int size, tr_err *err)
 {
     memset(d, 0, sizeof *d);
     const tr_data_config *dc = &c->data;
@@ -368,7 +393,10 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
                          c->path);
             goto fail;
         }
-        rc = read_source(&d->test, dc, fmt, tsrc, dc->test_images, dc->test_labels, &dropped, err);
+        if (fmt == TR_FORMAT_HDF5 && size > 1) /* each rank reads only its rows */
+            rc = read_hdf5_share(&d->test, dc, tsrc, c->train.eval_batch, rank, size, &dropped, err);
+        else
+            rc = read_source(&d->test, dc, fmt, tsrc, dc->test_images, dc->test_labels, &dropped, err);
         if (rc)
             goto fail;
         d->dropped += dropped;
@@ -390,7 +418,7 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
                      d->source, (long long)(rest.rows), dc->test_fraction, dc->val_fraction);
         goto fail;
     }
-    if (d->test.rows > 0 && d->test.cols != d->train.cols) {
+    if (d->test.global_rows > 0 && d->test.cols != d->train.cols) {
         rc = tr_fail(err, TR_EDATA, "%s: the test data have %lld feature columns, the training data %lld",
                      dc->test_path[0] ? dc->test_path : dc->test_images, (long long)d->test.cols,
                      (long long)d->train.cols);

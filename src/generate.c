@@ -13,11 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-const char *const tr_generator_names[] = {"moons", "circles", "blobs", "linear", "inverse", NULL};
+const char *const tr_generator_names[] = {"moons", "circles", "blobs", "linear", "inverse", "random", NULL};
 
 bool tr_generator_is_classification(const char *name)
 {
-    return !strcmp(name, "moons") || !strcmp(name, "circles") || !strcmp(name, "blobs");
+    return !strcmp(name, "moons") || !strcmp(name, "circles") || !strcmp(name, "blobs") || !strcmp(name, "random");
 }
 
 /* Random streams (purpose TR_RNG_GENERATE): the noise of column c uses stream c; the others: */
@@ -149,6 +149,21 @@ static int gen_regression(tr_dataset *ds, const tr_data_config *dc, tr_rng rng, 
     return 0;
 }
 
+/* Features U(0, 1) and uniform random class labels: no structure, for benchmarks. */
+static int gen_random(tr_dataset *ds, const tr_data_config *dc, tr_rng rng, tr_err *err)
+{
+    const int64_t F = dc->n_features;
+    int rc = tr_dataset_alloc(ds, dc->n, F, 1, err);
+    if (rc)
+        return rc;
+    for (int64_t r = 0; r < dc->n; r++) {
+        for (int64_t f = 0; f < F; f++)
+            ds->X[r * F + f] = (float)tr_rng_uniform(rng, TR_RNG_GENERATE, (uint32_t)f, (uint64_t)r);
+        ds->y[r] = (float)tr_rng_below(rng, TR_RNG_GENERATE, GEN_Y_NOISE, (uint64_t)r, (uint64_t)dc->classes);
+    }
+    return 0;
+}
+
 int tr_generate(tr_dataset *ds, const tr_data_config *dc, tr_err *err)
 {
     memset(ds, 0, sizeof *ds);
@@ -163,8 +178,10 @@ int tr_generate(tr_dataset *ds, const tr_data_config *dc, tr_err *err)
         return gen_regression(ds, dc, rng, false, err);
     if (!strcmp(dc->generator, "inverse"))
         return gen_regression(ds, dc, rng, true, err);
+    if (!strcmp(dc->generator, "random"))
+        return gen_random(ds, dc, rng, err);
     return tr_fail(err, TR_ECONFIG, "[data] generator = %s: unknown generator (choose one of: moons, circles, blobs, "
-                                    "linear, inverse)", dc->generator);
+                                    "linear, inverse, random)", dc->generator);
 }
 
 static bool ends_with(const char *s, const char *suffix)

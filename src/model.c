@@ -12,6 +12,7 @@
  */
 #include "trainer/model.h"
 
+#include "trainer/mem.h"
 #include "trainer/rng.h"
 
 #include <cblas.h>
@@ -25,11 +26,7 @@ static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
 
 static float *alloc_floats(size_t n)
 {
-    size_t bytes = align_up(n ? n : 1) * sizeof(float);
-    float *p = aligned_alloc(64, bytes);
-    if (p)
-        memset(p, 0, bytes);
-    return p;
+    return tr_big_alloc(align_up(n ? n : 1) * sizeof(float));
 }
 
 /* nn.Sequential index of each Linear: Linear, then the activation module unless identity. */
@@ -65,7 +62,6 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
     sequential_indices(m);
     for (int l = 0; l < m->n_layers; l++) {
         tr_layer *L = &m->layer[l];
-        L->grad_begin = off;
         for (int k = 0; k < (cfg->bias ? 2 : 1); k++) {
             tr_tensor *t = &m->tensor[m->n_tensors++];
             t->layer = l;
@@ -78,7 +74,6 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
             off = align_up(off + t->size);
             m->n_trainable += t->size;
         }
-        L->grad_end = off;
     }
     m->n_params = off;
     m->max_width = max_width;
@@ -105,18 +100,9 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
         m->ones[i] = 1.0f;
 
     /* views */
+    tr_model_use_buffers(m, m->params, m->grads);
+    m->external = false;
     float *w = m->work;
-    for (int t = 0; t < m->n_tensors; t++) {
-        tr_tensor *T = &m->tensor[t];
-        tr_layer *L = &m->layer[T->layer];
-        if (T->is_weight) {
-            L->W = m->params + T->offset;
-            L->dW = m->grads + T->offset;
-        } else {
-            L->b = m->params + T->offset;
-            L->db = m->grads + T->offset;
-        }
-    }
     for (int l = 0; l < m->n_layers; l++) {
         tr_layer *L = &m->layer[l];
         const size_t zs = align_up((size_t)m->max_batch * (size_t)L->out);
@@ -132,16 +118,44 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
     return 0;
 }
 
+void tr_model_use_buffers(tr_model *m, float *params, float *grads)
+{
+    if (!m->external) {
+        if (m->params != params)
+            tr_big_free(m->params);
+        if (m->grads != grads)
+            tr_big_free(m->grads);
+    }
+    m->params = params;
+    m->grads = grads;
+    m->external = true;
+    for (int t = 0; t < m->n_tensors; t++) {
+        tr_tensor *T = &m->tensor[t];
+        tr_layer *L = &m->layer[T->layer];
+        if (T->is_weight) {
+            L->W = m->params + T->offset;
+            L->dW = m->grads + T->offset;
+            L->w_off = T->offset;
+        } else {
+            L->b = m->params + T->offset;
+            L->db = m->grads + T->offset;
+            L->b_off = T->offset;
+        }
+    }
+}
+
 void tr_model_free(tr_model *m)
 {
     if (!m)
         return;
-    free(m->params);
-    free(m->grads);
-    free(m->work);
-    free(m->delta[0]);
-    free(m->delta[1]);
-    free(m->ones);
+    if (!m->external) {
+        tr_big_free(m->params);
+        tr_big_free(m->grads);
+    }
+    tr_big_free(m->work);
+    tr_big_free(m->delta[0]);
+    tr_big_free(m->delta[1]);
+    tr_big_free(m->ones);
     m->params = m->grads = m->work = m->delta[0] = m->delta[1] = m->ones = NULL;
 }
 
@@ -255,26 +269,69 @@ const float *tr_model_forward(tr_model *m, const float *X, int64_t B)
     return m->layer[m->n_layers - 1].A;
 }
 
-void tr_model_backward(tr_model *m, const float *X, float *dZ_out, int64_t B, const tr_grad_hook *hook)
+/* dW rows [r0, r1) = beta dW + dZ[:, r0:r1]^T X: one sgemm on a column block of dZ. */
+static void weight_rows(float *dW, const float *dZ, const float *X, int64_t B, int Ni, int No, int r0, int r1,
+                        float beta)
 {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1 - r0, Ni, (int)B, 1.0f, dZ + r0, No, X, Ni, beta,
+                dW + (size_t)r0 * (size_t)Ni, Ni);
+}
+
+/* Weight gradient of one layer, in row blocks cut at the hook's splits, last block first. */
+static void weight_grad(const tr_layer *L, float *grads, const float *dZ, const float *X, int64_t B, float beta,
+                        const tr_grad_hook *hook)
+{
+    const int Ni = (int)L->in, No = (int)L->out;
+    float *dW = grads + L->w_off;
+    int r1 = No;
+    if (hook && hook->splits) {
+        for (int k = hook->n_splits - 1; k >= 0; k--) {
+            const size_t s = hook->splits[k];
+            if (s <= L->w_off || s >= L->w_off + (size_t)No * (size_t)Ni)
+                continue;
+            const int r0 = (int)((s - L->w_off) / (size_t)Ni); /* splits are on row boundaries */
+            if (r0 >= r1)
+                continue;
+            weight_rows(dW, dZ, X, B, Ni, No, r0, r1, beta);
+            if (hook->ready)
+                hook->ready(hook->ctx, L->w_off + (size_t)r0 * (size_t)Ni);
+            r1 = r0;
+        }
+    }
+    if (r1 > 0)
+        weight_rows(dW, dZ, X, B, Ni, No, 0, r1, beta);
+    if (hook && hook->ready)
+        hook->ready(hook->ctx, L->w_off);
+}
+
+void tr_model_backward(tr_model *m, float *grads, const float *X, float *dZ_out, int64_t B, bool accumulate,
+                       const tr_grad_hook *hook)
+{
+    const float beta = accumulate ? 1.0f : 0.0f;
     float *dZ = dZ_out;
     int scratch = 0;
     for (int l = m->n_layers - 1; l >= 0; l--) {
         tr_layer *L = &m->layer[l];
         const int Ni = (int)L->in, No = (int)L->out;
         const float *in = l > 0 ? m->layer[l - 1].A : X;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, No, Ni, (int)B, 1.0f, dZ, No, in, Ni, 1.0f, L->dW, Ni);
-        if (L->db)
-            cblas_sgemv(CblasRowMajor, CblasTrans, (int)B, No, 1.0f, dZ, No, m->ones, 1, 1.0f, L->db, 1);
-        if (hook && hook->ready)
-            hook->ready(hook->ctx, l);
-        if (l == 0)
+        if (L->b) {
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)B, No, 1.0f, dZ, No, m->ones, 1, beta, grads + L->b_off, 1);
+            if (hook && hook->ready)
+                hook->ready(hook->ctx, L->b_off);
+        }
+        weight_grad(L, grads, dZ, in, B, beta, hook);
+        if (l == 0) {
+            if (hook && hook->layer_done)
+                hook->layer_done(hook->ctx, L->w_off);
             break;
+        }
         /* gradient w.r.t. this layer's input = the layer below's output, then through its activation */
         float *dA = m->delta[scratch];
         if (dA == dZ)
             dA = m->delta[scratch ^= 1];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, Ni, No, 1.0f, dZ, No, L->W, Ni, 0.0f, dA, Ni);
+        if (hook && hook->layer_done) /* W is no longer read: the layer may be updated */
+            hook->layer_done(hook->ctx, L->w_off);
         if (hook && hook->progress)
             hook->progress(hook->ctx);
         const tr_layer *below = &m->layer[l - 1];

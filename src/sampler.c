@@ -12,6 +12,15 @@ void tr_share(int64_t n, int rank, int size, int64_t *begin, int64_t *end)
     *end = n * (rank + 1) / size;
 }
 
+void tr_chunk_share(int64_t n, int64_t chunk, int rank, int size, int64_t *begin, int64_t *end)
+{
+    const int64_t chunks = (n + chunk - 1) / chunk;
+    int64_t cb, ce;
+    tr_share(chunks, rank, size, &cb, &ce);
+    *begin = cb * chunk < n ? cb * chunk : n;
+    *end = ce * chunk < n ? ce * chunk : n;
+}
+
 int tr_sampler_init(tr_sampler *s, int64_t n, int64_t batch, int64_t accumulate, bool shuffle, bool drop_last,
                     uint64_t seed, int rank, int size, tr_err *err)
 {

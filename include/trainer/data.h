@@ -17,11 +17,13 @@
 #include <stdint.h>
 
 typedef struct tr_dataset {
-    int64_t rows;  /* N */
-    int64_t cols;  /* F */
-    int64_t tcols; /* T */
-    float *X;      /* (N, F) */
-    float *y;      /* (N, T) */
+    int64_t rows;        /* N: rows held here */
+    int64_t cols;        /* F */
+    int64_t tcols;       /* T */
+    float *X;            /* (N, F) */
+    float *y;            /* (N, T) */
+    int64_t first_row;   /* global index of row 0 when this rank holds only its share */
+    int64_t global_rows; /* rows of the whole set (== rows unless partial) */
 } tr_dataset;
 
 /* Feature scaling x' = (x - center) / scale, fitted on the training rows. */
@@ -53,8 +55,11 @@ int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const c
 
 /* Loads/generates the configured data, handles non-finite rows, splits off the test and
  * validation sets, fits the scaler on the training rows and applies it to every set, and
- * checks that widths and labels fit the model and loss. Messages name the file and row. */
-int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err);
+ * checks that widths and labels fit the model and loss. Messages name the file and row.
+ * Every rank holds the whole training set (an epoch's shuffle can hand any row to any rank);
+ * a separate HDF5 test file is read by hyperslab, each rank only the rows of its evaluation
+ * chunks (rank of size; chunks of c->train.eval_batch rows). */
+int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, int rank, int size, tr_err *err);
 void tr_data_free(tr_data *d);
 
 /* Splits row indices 0..n-1 into held-out (the first ceil(fraction * n) of a permutation of

@@ -12,6 +12,8 @@
  *   linear   x ~ U(x_min, x_max), y = a + b x + U(-noise, noise).
  *   inverse  x ~ U(x_min, x_max) (default [2, 10]), y = b / x + a + noise * N(0, 1)
  *            (defaults: y = 5/x + 2 + N(0,1)/7).
+ *   random   `n_features` features U(0, 1), labels uniform in [0, classes): no structure
+ *            (benchmarks).
  */
 #ifndef TRAINER_GENERATE_H
 #define TRAINER_GENERATE_H

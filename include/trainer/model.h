@@ -36,17 +36,28 @@ typedef struct tr_layer {
     tr_activation act;
     int seq_index;        /* index of this Linear in the equivalent nn.Sequential */
     float *W, *b;         /* (O, I), (O) or NULL: views into params */
-    float *dW, *db;       /* views into grads */
+    float *dW, *db;       /* views into m->grads */
+    size_t w_off, b_off;  /* offsets of W and b in the flat buffers (b_off unused without bias) */
     float *Z, *A;         /* (max_batch, O) views into the workspace; A == Z for identity */
-    size_t grad_begin, grad_end; /* this layer's range in the flat buffers */
 } tr_layer;
 
-/* Called by backward when layer `layer`'s gradient is complete (layers finish last to
- * first), and between kernels (`progress`) so a caller can drive communication. */
+/*
+ * How backward reports progress to a communication layer. Gradients are completed from the
+ * end of the flat buffer towards its start (last layer first; within a layer the bias, then
+ * the weight rows from the last to the first), and after each piece `ready(ctx, frontier)`
+ * says that grads[frontier, n_params) are final. `splits` (ascending offsets, each on a
+ * weight row boundary or a tensor boundary) cut the weight gradients into row blocks so that
+ * ready() fires exactly at those offsets; `progress` is called between kernels.
+ * `layer_done(ctx, frontier)` fires once a layer is finished, including the input gradient
+ * that still reads its weights: from then on params[frontier, n_params) may change.
+ */
 typedef struct tr_grad_hook {
-    void (*ready)(void *ctx, int layer);
+    void (*ready)(void *ctx, size_t frontier);
+    void (*layer_done)(void *ctx, size_t frontier);
     void (*progress)(void *ctx);
     void *ctx;
+    const size_t *splits;
+    int n_splits;
 } tr_grad_hook;
 
 typedef struct tr_model {
@@ -59,6 +70,7 @@ typedef struct tr_model {
     size_t n_trainable;  /* parameters without padding */
     float *params;       /* (n_params) */
     float *grads;        /* (n_params) */
+    bool external;       /* params and grads belong to someone else (tr_model_use_buffers) */
     int64_t max_batch;   /* rows the workspace holds */
     int64_t max_width;
     float *work;         /* every layer's Z and A */
@@ -71,6 +83,11 @@ typedef struct tr_model {
 int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr_err *err);
 void tr_model_free(tr_model *m);
 
+/* Makes the model use caller-owned parameter and gradient buffers (flat layout, n_params
+ * floats each, 64-byte aligned), e.g. node-shared memory; its own are released. The
+ * parameter values are not copied. */
+void tr_model_use_buffers(tr_model *m, float *params, float *grads);
+
 /* Initialises every tensor with its configured scheme, from counters (seed, tensor, element):
  * the same seed gives bitwise the same parameters on any machine and rank count. */
 void tr_model_init_params(tr_model *m, uint64_t seed);
@@ -81,8 +98,11 @@ const float *tr_model_forward(tr_model *m, const float *X, int64_t B);
 
 /* Backward pass after tr_model_forward on the same X: dZ_out (B, O_last) is the gradient of
  * the loss w.r.t. the output pre-activation (it is overwritten). Gradients are ADDED into
- * m->grads (zero them once per optimizer step with tr_model_zero_grad). hook may be NULL. */
-void tr_model_backward(tr_model *m, const float *X, float *dZ_out, int64_t B, const tr_grad_hook *hook);
+ * `grads` (the flat layout, usually m->grads) when `accumulate`, else they overwrite it (the
+ * first micro-step of an optimizer step: no zeroing pass needed; the alignment padding
+ * between tensors is never written and stays zero). hook may be NULL. */
+void tr_model_backward(tr_model *m, float *grads, const float *X, float *dZ_out, int64_t B, bool accumulate,
+                       const tr_grad_hook *hook);
 
 void tr_model_zero_grad(tr_model *m);
 

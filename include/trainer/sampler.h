@@ -52,4 +52,9 @@ int64_t tr_sampler_max_local_rows(const tr_sampler *s);
 /* Contiguous share [*begin, *end) of rank r of P in n items. */
 void tr_share(int64_t n, int rank, int size, int64_t *begin, int64_t *end);
 
+/* Evaluation share: n rows cut into chunks of `chunk` rows, whole chunks dealt out as
+ * contiguous ranges; rows [*begin, *end) are rank r's. Chunks (not ranks) fix how rows are
+ * grouped into kernels, so results do not depend on the rank count. */
+void tr_chunk_share(int64_t n, int64_t chunk, int rank, int size, int64_t *begin, int64_t *end);
+
 #endif
