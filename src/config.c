@@ -87,6 +87,8 @@ static int loss_lookup(const char *n) { return tr_loss_from_name(n); }
 static int optim_lookup(const char *n) { return tr_optim_from_name(n); }
 static int generator_lookup(const char *n)
 {
+    if (!*n)
+        return 0; /* none: read files */
     for (int i = 0; tr_generator_names[i]; i++)
         if (!strcmp(n, tr_generator_names[i]))
             return 0;
@@ -99,6 +101,11 @@ static int format_lookup(const char *n)
         if (!strcmp(n, names[i]))
             return i;
     return -1;
+}
+static int comm_lookup(const char *n)
+{
+    return !strcmp(n, "auto") ? TR_COMM_AUTO : !strcmp(n, "shared") ? TR_COMM_SHARED
+                                             : !strcmp(n, "allreduce") ? TR_COMM_ALLREDUCE : -1;
 }
 static int nonfinite_lookup(const char *n)
 {
@@ -160,8 +167,8 @@ static const key_desc keys[] = {
 
     /* [data] */
     {"data", "generator", K_CHOICE, OFF(data.generator), sizeof(((tr_config *)0)->data.generator), 0, 0,
-     generator_lookup, "moons, circles, blobs, linear, inverse", NULL, 0, 0, NULL,
-     "Built-in data set instead of files: moons, circles, blobs, linear, inverse (see datasets/README.md)."},
+     generator_lookup, "moons, circles, blobs, linear, inverse, random", NULL, 0, 0, NULL,
+     "Built-in data set instead of files: moons, circles, blobs, linear, inverse, random (see datasets/README.md)."},
     {"data", "n", K_I64, OFF(data.n), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "1000", "Generated rows."},
     {"data", "noise", K_DOUBLE, OFF(data.noise), 0, 0, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
      "moons: Gaussian sd (0.1); linear: uniform half-width (0.5); inverse: Gaussian sd (1/7)."},
@@ -274,7 +281,19 @@ static const key_desc keys[] = {
      "Also evaluate the whole training set in evaluation mode (otherwise train loss/accuracy are running "
      "means over the epoch's batches)."},
     {"train", "threads", K_INT, OFF(train.threads), 0, 0, 1024, NULL, NULL, NULL, 0, 0, "0",
-     "OpenBLAS threads per rank; 0 = keep OPENBLAS_NUM_THREADS / OMP_NUM_THREADS or OpenBLAS's default."},
+     "OpenBLAS threads per rank; 0 = OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set, else the node's CPUs divided "
+     "by the ranks on the node (1 in deterministic mode)."},
+    {"train", "deterministic", K_BOOL, OFF(train.deterministic), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
+     "Sum micro-batch gradients exactly (64-bit fixed point): the same parameters, bit for bit, for any split of a "
+     "step into ranks x accumulation steps at the same micro-batch size and threads."},
+    {"train", "bucket_kb", K_I64, OFF(train.bucket_kb), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "256",
+     "Gradient allreduce bucket size in KiB; buckets start as soon as backward completes them (0 = one per layer)."},
+    {"train", "comm", K_ENUM, OFF(train.comm), 0, 0, 0, comm_lookup, "auto, shared, allreduce", NULL, 0, 0, "auto",
+     "How gradients are summed: shared (parameters and optimizer state once per node in MPI shared memory, each rank "
+     "reduces and updates a shard; needs the same number of ranks on every node), allreduce (MPI_Iallreduce of "
+     "buckets overlapping backward, replicated optimizer), auto (shared when possible)."},
+    {"train", "eval_batch_size", K_I64, OFF(train.eval_batch), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "256",
+     "Rows per evaluation chunk; chunks are spread over the ranks, so metrics do not depend on the rank count."},
 
     /* [output] */
     {"output", "dir", K_STRING, OFF(output.dir), sizeof(((tr_config *)0)->output.dir), 0, 0, NULL, NULL, NULL, 0, 0,

@@ -4,6 +4,7 @@
  * Only this file turns an error code into a process exit status (tr_exit_code), so every
  * subcommand and every rank exits with the same documented status for the same failure.
  */
+#include "trainer/bench.h"
 #include "trainer/config.h"
 #include "trainer/dist.h"
 #include "trainer/error.h"
@@ -30,6 +31,7 @@ static const char usage_main[] =
     "  train CONFIG.ini [--set section.key=value ...]   train a model\n"
     "  summary CONFIG.ini [--set ...]                   print the model layer by layer\n"
     "  data gen KIND --out FILE.h5|.csv [--KEY VALUE]   write a built-in data set to a file\n"
+    "  bench CONFIG.ini [--steps N] [--warmup N]        time the step phases against sgemm alone\n"
     "  help config                                      list every configuration key\n"
     "\n"
     "options:\n"
@@ -58,10 +60,17 @@ static const char usage_summary[] =
 static const char usage_data[] =
     "usage: trainer data gen KIND --out FILE.h5|FILE.csv [--KEY VALUE ...]\n"
     "\n"
-    "Writes a built-in data set (moons, circles, blobs, linear, inverse) to HDF5 (/X float32\n"
+    "Writes a built-in data set (moons, circles, blobs, linear, inverse, random) to HDF5 (/X float32\n"
     "(rows, features); /y int64 labels or float32 values) or CSV (x0..,y). KEY is any [data]\n"
     "generator key: n, noise, sd, r1, r2, a, b, x_min, x_max, classes, n_features, box, seed.\n"
     "Example: trainer data gen circles --out circles.h5 --n 5000 --sd 0.2 --seed 1\n";
+
+static const char usage_bench[] =
+    "usage: trainer bench CONFIG.ini [--steps N] [--warmup N] [--set section.key=value ...]\n"
+    "\n"
+    "Trains the configured model and optimizer for N steps (default 200, after 20 warm-up\n"
+    "steps) on random data and prints the time per step by phase, samples/s, and the time\n"
+    "the step's matrix products take in cblas_sgemm alone (the roofline).\n";
 
 #define MAX_POSITIONAL 8
 
@@ -73,6 +82,7 @@ typedef struct cli {
     const char *sets[MAX_SETS];
     int n_sets;
     const char *out;
+    long long steps, warmup;
     bool help;
     char set_buf[MAX_SETS][256]; /* --KEY VALUE of `data gen`, as data.KEY=VALUE */
 } cli;
@@ -108,6 +118,16 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
             if (!has_value)
                 return tr_fail(err, TR_EUSAGE, "--out needs a file name");
             a->out = argv[++i];
+        } else if (!strcmp(s, "--steps") || !strcmp(s, "--warmup")) {
+            char *end;
+            long long v = has_value ? strtoll(argv[i + 1], &end, 10) : -1;
+            if (!has_value || *end || v < (s[2] == 's' ? 1 : 0))
+                return tr_fail(err, TR_EUSAGE, "%s needs a %s integer", s, s[2] == 's' ? "positive" : "non-negative");
+            i++;
+            if (s[2] == 's')
+                a->steps = v;
+            else
+                a->warmup = v;
         } else if (data_cmd && !strncmp(s, "--", 2) && s[2]) {
             /* `data gen` takes generator keys as options: --noise 0.2 -> data.noise=0.2 */
             if (!has_value)
@@ -128,41 +148,72 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
         }
     }
     a->config = a->n_pos > 0 ? a->pos[0] : NULL;
+    if (!a->steps)
+        a->steps = 200;
+    if (a->warmup == 0 && !a->help)
+        a->warmup = 20;
     if (a->command && strcmp(a->command, "data") && strcmp(a->command, "help") && a->n_pos > 1)
         return tr_fail(err, TR_EUSAGE, "unexpected argument '%s' (see trainer --help)", a->pos[1]);
     return 0;
 }
 
-static int cmd_train(const cli *a, tr_dist *d, tr_err *err)
+/* Prints a failure once: by rank 0 when it failed itself, else by each rank that failed
+ * (the others only share the exit status). Collective. */
+static void report_failure(tr_dist *d, int own_rc, const tr_err *err)
+{
+    int root_rc = own_rc;
+    tr_dist_bcast(d, &root_rc, sizeof root_rc, 0, NULL);
+    if (own_rc && (d->rank == 0 || root_rc == 0)) {
+        if (d->size > 1 && d->rank != 0)
+            fprintf(stderr, "trainer: error (rank %d): %s\n", d->rank, err->msg);
+        else
+            fprintf(stderr, "trainer: error: %s\n", err->msg);
+    }
+}
+
+/* Agrees on a phase's result across ranks; on failure reports it once and returns the
+ * common code. */
+static int agree(tr_dist *d, int rc, tr_err *err, bool *reported)
+{
+    const int all = tr_dist_agree(d, rc);
+    if (all) {
+        report_failure(d, rc, err);
+        *reported = true;
+    }
+    return all;
+}
+
+static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
 {
     FILE *out = d->rank == 0 ? stdout : NULL;
     tr_config c;
+    /* the same file on every rank: a config error is the same everywhere */
     int rc = tr_config_load(&c, a->config, a->sets, a->n_sets, err);
     if (rc) {
         tr_config_free(&c);
         return rc;
     }
-    if (d->rank == 0) {
-        rc = tr_run_dir_prepare(&c, err);
-        if (rc) {
-            tr_config_free(&c);
-            return rc;
-        }
-    }
+    rc = d->rank == 0 ? tr_run_dir_prepare(&c, err) : 0;
+    rc = agree(d, rc, err, reported);
     tr_trainer t;
-    rc = tr_trainer_init(&t, &c, d, out, err);
+    memset(&t, 0, sizeof t);
+    if (!rc) {
+        rc = tr_trainer_init(&t, &c, d, out, err);
+        rc = agree(d, rc, err, reported);
+    }
     if (!rc && out) {
-        fprintf(out, "trainer %s: %s, %d rank%s, %lld training rows, %lld validation rows, %lld test rows, %zu "
-                     "parameters\n",
-                TRAINER_VERSION, a->config, d->size, d->size == 1 ? "" : "s", (long long)t.data.train.rows,
-                (long long)t.data.val.rows, (long long)t.data.test.rows, t.model.n_trainable);
+        fprintf(out, "trainer %s: %s, %d rank%s x %d BLAS thread%s, %lld training rows, %lld validation rows, "
+                     "%lld test rows, %zu parameters%s\n",
+                TRAINER_VERSION, a->config, d->size, d->size == 1 ? "" : "s", t.threads, t.threads == 1 ? "" : "s",
+                (long long)t.data.train.rows, (long long)t.data.val.rows, (long long)t.data.test.global_rows,
+                t.model.n_trainable, c.train.deterministic ? ", deterministic" : "");
         if (t.data.dropped)
             fprintf(out, "note: dropped %lld rows with non-finite values ([data] on_nonfinite = drop)\n",
                     (long long)t.data.dropped);
         fflush(out);
     }
     if (!rc)
-        rc = tr_trainer_fit(&t, err);
+        rc = tr_trainer_fit(&t, err); /* every rank returns the same code */
     if (!rc && out) {
         if (t.has_train_metrics)
             tr_print_report(out, &t.train_metrics, "train");
@@ -206,7 +257,7 @@ static int cmd_data_gen(const cli *a, tr_dist *d, tr_err *err)
     for (int i = 0; tr_generator_names[i]; i++)
         known |= !strcmp(kind, tr_generator_names[i]);
     if (!known)
-        return tr_fail(err, TR_EUSAGE, "unknown data set '%s' (choose one of: moons, circles, blobs, linear, inverse)",
+        return tr_fail(err, TR_EUSAGE, "unknown data set '%s' (choose one of: moons, circles, blobs, linear, inverse, random)",
                        kind);
     /* the generator keys are [data] keys: parse them with the config machinery */
     char text[256];
@@ -227,8 +278,63 @@ static int cmd_data_gen(const cli *a, tr_dist *d, tr_err *err)
     return rc;
 }
 
-static int run(const cli *a, tr_dist *d, tr_err *err)
+static int cmd_bench(const cli *a, tr_dist *d, tr_err *err)
 {
+    tr_config c;
+    int rc = tr_config_load(&c, a->config, a->sets, a->n_sets, err);
+    if (rc) {
+        tr_config_free(&c);
+        return rc;
+    }
+    /* reload with random data of the right shape, the user's overrides kept */
+    char extra[16][128];
+    const char *sets[MAX_SETS + 16];
+    int n = 0;
+    for (int i = 0; i < a->n_sets; i++)
+        sets[n++] = a->sets[i];
+    const int k = tr_bench_data_sets(&c, a->steps, a->warmup, extra, 16);
+    for (int i = 0; i < k; i++)
+        sets[n++] = extra[i];
+    tr_config_free(&c);
+    rc = tr_config_load(&c, a->config, sets, n, err);
+    tr_bench_result r;
+    if (!rc)
+        rc = tr_bench_run(&c, d, a->steps, a->warmup, &r, err);
+    if (!rc && d->rank == 0) {
+        char layers[256] = "";
+        size_t used = 0;
+        for (int l = 0; l <= c.model.n_layers && used < sizeof layers - 16; l++)
+            used += (size_t)snprintf(layers + used, sizeof layers - used, "%s%lld", l ? "-" : "",
+                                     (long long)c.model.widths[l]);
+        printf("bench %s: layers %s, batch %lld (%lld rows per rank), %s, %d rank%s x %d thread%s, %zu params\n",
+               a->config, layers, (long long)c.train.batch_size, (long long)r.local_rows,
+               tr_optim_name(c.train.optim.kind), d->size, d->size == 1 ? "" : "s", r.threads,
+               r.threads == 1 ? "" : "s", r.params);
+        printf("  step %.3f ms:", r.step_ms);
+        for (int p = 0; p < TR_PHASE_EVAL; p++)
+            printf(" %s %.3f", tr_phase_names[p], r.phase_ms[p]);
+        printf("\n  sgemm alone %.3f ms = %.1f%% of the step; %.0f samples/s\n", r.sgemm_ms,
+               100.0 * r.sgemm_fraction, r.samples_per_s);
+        printf("BENCH layers=%s batch=%lld np=%d threads=%d step_ms=%.4f sgemm_ms=%.4f sgemm_fraction=%.4f", layers,
+               (long long)c.train.batch_size, d->size, r.threads, r.step_ms, r.sgemm_ms, r.sgemm_fraction);
+        for (int p = 0; p < TR_PHASE_EVAL; p++)
+            printf(" %s_ms=%.4f", tr_phase_names[p], r.phase_ms[p]);
+        printf(" samples_per_s=%.1f\n", r.samples_per_s);
+    }
+    tr_config_free(&c);
+    return rc;
+}
+
+static int run(const cli *a, tr_dist *d, tr_err *err, bool *reported)
+{
+    if (!strcmp(a->command, "bench")) {
+        if (a->help || !a->config) {
+            if (d->rank == 0)
+                fputs(usage_bench, a->help ? stdout : stderr);
+            return a->help ? 0 : TR_EUSAGE;
+        }
+        return cmd_bench(a, d, err);
+    }
     if (!strcmp(a->command, "data")) {
         if (a->help) {
             if (d->rank == 0)
@@ -246,7 +352,7 @@ static int run(const cli *a, tr_dist *d, tr_err *err)
         if (!a->config)
             return tr_fail(err, TR_EUSAGE, "trainer %s needs a config file (see trainer %s --help)", a->command,
                            a->command);
-        return !strcmp(a->command, "train") ? cmd_train(a, d, err) : cmd_summary(a, d, err);
+        return !strcmp(a->command, "train") ? cmd_train(a, d, err, reported) : cmd_summary(a, d, err);
     }
     if (!strcmp(a->command, "help")) {
         if (a->config && !strcmp(a->config, "config")) {
@@ -288,8 +394,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "trainer: %s\n", err.msg);
         return tr_exit_code(rc);
     }
-    rc = run(&a, &d, &err);
-    if (rc && d.rank == 0)
+    bool reported = false;
+    rc = run(&a, &d, &err, &reported);
+    if (rc && !reported && d.rank == 0)
         fprintf(stderr, "trainer: error: %s\n", err.msg);
     tr_dist_finalize(&d);
     return tr_exit_code(rc);

@@ -1,23 +1,30 @@
 /*
- * train.c: the training loop.
+ * train.c: the training loop, data-parallel.
  *
- * One optimizer step:
+ * One optimizer step (default mode):
  *   zero_grad (one memset)
  *   for each micro-batch of the step:  gather this rank's rows -> forward -> loss and dZ
- *                                      (scaled by 1 / (accumulate * global denominator)) -> backward
- *   check the gradient is finite, optimizer update tensor by tensor
- * Nothing is allocated inside the loop: every buffer is sized in tr_trainer_init.
+ *       (scaled by 1 / (accumulate * global denominator)) -> backward, adding into grads;
+ *       only the last micro-step communicates: its backward starts the gradient buckets
+ *   wait for the buckets, sum the loss statistics, check the gradient is finite,
+ *   optimizer update tensor by tensor (identical on every rank)
+ * Deterministic mode computes each micro-batch gradient into its own buffer and sums them
+ * exactly (tr_grad_sync_exact). Nothing is allocated inside the loop.
  */
 #include "trainer/train.h"
 
 #include <cblas.h>
 #include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+const char *const tr_phase_names[TR_PHASE_COUNT] = {"data", "forward", "backward", "comm_wait", "optimizer", "eval"};
 
 static double now_seconds(void)
 {
@@ -34,14 +41,30 @@ static int alloc_array(void **p, size_t n, size_t elem, tr_err *err)
     return 0;
 }
 
+/* OpenBLAS threads per rank: the config, else the environment, else the node's CPUs shared
+ * by the ranks on the node (1 in deterministic mode, so every rank runs the same kernels). */
+static int choose_threads(const tr_config *c, const tr_dist *d)
+{
+    if (c->train.threads > 0)
+        return c->train.threads;
+    if (getenv("OPENBLAS_NUM_THREADS") || getenv("OMP_NUM_THREADS"))
+        return 0;
+    if (c->train.deterministic)
+        return 1;
+    const int n = tr_dist_cpus() / (d->local_size > 0 ? d->local_size : 1);
+    return n > 0 ? n : 1;
+}
+
 int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err)
 {
     memset(t, 0, sizeof *t);
     t->cfg = c;
     t->dist = d;
-    t->out = out;
-    if (c->train.threads > 0)
-        openblas_set_num_threads(c->train.threads);
+    t->out = d->rank == 0 ? out : NULL;
+    const int threads = choose_threads(c, d);
+    if (threads > 0)
+        openblas_set_num_threads(threads);
+    t->threads = openblas_get_num_threads();
 
     const int L = c->model.n_layers;
     t->loss = (tr_loss){.kind = c->train.loss,
@@ -54,7 +77,7 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     int rc = tr_loss_check(&t->loss, err);
     if (rc)
         return rc;
-    rc = tr_data_load(&t->data, c, &t->loss, err);
+    rc = tr_data_load(&t->data, c, &t->loss, d->rank, d->size, err);
     if (rc)
         return rc;
     rc = tr_sampler_init(&t->sampler, t->data.train.rows, c->train.batch_size, c->train.accumulate,
@@ -62,33 +85,74 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     if (rc)
         return rc;
     if (tr_sampler_micro_batches(&t->sampler) < 1)
-        return tr_fail(err, TR_EDATA,
-                       "%s: %lld training rows make no full batch of %lld with drop_last = true",
+        return tr_fail(err, TR_EDATA, "%s: %lld training rows make no full batch of %lld with drop_last = true",
                        t->data.source, (long long)t->data.train.rows, (long long)t->sampler.batch);
-    const int64_t max_local = tr_sampler_max_local_rows(&t->sampler);
-    rc = tr_model_init(&t->model, &c->model, max_local, err);
+    int64_t max_rows = tr_sampler_max_local_rows(&t->sampler);
+    if (c->train.eval_batch > max_rows)
+        max_rows = c->train.eval_batch;
+    rc = tr_model_init(&t->model, &c->model, max_rows, err);
     if (rc)
         return rc;
+    /* every rank derives the same parameters from the seed; check rather than trust */
     tr_model_init_params(&t->model, c->train.seed);
+    bool same;
+    rc = tr_dist_same_everywhere(d, t->model.params, t->model.n_params * sizeof(float), &same, err);
+    if (!rc && !same)
+        rc = tr_fail(err, TR_EINTERNAL, "initial parameters differ between ranks");
+    if (rc)
+        return rc;
     rc = tr_optim_init(&t->optim, &c->train.optim, t->model.n_params, err);
     if (rc)
         return rc;
+    rc = tr_grad_sync_create(&t->sync, d, &t->model, (size_t)c->train.bucket_kb * 1024, err);
+    if (rc)
+        return rc;
+    t->n_buckets = tr_grad_sync_buckets(t->sync, &t->bucket_begin);
+    if (d->size > 1 && !c->train.deterministic && c->train.comm != TR_COMM_ALLREDUCE) {
+        rc = tr_node_group_create(&t->node, d, t->model.n_params, t->optim.n_state, t->n_buckets, err);
+        if (rc)
+            return rc;
+        if (!t->node && c->train.comm == TR_COMM_SHARED)
+            return tr_fail(err, TR_ECONFIG, "[train] comm = shared needs the same number of ranks on every node");
+    }
+    if (t->node) { /* parameters and optimizer state once per node; gradients in this rank's slot */
+        float *states[3];
+        for (int i = 0; i < t->optim.n_state; i++)
+            states[i] = tr_node_group_state(t->node, i);
+        tr_optim_use_state(&t->optim, states);
+        float *params = tr_node_group_params(t->node);
+        if (d->local_rank == 0)
+            memcpy(params, t->model.params, t->model.n_params * sizeof(float));
+        tr_model_use_buffers(&t->model, params, tr_node_group_slot(t->node, d->local_rank));
+        tr_dist_barrier(d); /* the parameters are in place before anyone reads them */
+    }
 
     const int64_t F = c->model.widths[0], O = t->loss.width, T = tr_loss_target_width(&t->loss);
-    int64_t eval_rows = t->data.test.rows > t->data.val.rows ? t->data.test.rows : t->data.val.rows;
+    const int64_t max_local = tr_sampler_max_local_rows(&t->sampler);
+    int64_t eval_rows = t->data.test.global_rows > t->data.val.rows ? t->data.test.global_rows : t->data.val.rows;
     if (c->train.eval_train && t->data.train.rows > eval_rows)
         eval_rows = t->data.train.rows;
     rc = alloc_array((void **)&t->xb, (size_t)(max_local * F), sizeof(float), err);
     if (!rc)
         rc = alloc_array((void **)&t->yb, (size_t)(max_local * T), sizeof(float), err);
     if (!rc)
-        rc = alloc_array((void **)&t->dZ, (size_t)(max_local * O), sizeof(float), err);
+        rc = alloc_array((void **)&t->dZ, (size_t)(max_rows * O), sizeof(float), err);
     if (!rc)
         rc = alloc_array((void **)&t->eval_Z, (size_t)(eval_rows * O), sizeof(float), err);
     if (!rc)
         rc = alloc_array((void **)&t->eval_A, (size_t)(eval_rows * O), sizeof(float), err);
     if (!rc)
+        rc = alloc_array((void **)&t->eval_y, (size_t)(eval_rows * T), sizeof(float), err);
+    if (!rc)
         rc = alloc_array((void **)&t->eval_loss, (size_t)eval_rows, sizeof(double), err);
+    if (!rc && c->train.deterministic) {
+        const int64_t k = c->train.accumulate;
+        rc = alloc_array((void **)&t->micro, (size_t)k, sizeof(float *), err);
+        if (!rc)
+            rc = alloc_array((void **)&t->micro_loss, (size_t)k, sizeof(double), err);
+        for (int64_t j = 0; !rc && j < k; j++)
+            rc = alloc_array((void **)&t->micro[j], t->model.n_params, sizeof(float), err);
+    }
     const tr_task task = tr_loss_task(&t->loss);
     const int64_t K = tr_loss_classes(&t->loss);
     if (!rc)
@@ -97,6 +161,13 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
         rc = tr_metrics_init(&t->val_metrics, task, K, err);
     if (!rc)
         rc = tr_metrics_init(&t->test_metrics, task, K, err);
+
+    /* test hook: TRAINER_FAULT_NAN=rank:step poisons that rank's gradient at that step */
+    const char *fault = getenv("TRAINER_FAULT_NAN");
+    int fault_rank;
+    long long fault_step;
+    if (fault && sscanf(fault, "%d:%lld", &fault_rank, &fault_step) == 2 && fault_rank == d->rank)
+        t->fault_nan_step = fault_step;
     return rc;
 }
 
@@ -106,13 +177,21 @@ void tr_trainer_free(tr_trainer *t)
         return;
     tr_data_free(&t->data);
     tr_sampler_free(&t->sampler);
-    tr_model_free(&t->model);
+    tr_grad_sync_free(t->sync);
+    tr_model_free(&t->model); /* before the shared memory it may point into */
     tr_optim_free(&t->optim);
+    tr_node_group_free(t->node);
     free(t->xb);
     free(t->yb);
     free(t->dZ);
+    if (t->micro)
+        for (int64_t j = 0; j < t->cfg->train.accumulate; j++)
+            free(t->micro[j]);
+    free(t->micro);
+    free(t->micro_loss);
     free(t->eval_Z);
     free(t->eval_A);
+    free(t->eval_y);
     free(t->eval_loss);
     tr_metrics_free(&t->train_metrics);
     tr_metrics_free(&t->val_metrics);
@@ -130,74 +209,355 @@ static void gather_rows(tr_trainer *t, const tr_dataset *ds, const int64_t *rows
     }
 }
 
-/* True when every gradient is finite (x * 0 is NaN exactly for inf and NaN). */
-static bool grads_finite(const tr_model *m)
+/* The run stops: every rank sees the same reduced values, so all take this path together.
+ * The parameters may already hold the bad update; nothing is saved after this. */
+static int diverged(const tr_trainer *t, const char *what, tr_err *err)
 {
-    float acc = 0.0f;
-    for (size_t i = 0; i < m->n_params; i++)
-        acc += m->grads[i] * 0.0f;
-    return acc == 0.0f;
+    return tr_fail(err, TR_EDIVERGED,
+                   "training diverged at epoch %lld, step %lld: the %s is not finite (try a lower [train] lr)",
+                   (long long)t->epoch + 1, (long long)t->step + 1, what);
 }
 
-static int train_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
+/* Asks the memory system for the listed rows (into the outer caches) ahead of their use. */
+static void prefetch_rows(const tr_dataset *ds, const int64_t *rows, int64_t n)
+{
+    const size_t F = (size_t)ds->cols, T = (size_t)ds->tcols;
+    for (int64_t i = 0; i < n; i++) {
+        const char *x = (const char *)(ds->X + (size_t)rows[i] * F);
+        for (size_t b = 0; b < F * sizeof(float); b += 64)
+            __builtin_prefetch(x + b, 0, 1);
+        __builtin_prefetch(ds->y + (size_t)rows[i] * T, 0, 1);
+    }
+}
+
+/* Forward, loss and dZ of this rank's rows of micro-batch j; returns the rank's loss sum. */
+static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *correct)
 {
     tr_sampler *s = &t->sampler;
     tr_model *m = &t->model;
-    const tr_dataset *ds = &t->data.train;
     const int L = m->n_layers;
+    int64_t G, n;
+    const int64_t *rows;
+    double t0 = now_seconds();
+    tr_sampler_micro(s, j, &G, &rows, &n);
+    gather_rows(t, &t->data.train, rows, n);
+    if (j + 1 < tr_sampler_micro_batches(s)) { /* the next batch's rows load while this one computes */
+        int64_t G2, n2;
+        const int64_t *rows2;
+        tr_sampler_micro(s, j + 1, &G2, &rows2, &n2);
+        prefetch_rows(&t->data.train, rows2, n2);
+    }
+    double t1 = now_seconds();
+    t->phase[TR_PHASE_DATA] += t1 - t0;
+    *n_rows = n;
+    if (n == 0) /* more ranks than rows in this micro-batch */
+        return 0.0;
+    tr_model_forward(m, t->xb, n);
+    /* the global denominator: every rank knows G, so the scaled gradients just add up */
+    const double wsum = (double)G;
+    const double denom = tr_loss_denominator(&t->loss, G, wsum);
+    const float scale = (float)(1.0 / ((double)s->accumulate * denom));
+    const double loss = tr_loss_compute(&t->loss, t->dZ, NULL, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, n, scale);
+    if (tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION)
+        *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, t->yb, n);
+    if (t->fault_nan_step == t->step + 1)
+        t->dZ[0] = NAN;
+    t->phase[TR_PHASE_FORWARD] += now_seconds() - t1;
+    return loss;
+}
+
+/* One rank: the tensors at or above `frontier` are final and no longer read by backward:
+ * update them now. */
+static void local_layer_done(void *ctx, size_t frontier)
+{
+    tr_trainer *t = ctx;
+    tr_model *m = &t->model;
+    const double t0 = now_seconds();
+    while (t->local_top > 0 && m->tensor[t->local_top - 1].offset >= frontier) {
+        const tr_tensor *T = &m->tensor[--t->local_top];
+        t->update_finite &= tr_optim_update(&t->optim, m->params, m->grads, T->offset, T->offset + T->size, true);
+    }
+    t->phase[TR_PHASE_OPTIM] += now_seconds() - t0;
+}
+
+/* Node-shared step: buckets whose layers every rank of the node has finished are reduced
+ * (this rank's shard: the sum over the node's gradient slots, then across nodes) and
+ * updated. Called between kernels of the backward pass and after it. */
+static void shared_update_ready(tr_trainer *t)
+{
+    tr_model *m = &t->model;
+    tr_dist *d = t->dist;
+    const int L = d->local_size;
+    while (t->updated < t->signalled) {
+        const int k = t->n_buckets - 1 - t->updated; /* descending: the top bucket first */
+        if (!tr_node_group_complete(t->node, k, t->round))
+            return;
+        const size_t b = t->bucket_begin[k], e = k + 1 < t->n_buckets ? t->bucket_begin[k + 1] : m->n_params;
+        int64_t sb, se;
+        tr_share((int64_t)(e - b), d->local_rank, L, &sb, &se);
+        sb += (int64_t)b;
+        se += (int64_t)b;
+        /* my shard of my own slot becomes the node sum: nobody else reads this range of it */
+        const double tr0 = now_seconds();
+        float *restrict mine = m->grads;
+        for (int j = 0; j < L; j++) {
+            if (j == d->local_rank)
+                continue;
+            const float *restrict other = tr_node_group_slot(t->node, j);
+            if (j < d->local_rank) /* fixed order: slot 0 + slot 1 + ... */
+                for (int64_t i = sb; i < se; i++)
+                    mine[i] = other[i] + mine[i];
+            else
+                for (int64_t i = sb; i < se; i++)
+                    mine[i] += other[i];
+        }
+        tr_err cerr;
+        if (tr_node_group_multinode(t->node) && tr_node_group_cross_sum(t->node, mine + sb, se - sb, &cerr))
+            t->update_finite = false; /* surfaced as a failed step; MPI errors abort below */
+        const double t0 = now_seconds();
+        t->phase[TR_PHASE_COMM] += t0 - tr0;
+        for (int i = 0; i < m->n_tensors; i++) {
+            const tr_tensor *T = &m->tensor[i];
+            const int64_t lo = (int64_t)T->offset > sb ? (int64_t)T->offset : sb;
+            const int64_t hi = (int64_t)(T->offset + T->size) < se ? (int64_t)(T->offset + T->size) : se;
+            if (lo < hi)
+                t->update_finite &= tr_optim_update(&t->optim, m->params, m->grads, (size_t)lo, (size_t)hi, true);
+        }
+        t->phase[TR_PHASE_OPTIM] += now_seconds() - t0;
+        t->updated++;
+    }
+}
+
+static void shared_layer_done(void *ctx, size_t frontier)
+{
+    tr_trainer *t = ctx;
+    while (t->signalled < t->n_buckets && t->bucket_begin[t->n_buckets - 1 - t->signalled] >= frontier)
+        tr_node_group_signal(t->node, t->n_buckets - 1 - t->signalled++, t->round);
+    shared_update_ready(t);
+}
+
+/* The first layer's weights are not read again once its gradient is computed (there is no
+ * input gradient below it), so its buckets are shared as backward completes them. */
+static void shared_ready(void *ctx, size_t frontier)
+{
+    tr_trainer *t = ctx;
+    const tr_model *m = &t->model;
+    const size_t top = m->n_layers > 1 ? m->layer[1].w_off : m->n_params;
+    if (frontier < top)
+        shared_layer_done(ctx, frontier);
+}
+
+static void shared_progress(void *ctx) { shared_update_ready(ctx); }
+
+/* One optimizer step with node-shared parameters. */
+static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
+{
+    tr_sampler *s = &t->sampler;
+    tr_model *m = &t->model;
     const int64_t n_micro = tr_sampler_step_micro_batches(s, step_in_epoch);
-    double loss_sum = 0.0;
-
-    tr_model_zero_grad(m);
-    for (int64_t j = 0; j < n_micro; j++) {
-        int64_t G, n;
-        const int64_t *rows;
-        tr_sampler_micro(s, step_in_epoch * s->accumulate + j, &G, &rows, &n);
-        gather_rows(t, ds, rows, n);
-        tr_model_forward(m, t->xb, n);
-        const double denom = tr_loss_denominator(&t->loss, G, (double)G);
-        const float scale = (float)(1.0 / ((double)s->accumulate * denom));
-        loss_sum += tr_loss_compute(&t->loss, t->dZ, NULL, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, n, scale);
-        if (tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION)
-            t->epoch_correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, t->yb, n);
-        t->epoch_rows += n;
-        tr_model_backward(m, t->xb, t->dZ, n, NULL);
-    }
-    if (!isfinite(loss_sum) || !grads_finite(m))
-        return tr_fail(err, TR_EDIVERGED,
-                       "training diverged at epoch %lld, step %lld: the %s is not finite (try a lower [train] lr)",
-                       (long long)t->epoch + 1, (long long)t->step + 1,
-                       isfinite(loss_sum) ? "gradient" : "loss");
-    t->epoch_loss_sum += loss_sum;
-
+    const int64_t first = step_in_epoch * s->accumulate;
+    double loss_total = 0.0;
+    int64_t correct = 0, rows = 0;
+    t->round = t->step + 1;
+    t->signalled = t->updated = 0;
+    t->update_finite = true;
     tr_optim_begin_step(&t->optim);
-    for (int i = 0; i < m->n_tensors; i++) {
-        const tr_tensor *T = &m->tensor[i];
-        tr_optim_update(&t->optim, m->params, m->grads, T->offset, T->offset + T->size, true);
+    bool have_grad = false; /* the others read this slot until the end of the last step: */
+    for (int64_t j = 0; j < n_micro; j++) { /* its first backward overwrites it, later ones add */
+        int64_t n;
+        loss_total += micro_forward(t, first + j, &n, &correct);
+        rows += n;
+        const double t0 = now_seconds();
+        const double nested0 = t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM];
+        const bool last = j == n_micro - 1; /* only the last micro-step shares its gradient */
+        tr_grad_hook hook = {.ready = shared_ready,
+                             .layer_done = shared_layer_done,
+                             .progress = shared_progress,
+                             .ctx = t,
+                             .splits = t->bucket_begin,
+                             .n_splits = t->n_buckets};
+        if (n > 0) {
+            tr_model_backward(m, m->grads, t->xb, t->dZ, n, have_grad, last ? &hook : NULL);
+            have_grad = true;
+        }
+        /* reductions and updates done inside the hooks are counted as comm and optimizer */
+        t->phase[TR_PHASE_BACKWARD] +=
+            now_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
     }
+    /* a rank without rows this step still takes part, with zeros */
+    if (!have_grad)
+        tr_model_zero_grad(m);
+    shared_layer_done(t, 0);
+    const double t0 = now_seconds();
+    const double nested0 = t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM];
+    while (t->updated < t->n_buckets) {
+        shared_update_ready(t);
+        if (t->updated < t->n_buckets)
+            sched_yield(); /* the others are still in backward; do not starve them */
+    }
+    atomic_thread_fence(memory_order_seq_cst);
+    /* the sum of the statistics is also the barrier: after it every shard is updated */
+    double stats[4] = {loss_total, (double)correct, (double)rows, t->update_finite ? 0.0 : 1.0};
+    int rc = tr_dist_sum_f64(t->dist, stats, 4, err);
+    atomic_thread_fence(memory_order_seq_cst);
+    t->phase[TR_PHASE_COMM] += now_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
+    if (rc)
+        return rc;
+    if (!isfinite(stats[0]))
+        return diverged(t, "loss", err);
+    if (stats[3] != 0.0)
+        return diverged(t, "gradient", err);
+    t->epoch_loss_sum += stats[0];
+    t->epoch_correct += (int64_t)stats[1];
+    t->epoch_rows += (int64_t)stats[2];
     t->step++;
+    t->phase_steps++;
     return 0;
 }
 
-int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *m, tr_err *err)
+int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 {
-    (void)err;
+    if (t->node)
+        return shared_step(t, step_in_epoch, err);
+
+    tr_sampler *s = &t->sampler;
+    tr_model *m = &t->model;
+    const int64_t n_micro = tr_sampler_step_micro_batches(s, step_in_epoch);
+    const int64_t first = step_in_epoch * s->accumulate;
+    double loss_total = 0.0;
+    int64_t correct = 0, rows = 0;
+    int rc = 0;
+
+    if (t->cfg->train.deterministic) {
+        for (int64_t j = 0; j < n_micro; j++) {
+            int64_t n;
+            t->micro_loss[j] = micro_forward(t, first + j, &n, &correct);
+            rows += n;
+            const double t0 = now_seconds();
+            if (n > 0)
+                tr_model_backward(m, t->micro[j], t->xb, t->dZ, n, false, NULL);
+            else
+                memset(t->micro[j], 0, m->n_params * sizeof(float));
+            t->phase[TR_PHASE_BACKWARD] += now_seconds() - t0;
+        }
+        const double t0 = now_seconds();
+        int64_t counts[2] = {correct, rows}, totals[2];
+        rc = tr_grad_sync_exact(t->sync, t->micro, t->micro_loss, (int)n_micro, counts, m->grads, &loss_total, totals,
+                                err);
+        t->phase[TR_PHASE_COMM] += now_seconds() - t0;
+        if (rc == TR_EDIVERGED)
+            return tr_fail(err, TR_EDIVERGED,
+                           "training diverged at epoch %lld, step %lld: a loss or gradient is not finite on some rank "
+                           "(try a lower [train] lr)",
+                           (long long)t->epoch + 1, (long long)t->step + 1);
+        if (rc)
+            return rc;
+        correct = totals[0];
+        rows = totals[1];
+    } else {
+        /* one rank: each layer is updated as soon as backward is done with it, while its
+         * gradient is still in cache; several ranks: after the bucketed allreduce */
+        const bool local = t->dist->size == 1;
+        if (local) {
+            tr_optim_begin_step(&t->optim);
+            t->local_top = m->n_tensors;
+            t->update_finite = true;
+        }
+        for (int64_t j = 0; j < n_micro; j++) {
+            int64_t n;
+            loss_total += micro_forward(t, first + j, &n, &correct);
+            rows += n;
+            const double t0 = now_seconds();
+            const double opt0 = t->phase[TR_PHASE_OPTIM];
+            tr_grad_hook hook = {.layer_done = local_layer_done, .ctx = t};
+            const bool last = j == n_micro - 1; /* only the last micro-step communicates */
+            if (last && !local)
+                tr_grad_sync_begin(t->sync, m->grads, &hook);
+            /* the optimizer left the gradient zero: every micro-step adds into it */
+            if (n > 0)
+                tr_model_backward(m, m->grads, t->xb, t->dZ, n, true, last ? &hook : NULL);
+            t->phase[TR_PHASE_BACKWARD] += now_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] - opt0);
+        }
+        if (local) {
+            if (!isfinite(loss_total))
+                return diverged(t, "loss", err);
+            if (!t->update_finite)
+                return diverged(t, "gradient", err);
+        } else {
+            rc = tr_grad_sync_finish(t->sync, &t->phase[TR_PHASE_COMM], err);
+            double stats[3] = {loss_total, (double)correct, (double)rows};
+            if (!rc)
+                rc = tr_dist_sum_f64(t->dist, stats, 3, err);
+            if (rc)
+                return rc;
+            loss_total = stats[0];
+            correct = (int64_t)stats[1];
+            rows = (int64_t)stats[2];
+            /* the reduced values are the same on every rank, so every rank decides the same */
+            if (!isfinite(loss_total))
+                return diverged(t, "loss", err);
+        }
+    }
+    t->epoch_loss_sum += loss_total;
+    t->epoch_correct += correct;
+    t->epoch_rows += rows;
+
+    if (t->cfg->train.deterministic || t->dist->size > 1) {
+        const double t0 = now_seconds();
+        tr_optim_begin_step(&t->optim);
+        bool finite = true; /* checked in the optimizer's own pass over the gradient */
+        for (int i = 0; i < m->n_tensors; i++) {
+            const tr_tensor *T = &m->tensor[i];
+            finite &= tr_optim_update(&t->optim, m->params, m->grads, T->offset, T->offset + T->size, true);
+        }
+        t->phase[TR_PHASE_OPTIM] += now_seconds() - t0;
+        if (!finite)
+            return diverged(t, "gradient", err);
+    }
+    t->step++;
+    t->phase_steps++;
+    return 0;
+}
+
+int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr_err *err)
+{
+    const double t0 = now_seconds();
     tr_model *mod = &t->model;
+    tr_dist *d = t->dist;
     const int L = mod->n_layers;
-    const int64_t O = t->loss.width, F = ds->cols, T = ds->tcols;
-    for (int64_t r0 = 0; r0 < ds->rows; r0 += mod->max_batch) {
-        int64_t n = ds->rows - r0;
-        if (n > mod->max_batch)
-            n = mod->max_batch;
-        const float *X = ds->X + r0 * F;
+    const int64_t O = t->loss.width, F = ds->cols, T = ds->tcols, E = t->cfg->train.eval_batch;
+    const bool held_whole = ds->rows == ds->global_rows;
+    /* this rank's rows: its chunk share of a set held whole, else the part it read */
+    int64_t b = 0, e = ds->rows;
+    if (held_whole)
+        tr_chunk_share(ds->rows, E, d->rank, d->size, &b, &e);
+    const int64_t n_local = e - b;
+    const int64_t at = held_whole ? b : ds->first_row; /* global index of the first local row */
+    for (int64_t r0 = 0; r0 < n_local; r0 += E) {
+        const int64_t n = n_local - r0 < E ? n_local - r0 : E;
+        const float *X = ds->X + (b + r0) * F;
         tr_model_forward(mod, X, n);
         const float *Z = mod->layer[L - 1].Z, *A = mod->layer[L - 1].A;
-        memcpy(t->eval_Z + r0 * O, Z, (size_t)(n * O) * sizeof(float));
-        memcpy(t->eval_A + r0 * O, A, (size_t)(n * O) * sizeof(float));
-        tr_loss_compute(&t->loss, NULL, t->eval_loss + r0, Z, A, ds->y + r0 * T, n, 1.0f);
+        memcpy(t->eval_Z + (at + r0) * O, Z, (size_t)(n * O) * sizeof(float));
+        memcpy(t->eval_A + (at + r0) * O, A, (size_t)(n * O) * sizeof(float));
+        tr_loss_compute(&t->loss, NULL, t->eval_loss + at + r0, Z, A, ds->y + (b + r0) * T, n, 1.0f);
     }
-    tr_metrics_compute(m, &t->loss, t->eval_Z, t->eval_A, ds->y, t->eval_loss, ds->rows);
-    return 0;
+    /* every rank gets every row's results, so all compute the same metrics */
+    int rc = tr_dist_allgather_f32(d, t->eval_Z, at * O, n_local * O, err);
+    if (!rc)
+        rc = tr_dist_allgather_f32(d, t->eval_A, at * O, n_local * O, err);
+    if (!rc)
+        rc = tr_dist_allgather_f64(d, t->eval_loss, at, n_local, err);
+    const float *y = ds->y;
+    if (!rc && !held_whole) { /* the targets live with their rows */
+        memcpy(t->eval_y + at * T, ds->y, (size_t)(n_local * T) * sizeof(float));
+        rc = tr_dist_allgather_f32(d, t->eval_y, at * T, n_local * T, err);
+        y = t->eval_y;
+    }
+    if (!rc)
+        tr_metrics_compute(met, &t->loss, t->eval_Z, t->eval_A, y, t->eval_loss, ds->global_rows);
+    t->phase[TR_PHASE_EVAL] += now_seconds() - t0;
+    return rc;
 }
 
 static void print_eval_line(tr_trainer *t, double epoch_seconds, int64_t epoch_rows)
@@ -227,8 +587,33 @@ static void print_eval_line(tr_trainer *t, double epoch_seconds, int64_t epoch_r
         else
             fprintf(f, "  %s_r2 %.4f", sets[i].name, sets[i].m->r2);
     }
-    fprintf(f, "  lr %.3g  %.0f samples/s\n", t->optim.lr, epoch_seconds > 0 ? (double)epoch_rows / epoch_seconds : 0.0);
+    fprintf(f, "  lr %.3g  %.0f samples/s\n", t->optim.lr,
+            epoch_seconds > 0 ? (double)epoch_rows / epoch_seconds : 0.0);
     fflush(f);
+}
+
+/* Evaluates the configured sets and checks the replicas are still identical. */
+static int evaluate_all(tr_trainer *t, tr_err *err)
+{
+    int rc = 0;
+    if (t->cfg->train.eval_train) {
+        rc = tr_trainer_evaluate(t, &t->data.train, &t->train_metrics, err);
+        t->has_train_metrics = !rc;
+    }
+    if (!rc && t->data.val.rows > 0) {
+        rc = tr_trainer_evaluate(t, &t->data.val, &t->val_metrics, err);
+        t->has_val_metrics = !rc;
+    }
+    if (!rc && t->data.test.global_rows > 0) {
+        rc = tr_trainer_evaluate(t, &t->data.test, &t->test_metrics, err);
+        t->has_test_metrics = !rc;
+    }
+    bool same = true;
+    if (!rc)
+        rc = tr_dist_same_everywhere(t->dist, t->model.params, t->model.n_params * sizeof(float), &same, err);
+    if (!rc && !same)
+        rc = tr_fail(err, TR_EINTERNAL, "the model replicas differ between ranks after %lld steps", (long long)t->step);
+    return rc;
 }
 
 int tr_trainer_fit(tr_trainer *t, tr_err *err)
@@ -245,38 +630,27 @@ int tr_trainer_fit(tr_trainer *t, tr_err *err)
         t->epoch_rows = t->epoch_correct = 0;
         const int64_t steps = tr_sampler_steps(&t->sampler);
         for (int64_t s = 0; s < steps; s++) {
-            int rc = train_step(t, s, err);
+            int rc = tr_trainer_step(t, s, err);
             if (rc)
                 return rc;
         }
         t->epoch++;
         const double rows = (double)t->epoch_rows;
         t->train_loss = t->epoch_loss_sum / tr_loss_denominator(&t->loss, t->epoch_rows, rows);
-        t->train_accuracy = cls ? (double)t->epoch_correct / (rows * (t->loss.kind == TR_LOSS_CROSS_ENTROPY ? 1.0 : (double)t->loss.width)) : NAN;
+        const double per_row = t->loss.kind == TR_LOSS_CROSS_ENTROPY ? 1.0 : (double)t->loss.width;
+        t->train_accuracy = cls ? (double)t->epoch_correct / (rows * per_row) : NAN;
         since_eval += now_seconds() - t0;
         rows_since_eval += t->epoch_rows;
         if (t->epoch % tc->eval_every == 0 || t->epoch == tc->epochs) {
-            if (tc->eval_train) {
-                int rc = tr_trainer_evaluate(t, &t->data.train, &t->train_metrics, err);
-                if (rc)
-                    return rc;
-                t->has_train_metrics = true;
-            }
-            if (t->data.val.rows > 0) {
-                int rc = tr_trainer_evaluate(t, &t->data.val, &t->val_metrics, err);
-                if (rc)
-                    return rc;
-                t->has_val_metrics = true;
-            }
-            if (t->data.test.rows > 0) {
-                int rc = tr_trainer_evaluate(t, &t->data.test, &t->test_metrics, err);
-                if (rc)
-                    return rc;
-                t->has_test_metrics = true;
-            }
+            int rc = evaluate_all(t, err);
+            if (rc)
+                return rc;
             print_eval_line(t, since_eval, rows_since_eval);
             since_eval = 0.0;
             rows_since_eval = 0;
+            for (int p = 0; p < TR_PHASE_COUNT; p++)
+                t->phase[p] = 0.0;
+            t->phase_steps = 0;
         }
     }
     t->seconds = now_seconds() - t_start;
@@ -293,7 +667,7 @@ void tr_print_report(FILE *f, const tr_metrics *m, const char *title)
     const int64_t K = m->classes;
     fprintf(f, "  accuracy %.4f  macro_f1 %.4f\n", m->accuracy, m->macro_f1);
     if (K > 50) {
-        fprintf(f, "  (%lld classes: confusion matrix in metrics.h5)\n", (long long)K);
+        fprintf(f, "  (%lld classes: the confusion matrix is not printed)\n", (long long)K);
         return;
     }
     fprintf(f, "  confusion matrix (rows: true class, columns: predicted class)\n  %6s", "");

@@ -92,6 +92,8 @@ typedef struct tr_data_config {
     double scale_divisor;
 } tr_data_config;
 
+typedef enum tr_comm_mode { TR_COMM_AUTO, TR_COMM_SHARED, TR_COMM_ALLREDUCE } tr_comm_mode;
+
 typedef struct tr_train_config {
     tr_loss_kind loss;
     tr_reduction reduction;
@@ -106,7 +108,11 @@ typedef struct tr_train_config {
     int64_t eval_every;
     bool eval_train;
     int64_t accumulate;
-    int threads;        /* BLAS threads per rank; 0 = OpenBLAS's own choice / environment */
+    int threads;        /* BLAS threads per rank; 0 = environment, else CPUs / ranks on the node */
+    bool deterministic; /* exact (fixed-point) gradient sums: bitwise equal for any rank count */
+    int64_t bucket_kb;  /* gradient allreduce bucket size */
+    int comm;           /* TR_COMM_*: how gradients are summed over ranks */
+    int64_t eval_batch; /* rows per evaluation chunk */
 } tr_train_config;
 
 typedef struct tr_output_config {

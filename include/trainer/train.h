@@ -1,6 +1,11 @@
 /*
- * train.h: the training run: data, model, loss, optimizer and sampler wired together, the
- * step loop (micro-steps, accumulation, optimizer step) and evaluation.
+ * train.h: the training run: data, model, loss, optimizer, sampler and gradient sync wired
+ * together, the step loop (micro-steps, accumulation, allreduce, optimizer step) and the
+ * distributed evaluation.
+ *
+ * Every rank holds the whole model and runs the same loop on its slice of each global
+ * micro-batch; after the gradients are summed every rank applies the same update, so the
+ * replicas stay identical (checked at every evaluation).
  *
  * Ownership: tr_trainer owns everything it builds; the config and the dist context are
  * borrowed and must outlive it.
@@ -19,6 +24,19 @@
 
 #include <stdio.h>
 
+/* Where a step's time goes (seconds, summed since the last evaluation line). */
+typedef enum tr_phase {
+    TR_PHASE_DATA,     /* gathering the batch rows */
+    TR_PHASE_FORWARD,  /* forward pass and loss */
+    TR_PHASE_BACKWARD, /* backward pass (starting gradient buckets) */
+    TR_PHASE_COMM,     /* waiting for the gradient allreduce */
+    TR_PHASE_OPTIM,    /* optimizer update */
+    TR_PHASE_EVAL,     /* evaluation */
+    TR_PHASE_COUNT
+} tr_phase;
+
+extern const char *const tr_phase_names[TR_PHASE_COUNT];
+
 typedef struct tr_trainer {
     const tr_config *cfg;
     tr_dist *dist;
@@ -27,41 +45,65 @@ typedef struct tr_trainer {
     tr_model model;
     tr_optim optim;
     tr_sampler sampler;
+    tr_grad_sync *sync;
+    tr_node_group *node;    /* node-shared step (NULL: allreduce or a single rank) */
+    /* node-shared step progress (this step) */
+    int n_buckets;
+    const size_t *bucket_begin; /* ascending */
+    int signalled, updated;     /* buckets signalled / reduced and updated, from the top */
+    int64_t round;
+    bool update_finite;
+    int local_top;              /* one rank: tensors [local_top, n_tensors) updated this step */
     /* step buffers, sized once: this rank's rows of one micro-batch */
     float *xb;   /* (max_local, F) */
     float *yb;   /* (max_local, T) */
     float *dZ;   /* (max_local, O) */
-    /* evaluation buffers: the largest evaluated set */
-    float *eval_Z, *eval_A; /* (rows, O) */
-    double *eval_loss;      /* (rows) */
+    /* deterministic mode: one gradient buffer per micro-step of an optimizer step */
+    float **micro;       /* (accumulate) x (n_params) */
+    double *micro_loss;  /* (accumulate) */
+    /* evaluation buffers: the largest evaluated set, whole (every rank gathers all rows) */
+    float *eval_Z, *eval_A, *eval_y; /* (rows, O), (rows, O), (rows, T) */
+    double *eval_loss;               /* (rows) */
     /* progress */
     int64_t epoch;          /* epochs completed */
     int64_t step;           /* optimizer steps taken */
-    double epoch_loss_sum;  /* running sums over the current epoch's batches */
+    double epoch_loss_sum;  /* running sums over the current epoch's batches (all ranks) */
     int64_t epoch_rows, epoch_correct;
     double train_loss;      /* running mean loss of the last finished epoch */
     double train_accuracy;  /* running accuracy of the last finished epoch (classification) */
     tr_metrics train_metrics, val_metrics, test_metrics; /* last evaluation */
     bool has_train_metrics, has_val_metrics, has_test_metrics;
+    double phase[TR_PHASE_COUNT]; /* seconds since the last evaluation line */
+    int64_t phase_steps;          /* steps behind phase[] */
     double seconds;         /* training wall time */
+    int threads;            /* BLAS threads per rank in use */
     FILE *out;              /* human output (rank 0), NULL elsewhere */
+    /* test hook: poison this rank's gradient at this step (TRAINER_FAULT_NAN=rank:step) */
+    int64_t fault_nan_step;
 } tr_trainer;
 
-/* Loads data, builds and initialises the model, optimizer and sampler. */
+/* Loads data, builds and initialises the model, optimizer, sampler and gradient sync. Every
+ * rank must call it; the caller agrees on the result (tr_dist_agree). */
 int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err);
 void tr_trainer_free(tr_trainer *t);
 
-/* Trains the configured epochs, evaluating every eval_every epochs and after the last. */
+/* Trains the configured epochs, evaluating every eval_every epochs and after the last. All
+ * ranks return the same code. */
 int tr_trainer_fit(tr_trainer *t, tr_err *err);
 
-/* Evaluates a data set in evaluation mode into m (initialised by the caller). */
+/* One optimizer step (micro-steps `step_in_epoch * accumulate ...` of the current epoch). */
+int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err);
+
+/* Evaluates a data set in evaluation mode into m (initialised by the caller). Each rank
+ * computes its share of fixed-size chunks; the per-row results are gathered, so every rank
+ * gets metrics identical to a single-rank evaluation. Collective. */
 int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *m, tr_err *err);
+
+/* Prints the confusion matrix and per-class report (classification) or regression metrics. */
+void tr_print_report(FILE *f, const tr_metrics *m, const char *title);
 
 /* Creates the run directory (with parents) and writes the effective configuration to
  * DIR/config.ini (through a temporary file and a rename). Rank 0 calls it. */
 int tr_run_dir_prepare(const tr_config *c, tr_err *err);
-
-/* Prints the confusion matrix and per-class report (classification) or regression metrics. */
-void tr_print_report(FILE *f, const tr_metrics *m, const char *title);
 
 #endif
