@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static char out[65536];
 static char dir[256];
@@ -197,4 +198,78 @@ Test(cli, data_errors_exit_3_naming_file_and_row)
     expect_data_error(sec, "target 2 of a bce loss must be in [0, 1]");
     write_text(csv, "a,b,c,label\n1,2,5,0\n");
     expect_data_error(sec, "3 feature columns but [model] layers starts with 2");
+}
+
+/* ------------------------------------------------------------------ under mpirun ------ */
+
+static int mpirun(int np, const char *env, const char *args, double *seconds)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s timeout 120 %s -np %d --oversubscribe %s %s", env, MPIEXEC, np, TRAINER_BIN, args);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = run_cmd(cmd, out, sizeof out);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (seconds)
+        *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return rc;
+}
+
+Test(mpi, nan_on_one_rank_stops_every_rank_at_that_step)
+{
+    char path[512], args[1024], cfg[1024];
+    snprintf(path, sizeof path, "%s/nan.ini", dir);
+    snprintf(cfg, sizeof cfg, moons_cfg, dir);
+    write_text(path, cfg);
+    const char *modes[] = {"shared", "allreduce"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "train %s --set train.epochs=50 --set train.comm=%s", path, modes[k]);
+        double s;
+        int rc = mpirun(2, "TRAINER_FAULT_NAN=1:7", args, &s);
+        cr_expect_eq(rc, 5, "%s: exit status %d (124 = hung until the timeout): %s", modes[k], rc, out);
+        cr_expect(strstr(out, "diverged at epoch 1, step 7") != NULL, "%s: %s", modes[k], out);
+        cr_expect(s < 60.0, "%s: took %.1f s", modes[k], s);
+        /* one message, from rank 0 (the other rank only shares the status) */
+        const char *first = strstr(out, "trainer: error");
+        cr_expect(first && !strstr(first + 1, "trainer: error"), "%s: the error is printed more than once: %s",
+                  modes[k], out);
+    }
+    snprintf(args, sizeof args, "train %s --set train.epochs=50 --set train.deterministic=true", path);
+    cr_expect_eq(mpirun(2, "TRAINER_FAULT_NAN=0:3", args, NULL), 5, "deterministic: %s", out);
+    cr_expect(strstr(out, "step 3") != NULL, "%s", out);
+}
+
+Test(mpi, ranks_without_rows_take_part)
+{
+    /* a batch of 2 rows on 3 ranks: one rank has no rows in every step */
+    char path[512], args[1024], cfg[1024];
+    snprintf(path, sizeof path, "%s/few.ini", dir);
+    snprintf(cfg, sizeof cfg, moons_cfg, dir);
+    write_text(path, cfg);
+    const char *modes[] = {"shared", "allreduce"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "train %s --set train.batch_size=2 --set data.n=20 --set train.comm=%s", path,
+                 modes[k]);
+        cr_expect_eq(mpirun(3, "", args, NULL), 0, "%s: %s", modes[k], out);
+        cr_expect(strstr(out, "epoch   2/2") != NULL, "%s: %s", modes[k], out);
+    }
+}
+
+Test(mpi, same_epoch_lines_on_one_and_two_ranks)
+{
+    char path[512], args[1024], cfg[1024];
+    snprintf(path, sizeof path, "%s/same.ini", dir);
+    snprintf(cfg, sizeof cfg, moons_cfg, dir);
+    write_text(path, cfg);
+    snprintf(args, sizeof args, "train %s --set train.deterministic=true --set train.epochs=3", path);
+    cr_assert_eq(mpirun(1, "", args, NULL), 0, "%s", out);
+    char one[4096];
+    const char *e = strstr(out, "epoch");
+    cr_assert_not_null(e);
+    snprintf(one, sizeof one, "%s", e);
+    cr_assert_eq(mpirun(2, "", args, NULL), 0, "%s", out);
+    e = strstr(out, "epoch");
+    cr_assert_not_null(e);
+    /* identical losses and accuracies (the samples/s column differs) */
+    cr_expect(strncmp(one, e, strstr(one, "lr ") - one) == 0, "np=1:\n%s\nnp=2:\n%s", one, e);
 }

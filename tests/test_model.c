@@ -88,7 +88,7 @@ Test(model, blas_forward_and_backward_match_plain_loops)
     tr_model_zero_grad(&m);
     float dcopy[11 * 5];
     memcpy(dcopy, dOut, sizeof dOut);
-    tr_model_backward(&m, X, dcopy, B, NULL);
+    tr_model_backward(&m, m.grads, X, dcopy, B, true, NULL);
     for (int l = 0; l < 3; l++) {
         for (int64_t i = 0; i < w[l] * w[l + 1]; i++)
             cr_expect(fabsf(m.layer[l].dW[i] - dW_ref[l][i]) <= 1e-5f * (1 + fabsf(dW_ref[l][i])), "dW%d[%lld] %g vs %g",
@@ -100,7 +100,7 @@ Test(model, blas_forward_and_backward_match_plain_loops)
     /* backward adds into the gradient buffer */
     memcpy(dcopy, dOut, sizeof dOut);
     tr_model_forward(&m, X, B);
-    tr_model_backward(&m, X, dcopy, B, NULL);
+    tr_model_backward(&m, m.grads, X, dcopy, B, true, NULL);
     cr_expect(fabsf(m.layer[0].dW[3] - 2 * dW_ref[0][3]) <= 1e-5f * (1 + fabsf(dW_ref[0][3])));
     tr_model_free(&m);
 }
@@ -136,7 +136,7 @@ static void network_check(tr_activation hidden, tr_activation out_act, tr_loss_k
     const tr_layer *last = &m.layer[2];
     const float scale = (float)(1.0 / tr_loss_denominator(&L, B, (double)B));
     tr_loss_compute(&L, dZ, NULL, last->Z, last->A, y, B, scale);
-    tr_model_backward(&m, X, dZ, B, NULL);
+    tr_model_backward(&m, m.grads, X, dZ, B, true, NULL);
     /* numeric, every parameter */
     const size_t n = m.n_params;
     double *an = calloc(n, sizeof *an), *nu = calloc(n, sizeof *nu);

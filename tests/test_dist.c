@@ -1,0 +1,259 @@
+/*
+ * test_dist.c: the parts of the data-parallel machinery that need no second process: the
+ * bucket plan, backward cut into row blocks at the bucket boundaries, the exact
+ * (fixed-point) gradient sum, the chunked evaluation shares, and the rank slices.
+ */
+#include "test_util.h"
+#include "trainer/dist.h"
+#include "trainer/model.h"
+#include "trainer/sampler.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static tr_model_config cfg3(void)
+{
+    tr_model_config c;
+    memset(&c, 0, sizeof c);
+    c.n_layers = 3;
+    const int64_t w[] = {37, 64, 48, 5};
+    for (int i = 0; i < 4; i++)
+        c.widths[i] = w[i];
+    for (int i = 0; i < 3; i++) {
+        c.act[i] = i < 2 ? TR_ACT_TANH : TR_ACT_IDENTITY;
+        c.weight_init[i] = (tr_init_spec){.scheme = TR_INIT_DEFAULT};
+        c.bias_init[i] = c.weight_init[i];
+    }
+    c.bias = true;
+    c.act_params = (tr_act_params){0.01f, 1.0f};
+    return c;
+}
+
+Test(buckets, plan_covers_the_buffer_on_row_boundaries)
+{
+    tr_model_config c = cfg3();
+    tr_model m;
+    cr_assert_eq(tr_model_init(&m, &c, 8, NULL), 0);
+    tr_dist d;
+    tr_dist_init_local(&d);
+    const size_t targets[] = {0, 256, 4096, 1 << 20};
+    for (int k = 0; k < 4; k++) {
+        tr_grad_sync *s;
+        cr_assert_eq(tr_grad_sync_create(&s, &d, &m, targets[k], NULL), 0);
+        const size_t *b;
+        const int n = tr_grad_sync_buckets(s, &b);
+        cr_expect(n >= 1);
+        cr_expect_eq(b[0], 0, "the lowest bucket starts at 0");
+        for (int i = 1; i < n; i++) {
+            cr_expect(b[i] > b[i - 1], "ascending");
+            bool on_boundary = false; /* a tensor start, or a row start inside a weight */
+            for (int t = 0; t < m.n_tensors; t++) {
+                const tr_tensor *T = &m.tensor[t];
+                on_boundary |= b[i] == T->offset;
+                if (T->is_weight && b[i] > T->offset && b[i] < T->offset + T->size)
+                    on_boundary |= (b[i] - T->offset) % (size_t)T->cols == 0;
+            }
+            cr_expect(on_boundary, "bucket %d begins at %zu, not on a row or tensor boundary", i, b[i]);
+        }
+        if (targets[k] == 0)
+            cr_expect_eq(n, 3, "one bucket per layer");
+        if (targets[k] == 256)
+            cr_expect(n > 5, "small buckets split the weights (%d buckets)", n);
+        if (targets[k] == (1 << 20))
+            cr_expect_eq(n, 1, "everything fits one bucket");
+        tr_grad_sync_free(s);
+    }
+    tr_model_free(&m);
+}
+
+typedef struct frontier_log {
+    size_t seen[256];
+    int n;
+} frontier_log;
+
+static void log_ready(void *ctx, size_t frontier)
+{
+    frontier_log *l = ctx;
+    l->seen[l->n++] = frontier;
+}
+
+Test(buckets, backward_in_row_blocks_equals_whole_backward)
+{
+    tr_model_config c = cfg3();
+    tr_model m;
+    cr_assert_eq(tr_model_init(&m, &c, 8, NULL), 0);
+    tr_model_init_params(&m, 3);
+    float X[8 * 37], dZ[8 * 5], dZ2[8 * 5];
+    fill_uniform(X, sizeof X / sizeof *X, -1, 1, 4);
+    fill_uniform(dZ, sizeof dZ / sizeof *dZ, -1, 1, 5);
+    memcpy(dZ2, dZ, sizeof dZ);
+    float *whole = calloc(m.n_params, sizeof *whole), *blocks = calloc(m.n_params, sizeof *blocks);
+    tr_model_forward(&m, X, 8);
+    tr_model_backward(&m, whole, X, dZ, 8, true, NULL);
+    tr_dist d;
+    tr_dist_init_local(&d);
+    tr_grad_sync *s;
+    cr_assert_eq(tr_grad_sync_create(&s, &d, &m, 512, NULL), 0);
+    const size_t *b;
+    const int n = tr_grad_sync_buckets(s, &b);
+    frontier_log log = {.n = 0};
+    tr_grad_hook hook = {.ready = log_ready, .ctx = &log, .splits = b, .n_splits = n};
+    tr_model_forward(&m, X, 8);
+    tr_model_backward(&m, blocks, X, dZ2, 8, true, &hook);
+    /* OpenBLAS chooses its kernels by shape, so a row block may round differently in the
+     * last bit: equal to float rounding, not bitwise */
+    double diff = 0.0, norm = 0.0, maxabs = 0.0;
+    for (size_t i = 0; i < m.n_params; i++) {
+        diff += ((double)whole[i] - blocks[i]) * ((double)whole[i] - blocks[i]);
+        norm += (double)whole[i] * whole[i];
+        maxabs = fmax(maxabs, fabs((double)whole[i] - blocks[i]));
+    }
+    cr_expect(sqrt(diff / norm) < 1e-6, "row blocks change the gradient by %g (norm-wise), %g max", sqrt(diff / norm),
+              maxabs);
+    for (int i = 1; i < log.n; i++)
+        cr_expect(log.seen[i] < log.seen[i - 1], "frontier must move down (%zu after %zu)", log.seen[i],
+                  log.seen[i - 1]);
+    for (int i = 0; i < n; i++) { /* ready() fires at every bucket start */
+        bool hit = false;
+        for (int j = 0; j < log.n; j++)
+            hit |= log.seen[j] == b[i];
+        cr_expect(hit, "no ready() at bucket start %zu", b[i]);
+    }
+    cr_expect_eq(log.seen[log.n - 1], 0);
+    tr_grad_sync_free(s);
+    free(whole);
+    free(blocks);
+    tr_model_free(&m);
+}
+
+Test(buckets, backward_overwrites_when_not_accumulating)
+{
+    tr_model_config c = cfg3();
+    tr_model m;
+    tr_model_init(&m, &c, 8, NULL);
+    tr_model_init_params(&m, 3);
+    float X[8 * 37], dZ[8 * 5];
+    fill_uniform(X, sizeof X / sizeof *X, -1, 1, 4);
+    fill_uniform(dZ, sizeof dZ / sizeof *dZ, -1, 1, 5);
+    float *g1 = calloc(m.n_params, sizeof *g1), *g2 = malloc(m.n_params * sizeof *g2);
+    for (size_t i = 0; i < m.n_params; i++)
+        g2[i] = 123.0f;
+    float d1[8 * 5], d2[8 * 5];
+    memcpy(d1, dZ, sizeof dZ);
+    memcpy(d2, dZ, sizeof dZ);
+    tr_model_forward(&m, X, 8);
+    tr_model_backward(&m, g1, X, d1, 8, true, NULL);
+    tr_model_forward(&m, X, 8);
+    tr_model_backward(&m, g2, X, d2, 8, false, NULL);
+    for (int t = 0; t < m.n_tensors; t++)
+        cr_expect(memcmp(g1 + m.tensor[t].offset, g2 + m.tensor[t].offset, m.tensor[t].size * sizeof(float)) == 0,
+                  "tensor %s not overwritten", m.tensor[t].name);
+    free(g1);
+    free(g2);
+    tr_model_free(&m);
+}
+
+Test(exact_sum, is_order_independent_and_close_to_the_float_sum)
+{
+    tr_model_config c = cfg3();
+    tr_model m;
+    tr_model_init(&m, &c, 8, NULL);
+    tr_dist d;
+    tr_dist_init_local(&d);
+    tr_grad_sync *s;
+    cr_assert_eq(tr_grad_sync_create(&s, &d, &m, 0, NULL), 0);
+    enum { K = 4 };
+    float *micro[K], *rev[K];
+    double loss[K] = {1.5, 2.25, 1e-3, 7.0}, loss_rev[K];
+    for (int j = 0; j < K; j++) {
+        micro[j] = calloc(m.n_params, sizeof(float));
+        for (int t = 0; t < m.n_tensors; t++) /* magnitudes spread over orders of magnitude */
+            fill_uniform(micro[j] + m.tensor[t].offset, m.tensor[t].size, -powf(10.0f, (float)(t - 3)),
+                         powf(10.0f, (float)(t - 3)), 100 + (uint64_t)(j * 10 + t));
+        rev[K - 1 - j] = micro[j];
+        loss_rev[K - 1 - j] = loss[j];
+    }
+    float *out1 = calloc(m.n_params, sizeof(float)), *out2 = calloc(m.n_params, sizeof(float));
+    const int64_t counts[2] = {3, 9};
+    int64_t tot[2];
+    double l1, l2;
+    cr_assert_eq(tr_grad_sync_exact(s, micro, loss, K, counts, out1, &l1, tot, NULL), 0);
+    cr_assert_eq(tr_grad_sync_exact(s, rev, loss_rev, K, counts, out2, &l2, tot, NULL), 0);
+    cr_expect(memcmp(out1, out2, m.n_params * sizeof(float)) == 0, "the exact sum depends on the order");
+    cr_expect(l1 == l2 && fabs(l1 - 10.751) < 1e-9, "loss sum %.17g", l1);
+    cr_expect(tot[0] == 3 && tot[1] == 9);
+    /* close to the sum in double */
+    double worst = 0.0;
+    for (int t = 0; t < m.n_tensors; t++)
+        for (size_t i = 0; i < m.tensor[t].size; i++) {
+            const size_t k = m.tensor[t].offset + i;
+            double want = 0.0;
+            for (int j = 0; j < K; j++)
+                want += micro[j][k];
+            const double err = fabs(out1[k] - want) / (fabs(want) + 1e-30);
+            worst = err > worst && fabs(want) > 1e-6 * powf(10.0f, (float)(t - 3)) ? err : worst;
+        }
+    cr_expect(worst < 1e-6, "relative error %g", worst);
+    /* a non-finite value anywhere is a divergence, not garbage */
+    micro[1][m.tensor[2].offset + 3] = NAN;
+    cr_expect_eq(tr_grad_sync_exact(s, micro, loss, K, counts, out1, &l1, tot, NULL), TR_EDIVERGED);
+    for (int j = 0; j < K; j++)
+        free(micro[j]);
+    free(out1);
+    free(out2);
+    tr_grad_sync_free(s);
+    tr_model_free(&m);
+}
+
+Test(shares, rank_slices_and_evaluation_chunks)
+{
+    /* rank slices of a 33-row batch on 2 ranks: 16 and 17 */
+    int64_t b, e;
+    tr_share(33, 0, 2, &b, &e);
+    cr_expect(b == 0 && e == 16);
+    tr_share(33, 1, 2, &b, &e);
+    cr_expect(b == 16 && e == 33);
+    /* evaluation chunks: 1000 rows in chunks of 256 on 3 ranks: chunks {0}, {1}, {2, 3} */
+    int64_t total = 0, prev = 0;
+    for (int r = 0; r < 3; r++) {
+        tr_chunk_share(1000, 256, r, 3, &b, &e);
+        cr_expect_eq(b, prev, "contiguous");
+        cr_expect(b % 256 == 0, "starts on a chunk");
+        total += e - b;
+        prev = e;
+    }
+    cr_expect_eq(total, 1000);
+    /* more ranks than chunks: some ranks get nothing, one gets the chunk */
+    tr_chunk_share(100, 256, 0, 4, &b, &e);
+    cr_expect(b == e);
+    tr_chunk_share(100, 256, 3, 4, &b, &e);
+    cr_expect(b == 0 && e == 100);
+}
+
+Test(shares, sampler_slices_cover_every_row_once)
+{
+    tr_sampler s2, s1;
+    cr_assert_eq(tr_sampler_init(&s1, 103, 33, 2, true, false, 9, 0, 1, NULL), 0);
+    tr_sampler_set_epoch(&s1, 3);
+    int seen[103] = {0};
+    for (int r = 0; r < 2; r++) {
+        cr_assert_eq(tr_sampler_init(&s2, 103, 33, 2, true, false, 9, r, 2, NULL), 0);
+        tr_sampler_set_epoch(&s2, 3);
+        cr_expect(memcmp(s1.perm, s2.perm, 103 * sizeof(int64_t)) == 0, "the order depends only on (seed, epoch)");
+        for (int64_t j = 0; j < tr_sampler_micro_batches(&s2); j++) {
+            int64_t G, n;
+            const int64_t *rows;
+            tr_sampler_micro(&s2, j, &G, &rows, &n);
+            cr_expect(n == G / 2 || n == G / 2 + 1, "slices differ by at most one row");
+            for (int64_t i = 0; i < n; i++)
+                seen[rows[i]]++;
+        }
+        tr_sampler_free(&s2);
+    }
+    for (int i = 0; i < 103; i++)
+        cr_expect_eq(seen[i], 1, "row %d seen %d times", i, seen[i]);
+    cr_expect_eq(tr_sampler_steps(&s1), 2, "4 micro-batches in groups of 2");
+    tr_sampler_free(&s1);
+}
