@@ -349,6 +349,19 @@ static void shared_ready(void *ctx, size_t frontier)
 
 static void shared_progress(void *ctx) { shared_update_ready(ctx); }
 
+/* Waiting for the other ranks of the node: a pause lets an SMT sibling (or the core's other
+ * work) run at full speed; after a while, give the CPU away (more ranks than cores). */
+static void relax(int spins)
+{
+    if (spins < 20000) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    } else {
+        sched_yield();
+    }
+}
+
 /* One optimizer step with node-shared parameters. */
 static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 {
@@ -390,10 +403,10 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     shared_layer_done(t, 0);
     const double t0 = now_seconds();
     const double nested0 = t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM];
-    while (t->updated < t->n_buckets) {
+    for (int spins = 0; t->updated < t->n_buckets; spins++) {
         shared_update_ready(t);
         if (t->updated < t->n_buckets)
-            sched_yield(); /* the others are still in backward; do not starve them */
+            relax(spins); /* the others are still in backward; do not slow them down */
     }
     atomic_thread_fence(memory_order_seq_cst);
     /* the sum of the statistics is also the barrier: after it every shard is updated */
