@@ -1,6 +1,9 @@
 #!/bin/bash
-# Installs the Debian 12 packages trainer needs to build, test and run (as root or via sudo).
-# Skips apt-get entirely when everything is already installed.
+# Installs the Debian 12 packages trainer needs (as root or via sudo); skips apt-get when
+# everything is there already.
+#   scripts/install-deps.sh          build and run: compiler, CMake, MPI, HDF5, OpenBLAS, ...
+#   scripts/install-deps.sh --test   also what the tests use: Criterion, Fashion-MNIST, Python
+#                                    with h5py, matplotlib and PyTorch (interop tests)
 set -euo pipefail
 
 PACKAGES=(
@@ -10,12 +13,12 @@ PACKAGES=(
   libopenblas-dev
   libinih-dev librandom123-dev zlib1g-dev
   libcriterion-dev
-  dataset-fashion-mnist
 )
-# Optional extras (plots, interop, Fashion-MNIST) are listed in README.md.
-if [[ "${TRAINER_EXTRA_PACKAGES:-}" != "" ]]; then
-  read -r -a extra <<< "$TRAINER_EXTRA_PACKAGES"
-  PACKAGES+=("${extra[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+  PACKAGES+=(
+    dataset-fashion-mnist
+    python3 python3-numpy python3-h5py python3-matplotlib python3-torch
+  )
 fi
 
 missing=()

@@ -107,6 +107,27 @@ static int comm_lookup(const char *n)
     return !strcmp(n, "auto") ? TR_COMM_AUTO : !strcmp(n, "shared") ? TR_COMM_SHARED
                                              : !strcmp(n, "allreduce") ? TR_COMM_ALLREDUCE : -1;
 }
+static int best_metric_lookup(const char *n)
+{
+    static const char *const ok[] = {"auto", "none", "loss", "accuracy", "macro_f1", "mse", "mae", "r2", NULL};
+    const char *m = n;
+    if (!strncmp(n, "val_", 4))
+        m = n + 4;
+    else if (!strncmp(n, "test_", 5))
+        m = n + 5;
+    else if (!strncmp(n, "train_", 6))
+        m = n + 6;
+    for (int i = 0; ok[i]; i++)
+        if (!strcmp(m, ok[i]) && (m == n) == (i < 2))
+            return 0;
+    return -1;
+}
+static int best_mode_lookup(const char *n) { return (!strcmp(n, "auto") || !strcmp(n, "min") || !strcmp(n, "max")) ? 0 : -1; }
+static int resume_lookup(const char *n) { return (!strcmp(n, "never") || !strcmp(n, "auto")) ? 0 : -1; }
+static int progress_lookup(const char *n)
+{
+    return (!strcmp(n, "auto") || !strcmp(n, "always") || !strcmp(n, "never")) ? 0 : -1;
+}
 static int nonfinite_lookup(const char *n)
 {
     return !strcmp(n, "error") ? 0 : !strcmp(n, "drop") ? 1 : -1;
@@ -297,7 +318,29 @@ static const key_desc keys[] = {
 
     /* [output] */
     {"output", "dir", K_STRING, OFF(output.dir), sizeof(((tr_config *)0)->output.dir), 0, 0, NULL, NULL, NULL, 0, 0,
-     "run", "Run directory: the effective configuration (config.ini), checkpoints and metric logs go here."},
+     "run", "Run directory: config.ini, checkpoints (ckpt-<step>.h5, best.h5) and the metric log (metrics.h5, "
+     "metrics.csv)."},
+    {"output", "checkpoint_every", K_I64, OFF(output.checkpoint_every), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "1",
+     "Write a checkpoint every this many epochs (0: only at the end and on a signal)."},
+    {"output", "checkpoint_every_steps", K_I64, OFF(output.checkpoint_every_steps), 0, 0, 1e12, NULL, NULL, NULL, 0,
+     0, "0", "Also write a checkpoint every this many optimizer steps (0: off)."},
+    {"output", "keep_last", K_I64, OFF(output.keep_last), 0, 1, 1e6, NULL, NULL, NULL, 0, 0, "3",
+     "Checkpoints kept (the newest; best.h5 is kept besides)."},
+    {"output", "best_metric", K_CHOICE, OFF(output.best_metric), sizeof(((tr_config *)0)->output.best_metric), 0, 0,
+     best_metric_lookup, "auto, none, or SET_METRIC with SET val, test, train and METRIC loss, accuracy, macro_f1, "
+     "mse, mae, r2", NULL, 0, 0, "auto",
+     "Metric that chooses best.h5 (and early stopping): e.g. val_loss, val_accuracy; auto = val_loss with a validation "
+     "set, else test_loss (optimistic: the test set then takes part in the choice), else train_loss."},
+    {"output", "best_mode", K_CHOICE, OFF(output.best_mode), sizeof(((tr_config *)0)->output.best_mode), 0, 0,
+     best_mode_lookup, "auto, min, max", NULL, 0, 0, "auto",
+     "Whether best_metric is better lower or higher; auto = max for accuracy, macro_f1 and r2, else min."},
+    {"output", "resume", K_CHOICE, OFF(output.resume), sizeof(((tr_config *)0)->output.resume), 0, 0, resume_lookup,
+     "never, auto", NULL, 0, 0, "never",
+     "auto: continue from the newest valid checkpoint in `dir` if there is one (SLURM requeue); `trainer train "
+     "--resume DIR` does the same from DIR."},
+    {"output", "progress", K_CHOICE, OFF(output.progress), sizeof(((tr_config *)0)->output.progress), 0, 0,
+     progress_lookup, "auto, always, never", NULL, 0, 0, "auto",
+     "A progress line while an epoch runs: auto = only when stdout is a terminal."},
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

@@ -230,7 +230,14 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
             names[c] = ""; /* unnamed */
 
     int nt = 0, nf = 0;
-    if (o->target && *o->target) {
+    if (o->no_target) {
+        /* prediction input: leave out the training target column if the file has it */
+        if (o->target && *o->target && o->header && !(o->columns && *o->columns)) {
+            tr_err ignore;
+            if (resolve_columns(o->target, names, ncols, true, targ, &nt, path, "target", &ignore))
+                nt = 0;
+        }
+    } else if (o->target && *o->target) {
         rc = resolve_columns(o->target, names, ncols, o->header, targ, &nt, path, "target", err);
     } else {
         targ[0] = ncols - 1;
@@ -238,6 +245,9 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
     }
     if (rc)
         goto done;
+    const int n_left_out = nt; /* prediction: columns dropped, not targets */
+    if (o->no_target)
+        nt = 0;
     if (o->columns && *o->columns) {
         rc = resolve_columns(o->columns, names, ncols, o->header, feat, &nf, path, "columns", err);
         if (rc)
@@ -245,7 +255,7 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
     } else {
         for (int c = 0; c < ncols; c++) {
             bool is_t = false;
-            for (int k = 0; k < nt; k++)
+            for (int k = 0; k < (o->no_target ? n_left_out : nt); k++)
                 is_t |= targ[k] == c;
             if (!is_t)
                 feat[nf++] = c;

@@ -232,12 +232,25 @@ int tr_h5_get_attr_str(hid_t file, const char *path, const char *obj, const char
         return TR_ECKPT;
     hid_t ft = H5Aget_type(a);
     int rc = 0;
-    if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) > 0) {
-        rc = tr_fail(err, TR_ECKPT, "%s: attribute %s of %s is not a fixed-length string", path, name, obj);
+    if (H5Tget_class(ft) != H5T_STRING) {
+        rc = tr_fail(err, TR_ECKPT, "%s: attribute %s of %s is not a string", path, name, obj);
+    } else if (H5Tis_variable_str(ft) > 0) { /* as h5py writes str attributes */
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(ft));
+        char *v = NULL;
+        if (H5Aread(a, mt, &v) < 0 || !v)
+            rc = tr_fail(err, TR_ECKPT, "%s: cannot read attribute %s of %s", path, name, obj);
+        else
+            snprintf(buf, len, "%s", v);
+        if (v)
+            H5free_memory(v);
+        H5Tclose(mt);
     } else {
         size_t n = H5Tget_size(ft);
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, n);
+        H5Tset_cset(mt, H5Tget_cset(ft)); /* UTF-8 and ASCII do not convert into each other */
         char tmp[8192];
         if (n >= sizeof tmp || H5Aread(a, mt, tmp) < 0) {
             rc = tr_fail(err, TR_ECKPT, "%s: cannot read attribute %s of %s", path, name, obj);

@@ -1,26 +1,34 @@
 /*
- * main.c: the `trainer` command line: subcommands, MPI start and stop, exit codes.
+ * main.c: the `trainer` command line: subcommands, MPI start and stop, signals, exit codes.
  *
  * Only this file turns an error code into a process exit status (tr_exit_code), so every
  * subcommand and every rank exits with the same documented status for the same failure.
+ * Failures are agreed between ranks and printed once.
  */
 #include "trainer/bench.h"
+#include "trainer/ckpt.h"
 #include "trainer/config.h"
 #include "trainer/dist.h"
 #include "trainer/error.h"
 #include "trainer/generate.h"
+#include "trainer/log.h"
 #include "trainer/model.h"
+#include "trainer/predict.h"
+#include "trainer/run.h"
 #include "trainer/train.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef TRAINER_VERSION
 #define TRAINER_VERSION "unknown"
 #endif
 
 #define MAX_SETS 256
+#define MAX_POSITIONAL 8
 
 static const char usage_main[] =
     "usage: trainer <command> [options]\n"
@@ -29,6 +37,9 @@ static const char usage_main[] =
     "\n"
     "commands:\n"
     "  train CONFIG.ini [--set section.key=value ...]   train a model\n"
+    "        [--resume DIR] [--init-from FILE.h5]\n"
+    "  eval CONFIG.ini --checkpoint FILE.h5             metrics of a checkpoint on the configured data\n"
+    "  predict --checkpoint FILE.h5 --input IN --output OUT   predictions (.h5/.csv in and out)\n"
     "  summary CONFIG.ini [--set ...]                   print the model layer by layer\n"
     "  data gen KIND --out FILE.h5|.csv [--KEY VALUE]   write a built-in data set to a file\n"
     "  bench CONFIG.ini [--steps N] [--warmup N]        time the step phases against sgemm alone\n"
@@ -40,15 +51,22 @@ static const char usage_main[] =
     "\n"
     "Run on one rank directly, or on N ranks with `mpirun -np N trainer train CONFIG.ini`.\n"
     "Exit status: 0 ok, 2 usage or configuration error, 3 data error, 4 file or checkpoint\n"
-    "I/O error, 5 training diverged, 6 out of memory, 7 MPI error, 70 internal error.\n";
+    "I/O error, 5 training diverged, 6 out of memory, 7 MPI error, 70 internal error,\n"
+    "75 stopped by SIGTERM/SIGUSR1/SIGINT after writing a checkpoint (resume with --resume).\n";
 
 static const char usage_train[] =
-    "usage: trainer train CONFIG.ini [--set section.key=value ...]\n"
+    "usage: trainer train CONFIG.ini [--set section.key=value ...] [--resume DIR] [--init-from FILE.h5]\n"
     "\n"
     "Trains the model described by CONFIG.ini ([model], [data], [train], [output]).\n"
     "  --set section.key=value   override one configuration value (repeatable),\n"
     "                            e.g. --set train.lr=0.01 --set model.init.0=uniform\n"
+    "  --resume DIR              continue from the newest valid checkpoint in DIR\n"
+    "                            ([output] resume = auto does this from [output] dir)\n"
+    "  --init-from FILE.h5       start from a checkpoint's parameters only (fine-tuning,\n"
+    "                            or weights exported by scripts/from_torch.py)\n"
     "  -h, --help                show this help\n"
+    "SIGTERM or SIGUSR1 (and a first SIGINT) make every rank stop at the next step, after\n"
+    "rank 0 has written a checkpoint: exit status 75. A second SIGINT aborts at once.\n"
     "See `trainer help config` for every key and its default.\n";
 
 static const char usage_summary[] =
@@ -57,13 +75,31 @@ static const char usage_summary[] =
     "Prints one row per module (as torch.nn.Sequential) with its output shape and parameter\n"
     "count, and the totals.\n";
 
+static const char usage_eval[] =
+    "usage: trainer eval CONFIG.ini --checkpoint FILE.h5 [--set section.key=value ...]\n"
+    "\n"
+    "Loads the checkpoint's parameters into the configured model and prints the metrics\n"
+    "(confusion matrix and per-class report, or MSE, MAE and R2) on the configured\n"
+    "validation and test data (and the training data with train.eval_train = true).\n";
+
+static const char usage_predict[] =
+    "usage: trainer predict --checkpoint FILE.h5 --input IN.h5|IN.csv --output OUT.csv|OUT.h5\n"
+    "                       [--features /DATASET] [--columns NAME,NAME,...]\n"
+    "\n"
+    "Predicts every input row with the checkpoint's model and feature scaling. Classifiers\n"
+    "write class probabilities (p0.. or p1) and the class; regressors their outputs (y0..).\n"
+    "HDF5 input: the features dataset of the training run (/X unless --features); CSV input:\n"
+    "the training run's feature columns (its `columns`, else every column but its `target`),\n"
+    "or x0..x{F-1} of `trainer data gen` files, or --columns. HDF5 output: /probabilities and\n"
+    "/class, or /predictions.\n";
+
 static const char usage_data[] =
     "usage: trainer data gen KIND --out FILE.h5|FILE.csv [--KEY VALUE ...]\n"
     "\n"
-    "Writes a built-in data set (moons, circles, blobs, linear, inverse, random) to HDF5 (/X float32\n"
-    "(rows, features); /y int64 labels or float32 values) or CSV (x0..,y). KEY is any [data]\n"
-    "generator key: n, noise, sd, r1, r2, a, b, x_min, x_max, classes, n_features, box, seed.\n"
-    "Example: trainer data gen circles --out circles.h5 --n 5000 --sd 0.2 --seed 1\n";
+    "Writes a built-in data set (moons, circles, blobs, linear, inverse, random) to HDF5 (/X\n"
+    "float32 (rows, features); /y int64 labels or float32 values) or CSV (x0..,y). KEY is any\n"
+    "[data] generator key: n, noise, sd, r1, r2, a, b, x_min, x_max, classes, n_features, box,\n"
+    "seed. Example: trainer data gen circles --out circles.h5 --n 5000 --sd 0.2 --seed 1\n";
 
 static const char usage_bench[] =
     "usage: trainer bench CONFIG.ini [--steps N] [--warmup N] [--set section.key=value ...]\n"
@@ -72,8 +108,6 @@ static const char usage_bench[] =
     "steps) on random data and prints the time per step by phase, samples/s, and the time\n"
     "the step's matrix products take in cblas_sgemm alone (the roofline).\n";
 
-#define MAX_POSITIONAL 8
-
 typedef struct cli {
     const char *command;
     const char *config; /* the second positional argument */
@@ -81,11 +115,41 @@ typedef struct cli {
     int n_pos;
     const char *sets[MAX_SETS];
     int n_sets;
-    const char *out;
+    const char *out, *resume, *init_from, *checkpoint, *input, *output, *features, *columns;
     long long steps, warmup;
     bool help;
     char set_buf[MAX_SETS][256]; /* --KEY VALUE of `data gen`, as data.KEY=VALUE */
 } cli;
+
+/* ------------------------------------------------------------------ signals ----------- */
+
+static volatile sig_atomic_t stop_requested = 0;
+static volatile sig_atomic_t interrupts = 0;
+
+static void on_stop_signal(int sig)
+{
+    if (sig == SIGINT && ++interrupts > 1) {
+        static const char msg[] = "trainer: second interrupt, aborting\n";
+        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+            /* nothing more can be done in a signal handler */
+        }
+        _exit(130);
+    }
+    stop_requested = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* ------------------------------------------------------------------ arguments --------- */
 
 static int add_set(cli *a, const char *s, tr_err *err)
 {
@@ -99,9 +163,26 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
 {
     memset(a, 0, sizeof *a);
     const bool data_cmd = argc > 1 && !strcmp(argv[1], "data");
+    static const struct {
+        const char *flag;
+        size_t field;
+    } valued[] = {{"--out", offsetof(cli, out)},           {"--resume", offsetof(cli, resume)},
+                  {"--init-from", offsetof(cli, init_from)}, {"--checkpoint", offsetof(cli, checkpoint)},
+                  {"--input", offsetof(cli, input)},       {"--output", offsetof(cli, output)},
+                  {"--features", offsetof(cli, features)}, {"--columns", offsetof(cli, columns)}};
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         const bool has_value = i + 1 < argc;
+        bool done = false;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0] && !done; k++)
+            if (!strcmp(s, valued[k].flag)) {
+                if (!has_value)
+                    return tr_fail(err, TR_EUSAGE, "%s needs a value", s);
+                *(const char **)((char *)a + valued[k].field) = argv[++i];
+                done = true;
+            }
+        if (done)
+            continue;
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             a->help = true;
         } else if (!strcmp(s, "--set")) {
@@ -114,10 +195,6 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
             int rc = add_set(a, s + 6, err);
             if (rc)
                 return rc;
-        } else if (!strcmp(s, "--out")) {
-            if (!has_value)
-                return tr_fail(err, TR_EUSAGE, "--out needs a file name");
-            a->out = argv[++i];
         } else if (!strcmp(s, "--steps") || !strcmp(s, "--warmup")) {
             char *end;
             long long v = has_value ? strtoll(argv[i + 1], &end, 10) : -1;
@@ -157,6 +234,8 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
     return 0;
 }
 
+/* ------------------------------------------------------------------ failures ---------- */
+
 /* Prints a failure once: by rank 0 when it failed itself, else by each rank that failed
  * (the others only share the exit status). Collective. */
 static void report_failure(tr_dist *d, int own_rc, const tr_err *err)
@@ -167,7 +246,7 @@ static void report_failure(tr_dist *d, int own_rc, const tr_err *err)
         if (d->size > 1 && d->rank != 0)
             fprintf(stderr, "trainer: error (rank %d): %s\n", d->rank, err->msg);
         else
-            fprintf(stderr, "trainer: error: %s\n", err->msg);
+            fprintf(stderr, "trainer: %s: %s\n", own_rc == TR_ESTOPPED ? "stopped" : "error", err->msg);
     }
 }
 
@@ -183,24 +262,36 @@ static int agree(tr_dist *d, int rc, tr_err *err, bool *reported)
     return all;
 }
 
+/* ------------------------------------------------------------------ commands ---------- */
+
+static void print_reports(FILE *out, const tr_trainer *t)
+{
+    if (t->has_train_metrics)
+        tr_print_report(out, &t->train_metrics, "train");
+    if (t->has_val_metrics)
+        tr_print_report(out, &t->val_metrics, "validation");
+    if (t->has_test_metrics)
+        tr_print_report(out, &t->test_metrics, "test");
+}
+
+/* Loads the config (same file everywhere: a config error is the same on every rank) and
+ * builds the trainer, agreeing on the result. */
+static int setup(const cli *a, tr_dist *d, tr_config *c, tr_trainer *t, tr_err *err, bool *reported)
+{
+    memset(t, 0, sizeof *t);
+    int rc = tr_config_load(c, a->config, a->sets, a->n_sets, err);
+    if (rc)
+        return rc;
+    rc = tr_trainer_init(t, c, d, d->rank == 0 ? stdout : NULL, err);
+    return agree(d, rc, err, reported);
+}
+
 static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
 {
-    FILE *out = d->rank == 0 ? stdout : NULL;
     tr_config c;
-    /* the same file on every rank: a config error is the same everywhere */
-    int rc = tr_config_load(&c, a->config, a->sets, a->n_sets, err);
-    if (rc) {
-        tr_config_free(&c);
-        return rc;
-    }
-    rc = d->rank == 0 ? tr_run_dir_prepare(&c, err) : 0;
-    rc = agree(d, rc, err, reported);
     tr_trainer t;
-    memset(&t, 0, sizeof t);
-    if (!rc) {
-        rc = tr_trainer_init(&t, &c, d, out, err);
-        rc = agree(d, rc, err, reported);
-    }
+    int rc = setup(a, d, &c, &t, err, reported);
+    FILE *out = t.out;
     if (!rc && out) {
         fprintf(out, "trainer %s: %s, %d rank%s x %d BLAS thread%s, %lld training rows, %lld validation rows, "
                      "%lld test rows, %zu parameters%s\n",
@@ -212,20 +303,57 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
                     (long long)t.data.dropped);
         fflush(out);
     }
-    if (!rc)
-        rc = tr_trainer_fit(&t, err); /* every rank returns the same code */
+    if (!rc) {
+        install_signals();
+        tr_run_options o = {.resume_dir = a->resume, .init_from = a->init_from, .stop = &stop_requested};
+        rc = tr_run(&t, &o, err); /* every rank returns the same code */
+    }
     if (!rc && out) {
-        if (t.has_train_metrics)
-            tr_print_report(out, &t.train_metrics, "train");
-        if (t.has_val_metrics)
-            tr_print_report(out, &t.val_metrics, "validation");
-        if (t.has_test_metrics)
-            tr_print_report(out, &t.test_metrics, "test");
-        fprintf(out, "\ntrained %lld epochs (%lld steps) in %.2f s\n", (long long)t.epoch, (long long)t.step,
-                t.seconds);
+        print_reports(out, &t);
+        fprintf(out, "\ntrained %lld epochs (%lld steps) in %.2f s; run directory %s\n", (long long)t.epoch,
+                (long long)t.step, t.seconds, c.output.dir);
     }
     tr_trainer_free(&t);
     tr_config_free(&c);
+    return rc;
+}
+
+static int cmd_eval(const cli *a, tr_dist *d, tr_err *err, bool *reported)
+{
+    if (!a->checkpoint)
+        return tr_fail(err, TR_EUSAGE, "trainer eval needs --checkpoint FILE.h5 (see trainer eval --help)");
+    tr_config c;
+    tr_trainer t;
+    int rc = setup(a, d, &c, &t, err, reported);
+    if (!rc) {
+        const bool writer = !t.node || d->local_rank == 0;
+        tr_ckpt_parts parts = {.skip_params = !writer};
+        rc = agree(d, tr_ckpt_load(a->checkpoint, &c, &t.model, &parts, err), err, reported);
+    }
+    if (!rc)
+        rc = tr_trainer_evaluate_all(&t, err);
+    if (!rc && t.out) {
+        fprintf(t.out, "checkpoint %s on %s:\n", a->checkpoint, a->config);
+        print_reports(t.out, &t);
+        if (!t.has_train_metrics && !t.has_val_metrics && !t.has_test_metrics)
+            fprintf(t.out, "no evaluation data: set [data] test_fraction, test_path or val_fraction, or "
+                           "train.eval_train = true\n");
+    }
+    tr_trainer_free(&t);
+    tr_config_free(&c);
+    return rc;
+}
+
+static int cmd_predict(const cli *a, tr_dist *d, tr_err *err)
+{
+    if (!a->checkpoint || !a->input || !a->output)
+        return tr_fail(err, TR_EUSAGE, "trainer predict needs --checkpoint, --input and --output (see --help)");
+    tr_predict_options o = {.checkpoint = a->checkpoint, .input = a->input, .output = a->output,
+                            .features = a->features, .columns = a->columns};
+    int64_t rows = 0;
+    int rc = tr_predict(d, &o, &rows, err);
+    if (!rc && d->rank == 0)
+        printf("wrote %s: %lld predictions\n", a->output, (long long)rows);
     return rc;
 }
 
@@ -257,8 +385,8 @@ static int cmd_data_gen(const cli *a, tr_dist *d, tr_err *err)
     for (int i = 0; tr_generator_names[i]; i++)
         known |= !strcmp(kind, tr_generator_names[i]);
     if (!known)
-        return tr_fail(err, TR_EUSAGE, "unknown data set '%s' (choose one of: moons, circles, blobs, linear, inverse, random)",
-                       kind);
+        return tr_fail(err, TR_EUSAGE,
+                       "unknown data set '%s' (choose one of: moons, circles, blobs, linear, inverse, random)", kind);
     /* the generator keys are [data] keys: parse them with the config machinery */
     char text[256];
     snprintf(text, sizeof text, "[model]\nlayers = 1, 1\n[train]\nloss = mse\n[data]\ngenerator = %s\n", kind);
@@ -313,8 +441,8 @@ static int cmd_bench(const cli *a, tr_dist *d, tr_err *err)
         printf("  step %.3f ms:", r.step_ms);
         for (int p = 0; p < TR_PHASE_EVAL; p++)
             printf(" %s %.3f", tr_phase_names[p], r.phase_ms[p]);
-        printf("\n  sgemm alone %.3f ms = %.1f%% of the step; %.0f samples/s\n", r.sgemm_ms,
-               100.0 * r.sgemm_fraction, r.samples_per_s);
+        printf("\n  sgemm alone %.3f ms = %.1f%% of the step; %.0f samples/s\n", r.sgemm_ms, 100.0 * r.sgemm_fraction,
+               r.samples_per_s);
         printf("BENCH layers=%s batch=%lld np=%d threads=%d step_ms=%.4f sgemm_ms=%.4f sgemm_fraction=%.4f", layers,
                (long long)c.train.batch_size, d->size, r.threads, r.step_ms, r.sgemm_ms, r.sgemm_fraction);
         for (int p = 0; p < TR_PHASE_EVAL; p++)
@@ -327,41 +455,40 @@ static int cmd_bench(const cli *a, tr_dist *d, tr_err *err)
 
 static int run(const cli *a, tr_dist *d, tr_err *err, bool *reported)
 {
-    if (!strcmp(a->command, "bench")) {
-        if (a->help || !a->config) {
-            if (d->rank == 0)
-                fputs(usage_bench, a->help ? stdout : stderr);
-            return a->help ? 0 : TR_EUSAGE;
-        }
-        return cmd_bench(a, d, err);
-    }
-    if (!strcmp(a->command, "data")) {
+    static const struct {
+        const char *name;
+        const char *usage;
+        bool needs_config;
+    } commands[] = {{"train", usage_train, true},     {"eval", usage_eval, true},   {"summary", usage_summary, true},
+                    {"bench", usage_bench, true},     {"predict", usage_predict, false},
+                    {"data", usage_data, false}};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(a->command, commands[i].name))
+            continue;
         if (a->help) {
             if (d->rank == 0)
-                fputs(usage_data, stdout);
+                fputs(commands[i].usage, stdout);
             return 0;
         }
-        return cmd_data_gen(a, d, err);
-    }
-    if (!strcmp(a->command, "train") || !strcmp(a->command, "summary")) {
-        if (a->help) {
-            if (d->rank == 0)
-                fputs(!strcmp(a->command, "train") ? usage_train : usage_summary, stdout);
-            return 0;
-        }
-        if (!a->config)
+        if (commands[i].needs_config && !a->config)
             return tr_fail(err, TR_EUSAGE, "trainer %s needs a config file (see trainer %s --help)", a->command,
                            a->command);
-        return !strcmp(a->command, "train") ? cmd_train(a, d, err, reported) : cmd_summary(a, d, err);
+        switch (i) {
+        case 0: return cmd_train(a, d, err, reported);
+        case 1: return cmd_eval(a, d, err, reported);
+        case 2: return cmd_summary(a, d, err);
+        case 3: return cmd_bench(a, d, err);
+        case 4: return cmd_predict(a, d, err);
+        default: return cmd_data_gen(a, d, err);
+        }
     }
     if (!strcmp(a->command, "help")) {
-        if (a->config && !strcmp(a->config, "config")) {
-            if (d->rank == 0)
+        if (d->rank == 0) {
+            if (a->config && !strcmp(a->config, "config"))
                 tr_config_print_reference(stdout);
-            return 0;
+            else
+                fputs(usage_main, stdout);
         }
-        if (d->rank == 0)
-            fputs(usage_main, stdout);
         return 0;
     }
     return tr_fail(err, TR_EUSAGE, "unknown command '%s' (see trainer --help)", a->command);
@@ -394,10 +521,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "trainer: %s\n", err.msg);
         return tr_exit_code(rc);
     }
-    bool reported = false;
-    rc = run(&a, &d, &err, &reported);
-    if (rc && !reported && d.rank == 0)
-        fprintf(stderr, "trainer: error: %s\n", err.msg);
+    bool reported = false; /* set by collective agreements: the same on every rank */
+    const int own = run(&a, &d, &err, &reported);
+    rc = tr_dist_agree(&d, own);
+    if (rc && !reported)
+        report_failure(&d, own, &err);
     tr_dist_finalize(&d);
     return tr_exit_code(rc);
 }

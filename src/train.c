@@ -209,6 +209,12 @@ static void gather_rows(tr_trainer *t, const tr_dataset *ds, const int64_t *rows
     }
 }
 
+/* 1 when this rank was asked to stop (a signal), summed over ranks with the statistics. */
+static double stop_requested(const tr_trainer *t)
+{
+    return t->stop_flag && *t->stop_flag ? 1.0 : 0.0;
+}
+
 /* The run stops: every rank sees the same reduced values, so all take this path together.
  * The parameters may already hold the bad update; nothing is saved after this. */
 static int diverged(const tr_trainer *t, const char *what, tr_err *err)
@@ -371,7 +377,7 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     const int64_t first = step_in_epoch * s->accumulate;
     double loss_total = 0.0;
     int64_t correct = 0, rows = 0;
-    t->round = t->step + 1;
+    t->round++; /* counts this process's shared steps: the node's counters start at zero */
     t->signalled = t->updated = 0;
     t->update_finite = true;
     tr_optim_begin_step(&t->optim);
@@ -410,8 +416,9 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     }
     atomic_thread_fence(memory_order_seq_cst);
     /* the sum of the statistics is also the barrier: after it every shard is updated */
-    double stats[4] = {loss_total, (double)correct, (double)rows, t->update_finite ? 0.0 : 1.0};
-    int rc = tr_dist_sum_f64(t->dist, stats, 4, err);
+    double stats[5] = {loss_total, (double)correct, (double)rows, t->update_finite ? 0.0 : 1.0, stop_requested(t)};
+    int rc = tr_dist_sum_f64(t->dist, stats, 5, err);
+    t->stop_agreed = stats[4] > 0.0;
     atomic_thread_fence(memory_order_seq_cst);
     t->phase[TR_PHASE_COMM] += now_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
     if (rc)
@@ -467,6 +474,11 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
             return rc;
         correct = totals[0];
         rows = totals[1];
+        double stop = stop_requested(t);
+        rc = tr_dist_max_f64(t->dist, &stop, 1, err);
+        if (rc)
+            return rc;
+        t->stop_agreed = stop > 0.0;
     } else {
         /* one rank: each layer is updated as soon as backward is done with it, while its
          * gradient is still in cache; several ranks: after the bucketed allreduce */
@@ -492,17 +504,19 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
             t->phase[TR_PHASE_BACKWARD] += now_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] - opt0);
         }
         if (local) {
+            t->stop_agreed = stop_requested(t) > 0.0;
             if (!isfinite(loss_total))
                 return diverged(t, "loss", err);
             if (!t->update_finite)
                 return diverged(t, "gradient", err);
         } else {
             rc = tr_grad_sync_finish(t->sync, &t->phase[TR_PHASE_COMM], err);
-            double stats[3] = {loss_total, (double)correct, (double)rows};
+            double stats[4] = {loss_total, (double)correct, (double)rows, stop_requested(t)};
             if (!rc)
-                rc = tr_dist_sum_f64(t->dist, stats, 3, err);
+                rc = tr_dist_sum_f64(t->dist, stats, 4, err);
             if (rc)
                 return rc;
+            t->stop_agreed = stats[3] > 0.0;
             loss_total = stats[0];
             correct = (int64_t)stats[1];
             rows = (int64_t)stats[2];
@@ -573,42 +587,10 @@ int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr
     return rc;
 }
 
-static void print_eval_line(tr_trainer *t, double epoch_seconds, int64_t epoch_rows)
-{
-    if (!t->out)
-        return;
-    const bool cls = tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION;
-    FILE *f = t->out;
-    fprintf(f, "epoch %*lld/%lld  step %lld  train_loss %.6f", t->cfg->train.epochs >= 100 ? 4 : 3,
-            (long long)t->epoch, (long long)t->cfg->train.epochs, (long long)t->step,
-            t->has_train_metrics ? t->train_metrics.loss : t->train_loss);
-    if (cls)
-        fprintf(f, "  train_acc %.4f", t->has_train_metrics ? t->train_metrics.accuracy : t->train_accuracy);
-    else if (t->has_train_metrics)
-        fprintf(f, "  train_r2 %.4f", t->train_metrics.r2);
-    const struct {
-        bool has;
-        const tr_metrics *m;
-        const char *name;
-    } sets[] = {{t->has_val_metrics, &t->val_metrics, "val"}, {t->has_test_metrics, &t->test_metrics, "test"}};
-    for (int i = 0; i < 2; i++) {
-        if (!sets[i].has)
-            continue;
-        fprintf(f, "  %s_loss %.6f", sets[i].name, sets[i].m->loss);
-        if (cls)
-            fprintf(f, "  %s_acc %.4f", sets[i].name, sets[i].m->accuracy);
-        else
-            fprintf(f, "  %s_r2 %.4f", sets[i].name, sets[i].m->r2);
-    }
-    fprintf(f, "  lr %.3g  %.0f samples/s\n", t->optim.lr,
-            epoch_seconds > 0 ? (double)epoch_rows / epoch_seconds : 0.0);
-    fflush(f);
-}
-
-/* Evaluates the configured sets and checks the replicas are still identical. */
-static int evaluate_all(tr_trainer *t, tr_err *err)
+int tr_trainer_evaluate_all(tr_trainer *t, tr_err *err)
 {
     int rc = 0;
+    t->has_train_metrics = t->has_val_metrics = t->has_test_metrics = false;
     if (t->cfg->train.eval_train) {
         rc = tr_trainer_evaluate(t, &t->data.train, &t->train_metrics, err);
         t->has_train_metrics = !rc;
@@ -627,126 +609,4 @@ static int evaluate_all(tr_trainer *t, tr_err *err)
     if (!rc && !same)
         rc = tr_fail(err, TR_EINTERNAL, "the model replicas differ between ranks after %lld steps", (long long)t->step);
     return rc;
-}
-
-int tr_trainer_fit(tr_trainer *t, tr_err *err)
-{
-    const tr_train_config *tc = &t->cfg->train;
-    const bool cls = tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION;
-    const double t_start = now_seconds();
-    double since_eval = 0.0;
-    int64_t rows_since_eval = 0;
-    while (t->epoch < tc->epochs) {
-        const double t0 = now_seconds();
-        tr_sampler_set_epoch(&t->sampler, t->epoch);
-        t->epoch_loss_sum = 0.0;
-        t->epoch_rows = t->epoch_correct = 0;
-        const int64_t steps = tr_sampler_steps(&t->sampler);
-        for (int64_t s = 0; s < steps; s++) {
-            int rc = tr_trainer_step(t, s, err);
-            if (rc)
-                return rc;
-        }
-        t->epoch++;
-        const double rows = (double)t->epoch_rows;
-        t->train_loss = t->epoch_loss_sum / tr_loss_denominator(&t->loss, t->epoch_rows, rows);
-        const double per_row = t->loss.kind == TR_LOSS_CROSS_ENTROPY ? 1.0 : (double)t->loss.width;
-        t->train_accuracy = cls ? (double)t->epoch_correct / (rows * per_row) : NAN;
-        since_eval += now_seconds() - t0;
-        rows_since_eval += t->epoch_rows;
-        if (t->epoch % tc->eval_every == 0 || t->epoch == tc->epochs) {
-            int rc = evaluate_all(t, err);
-            if (rc)
-                return rc;
-            print_eval_line(t, since_eval, rows_since_eval);
-            since_eval = 0.0;
-            rows_since_eval = 0;
-            for (int p = 0; p < TR_PHASE_COUNT; p++)
-                t->phase[p] = 0.0;
-            t->phase_steps = 0;
-        }
-    }
-    t->seconds = now_seconds() - t_start;
-    return 0;
-}
-
-void tr_print_report(FILE *f, const tr_metrics *m, const char *title)
-{
-    fprintf(f, "\n%s (%lld rows): loss %.6f\n", title, (long long)m->rows, m->loss);
-    if (m->task == TR_TASK_REGRESSION) {
-        fprintf(f, "  mse %.6g  mae %.6g  r2 %.6f\n", m->mse, m->mae, m->r2);
-        return;
-    }
-    const int64_t K = m->classes;
-    fprintf(f, "  accuracy %.4f  macro_f1 %.4f\n", m->accuracy, m->macro_f1);
-    if (K > 50) {
-        fprintf(f, "  (%lld classes: the confusion matrix is not printed)\n", (long long)K);
-        return;
-    }
-    fprintf(f, "  confusion matrix (rows: true class, columns: predicted class)\n  %6s", "");
-    for (int64_t j = 0; j < K; j++)
-        fprintf(f, " %7lld", (long long)j);
-    fprintf(f, "\n");
-    for (int64_t i = 0; i < K; i++) {
-        fprintf(f, "  %6lld", (long long)i);
-        for (int64_t j = 0; j < K; j++)
-            fprintf(f, " %7lld", (long long)m->confusion[i * K + j]);
-        fprintf(f, "\n");
-    }
-    fprintf(f, "  %6s %10s %10s %10s %10s\n", "class", "precision", "recall", "f1-score", "support");
-    for (int64_t i = 0; i < K; i++) {
-        int64_t support = 0;
-        for (int64_t j = 0; j < K; j++)
-            support += m->confusion[i * K + j];
-        fprintf(f, "  %6lld %10.4f %10.4f %10.4f %10lld\n", (long long)i, m->precision[i], m->recall[i], m->f1[i],
-                (long long)support);
-    }
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path, tr_err *err)
-{
-    char buf[TR_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        const bool end = *p == '\0';
-        if (*p == '/' || end) {
-            const char saved = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return tr_fail(err, TR_EIO, "[output] dir = %s: cannot create %s: %s", path, buf, strerror(errno));
-            *p = saved;
-        }
-        if (end)
-            break;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return tr_fail(err, TR_EIO, "[output] dir = %s: exists and is not a directory", path);
-    return 0;
-}
-
-int tr_run_dir_prepare(const tr_config *c, tr_err *err)
-{
-    int rc = make_dirs(c->output.dir, err);
-    if (rc)
-        return rc;
-    char path[TR_PATH_MAX + 32], tmp[TR_PATH_MAX + 48];
-    snprintf(path, sizeof path, "%s/config.ini", c->output.dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return tr_fail(err, TR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-    fprintf(f, "# effective configuration of a trainer run (source: %s)\n", c->path);
-    tr_config_print(c, f);
-    const bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0 || !ok) {
-        unlink(tmp);
-        return tr_fail(err, TR_EIO, "%s: write failed: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tr_fail(err, TR_EIO, "%s: cannot rename into place: %s", path, strerror(errno));
-    }
-    return 0;
 }

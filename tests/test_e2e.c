@@ -2,11 +2,13 @@
  * test_e2e.c: the shipped example configurations train to known accuracies on real data
  * (CTest label e2e: minutes, not seconds).
  */
+#include "trainer/run.h"
 #include "trainer/train.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static void in_source_dir(void)
@@ -22,10 +24,17 @@ static void run_config(tr_trainer *t, tr_config *c, tr_dist *d, const char *name
     char path[256];
     snprintf(path, sizeof path, "datasets/configs/%s.ini", name);
     tr_err err = {0};
-    cr_assert_eq(tr_config_load(c, path, sets, n, &err), 0, "%s", err.msg);
+    char dir[64] = "/tmp/trainer-e2e-XXXXXX", set_dir[100];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(set_dir, sizeof set_dir, "output.dir=%s", dir);
+    const char *all[16];
+    for (int i = 0; i < n; i++)
+        all[i] = sets[i];
+    all[n] = set_dir;
+    cr_assert_eq(tr_config_load(c, path, all, n + 1, &err), 0, "%s", err.msg);
     tr_dist_init_local(d);
     cr_assert_eq(tr_trainer_init(t, c, d, stdout, &err), 0, "%s", err.msg);
-    cr_assert_eq(tr_trainer_fit(t, &err), 0, "%s", err.msg);
+    cr_assert_eq(tr_run(t, &(tr_run_options){.quiet = true}, &err), 0, "%s", err.msg);
     cr_assert(t->has_test_metrics);
 }
 

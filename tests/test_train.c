@@ -2,19 +2,29 @@
  * test_train.c: end-to-end training on one rank: known accuracies and recovered
  * coefficients, bitwise reproducibility, and gradient accumulation.
  */
+#include "test_util.h"
+#include "trainer/run.h"
 #include "trainer/train.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
 
+/* Loads the config with the overrides and a fresh run directory, and trains. */
 static void train(tr_trainer *t, tr_config *c, tr_dist *d, const char *text, const char *const *sets, int n_sets)
 {
     tr_err err = {0};
-    cr_assert_eq(tr_config_load_string(c, "test.ini", text, sets, n_sets, &err), 0, "%s", err.msg);
+    char dir[256], set_dir[300];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(set_dir, sizeof set_dir, "output.dir=%s", dir);
+    const char *all[32];
+    for (int i = 0; i < n_sets; i++)
+        all[i] = sets[i];
+    all[n_sets] = set_dir;
+    cr_assert_eq(tr_config_load_string(c, "test.ini", text, all, n_sets + 1, &err), 0, "%s", err.msg);
     tr_dist_init_local(d);
     cr_assert_eq(tr_trainer_init(t, c, d, NULL, &err), 0, "%s", err.msg);
-    cr_assert_eq(tr_trainer_fit(t, &err), 0, "%s", err.msg);
+    cr_assert_eq(tr_run(t, &(tr_run_options){.quiet = true}, &err), 0, "%s", err.msg);
 }
 
 static const char *moons =
@@ -121,12 +131,15 @@ Test(train, divergence_is_reported_with_epoch_and_step, .timeout = 60)
     tr_dist d;
     tr_trainer t;
     tr_err err = {0};
+    char dir[256], set_dir[300];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(set_dir, sizeof set_dir, "output.dir=%s", dir);
     const char *sets[] = {"train.lr=1e30", "train.optimizer=sgd", "train.loss=mse", "model.output_activation=identity",
-                          "train.eval_train=false"};
-    cr_assert_eq(tr_config_load_string(&c, "test.ini", moons, sets, 5, &err), 0, "%s", err.msg);
+                          "train.eval_train=false", set_dir};
+    cr_assert_eq(tr_config_load_string(&c, "test.ini", moons, sets, 6, &err), 0, "%s", err.msg);
     tr_dist_init_local(&d);
     cr_assert_eq(tr_trainer_init(&t, &c, &d, NULL, &err), 0, "%s", err.msg);
-    cr_expect_eq(tr_trainer_fit(&t, &err), TR_EDIVERGED);
+    cr_expect_eq(tr_run(&t, &(tr_run_options){.quiet = true}, &err), TR_EDIVERGED);
     cr_expect(strstr(err.msg, "epoch 1") && strstr(err.msg, "step"), "%s", err.msg);
     tr_trainer_free(&t);
     tr_config_free(&c);

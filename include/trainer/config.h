@@ -117,6 +117,13 @@ typedef struct tr_train_config {
 
 typedef struct tr_output_config {
     char dir[TR_PATH_MAX];
+    int64_t checkpoint_every;       /* epochs; 0 = only at the end */
+    int64_t checkpoint_every_steps; /* 0 = off */
+    int64_t keep_last;
+    char best_metric[32];           /* auto, none, val_loss, test_accuracy, ... */
+    char best_mode[8];              /* auto, min, max */
+    char resume[8];                 /* never, auto */
+    char progress[8];               /* auto, always, never */
 } tr_output_config;
 
 /* One key = value as it was applied (the checkpoint stores these). */

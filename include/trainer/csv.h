@@ -19,6 +19,7 @@ typedef struct tr_csv_options {
     const char *target;  /* comma-separated target column names or 0-based indices; "" = the last column */
     const char *columns; /* feature columns, same syntax; "" = every column but the targets */
     bool drop_nonfinite; /* drop rows with nan/inf instead of failing */
+    bool no_target;      /* features only (prediction input): `target` names columns to leave out if present */
 } tr_csv_options;
 
 /* Reads path into ds. *dropped receives the number of rows dropped for non-finite values. */

@@ -21,7 +21,8 @@
     X(DIVERGED, "training diverged (non-finite loss or gradient)", 5)            \
     X(NOMEM, "out of memory", 6)                                                 \
     X(MPI, "MPI communication error", 7)                                         \
-    X(INTERNAL, "internal error", 70)
+    X(INTERNAL, "internal error", 70)                                            \
+    X(STOPPED, "stopped by a signal after writing a checkpoint", 75)
 
 typedef enum tr_errcode {
     TR_OK = 0,

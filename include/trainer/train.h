@@ -22,6 +22,7 @@
 #include "trainer/optim.h"
 #include "trainer/sampler.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 /* Where a step's time goes (seconds, summed since the last evaluation line). */
@@ -80,6 +81,9 @@ typedef struct tr_trainer {
     FILE *out;              /* human output (rank 0), NULL elsewhere */
     /* test hook: poison this rank's gradient at this step (TRAINER_FAULT_NAN=rank:step) */
     int64_t fault_nan_step;
+    /* stopping on a signal: the flag a handler sets, and the agreement of the last step */
+    volatile sig_atomic_t *stop_flag;
+    bool stop_agreed;
 } tr_trainer;
 
 /* Loads data, builds and initialises the model, optimizer, sampler and gradient sync. Every
@@ -87,11 +91,8 @@ typedef struct tr_trainer {
 int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err);
 void tr_trainer_free(tr_trainer *t);
 
-/* Trains the configured epochs, evaluating every eval_every epochs and after the last. All
- * ranks return the same code. */
-int tr_trainer_fit(tr_trainer *t, tr_err *err);
-
-/* One optimizer step (micro-steps `step_in_epoch * accumulate ...` of the current epoch). */
+/* One optimizer step (micro-steps `step_in_epoch * accumulate ...` of the current epoch).
+ * Afterwards t->stop_agreed says whether any rank has been asked to stop. */
 int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err);
 
 /* Evaluates a data set in evaluation mode into m (initialised by the caller). Each rank
@@ -99,11 +100,8 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err);
  * gets metrics identical to a single-rank evaluation. Collective. */
 int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *m, tr_err *err);
 
-/* Prints the confusion matrix and per-class report (classification) or regression metrics. */
-void tr_print_report(FILE *f, const tr_metrics *m, const char *title);
-
-/* Creates the run directory (with parents) and writes the effective configuration to
- * DIR/config.ini (through a temporary file and a rename). Rank 0 calls it. */
-int tr_run_dir_prepare(const tr_config *c, tr_err *err);
+/* Evaluates every configured set (training set if eval_train, validation, test) and checks
+ * that the replicas are identical. Collective. */
+int tr_trainer_evaluate_all(tr_trainer *t, tr_err *err);
 
 #endif

@@ -1,0 +1,83 @@
+/*
+ * ckpt.h: HDF5 checkpoints: the whole truth about a run, written atomically.
+ *
+ * Layout (PyTorch-compatible names: /model/<i>/weight is state_dict key "<i>.weight" of the
+ * equivalent torch.nn.Sequential):
+ *   /                     attrs: format = "trainer-checkpoint", format_version, trainer_version
+ *   /config               attrs: every configuration key ("train.lr", "model.init.0", ...)
+ *   /model                attrs: layers, activations, bias, sequential (module list)
+ *   /model/<i>/weight     float32 (out, in)      /model/<i>/bias  float32 (out)
+ *   /buffers/<i>/<name>   float32                (batch-norm running statistics)
+ *   /optimizer            attrs: kind, step, lr
+ *   /optimizer/<state>/<i>/weight|bias           (momentum_buffer, exp_avg, exp_avg_sq, ...)
+ *   /scaler               attrs: kind; datasets center, scale (float32 (features))
+ *   /state                attrs: epoch, step, step_in_epoch, running epoch sums, metric_rows,
+ *                         time_s, seeds, schedule and early-stopping state
+ * A checkpoint is written to a temporary file in the same directory, flushed, synced, closed
+ * and renamed over its name, so a crash at any moment leaves the previous one readable.
+ */
+#ifndef TRAINER_CKPT_H
+#define TRAINER_CKPT_H
+
+#include "trainer/config.h"
+#include "trainer/data.h"
+#include "trainer/error.h"
+#include "trainer/model.h"
+#include "trainer/optim.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TR_CKPT_FORMAT_VERSION 1
+
+/* The run's progress and everything beyond the buffers that resuming needs. */
+typedef struct tr_ckpt_state {
+    int64_t epoch;          /* epochs completed */
+    int64_t step;           /* optimizer steps taken */
+    int64_t step_in_epoch;  /* steps of the current epoch already taken */
+    double epoch_loss_sum;  /* running sums of the current epoch */
+    int64_t epoch_rows, epoch_correct;
+    int64_t metric_rows;    /* rows of metrics.h5 this state belongs to */
+    double time_s;          /* training wall time so far */
+    double lr;              /* current learning rate */
+    /* best-model tracking and early stopping */
+    double best_value;
+    int64_t best_epoch;
+    int64_t bad_evals;      /* evaluations without improvement */
+    /* learning-rate schedule state (reduce-on-plateau) */
+    double plateau_best;
+    int64_t plateau_bad;
+    double lr_scale;
+} tr_ckpt_state;
+
+/* What tr_ckpt_load restores besides the parameters. */
+typedef struct tr_ckpt_parts {
+    bool skip_params;      /* leave the parameters alone (another rank of the node loads them) */
+    tr_optim *optim;       /* NULL: not restored (--init-from) */
+    tr_scaler *scaler;     /* NULL: not restored */
+    tr_ckpt_state *state;  /* NULL: not restored */
+} tr_ckpt_parts;
+
+/* Writes a checkpoint of the run to `path` atomically (rank 0). */
+int tr_ckpt_save(const char *path, const tr_config *c, const tr_model *m, const tr_optim *o, const tr_scaler *sc,
+                 const tr_ckpt_state *st, tr_err *err);
+
+/* Loads the parameters (and the parts asked for) into a model built from `c`. A different
+ * architecture is an error listing every difference; a truncated or corrupt file, a missing
+ * or mis-shaped tensor, an optimizer of another kind are errors naming the file. */
+int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckpt_parts *parts, tr_err *err);
+
+/* Rebuilds the configuration a checkpoint was trained with (for predict). */
+int tr_ckpt_read_config(const char *path, tr_config *c, tr_err *err);
+
+/* Path of checkpoint number `step` in a run directory: DIR/ckpt-000000123.h5. */
+void tr_ckpt_path(char *buf, size_t len, const char *dir, int64_t step);
+
+/* The newest checkpoint of DIR that opens and passes the format checks; returns 1 (and an
+ * empty path) when there is none, 0 when found. Invalid files are skipped with a note. */
+int tr_ckpt_find_latest(const char *dir, char *path, size_t len, tr_err *err);
+
+/* Deletes all but the newest `keep` ckpt-*.h5 of DIR (best.h5 is never deleted). */
+int tr_ckpt_rotate(const char *dir, int64_t keep, tr_err *err);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * run.h: a whole training run around the trainer's steps: resuming or initialising from a
+ * checkpoint, the epoch loop, evaluations, the metric log and the human lines, best.h5,
+ * periodic checkpoints with rotation, and stopping on a signal with a checkpoint.
+ */
+#ifndef TRAINER_RUN_H
+#define TRAINER_RUN_H
+
+#include "trainer/ckpt.h"
+#include "trainer/log.h"
+#include "trainer/train.h"
+
+#include <signal.h>
+
+typedef struct tr_run_options {
+    const char *resume_dir; /* --resume DIR; NULL: [output] resume decides */
+    const char *init_from;  /* --init-from FILE: parameters only; NULL: none */
+    volatile sig_atomic_t *stop; /* set by a signal handler; NULL: no signals */
+    bool quiet;             /* no human lines (tests) */
+} tr_run_options;
+
+/* Trains the configured epochs. Rank 0 writes the metric log, the checkpoints and best.h5.
+ * Returns the same code on every rank: 0, TR_ESTOPPED after a signal (a checkpoint was
+ * written), or the failure. */
+int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err);
+
+/* Creates the run directory (with parents) and writes the effective configuration to
+ * DIR/config.ini (through a temporary file and a rename). Rank 0 calls it. */
+int tr_run_dir_prepare(const tr_config *c, tr_err *err);
+
+/* The monitor of best.h5 and early stopping: its name ("val_loss", ...), whether lower is
+ * better, and its value in the trainer's last evaluation (false when it has none). */
+bool tr_run_monitor(const tr_trainer *t, char *name, size_t len, bool *lower_better, double *value);
+
+#endif

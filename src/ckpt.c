@@ -1,0 +1,550 @@
+/*
+ * ckpt.c: checkpoint write (temporary file, flush, fsync, rename, fsync of the directory),
+ * read with architecture and shape checks, the newest valid checkpoint of a run directory,
+ * and rotation.
+ */
+#include "trainer/ckpt.h"
+
+#include "trainer/h5io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef TRAINER_VERSION
+#define TRAINER_VERSION "unknown"
+#endif
+
+/* "2,20,20,1" / "tanh,tanh,sigmoid" / "Linear,Tanh,..." of a model configuration. */
+static void arch_strings(const tr_model_config *mc, char *layers, size_t ll, char *acts, size_t al)
+{
+    size_t u = 0;
+    layers[0] = acts[0] = '\0';
+    for (int i = 0; i <= mc->n_layers && u < ll; i++)
+        u += (size_t)snprintf(layers + u, ll - u, "%s%lld", i ? "," : "", (long long)mc->widths[i]);
+    u = 0;
+    for (int i = 0; i < mc->n_layers && u < al; i++)
+        u += (size_t)snprintf(acts + u, al - u, "%s%s", i ? "," : "", tr_activation_name(mc->act[i]));
+}
+
+static void sequential_string(const tr_model *m, char *buf, size_t len)
+{
+    size_t u = 0;
+    buf[0] = '\0';
+    for (int l = 0; l < m->n_layers && u < len; l++) {
+        u += (size_t)snprintf(buf + u, len - u, "%sLinear", l ? "," : "");
+        if (m->layer[l].act != TR_ACT_IDENTITY && u < len)
+            u += (size_t)snprintf(buf + u, len - u, ",%s", tr_activation_torch_name(m->layer[l].act));
+    }
+}
+
+/* fsync a path (a file after HDF5 closed it, or a directory after a rename). */
+static int sync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static void dir_of(const char *path, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, len, ".");
+}
+
+static int write_contents(hid_t f, const char *path, const tr_config *c, const tr_model *m, const tr_optim *o,
+                          const tr_scaler *sc, const tr_ckpt_state *st, tr_err *err)
+{
+    int rc = tr_h5_attr_str(f, path, "/", "format", "trainer-checkpoint", err);
+    if (!rc)
+        rc = tr_h5_attr_i64(f, path, "/", "format_version", TR_CKPT_FORMAT_VERSION, err);
+    if (!rc)
+        rc = tr_h5_attr_str(f, path, "/", "trainer_version", TRAINER_VERSION, err);
+    /* every configuration value */
+    hid_t g = H5Gcreate2(f, "/config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0 && !rc)
+        rc = tr_fail(err, TR_ECKPT, "%s: cannot create /config", path);
+    if (g >= 0)
+        H5Gclose(g);
+    for (int i = 0; !rc && i < c->n_entries; i++) {
+        char name[80];
+        snprintf(name, sizeof name, "%s.%s", c->entries[i].section, c->entries[i].key);
+        rc = tr_h5_attr_str(f, path, "/config", name, c->entries[i].value, err);
+    }
+    /* the model: tensors under their Sequential names, the architecture as attributes */
+    for (int t = 0; !rc && t < m->n_tensors; t++) {
+        const tr_tensor *T = &m->tensor[t];
+        char name[64];
+        snprintf(name, sizeof name, "/model/%s", T->name);
+        rc = tr_h5_write_f32(f, path, name, m->params + T->offset, T->rows, T->is_weight ? T->cols : 0, err);
+    }
+    char layers[512], acts[512], seq[1024];
+    arch_strings(&m->cfg, layers, sizeof layers, acts, sizeof acts);
+    sequential_string(m, seq, sizeof seq);
+    if (!rc)
+        rc = tr_h5_attr_str(f, path, "/model", "layers", layers, err);
+    if (!rc)
+        rc = tr_h5_attr_str(f, path, "/model", "activations", acts, err);
+    if (!rc)
+        rc = tr_h5_attr_i64(f, path, "/model", "bias", m->cfg.bias, err);
+    if (!rc)
+        rc = tr_h5_attr_str(f, path, "/model", "sequential", seq, err);
+    /* test hook TRAINER_TEST_CKPT_PAUSE=N:SECONDS: the N-th checkpoint write of this process
+     * pauses half-way, so a test can kill the process in the middle of a write */
+    static int writes = 0;
+    writes++;
+    const char *pause = getenv("TRAINER_TEST_CKPT_PAUSE");
+    int nth, secs;
+    if (!rc && pause && sscanf(pause, "%d:%d", &nth, &secs) == 2 && nth == writes)
+        sleep((unsigned)secs);
+    /* the optimizer */
+    if (!rc && o) {
+        g = H5Gcreate2(f, "/optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g >= 0)
+            H5Gclose(g);
+        rc = tr_h5_attr_str(f, path, "/optimizer", "kind", tr_optim_name(o->cfg.kind), err);
+        if (!rc)
+            rc = tr_h5_attr_i64(f, path, "/optimizer", "step", o->step, err);
+        if (!rc)
+            rc = tr_h5_attr_f64(f, path, "/optimizer", "lr", o->lr, err);
+        for (int s = 0; !rc && s < o->n_state; s++)
+            for (int t = 0; !rc && t < m->n_tensors; t++) {
+                const tr_tensor *T = &m->tensor[t];
+                char name[96];
+                snprintf(name, sizeof name, "/optimizer/%s/%s", o->state[s].name, T->name);
+                rc = tr_h5_write_f32(f, path, name, o->state[s].data + T->offset, T->rows,
+                                     T->is_weight ? T->cols : 0, err);
+            }
+    }
+    /* the data scaling */
+    if (!rc && sc && sc->center) {
+        rc = tr_h5_write_f32(f, path, "/scaler/center", sc->center, sc->cols, 0, err);
+        if (!rc)
+            rc = tr_h5_write_f32(f, path, "/scaler/scale", sc->scale, sc->cols, 0, err);
+        if (!rc)
+            rc = tr_h5_attr_i64(f, path, "/scaler", "kind", sc->kind, err);
+    }
+    /* progress */
+    if (!rc && st) {
+        g = H5Gcreate2(f, "/state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g >= 0)
+            H5Gclose(g);
+        const struct {
+            const char *name;
+            int64_t v;
+        } ints[] = {{"epoch", st->epoch},         {"step", st->step},           {"step_in_epoch", st->step_in_epoch},
+                    {"epoch_rows", st->epoch_rows}, {"epoch_correct", st->epoch_correct},
+                    {"metric_rows", st->metric_rows}, {"best_epoch", st->best_epoch}, {"bad_evals", st->bad_evals},
+                    {"plateau_bad", st->plateau_bad}, {"seed", (int64_t)c->train.seed},
+                    {"data_seed", (int64_t)c->data.seed}, {"split_seed", (int64_t)c->data.split_seed}};
+        for (size_t i = 0; !rc && i < sizeof ints / sizeof ints[0]; i++)
+            rc = tr_h5_attr_i64(f, path, "/state", ints[i].name, ints[i].v, err);
+        const struct {
+            const char *name;
+            double v;
+        } dbl[] = {{"epoch_loss_sum", st->epoch_loss_sum}, {"time_s", st->time_s}, {"lr", st->lr},
+                   {"best_value", st->best_value},         {"plateau_best", st->plateau_best},
+                   {"lr_scale", st->lr_scale}};
+        for (size_t i = 0; !rc && i < sizeof dbl / sizeof dbl[0]; i++)
+            rc = tr_h5_attr_f64(f, path, "/state", dbl[i].name, dbl[i].v, err);
+    }
+    return rc;
+}
+
+int tr_ckpt_save(const char *path, const tr_config *c, const tr_model *m, const tr_optim *o, const tr_scaler *sc,
+                 const tr_ckpt_state *st, tr_err *err)
+{
+    tr_h5_quiet();
+    char tmp[TR_PATH_MAX + 64];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0)
+        return tr_fail(err, TR_ECKPT, "%s: cannot create the checkpoint (directory missing, not writable, or full?)",
+                       tmp);
+    int rc = write_contents(f, path, c, m, o, sc, st, err);
+    if (!rc && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
+        rc = tr_fail(err, TR_ECKPT, "%s: flushing the checkpoint failed (disk full?)", tmp);
+    if (H5Fclose(f) < 0 && !rc)
+        rc = tr_fail(err, TR_ECKPT, "%s: closing the checkpoint failed (disk full?)", tmp);
+    if (!rc && sync_path(tmp) != 0)
+        rc = tr_fail(err, TR_ECKPT, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path) != 0)
+        rc = tr_fail(err, TR_ECKPT, "%s: cannot rename the checkpoint into place: %s", path, strerror(errno));
+    if (rc) {
+        unlink(tmp); /* the previous checkpoint stays as it was */
+        return rc;
+    }
+    char dir[TR_PATH_MAX];
+    dir_of(path, dir, sizeof dir);
+    sync_path(dir); /* the rename itself survives a crash */
+    return 0;
+}
+
+/* ------------------------------------------------------------------ reading ----------- */
+
+static int open_checked(hid_t *f, const char *path, tr_err *err)
+{
+    tr_h5_quiet();
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return tr_fail(err, TR_ECKPT, "%s: cannot open the checkpoint: %s", path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0)
+        return tr_fail(err, TR_ECKPT, "%s: not a checkpoint (not an HDF5 file, or truncated)", path);
+    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*f < 0)
+        return tr_fail(err, TR_ECKPT, "%s: cannot open (truncated or corrupt HDF5 file)", path);
+    return 0;
+}
+
+/* The checkpoint's architecture against the configuration's: every difference listed. */
+static int check_architecture(hid_t f, const char *path, const tr_config *c, tr_err *err)
+{
+    char layers[512], acts[512], want_l[512], want_a[512];
+    int64_t bias;
+    int rc = tr_h5_get_attr_str(f, path, "/model", "layers", layers, sizeof layers, err);
+    if (!rc)
+        rc = tr_h5_get_attr_str(f, path, "/model", "activations", acts, sizeof acts, err);
+    if (!rc)
+        rc = tr_h5_get_attr_i64(f, path, "/model", "bias", &bias, err);
+    if (rc)
+        return tr_fail(err, TR_ECKPT, "%s: no model architecture in the file (not a trainer checkpoint?)", path);
+    arch_strings(&c->model, want_l, sizeof want_l, want_a, sizeof want_a);
+    char diff[900] = "";
+    size_t u = 0;
+    if (strcmp(layers, want_l))
+        u += (size_t)snprintf(diff + u, sizeof diff - u, "; layers %s in the checkpoint, %s in the config", layers,
+                              want_l);
+    if (strcmp(acts, want_a) && u < sizeof diff)
+        u += (size_t)snprintf(diff + u, sizeof diff - u, "; activations %s in the checkpoint, %s in the config", acts,
+                              want_a);
+    if ((bias != 0) != c->model.bias && u < sizeof diff)
+        u += (size_t)snprintf(diff + u, sizeof diff - u, "; bias %s in the checkpoint, %s in the config",
+                              bias ? "true" : "false", c->model.bias ? "true" : "false");
+    if (u)
+        return tr_fail(err, TR_ECKPT, "%s: the architecture differs from the configuration%s", path, diff);
+    return 0;
+}
+
+/* Reads one tensor, checking its shape. */
+static int read_tensor(hid_t f, const char *path, const char *name, const tr_tensor *T, float *dst, tr_err *err)
+{
+    int64_t rows, cols;
+    int rc = tr_h5_shape(f, path, name, &rows, &cols, NULL, err);
+    if (rc)
+        return tr_fail(err, TR_ECKPT, "%s: %s is missing", path, name);
+    if (rows != T->rows || cols != (T->is_weight ? T->cols : 1))
+        return tr_fail(err, TR_ECKPT, "%s: %s is %lld x %lld, the model needs %lld x %lld", path, name,
+                       (long long)rows, (long long)cols, (long long)T->rows, (long long)(T->is_weight ? T->cols : 1));
+    rc = tr_h5_read_rows(f, path, name, 0, rows, cols, dst, err);
+    return rc ? tr_fail(err, TR_ECKPT, "%s: cannot read %s (truncated or corrupt)", path, name) : 0;
+}
+
+int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckpt_parts *parts, tr_err *err)
+{
+    hid_t f;
+    int rc = open_checked(&f, path, err);
+    if (rc)
+        return rc;
+    char fmt[64] = "";
+    int64_t version = 0;
+    /* a file exported from PyTorch (scripts/from_torch.py) carries only /model */
+    const bool full = tr_h5_exists(f, "/config");
+    if (full) {
+        rc = tr_h5_get_attr_str(f, path, "/", "format", fmt, sizeof fmt, err);
+        if (!rc && strcmp(fmt, "trainer-checkpoint"))
+            rc = tr_fail(err, TR_ECKPT, "%s: format '%s' is not a trainer checkpoint", path, fmt);
+        if (!rc)
+            rc = tr_h5_get_attr_i64(f, path, "/", "format_version", &version, err);
+        if (!rc && version > TR_CKPT_FORMAT_VERSION)
+            rc = tr_fail(err, TR_ECKPT, "%s: format version %lld is newer than this trainer's (%d)", path,
+                         (long long)version, TR_CKPT_FORMAT_VERSION);
+    }
+    if (!rc && (full || tr_h5_exists(f, "/model")))
+        rc = tr_h5_exists(f, "/model") && H5Aexists_by_name(f, "/model", "layers", H5P_DEFAULT) > 0
+                 ? check_architecture(f, path, c, err)
+                 : 0;
+    if (!rc && !tr_h5_exists(f, "/model"))
+        rc = tr_fail(err, TR_ECKPT, "%s: no /model group (not a trainer checkpoint)", path);
+    const bool want_params = !(parts && parts->skip_params);
+    /* parameters: read into a scratch copy first, so a bad file changes nothing */
+    float *params = calloc(m->n_params + 1, sizeof *params);
+    if (!rc && !params)
+        rc = tr_fail(err, TR_ENOMEM, "out of memory");
+    for (int t = 0; !rc && want_params && t < m->n_tensors; t++) {
+        char name[64];
+        snprintf(name, sizeof name, "/model/%s", m->tensor[t].name);
+        rc = read_tensor(f, path, name, &m->tensor[t], params + m->tensor[t].offset, err);
+    }
+    /* optimizer state */
+    tr_optim *o = parts ? parts->optim : NULL;
+    float *state[3] = {NULL, NULL, NULL};
+    int64_t ostep = 0;
+    double olr = 0.0;
+    if (!rc && o) {
+        char kind[32];
+        rc = tr_h5_get_attr_str(f, path, "/optimizer", "kind", kind, sizeof kind, err);
+        if (!rc && strcmp(kind, tr_optim_name(o->cfg.kind)))
+            rc = tr_fail(err, TR_ECKPT, "%s: the checkpoint's optimizer is %s, the configuration's %s", path, kind,
+                         tr_optim_name(o->cfg.kind));
+        if (!rc)
+            rc = tr_h5_get_attr_i64(f, path, "/optimizer", "step", &ostep, err);
+        if (!rc)
+            rc = tr_h5_get_attr_f64(f, path, "/optimizer", "lr", &olr, err);
+        for (int s = 0; !rc && s < o->n_state; s++) {
+            state[s] = calloc(m->n_params + 1, sizeof(float));
+            if (!state[s]) {
+                rc = tr_fail(err, TR_ENOMEM, "out of memory");
+                break;
+            }
+            for (int t = 0; !rc && t < m->n_tensors; t++) {
+                char name[96];
+                snprintf(name, sizeof name, "/optimizer/%s/%s", o->state[s].name, m->tensor[t].name);
+                rc = read_tensor(f, path, name, &m->tensor[t], state[s] + m->tensor[t].offset, err);
+                if (rc)
+                    rc = tr_fail(err, TR_ECKPT, "%s: optimizer state %s is missing or damaged (optimizer options "
+                                                "changed since the checkpoint?)", path, name);
+            }
+        }
+    }
+    /* scaling */
+    tr_scaler *sc = parts ? parts->scaler : NULL;
+    float *center = NULL, *scale = NULL;
+    int64_t scale_kind = 0;
+    if (!rc && sc && tr_h5_exists(f, "/scaler/center")) {
+        int64_t rows, cols;
+        rc = tr_h5_shape(f, path, "/scaler/center", &rows, &cols, NULL, err);
+        if (!rc && rows != m->layer[0].in)
+            rc = tr_fail(err, TR_ECKPT, "%s: scaler of %lld features for a model of %lld inputs", path,
+                         (long long)rows, (long long)m->layer[0].in);
+        center = calloc((size_t)rows + 1, sizeof *center);
+        scale = calloc((size_t)rows + 1, sizeof *scale);
+        if (!rc && (!center || !scale))
+            rc = tr_fail(err, TR_ENOMEM, "out of memory");
+        if (!rc)
+            rc = tr_h5_read_rows(f, path, "/scaler/center", 0, rows, 1, center, err);
+        if (!rc)
+            rc = tr_h5_read_rows(f, path, "/scaler/scale", 0, rows, 1, scale, err);
+        if (!rc)
+            rc = tr_h5_get_attr_i64(f, path, "/scaler", "kind", &scale_kind, err);
+    }
+    /* progress */
+    tr_ckpt_state *st = parts ? parts->state : NULL;
+    tr_ckpt_state s = {0};
+    if (!rc && st) {
+        struct {
+            const char *name;
+            int64_t *v;
+        } ints[] = {{"epoch", &s.epoch},           {"step", &s.step},
+                    {"step_in_epoch", &s.step_in_epoch}, {"epoch_rows", &s.epoch_rows},
+                    {"epoch_correct", &s.epoch_correct}, {"metric_rows", &s.metric_rows},
+                    {"best_epoch", &s.best_epoch}, {"bad_evals", &s.bad_evals}, {"plateau_bad", &s.plateau_bad}};
+        for (size_t i = 0; !rc && i < sizeof ints / sizeof ints[0]; i++)
+            rc = tr_h5_get_attr_i64(f, path, "/state", ints[i].name, ints[i].v, err);
+        struct {
+            const char *name;
+            double *v;
+        } dbl[] = {{"epoch_loss_sum", &s.epoch_loss_sum}, {"time_s", &s.time_s}, {"lr", &s.lr},
+                   {"best_value", &s.best_value}, {"plateau_best", &s.plateau_best}, {"lr_scale", &s.lr_scale}};
+        for (size_t i = 0; !rc && i < sizeof dbl / sizeof dbl[0]; i++)
+            rc = tr_h5_get_attr_f64(f, path, "/state", dbl[i].name, dbl[i].v, err);
+        if (rc)
+            rc = tr_fail(err, TR_ECKPT, "%s: the run state is missing or damaged: %s", path, err ? err->msg : "");
+    }
+    H5Fclose(f);
+    /* all read: commit */
+    if (!rc) {
+        if (want_params)
+            memcpy(m->params, params, m->n_params * sizeof *params);
+        if (o) {
+            for (int k = 0; k < o->n_state; k++)
+                memcpy(o->state[k].data, state[k], m->n_params * sizeof(float));
+            o->step = ostep;
+            o->lr = olr;
+        }
+        if (sc && center) {
+            memcpy(sc->center, center, (size_t)sc->cols * sizeof *center);
+            memcpy(sc->scale, scale, (size_t)sc->cols * sizeof *scale);
+            sc->kind = (tr_scale_kind)scale_kind;
+        }
+        if (st)
+            *st = s;
+    }
+    free(params);
+    for (int k = 0; k < 3; k++)
+        free(state[k]);
+    free(center);
+    free(scale);
+    return rc;
+}
+
+typedef struct attr_list {
+    char (*sets)[1100];
+    int n, cap;
+} attr_list;
+
+static herr_t collect_attr(hid_t loc, const char *name, const H5A_info_t *info, void *data)
+{
+    (void)info;
+    attr_list *a = data;
+    if (a->n == a->cap)
+        return 0;
+    char value[1024] = "";
+    hid_t at = H5Aopen(loc, name, H5P_DEFAULT);
+    if (at >= 0) {
+        hid_t t = H5Aget_type(at);
+        size_t n = H5Tget_size(t);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, n);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        if (n < sizeof value && H5Tget_class(t) == H5T_STRING)
+            H5Aread(at, mt, value);
+        value[n < sizeof value ? n : sizeof value - 1] = '\0';
+        H5Tclose(mt);
+        H5Tclose(t);
+        H5Aclose(at);
+    }
+    snprintf(a->sets[a->n++], sizeof a->sets[0], "%s=%s", name, value);
+    return 0;
+}
+
+int tr_ckpt_read_config(const char *path, tr_config *c, tr_err *err)
+{
+    hid_t f;
+    memset(c, 0, sizeof *c);
+    int rc = open_checked(&f, path, err);
+    if (rc)
+        return rc;
+    if (!tr_h5_exists(f, "/config")) {
+        H5Fclose(f);
+        return tr_fail(err, TR_ECKPT, "%s: no /config (a file from from_torch.py needs a configuration: use "
+                                      "--init-from with trainer train)", path);
+    }
+    attr_list a = {.cap = 512};
+    a.sets = calloc((size_t)a.cap, sizeof *a.sets);
+    const char **sets = calloc((size_t)a.cap, sizeof *sets);
+    if (!a.sets || !sets) {
+        H5Fclose(f);
+        free(a.sets);
+        free(sets);
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    }
+    hid_t g = H5Gopen2(f, "/config", H5P_DEFAULT);
+    hsize_t idx = 0;
+    H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect_attr, &a);
+    H5Gclose(g);
+    H5Fclose(f);
+    int n = 0;
+    for (int i = 0; i < a.n; i++) /* empty values are the keys' defaults */
+        if (a.sets[i][strlen(a.sets[i]) - 1] != '=')
+            sets[n++] = a.sets[i];
+    rc = tr_config_load_string(c, path, "", sets, n, err);
+    free(a.sets);
+    free(sets);
+    if (rc)
+        return tr_fail(err, TR_ECKPT, "%s: the stored configuration does not load: %s", path, err ? err->msg : "");
+    return 0;
+}
+
+void tr_ckpt_path(char *buf, size_t len, const char *dir, int64_t step)
+{
+    snprintf(buf, len, "%s/ckpt-%09lld.h5", dir, (long long)step);
+}
+
+/* ckpt-*.h5 of DIR, newest (largest step) first; *n entries in *names (malloc'd). */
+static int list_ckpts(const char *dir, char (**names)[256], int *n, tr_err *err)
+{
+    *n = 0;
+    *names = NULL;
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : tr_fail(err, TR_ECKPT, "%s: cannot list: %s", dir, strerror(errno));
+    int cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long long step;
+        char tail[8];
+        if (sscanf(e->d_name, "ckpt-%lld.%7s", &step, tail) != 2 || strcmp(tail, "h5") != 0)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char(*nn)[256] = realloc(*names, (size_t)cap * sizeof **names);
+            if (!nn) {
+                closedir(d);
+                return tr_fail(err, TR_ENOMEM, "out of memory");
+            }
+            *names = nn;
+        }
+        snprintf((*names)[(*n)++], 256, "%s", e->d_name);
+    }
+    closedir(d);
+    /* zero-padded steps: names sort like steps; newest first */
+    for (int i = 1; i < *n; i++)
+        for (int j = i; j > 0 && strcmp((*names)[j - 1], (*names)[j]) < 0; j--) {
+            char t[256];
+            memcpy(t, (*names)[j], sizeof t);
+            memcpy((*names)[j], (*names)[j - 1], sizeof t);
+            memcpy((*names)[j - 1], t, sizeof t);
+        }
+    return 0;
+}
+
+int tr_ckpt_find_latest(const char *dir, char *path, size_t len, tr_err *err)
+{
+    char(*names)[256];
+    int n;
+    path[0] = '\0';
+    int rc = list_ckpts(dir, &names, &n, err);
+    if (rc)
+        return rc;
+    int found = 1;
+    for (int i = 0; i < n && found; i++) {
+        char p[TR_PATH_MAX + 300];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        hid_t f;
+        tr_err e2 = {0};
+        if (open_checked(&f, p, &e2) == 0) {
+            char fmt[64] = "";
+            int64_t step;
+            const bool ok = tr_h5_get_attr_str(f, p, "/", "format", fmt, sizeof fmt, &e2) == 0 &&
+                            !strcmp(fmt, "trainer-checkpoint") &&
+                            tr_h5_get_attr_i64(f, p, "/state", "step", &step, &e2) == 0;
+            H5Fclose(f);
+            if (ok) {
+                snprintf(path, len, "%s", p);
+                found = 0;
+                continue;
+            }
+        }
+        fprintf(stderr, "trainer: note: skipping %s: %s\n", p, e2.msg[0] ? e2.msg : "not a valid checkpoint");
+    }
+    free(names);
+    return found;
+}
+
+int tr_ckpt_rotate(const char *dir, int64_t keep, tr_err *err)
+{
+    char(*names)[256];
+    int n;
+    int rc = list_ckpts(dir, &names, &n, err);
+    for (int i = (int)keep; !rc && i < n; i++) {
+        char p[TR_PATH_MAX + 300];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        if (unlink(p) != 0 && errno != ENOENT)
+            rc = tr_fail(err, TR_ECKPT, "%s: cannot delete an old checkpoint: %s", p, strerror(errno));
+    }
+    free(names);
+    return rc;
+}

@@ -1,0 +1,464 @@
+/*
+ * log.c: the metric log (HDF5 with SWMR + CSV twin) and the human output of rank 0.
+ *
+ * Columns are described once (col_t) and both files are written from that description, so
+ * metrics.h5 and metrics.csv always carry the same numbers.
+ */
+#include "trainer/log.h"
+
+#include "trainer/h5io.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum col_kind { COL_SCALAR, COL_PER_CLASS, COL_CONFUSION } col_kind;
+typedef enum col_field {
+    F_EPOCH, F_STEP, F_TIME, F_LR, F_TRAIN_LOSS, F_TRAIN_ACC, F_PENALTY, F_SPS, F_PHASE,
+    F_LOSS, F_ACC, F_MACRO_F1, F_MSE, F_MAE, F_R2, F_PRECISION, F_RECALL, F_F1, F_CONFUSION
+} col_field;
+
+typedef struct col_t {
+    char name[48];
+    col_kind kind;
+    col_field field;
+    int set;   /* 0 train_eval, 1 val, 2 test (set columns) */
+    int phase; /* F_PHASE */
+    hid_t dset;
+} col_t;
+
+#define MAX_COLS 96
+
+struct tr_metric_log {
+    tr_log_layout layout;
+    int64_t classes;
+    col_t cols[MAX_COLS];
+    int n_cols;
+    hid_t file;
+    bool swmr;
+    char h5_path[1100], csv_path[1100];
+    FILE *csv;
+    int64_t rows;
+};
+
+static const char *const set_names[3] = {"train_eval", "val", "test"};
+
+static void add(tr_metric_log *l, const char *name, col_kind kind, col_field field, int set, int phase)
+{
+    col_t *c = &l->cols[l->n_cols++];
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->kind = kind;
+    c->field = field;
+    c->set = set;
+    c->phase = phase;
+    c->dset = -1;
+}
+
+static void describe(tr_metric_log *l)
+{
+    const tr_log_layout *y = &l->layout;
+    const bool cls = y->task == TR_TASK_CLASSIFICATION;
+    add(l, "epoch", COL_SCALAR, F_EPOCH, 0, 0);
+    add(l, "step", COL_SCALAR, F_STEP, 0, 0);
+    add(l, "time_s", COL_SCALAR, F_TIME, 0, 0);
+    add(l, "lr", COL_SCALAR, F_LR, 0, 0);
+    add(l, "train_loss", COL_SCALAR, F_TRAIN_LOSS, 0, 0);
+    if (cls)
+        add(l, "train_accuracy", COL_SCALAR, F_TRAIN_ACC, 0, 0);
+    add(l, "penalty", COL_SCALAR, F_PENALTY, 0, 0);
+    add(l, "samples_per_s", COL_SCALAR, F_SPS, 0, 0);
+    for (int p = 0; p < TR_LOG_PHASES; p++) {
+        char name[48];
+        snprintf(name, sizeof name, "%s_ms", y->phase_names[p]);
+        add(l, name, COL_SCALAR, F_PHASE, 0, p);
+    }
+    const bool present[3] = {y->train_eval, y->val, y->test};
+    for (int s = 0; s < 3; s++) {
+        if (!present[s])
+            continue;
+        char name[48];
+#define COL(suffix, kind, field)                                      \
+    do {                                                              \
+        snprintf(name, sizeof name, "%s_%s", set_names[s], suffix);   \
+        add(l, name, kind, field, s, 0);                              \
+    } while (0)
+        COL("loss", COL_SCALAR, F_LOSS);
+        if (cls) {
+            COL("accuracy", COL_SCALAR, F_ACC);
+            COL("macro_f1", COL_SCALAR, F_MACRO_F1);
+        } else {
+            COL("mse", COL_SCALAR, F_MSE);
+            COL("mae", COL_SCALAR, F_MAE);
+            COL("r2", COL_SCALAR, F_R2);
+        }
+        if (cls) {
+            COL("precision", COL_PER_CLASS, F_PRECISION);
+            COL("recall", COL_PER_CLASS, F_RECALL);
+            COL("f1", COL_PER_CLASS, F_F1);
+            COL("confusion", COL_CONFUSION, F_CONFUSION);
+        }
+#undef COL
+    }
+}
+
+static const tr_metrics *set_of(const tr_log_row *r, int s)
+{
+    return s == 0 ? r->train_eval : s == 1 ? r->val : r->test;
+}
+
+static double scalar(const col_t *c, const tr_log_row *r)
+{
+    const tr_metrics *m = set_of(r, c->set);
+    switch (c->field) {
+    case F_EPOCH: return (double)r->epoch;
+    case F_STEP: return (double)r->step;
+    case F_TIME: return r->time_s;
+    case F_LR: return r->lr;
+    case F_TRAIN_LOSS: return r->train_loss;
+    case F_TRAIN_ACC: return r->train_accuracy;
+    case F_PENALTY: return r->penalty;
+    case F_SPS: return r->samples_per_s;
+    case F_PHASE: return r->phase_ms[c->phase];
+    case F_LOSS: return m ? m->loss : NAN;
+    case F_ACC: return m ? m->accuracy : NAN;
+    case F_MACRO_F1: return m ? m->macro_f1 : NAN;
+    case F_MSE: return m ? m->mse : NAN;
+    case F_MAE: return m ? m->mae : NAN;
+    case F_R2: return m ? m->r2 : NAN;
+    default: return NAN;
+    }
+}
+
+/* ------------------------------------------------------------------ HDF5 --------------- */
+
+static int create_datasets(tr_metric_log *l, tr_err *err)
+{
+    hid_t g = H5Gcreate2(l->file, "/metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return tr_fail(err, TR_EIO, "%s: cannot create /metrics", l->h5_path);
+    H5Gclose(g);
+    const hsize_t K = (hsize_t)(l->classes > 0 ? l->classes : 1);
+    for (int i = 0; i < l->n_cols; i++) {
+        col_t *c = &l->cols[i];
+        const int rank = c->kind == COL_SCALAR ? 1 : c->kind == COL_PER_CLASS ? 2 : 3;
+        hsize_t dims[3] = {0, K, K}, maxd[3] = {H5S_UNLIMITED, K, K}, chunk[3] = {64, K, K};
+        hid_t space = H5Screate_simple(rank, dims, maxd);
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(dcpl, rank, chunk);
+        char path[80];
+        snprintf(path, sizeof path, "/metrics/%s", c->name);
+        hid_t type = c->kind == COL_CONFUSION ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
+        c->dset = H5Dcreate2(l->file, path, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Pclose(dcpl);
+        H5Sclose(space);
+        if (c->dset < 0)
+            return tr_fail(err, TR_EIO, "%s: cannot create %s", l->h5_path, path);
+    }
+    return 0;
+}
+
+/* Reopens the datasets of an existing log; false if the file's columns are not ours. */
+static bool open_datasets(tr_metric_log *l, int64_t *rows)
+{
+    *rows = -1;
+    for (int i = 0; i < l->n_cols; i++) {
+        col_t *c = &l->cols[i];
+        char path[80];
+        snprintf(path, sizeof path, "/metrics/%s", c->name);
+        if (!tr_h5_exists(l->file, path))
+            return false;
+        c->dset = H5Dopen2(l->file, path, H5P_DEFAULT);
+        if (c->dset < 0)
+            return false;
+        hid_t s = H5Dget_space(c->dset);
+        hsize_t dims[3];
+        const int rank = H5Sget_simple_extent_dims(s, dims, NULL);
+        H5Sclose(s);
+        const int want = c->kind == COL_SCALAR ? 1 : c->kind == COL_PER_CLASS ? 2 : 3;
+        if (rank != want || (rank > 1 && dims[1] != (hsize_t)l->classes))
+            return false;
+        if (*rows < 0 || (int64_t)dims[0] < *rows)
+            *rows = (int64_t)dims[0];
+    }
+    return true;
+}
+
+static void close_datasets(tr_metric_log *l)
+{
+    for (int i = 0; i < l->n_cols; i++)
+        if (l->cols[i].dset >= 0) {
+            H5Dclose(l->cols[i].dset);
+            l->cols[i].dset = -1;
+        }
+}
+
+static int set_rows(tr_metric_log *l, int64_t rows)
+{
+    const hsize_t K = (hsize_t)(l->classes > 0 ? l->classes : 1);
+    for (int i = 0; i < l->n_cols; i++) {
+        hsize_t dims[3] = {(hsize_t)rows, K, K};
+        if (H5Dset_extent(l->cols[i].dset, dims) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static hid_t latest_fapl(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    return fapl;
+}
+
+/* ------------------------------------------------------------------ CSV ---------------- */
+
+static void csv_header(tr_metric_log *l)
+{
+    bool first = true;
+    for (int i = 0; i < l->n_cols; i++)
+        if (l->cols[i].kind == COL_SCALAR) {
+            fprintf(l->csv, "%s%s", first ? "" : ",", l->cols[i].name);
+            first = false;
+        }
+    fputc('\n', l->csv);
+}
+
+/* Keeps the header and the first `rows` lines of an existing CSV (temp file + rename). */
+static int truncate_csv(const char *path, int64_t rows, tr_err *err)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return 1; /* none: a new one is written */
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return tr_fail(err, TR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int64_t n = -1; /* the header is line -1 */
+    while (n < rows && getline(&line, &cap, in) > 0) {
+        fputs(line, out);
+        n++;
+    }
+    free(line);
+    fclose(in);
+    if (fclose(out) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return tr_fail(err, TR_EIO, "%s: cannot rewrite: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ public ------------- */
+
+int tr_metric_log_open(tr_metric_log **out, const char *dir, const tr_log_layout *layout, int64_t keep_rows,
+                       tr_err *err)
+{
+    *out = NULL;
+    tr_h5_quiet();
+    tr_metric_log *l = calloc(1, sizeof *l);
+    if (!l)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    l->layout = *layout;
+    l->classes = layout->task == TR_TASK_CLASSIFICATION ? layout->classes : 0;
+    l->file = -1;
+    describe(l);
+    snprintf(l->h5_path, sizeof l->h5_path, "%s/metrics.h5", dir);
+    snprintf(l->csv_path, sizeof l->csv_path, "%s/metrics.csv", dir);
+    int rc = 0;
+    bool fresh = keep_rows < 0;
+    hid_t fapl = latest_fapl();
+    if (!fresh) { /* resume: keep the first keep_rows rows of a log with our columns */
+        if (H5Fis_hdf5(l->h5_path) > 0)
+            l->file = H5Fopen(l->h5_path, H5F_ACC_RDWR, fapl);
+        int64_t rows = 0;
+        if (l->file < 0 || !open_datasets(l, &rows) || rows < keep_rows || set_rows(l, keep_rows) < 0) {
+            close_datasets(l); /* missing, corrupt or another layout: start a new log */
+            if (l->file >= 0)
+                H5Fclose(l->file);
+            l->file = -1;
+            fresh = true;
+        } else {
+            l->rows = keep_rows;
+            rc = truncate_csv(l->csv_path, keep_rows, err);
+            if (rc < 0)
+                goto fail;
+            l->csv = fopen(l->csv_path, "a");
+            if (l->csv && rc == 1) /* the CSV was gone: start it again */
+                csv_header(l);
+            rc = 0;
+        }
+    }
+    if (fresh) {
+        l->rows = 0;
+        l->file = H5Fcreate(l->h5_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+        if (l->file < 0) {
+            rc = tr_fail(err, TR_EIO, "%s: cannot create the metric log", l->h5_path);
+            goto fail;
+        }
+        rc = create_datasets(l, err);
+        if (rc)
+            goto fail;
+        l->csv = fopen(l->csv_path, "w");
+        if (l->csv)
+            csv_header(l);
+    }
+    if (!l->csv) {
+        rc = tr_fail(err, TR_EIO, "%s: cannot write: %s", l->csv_path, strerror(errno));
+        goto fail;
+    }
+    fflush(l->csv);
+    /* readers may follow the file from now on; without SWMR (e.g. no file locking on the
+     * file system) every row is still flushed */
+    l->swmr = H5Fstart_swmr_write(l->file) >= 0;
+    H5Pclose(fapl);
+    *out = l;
+    return 0;
+fail:
+    H5Pclose(fapl);
+    tr_metric_log_close(l);
+    return rc;
+}
+
+int tr_metric_log_append(tr_metric_log *l, const tr_log_row *r, tr_err *err)
+{
+    const int64_t K = l->classes;
+    const hsize_t row = (hsize_t)l->rows;
+    if (set_rows(l, l->rows + 1) < 0)
+        return tr_fail(err, TR_EIO, "%s: cannot extend the metric log (disk full?)", l->h5_path);
+    bool first = true;
+    for (int i = 0; i < l->n_cols; i++) {
+        col_t *c = &l->cols[i];
+        const tr_metrics *m = set_of(r, c->set);
+        hsize_t start[3] = {row, 0, 0}, count[3] = {1, (hsize_t)(K > 0 ? K : 1), (hsize_t)(K > 0 ? K : 1)};
+        const int rank = c->kind == COL_SCALAR ? 1 : c->kind == COL_PER_CLASS ? 2 : 3;
+        hid_t fs = H5Dget_space(c->dset);
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+        hid_t ms = H5Screate_simple(rank, count, NULL);
+        herr_t st = 0;
+        if (c->kind == COL_SCALAR) {
+            const double v = scalar(c, r);
+            st = H5Dwrite(c->dset, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, &v);
+            fprintf(l->csv, "%s%.10g", first ? "" : ",", v);
+            first = false;
+        } else if (c->kind == COL_PER_CLASS) {
+            double v[1024];
+            for (int64_t k = 0; k < K && k < 1024; k++)
+                v[k] = !m ? NAN : c->field == F_PRECISION ? m->precision[k] : c->field == F_RECALL ? m->recall[k]
+                                                                                                   : m->f1[k];
+            if (K <= 1024)
+                st = H5Dwrite(c->dset, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, v);
+        } else if (m) {
+            st = H5Dwrite(c->dset, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, m->confusion);
+        }
+        H5Sclose(ms);
+        H5Sclose(fs);
+        if (st < 0)
+            return tr_fail(err, TR_EIO, "%s: cannot write %s (disk full?)", l->h5_path, c->name);
+        H5Dflush(c->dset);
+    }
+    fputc('\n', l->csv);
+    if (fflush(l->csv) != 0)
+        return tr_fail(err, TR_EIO, "%s: write failed: %s", l->csv_path, strerror(errno));
+    if (!l->swmr)
+        H5Fflush(l->file, H5F_SCOPE_LOCAL);
+    l->rows++;
+    return 0;
+}
+
+int64_t tr_metric_log_rows(const tr_metric_log *l) { return l ? l->rows : 0; }
+
+void tr_metric_log_close(tr_metric_log *l)
+{
+    if (!l)
+        return;
+    close_datasets(l);
+    if (l->file >= 0)
+        H5Fclose(l->file);
+    if (l->csv)
+        fclose(l->csv);
+    free(l);
+}
+
+/* ------------------------------------------------------------------ human output ------- */
+
+void tr_log_eval_line(FILE *f, const tr_log_row *r, int64_t epochs, tr_task task)
+{
+    const bool cls = task == TR_TASK_CLASSIFICATION;
+    fprintf(f, "epoch %*lld/%lld  step %lld  train_loss %.6f", epochs >= 100 ? 4 : 3, (long long)r->epoch,
+            (long long)epochs, (long long)r->step, r->train_eval ? r->train_eval->loss : r->train_loss);
+    if (cls)
+        fprintf(f, "  train_acc %.4f", r->train_eval ? r->train_eval->accuracy : r->train_accuracy);
+    else if (r->train_eval)
+        fprintf(f, "  train_r2 %.4f", r->train_eval->r2);
+    if (r->penalty > 0)
+        fprintf(f, "  penalty %.6f", r->penalty);
+    const tr_metrics *sets[2] = {r->val, r->test};
+    const char *names[2] = {"val", "test"};
+    for (int i = 0; i < 2; i++) {
+        if (!sets[i])
+            continue;
+        fprintf(f, "  %s_loss %.6f", names[i], sets[i]->loss);
+        if (cls)
+            fprintf(f, "  %s_acc %.4f", names[i], sets[i]->accuracy);
+        else
+            fprintf(f, "  %s_r2 %.4f", names[i], sets[i]->r2);
+    }
+    fprintf(f, "  lr %.3g  %.0f samples/s\n", r->lr, r->samples_per_s);
+    fflush(f);
+}
+
+void tr_print_report(FILE *f, const tr_metrics *m, const char *title)
+{
+    fprintf(f, "\n%s (%lld rows): loss %.6f\n", title, (long long)m->rows, m->loss);
+    if (m->task == TR_TASK_REGRESSION) {
+        fprintf(f, "  mse %.6g  mae %.6g  r2 %.6f\n", m->mse, m->mae, m->r2);
+        return;
+    }
+    const int64_t K = m->classes;
+    fprintf(f, "  accuracy %.4f  macro_f1 %.4f\n", m->accuracy, m->macro_f1);
+    if (K > 50) {
+        fprintf(f, "  (%lld classes: the confusion matrix is in metrics.h5)\n", (long long)K);
+        return;
+    }
+    fprintf(f, "  confusion matrix (rows: true class, columns: predicted class)\n  %6s", "");
+    for (int64_t j = 0; j < K; j++)
+        fprintf(f, " %7lld", (long long)j);
+    fprintf(f, "\n");
+    for (int64_t i = 0; i < K; i++) {
+        fprintf(f, "  %6lld", (long long)i);
+        for (int64_t j = 0; j < K; j++)
+            fprintf(f, " %7lld", (long long)m->confusion[i * K + j]);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "  %6s %10s %10s %10s %10s\n", "class", "precision", "recall", "f1-score", "support");
+    for (int64_t i = 0; i < K; i++) {
+        int64_t support = 0;
+        for (int64_t j = 0; j < K; j++)
+            support += m->confusion[i * K + j];
+        fprintf(f, "  %6lld %10.4f %10.4f %10.4f %10lld\n", (long long)i, m->precision[i], m->recall[i], m->f1[i],
+                (long long)support);
+    }
+}
+
+void tr_log_progress(FILE *f, int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss)
+{
+    const int width = 30;
+    const int fill = total > 0 ? (int)(width * done / total) : width;
+    fprintf(f, "\repoch %lld/%lld [", (long long)epoch, (long long)epochs);
+    for (int i = 0; i < width; i++)
+        fputc(i < fill ? '=' : (i == fill ? '>' : ' '), f);
+    fprintf(f, "] %3d%%  loss %.5f ", total > 0 ? (int)(100 * done / total) : 100, loss);
+    fflush(f);
+}
+
+void tr_log_progress_end(FILE *f)
+{
+    fprintf(f, "\r%*s\r", 79, "");
+    fflush(f);
+}

@@ -1,0 +1,416 @@
+/*
+ * run.c: the epoch loop of a run and everything around it: resume and --init-from, the
+ * evaluation schedule, the metric log, best.h5, periodic checkpoints with rotation, and the
+ * stop on a signal. Rank 0 writes files; every decision that ends the run is agreed, so all
+ * ranks return the same code.
+ */
+#include "trainer/run.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct run_state {
+    tr_metric_log *log;
+    double time_base;   /* training seconds of the run before this process */
+    double t_start;
+    char monitor[32];
+    bool lower_better, has_monitor;
+    double best_value;
+    int64_t best_epoch;
+    int64_t last_ckpt_step;
+    bool progress;
+    double last_progress;
+    bool quiet;
+} run_state;
+
+/* ------------------------------------------------------------------ monitor ----------- */
+
+bool tr_run_monitor(const tr_trainer *t, char *name, size_t len, bool *lower_better, double *value)
+{
+    const char *want = t->cfg->output.best_metric;
+    if (!strcmp(want, "none"))
+        return false;
+    if (!strcmp(want, "auto"))
+        want = t->data.val.rows > 0 ? "val_loss" : t->data.test.global_rows > 0 ? "test_loss" : "train_loss";
+    snprintf(name, len, "%s", want);
+    const char *metric = strchr(want, '_') + 1;
+    const char *mode = t->cfg->output.best_mode;
+    *lower_better = !strcmp(mode, "min") ||
+                    (!strcmp(mode, "auto") && strcmp(metric, "accuracy") && strcmp(metric, "macro_f1") &&
+                     strcmp(metric, "r2"));
+    const tr_metrics *m = NULL;
+    if (!strncmp(want, "val_", 4))
+        m = t->has_val_metrics ? &t->val_metrics : NULL;
+    else if (!strncmp(want, "test_", 5))
+        m = t->has_test_metrics ? &t->test_metrics : NULL;
+    else if (t->has_train_metrics)
+        m = &t->train_metrics;
+    if (m)
+        return tr_metrics_get(m, metric, value);
+    if (!strncmp(want, "train_", 6)) { /* the running means of the epoch */
+        if (!strcmp(metric, "loss"))
+            *value = t->train_loss;
+        else if (!strcmp(metric, "accuracy") && tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION)
+            *value = t->train_accuracy;
+        else
+            return false;
+        return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------ checkpoints ------- */
+
+static tr_ckpt_state state_of(const tr_trainer *t, const run_state *r, int64_t step_in_epoch)
+{
+    tr_ckpt_state s = {0};
+    s.epoch = t->epoch;
+    s.step = t->step;
+    s.step_in_epoch = step_in_epoch;
+    s.epoch_loss_sum = step_in_epoch ? t->epoch_loss_sum : 0.0;
+    s.epoch_rows = step_in_epoch ? t->epoch_rows : 0;
+    s.epoch_correct = step_in_epoch ? t->epoch_correct : 0;
+    s.metric_rows = tr_metric_log_rows(r->log);
+    s.time_s = r->time_base + (now_seconds() - r->t_start);
+    s.lr = t->optim.lr;
+    s.best_value = r->best_value;
+    s.best_epoch = r->best_epoch;
+    s.lr_scale = 1.0;
+    return s;
+}
+
+/* Rank 0 writes `path`; everyone agrees on the result (and waits: the parameters must not
+ * change while rank 0 reads them). */
+static int save(tr_trainer *t, run_state *r, const char *path, int64_t step_in_epoch, bool rotate, tr_err *err)
+{
+    int rc = 0;
+    if (t->dist->rank == 0) {
+        tr_ckpt_state s = state_of(t, r, step_in_epoch);
+        rc = tr_ckpt_save(path, t->cfg, &t->model, &t->optim, &t->data.scaler, &s, err);
+        if (!rc && rotate)
+            rc = tr_ckpt_rotate(t->cfg->output.dir, t->cfg->output.keep_last, err);
+    }
+    rc = tr_dist_agree(t->dist, rc);
+    if (rc && t->dist->rank != 0)
+        tr_fail(err, rc, "rank 0 could not write the checkpoint %s", path);
+    return rc;
+}
+
+static int save_step(tr_trainer *t, run_state *r, int64_t step_in_epoch, tr_err *err)
+{
+    char path[TR_PATH_MAX + 64];
+    tr_ckpt_path(path, sizeof path, t->cfg->output.dir, t->step);
+    const int rc = save(t, r, path, step_in_epoch, true, err);
+    if (!rc)
+        r->last_ckpt_step = t->step;
+    return rc;
+}
+
+/* Loads a checkpoint on every rank; in the node-shared mode one rank per node writes the
+ * shared parameters and optimizer state. */
+static int load(tr_trainer *t, const char *path, bool full, tr_ckpt_state *st, tr_err *err)
+{
+    const bool writer = !t->node || t->dist->local_rank == 0;
+    tr_ckpt_parts parts = {.skip_params = !writer,
+                           .optim = full && writer ? &t->optim : NULL,
+                           .scaler = NULL,
+                           .state = full ? st : NULL};
+    int rc = tr_ckpt_load(path, t->cfg, &t->model, &parts, err);
+    rc = tr_dist_agree(t->dist, rc);
+    if (!rc && full && !writer) { /* the others keep their own copy of the optimizer's counters */
+        int64_t s = st->step;
+        t->optim.step = s;
+        t->optim.lr = st->lr;
+    }
+    bool same = true;
+    if (!rc)
+        rc = tr_dist_same_everywhere(t->dist, t->model.params, t->model.n_params * sizeof(float), &same, err);
+    if (!rc && !same)
+        rc = tr_fail(err, TR_EINTERNAL, "%s: the ranks loaded different parameters", path);
+    return rc;
+}
+
+/* Finds the checkpoint to resume from (rank 0 looks, everyone gets the same path). */
+static int find_resume(tr_trainer *t, const tr_run_options *o, char *path, size_t len, tr_err *err)
+{
+    path[0] = '\0';
+    const char *dir = o->resume_dir ? o->resume_dir : !strcmp(t->cfg->output.resume, "auto") ? t->cfg->output.dir
+                                                                                             : NULL;
+    if (!dir)
+        return 0;
+    int rc = 0;
+    if (t->dist->rank == 0) {
+        rc = tr_ckpt_find_latest(dir, path, len, err);
+        if (rc == 1) {
+            path[0] = '\0';
+            rc = o->resume_dir ? tr_fail(err, TR_ECKPT, "--resume %s: no valid checkpoint (ckpt-*.h5) there", dir) : 0;
+            if (!rc && !o->quiet && t->out)
+                fprintf(t->out, "resume = auto: no checkpoint in %s yet, starting a new run\n", dir);
+        }
+    }
+    rc = tr_dist_agree(t->dist, rc);
+    if (!rc)
+        rc = tr_dist_bcast(t->dist, path, len, 0, err);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ the loop ---------- */
+
+static void fill_row(const tr_trainer *t, const run_state *r, double seconds, int64_t rows, tr_log_row *row)
+{
+    memset(row, 0, sizeof *row);
+    row->epoch = t->epoch;
+    row->step = t->step;
+    row->time_s = r->time_base + (now_seconds() - r->t_start);
+    row->lr = t->optim.lr;
+    row->train_loss = t->train_loss;
+    row->train_accuracy = t->train_accuracy;
+    row->train_eval = t->has_train_metrics ? &t->train_metrics : NULL;
+    row->val = t->has_val_metrics ? &t->val_metrics : NULL;
+    row->test = t->has_test_metrics ? &t->test_metrics : NULL;
+    row->samples_per_s = seconds > 0 ? (double)rows / seconds : 0.0;
+    const double steps = t->phase_steps > 0 ? (double)t->phase_steps : 1.0;
+    for (int p = 0; p < TR_LOG_PHASES && p < TR_PHASE_COUNT; p++)
+        row->phase_ms[p] = 1e3 * t->phase[p] / steps;
+}
+
+/* After an evaluation: log it, print it, and keep best.h5. */
+static int after_eval(tr_trainer *t, run_state *r, double seconds, int64_t rows, tr_err *err)
+{
+    tr_log_row row;
+    fill_row(t, r, seconds, rows, &row);
+    int rc = 0;
+    if (t->dist->rank == 0 && r->log)
+        rc = tr_metric_log_append(r->log, &row, err);
+    rc = tr_dist_agree(t->dist, rc);
+    if (rc)
+        return rc;
+    if (t->out && !r->quiet)
+        tr_log_eval_line(t->out, &row, t->cfg->train.epochs, tr_loss_task(&t->loss));
+    for (int p = 0; p < TR_PHASE_COUNT; p++)
+        t->phase[p] = 0.0;
+    t->phase_steps = 0;
+    double v;
+    if (r->has_monitor && tr_run_monitor(t, r->monitor, sizeof r->monitor, &r->lower_better, &v) && isfinite(v) &&
+        (r->best_epoch < 0 || (r->lower_better ? v < r->best_value : v > r->best_value))) {
+        r->best_value = v;
+        r->best_epoch = t->epoch;
+        char path[TR_PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/best.h5", t->cfg->output.dir);
+        rc = save(t, r, path, 0, false, err);
+    }
+    return rc;
+}
+
+int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
+{
+    const tr_config *c = t->cfg;
+    run_state r = {.t_start = now_seconds(), .best_epoch = -1, .last_ckpt_step = -1, .quiet = o->quiet};
+    t->stop_flag = o->stop;
+    r.has_monitor = strcmp(c->output.best_metric, "none") != 0;
+
+    /* the run directory, then where to start */
+    int rc = t->dist->rank == 0 ? tr_run_dir_prepare(c, err) : 0;
+    rc = tr_dist_agree(t->dist, rc);
+    if (rc)
+        return rc;
+    char path[TR_PATH_MAX + 300];
+    rc = find_resume(t, o, path, sizeof path, err);
+    tr_ckpt_state st = {0};
+    int64_t start_in_epoch = 0, keep_rows = -1;
+    if (!rc && path[0]) {
+        rc = load(t, path, true, &st, err);
+        if (!rc) {
+            t->epoch = st.epoch;
+            t->step = st.step;
+            start_in_epoch = st.step_in_epoch;
+            t->epoch_loss_sum = st.epoch_loss_sum;
+            t->epoch_rows = st.epoch_rows;
+            t->epoch_correct = st.epoch_correct;
+            r.time_base = st.time_s;
+            r.best_value = st.best_value;
+            r.best_epoch = st.best_epoch;
+            r.last_ckpt_step = st.step;
+            keep_rows = st.metric_rows;
+            if (t->out && !o->quiet)
+                fprintf(t->out, "resumed from %s: epoch %lld, step %lld\n", path, (long long)st.epoch,
+                        (long long)st.step);
+        }
+    } else if (!rc && o->init_from) {
+        rc = load(t, o->init_from, false, NULL, err);
+        if (!rc && t->out && !o->quiet)
+            fprintf(t->out, "initialised from %s (parameters only)\n", o->init_from);
+    }
+    if (rc)
+        return rc;
+
+    /* the metric log (rank 0) */
+    if (t->dist->rank == 0) {
+        tr_log_layout layout = {.task = tr_loss_task(&t->loss),
+                                .classes = tr_loss_classes(&t->loss),
+                                .train_eval = c->train.eval_train,
+                                .val = t->data.val.rows > 0,
+                                .test = t->data.test.global_rows > 0,
+                                .phase_names = tr_phase_names};
+        rc = tr_metric_log_open(&r.log, c->output.dir, &layout, keep_rows, err);
+    }
+    rc = tr_dist_agree(t->dist, rc);
+    if (rc)
+        goto done;
+    /* auto: a terminal, and not under a launcher (mpirun hands ranks a pseudo-terminal even
+     * when its own output goes to a file) */
+    const bool launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") ||
+                          getenv("SLURM_PROCID");
+    r.progress = t->out && !o->quiet &&
+                 (!strcmp(c->output.progress, "always") ||
+                  (!strcmp(c->output.progress, "auto") && !launched && isatty(fileno(t->out))));
+
+    double since_eval = 0.0;
+    int64_t rows_since_eval = 0;
+    const bool cls = tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION;
+    /* test hook TRAINER_TEST_SIGNAL_AT_STEP=RANK:STEP: that rank sends itself SIGTERM after
+     * optimizer step STEP, which exercises the real handler and the agreement */
+    int64_t signal_step = -1;
+    const char *hook = getenv("TRAINER_TEST_SIGNAL_AT_STEP");
+    int hook_rank;
+    long long hook_step;
+    if (hook && sscanf(hook, "%d:%lld", &hook_rank, &hook_step) == 2 && hook_rank == t->dist->rank)
+        signal_step = hook_step;
+    while (t->epoch < c->train.epochs) {
+        const double t0 = now_seconds();
+        tr_sampler_set_epoch(&t->sampler, t->epoch);
+        if (start_in_epoch == 0) {
+            t->epoch_loss_sum = 0.0;
+            t->epoch_rows = t->epoch_correct = 0;
+        }
+        const int64_t steps = tr_sampler_steps(&t->sampler);
+        for (int64_t s = start_in_epoch; s < steps; s++) {
+            if (t->step + 1 == signal_step)
+                raise(SIGTERM);
+            rc = tr_trainer_step(t, s, err);
+            if (rc)
+                goto done;
+            if (t->stop_agreed) {
+                if (r.progress)
+                    tr_log_progress_end(t->out);
+                rc = save_step(t, &r, s + 1, err);
+                if (!rc) {
+                    char p[TR_PATH_MAX + 64];
+                    tr_ckpt_path(p, sizeof p, c->output.dir, t->step);
+                    rc = tr_fail(err, TR_ESTOPPED,
+                                 "stopped by a signal at epoch %lld, step %lld; checkpoint %s written; continue with "
+                                 "trainer train CONFIG --resume %s",
+                                 (long long)t->epoch + 1, (long long)t->step, p, c->output.dir);
+                }
+                goto done;
+            }
+            if (c->output.checkpoint_every_steps > 0 && t->step % c->output.checkpoint_every_steps == 0 &&
+                s + 1 < steps) {
+                rc = save_step(t, &r, s + 1, err);
+                if (rc)
+                    goto done;
+            }
+            if (r.progress && now_seconds() - r.last_progress > 0.1) {
+                r.last_progress = now_seconds();
+                const double denom = tr_loss_denominator(&t->loss, t->epoch_rows, (double)t->epoch_rows);
+                tr_log_progress(t->out, t->epoch + 1, c->train.epochs, s + 1, steps,
+                                denom > 0 ? t->epoch_loss_sum / denom : 0.0);
+            }
+        }
+        start_in_epoch = 0;
+        if (r.progress)
+            tr_log_progress_end(t->out);
+        t->epoch++;
+        const double rows = (double)t->epoch_rows;
+        t->train_loss = t->epoch_loss_sum / tr_loss_denominator(&t->loss, t->epoch_rows, rows);
+        const double per_row = t->loss.kind == TR_LOSS_CROSS_ENTROPY ? 1.0 : (double)t->loss.width;
+        t->train_accuracy = cls ? (double)t->epoch_correct / (rows * per_row) : NAN;
+        since_eval += now_seconds() - t0;
+        rows_since_eval += t->epoch_rows;
+        if (t->epoch % c->train.eval_every == 0 || t->epoch == c->train.epochs) {
+            rc = tr_trainer_evaluate_all(t, err);
+            if (!rc)
+                rc = after_eval(t, &r, since_eval, rows_since_eval, err);
+            if (rc)
+                goto done;
+            since_eval = 0.0;
+            rows_since_eval = 0;
+        }
+        const bool last = t->epoch == c->train.epochs;
+        if ((c->output.checkpoint_every > 0 && t->epoch % c->output.checkpoint_every == 0) || last) {
+            rc = save_step(t, &r, 0, err);
+            if (rc)
+                goto done;
+        }
+    }
+    if (r.last_ckpt_step != t->step) /* a resumed run that had nothing left to do still leaves one */
+        rc = save_step(t, &r, 0, err);
+    t->seconds = r.time_base + (now_seconds() - r.t_start);
+done:
+    tr_metric_log_close(r.log);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ run directory ----- */
+
+static int make_dirs(const char *path, tr_err *err)
+{
+    char buf[TR_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        const bool end = *p == '\0';
+        if (*p == '/' || end) {
+            const char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return tr_fail(err, TR_EIO, "[output] dir = %s: cannot create %s: %s", path, buf, strerror(errno));
+            *p = saved;
+        }
+        if (end)
+            break;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return tr_fail(err, TR_EIO, "[output] dir = %s: exists and is not a directory", path);
+    if (access(path, W_OK) != 0)
+        return tr_fail(err, TR_EIO, "[output] dir = %s: not writable", path);
+    return 0;
+}
+
+int tr_run_dir_prepare(const tr_config *c, tr_err *err)
+{
+    int rc = make_dirs(c->output.dir, err);
+    if (rc)
+        return rc;
+    char path[TR_PATH_MAX + 32], tmp[TR_PATH_MAX + 48];
+    snprintf(path, sizeof path, "%s/config.ini", c->output.dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return tr_fail(err, TR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    fprintf(f, "# effective configuration of a trainer run (source: %s)\n", c->path);
+    tr_config_print(c, f);
+    const bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0 || !ok) {
+        unlink(tmp);
+        return tr_fail(err, TR_EIO, "%s: write failed: %s", tmp, strerror(errno));
+    }
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return tr_fail(err, TR_EIO, "%s: cannot rename into place: %s", path, strerror(errno));
+    }
+    return 0;
+}
