@@ -3,8 +3,8 @@
 
 usage: scripts/from_torch.py MODEL.pt INIT.h5
 
-MODEL.pt is an nn.Sequential of Linear layers and activations, its state_dict, or a file
-written by to_torch.py. Writes /model/<i>/weight and /model/<i>/bias under the Sequential
+MODEL.pt is an nn.Sequential of Linear, BatchNorm1d, Dropout and activation modules, its
+state_dict, or a file written by to_torch.py. Writes /model/<i>/weight and /model/<i>/bias under the Sequential
 indices, and the architecture (layers, activations) when the modules are known, so the
 trainer checks it against the configuration. Needs python3-torch, python3-h5py.
 """
@@ -41,6 +41,10 @@ def architecture(model):
             acts[-1] = NAMES[kind]
             if kind != "Identity":
                 seq.append(kind)
+        elif isinstance(m, nn.BatchNorm1d) and acts:
+            seq.append("BatchNorm1d")
+        elif isinstance(m, nn.Dropout) and acts:
+            seq.append(f"Dropout({m.p:g})")
         else:
             return None
     return ",".join(map(str, widths)), ",".join(acts), ",".join(seq)
@@ -68,9 +72,11 @@ def main():
         g = f.create_group("model")
         for key, value in state.items():
             idx, kind = key.split(".", 1)
-            if kind not in ("weight", "bias"):
-                fail(f"{a.model}: tensor {key} is not a Linear weight or bias")
-            f.create_dataset(f"model/{idx}/{kind}", data=value.detach().cpu().numpy().astype(np.float32))
+            if kind not in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                fail(f"{a.model}: tensor {key} is not a Linear or BatchNorm1d tensor")
+            data = value.detach().cpu().numpy()
+            data = data.reshape(1).astype(np.int64) if kind == "num_batches_tracked" else data.astype(np.float32)
+            f.create_dataset(f"model/{idx}/{kind}", data=data)
         if arch:
             g.attrs["layers"], g.attrs["activations"], g.attrs["sequential"] = arch
             g.attrs["bias"] = int(any(k.endswith(".bias") for k in state))

@@ -4,9 +4,9 @@
 usage: scripts/to_torch.py CHECKPOINT.h5 MODEL.pt
 
 Writes torch.save({"model": nn.Sequential, "state_dict": ..., "scaler": {"center", "scale"},
-"config": {...}}): the Sequential has exactly the checkpoint's modules (Linear, then the
-activation unless it is the identity) so "<i>.weight" / "<i>.bias" are the checkpoint's
-/model/<i>/weight and /model/<i>/bias. Apply the scaler to the features first:
+"config": {...}}): the Sequential has exactly the checkpoint's modules (Linear, BatchNorm1d,
+activations, Dropout), so every state_dict key "<i>.<name>" is the checkpoint's
+/model/<i>/<name>. The model is in eval() mode. Apply the scaler to the features first:
     x = (x - scaler["center"]) / scaler["scale"]; logits_or_outputs = model(x)
 Needs Debian's python3-torch, python3-h5py and python3-numpy.
 """
@@ -26,6 +26,8 @@ def build(ck):
     cfg = ck["config"]
     slope = float(cfg.get("model.leaky_slope", "0.01") or 0.01)
     alpha = float(cfg.get("model.elu_alpha", "1") or 1)
+    eps = float(cfg.get("model.bn_eps", "1e-5") or 1e-5)
+    momentum = float(cfg.get("model.bn_momentum", "0.1") or 0.1)
     makers = {"Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh, "ReLU": nn.ReLU, "LeakyReLU": lambda: nn.LeakyReLU(slope),
               "ELU": lambda: nn.ELU(alpha), "SELU": nn.SELU, "GELU": nn.GELU, "SiLU": nn.SiLU,
               "Softplus": nn.Softplus, "Softmax": lambda: nn.Softmax(dim=1)}
@@ -34,12 +36,20 @@ def build(ck):
         if name == "Linear":
             w = ck["tensors"][f"{i}.weight"]
             modules.append(nn.Linear(w.shape[1], w.shape[0], bias=f"{i}.bias" in ck["tensors"]))
+        elif name == "BatchNorm1d":
+            modules.append(nn.BatchNorm1d(ck["tensors"][f"{i}.weight"].shape[0], eps=eps, momentum=momentum))
+        elif name.startswith("Dropout("):
+            modules.append(nn.Dropout(float(name[len("Dropout("):-1])))
         elif name in makers:
             modules.append(makers[name]())
         else:
             fail(f"unknown module {name} in the checkpoint")
     model = nn.Sequential(*modules)
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in ck["tensors"].items()}, strict=True)
+    state = {k: torch.from_numpy(v) for k, v in ck["tensors"].items()}
+    for k in list(state):  # PyTorch keeps num_batches_tracked as a 0-d tensor
+        if k.endswith("num_batches_tracked"):
+            state[k] = state[k].reshape(())
+    model.load_state_dict(state, strict=True)
     return model.eval()
 
 

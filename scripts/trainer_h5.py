@@ -38,7 +38,9 @@ def read_checkpoint(path):
         tensors = {}
         for idx in model:
             for kind in model[idx]:
-                tensors[f"{idx}.{kind}"] = np.array(model[idx][kind], dtype=np.float32)
+                data = np.array(model[idx][kind])
+                # parameters and running statistics are float32; num_batches_tracked is an integer
+                tensors[f"{idx}.{kind}"] = data if data.dtype.kind == "i" else data.astype(np.float32)
         config = {k: attr_str(f["config"], k) for k in f["config"].attrs} if "config" in f else {}
         scaler = None
         if "scaler" in f:

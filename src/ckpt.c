@@ -33,17 +33,6 @@ static void arch_strings(const tr_model_config *mc, char *layers, size_t ll, cha
         u += (size_t)snprintf(acts + u, al - u, "%s%s", i ? "," : "", tr_activation_name(mc->act[i]));
 }
 
-static void sequential_string(const tr_model *m, char *buf, size_t len)
-{
-    size_t u = 0;
-    buf[0] = '\0';
-    for (int l = 0; l < m->n_layers && u < len; l++) {
-        u += (size_t)snprintf(buf + u, len - u, "%sLinear", l ? "," : "");
-        if (m->layer[l].act != TR_ACT_IDENTITY && u < len)
-            u += (size_t)snprintf(buf + u, len - u, ",%s", tr_activation_torch_name(m->layer[l].act));
-    }
-}
-
 /* fsync a path (a file after HDF5 closed it, or a directory after a rename). */
 static int sync_path(const char *path)
 {
@@ -91,9 +80,20 @@ static int write_contents(hid_t f, const char *path, const tr_config *c, const t
         snprintf(name, sizeof name, "/model/%s", T->name);
         rc = tr_h5_write_f32(f, path, name, m->params + T->offset, T->rows, T->is_weight ? T->cols : 0, err);
     }
+    for (int b = 0; !rc && b < m->n_buffers; b++) { /* batch norm: running statistics */
+        const tr_buffer *B = &m->buffer[b];
+        char name[64];
+        snprintf(name, sizeof name, "/model/%s", B->name);
+        rc = tr_h5_write_f32(f, path, name, m->buffers + B->offset, (int64_t)B->size, 0, err);
+        if (!rc && strstr(B->name, "running_mean")) {
+            char nbt[64];
+            snprintf(nbt, sizeof nbt, "/model/%d/num_batches_tracked", m->layer[B->layer].bn_seq);
+            rc = tr_h5_write_i64(f, path, nbt, &m->layer[B->layer].bn_batches, 1, err);
+        }
+    }
     char layers[512], acts[512], seq[1024];
     arch_strings(&m->cfg, layers, sizeof layers, acts, sizeof acts);
-    sequential_string(m, seq, sizeof seq);
+    tr_model_sequential(m, seq, sizeof seq);
     if (!rc)
         rc = tr_h5_attr_str(f, path, "/model", "layers", layers, err);
     if (!rc)
@@ -148,7 +148,8 @@ static int write_contents(hid_t f, const char *path, const tr_config *c, const t
         } ints[] = {{"epoch", st->epoch},         {"step", st->step},           {"step_in_epoch", st->step_in_epoch},
                     {"epoch_rows", st->epoch_rows}, {"epoch_correct", st->epoch_correct},
                     {"metric_rows", st->metric_rows}, {"best_epoch", st->best_epoch}, {"bad_evals", st->bad_evals},
-                    {"plateau_bad", st->plateau_bad}, {"seed", (int64_t)c->train.seed},
+                    {"plateau_bad", st->plateau_bad}, {"es_has_best", st->es_has_best},
+                    {"seed", (int64_t)c->train.seed},
                     {"data_seed", (int64_t)c->data.seed}, {"split_seed", (int64_t)c->data.split_seed}};
         for (size_t i = 0; !rc && i < sizeof ints / sizeof ints[0]; i++)
             rc = tr_h5_attr_i64(f, path, "/state", ints[i].name, ints[i].v, err);
@@ -157,7 +158,7 @@ static int write_contents(hid_t f, const char *path, const tr_config *c, const t
             double v;
         } dbl[] = {{"epoch_loss_sum", st->epoch_loss_sum}, {"time_s", st->time_s}, {"lr", st->lr},
                    {"best_value", st->best_value},         {"plateau_best", st->plateau_best},
-                   {"lr_scale", st->lr_scale}};
+                   {"lr_scale", st->lr_scale}, {"es_best", st->es_best}};
         for (size_t i = 0; !rc && i < sizeof dbl / sizeof dbl[0]; i++)
             rc = tr_h5_attr_f64(f, path, "/state", dbl[i].name, dbl[i].v, err);
     }
@@ -209,8 +210,24 @@ static int open_checked(hid_t *f, const char *path, tr_err *err)
     return 0;
 }
 
+/* "Linear,ReLU,Dropout(0.2)" -> "Linear,ReLU,Dropout". */
+static void modules_without_rates(char *dst, size_t len, const char *src)
+{
+    size_t u = 0;
+    bool skip = false;
+    for (const char *p = src; *p && u + 1 < len; p++) {
+        if (*p == '(')
+            skip = true;
+        if (!skip)
+            dst[u++] = *p;
+        if (*p == ')')
+            skip = false;
+    }
+    dst[u] = '\0';
+}
+
 /* The checkpoint's architecture against the configuration's: every difference listed. */
-static int check_architecture(hid_t f, const char *path, const tr_config *c, tr_err *err)
+static int check_architecture(hid_t f, const char *path, const tr_config *c, const tr_model *m, tr_err *err)
 {
     char layers[512], acts[512], want_l[512], want_a[512];
     int64_t bias;
@@ -233,6 +250,15 @@ static int check_architecture(hid_t f, const char *path, const tr_config *c, tr_
     if ((bias != 0) != c->model.bias && u < sizeof diff)
         u += (size_t)snprintf(diff + u, sizeof diff - u, "; bias %s in the checkpoint, %s in the config",
                               bias ? "true" : "false", c->model.bias ? "true" : "false");
+    char seq[1024], want_seq[1024], a[1024], b[1024];
+    if (m && tr_h5_get_attr_str(f, path, "/model", "sequential", seq, sizeof seq, NULL) == 0) {
+        tr_model_sequential(m, want_seq, sizeof want_seq);
+        modules_without_rates(a, sizeof a, seq); /* a dropout rate may change (fine-tuning) */
+        modules_without_rates(b, sizeof b, want_seq);
+        if (strcmp(a, b) && u < sizeof diff)
+            u += (size_t)snprintf(diff + u, sizeof diff - u, "; modules %s in the checkpoint, %s in the config", seq,
+                                  want_seq);
+    }
     if (u)
         return tr_fail(err, TR_ECKPT, "%s: the architecture differs from the configuration%s", path, diff);
     return 0;
@@ -274,7 +300,7 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
     }
     if (!rc && (full || tr_h5_exists(f, "/model")))
         rc = tr_h5_exists(f, "/model") && H5Aexists_by_name(f, "/model", "layers", H5P_DEFAULT) > 0
-                 ? check_architecture(f, path, c, err)
+                 ? check_architecture(f, path, c, m, err)
                  : 0;
     if (!rc && !tr_h5_exists(f, "/model"))
         rc = tr_fail(err, TR_ECKPT, "%s: no /model group (not a trainer checkpoint)", path);
@@ -287,6 +313,35 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
         char name[64];
         snprintf(name, sizeof name, "/model/%s", m->tensor[t].name);
         rc = read_tensor(f, path, name, &m->tensor[t], params + m->tensor[t].offset, err);
+    }
+    /* batch-norm running statistics (absent in files exported from PyTorch without them: kept) */
+    float *bufs = calloc(m->n_buffer_floats + 1, sizeof *bufs);
+    int64_t batches[TR_MAX_LAYERS] = {0};
+    bool have_bufs = m->n_buffers > 0 && want_params;
+    if (!rc && !bufs)
+        rc = tr_fail(err, TR_ENOMEM, "out of memory");
+    for (int b = 0; !rc && have_bufs && b < m->n_buffers; b++) {
+        const tr_buffer *B = &m->buffer[b];
+        char name[64];
+        snprintf(name, sizeof name, "/model/%s", B->name);
+        if (!tr_h5_exists(f, name)) {
+            have_bufs = full ? (rc = tr_fail(err, TR_ECKPT, "%s: %s is missing", path, name), false) : false;
+            break;
+        }
+        int64_t rows, cols;
+        rc = tr_h5_shape(f, path, name, &rows, &cols, NULL, err);
+        if (!rc && (rows != (int64_t)B->size || cols != 1))
+            rc = tr_fail(err, TR_ECKPT, "%s: %s has %lld values, the model needs %zu", path, name, (long long)rows,
+                         B->size);
+        if (!rc)
+            rc = tr_h5_read_rows(f, path, name, 0, rows, 1, bufs + B->offset, err);
+        char nbt[64];
+        snprintf(nbt, sizeof nbt, "/model/%d/num_batches_tracked", m->layer[B->layer].bn_seq);
+        if (!rc && strstr(B->name, "running_mean") && tr_h5_exists(f, nbt)) {
+            float v;
+            rc = tr_h5_read_rows(f, path, nbt, 0, 1, 1, &v, err);
+            batches[B->layer] = (int64_t)v;
+        }
     }
     /* optimizer state */
     tr_optim *o = parts ? parts->optim : NULL;
@@ -350,14 +405,16 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
         } ints[] = {{"epoch", &s.epoch},           {"step", &s.step},
                     {"step_in_epoch", &s.step_in_epoch}, {"epoch_rows", &s.epoch_rows},
                     {"epoch_correct", &s.epoch_correct}, {"metric_rows", &s.metric_rows},
-                    {"best_epoch", &s.best_epoch}, {"bad_evals", &s.bad_evals}, {"plateau_bad", &s.plateau_bad}};
+                    {"best_epoch", &s.best_epoch}, {"bad_evals", &s.bad_evals}, {"plateau_bad", &s.plateau_bad},
+                    {"es_has_best", &s.es_has_best}};
         for (size_t i = 0; !rc && i < sizeof ints / sizeof ints[0]; i++)
             rc = tr_h5_get_attr_i64(f, path, "/state", ints[i].name, ints[i].v, err);
         struct {
             const char *name;
             double *v;
         } dbl[] = {{"epoch_loss_sum", &s.epoch_loss_sum}, {"time_s", &s.time_s}, {"lr", &s.lr},
-                   {"best_value", &s.best_value}, {"plateau_best", &s.plateau_best}, {"lr_scale", &s.lr_scale}};
+                   {"best_value", &s.best_value}, {"plateau_best", &s.plateau_best}, {"lr_scale", &s.lr_scale},
+                   {"es_best", &s.es_best}};
         for (size_t i = 0; !rc && i < sizeof dbl / sizeof dbl[0]; i++)
             rc = tr_h5_get_attr_f64(f, path, "/state", dbl[i].name, dbl[i].v, err);
         if (rc)
@@ -368,6 +425,11 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
     if (!rc) {
         if (want_params)
             memcpy(m->params, params, m->n_params * sizeof *params);
+        if (have_bufs) {
+            memcpy(m->buffers, bufs, m->n_buffer_floats * sizeof *bufs);
+            for (int l = 0; l < m->n_layers; l++)
+                m->layer[l].bn_batches = batches[l];
+        }
         if (o) {
             for (int k = 0; k < o->n_state; k++)
                 memcpy(o->state[k].data, state[k], m->n_params * sizeof(float));
@@ -383,6 +445,7 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
             *st = s;
     }
     free(params);
+    free(bufs);
     for (int k = 0; k < 3; k++)
         free(state[k]);
     free(center);

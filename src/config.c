@@ -82,6 +82,8 @@ static int set_activations(tr_config *, const key_desc *, const char *, int, con
 static int set_init_field(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 static int set_delimiter(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 static int set_scale(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
+static int set_layer_list(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
+static int set_class_weights(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 
 static int loss_lookup(const char *n) { return tr_loss_from_name(n); }
 static int optim_lookup(const char *n) { return tr_optim_from_name(n); }
@@ -127,6 +129,16 @@ static int resume_lookup(const char *n) { return (!strcmp(n, "never") || !strcmp
 static int progress_lookup(const char *n)
 {
     return (!strcmp(n, "auto") || !strcmp(n, "always") || !strcmp(n, "never")) ? 0 : -1;
+}
+static int bn_position_lookup(const char *n) { return !strcmp(n, "before") ? 0 : !strcmp(n, "after") ? 1 : -1; }
+static int penalty_lookup(const char *n) { return !strcmp(n, "weights") ? 0 : !strcmp(n, "all") ? 1 : -1; }
+static int schedule_lookup(const char *n)
+{
+    const char *names[] = {"constant", "step", "exponential", "cosine", "plateau"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(n, names[i]))
+            return i;
+    return -1;
 }
 static int nonfinite_lookup(const char *n)
 {
@@ -181,6 +193,16 @@ static const key_desc keys[] = {
      "1", "Bias normal standard deviation."},
     {"model", "bias_init_value", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_VALUE,
      F_PER_LAYER, "0", "Bias constant value."},
+    {"model", "dropout", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_layer_list, 0, F_PER_LAYER, "0",
+     "Dropout probability after the activation of the hidden layers: one value for all, or one per hidden layer "
+     "(`dropout = 0.2, 0.5`); inverted dropout, off in evaluation and prediction."},
+    {"model", "batchnorm", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_layer_list, 1, F_PER_LAYER, "false",
+     "BatchNorm1d on the hidden layers: true/false for all, or one per hidden layer."},
+    {"model", "batchnorm_position", K_ENUM, OFF(model.bn_after), 0, 0, 0, bn_position_lookup, "before, after", NULL,
+     0, 0, "before", "Batch norm before or after the hidden activation."},
+    {"model", "bn_momentum", K_FLOAT, OFF(model.bn_momentum), 0, 0, 1, NULL, NULL, NULL, 0, 0, "0.1",
+     "Batch norm running-statistics momentum (PyTorch's)."},
+    {"model", "bn_eps", K_FLOAT, OFF(model.bn_eps), 0, 0, 1, NULL, NULL, NULL, 0, 0, "1e-5", "Batch norm epsilon."},
     {"model", "leaky_slope", K_FLOAT, OFF(model.act_params.leaky_slope), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0.01",
      "Negative slope of leaky_relu."},
     {"model", "elu_alpha", K_FLOAT, OFF(model.act_params.elu_alpha), 0, 0, INF, NULL, NULL, NULL, 0, 0, "1",
@@ -261,6 +283,52 @@ static const key_desc keys[] = {
      "delta of the huber loss."},
     {"train", "pos_weight", K_DOUBLE, OFF(train.pos_weight), 0, 0, INF, NULL, NULL, NULL, 0, 0, "1",
      "Weight of the positive class in bce and bce_logits (PyTorch's pos_weight)."},
+    {"train", "class_weights", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_class_weights, 0, 0, "none",
+     "cross_entropy class weights: none, auto (balanced: rows / (classes x rows of the class), from the training "
+     "labels) or one weight per class; bce/bce_logits: auto sets pos_weight = negatives / positives."},
+    {"train", "l1", K_DOUBLE, OFF(train.l1), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
+     "L1 penalty: lambda * sum |w| added to the loss (logged as `penalty`)."},
+    {"train", "l2", K_DOUBLE, OFF(train.l2), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
+     "L2 penalty: lambda * sum w^2 added to the loss (logged as `penalty`)."},
+    {"train", "penalty_params", K_ENUM, OFF(train.penalize_all), 0, 0, 0, penalty_lookup, "weights, all", NULL, 0, 0,
+     "weights", "What l1, l2 and weight_decay apply to: the Linear weights, or all parameters (PyTorch's weight_decay "
+     "also decays biases: set all to match it)."},
+    {"train", "clip_norm", K_DOUBLE, OFF(train.clip_norm), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
+     "Clip the summed gradient to this global L2 norm (torch.nn.utils.clip_grad_norm_); 0 = off."},
+    {"train", "clip_value", K_DOUBLE, OFF(train.clip_value), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
+     "Clip every gradient element to [-clip_value, clip_value]; 0 = off."},
+    {"train", "lr_schedule", K_ENUM, OFF(train.lr_schedule), 0, 0, 0, schedule_lookup,
+     "constant, step, exponential, cosine, plateau", NULL, 0, 0, "constant",
+     "Learning rate per epoch e: step: lr gamma^floor(e / step_size); exponential: lr gamma^e; cosine: eta_min + "
+     "(lr - eta_min)(1 + cos(pi e / cosine_epochs))/2; plateau: times plateau_factor after plateau_patience "
+     "evaluations without improvement of best_metric."},
+    {"train", "step_size", K_I64, OFF(train.step_size), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "10",
+     "step schedule: epochs between decays."},
+    {"train", "gamma", K_DOUBLE, OFF(train.gamma), 0, 0, 1, NULL, NULL, NULL, 0, 0, "0.1",
+     "step and exponential schedules: decay factor."},
+    {"train", "cosine_epochs", K_I64, OFF(train.cosine_epochs), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "0",
+     "cosine schedule: period in epochs (T_max); 0 = epochs."},
+    {"train", "eta_min", K_DOUBLE, OFF(train.eta_min), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
+     "cosine schedule: the lowest learning rate."},
+    {"train", "warmup_steps", K_I64, OFF(train.warmup_steps), 0, 0, 1e12, NULL, NULL, NULL, 0, 0, "0",
+     "Linear warm-up: the scheduled rate times (step + 1) / warmup_steps for the first optimizer steps."},
+    {"train", "plateau_factor", K_DOUBLE, OFF(train.plateau_factor), 0, 0, 1, NULL, NULL, NULL, 0, 0, "0.1",
+     "plateau schedule: factor of each reduction."},
+    {"train", "plateau_patience", K_I64, OFF(train.plateau_patience), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "10",
+     "plateau schedule: evaluations without improvement before a reduction."},
+    {"train", "plateau_threshold", K_DOUBLE, OFF(train.plateau_threshold), 0, 0, 1, NULL, NULL, NULL, 0, 0, "1e-4",
+     "plateau schedule: relative improvement that counts (PyTorch's threshold, mode rel)."},
+    {"train", "min_lr", K_DOUBLE, OFF(train.min_lr), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
+     "plateau schedule: the lowest learning rate."},
+    {"train", "early_stopping", K_BOOL, OFF(train.early_stopping), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
+     "Stop when best_metric has not improved by min_delta for `patience` evaluations (best.h5 keeps the best)."},
+    {"train", "patience", K_I64, OFF(train.patience), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "10",
+     "early stopping: evaluations without improvement."},
+    {"train", "min_delta", K_DOUBLE, OFF(train.min_delta), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
+     "early stopping: the smallest change that counts as an improvement."},
+    {"train", "sync_bn", K_BOOL, OFF(train.sync_bn), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
+     "Batch norm statistics over the global batch (sums reduced over the ranks: the same as one rank); false: each "
+     "rank normalises its slice (DDP's default) and rank 0's running statistics are used for evaluation and saving."},
     {"train", "optimizer", K_ENUM, OFF(train.optim.kind), 0, 0, 0, optim_lookup,
      "sgd, momentum, nesterov, rmsprop, adam, adamw", NULL, 0, 0, "sgd",
      "sgd, momentum, nesterov, rmsprop, adam, adamw."},
@@ -637,6 +705,105 @@ static int set_scale(tr_config *c, const key_desc *k, const char *value, int lay
     return 0;
 }
 
+/* dropout (arg 0) and batchnorm (arg 1): the text, or one layer's override */
+static int set_layer_list(tr_config *c, const key_desc *k, const char *value, int layer, const char *where,
+                          tr_err *err)
+{
+    tr_pending_activations *pa = &c->pending_act;
+    if (layer >= 0) { /* dropout.N / batchnorm.N */
+        if (k->arg == 0) {
+            double v;
+            if (parse_double(value, &v) || v < 0.0 || v >= 1.0)
+                return bad_value(err, where, k, layer, value, "a dropout probability must be in [0, 1)");
+            pa->dropout_layer[layer] = (float)v;
+        } else {
+            bool b;
+            if (parse_bool(value, &b))
+                return bad_value(err, where, k, layer, value, "not a boolean (true/false)");
+            pa->batchnorm_layer[layer] = b;
+        }
+        return 0;
+    }
+    char *dst = k->arg == 0 ? pa->dropout : pa->batchnorm;
+    char *dw = k->arg == 0 ? pa->dropout_where : pa->batchnorm_where;
+    if (strlen(value) >= sizeof pa->dropout)
+        return bad_value(err, where, k, layer, value, "too long");
+    snprintf(dst, sizeof pa->dropout, "%s", value);
+    snprintf(dw, sizeof pa->dropout_where, "%s", where);
+    return 0;
+}
+
+static int set_class_weights(tr_config *c, const key_desc *k, const char *value, int layer, const char *where,
+                             tr_err *err)
+{
+    if (!strcmp(value, "none")) {
+        c->train.n_class_weights = 0;
+        return 0;
+    }
+    if (!strcmp(value, "auto")) {
+        c->train.n_class_weights = -1;
+        return 0;
+    }
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", value);
+    char *items[1024];
+    const int n = split_list(buf, items, 1024);
+    if (n < 1)
+        return bad_value(err, where, k, layer, value, "give none, auto or one weight per class (at most 1024)");
+    for (int i = 0; i < n; i++) {
+        double w;
+        if (parse_double(items[i], &w) || w < 0.0)
+            return bad_value(err, where, k, layer, value, "class weights must be non-negative numbers");
+        c->train.class_weights[i] = (float)w;
+    }
+    c->train.n_class_weights = n;
+    return 0;
+}
+
+/* Resolves the dropout and batchnorm lists against the hidden layers. */
+static int resolve_layer_lists(tr_config *c, tr_err *err)
+{
+    const tr_pending_activations *pa = &c->pending_act;
+    const int H = c->model.n_layers - 1; /* hidden layers */
+    for (int pass = 0; pass < 2; pass++) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s", pass == 0 ? pa->dropout : pa->batchnorm);
+        const char *where = pass == 0 ? pa->dropout_where : pa->batchnorm_where;
+        const char *key = pass == 0 ? "dropout" : "batchnorm";
+        char *items[TR_MAX_LAYERS + 1];
+        const int n = split_list(buf, items, TR_MAX_LAYERS);
+        if (n != 1 && n != H)
+            return tr_fail(err, TR_ECONFIG,
+                           "%s: [model] %s: %d values for %d hidden layers; give one value for all, or one per hidden "
+                           "layer",
+                           where, key, n, H);
+        for (int l = 0; l < c->model.n_layers; l++) {
+            const char *v = items[n == 1 ? 0 : (l < H ? l : 0)];
+            if (pass == 0) {
+                double p;
+                if (parse_double(v, &p) || p < 0.0 || p >= 1.0)
+                    return tr_fail(err, TR_ECONFIG, "%s: [model] dropout = %s: probabilities must be in [0, 1)",
+                                   where, v);
+                c->model.dropout[l] = l < H ? (float)p : 0.0f;
+                if (!isnan(pa->dropout_layer[l]))
+                    c->model.dropout[l] = pa->dropout_layer[l];
+            } else {
+                bool b;
+                if (parse_bool(v, &b))
+                    return tr_fail(err, TR_ECONFIG, "%s: [model] batchnorm = %s: not a boolean", where, v);
+                c->model.batchnorm[l] = l < H && b;
+                if (pa->batchnorm_layer[l] >= 0)
+                    c->model.batchnorm[l] = pa->batchnorm_layer[l];
+            }
+        }
+        const int last = c->model.n_layers - 1;
+        if ((pass == 0 && c->model.dropout[last] > 0.0f) || (pass == 1 && c->model.batchnorm[last]))
+            return tr_fail(err, TR_ECONFIG, "[model] %s.%d: the output layer takes no %s (hidden layers only)", key,
+                           last, key);
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- reading ------------- */
 
 typedef struct raw_entry {
@@ -861,7 +1028,7 @@ static int resolve_activations(tr_config *c, tr_err *err)
 
 static int finish(tr_config *c, tr_err *err)
 {
-    if (resolve_activations(c, err))
+    if (resolve_activations(c, err) || resolve_layer_lists(c, err))
         return TR_ECONFIG;
     tr_train_config *t = &c->train;
     tr_optim_config *o = &t->optim;
@@ -876,6 +1043,12 @@ static int finish(tr_config *c, tr_err *err)
     if (o->kind == TR_OPTIM_NESTEROV && o->dampening != 0.0)
         return tr_fail(err, TR_ECONFIG, "%s: [train] optimizer = nesterov needs dampening = 0 (as PyTorch)", c->path);
 
+    if (t->n_class_weights > 0 && t->loss != TR_LOSS_CROSS_ENTROPY)
+        return tr_fail(err, TR_ECONFIG, "%s: [train] class_weights lists apply to cross_entropy; for bce and bce_logits "
+                                        "use pos_weight (or class_weights = auto)", c->path);
+    if (t->n_class_weights > 0 && t->n_class_weights != c->model.widths[c->model.n_layers])
+        return tr_fail(err, TR_ECONFIG, "%s: [train] class_weights: %lld weights for %lld classes (output units)",
+                       c->path, (long long)t->n_class_weights, (long long)c->model.widths[c->model.n_layers]);
     /* the loss must fit the output layer */
     tr_loss L = {.kind = t->loss, .reduction = t->reduction, .width = c->model.widths[c->model.n_layers],
                  .out_act = c->model.act[c->model.n_layers - 1], .act_params = c->model.act_params};
@@ -983,6 +1156,10 @@ static int load(tr_config *c, const char *name, FILE *fp, const char *text, cons
 {
     memset(c, 0, sizeof *c);
     snprintf(c->path, sizeof c->path, "%s", name);
+    for (int l = 0; l < TR_MAX_LAYERS; l++) {
+        c->pending_act.dropout_layer[l] = NAN;
+        c->pending_act.batchnorm_layer[l] = -1;
+    }
     parse_ctx p = {.c = c, .name = name, .fp = fp, .text = text, .at_line_start = true, .err = err};
     int rc = ini_parse_stream(line_reader, &p, on_ini_entry, &p);
     if (p.failed) {

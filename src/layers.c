@@ -5,6 +5,8 @@
  */
 #include "trainer/layers.h"
 
+#include "trainer/rng.h"
+
 #include "vector_kernel.h"
 
 #include <math.h>
@@ -190,5 +192,118 @@ TR_VECTOR_KERNEL void tr_act_backward(float *dZ, const float *dA, const float *Z
         break;
     case TR_ACT_COUNT:
         break;
+    }
+}
+
+/* ------------------------------------------------------------------ batch norm ------ */
+
+void tr_bn_sums(double *sums, const float *X, int64_t B, int64_t W)
+{
+    for (int64_t r = 0; r < B; r++) {
+        const float *x = X + r * W;
+        for (int64_t j = 0; j < W; j++) {
+            sums[j] += x[j];
+            sums[W + j] += (double)x[j] * x[j];
+        }
+    }
+}
+
+void tr_bn_forward_train(float *Y, float *xhat, float *mean, float *invstd, const float *X, const double *sums,
+                         double count, const float *gamma, const float *beta, int64_t B, int64_t W, float eps)
+{
+    for (int64_t j = 0; j < W; j++) {
+        const double mu = sums[j] / count;
+        double var = sums[W + j] / count - mu * mu; /* biased, as PyTorch normalises */
+        if (var < 0.0)
+            var = 0.0;
+        mean[j] = (float)mu;
+        invstd[j] = (float)(1.0 / sqrt(var + eps));
+    }
+    for (int64_t r = 0; r < B; r++)
+        for (int64_t j = 0; j < W; j++) {
+            const float h = (X[r * W + j] - mean[j]) * invstd[j];
+            xhat[r * W + j] = h;
+            Y[r * W + j] = gamma[j] * h + beta[j];
+        }
+}
+
+void tr_bn_forward_eval(float *Y, const float *X, const float *running_mean, const float *running_var,
+                        const float *gamma, const float *beta, int64_t B, int64_t W, float eps)
+{
+    for (int64_t r = 0; r < B; r++)
+        for (int64_t j = 0; j < W; j++) {
+            const float inv = 1.0f / sqrtf(running_var[j] + eps);
+            Y[r * W + j] = gamma[j] * ((X[r * W + j] - running_mean[j]) * inv) + beta[j];
+        }
+}
+
+void tr_bn_update_running(float *running_mean, float *running_var, const double *sums, double count, int64_t W,
+                          float momentum)
+{
+    for (int64_t j = 0; j < W; j++) {
+        const double mu = sums[j] / count;
+        double var = sums[W + j] / count - mu * mu;
+        if (var < 0.0)
+            var = 0.0;
+        const double unbiased = count > 1.0 ? var * count / (count - 1.0) : var;
+        running_mean[j] = (float)((1.0 - momentum) * running_mean[j] + momentum * mu);
+        running_var[j] = (float)((1.0 - momentum) * running_var[j] + momentum * unbiased);
+    }
+}
+
+void tr_bn_backward_sums(double *sums, const float *dY, const float *xhat, int64_t B, int64_t W)
+{
+    for (int64_t r = 0; r < B; r++)
+        for (int64_t j = 0; j < W; j++) {
+            sums[j] += dY[r * W + j];
+            sums[W + j] += (double)dY[r * W + j] * xhat[r * W + j];
+        }
+}
+
+void tr_bn_backward(float *dX, float *dgamma, float *dbeta, const float *dY, const float *xhat, const float *invstd,
+                    const float *gamma, const double *local_sums, const double *sums, double count, int64_t B,
+                    int64_t W)
+{
+    for (int64_t j = 0; j < W; j++) {
+        dbeta[j] += (float)local_sums[j];
+        dgamma[j] += (float)local_sums[W + j];
+    }
+    for (int64_t r = 0; r < B; r++)
+        for (int64_t j = 0; j < W; j++) {
+            const double k = (double)gamma[j] * invstd[j] / count;
+            const double v = count * dY[r * W + j] - sums[j] - (double)xhat[r * W + j] * sums[W + j];
+            dX[r * W + j] = (float)(k * v);
+        }
+}
+
+/* ------------------------------------------------------------------ dropout --------- */
+
+/* m[j] = 0 where the word is below the threshold, else keep. */
+TR_VECTOR_KERNEL static void mask_from_words(float *m, const uint32_t *w, int64_t n, uint32_t threshold, float keep)
+{
+    for (int64_t j = 0; j < n; j++)
+        m[j] = w[j] < threshold ? 0.0f : keep;
+}
+
+void tr_dropout_mask(float *mask, const int64_t *rows, int64_t B, int64_t W, float p, uint64_t seed, int64_t step,
+                     int64_t unit_offset, int64_t units)
+{
+    enum { CHUNK = 64 }; /* counters (of 4 words) per tr_rng_blocks call */
+    const tr_rng rng = tr_rng_make(seed);
+    /* drop when the 32-bit word w < p 2^32, i.e. w < ceil(p 2^32) for integer w (below 2^32:
+     * p <= 1 - 2^-24 as a float below 1) */
+    const uint32_t threshold = (uint32_t)ceil((double)p * 4294967296.0);
+    const float keep = 1.0f / (1.0f - p);
+    uint32_t words[4 * CHUNK];
+    for (int64_t r = 0; r < B; r++) {
+        const uint64_t base = (uint64_t)rows[r] * (uint64_t)units + (uint64_t)unit_offset;
+        float *m = mask + r * W;
+        for (int64_t j0 = 0; j0 < W;) { /* units base + j0 ... in the counters from (base + j0) / 4 */
+            const uint64_t u0 = base + (uint64_t)j0, first = u0 / 4;
+            const int64_t skip = (int64_t)(u0 % 4), n = W - j0 < 4 * CHUNK - skip ? W - j0 : 4 * CHUNK - skip;
+            tr_rng_blocks(rng, TR_RNG_DROPOUT, (uint32_t)step, first, (size_t)((skip + n + 3) / 4), words);
+            mask_from_words(m + j0, words + skip, n, threshold, keep);
+            j0 += n;
+        }
     }
 }

@@ -12,6 +12,7 @@
  */
 #include "trainer/model.h"
 
+#include "trainer/layers.h"
 #include "trainer/mem.h"
 #include "trainer/rng.h"
 
@@ -29,15 +30,42 @@ static float *alloc_floats(size_t n)
     return tr_big_alloc(align_up(n ? n : 1) * sizeof(float));
 }
 
-/* nn.Sequential index of each Linear: Linear, then the activation module unless identity. */
+/* nn.Sequential indices: Linear, [BatchNorm1d before], activation unless identity,
+ * [BatchNorm1d after], [Dropout]. */
 static void sequential_indices(tr_model *m)
 {
     int s = 0;
     for (int l = 0; l < m->n_layers; l++) {
-        m->layer[l].seq_index = s++;
-        if (m->layer[l].act != TR_ACT_IDENTITY)
+        tr_layer *L = &m->layer[l];
+        L->seq_index = s++;
+        L->bn_seq = -1;
+        if (L->bn && !m->cfg.bn_after)
+            L->bn_seq = s++;
+        if (L->act != TR_ACT_IDENTITY)
+            s++;
+        if (L->bn && m->cfg.bn_after)
+            L->bn_seq = s++;
+        if (L->dropout > 0.0f)
             s++;
     }
+}
+
+static tr_tensor *add_tensor(tr_model *m, int l, tr_tensor_kind kind, int seq, int64_t rows, int64_t cols,
+                             size_t *off)
+{
+    static const char *const suffix[] = {"weight", "bias", "weight", "bias"};
+    tr_tensor *t = &m->tensor[m->n_tensors++];
+    t->layer = l;
+    t->kind = kind;
+    t->is_weight = kind == TR_T_WEIGHT;
+    t->rows = rows;
+    t->cols = cols;
+    t->size = (size_t)rows * (size_t)cols;
+    t->offset = *off;
+    snprintf(t->name, sizeof t->name, "%d/%s", seq, suffix[kind]);
+    *off = align_up(*off + t->size);
+    m->n_trainable += t->size;
+    return t;
 }
 
 int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr_err *err)
@@ -49,54 +77,70 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
     if (cfg->n_layers < 1 || cfg->n_layers > TR_MAX_LAYERS)
         return tr_fail(err, TR_ECONFIG, "model needs 1 to %d weight layers", TR_MAX_LAYERS);
 
-    /* tensor table: weight then bias of each layer, in Sequential order */
-    size_t off = 0;
     int64_t max_width = cfg->widths[0];
     for (int l = 0; l < m->n_layers; l++) {
         tr_layer *L = &m->layer[l];
         L->in = cfg->widths[l];
         L->out = cfg->widths[l + 1];
         L->act = cfg->act[l];
+        L->bn = cfg->batchnorm[l];
+        L->dropout = cfg->dropout[l];
+        L->drop_offset = m->dropout_units;
+        if (L->dropout > 0.0f)
+            m->dropout_units += L->out;
         max_width = L->out > max_width ? L->out : max_width;
     }
     sequential_indices(m);
+    /* tensor table in Sequential order: Linear weight, bias, then batch-norm weight, bias */
+    size_t off = 0, boff = 0;
     for (int l = 0; l < m->n_layers; l++) {
         tr_layer *L = &m->layer[l];
-        for (int k = 0; k < (cfg->bias ? 2 : 1); k++) {
-            tr_tensor *t = &m->tensor[m->n_tensors++];
-            t->layer = l;
-            t->is_weight = k == 0;
-            t->rows = L->out;
-            t->cols = k == 0 ? L->in : 1;
-            t->size = (size_t)t->rows * (size_t)t->cols;
-            t->offset = off;
-            snprintf(t->name, sizeof t->name, "%d/%s", L->seq_index, k == 0 ? "weight" : "bias");
-            off = align_up(off + t->size);
-            m->n_trainable += t->size;
+        add_tensor(m, l, TR_T_WEIGHT, L->seq_index, L->out, L->in, &off);
+        if (cfg->bias)
+            add_tensor(m, l, TR_T_BIAS, L->seq_index, L->out, 1, &off);
+        if (L->bn) {
+            add_tensor(m, l, TR_T_BN_WEIGHT, L->bn_seq, L->out, 1, &off);
+            add_tensor(m, l, TR_T_BN_BIAS, L->bn_seq, L->out, 1, &off);
+            for (int k = 0; k < 2; k++) {
+                tr_buffer *b = &m->buffer[m->n_buffers++];
+                snprintf(b->name, sizeof b->name, "%d/%s", L->bn_seq, k ? "running_var" : "running_mean");
+                b->layer = l;
+                b->offset = boff;
+                b->size = (size_t)L->out;
+                boff = align_up(boff + b->size);
+            }
         }
     }
     m->n_params = off;
+    m->n_buffer_floats = boff;
     m->max_width = max_width;
 
-    /* workspace: Z and A per layer (A shares Z for identity layers) */
+    /* workspace per layer: Z, [Y], [A], [D, mask], [xhat, mean, invstd] */
+    const size_t B = (size_t)m->max_batch;
     size_t work = 0;
     for (int l = 0; l < m->n_layers; l++) {
-        const size_t zs = align_up((size_t)m->max_batch * (size_t)m->layer[l].out);
-        work += m->layer[l].act == TR_ACT_IDENTITY ? zs : 2 * zs;
+        const tr_layer *L = &m->layer[l];
+        const size_t zs = align_up(B * (size_t)L->out);
+        work += zs;                                   /* Z */
+        work += L->act != TR_ACT_IDENTITY ? zs : 0;   /* A */
+        work += L->bn ? 2 * zs + 2 * align_up((size_t)L->out) : 0; /* Y, xhat, mean, invstd */
+        work += L->dropout > 0.0f ? 2 * zs : 0;       /* D, mask */
     }
-    const size_t delta = align_up((size_t)m->max_batch * (size_t)max_width);
+    const size_t delta = align_up(B * (size_t)max_width);
     m->params = alloc_floats(m->n_params);
     m->grads = alloc_floats(m->n_params);
+    m->buffers = alloc_floats(m->n_buffer_floats);
     m->work = alloc_floats(work);
     m->delta[0] = alloc_floats(delta);
     m->delta[1] = alloc_floats(delta);
-    m->ones = alloc_floats((size_t)m->max_batch);
-    if (!m->params || !m->grads || !m->work || !m->delta[0] || !m->delta[1] || !m->ones) {
+    m->ones = alloc_floats(B);
+    m->sums = tr_big_alloc(4 * (size_t)max_width * sizeof(double));
+    if (!m->params || !m->grads || !m->buffers || !m->work || !m->delta[0] || !m->delta[1] || !m->ones || !m->sums) {
         tr_model_free(m);
         return tr_fail(err, TR_ENOMEM, "cannot allocate the model (%zu parameters, %lld-row workspace)",
                        m->n_params, (long long)max_batch);
     }
-    for (int64_t i = 0; i < m->max_batch; i++)
+    for (size_t i = 0; i < B; i++)
         m->ones[i] = 1.0f;
 
     /* views */
@@ -105,15 +149,42 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
     float *w = m->work;
     for (int l = 0; l < m->n_layers; l++) {
         tr_layer *L = &m->layer[l];
-        const size_t zs = align_up((size_t)m->max_batch * (size_t)L->out);
+        const size_t zs = align_up(B * (size_t)L->out);
         L->Z = w;
         w += zs;
+        L->act_in = L->Z;
+        if (L->bn) {
+            L->Y = w;
+            w += zs;
+            L->xhat = w;
+            w += zs;
+            L->bn_mean = w;
+            w += align_up((size_t)L->out);
+            L->bn_invstd = w;
+            w += align_up((size_t)L->out);
+            if (!m->cfg.bn_after)
+                L->act_in = L->Y;
+        }
         if (L->act == TR_ACT_IDENTITY) {
-            L->A = L->Z;
+            L->A = L->act_in;
         } else {
             L->A = w;
             w += zs;
         }
+        L->output = L->bn && m->cfg.bn_after ? L->Y : L->A;
+        if (L->dropout > 0.0f) {
+            L->D = w;
+            w += zs;
+            L->mask = w;
+            w += zs;
+        }
+    }
+    for (int b = 0; b < m->n_buffers; b++) {
+        tr_layer *L = &m->layer[m->buffer[b].layer];
+        if (strstr(m->buffer[b].name, "running_mean"))
+            L->running_mean = m->buffers + m->buffer[b].offset;
+        else
+            L->running_var = m->buffers + m->buffer[b].offset;
     }
     return 0;
 }
@@ -132,14 +203,25 @@ void tr_model_use_buffers(tr_model *m, float *params, float *grads)
     for (int t = 0; t < m->n_tensors; t++) {
         tr_tensor *T = &m->tensor[t];
         tr_layer *L = &m->layer[T->layer];
-        if (T->is_weight) {
+        switch (T->kind) {
+        case TR_T_WEIGHT:
             L->W = m->params + T->offset;
             L->dW = m->grads + T->offset;
             L->w_off = T->offset;
-        } else {
+            break;
+        case TR_T_BIAS:
             L->b = m->params + T->offset;
             L->db = m->grads + T->offset;
             L->b_off = T->offset;
+            break;
+        case TR_T_BN_WEIGHT:
+            L->gamma = m->params + T->offset;
+            L->g_off = T->offset;
+            break;
+        case TR_T_BN_BIAS:
+            L->beta = m->params + T->offset;
+            L->be_off = T->offset;
+            break;
         }
     }
 }
@@ -152,11 +234,14 @@ void tr_model_free(tr_model *m)
         tr_big_free(m->params);
         tr_big_free(m->grads);
     }
+    tr_big_free(m->buffers);
     tr_big_free(m->work);
     tr_big_free(m->delta[0]);
     tr_big_free(m->delta[1]);
     tr_big_free(m->ones);
-    m->params = m->grads = m->work = m->delta[0] = m->delta[1] = m->ones = NULL;
+    tr_big_free(m->sums);
+    m->params = m->grads = m->buffers = m->work = m->delta[0] = m->delta[1] = m->ones = NULL;
+    m->sums = NULL;
 }
 
 /* ------------------------------------------------------------------- initialisation --- */
@@ -242,15 +327,81 @@ void tr_model_init_params(tr_model *m, uint64_t seed)
     for (int t = 0; t < m->n_tensors; t++) {
         const tr_tensor *T = &m->tensor[t];
         const tr_layer *L = &m->layer[T->layer];
+        float *p = m->params + T->offset;
+        if (T->kind == TR_T_BN_WEIGHT || T->kind == TR_T_BN_BIAS) { /* PyTorch: weight 1, bias 0 */
+            for (size_t i = 0; i < T->size; i++)
+                p[i] = T->kind == TR_T_BN_WEIGHT ? 1.0f : 0.0f;
+            continue;
+        }
         const tr_init_spec *s = T->is_weight ? &m->cfg.weight_init[T->layer] : &m->cfg.bias_init[T->layer];
-        init_tensor(m->params + T->offset, T, t, s, L, &m->cfg, rng);
+        init_tensor(p, T, t, s, L, &m->cfg, rng);
     }
+    for (int b = 0; b < m->n_buffers; b++) { /* running mean 0, running variance 1 */
+        const tr_buffer *B = &m->buffer[b];
+        const float v = strstr(B->name, "running_var") ? 1.0f : 0.0f;
+        for (size_t i = 0; i < B->size; i++)
+            m->buffers[B->offset + i] = v;
+    }
+    for (int l = 0; l < m->n_layers; l++)
+        m->layer[l].bn_batches = 0;
 }
 
 /* ------------------------------------------------------------------- forward/backward - */
 
-const float *tr_model_forward(tr_model *m, const float *X, int64_t B)
+/* Batch norm of a layer, forward: batch statistics (summed over the ranks when synchronised)
+ * in training, running statistics in evaluation. */
+static void bn_forward(tr_model *m, tr_layer *L, const float *in, int64_t B, const tr_forward_mode *mode)
 {
+    const int64_t O = L->out;
+    if (!mode) {
+        tr_bn_forward_eval(L->Y, in, L->running_mean, L->running_var, L->gamma, L->beta, B, O, m->cfg.bn_eps);
+        return;
+    }
+    double *sums = m->sums;
+    memset(sums, 0, 2 * (size_t)O * sizeof *sums);
+    tr_bn_sums(sums, in, B, O);
+    double count = (double)B;
+    if (mode->sum) {
+        if (mode->sum(mode->ctx, sums, (int)(2 * O)) && !m->comm_error)
+            m->comm_error = 1;
+        count = mode->global_rows;
+    }
+    if (count < 1.0)
+        count = 1.0;
+    tr_bn_forward_train(L->Y, L->xhat, L->bn_mean, L->bn_invstd, in, sums, count, L->gamma, L->beta, B, O,
+                        m->cfg.bn_eps);
+    tr_bn_update_running(L->running_mean, L->running_var, sums, count, O, m->cfg.bn_momentum);
+    L->bn_batches++;
+}
+
+/* Batch norm backward, in place on d (B, O): the affine gradients into grads. */
+static void bn_backward(tr_model *m, tr_layer *L, float *grads, float *d, int64_t B, bool accumulate)
+{
+    const int64_t O = L->out;
+    double *local = m->sums, *global = m->sums + 2 * O;
+    memset(local, 0, 2 * (size_t)O * sizeof *local);
+    tr_bn_backward_sums(local, d, L->xhat, B, O);
+    memcpy(global, local, 2 * (size_t)O * sizeof *local);
+    double count = (double)B;
+    const tr_forward_mode *mode = m->mode;
+    if (mode && mode->sum) {
+        if (mode->sum(mode->ctx, global, (int)(2 * O)) && !m->comm_error)
+            m->comm_error = 1;
+        count = mode->global_rows;
+    }
+    if (count < 1.0)
+        count = 1.0;
+    float *dgamma = grads + L->g_off, *dbeta = grads + L->be_off;
+    if (!accumulate) {
+        memset(dgamma, 0, (size_t)O * sizeof *dgamma);
+        memset(dbeta, 0, (size_t)O * sizeof *dbeta);
+    }
+    tr_bn_backward(d, dgamma, dbeta, d, L->xhat, L->bn_invstd, L->gamma, local, global, count, B, O);
+}
+
+const float *tr_model_forward(tr_model *m, const float *X, int64_t B, const tr_forward_mode *mode)
+{
+    m->mode = mode;
     const float *in = X;
     for (int l = 0; l < m->n_layers; l++) {
         tr_layer *L = &m->layer[l];
@@ -262,9 +413,21 @@ const float *tr_model_forward(tr_model *m, const float *X, int64_t B)
             beta = 1.0f;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, No, Ni, 1.0f, in, Ni, L->W, Ni, beta, L->Z, No);
-        if (L->A != L->Z)
-            tr_act_forward(L->A, L->Z, B, No, L->act, &m->cfg.act_params);
-        in = L->A;
+        if (L->bn && !m->cfg.bn_after)
+            bn_forward(m, L, L->Z, B, mode);
+        if (L->A != L->act_in)
+            tr_act_forward(L->A, L->act_in, B, No, L->act, &m->cfg.act_params);
+        if (L->bn && m->cfg.bn_after)
+            bn_forward(m, L, L->A, B, mode);
+        in = L->output;
+        if (L->dropout > 0.0f && mode) { /* inverted dropout: training only */
+            tr_dropout_mask(L->mask, mode->rows, B, No, L->dropout, mode->seed, mode->step, L->drop_offset,
+                            m->dropout_units);
+            const size_t n = (size_t)B * (size_t)No;
+            for (size_t i = 0; i < n; i++)
+                L->D[i] = L->output[i] * L->mask[i];
+            in = L->D;
+        }
     }
     return m->layer[m->n_layers - 1].A;
 }
@@ -304,6 +467,26 @@ static void weight_grad(const tr_layer *L, float *grads, const float *dZ, const 
         hook->ready(hook->ctx, L->w_off);
 }
 
+/* From the gradient of a hidden layer's output to the gradient of its Z, in place:
+ * dropout, [batch norm after], activation, [batch norm before]. */
+static void hidden_backward(tr_model *m, tr_layer *L, float *grads, float *d, int64_t B, bool accumulate,
+                            const tr_grad_hook *hook)
+{
+    const int64_t O = L->out;
+    if (L->dropout > 0.0f && m->mode) {
+        const size_t n = (size_t)B * (size_t)O;
+        for (size_t i = 0; i < n; i++)
+            d[i] *= L->mask[i];
+    }
+    if (L->bn && m->cfg.bn_after)
+        bn_backward(m, L, grads, d, B, accumulate);
+    tr_act_backward(d, d, L->act_in, L->A, B, O, L->act, &m->cfg.act_params);
+    if (L->bn && !m->cfg.bn_after)
+        bn_backward(m, L, grads, d, B, accumulate);
+    if (L->bn && hook && hook->ready) /* the batch-norm parameters sit above the bias */
+        hook->ready(hook->ctx, L->g_off);
+}
+
 void tr_model_backward(tr_model *m, float *grads, const float *X, float *dZ_out, int64_t B, bool accumulate,
                        const tr_grad_hook *hook)
 {
@@ -313,7 +496,10 @@ void tr_model_backward(tr_model *m, float *grads, const float *X, float *dZ_out,
     for (int l = m->n_layers - 1; l >= 0; l--) {
         tr_layer *L = &m->layer[l];
         const int Ni = (int)L->in, No = (int)L->out;
-        const float *in = l > 0 ? m->layer[l - 1].A : X;
+        const tr_layer *below = l > 0 ? &m->layer[l - 1] : NULL;
+        const float *in = X;
+        if (below)
+            in = below->dropout > 0.0f && m->mode ? below->D : below->output;
         if (L->b) {
             cblas_sgemv(CblasRowMajor, CblasTrans, (int)B, No, 1.0f, dZ, No, m->ones, 1, beta, grads + L->b_off, 1);
             if (hook && hook->ready)
@@ -325,7 +511,7 @@ void tr_model_backward(tr_model *m, float *grads, const float *X, float *dZ_out,
                 hook->layer_done(hook->ctx, L->w_off);
             break;
         }
-        /* gradient w.r.t. this layer's input = the layer below's output, then through its activation */
+        /* gradient w.r.t. this layer's input = the layer below's output */
         float *dA = m->delta[scratch];
         if (dA == dZ)
             dA = m->delta[scratch ^= 1];
@@ -334,8 +520,7 @@ void tr_model_backward(tr_model *m, float *grads, const float *X, float *dZ_out,
             hook->layer_done(hook->ctx, L->w_off);
         if (hook && hook->progress)
             hook->progress(hook->ctx);
-        const tr_layer *below = &m->layer[l - 1];
-        tr_act_backward(dA, dA, below->Z, below->A, B, Ni, below->act, &m->cfg.act_params);
+        hidden_backward(m, &m->layer[l - 1], grads, dA, B, accumulate, hook);
         dZ = dA;
     }
 }
@@ -387,26 +572,75 @@ void tr_dense_backward_ref(float *dX, float *dW, float *db, const float *dZ, con
 
 /* ------------------------------------------------------------------- summary ---------- */
 
+/* Calls f for each module of the equivalent nn.Sequential. */
+static void each_module(const tr_model *m, void (*f)(void *, const char *, int64_t, int64_t), void *ctx)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        const tr_layer *L = &m->layer[l];
+        f(ctx, "Linear", L->out, L->in * L->out + (L->b ? L->out : 0));
+        if (L->bn && !m->cfg.bn_after)
+            f(ctx, "BatchNorm1d", L->out, 2 * L->out);
+        if (L->act != TR_ACT_IDENTITY)
+            f(ctx, tr_activation_torch_name(L->act), L->out, 0);
+        if (L->bn && m->cfg.bn_after)
+            f(ctx, "BatchNorm1d", L->out, 2 * L->out);
+        if (L->dropout > 0.0f) {
+            char name[32];
+            snprintf(name, sizeof name, "Dropout(%g)", (double)L->dropout);
+            f(ctx, name, L->out, 0);
+        }
+    }
+}
+
+typedef struct summary_ctx {
+    FILE *f;
+    int index;
+} summary_ctx;
+
+static void summary_row(void *ctx, const char *name, int64_t width, int64_t params)
+{
+    summary_ctx *c = ctx;
+    char label[64], shape[32];
+    snprintf(label, sizeof label, "%s: %d", name, c->index++);
+    snprintf(shape, sizeof shape, "[-1, %lld]", (long long)width);
+    fprintf(c->f, "%-28s %-20s %14lld\n", label, shape, (long long)params);
+}
+
 void tr_model_summary(const tr_model *m, FILE *f)
 {
     const char *rule = "================================================================";
     fprintf(f, "%s\n%-28s %-20s %14s\n%s\n", rule, "Layer (type:index)", "Output Shape", "Param #", rule);
-    int s = 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        const tr_layer *L = &m->layer[l];
-        char name[64], shape[32];
-        snprintf(shape, sizeof shape, "[-1, %lld]", (long long)L->out);
-        snprintf(name, sizeof name, "Linear: %d", s++);
-        long long params = (long long)(L->in * L->out + (L->b ? L->out : 0));
-        fprintf(f, "%-28s %-20s %14lld\n", name, shape, params);
-        if (L->act != TR_ACT_IDENTITY) {
-            snprintf(name, sizeof name, "%s: %d", tr_activation_torch_name(L->act), s++);
-            fprintf(f, "%-28s %-20s %14d\n", name, shape, 0);
-        }
-    }
+    summary_ctx c = {f, 0};
+    each_module(m, summary_row, &c);
     fprintf(f, "%s\n", rule);
     fprintf(f, "Input shape: [-1, %lld]\n", (long long)m->layer[0].in);
-    fprintf(f, "Total params: %zu\nTrainable params: %zu\nNon-trainable params: 0\n", m->n_trainable,
-            m->n_trainable);
+    size_t running = 0;
+    for (int b = 0; b < m->n_buffers; b++)
+        running += m->buffer[b].size;
+    fprintf(f, "Total params: %zu\nTrainable params: %zu\nNon-trainable params: 0", m->n_trainable, m->n_trainable);
+    if (running)
+        fprintf(f, " (+ %zu batch-norm running statistics)", running);
+    fputc('\n', f);
     fprintf(f, "Params size (MB): %.2f\n%s\n", (double)m->n_trainable * 4.0 / (1024.0 * 1024.0), rule);
+}
+
+typedef struct seq_ctx {
+    char *buf;
+    size_t len, used;
+} seq_ctx;
+
+static void seq_row(void *ctx, const char *name, int64_t width, int64_t params)
+{
+    (void)width;
+    (void)params;
+    seq_ctx *c = ctx;
+    if (c->used < c->len)
+        c->used += (size_t)snprintf(c->buf + c->used, c->len - c->used, "%s%s", c->used ? "," : "", name);
+}
+
+void tr_model_sequential(const tr_model *m, char *buf, size_t len)
+{
+    seq_ctx c = {buf, len, 0};
+    buf[0] = '\0';
+    each_module(m, seq_row, &c);
 }

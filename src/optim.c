@@ -246,10 +246,50 @@ TR_VECTOR_KERNEL static uint32_t adam(tr_optim *o, float *restrict p, float *res
     return bad;
 }
 
-bool tr_optim_update(tr_optim *o, float *params, float *grads, size_t begin, size_t end, bool decay)
+const tr_optim_range tr_optim_plain = {.decay = true, .l1 = 0.0f, .l2 = 0.0f, .scale = 1.0f, .clip = 0.0f};
+
+static inline float sign_of(float x) { return (float)((x > 0.0f) - (x < 0.0f)); }
+
+/* The penalty gradients, the norm clipping scale and the value clipping, in place. */
+TR_VECTOR_KERNEL static void prepare(float *restrict g, const float *restrict p, size_t n, const tr_optim_range *r)
+{
+    const float l1 = r->l1, l2x2 = 2.0f * r->l2, scale = r->scale, clip = r->clip;
+    for (size_t i = 0; i < n; i++) {
+        float v = (g[i] + l1 * sign_of(p[i]) + l2x2 * p[i]) * scale;
+        if (clip > 0.0f)
+            v = v > clip ? clip : (v < -clip ? -clip : v);
+        g[i] = v;
+    }
+}
+
+double tr_optim_sq_norm(const float *params, const float *grads, size_t begin, size_t end, float l1, float l2)
+{
+    double s = 0.0;
+    for (size_t i = begin; i < end; i++) {
+        const double v = (double)grads[i] + (double)l1 * sign_of(params[i]) + 2.0 * l2 * (double)params[i];
+        s += v * v;
+    }
+    return s;
+}
+
+double tr_penalty(const float *params, size_t begin, size_t end, double l1, double l2)
+{
+    double a = 0.0, q = 0.0;
+    for (size_t i = begin; i < end; i++) {
+        a += fabs((double)params[i]);
+        q += (double)params[i] * params[i];
+    }
+    return l1 * a + l2 * q;
+}
+
+bool tr_optim_update(tr_optim *o, float *params, float *grads, size_t begin, size_t end, const tr_optim_range *r)
 {
     uint32_t bad = 0;
-    const float wd = decay ? (float)o->cfg.weight_decay : 0.0f;
+    if (!r)
+        r = &tr_optim_plain;
+    const float wd = r->decay ? (float)o->cfg.weight_decay : 0.0f;
+    if (r->l1 != 0.0f || r->l2 != 0.0f || r->scale != 1.0f || r->clip > 0.0f)
+        prepare(grads + begin, params + begin, end - begin, r);
     const size_t n = end - begin;
     float *p = params + begin;
     float *g = grads + begin;

@@ -210,7 +210,7 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
         tr_chunk_share(in.rows, E, d->rank, d->size, &b, &e);
         for (int64_t r0 = b; r0 < e; r0 += E) {
             const int64_t n = e - r0 < E ? e - r0 : E;
-            tr_model_forward(&m, in.X + r0 * in.cols, n);
+            tr_model_forward(&m, in.X + r0 * in.cols, n, NULL);
             const float *Z = m.layer[L - 1].Z, *A = m.layer[L - 1].A;
             for (int64_t r = 0; r < n; r++)
                 row_values(&loss, Z + r * loss.width, A + r * loss.width, vals + (r0 + r) * lay.width, cls + r0 + r);

@@ -6,6 +6,8 @@
  */
 #include "trainer/run.h"
 
+#include "trainer/sched.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <math.h>
@@ -34,6 +36,9 @@ typedef struct run_state {
     bool progress;
     double last_progress;
     bool quiet;
+    tr_plateau plateau;
+    tr_early_stop es;
+    bool stop_early;
 } run_state;
 
 /* ------------------------------------------------------------------ monitor ----------- */
@@ -88,7 +93,12 @@ static tr_ckpt_state state_of(const tr_trainer *t, const run_state *r, int64_t s
     s.lr = t->optim.lr;
     s.best_value = r->best_value;
     s.best_epoch = r->best_epoch;
-    s.lr_scale = 1.0;
+    s.lr_scale = t->lr_scale;
+    s.plateau_best = r->plateau.has_best ? r->plateau.best : NAN;
+    s.plateau_bad = r->plateau.bad;
+    s.es_has_best = r->es.has_best;
+    s.es_best = r->es.best;
+    s.bad_evals = r->es.bad;
     return s;
 }
 
@@ -96,7 +106,9 @@ static tr_ckpt_state state_of(const tr_trainer *t, const run_state *r, int64_t s
  * change while rank 0 reads them). */
 static int save(tr_trainer *t, run_state *r, const char *path, int64_t step_in_epoch, bool rotate, tr_err *err)
 {
-    int rc = 0;
+    int rc = tr_trainer_sync_buffers(t, err); /* rank 0's batch-norm statistics go in the file */
+    if (rc)
+        return rc;
     if (t->dist->rank == 0) {
         tr_ckpt_state s = state_of(t, r, step_in_epoch);
         rc = tr_ckpt_save(path, t->cfg, &t->model, &t->optim, &t->data.scaler, &s, err);
@@ -182,6 +194,7 @@ static void fill_row(const tr_trainer *t, const run_state *r, double seconds, in
     row->val = t->has_val_metrics ? &t->val_metrics : NULL;
     row->test = t->has_test_metrics ? &t->test_metrics : NULL;
     row->samples_per_s = seconds > 0 ? (double)rows / seconds : 0.0;
+    row->penalty = tr_trainer_penalty(t);
     const double steps = t->phase_steps > 0 ? (double)t->phase_steps : 1.0;
     for (int p = 0; p < TR_LOG_PHASES && p < TR_PHASE_COUNT; p++)
         row->phase_ms[p] = 1e3 * t->phase[p] / steps;
@@ -212,6 +225,27 @@ static int after_eval(tr_trainer *t, run_state *r, double seconds, int64_t rows,
         snprintf(path, sizeof path, "%s/best.h5", t->cfg->output.dir);
         rc = save(t, r, path, 0, false, err);
     }
+    /* the plateau schedule and early stopping follow the same monitor */
+    const tr_train_config *tc = &t->cfg->train;
+    char name[32];
+    bool lower;
+    if (!rc && (tc->lr_schedule == TR_SCHED_PLATEAU || tc->early_stopping) &&
+        tr_run_monitor(t, name, sizeof name, &lower, &v)) {
+        if (tc->lr_schedule == TR_SCHED_PLATEAU && tr_plateau_update(&r->plateau, tc, t->base_lr, v, lower)) {
+            t->lr_scale = r->plateau.scale;
+            if (t->out && !r->quiet)
+                fprintf(t->out, "%s has not improved for %lld evaluations: learning rate now %.3g\n", name,
+                        (long long)tc->plateau_patience, t->base_lr * t->lr_scale);
+        }
+        if (tc->early_stopping && tr_early_stop_update(&r->es, v, lower, tc->min_delta, tc->patience)) {
+            r->stop_early = true;
+            if (t->out && !r->quiet)
+                fprintf(t->out, "early stopping after epoch %lld: %s has not improved by more than %g for %lld "
+                                "evaluations (best %.6g at epoch %lld, in best.h5)\n",
+                        (long long)t->epoch, name, tc->min_delta, (long long)tc->patience, r->best_value,
+                        (long long)r->best_epoch);
+        }
+    }
     return rc;
 }
 
@@ -219,6 +253,8 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
 {
     const tr_config *c = t->cfg;
     run_state r = {.t_start = now_seconds(), .best_epoch = -1, .last_ckpt_step = -1, .quiet = o->quiet};
+    tr_plateau_init(&r.plateau);
+    tr_early_stop_init(&r.es);
     t->stop_flag = o->stop;
     r.has_monitor = strcmp(c->output.best_metric, "none") != 0;
 
@@ -243,6 +279,14 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
             r.time_base = st.time_s;
             r.best_value = st.best_value;
             r.best_epoch = st.best_epoch;
+            r.plateau.has_best = !isnan(st.plateau_best);
+            r.plateau.best = st.plateau_best;
+            r.plateau.bad = st.plateau_bad;
+            r.plateau.scale = st.lr_scale;
+            t->lr_scale = st.lr_scale;
+            r.es.has_best = st.es_has_best != 0;
+            r.es.best = st.es_best;
+            r.es.bad = st.bad_evals;
             r.last_ckpt_step = st.step;
             keep_rows = st.metric_rows;
             if (t->out && !o->quiet)
@@ -349,13 +393,16 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
             since_eval = 0.0;
             rows_since_eval = 0;
         }
-        const bool last = t->epoch == c->train.epochs;
+        const bool last = t->epoch == c->train.epochs || r.stop_early;
         if ((c->output.checkpoint_every > 0 && t->epoch % c->output.checkpoint_every == 0) || last) {
             rc = save_step(t, &r, 0, err);
             if (rc)
                 goto done;
         }
+        if (r.stop_early)
+            break;
     }
+    t->stopped_early = r.stop_early;
     if (r.last_ckpt_step != t->step) /* a resumed run that had nothing left to do still leaves one */
         rc = save_step(t, &r, 0, err);
     t->seconds = r.time_base + (now_seconds() - r.t_start);

@@ -92,6 +92,16 @@ void tr_sampler_micro(const tr_sampler *s, int64_t j, int64_t *global_rows, cons
     *n_rows = e - b;
 }
 
+void tr_sampler_micro_all(const tr_sampler *s, int64_t j, const int64_t **rows, int64_t *n)
+{
+    const int64_t start = j * s->batch;
+    int64_t end = start + s->batch;
+    if (end > s->n)
+        end = s->n;
+    *rows = s->perm + start;
+    *n = end - start;
+}
+
 int64_t tr_sampler_max_local_rows(const tr_sampler *s)
 {
     return (s->batch + s->size - 1) / s->size;

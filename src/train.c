@@ -13,6 +13,8 @@
  */
 #include "trainer/train.h"
 
+#include "trainer/sched.h"
+
 #include <cblas.h>
 #include <errno.h>
 #include <sched.h>
@@ -55,6 +57,46 @@ static int choose_threads(const tr_config *c, const tr_dist *d)
     return n > 0 ? n : 1;
 }
 
+/* Batch-norm sums over the ranks (synchronised batch norm). */
+static int sum_over_ranks(void *ctx, double *buf, int n)
+{
+    return tr_dist_sum_f64(ctx, buf, n, NULL);
+}
+
+/* [train] class_weights: a list, or auto = balanced weights (rows / (classes x rows of the
+ * class), scikit-learn's) from the training labels; for the binary losses auto sets
+ * pos_weight = negatives / positives. */
+static int set_class_weights(tr_trainer *t, tr_err *err)
+{
+    const tr_train_config *tc = &t->cfg->train;
+    if (tc->n_class_weights == 0)
+        return 0;
+    const tr_dataset *ds = &t->data.train;
+    if (t->loss.kind == TR_LOSS_CROSS_ENTROPY) {
+        const int64_t K = t->loss.width;
+        if (tc->n_class_weights > 0) {
+            memcpy(t->class_weights, tc->class_weights, (size_t)K * sizeof(float));
+        } else {
+            int64_t *count = calloc((size_t)K, sizeof *count);
+            if (!count)
+                return tr_fail(err, TR_ENOMEM, "out of memory");
+            for (int64_t r = 0; r < ds->rows; r++)
+                count[(int64_t)ds->y[r]]++;
+            for (int64_t k = 0; k < K; k++)
+                t->class_weights[k] = count[k] ? (float)((double)ds->rows / ((double)K * (double)count[k])) : 0.0f;
+            free(count);
+        }
+        t->loss.class_weights = t->class_weights;
+    } else if (tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION) {
+        double pos = 0.0;
+        for (int64_t i = 0; i < ds->rows * ds->tcols; i++)
+            pos += ds->y[i];
+        const double neg = (double)(ds->rows * ds->tcols) - pos;
+        t->loss.pos_weight = pos > 0.0 ? (float)(neg / pos) : 1.0f;
+    }
+    return 0;
+}
+
 int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err)
 {
     memset(t, 0, sizeof *t);
@@ -78,6 +120,9 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     if (rc)
         return rc;
     rc = tr_data_load(&t->data, c, &t->loss, d->rank, d->size, err);
+    if (rc)
+        return rc;
+    rc = set_class_weights(t, err);
     if (rc)
         return rc;
     rc = tr_sampler_init(&t->sampler, t->data.train.rows, c->train.batch_size, c->train.accumulate,
@@ -108,6 +153,11 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     if (rc)
         return rc;
     t->n_buckets = tr_grad_sync_buckets(t->sync, &t->bucket_begin);
+    t->fmode = (tr_forward_mode){.seed = c->train.seed,
+                                 .sum = c->train.sync_bn && d->size > 1 ? sum_over_ranks : NULL,
+                                 .ctx = d};
+    t->base_lr = c->train.optim.lr;
+    t->lr_scale = 1.0;
     if (d->size > 1 && !c->train.deterministic && c->train.comm != TR_COMM_ALLREDUCE) {
         rc = tr_node_group_create(&t->node, d, t->model.n_params, t->optim.n_state, t->n_buckets, err);
         if (rc)
@@ -258,9 +308,21 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
     *n_rows = n;
     if (n == 0) /* more ranks than rows in this micro-batch */
         return 0.0;
-    tr_model_forward(m, t->xb, n);
-    /* the global denominator: every rank knows G, so the scaled gradients just add up */
-    const double wsum = (double)G;
+    t->fmode.step = t->step;
+    t->fmode.rows = rows;
+    t->fmode.global_rows = (double)G;
+    tr_model_forward(m, t->xb, n, &t->fmode);
+    /* the global denominator: every rank knows the micro-batch's rows (and labels), so the
+     * scaled gradients just add up; weighted cross-entropy divides by the weight sum */
+    double wsum = (double)G;
+    if (t->loss.class_weights) {
+        const int64_t *all;
+        int64_t g;
+        tr_sampler_micro_all(s, j, &all, &g);
+        wsum = 0.0;
+        for (int64_t i = 0; i < g; i++)
+            wsum += t->loss.class_weights[(int64_t)t->data.train.y[all[i]]];
+    }
     const double denom = tr_loss_denominator(&t->loss, G, wsum);
     const float scale = (float)(1.0 / ((double)s->accumulate * denom));
     const double loss = tr_loss_compute(&t->loss, t->dZ, NULL, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, n, scale);
@@ -272,6 +334,69 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
     return loss;
 }
 
+/* The regularisation and clipping of tensor T in this step (see tr_optim_range). */
+static tr_optim_range range_of(const tr_trainer *t, const tr_tensor *T, float scale)
+{
+    const tr_train_config *tc = &t->cfg->train;
+    const bool pen = tc->penalize_all || T->is_weight;
+    return (tr_optim_range){.decay = pen,
+                            .l1 = pen ? (float)tc->l1 : 0.0f,
+                            .l2 = pen ? (float)tc->l2 : 0.0f,
+                            .scale = scale,
+                            .clip = (float)tc->clip_value};
+}
+
+/* The squared norm of (gradient + penalty gradient) over [lo, hi), tensor by tensor. */
+static double range_sq_norm(const tr_trainer *t, size_t lo, size_t hi)
+{
+    const tr_model *m = &t->model;
+    double sq = 0.0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tr_tensor *T = &m->tensor[i];
+        const size_t a = T->offset > lo ? T->offset : lo, b = T->offset + T->size < hi ? T->offset + T->size : hi;
+        if (a < b) {
+            const tr_optim_range r = range_of(t, T, 1.0f);
+            sq += tr_optim_sq_norm(m->params, m->grads, a, b, r.l1, r.l2);
+        }
+    }
+    return sq;
+}
+
+/* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1. */
+static float clip_scale(const tr_trainer *t, double sq)
+{
+    const double max_norm = t->cfg->train.clip_norm;
+    if (max_norm <= 0.0)
+        return 1.0f;
+    const double coef = max_norm / (sqrt(sq) + 1e-6);
+    return coef < 1.0 ? (float)coef : 1.0f;
+}
+
+/* Updates the parameters in [lo, hi), tensor by tensor. */
+static void update_range(tr_trainer *t, size_t lo, size_t hi, float scale)
+{
+    tr_model *m = &t->model;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tr_tensor *T = &m->tensor[i];
+        const size_t a = T->offset > lo ? T->offset : lo, b = T->offset + T->size < hi ? T->offset + T->size : hi;
+        if (a < b) {
+            const tr_optim_range r = range_of(t, T, scale);
+            t->update_finite &= tr_optim_update(&t->optim, m->params, m->grads, a, b, &r);
+        }
+    }
+}
+
+/* This rank's shard of bucket k. */
+static void shard_of(const tr_trainer *t, int k, size_t *sb, size_t *se)
+{
+    const tr_model *m = &t->model;
+    const size_t b = t->bucket_begin[k], e = k + 1 < t->n_buckets ? t->bucket_begin[k + 1] : m->n_params;
+    int64_t lo, hi;
+    tr_share((int64_t)(e - b), t->dist->local_rank, t->dist->local_size, &lo, &hi);
+    *sb = b + (size_t)lo;
+    *se = b + (size_t)hi;
+}
+
 /* One rank: the tensors at or above `frontier` are final and no longer read by backward:
  * update them now. */
 static void local_layer_done(void *ctx, size_t frontier)
@@ -281,28 +406,28 @@ static void local_layer_done(void *ctx, size_t frontier)
     const double t0 = now_seconds();
     while (t->local_top > 0 && m->tensor[t->local_top - 1].offset >= frontier) {
         const tr_tensor *T = &m->tensor[--t->local_top];
-        t->update_finite &= tr_optim_update(&t->optim, m->params, m->grads, T->offset, T->offset + T->size, true);
+        const tr_optim_range r = range_of(t, T, 1.0f);
+        t->update_finite &= tr_optim_update(&t->optim, m->params, m->grads, T->offset, T->offset + T->size, &r);
     }
     t->phase[TR_PHASE_OPTIM] += now_seconds() - t0;
 }
 
 /* Node-shared step: buckets whose layers every rank of the node has finished are reduced
- * (this rank's shard: the sum over the node's gradient slots, then across nodes) and
- * updated. Called between kernels of the backward pass and after it. */
+ * (this rank's shard: the sum over the node's gradient slots, then across nodes) and, unless
+ * the gradient norm must be known first (clip_norm), updated. Called between kernels of the
+ * backward pass and after it. */
 static void shared_update_ready(tr_trainer *t)
 {
     tr_model *m = &t->model;
     tr_dist *d = t->dist;
     const int L = d->local_size;
+    const bool clip = t->cfg->train.clip_norm > 0.0;
     while (t->updated < t->signalled) {
         const int k = t->n_buckets - 1 - t->updated; /* descending: the top bucket first */
         if (!tr_node_group_complete(t->node, k, t->round))
             return;
-        const size_t b = t->bucket_begin[k], e = k + 1 < t->n_buckets ? t->bucket_begin[k + 1] : m->n_params;
-        int64_t sb, se;
-        tr_share((int64_t)(e - b), d->local_rank, L, &sb, &se);
-        sb += (int64_t)b;
-        se += (int64_t)b;
+        size_t sb, se;
+        shard_of(t, k, &sb, &se);
         /* my shard of my own slot becomes the node sum: nobody else reads this range of it */
         const double tr0 = now_seconds();
         float *restrict mine = m->grads;
@@ -311,24 +436,19 @@ static void shared_update_ready(tr_trainer *t)
                 continue;
             const float *restrict other = tr_node_group_slot(t->node, j);
             if (j < d->local_rank) /* fixed order: slot 0 + slot 1 + ... */
-                for (int64_t i = sb; i < se; i++)
+                for (size_t i = sb; i < se; i++)
                     mine[i] = other[i] + mine[i];
             else
-                for (int64_t i = sb; i < se; i++)
+                for (size_t i = sb; i < se; i++)
                     mine[i] += other[i];
         }
         tr_err cerr;
-        if (tr_node_group_multinode(t->node) && tr_node_group_cross_sum(t->node, mine + sb, se - sb, &cerr))
-            t->update_finite = false; /* surfaced as a failed step; MPI errors abort below */
+        if (tr_node_group_multinode(t->node) && tr_node_group_cross_sum(t->node, mine + sb, (int64_t)(se - sb), &cerr))
+            t->update_finite = false; /* surfaced as a failed step */
         const double t0 = now_seconds();
         t->phase[TR_PHASE_COMM] += t0 - tr0;
-        for (int i = 0; i < m->n_tensors; i++) {
-            const tr_tensor *T = &m->tensor[i];
-            const int64_t lo = (int64_t)T->offset > sb ? (int64_t)T->offset : sb;
-            const int64_t hi = (int64_t)(T->offset + T->size) < se ? (int64_t)(T->offset + T->size) : se;
-            if (lo < hi)
-                t->update_finite &= tr_optim_update(&t->optim, m->params, m->grads, (size_t)lo, (size_t)hi, true);
-        }
+        if (!clip)
+            update_range(t, sb, se, 1.0f);
         t->phase[TR_PHASE_OPTIM] += now_seconds() - t0;
         t->updated++;
     }
@@ -414,6 +534,26 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
         if (t->updated < t->n_buckets)
             relax(spins); /* the others are still in backward; do not slow them down */
     }
+    if (t->cfg->train.clip_norm > 0.0) { /* the global norm first, then the updates */
+        double sq = 0.0;
+        for (int k = 0; k < t->n_buckets; k++) {
+            size_t sb, se;
+            shard_of(t, k, &sb, &se);
+            sq += range_sq_norm(t, sb, se);
+        }
+        int rc = tr_dist_sum_f64(t->dist, &sq, 1, err);
+        if (rc)
+            return rc;
+        sq /= (double)(t->dist->size / t->dist->local_size); /* every node holds every shard */
+        const float scale = clip_scale(t, sq);
+        const double t1 = now_seconds();
+        for (int k = 0; k < t->n_buckets; k++) {
+            size_t sb, se;
+            shard_of(t, k, &sb, &se);
+            update_range(t, sb, se, scale);
+        }
+        t->phase[TR_PHASE_OPTIM] += now_seconds() - t1;
+    }
     atomic_thread_fence(memory_order_seq_cst);
     /* the sum of the statistics is also the barrier: after it every shard is updated */
     double stats[5] = {loss_total, (double)correct, (double)rows, t->update_finite ? 0.0 : 1.0, stop_requested(t)};
@@ -435,11 +575,19 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     return 0;
 }
 
+static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err);
+
 int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 {
-    if (t->node)
-        return shared_step(t, step_in_epoch, err);
+    t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, t->lr_scale);
+    int rc = t->node ? shared_step(t, step_in_epoch, err) : replicated_step(t, step_in_epoch, err);
+    if (!rc && t->model.comm_error)
+        rc = tr_fail(err, TR_EMPI, "summing batch-norm statistics over the ranks failed");
+    return rc;
+}
 
+static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
+{
     tr_sampler *s = &t->sampler;
     tr_model *m = &t->model;
     const int64_t n_micro = tr_sampler_step_micro_batches(s, step_in_epoch);
@@ -482,7 +630,8 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     } else {
         /* one rank: each layer is updated as soon as backward is done with it, while its
          * gradient is still in cache; several ranks: after the bucketed allreduce */
-        const bool local = t->dist->size == 1;
+        /* (clipping needs the whole gradient's norm first) */
+        const bool local = t->dist->size == 1 && t->cfg->train.clip_norm <= 0.0;
         if (local) {
             tr_optim_begin_step(&t->optim);
             t->local_top = m->n_tensors;
@@ -529,16 +678,15 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     t->epoch_correct += correct;
     t->epoch_rows += rows;
 
-    if (t->cfg->train.deterministic || t->dist->size > 1) {
+    if (t->cfg->train.deterministic || t->dist->size > 1 || t->cfg->train.clip_norm > 0.0) {
+        /* the summed gradient is the same on every rank: so are the norm and the update */
         const double t0 = now_seconds();
         tr_optim_begin_step(&t->optim);
-        bool finite = true; /* checked in the optimizer's own pass over the gradient */
-        for (int i = 0; i < m->n_tensors; i++) {
-            const tr_tensor *T = &m->tensor[i];
-            finite &= tr_optim_update(&t->optim, m->params, m->grads, T->offset, T->offset + T->size, true);
-        }
+        t->update_finite = true; /* checked in the optimizer's own pass over the gradient */
+        const float scale = clip_scale(t, t->cfg->train.clip_norm > 0.0 ? range_sq_norm(t, 0, m->n_params) : 0.0);
+        update_range(t, 0, m->n_params, scale);
         t->phase[TR_PHASE_OPTIM] += now_seconds() - t0;
-        if (!finite)
+        if (!t->update_finite)
             return diverged(t, "gradient", err);
     }
     t->step++;
@@ -563,7 +711,7 @@ int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr
     for (int64_t r0 = 0; r0 < n_local; r0 += E) {
         const int64_t n = n_local - r0 < E ? n_local - r0 : E;
         const float *X = ds->X + (b + r0) * F;
-        tr_model_forward(mod, X, n);
+        tr_model_forward(mod, X, n, NULL);
         const float *Z = mod->layer[L - 1].Z, *A = mod->layer[L - 1].A;
         memcpy(t->eval_Z + (at + r0) * O, Z, (size_t)(n * O) * sizeof(float));
         memcpy(t->eval_A + (at + r0) * O, A, (size_t)(n * O) * sizeof(float));
@@ -587,9 +735,34 @@ int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr
     return rc;
 }
 
+int tr_trainer_sync_buffers(tr_trainer *t, tr_err *err)
+{
+    tr_model *m = &t->model;
+    if (t->dist->size == 1 || m->n_buffers == 0)
+        return 0;
+    int rc = tr_dist_bcast(t->dist, m->buffers, m->n_buffer_floats * sizeof(float), 0, err);
+    for (int l = 0; !rc && l < m->n_layers; l++)
+        rc = tr_dist_bcast(t->dist, &m->layer[l].bn_batches, sizeof(int64_t), 0, err);
+    return rc;
+}
+
+double tr_trainer_penalty(const tr_trainer *t)
+{
+    const tr_train_config *tc = &t->cfg->train;
+    if (tc->l1 == 0.0 && tc->l2 == 0.0)
+        return 0.0;
+    double p = 0.0;
+    for (int i = 0; i < t->model.n_tensors; i++) {
+        const tr_tensor *T = &t->model.tensor[i];
+        if (tc->penalize_all || T->is_weight)
+            p += tr_penalty(t->model.params, T->offset, T->offset + T->size, tc->l1, tc->l2);
+    }
+    return p;
+}
+
 int tr_trainer_evaluate_all(tr_trainer *t, tr_err *err)
 {
-    int rc = 0;
+    int rc = tr_trainer_sync_buffers(t, err); /* rank 0's running statistics (sync_bn = false) */
     t->has_train_metrics = t->has_val_metrics = t->has_test_metrics = false;
     if (t->cfg->train.eval_train) {
         rc = tr_trainer_evaluate(t, &t->data.train, &t->train_metrics, err);

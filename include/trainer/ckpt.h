@@ -7,7 +7,7 @@
  *   /config               attrs: every configuration key ("train.lr", "model.init.0", ...)
  *   /model                attrs: layers, activations, bias, sequential (module list)
  *   /model/<i>/weight     float32 (out, in)      /model/<i>/bias  float32 (out)
- *   /buffers/<i>/<name>   float32                (batch-norm running statistics)
+ *   /model/<i>/running_mean, running_var  float32 (out), num_batches_tracked int64 (BatchNorm1d)
  *   /optimizer            attrs: kind, step, lr
  *   /optimizer/<state>/<i>/weight|bias           (momentum_buffer, exp_avg, exp_avg_sq, ...)
  *   /scaler               attrs: kind; datasets center, scale (float32 (features))
@@ -43,6 +43,8 @@ typedef struct tr_ckpt_state {
     /* best-model tracking and early stopping */
     double best_value;
     int64_t best_epoch;
+    double es_best;         /* early stopping: the best value so far */
+    int64_t es_has_best;
     int64_t bad_evals;      /* evaluations without improvement */
     /* learning-rate schedule state (reduce-on-plateau) */
     double plateau_best;

@@ -61,6 +61,10 @@ typedef struct tr_model_config {
     tr_init_spec weight_init[TR_MAX_LAYERS];
     tr_init_spec bias_init[TR_MAX_LAYERS];
     tr_act_params act_params;
+    float dropout[TR_MAX_LAYERS];   /* after the activation of hidden layer l (0 = none) */
+    bool batchnorm[TR_MAX_LAYERS];  /* BatchNorm1d on hidden layer l */
+    bool bn_after;                  /* after the activation (else before it) */
+    float bn_eps, bn_momentum;
 } tr_model_config;
 
 typedef enum tr_scale_kind { TR_SCALE_NONE, TR_SCALE_STANDARD, TR_SCALE_MINMAX, TR_SCALE_DIVIDE } tr_scale_kind;
@@ -92,6 +96,10 @@ typedef struct tr_data_config {
     double scale_divisor;
 } tr_data_config;
 
+typedef enum tr_lr_schedule {
+    TR_SCHED_CONSTANT, TR_SCHED_STEP, TR_SCHED_EXPONENTIAL, TR_SCHED_COSINE, TR_SCHED_PLATEAU
+} tr_lr_schedule;
+
 typedef enum tr_comm_mode { TR_COMM_AUTO, TR_COMM_SHARED, TR_COMM_ALLREDUCE } tr_comm_mode;
 
 typedef struct tr_train_config {
@@ -99,6 +107,18 @@ typedef struct tr_train_config {
     tr_reduction reduction;
     double huber_delta;
     double pos_weight;
+    int64_t n_class_weights;        /* 0: none; -1: auto (balanced, from the training labels) */
+    float class_weights[1024];
+    bool sync_bn;
+    double l1, l2;
+    bool penalize_all;              /* l1, l2, weight_decay on every parameter (else weights only) */
+    double clip_norm, clip_value;
+    int lr_schedule;                /* TR_SCHED_* */
+    int64_t step_size, cosine_epochs, warmup_steps, plateau_patience;
+    double gamma, eta_min, plateau_factor, plateau_threshold, min_lr;
+    bool early_stopping;
+    int64_t patience;
+    double min_delta;
     tr_optim_config optim;
     int64_t epochs;
     int64_t batch_size; /* global rows per micro-step; 0 = the whole training set */
@@ -138,6 +158,10 @@ typedef struct tr_config_entry {
 typedef struct tr_pending_activations {
     char list[512], output[32];
     char list_where[TR_PATH_MAX + 16], output_where[TR_PATH_MAX + 16];
+    char dropout[512], batchnorm[512];     /* lists resolved against the hidden layers */
+    char dropout_where[TR_PATH_MAX + 16], batchnorm_where[TR_PATH_MAX + 16];
+    float dropout_layer[TR_MAX_LAYERS];    /* dropout.N overrides (NAN: none) */
+    signed char batchnorm_layer[TR_MAX_LAYERS]; /* batchnorm.N overrides (-1: none) */
 } tr_pending_activations;
 
 typedef struct tr_config {

@@ -76,12 +76,31 @@ void tr_optim_use_state(tr_optim *o, float *const *buffers);
 /* Starts step t+1: increments the step count and computes the bias corrections. */
 void tr_optim_begin_step(tr_optim *o);
 
+/* How one range of parameters is regularised and clipped in a step. The gradient used is
+ * clamp(scale * (g + l1 sign(p) + 2 l2 p), -clip, clip) (clip 0: no clamp), i.e. the
+ * gradient of loss + l1 sum|p| + l2 sum p^2, clipped as torch.nn.utils.clip_grad_norm_
+ * (scale) and clip_grad_value_ (clip) would, before the optimizer adds its weight decay. */
+typedef struct tr_optim_range {
+    bool decay;     /* weight_decay applies */
+    float l1, l2;   /* penalty coefficients */
+    float scale;    /* 1: no norm clipping */
+    float clip;     /* 0: no value clipping */
+} tr_optim_range;
+
+/* Plain: weight decay applies, no penalty, no clipping. */
+extern const tr_optim_range tr_optim_plain;
+
 /* Updates params[begin, end) from grads[begin, end) and leaves zeros in that gradient range
- * (the next step accumulates into it: no separate zeroing pass). `decay` says whether
- * weight_decay applies to this range. Ranges of one step may be updated in any order (e.g.
- * per bucket as its gradients arrive): the update is element-wise. Returns false when a
- * gradient in the range is not finite (checked in the same pass; the range is then garbage
- * and the run must stop without saving). */
-bool tr_optim_update(tr_optim *o, float *params, float *grads, size_t begin, size_t end, bool decay);
+ * (the next step accumulates into it: no separate zeroing pass). Ranges of one step may be
+ * updated in any order (e.g. per bucket as its gradients arrive): the update is element-wise.
+ * Returns false when a gradient in the range is not finite (checked in the same pass; the
+ * range is then garbage and the run must stop without saving). */
+bool tr_optim_update(tr_optim *o, float *params, float *grads, size_t begin, size_t end, const tr_optim_range *r);
+
+/* sum over [begin, end) of (g + l1 sign(p) + 2 l2 p)^2: the squared norm clipping looks at. */
+double tr_optim_sq_norm(const float *params, const float *grads, size_t begin, size_t end, float l1, float l2);
+
+/* l1 sum |p| + l2 sum p^2 over [begin, end): the penalty's value. */
+double tr_penalty(const float *params, size_t begin, size_t end, double l1, double l2);
 
 #endif

@@ -9,6 +9,7 @@
 #ifndef TRAINER_RNG_H
 #define TRAINER_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* What a random value is for; part of the counter, so purposes never share values. */
@@ -28,6 +29,10 @@ tr_rng tr_rng_make(uint64_t seed);
 
 /* The four 32-bit words at counter (purpose, stream, index). */
 void tr_rng_words(tr_rng r, uint32_t purpose, uint32_t stream, uint64_t index, uint32_t out[4]);
+
+/* The words of n consecutive indices first, first + 1, ...: out[4 i + k] is word k of index
+ * first + i (what tr_rng_words gives, computed several counters at a time). */
+void tr_rng_blocks(tr_rng r, uint32_t purpose, uint32_t stream, uint64_t first, size_t n, uint32_t *out);
 
 /* Uniform double in [0, 1) with 53 random bits. */
 double tr_rng_uniform(tr_rng r, uint32_t purpose, uint32_t stream, uint64_t index);

@@ -46,6 +46,9 @@ int64_t tr_sampler_step_micro_batches(const tr_sampler *s, int64_t step);
  * (*rows points into the permutation; *n_rows of them). */
 void tr_sampler_micro(const tr_sampler *s, int64_t j, int64_t *global_rows, const int64_t **rows, int64_t *n_rows);
 
+/* Every rank's rows of micro-batch j (*rows points into the permutation, *n of them). */
+void tr_sampler_micro_all(const tr_sampler *s, int64_t j, const int64_t **rows, int64_t *n);
+
 /* The most rows any rank gets in one micro-batch (sizes the workspace). */
 int64_t tr_sampler_max_local_rows(const tr_sampler *s);
 

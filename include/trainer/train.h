@@ -81,9 +81,13 @@ typedef struct tr_trainer {
     FILE *out;              /* human output (rank 0), NULL elsewhere */
     /* test hook: poison this rank's gradient at this step (TRAINER_FAULT_NAN=rank:step) */
     int64_t fault_nan_step;
+    tr_forward_mode fmode;  /* training-mode forward (dropout, batch norm) */
+    float class_weights[1024];
+    double base_lr, lr_scale; /* the configured rate and the plateau schedule's factor */
     /* stopping on a signal: the flag a handler sets, and the agreement of the last step */
     volatile sig_atomic_t *stop_flag;
     bool stop_agreed;
+    bool stopped_early;     /* early stopping ended the run */
 } tr_trainer;
 
 /* Loads data, builds and initialises the model, optimizer, sampler and gradient sync. Every
@@ -99,6 +103,13 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err);
  * computes its share of fixed-size chunks; the per-row results are gathered, so every rank
  * gets metrics identical to a single-rank evaluation. Collective. */
 int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *m, tr_err *err);
+
+/* Broadcasts rank 0's batch-norm running statistics (they differ between ranks when each
+ * normalises its own slice, sync_bn = false). Collective. */
+int tr_trainer_sync_buffers(tr_trainer *t, tr_err *err);
+
+/* The L1/L2 penalty's value at the current parameters (0 without penalties). */
+double tr_trainer_penalty(const tr_trainer *t);
 
 /* Evaluates every configured set (training set if eval_train, validation, test) and checks
  * that the replicas are identical. Collective. */

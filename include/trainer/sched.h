@@ -1,0 +1,51 @@
+/*
+ * sched.h: what changes from epoch to epoch: the learning-rate schedule (constant, step,
+ * exponential, cosine, reduce-on-plateau, with linear warm-up) and early stopping. Pure
+ * functions of the configuration and a small state, so a checkpoint can carry the state and
+ * the tests can compare every value with its formula.
+ */
+#ifndef TRAINER_SCHED_H
+#define TRAINER_SCHED_H
+
+#include "trainer/config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The learning rate for epoch `epoch` (0-based) at optimizer step `step` (0-based):
+ *   constant     lr
+ *   step         lr * gamma^floor(epoch / step_size)
+ *   exponential  lr * gamma^epoch
+ *   cosine       eta_min + (lr - eta_min) (1 + cos(pi * min(epoch, T) / T)) / 2,  T = cosine_epochs or epochs
+ *   plateau      lr * plateau_scale (plateau_scale from tr_plateau_update)
+ * then times (step + 1) / warmup_steps while step < warmup_steps. */
+double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t step, double plateau_scale);
+
+/* ReduceLROnPlateau (PyTorch, threshold mode rel, no cooldown). */
+typedef struct tr_plateau {
+    bool has_best;
+    double best;
+    int64_t bad;   /* evaluations without improvement */
+    double scale;  /* the factor on the base learning rate so far */
+} tr_plateau;
+
+void tr_plateau_init(tr_plateau *p);
+
+/* One evaluation's monitored value; returns true when it reduced the rate (scale *= factor,
+ * not below min_lr / lr). */
+bool tr_plateau_update(tr_plateau *p, const tr_train_config *tc, double lr, double value, bool lower_better);
+
+/* Early stopping: stop after `patience` evaluations without an improvement of more than
+ * min_delta over the best value so far. */
+typedef struct tr_early_stop {
+    bool has_best;
+    double best;
+    int64_t bad;
+} tr_early_stop;
+
+void tr_early_stop_init(tr_early_stop *e);
+
+/* Returns true when training should stop after this evaluation. */
+bool tr_early_stop_update(tr_early_stop *e, double value, bool lower_better, double min_delta, int64_t patience);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * sched.c: learning-rate schedules, reduce-on-plateau and early stopping (see sched.h for
+ * the formulas).
+ */
+#include "trainer/sched.h"
+
+#include <math.h>
+
+double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t step, double plateau_scale)
+{
+    double v = lr;
+    switch ((tr_lr_schedule)tc->lr_schedule) {
+    case TR_SCHED_CONSTANT:
+        break;
+    case TR_SCHED_STEP:
+        v = lr * pow(tc->gamma, (double)(epoch / tc->step_size));
+        break;
+    case TR_SCHED_EXPONENTIAL:
+        v = lr * pow(tc->gamma, (double)epoch);
+        break;
+    case TR_SCHED_COSINE: {
+        const double T = (double)(tc->cosine_epochs > 0 ? tc->cosine_epochs : tc->epochs);
+        const double e = (double)epoch < T ? (double)epoch : T;
+        v = tc->eta_min + (lr - tc->eta_min) * (1.0 + cos(M_PI * e / (T > 0 ? T : 1.0))) / 2.0;
+        break;
+    }
+    case TR_SCHED_PLATEAU:
+        v = lr * plateau_scale;
+        break;
+    }
+    if (tc->warmup_steps > 0 && step < tc->warmup_steps)
+        v *= (double)(step + 1) / (double)tc->warmup_steps;
+    return v;
+}
+
+void tr_plateau_init(tr_plateau *p)
+{
+    p->has_best = false;
+    p->best = 0.0;
+    p->bad = 0;
+    p->scale = 1.0;
+}
+
+bool tr_plateau_update(tr_plateau *p, const tr_train_config *tc, double lr, double value, bool lower_better)
+{
+    if (!isfinite(value))
+        return false;
+    const double th = tc->plateau_threshold;
+    const bool better = !p->has_best || (lower_better ? value < p->best * (1.0 - th) : value > p->best * (1.0 + th));
+    if (better) {
+        p->best = value;
+        p->has_best = true;
+        p->bad = 0;
+        return false;
+    }
+    if (++p->bad <= tc->plateau_patience)
+        return false;
+    p->bad = 0;
+    const double old_lr = lr * p->scale;
+    const double new_lr = fmax(old_lr * tc->plateau_factor, tc->min_lr);
+    if (old_lr - new_lr <= 1e-8) /* PyTorch's eps: no change worth making */
+        return false;
+    p->scale = new_lr / lr;
+    return true;
+}
+
+void tr_early_stop_init(tr_early_stop *e)
+{
+    e->has_best = false;
+    e->best = 0.0;
+    e->bad = 0;
+}
+
+bool tr_early_stop_update(tr_early_stop *e, double value, bool lower_better, double min_delta, int64_t patience)
+{
+    if (!isfinite(value))
+        return ++e->bad >= patience;
+    const bool better = !e->has_best || (lower_better ? value < e->best - min_delta : value > e->best + min_delta);
+    if (better) {
+        e->best = value;
+        e->has_best = true;
+        e->bad = 0;
+        return false;
+    }
+    return ++e->bad >= patience;
+}
