@@ -45,7 +45,7 @@ static const char *config_for(const char *run)
 
 static int trainer(const char *env, int np, const char *args)
 {
-    char cmd[4096];
+    char cmd[8192];
     if (np > 0)
         snprintf(cmd, sizeof cmd, "%s timeout 200 %s -np %d --oversubscribe %s %s", env, MPIEXEC, np, TRAINER_BIN,
                  args);
@@ -54,16 +54,19 @@ static int trainer(const char *env, int np, const char *args)
     return run_cmd(cmd, out, sizeof out);
 }
 
-/* The /model tensors of a checkpoint, concatenated (malloc'd). */
-static float *model_of(const char *path, size_t *n)
+/* The /model tensors of the config's network (2 -> 12 -> 3, no batch norm). */
+static const char *const plain_tensors[] = {"/model/0/weight", "/model/0/bias", "/model/2/weight", "/model/2/bias",
+                                            NULL};
+
+/* The named /model datasets of a checkpoint, concatenated (malloc'd). */
+static float *model_of(const char *path, const char *const *names, size_t *n)
 {
     hid_t f;
     tr_err err = {0};
     cr_assert_eq(tr_h5_open(&f, path, &err), 0, "%s", err.msg);
-    const char *names[] = {"/model/0/weight", "/model/0/bias", "/model/2/weight", "/model/2/bias"};
     float *all = NULL;
     *n = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; names[i]; i++) {
         int64_t r, c;
         cr_assert_eq(tr_h5_shape(f, path, names[i], &r, &c, NULL, &err), 0, "%s", err.msg);
         all = realloc(all, (*n + (size_t)(r * c)) * sizeof *all);
@@ -74,10 +77,10 @@ static float *model_of(const char *path, size_t *n)
     return all;
 }
 
-static void expect_same_model(const char *a, const char *b, bool bitwise)
+static void expect_same_tensors(const char *a, const char *b, const char *const *names, bool bitwise)
 {
     size_t na, nb;
-    float *pa = model_of(a, &na), *pb = model_of(b, &nb);
+    float *pa = model_of(a, names, &na), *pb = model_of(b, names, &nb);
     cr_assert_eq(na, nb);
     if (bitwise) {
         cr_expect(memcmp(pa, pb, na * sizeof *pa) == 0, "%s and %s differ", a, b);
@@ -91,6 +94,22 @@ static void expect_same_model(const char *a, const char *b, bool bitwise)
     }
     free(pa);
     free(pb);
+}
+
+/* The metric logs of two runs agree, row for row (the time and speed columns aside). */
+static void expect_same_metric_logs(const char *run_a, const char *run_b)
+{
+    char cmd[2000], a[8192], b[8192];
+    snprintf(cmd, sizeof cmd, "cut -d, -f1,2,4-7,15- %s/metrics.csv", run_a);
+    run_cmd(cmd, a, sizeof a);
+    snprintf(cmd, sizeof cmd, "cut -d, -f1,2,4-7,15- %s/metrics.csv", run_b);
+    run_cmd(cmd, b, sizeof b);
+    cr_expect_str_eq(a, b);
+}
+
+static void expect_same_model(const char *a, const char *b, bool bitwise)
+{
+    expect_same_tensors(a, b, plain_tensors, bitwise);
 }
 
 static const char *ckpt(const char *run, int64_t step)
@@ -154,7 +173,7 @@ Test(ckpt, round_trip_of_every_buffer)
 
 Test(ckpt, resume_gives_bitwise_the_uninterrupted_parameters)
 {
-    char full[400], part[400], args[1200];
+    char full[400], part[400], args[4096];
     snprintf(full, sizeof full, "%s/full", dir);
     snprintf(part, sizeof part, "%s/part", dir);
     snprintf(args, sizeof args, "train %s", config_for(full));
@@ -166,18 +185,12 @@ Test(ckpt, resume_gives_bitwise_the_uninterrupted_parameters)
     cr_assert_eq(trainer("", 0, args), 0, "%s", out);
     cr_expect(strstr(out, "resumed from") != NULL, "%s", out);
     expect_same_model(ckpt(full, 162), ckpt(part, 162), true); /* 6 epochs x 27 steps (420 training rows, batches of 16) */
-    /* the metric logs agree, row for row (the time and speed columns aside) */
-    char cmd[2000], a[8192], b[8192];
-    snprintf(cmd, sizeof cmd, "cut -d, -f1,2,4,5,6,15- %s/metrics.csv", full);
-    run_cmd(cmd, a, sizeof a);
-    snprintf(cmd, sizeof cmd, "cut -d, -f1,2,4,5,6,15- %s/metrics.csv", part);
-    run_cmd(cmd, b, sizeof b);
-    cr_expect_str_eq(a, b);
+    expect_same_metric_logs(full, part);
 }
 
 Test(ckpt, sigterm_in_mid_epoch_checkpoints_and_resumes_to_the_same_parameters)
 {
-    char full[400], sig[400], args[1200];
+    char full[400], sig[400], args[4096];
     snprintf(full, sizeof full, "%s/full", dir);
     snprintf(sig, sizeof sig, "%s/sig", dir);
     snprintf(args, sizeof args, "train %s", config_for(full));
@@ -194,7 +207,7 @@ Test(ckpt, sigterm_in_mid_epoch_checkpoints_and_resumes_to_the_same_parameters)
 
 Test(ckpt, signal_on_one_rank_stops_both_and_resume_matches)
 {
-    char full[400], sig[400], args[1200];
+    char full[400], sig[400], args[4096];
     snprintf(full, sizeof full, "%s/full2", dir);
     snprintf(sig, sizeof sig, "%s/sig2", dir);
     snprintf(args, sizeof args, "train %s", config_for(full));
@@ -208,7 +221,7 @@ Test(ckpt, signal_on_one_rank_stops_both_and_resume_matches)
 
 Test(ckpt, a_one_rank_checkpoint_resumes_on_two_ranks)
 {
-    char full[400], part[400], args[1200];
+    char full[400], part[400], args[4096];
     snprintf(full, sizeof full, "%s/f1", dir);
     snprintf(part, sizeof part, "%s/p1", dir);
     snprintf(args, sizeof args, "train %s", config_for(full));
@@ -222,7 +235,7 @@ Test(ckpt, a_one_rank_checkpoint_resumes_on_two_ranks)
 
 Test(ckpt, kill_9_during_a_write_leaves_the_last_checkpoint)
 {
-    char run[400], args[1200];
+    char run[400], args[4096];
     snprintf(run, sizeof run, "%s/killed", dir);
     snprintf(args, sizeof args, "%s train %s", TRAINER_BIN, config_for(run));
     pid_t pid = fork();
@@ -246,7 +259,7 @@ Test(ckpt, kill_9_during_a_write_leaves_the_last_checkpoint)
     cr_assert(seen, "the second checkpoint write never started");
     cr_expect(access(ckpt(run, 54), F_OK) != 0, "the paused checkpoint is already in place");
     kill(pid, SIGKILL);
-    char pk[900];
+    char pk[1500];
     snprintf(pk, sizeof pk, "pkill -9 -f '%s' ; true", config_for(run));
     run_cmd(pk, NULL, 0);
     waitpid(pid, NULL, 0);
@@ -261,7 +274,7 @@ Test(ckpt, kill_9_during_a_write_leaves_the_last_checkpoint)
 
 static void expect_ckpt_error(const char *ckpt_path, const char *args_extra, const char *n1, const char *n2)
 {
-    char args[1500];
+    char args[4096];
     snprintf(args, sizeof args, "eval %s --checkpoint %s %s", config_for("/tmp/unused-run"), ckpt_path, args_extra);
     cr_expect_eq(trainer("", 0, args), 4, "exit status for %s: %s", ckpt_path, out);
     if (n1)
@@ -272,7 +285,7 @@ static void expect_ckpt_error(const char *ckpt_path, const char *args_extra, con
 
 Test(ckpt, damaged_or_mismatched_files_are_refused_clearly)
 {
-    char run[400], args[1200], good[800], path[900], cmd[2000];
+    char run[400], args[4096], good[800], path[900], cmd[2000];
     snprintf(run, sizeof run, "%s/good", dir);
     snprintf(args, sizeof args, "train %s --set train.epochs=1", config_for(run));
     cr_assert_eq(trainer("", 0, args), 0, "%s", out);
@@ -313,7 +326,7 @@ Test(ckpt, damaged_or_mismatched_files_are_refused_clearly)
 
 Test(ckpt, rotation_keeps_the_newest_and_best)
 {
-    char run[400], args[1200], cmd[900];
+    char run[400], args[4096], cmd[900];
     snprintf(run, sizeof run, "%s/rot", dir);
     snprintf(args, sizeof args, "train %s", config_for(run));
     cr_assert_eq(trainer("", 0, args), 0, "%s", out);
@@ -329,7 +342,7 @@ Test(ckpt, rotation_keeps_the_newest_and_best)
 
 Test(ckpt, eval_and_predict_use_the_checkpoint)
 {
-    char run[400], args[4000], pred[800], in[800];
+    char run[400], args[4096], pred[800], in[800];
     snprintf(run, sizeof run, "%s/ev", dir);
     snprintf(args, sizeof args, "train %s", config_for(run));
     cr_assert_eq(trainer("", 0, args), 0, "%s", out);
@@ -377,7 +390,7 @@ Test(ckpt, deterministic_resume_on_another_rank_count_is_bitwise)
 {
     /* 448 training rows: 28 optimizer steps of 16 rows per epoch; micro-batches of 8 rows as
      * (1 rank, accumulate 2) and as (2 ranks x 8 rows, accumulate 1) */
-    char full[400], part[400], args[1600];
+    char full[400], part[400], args[4096];
     const char *one = "--set data.n=640 --set train.deterministic=true --set train.threads=1 "
                       "--set train.batch_size=8 --set train.accumulate=2";
     const char *two = "--set data.n=640 --set train.deterministic=true --set train.threads=1 "
@@ -391,4 +404,32 @@ Test(ckpt, deterministic_resume_on_another_rank_count_is_bitwise)
     snprintf(args, sizeof args, "train %s %s --resume %s", config_for(part), two, part);
     cr_assert_eq(trainer("", 2, args), 0, "%s", out);
     expect_same_model(ckpt(full, 168), ckpt(part, 168), true); /* 6 epochs x 28 steps */
+}
+
+Test(ckpt, resume_with_batch_norm_dropout_schedule_and_early_stopping_is_bitwise_on_two_ranks)
+{
+    /* Linear, BatchNorm1d, Tanh, Dropout, Linear; cosine over 6 epochs whatever epochs says
+     * (the first part stops after 3). min_delta 1e9: nothing improves after the
+     * first evaluation, so patience 4 stops the run after epoch 5 of 6 -- but only if the
+     * resumed run remembers the two evaluations without improvement before it stopped */
+    const char *const names[] = {"/model/0/weight", "/model/0/bias", "/model/1/weight", "/model/1/bias",
+                                 "/model/1/running_mean", "/model/1/running_var", "/model/4/weight",
+                                 "/model/4/bias", NULL};
+    const char *sets = "--set model.batchnorm=true --set model.dropout=0.2 --set train.lr_schedule=cosine "
+                       "--set train.cosine_epochs=6 --set train.warmup_steps=10 --set train.clip_norm=0.5 --set train.l2=1e-4 "
+                       "--set train.early_stopping=true --set train.patience=4 --set train.min_delta=1e9";
+    char full[400], part[400], args[4096];
+    snprintf(full, sizeof full, "%s/rfull", dir);
+    snprintf(part, sizeof part, "%s/rpart", dir);
+    snprintf(args, sizeof args, "train %s %s", config_for(full), sets);
+    cr_assert_eq(trainer("", 2, args), 0, "%s", out);
+    cr_expect(strstr(out, "early stopping after epoch 5") != NULL, "%s", out);
+    snprintf(args, sizeof args, "train %s %s --set train.epochs=3", config_for(part), sets);
+    cr_assert_eq(trainer("", 2, args), 0, "%s", out);
+    snprintf(args, sizeof args, "train %s %s --resume %s", config_for(part), sets, part);
+    cr_assert_eq(trainer("", 2, args), 0, "%s", out);
+    cr_expect(strstr(out, "resumed from") && strstr(out, "early stopping after epoch 5"), "%s", out);
+    expect_same_tensors(ckpt(full, 135), ckpt(part, 135), names, true); /* 5 epochs x 27 steps */
+    cr_expect(access(ckpt(part, 162), F_OK) != 0, "the resumed run went on past the early stop");
+    expect_same_metric_logs(full, part); /* the rates of the cosine schedule included */
 }

@@ -90,7 +90,7 @@ Test(buckets, backward_in_row_blocks_equals_whole_backward)
     fill_uniform(dZ, sizeof dZ / sizeof *dZ, -1, 1, 5);
     memcpy(dZ2, dZ, sizeof dZ);
     float *whole = calloc(m.n_params, sizeof *whole), *blocks = calloc(m.n_params, sizeof *blocks);
-    tr_model_forward(&m, X, 8);
+    tr_model_forward(&m, X, 8, NULL);
     tr_model_backward(&m, whole, X, dZ, 8, true, NULL);
     tr_dist d;
     tr_dist_init_local(&d);
@@ -100,7 +100,7 @@ Test(buckets, backward_in_row_blocks_equals_whole_backward)
     const int n = tr_grad_sync_buckets(s, &b);
     frontier_log log = {.n = 0};
     tr_grad_hook hook = {.ready = log_ready, .ctx = &log, .splits = b, .n_splits = n};
-    tr_model_forward(&m, X, 8);
+    tr_model_forward(&m, X, 8, NULL);
     tr_model_backward(&m, blocks, X, dZ2, 8, true, &hook);
     /* OpenBLAS chooses its kernels by shape, so a row block may round differently in the
      * last bit: equal to float rounding, not bitwise */
@@ -143,9 +143,9 @@ Test(buckets, backward_overwrites_when_not_accumulating)
     float d1[8 * 5], d2[8 * 5];
     memcpy(d1, dZ, sizeof dZ);
     memcpy(d2, dZ, sizeof dZ);
-    tr_model_forward(&m, X, 8);
+    tr_model_forward(&m, X, 8, NULL);
     tr_model_backward(&m, g1, X, d1, 8, true, NULL);
-    tr_model_forward(&m, X, 8);
+    tr_model_forward(&m, X, 8, NULL);
     tr_model_backward(&m, g2, X, d2, 8, false, NULL);
     for (int t = 0; t < m.n_tensors; t++)
         cr_expect(memcmp(g1 + m.tensor[t].offset, g2 + m.tensor[t].offset, m.tensor[t].size * sizeof(float)) == 0,

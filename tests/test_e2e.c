@@ -54,6 +54,21 @@ Test(e2e, fashion_mnist_mlp_reaches_88_percent_test_accuracy)
     tr_config_free(&c);
 }
 
+Test(e2e, fashion_mnist_with_batch_norm_dropout_and_early_stopping_reaches_89_percent)
+{
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+        cr_skip_test("dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)");
+    tr_trainer t;
+    tr_config c;
+    tr_dist d;
+    run_config(&t, &c, &d, "fashion_mnist_regularized", NULL, 0);
+    cr_expect_eq(t.data.train.rows, 54000);
+    cr_expect_eq(t.data.val.rows, 6000);
+    cr_expect(t.test_metrics.accuracy >= 0.89, "test accuracy %.4f < 0.89", t.test_metrics.accuracy);
+    tr_trainer_free(&t);
+    tr_config_free(&c);
+}
+
 Test(e2e, circles_small_relu_net_reaches_95_percent)
 {
     tr_trainer t;

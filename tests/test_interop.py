@@ -95,4 +95,79 @@ for name, (sets, kind) in CASES.items():
         same = all(np.array_equal(a["model"][i][k], b["model"][i][k]) for i in a["model"] for k in a["model"][i])
     check(same, f"{name}: from_torch.py + --init-from restore the parameters bit for bit")
 
+# ---------------------------------------------------------------- training agrees with PyTorch
+# The same initial parameters, the same batches in the same order: a few epochs of trainer
+# and of a plain PyTorch loop end with the same parameters and batch-norm statistics.
+TRAIN_CASES = {
+    "bn-before + sgd momentum + bce": (
+        ["--set", "data.generator=moons", "--set", "model.layers=2,8,8,1", "--set", "model.activations=tanh",
+         "--set", "model.output_activation=sigmoid", "--set", "train.loss=bce", "--set", "model.batchnorm=true",
+         "--set", "train.optimizer=momentum", "--set", "train.lr=0.1"],
+        dict(loss="bce", opt="momentum")),
+    "bn-after + momentum + cross-entropy + l2 + clip_norm + step schedule": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=relu", "--set", "model.output_activation=identity",
+         "--set", "train.loss=cross_entropy", "--set", "model.batchnorm=true",
+         "--set", "model.batchnorm_position=after", "--set", "train.optimizer=momentum", "--set", "train.lr=0.1",
+         "--set", "train.l2=0.001", "--set", "train.clip_norm=0.5", "--set", "train.lr_schedule=step",
+         "--set", "train.step_size=1", "--set", "train.gamma=0.5"],
+        dict(loss="ce", opt="momentum", l2=0.001, clip=0.5, step_gamma=0.5)),
+    # Adam without batch norm: in front of a batch norm a bias has a gradient that is zero up
+    # to rounding, and Adam's g / sqrt(v) turns that rounding into full-size steps.
+    "adam + weighted cross-entropy": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=relu", "--set", "model.output_activation=identity",
+         "--set", "train.loss=cross_entropy", "--set", "train.class_weights=1,2,0.5",
+         "--set", "train.optimizer=adam", "--set", "train.lr=0.05"],
+        dict(loss="ce", opt="adam", class_weights=[1.0, 2.0, 0.5])),
+}
+common = ["--set", "data.n=256", "--set", "data.test_fraction=0", "--set", "data.scale=none", "--set",
+          "train.shuffle=false", "--set", "train.batch_size=64", "--set", "train.threads=1", "--set",
+          "train.sync_bn=false"]
+import to_torch  # noqa: E402
+from trainer_h5 import read_checkpoint  # noqa: E402
+for name, (sets, how) in TRAIN_CASES.items():
+    d0, d1 = os.path.join(tmp, "t0"), os.path.join(tmp, "t1")
+    run(trainer, "train", config, "--set", f"output.dir={d0}", *common, *sets, "--set", "train.epochs=0")
+    run(trainer, "train", config, "--set", f"output.dir={d1}", *common, *sets, "--set", "train.epochs=3")
+    start = to_torch.build(read_checkpoint(os.path.join(d0, "ckpt-000000000.h5")))
+    done = read_checkpoint(os.path.join(d1, "ckpt-000000012.h5"))["tensors"]
+    gen = os.path.join(tmp, "train.h5")
+    run(trainer, "data", "gen", "moons" if how["loss"] == "bce" else "blobs", "--out", gen, "--n", "256",
+        *(["--classes", "3"] if how["loss"] == "ce" else []))
+    with h5py.File(gen, "r") as f:
+        X = torch.from_numpy(np.array(f["X"], dtype=np.float32))
+        Y = torch.from_numpy(np.array(f["y"]))
+    model = start.train()
+    if how["opt"] == "momentum":
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1, how["step_gamma"]) if "step_gamma" in how else None
+    for epoch in range(3):
+        for b in range(0, 256, 64):
+            x, y = X[b:b + 64], Y[b:b + 64]
+            out = model(x)
+            if how["loss"] == "bce":
+                loss = torch.nn.functional.binary_cross_entropy(out, y.float().reshape(-1, 1))
+            else:
+                weight = torch.tensor(how["class_weights"]) if "class_weights" in how else None
+                loss = torch.nn.functional.cross_entropy(out, y.long(), weight=weight)
+            if "l2" in how:
+                loss = loss + how["l2"] * sum((m.weight ** 2).sum() for m in model if isinstance(m, torch.nn.Linear))
+            opt.zero_grad()
+            loss.backward()
+            if "clip" in how:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), how["clip"])
+            opt.step()
+        if sched:
+            sched.step()
+    state = model.state_dict()
+    worst = max(float(np.max(np.abs(state[k].numpy().astype(np.float64) - done[k].astype(np.float64))))
+                for k in state)
+    check(worst < 2e-5, f"{name}: 12 steps of trainer and of PyTorch agree ({worst:.2e} largest difference)")
+    import shutil  # noqa: E402
+    shutil.rmtree(d0)
+    shutil.rmtree(d1)
+
 sys.exit(1 if failures else 0)

@@ -3,6 +3,7 @@
  */
 #include "test_util.h"
 #include "trainer/layers.h"
+#include "trainer/rng.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -137,4 +138,107 @@ Test(activation, names_round_trip)
     for (int a = 0; a < TR_ACT_COUNT; a++)
         cr_expect_eq(tr_activation_from_name(tr_activation_name((tr_activation)a)), a);
     cr_expect_eq(tr_activation_from_name("Relu"), -1);
+}
+
+/* ------------------------------------------------------------------ dropout --------- */
+
+Test(dropout, drops_at_the_rate_and_scales_the_kept_units)
+{
+    enum { ROWS = 1000, UNITS = 100 };
+    static float mask[ROWS * UNITS];
+    static int64_t rows[ROWS];
+    for (int r = 0; r < ROWS; r++)
+        rows[r] = r;
+    const float rates[] = {0.1f, 0.3f, 0.5f, 0.9f};
+    for (int k = 0; k < 4; k++) {
+        const float p = rates[k];
+        tr_dropout_mask(mask, rows, ROWS, UNITS, p, 17, 3, 0, UNITS);
+        double dropped = 0;
+        bool scaled = true;
+        for (int i = 0; i < ROWS * UNITS; i++) {
+            dropped += mask[i] == 0.0f;
+            scaled &= mask[i] == 0.0f || mask[i] == 1.0f / (1.0f - p);
+        }
+        const double n = ROWS * UNITS, sd = sqrt(p * (1 - p) / n);
+        cr_expect(fabs(dropped / n - p) < 5 * sd, "p %g: dropped %g", (double)p, dropped / n);
+        cr_expect(scaled, "p %g: kept units are not scaled by 1/(1-p)", (double)p);
+    }
+}
+
+Test(dropout, a_sample_gets_its_mask_wherever_it_is_computed)
+{
+    /* rows 7 and 2 in one batch, or each alone in another order: the same masks */
+    const int64_t both[2] = {7, 2}, seven[1] = {7}, two[1] = {2};
+    float m_both[2 * 10], m7[10], m2[10];
+    tr_dropout_mask(m_both, both, 2, 10, 0.5f, 1, 4, 0, 10);
+    tr_dropout_mask(m2, two, 1, 10, 0.5f, 1, 4, 0, 10);
+    tr_dropout_mask(m7, seven, 1, 10, 0.5f, 1, 4, 0, 10);
+    cr_expect(memcmp(m_both, m7, sizeof m7) == 0 && memcmp(m_both + 10, m2, sizeof m2) == 0);
+    /* a layer's units sit at its offset in the row's counters: units 3..7 of a 10-unit row */
+    float part[5];
+    tr_dropout_mask(part, seven, 1, 5, 0.5f, 1, 4, 3, 10);
+    cr_expect(memcmp(part, m7 + 3, sizeof part) == 0);
+    /* another step, seed or row: another mask */
+    float other[10];
+    tr_dropout_mask(other, seven, 1, 10, 0.5f, 1, 5, 0, 10);
+    cr_expect(memcmp(other, m7, sizeof m7) != 0, "step does not change the mask");
+    tr_dropout_mask(other, seven, 1, 10, 0.5f, 2, 4, 0, 10);
+    cr_expect(memcmp(other, m7, sizeof m7) != 0, "seed does not change the mask");
+    cr_expect(memcmp(m2, m7, sizeof m7) != 0, "rows share a mask");
+}
+
+/* ------------------------------------------------------------------ batch norm ------ */
+
+Test(batch_norm, sums_of_slices_add_up_to_the_batch)
+{
+    /* synchronised batch norm adds the ranks' sums: slices must give the whole batch's */
+    enum { ROWS = 12, F = 3 };
+    float X[ROWS * F], dY[ROWS * F], xhat[ROWS * F];
+    fill_uniform(X, ROWS * F, -2.0f, 3.0f, 5);
+    fill_uniform(dY, ROWS * F, -1.0f, 1.0f, 6);
+    fill_uniform(xhat, ROWS * F, -1.0f, 1.0f, 7);
+    double whole[2 * F] = {0}, parts[2 * F] = {0}, bwhole[2 * F] = {0}, bparts[2 * F] = {0};
+    tr_bn_sums(whole, X, ROWS, F);
+    tr_bn_sums(parts, X, 5, F);
+    tr_bn_sums(parts, X + 5 * F, ROWS - 5, F);
+    tr_bn_backward_sums(bwhole, dY, xhat, ROWS, F);
+    tr_bn_backward_sums(bparts, dY, xhat, 5, F);
+    tr_bn_backward_sums(bparts, dY + 5 * F, xhat + 5 * F, ROWS - 5, F);
+    for (int j = 0; j < 2 * F; j++) {
+        cr_expect(fabs(whole[j] - parts[j]) < 1e-9 * (1 + fabs(whole[j])));
+        cr_expect(fabs(bwhole[j] - bparts[j]) < 1e-9 * (1 + fabs(bwhole[j])));
+    }
+    double mean0 = 0;
+    for (int r = 0; r < ROWS; r++)
+        mean0 += X[r * F];
+    cr_expect(fabs(whole[0] - mean0) < 1e-9 && whole[F] > 0);
+}
+
+Test(dropout, mask_is_the_scalar_philox_word_against_p)
+{
+    /* the vectorised generator and the chunked mask against Random123 one counter at a time,
+     * with unaligned offsets, rows longer than a chunk, and indices around 2^32 and 2^34 */
+    enum { UNITS = 300 };
+    const int64_t rows[3] = {0, 14316557, 57266230}; /* x 300 units: just below 2^32, 2^34 */
+    static float mask[3 * UNITS];
+    const float p = 0.37f;
+    tr_dropout_mask(mask, rows, 3, UNITS, p, 99, 12, 5, 1000);
+    const tr_rng rng = tr_rng_make(99);
+    int mismatches = 0;
+    for (int r = 0; r < 3; r++)
+        for (int j = 0; j < UNITS; j++) {
+            const uint64_t u = (uint64_t)rows[r] * 1000 + 5 + (uint64_t)j;
+            uint32_t w[4];
+            tr_rng_words(rng, TR_RNG_DROPOUT, 12, u / 4, w);
+            const float want = (double)w[u % 4] < (double)p * 4294967296.0 ? 0.0f : 1.0f / (1.0f - p);
+            mismatches += mask[r * UNITS + j] != want;
+        }
+    cr_expect_eq(mismatches, 0, "%d units differ from the scalar generator", mismatches);
+    uint32_t blocks[4 * 21];
+    tr_rng_blocks(rng, TR_RNG_DROPOUT, 3, (1ull << 32) - 9, 21, blocks);
+    for (int i = 0; i < 21; i++) {
+        uint32_t w[4];
+        tr_rng_words(rng, TR_RNG_DROPOUT, 3, (1ull << 32) - 9 + (uint64_t)i, w);
+        cr_expect(memcmp(w, blocks + 4 * i, sizeof w) == 0, "counter 2^32 - 9 + %d", i);
+    }
 }

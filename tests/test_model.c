@@ -69,7 +69,7 @@ Test(model, blas_forward_and_backward_match_plain_loops)
         tr_act_forward(ref_A[l], ref_Z[l], B, w[l + 1], a[l], &c.act_params);
         in = ref_A[l];
     }
-    const float *out = tr_model_forward(&m, X, B);
+    const float *out = tr_model_forward(&m, X, B, NULL);
     for (int64_t i = 0; i < B * 5; i++)
         cr_expect(fabsf(out[i] - ref_A[2][i]) <= 1e-5f * (1 + fabsf(ref_A[2][i])), "out[%lld]", (long long)i);
 
@@ -99,18 +99,64 @@ Test(model, blas_forward_and_backward_match_plain_loops)
     }
     /* backward adds into the gradient buffer */
     memcpy(dcopy, dOut, sizeof dOut);
-    tr_model_forward(&m, X, B);
+    tr_model_forward(&m, X, B, NULL);
     tr_model_backward(&m, m.grads, X, dcopy, B, true, NULL);
     cr_expect(fabsf(m.layer[0].dW[3] - 2 * dW_ref[0][3]) <= 1e-5f * (1 + fabsf(dW_ref[0][3])));
     tr_model_free(&m);
 }
 
-static double net_loss(tr_model *m, const tr_loss *L, const float *X, const float *y, int64_t B)
+static double net_loss(tr_model *m, const tr_loss *L, const float *X, const float *y, int64_t B,
+                       const tr_forward_mode *mode)
 {
-    tr_model_forward(m, X, B);
+    tr_model_forward(m, X, B, mode);
     const tr_layer *last = &m->layer[m->n_layers - 1];
     return tr_loss_compute(L, NULL, NULL, last->Z, last->A, y, B, 1.0f) /
            tr_loss_denominator(L, B, (double)B);
+}
+
+/* Every parameter's analytic gradient against central differences (Richardson-extrapolated)
+ * of the loss of an initialised model on (X, y); `mode` is the forward mode of both (its
+ * dropout masks are fixed by the counters, so the loss is a smooth function of the
+ * parameters). Returns the norm-wise relative error. */
+static double gradient_error(tr_model *m, const tr_loss *L, const float *X, const float *y, int64_t B,
+                             const tr_forward_mode *mode)
+{
+    float *dZ = calloc((size_t)(B * L->width), sizeof *dZ);
+    tr_model_zero_grad(m);
+    tr_model_forward(m, X, B, mode);
+    const tr_layer *last = &m->layer[m->n_layers - 1];
+    const float scale = (float)(1.0 / tr_loss_denominator(L, B, (double)B));
+    tr_loss_compute(L, dZ, NULL, last->Z, last->A, y, B, scale);
+    tr_model_backward(m, m->grads, X, dZ, B, true, NULL);
+    const size_t n = m->n_params;
+    double *an = calloc(n, sizeof *an), *nu = calloc(n, sizeof *nu);
+    size_t k = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const tr_tensor *T = &m->tensor[t];
+        for (size_t i = 0; i < T->size; i++, k++) {
+            float *p = m->params + T->offset + i;
+            const float p0 = *p;
+            double d[2];
+            for (int s = 0; s < 2; s++) {
+                const float h = s ? 5e-3f : 1e-2f;
+                *p = p0 + h;
+                const double fp = net_loss(m, L, X, y, B, mode);
+                const float hp = *p;
+                *p = p0 - h;
+                const double fm = net_loss(m, L, X, y, B, mode);
+                d[s] = (fp - fm) / ((double)hp - (double)*p);
+            }
+            *p = p0;
+            nu[k] = (4 * d[1] - d[0]) / 3;
+            an[k] = m->grads[T->offset + i];
+        }
+    }
+    const double e = rel_error(an, nu, k);
+    cr_expect(max_abs(an, k) > 1e-4, "zero gradient");
+    free(an);
+    free(nu);
+    free(dZ);
+    return e;
 }
 
 static void network_check(tr_activation hidden, tr_activation out_act, tr_loss_kind kind, int64_t out_w)
@@ -124,49 +170,15 @@ static void network_check(tr_activation hidden, tr_activation out_act, tr_loss_k
     tr_model_init_params(&m, 42);
     tr_loss L = {.kind = kind, .reduction = TR_REDUCTION_MEAN, .width = out_w, .out_act = out_act,
                  .act_params = c.act_params, .huber_delta = 1.0f, .pos_weight = 1.0f};
-    float X[8 * 3], y[8 * 4], dZ[8 * 4];
+    float X[8 * 3], y[8 * 4];
     fill_uniform(X, sizeof X / sizeof *X, -1.5f, 1.5f, 7);
     fill_uniform(y, sizeof y / sizeof *y, 0.0f, 1.0f, 8);
     if (kind == TR_LOSS_CROSS_ENTROPY)
         for (int r = 0; r < B; r++)
             y[r] = (float)(r % out_w);
-    /* analytic */
-    tr_model_zero_grad(&m);
-    tr_model_forward(&m, X, B);
-    const tr_layer *last = &m.layer[2];
-    const float scale = (float)(1.0 / tr_loss_denominator(&L, B, (double)B));
-    tr_loss_compute(&L, dZ, NULL, last->Z, last->A, y, B, scale);
-    tr_model_backward(&m, m.grads, X, dZ, B, true, NULL);
-    /* numeric, every parameter */
-    const size_t n = m.n_params;
-    double *an = calloc(n, sizeof *an), *nu = calloc(n, sizeof *nu);
-    size_t k = 0;
-    for (int t = 0; t < m.n_tensors; t++) {
-        const tr_tensor *T = &m.tensor[t];
-        for (size_t i = 0; i < T->size; i++, k++) {
-            float *p = m.params + T->offset + i;
-            const float p0 = *p;
-            double d[2];
-            for (int s = 0; s < 2; s++) {
-                const float h = s ? 5e-3f : 1e-2f;
-                *p = p0 + h;
-                const double fp = net_loss(&m, &L, X, y, B);
-                const float hp = *p;
-                *p = p0 - h;
-                const double fm = net_loss(&m, &L, X, y, B);
-                d[s] = (fp - fm) / ((double)hp - (double)*p);
-            }
-            *p = p0;
-            nu[k] = (4 * d[1] - d[0]) / 3;
-            an[k] = m.grads[T->offset + i];
-        }
-    }
-    const double e = rel_error(an, nu, k);
-    cr_expect(max_abs(an, k) > 1e-4, "zero gradient");
+    const double e = gradient_error(&m, &L, X, y, B, NULL);
     cr_expect(e < 1e-3, "network %s/%s/%s: relative error %g", tr_activation_name(hidden), tr_activation_name(out_act),
               tr_loss_name(kind), e);
-    free(an);
-    free(nu);
     tr_model_free(&m);
 }
 
@@ -178,6 +190,165 @@ Test(model, three_layer_network_gradient_matches_central_difference)
     network_check(TR_ACT_ELU, TR_ACT_IDENTITY, TR_LOSS_BCE_LOGITS, 2);
     network_check(TR_ACT_SILU, TR_ACT_TANH, TR_LOSS_HUBER, 3);
     network_check(TR_ACT_SOFTPLUS, TR_ACT_SOFTMAX, TR_LOSS_MSE, 3);
+}
+
+/* ---------------------------------------------------------------- batch norm, dropout - */
+
+static const int64_t train_rows[8] = {100, 101, 102, 103, 104, 105, 106, 107};
+static const tr_forward_mode train_mode = {.seed = 3, .step = 5, .rows = train_rows, .global_rows = 8};
+
+/* A 3 -> 6 -> 5 -> out_w network with batch norm and dropout on both hidden layers, checked in
+ * training mode (batch statistics, fixed dropout masks) against central differences. */
+static void train_mode_check(bool bn, bool bn_after, float dropout, bool bias, tr_activation hidden,
+                             tr_loss_kind kind, int64_t out_w)
+{
+    const int64_t w[] = {3, 6, 5, out_w};
+    const tr_activation a[] = {hidden, hidden, TR_ACT_IDENTITY};
+    tr_model_config c = make_cfg(3, w, a, bias);
+    for (int l = 0; l < 2; l++) {
+        c.batchnorm[l] = bn;
+        c.dropout[l] = dropout;
+    }
+    c.bn_after = bn_after;
+    c.bn_eps = 1e-5f;
+    c.bn_momentum = 0.1f;
+    tr_model m;
+    const int64_t B = 8;
+    cr_assert_eq(tr_model_init(&m, &c, B, NULL), 0);
+    tr_model_init_params(&m, 42);
+    for (int t = 0; t < m.n_tensors; t++) /* batch norm's affine parameters away from 1 and 0 */
+        if (m.tensor[t].kind == TR_T_BN_WEIGHT || m.tensor[t].kind == TR_T_BN_BIAS)
+            fill_uniform(m.params + m.tensor[t].offset, m.tensor[t].size, 0.5f, 1.5f, 90 + (uint64_t)t);
+    tr_loss L = {.kind = kind, .reduction = TR_REDUCTION_MEAN, .width = out_w, .out_act = TR_ACT_IDENTITY,
+                 .act_params = c.act_params, .huber_delta = 1.0f, .pos_weight = 1.0f};
+    float X[8 * 3], y[8 * 4];
+    fill_uniform(X, sizeof X / sizeof *X, -1.5f, 1.5f, 7);
+    fill_uniform(y, sizeof y / sizeof *y, 0.0f, 1.0f, 8);
+    if (kind == TR_LOSS_CROSS_ENTROPY)
+        for (int r = 0; r < B; r++)
+            y[r] = (float)(r % out_w);
+    const double e = gradient_error(&m, &L, X, y, B, &train_mode);
+    cr_expect(e < 2e-3, "bn %d (after %d), dropout %g, bias %d, %s, %s: relative error %g", bn, bn_after,
+              (double)dropout, bias, tr_activation_name(hidden), tr_loss_name(kind), e);
+    if (dropout > 0.0f) { /* the masks really dropped something, and the same counters give the same masks */
+        int zeros = 0;
+        for (int64_t i = 0; i < B * 6; i++)
+            zeros += m.layer[0].mask[i] == 0.0f;
+        cr_expect(zeros > 0 && zeros < B * 6, "dropout %g dropped %d of %lld units", (double)dropout, zeros,
+                  (long long)(B * 6));
+    }
+    tr_model_free(&m);
+}
+
+Test(model, batch_norm_and_dropout_gradients_match_central_difference)
+{
+    train_mode_check(true, false, 0.0f, true, TR_ACT_TANH, TR_LOSS_CROSS_ENTROPY, 4);
+    train_mode_check(true, true, 0.0f, true, TR_ACT_SILU, TR_LOSS_MSE, 2);
+    train_mode_check(true, false, 0.0f, false, TR_ACT_GELU, TR_LOSS_BCE_LOGITS, 1);
+    train_mode_check(false, false, 0.3f, true, TR_ACT_TANH, TR_LOSS_CROSS_ENTROPY, 3);
+    train_mode_check(true, true, 0.25f, true, TR_ACT_ELU, TR_LOSS_HUBER, 2);
+    train_mode_check(true, false, 0.5f, true, TR_ACT_SIGMOID, TR_LOSS_MSE, 3);
+}
+
+/* A 4 -> 6 -> 2 network with batch norm on the hidden layer (before or after its tanh). */
+static void bn_net(tr_model *m, bool after, int64_t max_batch)
+{
+    const int64_t w[] = {4, 6, 2};
+    const tr_activation a[] = {TR_ACT_TANH, TR_ACT_IDENTITY};
+    tr_model_config c = make_cfg(2, w, a, true);
+    c.batchnorm[0] = true;
+    c.bn_after = after;
+    c.bn_eps = 1e-5f;
+    c.bn_momentum = 0.1f;
+    cr_assert_eq(tr_model_init(m, &c, max_batch, NULL), 0);
+    tr_model_init_params(m, 9);
+    fill_uniform(m->layer[0].gamma, 6, 0.5f, 2.0f, 31);
+    fill_uniform(m->layer[0].beta, 6, -1.0f, 1.0f, 32);
+}
+
+Test(model, batch_norm_training_forward_normalises_and_updates_running_statistics)
+{
+    for (int after = 0; after < 2; after++) {
+        tr_model m;
+        enum { B = 16, STEPS = 3 };
+        bn_net(&m, after, B);
+        const tr_layer *L = &m.layer[0];
+        double rm[6], rv[6];
+        for (int j = 0; j < 6; j++) {
+            rm[j] = 0.0;
+            rv[j] = 1.0;
+        }
+        for (int s = 0; s < STEPS; s++) {
+            float X[B * 4], Z[B * 6];
+            fill_uniform(X, B * 4, -2.0f + (float)s, 3.0f, 50 + (uint64_t)s);
+            tr_model_forward(&m, X, B, &(tr_forward_mode){.global_rows = B});
+            /* the normalised quantity: Z, or tanh(Z) when batch norm comes after */
+            tr_dense_forward_ref(Z, X, L->W, L->b, B, 4, 6);
+            for (int j = 0; j < 6; j++) {
+                double mean = 0.0, var = 0.0, ymean = 0.0, yvar = 0.0;
+                for (int r = 0; r < B; r++)
+                    mean += after ? tanh(Z[r * 6 + j]) : Z[r * 6 + j];
+                mean /= B;
+                for (int r = 0; r < B; r++) {
+                    const double x = (after ? tanh(Z[r * 6 + j]) : Z[r * 6 + j]) - mean;
+                    var += x * x;
+                    ymean += L->Y[r * 6 + j];
+                }
+                ymean /= B;
+                for (int r = 0; r < B; r++)
+                    yvar += (L->Y[r * 6 + j] - ymean) * (L->Y[r * 6 + j] - ymean);
+                /* Y has mean beta and (biased) variance gamma^2 var / (var + eps) */
+                const double g = L->gamma[j], biased = var / B;
+                cr_expect(fabs(ymean - L->beta[j]) < 1e-5, "after %d, feature %d: mean %g, beta %g", after, j, ymean,
+                          (double)L->beta[j]);
+                cr_expect(fabs(yvar / B - g * g * biased / (biased + 1e-5)) < 1e-4 * g * g,
+                          "after %d, feature %d: variance %g", after, j, yvar / B);
+                rm[j] = 0.9 * rm[j] + 0.1 * mean;
+                rv[j] = 0.9 * rv[j] + 0.1 * var / (B - 1); /* unbiased, like PyTorch */
+            }
+        }
+        for (int j = 0; j < 6; j++) {
+            cr_expect(fabs(L->running_mean[j] - rm[j]) < 1e-5 * (1 + fabs(rm[j])), "running_mean[%d] %g want %g", j,
+                      (double)L->running_mean[j], rm[j]);
+            cr_expect(fabs(L->running_var[j] - rv[j]) < 1e-5 * (1 + fabs(rv[j])), "running_var[%d] %g want %g", j,
+                      (double)L->running_var[j], rv[j]);
+        }
+        cr_expect_eq(L->bn_batches, STEPS);
+        tr_model_free(&m);
+    }
+}
+
+Test(model, batch_norm_evaluation_uses_running_statistics_row_by_row)
+{
+    for (int after = 0; after < 2; after++) {
+        tr_model m;
+        enum { B = 5 };
+        bn_net(&m, after, B);
+        const tr_layer *L = &m.layer[0], *O = &m.layer[1];
+        fill_uniform(L->running_mean, 6, -0.5f, 0.5f, 40);
+        fill_uniform(L->running_var, 6, 0.2f, 3.0f, 41);
+        float X[B * 4], Z[B * 6], H[B * 6], out[B * 2], batch[B * 2];
+        fill_uniform(X, B * 4, -2.0f, 2.0f, 42);
+        memcpy(batch, tr_model_forward(&m, X, B, NULL), sizeof batch);
+        tr_dense_forward_ref(Z, X, L->W, L->b, B, 4, 6);
+        for (int i = 0; i < B * 6; i++) {
+            const int j = i % 6;
+            const double x = after ? tanh(Z[i]) : Z[i];
+            const double y = L->gamma[j] * (x - L->running_mean[j]) / sqrt(L->running_var[j] + 1e-5) + L->beta[j];
+            H[i] = (float)(after ? y : tanh(y));
+        }
+        tr_dense_forward_ref(out, H, O->W, O->b, B, 6, 2);
+        for (int i = 0; i < B * 2; i++)
+            cr_expect(fabsf(batch[i] - out[i]) < 1e-5f * (1 + fabsf(out[i])), "after %d: out[%d] %g want %g", after,
+                      i, (double)batch[i], (double)out[i]);
+        for (int r = 0; r < B; r++) { /* one row at a time: the same outputs, and nothing learnt */
+            const float *one = tr_model_forward(&m, X + r * 4, 1, NULL);
+            cr_expect(fabsf(one[0] - batch[r * 2]) < 1e-6f && fabsf(one[1] - batch[r * 2 + 1]) < 1e-6f,
+                      "after %d: row %d alone gives a different output", after, r);
+        }
+        cr_expect_eq(L->bn_batches, 0);
+        tr_model_free(&m);
+    }
 }
 
 /* ---------------------------------------------------------------- initialisation ------ */

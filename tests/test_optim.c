@@ -26,8 +26,8 @@ static void run(const tr_optim_config *cfg, int steps, float out[N])
             g[i] = (float)(s == 0 ? G1[i] : G2[i]);
         tr_optim_begin_step(&o);
         /* two ranges, to prove range updates compose */
-        tr_optim_update(&o, out, g, 0, 2, true);
-        tr_optim_update(&o, out, g, 2, N, true);
+        tr_optim_update(&o, out, g, 0, 2, &tr_optim_plain);
+        tr_optim_update(&o, out, g, 2, N, &tr_optim_plain);
     }
     tr_optim_free(&o);
 }
@@ -175,8 +175,10 @@ Test(optim, no_decay_range_is_left_alone_by_weight_decay)
     tr_optim_init(&o, &c, 2, NULL);
     float p[2] = {1.0f, 1.0f}, g[2] = {0.0f, 0.0f};
     tr_optim_begin_step(&o);
-    tr_optim_update(&o, p, g, 0, 1, true);
-    tr_optim_update(&o, p, g, 1, 2, false);
+    tr_optim_update(&o, p, g, 0, 1, &tr_optim_plain);
+    tr_optim_range no_decay = tr_optim_plain;
+    no_decay.decay = false;
+    tr_optim_update(&o, p, g, 1, 2, &no_decay);
     cr_expect(fabsf(p[0] - 0.95f) < 1e-7f);
     cr_expect(p[1] == 1.0f);
     tr_optim_free(&o);
@@ -190,5 +192,98 @@ Test(optim, state_names_are_pytorch_keys)
     cr_expect_eq(o.n_state, 2);
     cr_expect_str_eq(o.state[0].name, "exp_avg");
     cr_expect_str_eq(o.state[1].name, "exp_avg_sq");
+    tr_optim_free(&o);
+}
+
+/* ---------------------------------------------------------------- penalties, clipping - */
+
+/* One plain SGD step (lr) of the range r on P0 with gradient g. */
+static void sgd_step(const tr_optim_range *r, double lr, const double *g, float out[N])
+{
+    tr_optim_config c = {.kind = TR_OPTIM_SGD, .lr = lr};
+    tr_optim o;
+    cr_assert_eq(tr_optim_init(&o, &c, N, NULL), 0);
+    float gf[N];
+    for (int i = 0; i < N; i++) {
+        out[i] = (float)P0[i];
+        gf[i] = (float)g[i];
+    }
+    tr_optim_begin_step(&o);
+    cr_expect(tr_optim_update(&o, out, gf, 0, N, r));
+    for (int i = 0; i < N; i++)
+        cr_expect(gf[i] == 0.0f, "gradient %d not cleared", i);
+    tr_optim_free(&o);
+}
+
+Test(optim, l1_l2_penalty_gradient_matches_central_difference_of_the_penalty)
+{
+    const double l1 = 0.03, l2 = 0.2, zero[N] = {0};
+    tr_optim_range r = tr_optim_plain;
+    r.l1 = (float)l1;
+    r.l2 = (float)l2;
+    float p[N];
+    sgd_step(&r, 1.0, zero, p); /* p' = p - d(penalty)/dp */
+    for (int i = 0; i < N; i++) {
+        if (P0[i] == 0.0) { /* the subgradient of |p| at 0 is 0, as torch.sign gives */
+            cr_expect(p[i] == 0.0f, "p[%d] moved from 0 to %g", i, p[i]);
+            continue;
+        }
+        const float h = 1e-3f;
+        float q[N];
+        for (int k = 0; k < N; k++)
+            q[k] = (float)P0[k];
+        q[i] = (float)P0[i] + h;
+        const double fp = tr_penalty(q, 0, N, l1, l2);
+        const float up = q[i];
+        q[i] = (float)P0[i] - h;
+        const double fm = tr_penalty(q, 0, N, l1, l2);
+        const double numeric = (fp - fm) / ((double)up - (double)q[i]);
+        const double analytic = P0[i] - p[i];
+        cr_expect(fabs(analytic - numeric) < 1e-5, "p[%d]: penalty gradient %.9g, central difference %.9g", i,
+                  analytic, numeric);
+    }
+    double a = 0, q2 = 0;
+    for (int i = 0; i < N; i++) {
+        a += fabs(P0[i]);
+        q2 += P0[i] * P0[i];
+    }
+    float pf[N];
+    for (int i = 0; i < N; i++)
+        pf[i] = (float)P0[i];
+    cr_expect(fabs(tr_penalty(pf, 0, N, l1, l2) - (l1 * a + l2 * q2)) < 1e-6);
+}
+
+Test(optim, clipping_scales_then_clamps_the_penalised_gradient)
+{
+    /* clamp(scale (g + l1 sign p + 2 l2 p), -clip, clip), then SGD with weight decay */
+    const double l1 = 0.01, l2 = 0.05, scale = 0.4, clip = 0.2, wd = 0.1, lr = 0.5;
+    tr_optim_range r = {.decay = true, .l1 = (float)l1, .l2 = (float)l2, .scale = (float)scale, .clip = (float)clip};
+    tr_optim_config c = {.kind = TR_OPTIM_SGD, .lr = lr, .weight_decay = wd};
+    tr_optim o;
+    cr_assert_eq(tr_optim_init(&o, &c, N, NULL), 0);
+    float p[N], g[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = (float)P0[i];
+        g[i] = (float)G1[i];
+    }
+    double sq = 0;
+    for (int i = 0; i < N; i++) {
+        const double s = P0[i] > 0 ? 1 : P0[i] < 0 ? -1 : 0, v = G1[i] + l1 * s + 2 * l2 * P0[i];
+        sq += v * v;
+    }
+    cr_expect(fabs(tr_optim_sq_norm(p, g, 0, N, (float)l1, (float)l2) - sq) < 1e-6 * sq);
+    tr_optim_begin_step(&o);
+    tr_optim_update(&o, p, g, 0, N, &r);
+    double want[N];
+    int clamped = 0;
+    for (int i = 0; i < N; i++) {
+        const double s = P0[i] > 0 ? 1 : P0[i] < 0 ? -1 : 0;
+        double v = scale * (G1[i] + l1 * s + 2 * l2 * P0[i]);
+        clamped += fabs(v) > clip;
+        v = v > clip ? clip : v < -clip ? -clip : v;
+        want[i] = P0[i] - lr * (v + wd * P0[i]);
+    }
+    cr_expect(clamped >= 1 && clamped < N, "the test should clamp some gradients but not all (%d)", clamped);
+    expect_close(p, want, "scaled, penalised and clamped sgd");
     tr_optim_free(&o);
 }

@@ -4,8 +4,10 @@
  * so runs at different rank counts can be compared in memory on rank 0:
  *   - np = 2 and 3 match np = 1 after 20 steps to 1e-5 (SGD and Adam, uneven global batch
  *     of 33 rows, both gradient paths: node-shared and bucketed allreduce);
+ *   - the same with synchronised batch norm (before and after the activation), dropout,
+ *     gradient-norm clipping and L1/L2 penalties;
  *   - deterministic mode: (np 1, accumulate 4), (np 2, accumulate 2), (np 4, accumulate 1)
- *     give bitwise the same parameters;
+ *     give bitwise the same parameters, also with batch norm per micro-batch and dropout;
  *   - every rank starts from the same parameters;
  *   - distributed evaluation equals single-rank evaluation exactly, also when each rank
  *     reads only its rows of an HDF5 test file.
@@ -98,6 +100,10 @@ static float *params_at(tr_dist *world, int np, const char *const *sets, int n_s
         tr_config c;
         int rc = run_steps(&t, &c, &sub, sets, n_sets, steps);
         CHECK(rc == 0, "training on %d ranks failed", np);
+        bool same = false;
+        CHECK(rc || (tr_dist_same_everywhere(&sub, t.model.params, t.model.n_params * sizeof(float), &same, NULL) == 0
+                     && same),
+              "np=%d: the replicas differ", np);
         if (!rc && world->rank == 0) {
             *n = t.model.n_params;
             copy = malloc(*n * sizeof *copy);
@@ -131,6 +137,51 @@ static void test_rank_counts_agree(tr_dist *world)
                 }
                 free(p);
             }
+        free(p1);
+    }
+}
+
+/* Batch norm (synchronised), dropout, clipping and penalties: np = 2 and 3 match np = 1.
+ * Dropout masks follow the sample, so every rank count drops the same units; synchronised
+ * batch norm normalises over the global batch. Momentum SGD: in front of a batch norm a bias
+ * gradient is zero up to rounding, which Adam would blow up into full steps. Control: without
+ * synchronisation each rank normalises its own slice and the runs differ. */
+static void test_regularisers_agree(tr_dist *world)
+{
+    const char *sets[] = {"train.optimizer=momentum", "train.lr=0.05", "model.batchnorm=true",
+                          "model.dropout=0.3", "train.clip_norm=0.05", "train.l1=1e-4", "train.l2=1e-3",
+                          "train.comm=shared"};
+    const int n_sets = 8;
+    const char *positions[] = {"model.batchnorm_position=before", "model.batchnorm_position=after"};
+    for (int pos = 0; pos < 2; pos++) {
+        const char *one[9];
+        memcpy(one, sets, sizeof sets);
+        one[n_sets] = positions[pos];
+        size_t n1 = 0, n;
+        float *p1 = params_at(world, 1, one, n_sets + 1, 20, &n1);
+        for (int cm = 0; cm < 2; cm++)
+            for (int np = 2; np <= 3; np++) {
+                const char *more[9];
+                memcpy(more, one, sizeof one);
+                more[n_sets - 1] = cm ? "train.comm=allreduce" : "train.comm=shared";
+                float *p = params_at(world, np, more, n_sets + 1, 20, &n);
+                if (world->rank == 0 && p1 && p) {
+                    const double d = rel_diff(p1, p, n1);
+                    CHECK(d < 1e-5, "batch norm %s, dropout, clipping, %s, np=%d: parameters differ from np=1 by %g",
+                          positions[pos], more[n_sets - 1], np, d);
+                    printf("np=%d batch norm %-6s + dropout + clip + l1/l2 %-20s max relative difference to np=1: "
+                           "%.2e\n", np, positions[pos] + 25, more[n_sets - 1], d);
+                }
+                free(p);
+            }
+        const char *unsynced[10];
+        memcpy(unsynced, one, sizeof one);
+        unsynced[n_sets + 1] = "train.sync_bn=false";
+        float *p = params_at(world, 2, unsynced, n_sets + 2, 20, &n);
+        if (world->rank == 0 && p1 && p)
+            CHECK(rel_diff(p1, p, n1) > 1e-3, "control: sync_bn=false at np=2 matches np=1 (%g): the test is vacuous",
+                  rel_diff(p1, p, n1));
+        free(p);
         free(p1);
     }
 }
@@ -173,6 +224,24 @@ static void test_deterministic_bitwise(tr_dist *world)
     free(p1);
     free(p2);
     free(p4);
+    /* with batch norm per micro-batch (sync_bn = false) and dropout: still bitwise */
+    const char *bn1[] = {"train.deterministic=true", "train.optimizer=momentum", "train.batch_size=16",
+                         "train.accumulate=4", "train.lr=0.01", "model.batchnorm=true", "model.dropout=0.2",
+                         "train.sync_bn=false"};
+    const char *bn2[] = {"train.deterministic=true", "train.optimizer=momentum", "train.batch_size=32",
+                         "train.accumulate=2", "train.lr=0.01", "model.batchnorm=true", "model.dropout=0.2",
+                         "train.sync_bn=false"};
+    p1 = params_at(world, 1, bn1, 8, 4, &n1);
+    p2 = params_at(world, 2, bn2, 8, 4, &n2);
+    if (world->rank == 0 && p1 && p2) {
+        CHECK(n1 == n2 && memcmp(p1, p2, n1 * sizeof *p1) == 0,
+              "deterministic with batch norm and dropout: np=2 x accumulate 2 differs from np=1 x accumulate 4 "
+              "(max relative %g)", rel_diff(p1, p2, n1));
+        printf("deterministic, batch norm + dropout: np1xacc4 %s np2xacc2\n",
+               memcmp(p1, p2, n1 * sizeof *p1) ? "!=" : "==");
+    }
+    free(p1);
+    free(p2);
 }
 
 static void test_same_start(tr_dist *world)
@@ -322,6 +391,7 @@ int main(int argc, char **argv)
     write_h5_files(&world, dir, sizeof dir);
     test_same_start(&world);
     test_rank_counts_agree(&world);
+    test_regularisers_agree(&world);
     test_deterministic_bitwise(&world);
     test_distributed_eval(&world, dir);
     int total = failures;

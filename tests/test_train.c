@@ -144,3 +144,102 @@ Test(train, divergence_is_reported_with_epoch_and_step, .timeout = 60)
     tr_trainer_free(&t);
     tr_config_free(&c);
 }
+
+/* ---------------------------------------------------------------- regularisation ------ */
+
+/* The parameter change of one plain SGD step (lr 1) on the whole training set. */
+static double *one_step_change(const char *const *extra, int n_extra, size_t *n)
+{
+    const char *sets[16] = {"train.optimizer=sgd", "train.lr=1", "train.batch_size=0", "train.eval_train=false"};
+    for (int i = 0; i < n_extra; i++)
+        sets[4 + i] = extra[i];
+    sets[4 + n_extra] = "train.epochs=0";
+    tr_trainer t0, t1;
+    tr_config c0, c1;
+    tr_dist d;
+    train(&t0, &c0, &d, moons, sets, 5 + n_extra);
+    sets[4 + n_extra] = "train.epochs=1";
+    train(&t1, &c1, &d, moons, sets, 5 + n_extra);
+    cr_assert_eq(t1.step, 1);
+    *n = t0.model.n_params;
+    double *delta = malloc(*n * sizeof *delta);
+    for (size_t i = 0; i < *n; i++)
+        delta[i] = (double)t1.model.params[i] - t0.model.params[i];
+    tr_trainer_free(&t0);
+    tr_trainer_free(&t1);
+    tr_config_free(&c0);
+    tr_config_free(&c1);
+    return delta;
+}
+
+Test(train, clip_norm_and_clip_value_bound_the_step, .timeout = 60)
+{
+    size_t n;
+    double *free_step = one_step_change(NULL, 0, &n);
+    double norm = 0;
+    for (size_t i = 0; i < n; i++)
+        norm += free_step[i] * free_step[i];
+    norm = sqrt(norm);
+    cr_assert(norm > 0.1, "unclipped step norm %g: too small to test clipping with", norm);
+    /* clip_norm: the whole step has norm clip_norm (clip_grad_norm_'s max_norm / (norm + 1e-6)) */
+    const char *by_norm[] = {"train.clip_norm=0.01"};
+    double *step = one_step_change(by_norm, 1, &n), clipped = 0, cos = 0;
+    for (size_t i = 0; i < n; i++) {
+        clipped += step[i] * step[i];
+        cos += step[i] * free_step[i];
+    }
+    clipped = sqrt(clipped);
+    cr_expect(fabs(clipped - 0.01) < 1e-6, "clipped step norm %.9g, want 0.01", clipped);
+    cr_expect(cos / (clipped * norm) > 1 - 1e-6, "clipping changed the direction of the step");
+    free(step);
+    /* clip_value: every element within [-0.001, 0.001] (up to the rounding of p - 0.001 in
+     * float), the large ones at the bound */
+    const char *by_value[] = {"train.clip_value=0.001"};
+    step = one_step_change(by_value, 1, &n);
+    int at_bound = 0;
+    for (size_t i = 0; i < n; i++) {
+        cr_expect(fabs(step[i]) <= 0.001 + 1e-6, "element %zu moved by %g", i, step[i]);
+        if (fabs(free_step[i]) > 0.0011)
+            cr_expect(fabs(fabs(step[i]) - 0.001) < 1e-6 && step[i] * free_step[i] > 0, "element %zu: %g", i, step[i]);
+        at_bound += fabs(free_step[i]) > 0.0011;
+    }
+    cr_expect(at_bound > 0, "no element was large enough to be clipped");
+    free(step);
+    free(free_step);
+}
+
+Test(train, batch_norm_and_dropout_two_moons_reach_95_percent, .timeout = 120)
+{
+    tr_trainer t;
+    tr_config c;
+    tr_dist d;
+    const char *sets[] = {"train.epochs=40", "model.batchnorm=true", "model.dropout=0.1", "train.lr_schedule=cosine"};
+    train(&t, &c, &d, moons, sets, 4);
+    cr_assert(t.has_train_metrics);
+    cr_expect(t.train_metrics.accuracy >= 0.95, "train accuracy %.4f (evaluation mode: running statistics, "
+              "no dropout)", t.train_metrics.accuracy);
+    cr_expect(t.model.layer[0].bn_batches == 40 * 32, "num_batches_tracked %lld", (long long)t.model.layer[0].bn_batches);
+    tr_trainer_free(&t);
+    tr_config_free(&c);
+}
+
+Test(train, balanced_class_weights_follow_the_training_labels, .timeout = 60)
+{
+    tr_trainer t;
+    tr_config c;
+    tr_dist d;
+    const char *sets[] = {"train.epochs=1", "train.class_weights=auto", "train.loss=cross_entropy",
+                          "model.layers=2,8,2", "model.output_activation=identity", "data.n=301"};
+    train(&t, &c, &d, moons, sets, 6);
+    int64_t count[2] = {0, 0};
+    for (int64_t r = 0; r < t.data.train.rows; r++)
+        count[(int)t.data.train.y[r]]++;
+    for (int k = 0; k < 2; k++) {
+        const double want = (double)t.data.train.rows / (2.0 * (double)count[k]);
+        cr_expect(fabs(t.class_weights[k] - want) < 1e-6 * want, "class %d: weight %g want %g", k,
+                  (double)t.class_weights[k], want);
+    }
+    cr_expect(count[0] != count[1], "the split should be uneven for this test to mean anything");
+    tr_trainer_free(&t);
+    tr_config_free(&c);
+}

@@ -1,0 +1,115 @@
+/*
+ * test_sched.c: every learning-rate schedule against its formula epoch by epoch, warm-up,
+ * reduce-on-plateau and early stopping on scripted metric sequences.
+ */
+#include "trainer/sched.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+static tr_train_config schedule(int kind)
+{
+    tr_train_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.lr_schedule = kind;
+    tc.epochs = 20;
+    tc.step_size = 3;
+    tc.gamma = 0.5;
+    tc.eta_min = 0.001;
+    tc.plateau_factor = 0.5;
+    tc.plateau_patience = 2;
+    tc.plateau_threshold = 1e-4;
+    return tc;
+}
+
+static void expect_lr(double got, double want, const char *what, int epoch)
+{
+    cr_expect(fabs(got - want) <= 1e-12 * fabs(want), "%s, epoch %d: lr %.17g, want %.17g", what, epoch, got, want);
+}
+
+Test(schedule, step_exponential_and_constant_follow_their_formulas)
+{
+    tr_train_config c = schedule(TR_SCHED_CONSTANT), s = schedule(TR_SCHED_STEP), x = schedule(TR_SCHED_EXPONENTIAL);
+    x.gamma = 0.9;
+    const double step_want[10] = {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.0125};
+    double exp_want = 0.1;
+    for (int e = 0; e < 10; e++) {
+        expect_lr(tr_lr_at(&c, 0.1, e, 1000, 1.0), 0.1, "constant", e);
+        expect_lr(tr_lr_at(&s, 0.1, e, 1000, 1.0), step_want[e], "step", e);
+        expect_lr(tr_lr_at(&x, 0.1, e, 1000, 1.0), exp_want, "exponential", e);
+        exp_want *= 0.9;
+    }
+}
+
+Test(schedule, cosine_anneals_to_eta_min_and_stays)
+{
+    tr_train_config c = schedule(TR_SCHED_COSINE);
+    c.cosine_epochs = 10;
+    expect_lr(tr_lr_at(&c, 0.1, 0, 0, 1.0), 0.1, "cosine", 0);
+    expect_lr(tr_lr_at(&c, 0.1, 5, 0, 1.0), (0.1 + 0.001) / 2, "cosine", 5);
+    expect_lr(tr_lr_at(&c, 0.1, 10, 0, 1.0), 0.001, "cosine", 10);
+    expect_lr(tr_lr_at(&c, 0.1, 15, 0, 1.0), 0.001, "cosine", 15);
+    for (int e = 0; e <= 10; e++)
+        expect_lr(tr_lr_at(&c, 0.1, e, 0, 1.0), 0.001 + (0.1 - 0.001) * (1 + cos(M_PI * e / 10)) / 2, "cosine", e);
+    c.cosine_epochs = 0; /* the whole run */
+    expect_lr(tr_lr_at(&c, 0.1, 10, 0, 1.0), (0.1 + 0.001) / 2, "cosine over epochs", 10);
+}
+
+Test(schedule, warmup_ramps_linearly_over_the_first_steps)
+{
+    tr_train_config c = schedule(TR_SCHED_STEP);
+    c.warmup_steps = 4;
+    const double want[6] = {0.025, 0.05, 0.075, 0.1, 0.1, 0.1};
+    for (int s = 0; s < 6; s++)
+        expect_lr(tr_lr_at(&c, 0.1, 0, s, 1.0), want[s], "warm-up step", s);
+    expect_lr(tr_lr_at(&c, 0.1, 3, 1, 1.0), 0.05 * 0.5, "warm-up on a decayed rate", 3);
+}
+
+Test(schedule, plateau_reduces_after_patience_bad_evaluations)
+{
+    tr_train_config c = schedule(TR_SCHED_PLATEAU);
+    c.min_lr = 0.02;
+    tr_plateau p;
+    tr_plateau_init(&p);
+    /* patience 2: the third evaluation without improvement halves the rate, then counting
+     * restarts; 0.99995 is within the relative threshold of 1e-4 and does not count as better */
+    const double loss[] = {1.0, 0.9, 0.95, 0.99995 * 0.9, 0.93, 0.8, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85};
+    const bool reduced_want[] = {0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0};
+    /* the third reduction stops at min_lr = 0.02 (scale 0.2), not 0.0125 */
+    const double scale_want[] = {1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.2, 0.2};
+    for (int i = 0; i < 13; i++) {
+        const bool reduced = tr_plateau_update(&p, &c, 0.1, loss[i], true);
+        cr_expect_eq(reduced, reduced_want[i], "evaluation %d: reduced %d", i, reduced);
+        expect_lr(tr_lr_at(&c, 0.1, i, 1000, p.scale), 0.1 * scale_want[i], "plateau", i);
+    }
+    /* at min_lr nothing changes any more */
+    for (int i = 0; i < 6; i++)
+        cr_expect(!tr_plateau_update(&p, &c, 0.1, 0.85, true));
+    /* higher-is-better metrics */
+    tr_plateau_init(&p);
+    const double acc[] = {0.5, 0.6, 0.6, 0.6, 0.6};
+    for (int i = 0; i < 5; i++)
+        cr_expect_eq(tr_plateau_update(&p, &c, 0.1, acc[i], false), i == 4, "accuracy evaluation %d", i);
+}
+
+Test(early_stopping, stops_after_patience_evaluations_without_improvement)
+{
+    tr_early_stop e;
+    tr_early_stop_init(&e);
+    /* min_delta 0.05, patience 3: 3.96 is not enough of an improvement over 4, 3.9 is */
+    const double loss[] = {5, 4, 4.5, 3.96, 3.9, 4, 4, 4};
+    for (int i = 0; i < 8; i++)
+        cr_expect_eq(tr_early_stop_update(&e, loss[i], true, 0.05, 3), i == 7, "evaluation %d", i);
+    cr_expect_eq(e.best, 3.9);
+    tr_early_stop_init(&e);
+    const double acc[] = {0.5, 0.7, 0.65, 0.7, 0.71};
+    for (int i = 0; i < 5; i++)
+        cr_expect(!tr_early_stop_update(&e, acc[i], false, 0.0, 3), "accuracy evaluation %d", i);
+    cr_expect_eq(e.best, 0.71);
+    /* a non-finite value never improves */
+    tr_early_stop_init(&e);
+    cr_expect(!tr_early_stop_update(&e, 1.0, true, 0.0, 2));
+    cr_expect(!tr_early_stop_update(&e, NAN, true, 0.0, 2));
+    cr_expect(tr_early_stop_update(&e, NAN, true, 0.0, 2));
+}
