@@ -159,6 +159,23 @@ static double gradient_error(tr_model *m, const tr_loss *L, const float *X, cons
     return e;
 }
 
+/* gradient_error of a 3-input network with loss `kind` on a fixed batch of 8 rows (class
+ * indices r % out_w for cross-entropy, uniform targets otherwise). */
+static double check_on_fixed_batch(tr_model *m, tr_loss_kind kind, tr_activation out_act, int64_t out_w,
+                                   const tr_forward_mode *mode)
+{
+    const int64_t B = 8;
+    tr_loss L = {.kind = kind, .reduction = TR_REDUCTION_MEAN, .width = out_w, .out_act = out_act,
+                 .act_params = m->cfg.act_params, .huber_delta = 1.0f, .pos_weight = 1.0f};
+    float X[8 * 3], y[8 * 4];
+    fill_uniform(X, sizeof X / sizeof *X, -1.5f, 1.5f, 7);
+    fill_uniform(y, sizeof y / sizeof *y, 0.0f, 1.0f, 8);
+    if (kind == TR_LOSS_CROSS_ENTROPY)
+        for (int r = 0; r < B; r++)
+            y[r] = (float)(r % out_w);
+    return gradient_error(m, &L, X, y, B, mode);
+}
+
 static void network_check(tr_activation hidden, tr_activation out_act, tr_loss_kind kind, int64_t out_w)
 {
     const int64_t w[] = {3, 6, 5, out_w};
@@ -168,15 +185,7 @@ static void network_check(tr_activation hidden, tr_activation out_act, tr_loss_k
     const int64_t B = 8;
     cr_assert_eq(tr_model_init(&m, &c, B, NULL), 0);
     tr_model_init_params(&m, 42);
-    tr_loss L = {.kind = kind, .reduction = TR_REDUCTION_MEAN, .width = out_w, .out_act = out_act,
-                 .act_params = c.act_params, .huber_delta = 1.0f, .pos_weight = 1.0f};
-    float X[8 * 3], y[8 * 4];
-    fill_uniform(X, sizeof X / sizeof *X, -1.5f, 1.5f, 7);
-    fill_uniform(y, sizeof y / sizeof *y, 0.0f, 1.0f, 8);
-    if (kind == TR_LOSS_CROSS_ENTROPY)
-        for (int r = 0; r < B; r++)
-            y[r] = (float)(r % out_w);
-    const double e = gradient_error(&m, &L, X, y, B, NULL);
+    const double e = check_on_fixed_batch(&m, kind, out_act, out_w, NULL);
     cr_expect(e < 1e-3, "network %s/%s/%s: relative error %g", tr_activation_name(hidden), tr_activation_name(out_act),
               tr_loss_name(kind), e);
     tr_model_free(&m);
@@ -219,15 +228,7 @@ static void train_mode_check(bool bn, bool bn_after, float dropout, bool bias, t
     for (int t = 0; t < m.n_tensors; t++) /* batch norm's affine parameters away from 1 and 0 */
         if (m.tensor[t].kind == TR_T_BN_WEIGHT || m.tensor[t].kind == TR_T_BN_BIAS)
             fill_uniform(m.params + m.tensor[t].offset, m.tensor[t].size, 0.5f, 1.5f, 90 + (uint64_t)t);
-    tr_loss L = {.kind = kind, .reduction = TR_REDUCTION_MEAN, .width = out_w, .out_act = TR_ACT_IDENTITY,
-                 .act_params = c.act_params, .huber_delta = 1.0f, .pos_weight = 1.0f};
-    float X[8 * 3], y[8 * 4];
-    fill_uniform(X, sizeof X / sizeof *X, -1.5f, 1.5f, 7);
-    fill_uniform(y, sizeof y / sizeof *y, 0.0f, 1.0f, 8);
-    if (kind == TR_LOSS_CROSS_ENTROPY)
-        for (int r = 0; r < B; r++)
-            y[r] = (float)(r % out_w);
-    const double e = gradient_error(&m, &L, X, y, B, &train_mode);
+    const double e = check_on_fixed_batch(&m, kind, TR_ACT_IDENTITY, out_w, &train_mode);
     cr_expect(e < 2e-3, "bn %d (after %d), dropout %g, bias %d, %s, %s: relative error %g", bn, bn_after,
               (double)dropout, bias, tr_activation_name(hidden), tr_loss_name(kind), e);
     if (dropout > 0.0f) { /* the masks really dropped something, and the same counters give the same masks */
