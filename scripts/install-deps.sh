@@ -3,7 +3,8 @@
 # everything is there already.
 #   scripts/install-deps.sh          build and run: compiler, CMake, MPI, HDF5, OpenBLAS, ...
 #   scripts/install-deps.sh --test   also what the tests use: Criterion, Fashion-MNIST, Python
-#                                    with h5py, matplotlib and PyTorch (interop tests)
+#                                    with h5py, matplotlib and PyTorch (interop tests), SLURM and
+#                                    munge (the one-node cluster of tests/test_slurm.sh)
 set -euo pipefail
 
 PACKAGES=(
@@ -18,6 +19,7 @@ if [[ "${1:-}" == "--test" ]]; then
   PACKAGES+=(
     dataset-fashion-mnist
     python3 python3-numpy python3-h5py python3-matplotlib python3-torch
+    slurm-wlm munge
   )
 fi
 

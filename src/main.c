@@ -496,6 +496,8 @@ static int run(const cli *a, tr_dist *d, tr_err *err, bool *reported)
 
 int main(int argc, char **argv)
 {
+    /* whole lines in batch logs (SLURM's --output file), in order with stderr's messages */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     /* answers that need no MPI */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
