@@ -248,6 +248,10 @@ static const key_desc keys[] = {
      0, "", "CSV: target column(s), by name or 0-based index; empty = the last column."},
     {"data", "columns", K_STRING, OFF(data.columns), sizeof(((tr_config *)0)->data.columns), 0, 0, NULL, NULL, NULL,
      0, 0, "", "CSV: feature columns, by name or 0-based index; empty = every column but the target."},
+    {"data", "class_names", K_STRING, OFF(data.class_names), sizeof(((tr_config *)0)->data.class_names), 0, 0, NULL,
+     NULL, NULL, 0, 0, "",
+     "Class names for the reports and plots, one per class in label order (`T-shirt/top, Trouser, ...`); empty = "
+     "0, 1, ..."},
     {"data", "images", K_STRING, OFF(data.images), sizeof(((tr_config *)0)->data.images), 0, 0, NULL, NULL, NULL, 0,
      0, "", "IDX: training images file (.gz or not), e.g. /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz."},
     {"data", "labels", K_STRING, OFF(data.labels), sizeof(((tr_config *)0)->data.labels), 0, 0, NULL, NULL, NULL, 0,
@@ -1049,6 +1053,17 @@ static int finish(tr_config *c, tr_err *err)
     if (t->n_class_weights > 0 && t->n_class_weights != c->model.widths[c->model.n_layers])
         return tr_fail(err, TR_ECONFIG, "%s: [train] class_weights: %lld weights for %lld classes (output units)",
                        c->path, (long long)t->n_class_weights, (long long)c->model.widths[c->model.n_layers]);
+    if (c->data.class_names[0]) {
+        const int64_t out = c->model.widths[c->model.n_layers];
+        const int64_t classes = t->loss == TR_LOSS_CROSS_ENTROPY ? out : 2;
+        if (t->loss != TR_LOSS_CROSS_ENTROPY && t->loss != TR_LOSS_BCE && t->loss != TR_LOSS_BCE_LOGITS)
+            return tr_fail(err, TR_ECONFIG, "%s: [data] class_names is for classification losses (bce, bce_logits, "
+                                            "cross_entropy)", c->path);
+        const int64_t named = tr_class_name_count(c->data.class_names);
+        if (named != classes || (t->loss != TR_LOSS_CROSS_ENTROPY && out != 1))
+            return tr_fail(err, TR_ECONFIG, "%s: [data] class_names: %lld names for %lld classes", c->path,
+                           (long long)named, (long long)classes);
+    }
     /* the loss must fit the output layer */
     tr_loss L = {.kind = t->loss, .reduction = t->reduction, .width = c->model.widths[c->model.n_layers],
                  .out_act = c->model.act[c->model.n_layers - 1], .act_params = c->model.act_params};
@@ -1242,4 +1257,34 @@ void tr_config_print(const tr_config *c, FILE *f)
         }
         fprintf(f, "%s = %s\n", e->key, e->value);
     }
+}
+
+int64_t tr_class_name_count(const char *list)
+{
+    if (!list || !list[0])
+        return 0;
+    int64_t n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    return n;
+}
+
+const char *tr_class_name(const char *list, int64_t k, char *buf, size_t size)
+{
+    const char *p = list ? list : "";
+    for (int64_t i = 0; i < k && p; i++) {
+        p = strchr(p, ',');
+        p = p ? p + 1 : NULL;
+    }
+    if (!p || !list[0]) {
+        snprintf(buf, size, "%lld", (long long)k);
+        return buf;
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t len = strcspn(p, ",");
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    snprintf(buf, size, "%.*s", (int)len, p);
+    return buf;
 }

@@ -6,6 +6,7 @@
  */
 #include "trainer/log.h"
 
+#include "trainer/config.h"
 #include "trainer/h5io.h"
 
 #include <errno.h>
@@ -413,7 +414,7 @@ void tr_log_eval_line(FILE *f, const tr_log_row *r, int64_t epochs, tr_task task
     fflush(f);
 }
 
-void tr_print_report(FILE *f, const tr_metrics *m, const char *title)
+void tr_print_report(FILE *f, const tr_metrics *m, const char *title, const char *class_names)
 {
     fprintf(f, "\n%s (%lld rows): loss %.6f\n", title, (long long)m->rows, m->loss);
     if (m->task == TR_TASK_REGRESSION) {
@@ -422,26 +423,34 @@ void tr_print_report(FILE *f, const tr_metrics *m, const char *title)
     }
     const int64_t K = m->classes;
     fprintf(f, "  accuracy %.4f  macro_f1 %.4f\n", m->accuracy, m->macro_f1);
-    if (K > 50) {
-        fprintf(f, "  (%lld classes: the confusion matrix is in metrics.h5)\n", (long long)K);
-        return;
-    }
-    fprintf(f, "  confusion matrix (rows: true class, columns: predicted class)\n  %6s", "");
-    for (int64_t j = 0; j < K; j++)
-        fprintf(f, " %7lld", (long long)j);
-    fprintf(f, "\n");
+    /* row labels: the class names (at most 16 characters), else the class indices */
+    char name[64];
+    int label_width = 6;
     for (int64_t i = 0; i < K; i++) {
-        fprintf(f, "  %6lld", (long long)i);
-        for (int64_t j = 0; j < K; j++)
-            fprintf(f, " %7lld", (long long)m->confusion[i * K + j]);
-        fprintf(f, "\n");
+        const int len = (int)strlen(tr_class_name(class_names, i, name, sizeof name));
+        label_width = len > label_width ? (len < 16 ? len : 16) : label_width;
     }
-    fprintf(f, "  %6s %10s %10s %10s %10s\n", "class", "precision", "recall", "f1-score", "support");
+    if (K <= 50) {
+        fprintf(f, "  confusion matrix (rows: true class, columns: predicted class)\n  %*s", label_width, "");
+        for (int64_t j = 0; j < K; j++)
+            fprintf(f, " %7lld", (long long)j);
+        fprintf(f, "\n");
+        for (int64_t i = 0; i < K; i++) {
+            fprintf(f, "  %*.*s", label_width, 16, tr_class_name(class_names, i, name, sizeof name));
+            for (int64_t j = 0; j < K; j++)
+                fprintf(f, " %7lld", (long long)m->confusion[i * K + j]);
+            fprintf(f, "\n");
+        }
+    } else {
+        fprintf(f, "  (%lld classes: the confusion matrix is in metrics.h5)\n", (long long)K);
+    }
+    fprintf(f, "  %*s %10s %10s %10s %10s\n", label_width, "class", "precision", "recall", "f1-score", "support");
     for (int64_t i = 0; i < K; i++) {
         int64_t support = 0;
         for (int64_t j = 0; j < K; j++)
             support += m->confusion[i * K + j];
-        fprintf(f, "  %6lld %10.4f %10.4f %10.4f %10lld\n", (long long)i, m->precision[i], m->recall[i], m->f1[i],
+        fprintf(f, "  %*.*s %10.4f %10.4f %10.4f %10lld\n", label_width, 16,
+                tr_class_name(class_names, i, name, sizeof name), m->precision[i], m->recall[i], m->f1[i],
                 (long long)support);
     }
 }

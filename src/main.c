@@ -266,12 +266,13 @@ static int agree(tr_dist *d, int rc, tr_err *err, bool *reported)
 
 static void print_reports(FILE *out, const tr_trainer *t)
 {
+    const char *names = t->cfg->data.class_names;
     if (t->has_train_metrics)
-        tr_print_report(out, &t->train_metrics, "train");
+        tr_print_report(out, &t->train_metrics, "train", names);
     if (t->has_val_metrics)
-        tr_print_report(out, &t->val_metrics, "validation");
+        tr_print_report(out, &t->val_metrics, "validation", names);
     if (t->has_test_metrics)
-        tr_print_report(out, &t->test_metrics, "test");
+        tr_print_report(out, &t->test_metrics, "test", names);
 }
 
 /* Loads the config (same file everywhere: a config error is the same on every rank) and

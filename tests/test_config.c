@@ -237,3 +237,31 @@ Test(config, reference_lists_every_key_with_default)
     cr_expect(strstr(buf, "| `alpha` | 0.99 |") != NULL);
     free(buf);
 }
+
+Test(config, class_names_are_split_trimmed_and_counted)
+{
+    char buf[64];
+    cr_expect_eq(tr_class_name_count(""), 0);
+    cr_expect_eq(tr_class_name_count("cat"), 1);
+    cr_expect_eq(tr_class_name_count("T-shirt/top, Trouser ,Bag"), 3);
+    cr_expect_str_eq(tr_class_name("T-shirt/top, Trouser ,Bag", 0, buf, sizeof buf), "T-shirt/top");
+    cr_expect_str_eq(tr_class_name("T-shirt/top, Trouser ,Bag", 1, buf, sizeof buf), "Trouser");
+    cr_expect_str_eq(tr_class_name("T-shirt/top, Trouser ,Bag", 2, buf, sizeof buf), "Bag");
+    cr_expect_str_eq(tr_class_name("T-shirt/top, Trouser ,Bag", 3, buf, sizeof buf), "3", "past the list: the index");
+    cr_expect_str_eq(tr_class_name("", 7, buf, sizeof buf), "7");
+    cr_expect_str_eq(tr_class_name(NULL, 2, buf, sizeof buf), "2");
+}
+
+Test(config, class_names_must_match_the_classes)
+{
+    tr_config c;
+    const char *two[] = {"data.class_names=left moon, right moon"};
+    cr_expect_eq(tr_config_load_string(&c, "t.ini", good, two, 1, NULL), 0, "bce has two classes");
+    tr_config_free(&c);
+    const char *three[] = {"data.class_names=a,b,c"};
+    tr_err err = {0};
+    cr_expect_eq(tr_config_load_string(&c, "t.ini", good, three, 1, &err), TR_ECONFIG);
+    cr_expect(strstr(err.msg, "class_names: 3 names for 2 classes"), "%s", err.msg);
+    expect_error("[model]\nlayers = 1, 1\n[data]\ngenerator = linear\nclass_names = a, b\n[train]\nloss = mse\n",
+                 "class_names", "classification", NULL);
+}

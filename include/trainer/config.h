@@ -94,6 +94,7 @@ typedef struct tr_data_config {
     bool split_shuffle;
     tr_scale_kind scale;
     double scale_divisor;
+    char class_names[2048]; /* "name, name, ..." for reports and plots; empty = 0, 1, ... */
 } tr_data_config;
 
 typedef enum tr_lr_schedule {
@@ -197,5 +198,10 @@ void tr_config_print_reference(FILE *f);
 
 /* Writes the effective configuration as an INI file (for logs and run directories). */
 void tr_config_print(const tr_config *c, FILE *f);
+
+/* [data] class_names: how many names the comma-separated list has (0 for ""), and name k
+ * (trimmed) in buf, or k as a number when the list is empty or shorter. */
+int64_t tr_class_name_count(const char *list);
+const char *tr_class_name(const char *list, int64_t k, char *buf, size_t size);
 
 #endif

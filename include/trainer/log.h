@@ -57,7 +57,7 @@ void tr_metric_log_close(tr_metric_log *log);
 void tr_log_eval_line(FILE *f, const tr_log_row *row, int64_t epochs, tr_task task);
 
 /* The confusion matrix and per-class report (classification) or regression metrics. */
-void tr_print_report(FILE *f, const tr_metrics *m, const char *title);
+void tr_print_report(FILE *f, const tr_metrics *m, const char *title, const char *class_names);
 
 /* A progress line (carriage return, no newline) while an epoch runs; `done` of `total`
  * steps. Writes only when enabled; tr_log_progress_end clears the line. */
