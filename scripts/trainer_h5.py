@@ -54,3 +54,78 @@ def scale(x, scaler):
     if scaler is None or scaler["kind"] == 0:
         return x
     return (x - scaler["center"]) / scaler["scale"]
+
+
+def require_file(path, what):
+    """Fails with a clear message unless path is an existing file; what says what it is for."""
+    if not os.path.isfile(path):
+        fail(f"{path}: no such file ({what})")
+    return path
+
+
+def read_run_config(run_dir):
+    """The effective configuration a run wrote (run_dir/config.ini) as {"section.key": value}."""
+    import configparser
+    path = os.path.join(run_dir, "config.ini")
+    if not os.path.isfile(path):
+        return {}
+    cfg = configparser.ConfigParser(interpolation=None)
+    try:
+        cfg.read(path)
+    except configparser.Error as e:
+        fail(f"{path}: {e}")
+    return {f"{s}.{k}": v for s in cfg.sections() for k, v in cfg[s].items()}
+
+
+def class_names(names, classes):
+    """A list of `classes` labels from a comma-separated `names` string ("" = 0, 1, ...)."""
+    given = [n.strip() for n in names.split(",")] if names else []
+    return [given[k] if k < len(given) and given[k] else str(k) for k in range(classes)]
+
+
+def find_trainer(explicit=None):
+    """The trainer binary: explicit, $TRAINER, build/trainer of this repository, or PATH."""
+    import shutil
+    here = os.path.dirname(os.path.abspath(__file__))
+    for cand in (explicit, os.environ.get("TRAINER"), os.path.join(here, "..", "build", "trainer"),
+                 shutil.which("trainer")):
+        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    fail("no trainer binary: build it (scripts/build.sh), or pass --trainer or set TRAINER")
+
+
+def figure_size(spec):
+    """--size WIDTHxHEIGHT in pixels -> (width, height) ints."""
+    try:
+        w, h = (int(v) for v in spec.lower().split("x"))
+        if w < 100 or h < 100 or w > 10000 or h > 10000:
+            raise ValueError
+        return w, h
+    except ValueError:
+        fail(f"--size {spec}: expected WIDTHxHEIGHT in pixels, each 100 to 10000 (e.g. 900x600)")
+
+
+def new_figure(size, **kw):
+    """A matplotlib figure of exactly size = (width, height) pixels when saved at 100 dpi."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt.subplots(figsize=(size[0] / 100, size[1] / 100), dpi=100, **kw)
+
+
+def save_figure(fig, out):
+    import matplotlib.pyplot as plt
+    d = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(d):
+        fail(f"{out}: the directory {d} does not exist")
+    tmp = out + ".tmp.png"
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, out)
+    except OSError as e:
+        fail(f"{out}: cannot write ({e.strerror})", 4)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    print(out)

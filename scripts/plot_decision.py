@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""Plot what a model learned: the decision regions of a 2-feature classifier over its data,
+or the fitted curve of a 1-feature regression.
+
+    scripts/plot_decision.py runs/moons/best.h5 moons.h5          # -> runs/moons/decision.png
+    scripts/plot_decision.py runs/inverse/best.h5 inverse.csv --out fit.png
+
+CHECKPOINT is any checkpoint of a run (best.h5, ckpt-<step>.h5); DATA the points to draw, an
+HDF5 file (/X features, /y labels or values: what `trainer data gen` writes) or a CSV file
+with columns x0, x1, ..., y. The model is evaluated with `trainer predict` itself (so feature
+scaling, batch norm and the output activation are exactly the trainer's) on a grid over the
+data's range; classifiers get colour regions by predicted class (binary: shaded by P(class
+1) with the 0.5 contour), regressors the predicted curve over the data.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import trainer_h5 as th  # noqa: E402
+
+
+def read_points(path):
+    th.require_file(path, "the data points to draw")
+    if path.endswith((".h5", ".hdf5")):
+        try:
+            with h5py.File(path, "r") as f:
+                if "X" not in f or "y" not in f:
+                    th.fail(f"{path}: needs /X (features) and /y (targets), as `trainer data gen` writes")
+                x, y = np.array(f["X"], dtype=np.float64), np.array(f["y"])
+        except OSError as e:
+            th.fail(f"{path}: not a readable HDF5 file ({e})")
+    else:
+        try:
+            data = np.genfromtxt(path, delimiter=",", names=True)
+        except ValueError as e:
+            th.fail(f"{path}: not a CSV file of numbers with a header line ({e})")
+        names = data.dtype.names or ()
+        if "y" not in names:
+            th.fail(f"{path}: no column y (expected x0, x1, ..., y as `trainer data gen` writes)")
+        x = np.column_stack([data[n] for n in names if n != "y"]).astype(np.float64)
+        y = data["y"]
+    if x.ndim == 1:
+        x = x[:, None]
+    y = y.reshape(len(y), -1)[:, 0] if y.ndim > 1 else y
+    if len(x) == 0:
+        th.fail(f"{path}: no rows")
+    return x, y
+
+
+def predict(trainer, checkpoint, x):
+    """Runs `trainer predict` on the rows of x; returns the output file's datasets."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, out = os.path.join(tmp, "grid.h5"), os.path.join(tmp, "pred.h5")
+        with h5py.File(inp, "w") as f:
+            f["X"] = x.astype(np.float32)
+        r = subprocess.run([trainer, "predict", "--checkpoint", checkpoint, "--input", inp, "--output", out,
+                            "--features", "/X"], capture_output=True, text=True)
+        if r.returncode != 0:
+            th.fail(f"trainer predict failed (status {r.returncode}): {r.stderr.strip()}", r.returncode)
+        with h5py.File(out, "r") as f:
+            return {k: np.array(f[k]) for k in f}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    ap.add_argument("checkpoint", help="a checkpoint of the run (best.h5, ckpt-<step>.h5)")
+    ap.add_argument("data", help="points to draw: HDF5 (/X, /y) or CSV (x0, ..., y)")
+    ap.add_argument("--out", help="PNG to write (default: decision.png beside the checkpoint)")
+    ap.add_argument("--size", default="800x650", help="image size in pixels, WIDTHxHEIGHT (default 800x650)")
+    ap.add_argument("--resolution", type=int, default=300, help="grid points per axis (default 300)")
+    ap.add_argument("--trainer", help="trainer binary (default: $TRAINER, build/trainer, or PATH)")
+    ap.add_argument("--title", help="figure title")
+    args = ap.parse_args()
+    size = th.figure_size(args.size)
+    if not 10 <= args.resolution <= 2000:
+        th.fail("--resolution must be 10 to 2000")
+    ck = th.read_checkpoint(args.checkpoint)
+    trainer = th.find_trainer(args.trainer)
+    x, y = read_points(args.data)
+    widths = [int(w) for w in ck["layers"].split(",")] if ck["layers"] else []
+    features = widths[0] if widths else x.shape[1]
+    if x.shape[1] != features:
+        th.fail(f"{args.data}: {x.shape[1]} features, but the model takes {features}")
+    loss = ck["config"].get("train.loss", "")
+    classifier = loss in ("bce", "bce_logits", "cross_entropy")
+    names = th.class_names(ck["config"].get("data.class_names", ""), 2 if widths and widths[-1] == 1 else
+                           (widths[-1] if widths else 2))
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "decision.png")
+
+    fig, ax = th.new_figure(size)
+    if classifier and features == 2:
+        pad = 0.1 * (x.max(axis=0) - x.min(axis=0)) + 1e-6
+        lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
+        g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], args.resolution), np.linspace(lo[1], hi[1], args.resolution))
+        p = predict(trainer, args.checkpoint, np.column_stack([g0.ravel(), g1.ravel()]))
+        cls = p["class"].reshape(g0.shape)
+        probs = p["probabilities"]
+        labels = y.astype(np.int64)
+        acc = float(np.mean(predict(trainer, args.checkpoint, x)["class"].reshape(-1) == labels))
+        k = len(names)
+        if probs.ndim == 1 or probs.shape[-1] == 1:  # binary: P(class 1)
+            p1 = probs.reshape(g0.shape)
+            cs = ax.contourf(g0, g1, p1, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
+            ax.contour(g0, g1, p1, levels=[0.5], colors="k", linewidths=1.5)
+            fig.colorbar(cs, ax=ax, label=f"P({names[1]})")
+        else:
+            ax.contourf(g0, g1, cls, levels=np.arange(k + 1) - 0.5, cmap="tab10", vmin=-0.5, vmax=9.5, alpha=0.35)
+        cmap = "RdBu_r" if k == 2 else "tab10"
+        for c in range(k):
+            m = labels == c
+            if m.any():
+                color = ("tab:blue", "tab:red")[c] if k == 2 else None
+                ax.scatter(x[m, 0], x[m, 1], s=12, edgecolors="k", linewidths=0.3, label=names[c],
+                           c=color if color else [c] * int(m.sum()), cmap=None if color else cmap,
+                           vmin=None if color else -0.5, vmax=None if color else 9.5)
+        ax.legend(fontsize="small", loc="best")
+        ax.set(xlabel="x0", ylabel="x1", xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
+        ax.set_title(args.title or f"decision regions, accuracy {acc:.3f} on {len(x)} points")
+    elif not classifier and features == 1:
+        lo, hi = x.min(), x.max()
+        pad = 0.05 * (hi - lo) + 1e-6
+        grid = np.linspace(lo - pad, hi + pad, args.resolution)[:, None]
+        pred = predict(trainer, args.checkpoint, grid)["predictions"].reshape(len(grid), -1)[:, 0]
+        fit = predict(trainer, args.checkpoint, x)["predictions"].reshape(len(x), -1)[:, 0]
+        yv = y.astype(np.float64)
+        r2 = 1.0 - np.sum((yv - fit) ** 2) / max(np.sum((yv - yv.mean()) ** 2), 1e-300)
+        ax.scatter(x[:, 0], yv, s=10, alpha=0.5, label="data")
+        ax.plot(grid[:, 0], pred, color="tab:red", linewidth=2, label="model")
+        ax.legend()
+        ax.set(xlabel="x", ylabel="y")
+        ax.set_title(args.title or f"regression fit, R2 {r2:.4f} on {len(x)} points")
+    else:
+        kind = "classifier" if classifier else "regression model"
+        th.fail(f"{args.checkpoint}: a {kind} with {features} input features; plot_decision draws classifiers with "
+                "2 features and regressions with 1")
+    fig.tight_layout()
+    th.save_figure(fig, out)
+
+
+if __name__ == "__main__":
+    main()

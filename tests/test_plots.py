@@ -1,0 +1,124 @@
+#!/usr/bin/python3
+"""The plotting scripts on tiny runs: each writes a non-empty PNG of the requested size, and
+fails with a clear message and status 2 when the run lacks what it needs.
+
+usage: tests/test_plots.py TRAINER_BINARY SOURCE_DIR
+"""
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+trainer, src = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+try:
+    import h5py  # noqa: F401
+    import matplotlib  # noqa: F401
+except ImportError as e:
+    print(f"SKIP: {e} (install python3-h5py and python3-matplotlib)")
+    sys.exit(77)
+
+tmp = tempfile.mkdtemp(prefix="trainer-plots-")
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TRAINER=trainer), **kw)
+
+
+def train(name, *sets):
+    cmd = [trainer, "train", os.path.join(src, "datasets/configs/moons.ini"), "--set", f"output.dir={tmp}/{name}",
+           "--set", "train.epochs=6", "--set", "train.eval_every=2"]
+    for s in sets:
+        cmd += ["--set", s]
+    r = run(cmd)
+    if r.returncode != 0:
+        print(r.stdout, r.stderr)
+        sys.exit(f"training {name} failed")
+    return os.path.join(tmp, name)
+
+
+def png_size(path):
+    """(width, height) from the PNG header, or None when path is not a PNG."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def expect_png(cmd, path, size, what):
+    r = run(cmd)
+    if r.returncode != 0:
+        check(False, f"{what}: exit {r.returncode}: {r.stderr.strip()}")
+        return
+    ok = os.path.exists(path) and os.path.getsize(path) > 5000 and png_size(path) == size
+    check(ok, f"{what}: {path} is a PNG of {size[0]}x{size[1]} "
+              f"(got {png_size(path) if os.path.exists(path) else 'no file'})")
+
+
+def expect_error(cmd, needle, what):
+    r = run(cmd)
+    check(r.returncode == 2 and needle in r.stderr, f"{what}: status 2 and '{needle}' (got {r.returncode}: "
+                                                    f"{r.stderr.strip()[-200:]})")
+
+
+S = os.path.join(src, "scripts")
+binary = train("binary", "data.class_names=upper, lower", "data.n=400")
+blobs = train("blobs", "data.generator=blobs", "data.classes=3", "model.layers=2,16,3",
+              "model.output_activation=identity", "train.loss=cross_entropy", "data.n=300")
+regress = train("regress", "data.generator=inverse", "model.layers=1,16,1", "model.activations=tanh",
+                "model.output_activation=identity", "train.loss=mse", "data.n=300")
+for kind, extra in (("moons", []), ("blobs", ["--classes", "3"]), ("inverse", [])):
+    out = os.path.join(tmp, f"{kind}.h5" if kind != "inverse" else "inverse.csv")
+    r = run([trainer, "data", "gen", kind, "--out", out, "--n", "200"] + extra)
+    assert r.returncode == 0, r.stderr
+
+# plot_metrics: default place and size, custom size, log axis
+expect_png([f"{S}/plot_metrics.py", binary], f"{binary}/metrics.png", (1000, 700), "plot_metrics default")
+expect_png([f"{S}/plot_metrics.py", regress, "--log", "--size", "640x480", "--out", f"{tmp}/m.png"], f"{tmp}/m.png",
+           (640, 480), "plot_metrics regression, --log, --size")
+# plot_decision: binary and 3-class regions, 1-D regression fit
+expect_png([f"{S}/plot_decision.py", f"{binary}/best.h5", f"{tmp}/moons.h5", "--resolution", "60"],
+           f"{binary}/decision.png", (800, 650), "plot_decision binary classifier")
+expect_png([f"{S}/plot_decision.py", f"{blobs}/best.h5", f"{tmp}/blobs.h5", "--resolution", "60", "--size",
+            "500x400", "--out", f"{tmp}/d3.png"], f"{tmp}/d3.png", (500, 400), "plot_decision 3 classes")
+expect_png([f"{S}/plot_decision.py", f"{regress}/best.h5", f"{tmp}/inverse.csv"], f"{regress}/decision.png",
+           (800, 650), "plot_decision 1-D regression")
+# plot_confusion: names from the run's config, explicit names, normalized
+expect_png([f"{S}/plot_confusion.py", binary], f"{binary}/confusion.png", (800, 700), "plot_confusion")
+expect_png([f"{S}/plot_confusion.py", blobs, "--normalize", "--class-names", "a,b,c", "--epoch", "4", "--out",
+            f"{tmp}/c3.png"], f"{tmp}/c3.png", (800, 700), "plot_confusion --normalize --epoch")
+
+# what each says when the run lacks what it needs
+empty = os.path.join(tmp, "empty")
+os.mkdir(empty)
+expect_error([f"{S}/plot_metrics.py", empty], "metrics.csv: no such file", "plot_metrics on an empty directory")
+expect_error([f"{S}/plot_metrics.py", f"{tmp}/nope"], "not a run directory", "plot_metrics on a missing directory")
+expect_error([f"{S}/plot_confusion.py", empty], "metrics.h5: no such file", "plot_confusion on an empty directory")
+expect_error([f"{S}/plot_confusion.py", regress], "not a classifier", "plot_confusion on a regression run")
+expect_error([f"{S}/plot_confusion.py", binary, "--split", "val"], "no /metrics/val_confusion",
+             "plot_confusion without a validation set")
+expect_error([f"{S}/plot_confusion.py", binary, "--epoch", "3"], "epoch 3 was not evaluated",
+             "plot_confusion at an epoch not evaluated")
+expect_error([f"{S}/plot_decision.py", f"{empty}/best.h5", f"{tmp}/moons.h5"], "best.h5: no such file",
+             "plot_decision without a checkpoint")
+expect_error([f"{S}/plot_decision.py", f"{binary}/best.h5", f"{tmp}/inverse.csv"], "1 features, but the model takes 2",
+             "plot_decision with data of the wrong width")
+expect_error([f"{S}/plot_metrics.py", binary, "--size", "big"], "WIDTHxHEIGHT", "plot_metrics with a bad --size")
+for script in ("plot_metrics.py", "plot_decision.py", "plot_confusion.py"):
+    r = run([f"{S}/{script}", "--help"])
+    check(r.returncode == 0 and "usage:" in r.stdout, f"{script} --help")
+
+if failures:
+    print(f"{len(failures)} failed; files kept in {tmp}")
+    sys.exit(1)
+shutil.rmtree(tmp)
+print("all plot checks passed")
