@@ -20,6 +20,7 @@ static const char *moons_cfg =
 static void setup(void) { make_temp_dir(dir, sizeof dir); }
 
 TestSuite(cli, .init = setup);
+TestSuite(mpi, .init = setup); /* each test in its own directory, as the cli tests */
 
 static int trainer(const char *args)
 {
