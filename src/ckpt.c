@@ -1,5 +1,6 @@
 /*
- * ckpt.c: checkpoint write (temporary file, flush, fsync, rename, fsync of the directory),
+ * ckpt.c: checkpoint write (an HDF5 image built in memory, written to a temporary file,
+ * fsync, rename, fsync of the directory),
  * read with architecture and shape checks, the newest valid checkpoint of a run directory,
  * and rotation.
  */
@@ -33,7 +34,7 @@ static void arch_strings(const tr_model_config *mc, char *layers, size_t ll, cha
         u += (size_t)snprintf(acts + u, al - u, "%s%s", i ? "," : "", tr_activation_name(mc->act[i]));
 }
 
-/* fsync a path (a file after HDF5 closed it, or a directory after a rename). */
+/* fsync a path (a directory after a rename). */
 static int sync_path(const char *path)
 {
     int fd = open(path, O_RDONLY);
@@ -102,14 +103,6 @@ static int write_contents(hid_t f, const char *path, const tr_config *c, const t
         rc = tr_h5_attr_i64(f, path, "/model", "bias", m->cfg.bias, err);
     if (!rc)
         rc = tr_h5_attr_str(f, path, "/model", "sequential", seq, err);
-    /* test hook TRAINER_TEST_CKPT_PAUSE=N:SECONDS: the N-th checkpoint write of this process
-     * pauses half-way, so a test can kill the process in the middle of a write */
-    static int writes = 0;
-    writes++;
-    const char *pause = getenv("TRAINER_TEST_CKPT_PAUSE");
-    int nth, secs;
-    if (!rc && pause && sscanf(pause, "%d:%d", &nth, &secs) == 2 && nth == writes)
-        sleep((unsigned)secs);
     /* the optimizer */
     if (!rc && o) {
         g = H5Gcreate2(f, "/optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -165,23 +158,87 @@ static int write_contents(hid_t f, const char *path, const tr_config *c, const t
     return rc;
 }
 
+/* Writes all of buf to fd (short writes and EINTR retried); -1 with errno on failure.
+ * Test hook TRAINER_TEST_CKPT_PAUSE=N:SECONDS: the N-th checkpoint write of this process
+ * pauses half-way, so a test can kill the process in the middle of a write. */
+static int write_all(int fd, const unsigned char *buf, size_t n)
+{
+    static int writes = 0;
+    writes++;
+    const char *pause = getenv("TRAINER_TEST_CKPT_PAUSE");
+    int nth, secs;
+    const bool pause_here = pause && sscanf(pause, "%d:%d", &nth, &secs) == 2 && nth == writes;
+    size_t done = 0;
+    while (done < n) {
+        size_t chunk = n - done;
+        if (pause_here && done < n / 2)
+            chunk = n / 2 - done;
+        const ssize_t w = write(fd, buf + done, chunk);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        if (w == 0) {
+            errno = ENOSPC;
+            return -1;
+        }
+        done += (size_t)w;
+        if (pause_here && done == n / 2)
+            sleep((unsigned)secs);
+    }
+    return 0;
+}
+
+/* The checkpoint is built in memory (HDF5's core driver, no backing store) and written with
+ * plain POSIX calls: HDF5 never sees a full disk or an I/O error, whose handling in the
+ * library (a file that cannot be flushed on close) crashes at exit; here each failure is a
+ * clear error and the previous checkpoint stays as it was. */
 int tr_ckpt_save(const char *path, const tr_config *c, const tr_model *m, const tr_optim *o, const tr_scaler *sc,
                  const tr_ckpt_state *st, tr_err *err)
 {
     tr_h5_quiet();
     char tmp[TR_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0) {
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        return tr_fail(err, TR_ENOMEM, "%s: cannot set up the in-memory checkpoint image", path);
+    }
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (f < 0)
-        return tr_fail(err, TR_ECKPT, "%s: cannot create the checkpoint (directory missing, not writable, or full?)",
-                       tmp);
+        return tr_fail(err, TR_ENOMEM, "%s: cannot create the in-memory checkpoint image", path);
     int rc = write_contents(f, path, c, m, o, sc, st, err);
     if (!rc && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
-        rc = tr_fail(err, TR_ECKPT, "%s: flushing the checkpoint failed (disk full?)", tmp);
-    if (H5Fclose(f) < 0 && !rc)
-        rc = tr_fail(err, TR_ECKPT, "%s: closing the checkpoint failed (disk full?)", tmp);
-    if (!rc && sync_path(tmp) != 0)
+        rc = tr_fail(err, TR_ECKPT, "%s: cannot complete the checkpoint image", path);
+    unsigned char *image = NULL;
+    ssize_t size = 0;
+    if (!rc) {
+        size = H5Fget_file_image(f, NULL, 0);
+        image = size > 0 ? malloc((size_t)size) : NULL;
+        if (!image || H5Fget_file_image(f, image, (size_t)size) != size)
+            rc = tr_fail(err, TR_ENOMEM, "%s: cannot take the checkpoint image (%lld bytes)", path, (long long)size);
+    }
+    H5Fclose(f); /* in memory: nothing to flush to disk */
+    if (rc) {
+        free(image);
+        return rc;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = tr_fail(err, TR_ECKPT, "%s: cannot create the checkpoint: %s", tmp, strerror(errno));
+        free(image);
+        return rc;
+    }
+    if (write_all(fd, image, (size_t)size) != 0)
+        rc = tr_fail(err, TR_ECKPT, "%s: cannot write the checkpoint (%lld bytes): %s; the earlier checkpoints are "
+                     "kept", path, (long long)size, strerror(errno));
+    else if (fsync(fd) != 0)
         rc = tr_fail(err, TR_ECKPT, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && !rc)
+        rc = tr_fail(err, TR_ECKPT, "%s: closing the checkpoint failed: %s", tmp, strerror(errno));
+    free(image);
     if (!rc && rename(tmp, path) != 0)
         rc = tr_fail(err, TR_ECKPT, "%s: cannot rename the checkpoint into place: %s", path, strerror(errno));
     if (rc) {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+void tr_h5_no_atexit(void) { H5dont_atexit(); }
+
 void tr_h5_quiet(void)
 {
     static bool done = false;

@@ -255,6 +255,56 @@ static int truncate_csv(const char *path, int64_t rows, tr_err *err)
     return 0;
 }
 
+/* A SWMR log whose writer was killed stays marked "open for writing" and cannot be opened
+ * for writing again (h5clear --status would clear it). Readers can still open it, so the
+ * first `keep_rows` rows are copied into a new file that replaces it; 0 on success. */
+static int rebuild_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *err)
+{
+    hid_t old = H5Fopen(l->h5_path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    if (old < 0)
+        return -1;
+    tr_metric_log src = *l; /* the same columns, in the old file */
+    src.file = old;
+    int64_t rows = 0;
+    int rc = -1;
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", l->h5_path, (long)getpid());
+    l->file = -1;
+    if (open_datasets(&src, &rows) && rows >= keep_rows) {
+        l->file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+        rc = l->file >= 0 && !create_datasets(l, err) && set_rows(l, keep_rows) == 0 ? 0 : -1;
+        const size_t K = (size_t)(l->classes > 0 ? l->classes : 1);
+        double *buf = malloc((size_t)(keep_rows > 0 ? keep_rows : 1) * K * K * sizeof(double));
+        rc = rc || !buf ? -1 : 0;
+        for (int i = 0; !rc && i < l->n_cols && keep_rows > 0; i++) {
+            col_t *c = &l->cols[i];
+            const hsize_t start[3] = {0, 0, 0}, count[3] = {(hsize_t)keep_rows, K, K};
+            const int rank = c->kind == COL_SCALAR ? 1 : c->kind == COL_PER_CLASS ? 2 : 3;
+            hid_t type = c->kind == COL_CONFUSION ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
+            hid_t fs = H5Dget_space(src.cols[i].dset);
+            H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+            hid_t ms = H5Screate_simple(rank, count, NULL);
+            if (H5Dread(src.cols[i].dset, type, ms, fs, H5P_DEFAULT, buf) < 0 ||
+                H5Dwrite(c->dset, type, ms, H5S_ALL, H5P_DEFAULT, buf) < 0)
+                rc = -1;
+            H5Sclose(ms);
+            H5Sclose(fs);
+        }
+        free(buf);
+    }
+    close_datasets(&src);
+    H5Fclose(old);
+    close_datasets(l);
+    if (l->file >= 0 && H5Fclose(l->file) < 0)
+        rc = -1;
+    l->file = -1;
+    if (rc || rename(tmp, l->h5_path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ public ------------- */
 
 int tr_metric_log_open(tr_metric_log **out, const char *dir, const tr_log_layout *layout, int64_t keep_rows,
@@ -275,8 +325,11 @@ int tr_metric_log_open(tr_metric_log **out, const char *dir, const tr_log_layout
     bool fresh = keep_rows < 0;
     hid_t fapl = latest_fapl();
     if (!fresh) { /* resume: keep the first keep_rows rows of a log with our columns */
-        if (H5Fis_hdf5(l->h5_path) > 0)
+        if (H5Fis_hdf5(l->h5_path) > 0) {
             l->file = H5Fopen(l->h5_path, H5F_ACC_RDWR, fapl);
+            if (l->file < 0 && rebuild_log(l, keep_rows, fapl, err) == 0) /* its writer was killed */
+                l->file = H5Fopen(l->h5_path, H5F_ACC_RDWR, fapl);
+        }
         int64_t rows = 0;
         if (l->file < 0 || !open_datasets(l, &rows) || rows < keep_rows || set_rows(l, keep_rows) < 0) {
             close_datasets(l); /* missing, corrupt or another layout: start a new log */
@@ -359,15 +412,14 @@ int tr_metric_log_append(tr_metric_log *l, const tr_log_row *r, tr_err *err)
         }
         H5Sclose(ms);
         H5Sclose(fs);
-        if (st < 0)
+        if (st < 0 || (l->swmr && H5Dflush(c->dset) < 0))
             return tr_fail(err, TR_EIO, "%s: cannot write %s (disk full?)", l->h5_path, c->name);
-        H5Dflush(c->dset);
     }
     fputc('\n', l->csv);
     if (fflush(l->csv) != 0)
         return tr_fail(err, TR_EIO, "%s: write failed: %s", l->csv_path, strerror(errno));
-    if (!l->swmr)
-        H5Fflush(l->file, H5F_SCOPE_LOCAL);
+    if (!l->swmr && H5Fflush(l->file, H5F_SCOPE_LOCAL) < 0)
+        return tr_fail(err, TR_EIO, "%s: cannot flush the metric log (disk full?)", l->h5_path);
     l->rows++;
     return 0;
 }

@@ -11,6 +11,7 @@
 #include "trainer/dist.h"
 #include "trainer/error.h"
 #include "trainer/generate.h"
+#include "trainer/h5io.h"
 #include "trainer/log.h"
 #include "trainer/model.h"
 #include "trainer/predict.h"
@@ -497,6 +498,7 @@ static int run(const cli *a, tr_dist *d, tr_err *err, bool *reported)
 
 int main(int argc, char **argv)
 {
+    tr_h5_no_atexit(); /* a full disk under metrics.h5 must end in exit status 4, not a crash */
     /* whole lines in batch logs (SLURM's --output file), in order with stderr's messages */
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* answers that need no MPI */

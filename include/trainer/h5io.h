@@ -54,4 +54,9 @@ bool tr_h5_exists(hid_t file, const char *name);
 /* Silences HDF5's automatic error stack printing (idempotent). */
 void tr_h5_quiet(void);
 
+/* Called first thing by a program (before any other HDF5 call): no exit-time cleanup by the
+ * library, which in HDF5 1.10 crashes on a file whose flush failed (a full disk); the
+ * trainer closes its files itself. */
+void tr_h5_no_atexit(void);
+
 #endif
