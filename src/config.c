@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---------------------------------------------------------------- names --------------- */
 
@@ -1203,7 +1204,15 @@ int tr_config_load(tr_config *c, const char *path, const char *const *sets, int 
         memset(c, 0, sizeof *c);
         return tr_fail(err, TR_ECONFIG, "%s: cannot open config file: %s", path, strerror(errno));
     }
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(fp);
+        memset(c, 0, sizeof *c);
+        return tr_fail(err, TR_ECONFIG, "%s: is a directory, not a config file", path);
+    }
     int rc = load(c, path, fp, NULL, sets, n_sets, err);
+    if (!rc && ferror(fp))
+        rc = tr_fail(err, TR_ECONFIG, "%s: cannot read config file", path);
     fclose(fp);
     return rc;
 }

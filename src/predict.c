@@ -192,8 +192,9 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
         rc = tr_fail(err, TR_EDATA, "%s: row %lld (0-based) has a non-finite feature", o->input, (long long)bad_row);
     rc = tr_dist_agree(d, rc);
     const int L = c.model.n_layers;
-    const tr_loss loss = {.kind = c.train.loss, .width = c.model.widths[L], .out_act = c.model.act[L - 1],
-                          .act_params = c.model.act_params};
+    /* (L is 0 when the checkpoint could not be read: rc is set then and nothing below runs) */
+    const tr_loss loss = {.kind = c.train.loss, .width = c.model.widths[L],
+                          .out_act = L > 0 ? c.model.act[L - 1] : TR_ACT_IDENTITY, .act_params = c.model.act_params};
     const bool classify = !rc && tr_loss_task(&loss) == TR_TASK_CLASSIFICATION;
     const out_layout lay = {.width = loss.width, .with_class = classify};
     if (!rc) {

@@ -298,6 +298,9 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
         if (!rc && t->out && !o->quiet)
             fprintf(t->out, "initialised from %s (parameters only)\n", o->init_from);
     }
+    if (!rc && t->dist->rank == 0)
+        rc = tr_run_dir_write_config(c, err);
+    rc = tr_dist_agree(t->dist, rc);
     if (rc)
         return rc;
 
@@ -437,11 +440,10 @@ static int make_dirs(const char *path, tr_err *err)
     return 0;
 }
 
-int tr_run_dir_prepare(const tr_config *c, tr_err *err)
+int tr_run_dir_prepare(const tr_config *c, tr_err *err) { return make_dirs(c->output.dir, err); }
+
+int tr_run_dir_write_config(const tr_config *c, tr_err *err)
 {
-    int rc = make_dirs(c->output.dir, err);
-    if (rc)
-        return rc;
     char path[TR_PATH_MAX + 32], tmp[TR_PATH_MAX + 48];
     snprintf(path, sizeof path, "%s/config.ini", c->output.dir);
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
