@@ -6,6 +6,7 @@
 #include "trainer/idx.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,35 @@ static bool read_full(gzFile g, void *buf, size_t n)
         n -= (size_t)got;
     }
     return true;
+}
+
+/* Reads exactly `want` bytes into a buffer that grows with the data that actually arrives
+ * (doubling from 1 MiB), so a header claiming more than the file holds costs no more memory
+ * than the file; NULL when the stream ends early (or memory runs out: *oom). */
+static unsigned char *read_claimed(gzFile g, size_t want, bool *oom)
+{
+    *oom = false;
+    size_t cap = want < ((size_t)1 << 20) ? want : ((size_t)1 << 20), have = 0;
+    unsigned char *buf = malloc(cap ? cap : 1);
+    while (buf && have < want) {
+        if (have == cap) {
+            cap = cap * 2 < want ? cap * 2 : want;
+            unsigned char *grown = realloc(buf, cap);
+            if (!grown) {
+                free(buf);
+                *oom = true;
+                return NULL;
+            }
+            buf = grown;
+        }
+        if (!read_full(g, buf + have, cap - have)) {
+            free(buf);
+            return NULL;
+        }
+        have = cap;
+    }
+    *oom = !buf;
+    return buf;
 }
 
 static int open_idx(gzFile *g, const char *path, int want_dims, uint32_t dims[MAX_IDX_DIMS], tr_err *err)
@@ -68,32 +98,40 @@ int tr_idx_read(tr_dataset *ds, const char *images, const char *labels, tr_err *
         rc = tr_fail(err, TR_EDATA, "%s has %u images but %s has %u labels", images, di[0], labels, dl[0]);
         goto done;
     }
-    const int64_t n = di[0], F = (int64_t)di[1] * di[2];
-    if (n == 0 || F == 0) {
+    if (di[0] == 0 || di[1] == 0 || di[2] == 0) {
         rc = tr_fail(err, TR_EDATA, "%s: no images (%u x %u x %u)", images, di[0], di[1], di[2]);
         goto done;
     }
-    rc = tr_dataset_alloc(ds, n, F, 1, err);
-    if (rc)
+    /* the float copy must be addressable: count x height x width x 4 bytes within 2^62 */
+    if ((uint64_t)di[1] * di[2] > (UINT64_C(1) << 60) / 4 / di[0]) {
+        rc = tr_fail(err, TR_EDATA, "%s: %u images of %u x %u pixels: implausibly large header", images, di[0],
+                     di[1], di[2]);
         goto done;
-    buf = malloc((size_t)(n * F));
+    }
+    const int64_t n = di[0], F = (int64_t)di[1] * di[2];
+    /* the labels first (n bytes), then the images, each only as far as the data goes */
+    bool oom;
+    buf = read_claimed(gl, (size_t)n, &oom);
     if (!buf) {
-        rc = tr_fail(err, TR_ENOMEM, "%s: cannot allocate %lld bytes", images, (long long)(n * F));
+        rc = oom ? tr_fail(err, TR_ENOMEM, "%s: cannot allocate %lld bytes", labels, (long long)n)
+                 : tr_fail(err, TR_EDATA, "%s: truncated: expected %lld labels", labels, (long long)n);
         goto done;
     }
-    if (!read_full(gi, buf, (size_t)(n * F))) {
-        rc = tr_fail(err, TR_EDATA, "%s: truncated: expected %lld images of %lld pixels", images, (long long)n,
-                     (long long)F);
+    unsigned char *pixels = read_claimed(gi, (size_t)(n * F), &oom);
+    if (!pixels) {
+        rc = oom ? tr_fail(err, TR_ENOMEM, "%s: cannot allocate %lld bytes", images, (long long)(n * F))
+                 : tr_fail(err, TR_EDATA, "%s: truncated: expected %lld images of %lld pixels", images,
+                           (long long)n, (long long)F);
         goto done;
     }
-    for (int64_t i = 0; i < n * F; i++)
-        ds->X[i] = (float)buf[i] / 255.0f;
-    if (!read_full(gl, buf, (size_t)n)) {
-        rc = tr_fail(err, TR_EDATA, "%s: truncated: expected %lld labels", labels, (long long)n);
-        goto done;
+    rc = tr_dataset_alloc(ds, n, F, 1, err);
+    if (!rc) {
+        for (int64_t i = 0; i < n * F; i++)
+            ds->X[i] = (float)pixels[i] / 255.0f;
+        for (int64_t i = 0; i < n; i++)
+            ds->y[i] = (float)buf[i];
     }
-    for (int64_t i = 0; i < n; i++)
-        ds->y[i] = (float)buf[i];
+    free(pixels);
 done:
     free(buf);
     if (gi)
