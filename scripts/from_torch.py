@@ -10,9 +10,9 @@ trainer checks it against the configuration. Needs python3-torch, python3-h5py.
 """
 import argparse
 
-import h5py
 import numpy as np
 
+import trainer_h5 as th
 from trainer_h5 import fail
 
 try:
@@ -68,7 +68,7 @@ def main():
         state = obj
     else:
         fail(f"{a.model}: expected an nn.Sequential or a state_dict, got {type(obj).__name__}")
-    with h5py.File(a.output, "w") as f:
+    with th.create_checkpoint(a.output) as f:
         g = f.create_group("model")
         for key, value in state.items():
             idx, kind = key.split(".", 1)
@@ -80,6 +80,7 @@ def main():
         if arch:
             g.attrs["layers"], g.attrs["activations"], g.attrs["sequential"] = arch
             g.attrs["bias"] = int(any(k.endswith(".bias") for k in state))
+    th.stamp_checkpoint(a.output)
     print(f"wrote {a.output}: {len(state)} tensors" + (f", layers {arch[0]}" if arch else ""))
 
 

@@ -50,6 +50,27 @@ def read_checkpoint(path):
                 "scaler": scaler, "layers": attr_str(model, "layers", "")}
 
 
+HEADER_BYTES = 512  # the checksummed header every file the trainer loads as a checkpoint starts with
+
+
+def create_checkpoint(path):
+    """An h5py.File for writing a checkpoint the trainer will accept: with room for the header.
+    Call stamp_checkpoint(path) after closing it."""
+    return h5py.File(path, "w", userblock_size=HEADER_BYTES)
+
+
+def stamp_checkpoint(path):
+    """Writes the trainer's header (byte count and CRC-32 of the HDF5 data after it) into the
+    user block of a file made with create_checkpoint; the trainer checks it before loading."""
+    import zlib
+    with open(path, "r+b") as f:
+        f.seek(HEADER_BYTES)
+        body = f.read()
+        header = f"trainer checkpoint\nbytes {len(body)}\ncrc32 {zlib.crc32(body) & 0xffffffff:08x}\n".encode()
+        f.seek(0)
+        f.write(header + b"\0" * (HEADER_BYTES - len(header)))
+
+
 def scale(x, scaler):
     if scaler is None or scaler["kind"] == 0:
         return x

@@ -17,6 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
+
+#define TR_CKPT_HEADER 512 /* bytes of the checksummed header (an HDF5 user block) */
 
 #ifndef TRAINER_VERSION
 #define TRAINER_VERSION "unknown"
@@ -158,6 +161,67 @@ static int write_contents(hid_t f, const char *path, const tr_config *c, const t
     return rc;
 }
 
+/* Every checkpoint starts with a 512-byte HDF5 user block (which HDF5, h5py and h5dump skip)
+ * holding a text header with the CRC-32 of the rest of the file:
+ *     trainer checkpoint\nbytes <n>\ncrc32 <8 hex digits>\n
+ * A loader checks it before HDF5 parses anything, so a truncated, damaged or foreign file is
+ * a clear error and never reaches HDF5's parser (whose handling of damaged files can crash:
+ * found by tests/fuzz/fuzz_ckpt.c). scripts/trainer_h5.py stamps the files it writes. */
+#define TR_CKPT_MAGIC "trainer checkpoint\n"
+
+static void stamp_header(unsigned char *image, size_t size)
+{
+    const size_t body = size - TR_CKPT_HEADER;
+    unsigned long c = crc32(0L, Z_NULL, 0);
+    for (size_t done = 0; done < body;) { /* crc32 takes at most 4 GiB at a time */
+        const size_t chunk = body - done > (1u << 30) ? (1u << 30) : body - done;
+        c = crc32(c, image + TR_CKPT_HEADER + done, (uInt)chunk);
+        done += chunk;
+    }
+    memset(image, 0, TR_CKPT_HEADER);
+    snprintf((char *)image, TR_CKPT_HEADER, TR_CKPT_MAGIC "bytes %llu\ncrc32 %08lx\n", (unsigned long long)body, c);
+}
+
+/* Checks the header block of a checkpoint file against its contents (0, or TR_ECKPT naming
+ * what is wrong). */
+static int verify_header(const char *path, tr_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tr_fail(err, TR_ECKPT, "%s: cannot open the checkpoint: %s", path, strerror(errno));
+    char head[TR_CKPT_HEADER + 1] = {0};
+    ssize_t got = read(fd, head, TR_CKPT_HEADER);
+    unsigned long long bytes = 0;
+    unsigned long want = 0;
+    if (got != TR_CKPT_HEADER || strncmp(head, TR_CKPT_MAGIC, strlen(TR_CKPT_MAGIC)) != 0 ||
+        sscanf(head + strlen(TR_CKPT_MAGIC), "bytes %llu\ncrc32 %lx", &bytes, &want) != 2) {
+        close(fd);
+        return tr_fail(err, TR_ECKPT,
+                       "%s: not a trainer checkpoint (no checksummed header: truncated, damaged, or written by "
+                       "another program; scripts/from_torch.py writes files for --init-from)",
+                       path);
+    }
+    static unsigned char buf[1 << 20];
+    unsigned long c = crc32(0L, Z_NULL, 0);
+    unsigned long long seen = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        c = crc32(c, buf, (uInt)n);
+        seen += (unsigned long long)n;
+    }
+    const int read_errno = errno;
+    close(fd);
+    if (n < 0)
+        return tr_fail(err, TR_ECKPT, "%s: read error: %s", path, strerror(read_errno));
+    if (seen != bytes)
+        return tr_fail(err, TR_ECKPT, "%s: truncated or extended: %llu bytes after the header, the header says %llu",
+                       path, seen, bytes);
+    if (c != want)
+        return tr_fail(err, TR_ECKPT, "%s: damaged: CRC-32 %08lx of the contents, the header says %08lx", path, c,
+                       want);
+    return 0;
+}
+
 /* Writes all of buf to fd (short writes and EINTR retried); -1 with errno on failure.
  * Test hook TRAINER_TEST_CKPT_PAUSE=N:SECONDS: the N-th checkpoint write of this process
  * pauses half-way, so a test can kill the process in the middle of a write. */
@@ -205,7 +269,10 @@ int tr_ckpt_save(const char *path, const tr_config *c, const tr_model *m, const 
             H5Pclose(fapl);
         return tr_fail(err, TR_ENOMEM, "%s: cannot set up the in-memory checkpoint image", path);
     }
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_userblock(fcpl, TR_CKPT_HEADER);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     if (f < 0)
         return tr_fail(err, TR_ENOMEM, "%s: cannot create the in-memory checkpoint image", path);
@@ -215,16 +282,19 @@ int tr_ckpt_save(const char *path, const tr_config *c, const tr_model *m, const 
     unsigned char *image = NULL;
     ssize_t size = 0;
     if (!rc) {
+        /* the image HDF5 hands out leaves the user block out: the header goes in front */
         size = H5Fget_file_image(f, NULL, 0);
-        image = size > 0 ? malloc((size_t)size) : NULL;
-        if (!image || H5Fget_file_image(f, image, (size_t)size) != size)
+        image = size > 0 ? malloc(TR_CKPT_HEADER + (size_t)size) : NULL;
+        if (!image || H5Fget_file_image(f, image + TR_CKPT_HEADER, (size_t)size) != size)
             rc = tr_fail(err, TR_ENOMEM, "%s: cannot take the checkpoint image (%lld bytes)", path, (long long)size);
+        size += TR_CKPT_HEADER;
     }
     H5Fclose(f); /* in memory: nothing to flush to disk */
     if (rc) {
         free(image);
         return rc;
     }
+    stamp_header(image, (size_t)size);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = tr_fail(err, TR_ECKPT, "%s: cannot create the checkpoint: %s", tmp, strerror(errno));
@@ -259,6 +329,9 @@ static int open_checked(hid_t *f, const char *path, tr_err *err)
     struct stat sb;
     if (stat(path, &sb) != 0)
         return tr_fail(err, TR_ECKPT, "%s: cannot open the checkpoint: %s", path, strerror(errno));
+    int rc = verify_header(path, err);
+    if (rc)
+        return rc;
     if (H5Fis_hdf5(path) <= 0)
         return tr_fail(err, TR_ECKPT, "%s: not a checkpoint (not an HDF5 file, or truncated)", path);
     *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -441,8 +514,10 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
         if (!rc && rows != m->layer[0].in)
             rc = tr_fail(err, TR_ECKPT, "%s: scaler of %lld features for a model of %lld inputs", path,
                          (long long)rows, (long long)m->layer[0].in);
-        center = calloc((size_t)rows + 1, sizeof *center);
-        scale = calloc((size_t)rows + 1, sizeof *scale);
+        if (!rc) { /* rows is the model's input width now, not whatever the file claims */
+            center = calloc((size_t)rows + 1, sizeof *center);
+            scale = calloc((size_t)rows + 1, sizeof *scale);
+        }
         if (!rc && (!center || !scale))
             rc = tr_fail(err, TR_ENOMEM, "out of memory");
         if (!rc)
@@ -493,10 +568,14 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
             o->step = ostep;
             o->lr = olr;
         }
-        if (sc && center) {
-            memcpy(sc->center, center, (size_t)sc->cols * sizeof *center);
-            memcpy(sc->scale, scale, (size_t)sc->cols * sizeof *scale);
+        if (sc && center) { /* the scaler takes the file's arrays, whatever it held before */
+            free(sc->center);
+            free(sc->scale);
+            sc->center = center;
+            sc->scale = scale;
+            sc->cols = m->layer[0].in;
             sc->kind = (tr_scale_kind)scale_kind;
+            center = scale = NULL;
         }
         if (st)
             *st = s;
