@@ -136,13 +136,21 @@ else
     echo "skip disk full (needs root and tmpfs mounts)"
 fi
 if [[ $is_root -eq 1 ]] && command -v runuser >/dev/null; then
+    # copies that `nobody` can reach wherever the checkout is (a clone under /root is not)
+    install -m 755 "$T" "$W/trainer_copy" && install -m 644 "$MOONS" "$W/moons.ini"
+    as_nobody=(runuser -u nobody -- env)
+    if [[ ${LSAN_OPTIONS:-} =~ (^|:)suppressions=([^:]*) ]]; then # a sanitizer build: its suppressions too
+        supp=${BASH_REMATCH[2]}
+        install -m 644 "$supp" "$W/lsan.supp"
+        as_nobody+=("LSAN_OPTIONS=${LSAN_OPTIONS/$supp/$W/lsan.supp}")
+    fi
     cp good.h5 secret.h5 && chmod 600 secret.h5
     expect "permission denied on the data" 3 "secret.h5" -- \
-        runuser -u nobody -- "$T" train "$MOONS" --set data.generator= --set data.path="$W/secret.h5" \
+        "${as_nobody[@]}" "$W/trainer_copy" train "$W/moons.ini" --set data.generator= --set data.path="$W/secret.h5" \
         --set output.dir=/tmp/trainer-bad-nobody-$$
     mkdir -p locked && chmod 755 locked
     expect "permission denied on the output" 4 "locked/run" -- \
-        runuser -u nobody -- "$T" train "$MOONS" --set train.epochs=1 --set output.dir="$W/locked/run"
+        "${as_nobody[@]}" "$W/trainer_copy" train "$W/moons.ini" --set train.epochs=1 --set output.dir="$W/locked/run"
     rm -rf /tmp/trainer-bad-nobody-$$
 else
     echo "skip permission denied (needs root to run as nobody)"
