@@ -19,7 +19,7 @@ if [[ "${1:-}" == "--test" ]]; then
   PACKAGES+=(
     dataset-fashion-mnist
     python3 python3-numpy python3-h5py python3-matplotlib python3-torch
-    slurm-wlm munge valgrind
+    slurm-wlm munge valgrind procps
   )
 fi
 

@@ -4,7 +4,8 @@
 #   tests/test_slurm.sh TRAINER_BINARY SOURCE_DIR        (CTest label `slurm`)
 #
 # Brings the cluster up with tests/slurm_cluster.sh and checks:
-#   1. sbatch --wait slurm/train.sbatch on 2 tasks: exit 0, the metric log, checkpoints, accuracy
+#   1. sbatch --wait slurm/train.sbatch on 2 tasks x 2 CPUs: exit 0, 2 BLAS threads per rank, the
+#      metric log, checkpoints, accuracy
 #   2. preemption: USR1 to the batch shell (what --signal=B:USR1@T delivers before the time
 #      limit) -> the ranks checkpoint -> the job requeues itself -> resumes -> final parameters
 #      and optimizer state bit for bit those of an uninterrupted run
@@ -67,7 +68,7 @@ last_value() {
 }
 
 # ---- 1. a plain run with sbatch --wait ----------------------------------------------------
-jid=$(timeout 300 sbatch --parsable --wait --ntasks=2 "$SRC/slurm/train.sbatch" "$MOONS" \
+jid=$(timeout 300 sbatch --parsable --wait --ntasks=2 --cpus-per-task=2 "$SRC/slurm/train.sbatch" "$MOONS" \
     --set train.epochs=20) || fail "sbatch --wait train.sbatch did not succeed"
 run=$W/runs/trainer-$jid
 [[ -f $run/metrics.csv && -f $run/metrics.h5 && -f $run/best.h5 && -f $run/ckpt-000000500.h5 ]] ||
@@ -76,8 +77,8 @@ run=$W/runs/trainer-$jid
 acc=$(last_value "$run" test_accuracy)
 awk -v a="$acc" 'BEGIN { exit !(a >= 0.95) }' || fail "test accuracy $acc < 0.95"
 h5ls "$run/ckpt-000000500.h5/model/0" | grep -q weight || fail "checkpoint has no /model/0/weight"
-grep -q "2 ranks x 1 BLAS thread" "trainer-$jid.out" || fail "the job did not run 2 ranks with 1 BLAS thread each"
-pass "train.sbatch: 2 ranks, 20 epochs, test accuracy $acc, checkpoints in $run"
+grep -q "2 ranks x 2 BLAS threads" "trainer-$jid.out" || fail "the job did not run 2 ranks with 2 BLAS threads each"
+pass "train.sbatch: 2 ranks x 2 BLAS threads (from --cpus-per-task), 20 epochs, test accuracy $acc, checkpoints in $run"
 
 # ---- 2. preemption: USR1 -> checkpoint -> requeue -> resume -> same final parameters ----
 LONG=(--set data.n=40000 --set model.layers=2,128,128,1 --set train.epochs=24 --set train.eval_every=4)

@@ -18,10 +18,11 @@ mpirun -np 2 --bind-to core build/trainer train datasets/configs/fashion_mnist.i
     --set train.eval_every=1 --set output.checkpoint_every=5 --set train.threads=1 --set output.dir="$RUN" \
     >"$RUN/train.log" 2>&1 &
 mpirun_pid=$!
-start=$(date +%s.%N)
+start=$(date +%s%N)
 echo "time_s,rank,rss_kib" >"$RUN/rss.csv"
 while kill -0 "$mpirun_pid" 2>/dev/null; do
-    now=$(echo "$(date +%s.%N) - $start" | bc)
+    ms=$((($(date +%s%N) - start) / 1000000))
+    now=$((ms / 1000)).$(printf %03d $((ms % 1000)))
     for p in $(pgrep -P "$mpirun_pid" 2>/dev/null); do
         rank=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
