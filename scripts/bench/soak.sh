@@ -41,14 +41,15 @@ t_epoch1 = float(metrics[0]["time_s"])  # the end of the first epoch, in trainin
 sps = [float(r["samples_per_s"]) for r in metrics]
 print(f"Soak: Fashion-MNIST 784-256-128-10, Adam, batch 128, 2 ranks x 1 thread, {len(metrics)} epochs, "
       f"{float(metrics[-1]['time_s']):.0f} s of training, final test accuracy {float(metrics[-1]['test_accuracy']):.4f}\n")
-print("| rank | RSS after epoch 1 (MiB) | at 10% of the run | at the end | max | growth over the last 90% |")
+print("| rank | RSS after epoch 1 (MiB) | at 10% of the run (or epoch 1) | at the end | max | growth since then |")
 print("|---|---|---|---|---|---|")
 t_end = float(rss[-1]["time_s"])
+startup = max(0.0, t_end - float(metrics[-1]["time_s"]))  # wall clock before training time starts
 for rank in sorted({r["rank"] for r in rss}):
     samples = [(float(r["time_s"]), int(r["rss_kib"])) for r in rss if r["rank"] == rank]
-    # wall time includes start-up (about a second before training time starts)
     at = lambda t: min(samples, key=lambda s: abs(s[0] - t))[1] / 1024
-    first, tenth, last = at(t_epoch1 + 1.0), at(0.1 * t_end), samples[-1][1] / 1024
+    t1 = startup + t_epoch1
+    first, tenth, last = at(t1), at(max(t1, 0.1 * t_end)), samples[-1][1] / 1024
     print(f"| {rank} | {first:.1f} | {tenth:.1f} | {last:.1f} | {max(k for _, k in samples) / 1024:.1f} | "
           f"{last - tenth:+.1f} MiB ({len(samples)} samples) |")
 half = len(sps) // 2
