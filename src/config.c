@@ -1054,22 +1054,20 @@ static int finish(tr_config *c, tr_err *err)
     if (t->n_class_weights > 0 && t->n_class_weights != c->model.widths[c->model.n_layers])
         return tr_fail(err, TR_ECONFIG, "%s: [train] class_weights: %lld weights for %lld classes (output units)",
                        c->path, (long long)t->n_class_weights, (long long)c->model.widths[c->model.n_layers]);
-    if (c->data.class_names[0]) {
-        const int64_t out = c->model.widths[c->model.n_layers];
-        const int64_t classes = t->loss == TR_LOSS_CROSS_ENTROPY ? out : 2;
-        if (t->loss != TR_LOSS_CROSS_ENTROPY && t->loss != TR_LOSS_BCE && t->loss != TR_LOSS_BCE_LOGITS)
-            return tr_fail(err, TR_ECONFIG, "%s: [data] class_names is for classification losses (bce, bce_logits, "
-                                            "cross_entropy)", c->path);
-        const int64_t named = tr_class_name_count(c->data.class_names);
-        if (named != classes || (t->loss != TR_LOSS_CROSS_ENTROPY && out != 1))
-            return tr_fail(err, TR_ECONFIG, "%s: [data] class_names: %lld names for %lld classes", c->path,
-                           (long long)named, (long long)classes);
-    }
     /* the loss must fit the output layer */
     tr_loss L = {.kind = t->loss, .reduction = t->reduction, .width = c->model.widths[c->model.n_layers],
                  .out_act = c->model.act[c->model.n_layers - 1], .act_params = c->model.act_params};
     if (tr_loss_check(&L, err))
         return tr_fail_context(err, "%s", c->path);
+    if (c->data.class_names[0]) {
+        if (tr_loss_task(&L) != TR_TASK_CLASSIFICATION)
+            return tr_fail(err, TR_ECONFIG, "%s: [data] class_names is for classification losses (bce, bce_logits, "
+                                            "cross_entropy)", c->path);
+        const int64_t named = tr_class_name_count(c->data.class_names), classes = tr_loss_classes(&L);
+        if (named != classes || (L.kind != TR_LOSS_CROSS_ENTROPY && L.width != 1))
+            return tr_fail(err, TR_ECONFIG, "%s: [data] class_names: %lld names for %lld classes", c->path,
+                           (long long)named, (long long)classes);
+    }
     const tr_data_config *d = &c->data;
     if (d->test_fraction + d->val_fraction >= 1.0)
         return tr_fail(err, TR_ECONFIG, "%s: [data] test_fraction + val_fraction = %g leaves no training rows", c->path,
