@@ -134,6 +134,10 @@ static double scalar(const col_t *c, const tr_log_row *r)
 
 /* ------------------------------------------------------------------ HDF5 --------------- */
 
+/* A column's dataset: (rows), (rows, classes) or (rows, classes, classes); counts are int64. */
+static int col_rank(const col_t *c) { return c->kind == COL_SCALAR ? 1 : c->kind == COL_PER_CLASS ? 2 : 3; }
+static hid_t col_type(const col_t *c) { return c->kind == COL_CONFUSION ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE; }
+
 static int create_datasets(tr_metric_log *l, tr_err *err)
 {
     hid_t g = H5Gcreate2(l->file, "/metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -143,15 +147,14 @@ static int create_datasets(tr_metric_log *l, tr_err *err)
     const hsize_t K = (hsize_t)(l->classes > 0 ? l->classes : 1);
     for (int i = 0; i < l->n_cols; i++) {
         col_t *c = &l->cols[i];
-        const int rank = c->kind == COL_SCALAR ? 1 : c->kind == COL_PER_CLASS ? 2 : 3;
+        const int rank = col_rank(c);
         hsize_t dims[3] = {0, K, K}, maxd[3] = {H5S_UNLIMITED, K, K}, chunk[3] = {64, K, K};
         hid_t space = H5Screate_simple(rank, dims, maxd);
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
         H5Pset_chunk(dcpl, rank, chunk);
         char path[80];
         snprintf(path, sizeof path, "/metrics/%s", c->name);
-        hid_t type = c->kind == COL_CONFUSION ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
-        c->dset = H5Dcreate2(l->file, path, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        c->dset = H5Dcreate2(l->file, path, col_type(c), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
         H5Pclose(dcpl);
         H5Sclose(space);
         if (c->dset < 0)
@@ -177,7 +180,7 @@ static bool open_datasets(tr_metric_log *l, int64_t *rows)
         hsize_t dims[3];
         const int rank = H5Sget_simple_extent_dims(s, dims, NULL);
         H5Sclose(s);
-        const int want = c->kind == COL_SCALAR ? 1 : c->kind == COL_PER_CLASS ? 2 : 3;
+        const int want = col_rank(c);
         if (rank != want || (rank > 1 && dims[1] != (hsize_t)l->classes))
             return false;
         if (*rows < 0 || (int64_t)dims[0] < *rows)
@@ -270,28 +273,27 @@ static int rebuild_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *
     char tmp[1200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", l->h5_path, (long)getpid());
     l->file = -1;
+    const size_t K = (size_t)(l->classes > 0 ? l->classes : 1);
+    double *buf = NULL; /* one column's rows; int64 counts have the same size */
     if (open_datasets(&src, &rows) && rows >= keep_rows) {
         l->file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-        rc = l->file >= 0 && !create_datasets(l, err) && set_rows(l, keep_rows) == 0 ? 0 : -1;
-        const size_t K = (size_t)(l->classes > 0 ? l->classes : 1);
-        double *buf = malloc((size_t)(keep_rows > 0 ? keep_rows : 1) * K * K * sizeof(double));
-        rc = rc || !buf ? -1 : 0;
-        for (int i = 0; !rc && i < l->n_cols && keep_rows > 0; i++) {
-            col_t *c = &l->cols[i];
-            const hsize_t start[3] = {0, 0, 0}, count[3] = {(hsize_t)keep_rows, K, K};
-            const int rank = c->kind == COL_SCALAR ? 1 : c->kind == COL_PER_CLASS ? 2 : 3;
-            hid_t type = c->kind == COL_CONFUSION ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
-            hid_t fs = H5Dget_space(src.cols[i].dset);
-            H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
-            hid_t ms = H5Screate_simple(rank, count, NULL);
-            if (H5Dread(src.cols[i].dset, type, ms, fs, H5P_DEFAULT, buf) < 0 ||
-                H5Dwrite(c->dset, type, ms, H5S_ALL, H5P_DEFAULT, buf) < 0)
-                rc = -1;
-            H5Sclose(ms);
-            H5Sclose(fs);
-        }
-        free(buf);
+        buf = malloc((size_t)(keep_rows > 0 ? keep_rows : 1) * K * K * sizeof(double));
+        if (l->file >= 0 && buf && !create_datasets(l, err) && set_rows(l, keep_rows) == 0)
+            rc = 0;
     }
+    for (int i = 0; !rc && i < l->n_cols && keep_rows > 0; i++) {
+        const hsize_t start[3] = {0, 0, 0}, count[3] = {(hsize_t)keep_rows, K, K};
+        hid_t fs = H5Dget_space(src.cols[i].dset);
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+        hid_t ms = H5Screate_simple(col_rank(&l->cols[i]), count, NULL);
+        const hid_t type = col_type(&l->cols[i]);
+        if (H5Dread(src.cols[i].dset, type, ms, fs, H5P_DEFAULT, buf) < 0 ||
+            H5Dwrite(l->cols[i].dset, type, ms, H5S_ALL, H5P_DEFAULT, buf) < 0)
+            rc = -1;
+        H5Sclose(ms);
+        H5Sclose(fs);
+    }
+    free(buf);
     close_datasets(&src);
     H5Fclose(old);
     close_datasets(l);
@@ -390,7 +392,7 @@ int tr_metric_log_append(tr_metric_log *l, const tr_log_row *r, tr_err *err)
         col_t *c = &l->cols[i];
         const tr_metrics *m = set_of(r, c->set);
         hsize_t start[3] = {row, 0, 0}, count[3] = {1, (hsize_t)(K > 0 ? K : 1), (hsize_t)(K > 0 ? K : 1)};
-        const int rank = c->kind == COL_SCALAR ? 1 : c->kind == COL_PER_CLASS ? 2 : 3;
+        const int rank = col_rank(c);
         hid_t fs = H5Dget_space(c->dset);
         H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
         hid_t ms = H5Screate_simple(rank, count, NULL);
