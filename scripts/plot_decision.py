@@ -53,8 +53,10 @@ def read_points(path):
     return x, y
 
 
-def predict(trainer, checkpoint, x):
-    """Runs `trainer predict` on the rows of x; returns the output file's datasets."""
+def predict(trainer, checkpoint, grid, points):
+    """Runs `trainer predict` once on the rows of grid and points; returns the output file's
+    datasets for each, in that order."""
+    x = np.vstack([grid, points])
     with tempfile.TemporaryDirectory() as tmp:
         inp, out = os.path.join(tmp, "grid.h5"), os.path.join(tmp, "pred.h5")
         with h5py.File(inp, "w") as f:
@@ -64,7 +66,9 @@ def predict(trainer, checkpoint, x):
         if r.returncode != 0:
             th.fail(f"trainer predict failed (status {r.returncode}): {r.stderr.strip()}", r.returncode)
         with h5py.File(out, "r") as f:
-            return {k: np.array(f[k]) for k in f}
+            result = {k: np.array(f[k]) for k in f}
+    n = len(grid)
+    return {k: v[:n] for k, v in result.items()}, {k: v[n:] for k, v in result.items()}
 
 
 def main():
@@ -98,11 +102,11 @@ def main():
         pad = 0.1 * (x.max(axis=0) - x.min(axis=0)) + 1e-6
         lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
         g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], args.resolution), np.linspace(lo[1], hi[1], args.resolution))
-        p = predict(trainer, args.checkpoint, np.column_stack([g0.ravel(), g1.ravel()]))
+        p, at_points = predict(trainer, args.checkpoint, np.column_stack([g0.ravel(), g1.ravel()]), x)
         cls = p["class"].reshape(g0.shape)
         probs = p["probabilities"]
         labels = y.astype(np.int64)
-        acc = float(np.mean(predict(trainer, args.checkpoint, x)["class"].reshape(-1) == labels))
+        acc = float(np.mean(at_points["class"].reshape(-1) == labels))
         k = len(names)
         if probs.ndim == 1 or probs.shape[-1] == 1:  # binary: P(class 1)
             p1 = probs.reshape(g0.shape)
@@ -126,8 +130,9 @@ def main():
         lo, hi = x.min(), x.max()
         pad = 0.05 * (hi - lo) + 1e-6
         grid = np.linspace(lo - pad, hi + pad, args.resolution)[:, None]
-        pred = predict(trainer, args.checkpoint, grid)["predictions"].reshape(len(grid), -1)[:, 0]
-        fit = predict(trainer, args.checkpoint, x)["predictions"].reshape(len(x), -1)[:, 0]
+        on_grid, at_points = predict(trainer, args.checkpoint, grid, x)
+        pred = on_grid["predictions"].reshape(len(grid), -1)[:, 0]
+        fit = at_points["predictions"].reshape(len(x), -1)[:, 0]
         yv = y.astype(np.float64)
         r2 = 1.0 - np.sum((yv - fit) ** 2) / max(np.sum((yv - yv.mean()) ** 2), 1e-300)
         ax.scatter(x[:, 0], yv, s=10, alpha=0.5, label="data")
