@@ -201,15 +201,21 @@ static int verify_header(const char *path, tr_err *err)
                        "another program; scripts/from_torch.py writes files for --init-from)",
                        path);
     }
-    static unsigned char buf[1 << 20];
+    const size_t chunk = (size_t)1 << 20;
+    unsigned char *buf = malloc(chunk);
+    if (!buf) {
+        close(fd);
+        return tr_fail(err, TR_ENOMEM, "%s: out of memory", path);
+    }
     unsigned long c = crc32(0L, Z_NULL, 0);
     unsigned long long seen = 0;
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
+    while ((n = read(fd, buf, chunk)) > 0) {
         c = crc32(c, buf, (uInt)n);
         seen += (unsigned long long)n;
     }
     const int read_errno = errno;
+    free(buf);
     close(fd);
     if (n < 0)
         return tr_fail(err, TR_ECKPT, "%s: read error: %s", path, strerror(read_errno));
