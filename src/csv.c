@@ -4,6 +4,8 @@
  */
 #include "trainer/csv.h"
 
+#include "trainer/files.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -33,11 +35,9 @@ int tr_csv_delimiter(const char *name)
 
 static char *read_all(const char *path, size_t *len, tr_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tr_fail(err, TR_EDATA, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = tr_input_fopen(path, NULL, TR_EDATA, err);
+    if (!f)
         return NULL;
-    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -318,7 +318,14 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
                                  o->header ? names[idx[i]] : "", o->header ? "')" : "", cell);
                     goto done;
                 }
-                if (!isfinite(v) || fabs(v) > 3.4028234663852886e38) {
+                const bool overflow = errno == ERANGE ? isinf(v) : isfinite(v) && fabs(v) > 3.4028234663852886e38;
+                if (overflow) {
+                    rc = tr_fail(err, TR_EDATA, "%s:%lld: column %d%s%s%s: %s is too large for a 32-bit float "
+                                 "(|x| <= 3.4e38)", path, (long long)cur_line, idx[i] + 1, o->header ? " ('" : "",
+                                 o->header ? names[idx[i]] : "", o->header ? "')" : "", cell);
+                    goto done;
+                }
+                if (!isfinite(v)) {
                     if (!o->drop_nonfinite) {
                         rc = tr_fail(err, TR_EDATA,
                                      "%s:%lld: column %d%s%s%s: %s is not a finite float (set [data] on_nonfinite = "
@@ -333,7 +340,7 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
             }
         }
         if (finite)
-            rows++;
+            ds->origin[rows++] = cur_line;
         else
             (*dropped)++;
         line = NULL;
@@ -343,6 +350,8 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
         goto done;
     }
     ds->rows = rows;
+    ds->origin_is_line = true;
+    snprintf(ds->source, sizeof ds->source, "%s", path);
 
 done:
     free(text);

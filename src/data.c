@@ -19,15 +19,18 @@
 int tr_dataset_alloc(tr_dataset *ds, int64_t rows, int64_t cols, int64_t tcols, tr_err *err)
 {
     memset(ds, 0, sizeof *ds);
-    ds->rows = ds->global_rows = rows;
+    ds->rows = rows;
     ds->cols = cols;
     ds->tcols = tcols;
     ds->X = tr_big_alloc((size_t)(rows * cols) * sizeof *ds->X);
     ds->y = tr_big_alloc((size_t)(rows * tcols) * sizeof *ds->y);
-    if (!ds->X || !ds->y) {
+    ds->origin = tr_big_alloc((size_t)rows * sizeof *ds->origin);
+    if (!ds->X || !ds->y || !ds->origin) {
         tr_dataset_free(ds);
         return tr_fail(err, TR_ENOMEM, "cannot allocate a %lld x %lld data set", (long long)rows, (long long)cols);
     }
+    for (int64_t r = 0; r < rows; r++)
+        ds->origin[r] = r;
     return 0;
 }
 
@@ -37,8 +40,20 @@ void tr_dataset_free(tr_dataset *ds)
         return;
     tr_big_free(ds->X);
     tr_big_free(ds->y);
+    tr_big_free(ds->origin);
     ds->X = ds->y = NULL;
+    ds->origin = NULL;
     ds->rows = 0;
+}
+
+void tr_dataset_where(const tr_dataset *ds, int64_t r, char *buf, size_t len)
+{
+    const char *src = ds->source[0] ? ds->source : "data";
+    const long long o = ds->origin ? (long long)ds->origin[r] : (long long)r;
+    if (ds->origin_is_line)
+        snprintf(buf, len, "%s:%lld", src, o);
+    else
+        snprintf(buf, len, "%s: row %lld (0-based)", src, o);
 }
 
 int tr_dataset_take(tr_dataset *dst, const tr_dataset *src, const int64_t *rows, int64_t n, tr_err *err)
@@ -49,7 +64,10 @@ int tr_dataset_take(tr_dataset *dst, const tr_dataset *src, const int64_t *rows,
     for (int64_t i = 0; i < n; i++) {
         memcpy(dst->X + i * src->cols, src->X + rows[i] * src->cols, (size_t)src->cols * sizeof(float));
         memcpy(dst->y + i * src->tcols, src->y + rows[i] * src->tcols, (size_t)src->tcols * sizeof(float));
+        dst->origin[i] = src->origin[rows[i]];
     }
+    dst->origin_is_line = src->origin_is_line;
+    memcpy(dst->source, src->source, sizeof dst->source);
     return 0;
 }
 
@@ -73,9 +91,15 @@ int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const c
     if (!rc) {
         if (row_end < 0)
             row_end = xr;
-        rc = tr_dataset_alloc(ds, row_end - row_begin, xc, yc, err);
-        ds->first_row = row_begin;
-        ds->global_rows = xr;
+        if (row_begin < 0 || row_end > xr || row_begin > row_end)
+            rc = tr_fail(err, TR_EDATA, "%s: rows [%lld, %lld) of %lld requested", path, (long long)row_begin,
+                         (long long)row_end, (long long)xr);
+        if (!rc)
+            rc = tr_dataset_alloc(ds, row_end - row_begin, xc, yc, err);
+        for (int64_t r = 0; !rc && r < ds->rows; r++)
+            ds->origin[r] = row_begin + r;
+        if (!rc)
+            snprintf(ds->source, sizeof ds->source, "%s", path);
     }
     if (!rc)
         rc = tr_h5_read_rows(f, path, features, row_begin, row_end, xc, ds->X, err);
@@ -104,10 +128,16 @@ int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t
             }
         if (bad >= 0 && !drop) {
             const float v = in_target ? ds->y[r * ds->tcols + bad] : ds->X[r * ds->cols + bad];
+            char where[TR_PATH_MAX + 96];
+            if (ds->source[0])
+                tr_dataset_where(ds, r, where, sizeof where);
+            else
+                snprintf(where, sizeof where, "%s: row %lld (0-based)", what, (long long)ds->origin[r]);
             return tr_fail(err, TR_EDATA,
-                           "%s: row %lld (0-based) has a non-finite %s (%g in column %lld); set [data] on_nonfinite = "
-                           "drop to skip such rows",
-                           what, (long long)r, in_target ? "target" : "feature", (double)v, (long long)bad);
+                           "%s: a non-finite %s (%g in %s column %lld); set [data] on_nonfinite = drop to skip such "
+                           "rows",
+                           where, in_target ? "target" : "feature", (double)v, in_target ? "target" : "feature",
+                           (long long)bad);
         }
         if (bad >= 0) {
             (*dropped)++;
@@ -116,12 +146,14 @@ int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t
         if (kept != r) {
             memmove(ds->X + kept * ds->cols, ds->X + r * ds->cols, (size_t)ds->cols * sizeof(float));
             memmove(ds->y + kept * ds->tcols, ds->y + r * ds->tcols, (size_t)ds->tcols * sizeof(float));
+            ds->origin[kept] = ds->origin[r];
         }
         kept++;
     }
     ds->rows = kept;
     if (kept == 0)
-        return tr_fail(err, TR_EDATA, "%s: no rows%s", what, *dropped ? " left after dropping non-finite ones" : "");
+        return tr_fail(err, TR_EDATA, "%s: no rows%s", ds->source[0] ? ds->source : what,
+                       *dropped ? " left after dropping non-finite ones" : "");
     return 0;
 }
 
@@ -249,9 +281,9 @@ void tr_scaler_free(tr_scaler *s)
 }
 
 /* Checks widths and labels of one set against the model and loss. */
-static int check_fit(const tr_dataset *ds, const char *what, const tr_config *c, const tr_loss *L, const char *src,
-                     tr_err *err)
+static int check_fit(const tr_dataset *ds, const char *what, const tr_config *c, const tr_loss *L, tr_err *err)
 {
+    const char *src = ds->source;
     const int64_t in = c->model.widths[0];
     if (ds->cols != in)
         return tr_fail(err, TR_EDATA,
@@ -268,15 +300,21 @@ static int check_fit(const tr_dataset *ds, const char *what, const tr_config *c,
         for (int64_t r = 0; r < ds->rows; r++)
             for (int64_t j = 0; j < ds->tcols; j++) {
                 const float t = ds->y[r * ds->tcols + j];
+                char where[TR_PATH_MAX + 96];
                 if (L->kind == TR_LOSS_CROSS_ENTROPY) {
-                    if (!(t >= 0.0f && t < (float)K && t == floorf(t)))
-                        return tr_fail(err, TR_EDATA,
-                                       "%s: %s row %lld: class label %g is outside [0, %lld) (the output layer has "
-                                       "%lld units)",
-                                       src, what, (long long)r, (double)t, (long long)K, (long long)K);
+                    if (t == floorf(t) && t >= 0.0f && t < (float)K)
+                        continue;
+                    tr_dataset_where(ds, r, where, sizeof where);
+                    if (t != floorf(t))
+                        return tr_fail(err, TR_EDATA, "%s: %s label %g is not an integer class (classes are 0 to %lld)",
+                                       where, what, (double)t, (long long)K - 1);
+                    return tr_fail(err, TR_EDATA,
+                                   "%s: %s class label %g is outside [0, %lld) (the output layer has %lld units)",
+                                   where, what, (double)t, (long long)K, (long long)K);
                 } else if (!(t >= 0.0f && t <= 1.0f)) {
-                    return tr_fail(err, TR_EDATA, "%s: %s row %lld: target %g of a %s loss must be in [0, 1]", src,
-                                   what, (long long)r, (double)t, tr_loss_name(L->kind));
+                    tr_dataset_where(ds, r, where, sizeof where);
+                    return tr_fail(err, TR_EDATA, "%s: %s target %g of a %s loss must be in [0, 1]", where, what,
+                                   (double)t, tr_loss_name(L->kind));
                 }
             }
     }
@@ -298,27 +336,6 @@ static tr_data_format resolve_format(const tr_data_config *dc)
     if (ends_with(dc->path, ".csv") || ends_with(dc->path, ".txt") || ends_with(dc->path, ".CSV"))
         return TR_FORMAT_CSV;
     return TR_FORMAT_HDF5;
-}
-
-/* Reads this rank's evaluation chunks of an HDF5 file. */
-static int read_hdf5_share(tr_dataset *ds, const tr_data_config *dc, const char *path, int64_t chunk, int rank,
-                           int size, int64_t *dropped, tr_err *err)
-{
-    hid_t f;
-    int rc = tr_h5_open(&f, path, err);
-    if (rc)
-        return rc;
-    int64_t rows, cols;
-    rc = tr_h5_shape(f, path, dc->features_dset, &rows, &cols, NULL, err);
-    tr_h5_close(f);
-    if (rc)
-        return rc;
-    int64_t b, e;
-    tr_chunk_share(rows, chunk, rank, size, &b, &e);
-    rc = tr_hdf5_read(ds, path, dc->features_dset, dc->targets_dset, b, e, err);
-    if (!rc && ds->rows > 0)
-        rc = tr_dataset_check_finite(ds, dc->on_nonfinite == 1, path, dropped, err);
-    return rc;
 }
 
 /* Reads one file set: path (HDF5, CSV) or images + labels (IDX). */
@@ -350,7 +367,7 @@ static int read_source(tr_dataset *ds, const tr_data_config *dc, tr_data_format 
     return 0;
 }
 
-int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, int rank, int size, tr_err *err)
+int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
 {
     memset(d, 0, sizeof *d);
     const tr_data_config *dc = &c->data;
@@ -378,6 +395,8 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, int rank, int
     }
     if (rc)
         goto fail;
+    if (!all.source[0])
+        snprintf(all.source, sizeof all.source, "%s", d->source);
     d->dropped += dropped;
 
     /* the test set: separate files or a held-out fraction */
@@ -393,12 +412,11 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, int rank, int
                          c->path);
             goto fail;
         }
-        if (fmt == TR_FORMAT_HDF5 && size > 1) /* each rank reads only its rows */
-            rc = read_hdf5_share(&d->test, dc, tsrc, c->train.eval_batch, rank, size, &dropped, err);
-        else
-            rc = read_source(&d->test, dc, fmt, tsrc, dc->test_images, dc->test_labels, &dropped, err);
+        rc = read_source(&d->test, dc, fmt, tsrc, dc->test_images, dc->test_labels, &dropped, err);
         if (rc)
             goto fail;
+        if (!d->test.source[0])
+            snprintf(d->test.source, sizeof d->test.source, "%s", tsrc);
         d->dropped += dropped;
         rest = all;
         memset(&all, 0, sizeof all);
@@ -418,7 +436,7 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, int rank, int
                      d->source, (long long)(rest.rows), dc->test_fraction, dc->val_fraction);
         goto fail;
     }
-    if (d->test.global_rows > 0 && d->test.cols != d->train.cols) {
+    if (d->test.rows > 0 && d->test.cols != d->train.cols) {
         rc = tr_fail(err, TR_EDATA, "%s: the test data have %lld feature columns, the training data %lld",
                      dc->test_path[0] ? dc->test_path : dc->test_images, (long long)d->test.cols,
                      (long long)d->train.cols);
@@ -433,12 +451,11 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, int rank, int
     tr_scaler_apply(&d->scaler, d->val.X, d->val.rows);
     tr_scaler_apply(&d->scaler, d->test.X, d->test.rows);
 
-    rc = check_fit(&d->train, "training", c, L, d->source, err);
+    rc = check_fit(&d->train, "training", c, L, err);
     if (!rc)
-        rc = check_fit(&d->val, "validation", c, L, d->source, err);
+        rc = check_fit(&d->val, "validation", c, L, err);
     if (!rc)
-        rc = check_fit(&d->test, "test", c, L, test_files ? (dc->test_path[0] ? dc->test_path : dc->test_images)
-                                                          : d->source, err);
+        rc = check_fit(&d->test, "test", c, L, err);
     if (rc)
         goto fail;
     tr_dataset_free(&all);

@@ -177,25 +177,38 @@ static int allgather(tr_dist *d, void *all, int64_t offset, int64_t count, MPI_D
         return 0;
     if (count > INT_MAX || offset > INT_MAX)
         return tr_fail(err, TR_EMPI, "allgather of %lld items exceeds MPI's int count", (long long)(offset + count));
+    /* every rank's (count, offset): all ranks check all pieces alike and so take the same
+     * path, into MPI_Allgatherv or out with the same error */
+    int64_t *pieces = malloc((size_t)d->size * 2 * sizeof *pieces);
     int *counts = malloc((size_t)d->size * 2 * sizeof *counts);
-    if (!counts)
-        return tr_fail(err, TR_ENOMEM, "out of memory");
-    int *displs = counts + d->size;
-    int c = (int)count, rc = MPI_Allgather(&c, 1, MPI_INT, counts, 1, MPI_INT, d->impl->comm);
-    if (rc == MPI_SUCCESS) {
-        int64_t off = 0;
-        for (int r = 0; r < d->size; r++) {
-            displs[r] = (int)off;
-            off += counts[r];
-        }
-        if (off > INT_MAX || displs[d->rank] != offset) {
-            const int want = displs[d->rank];
-            free(counts);
-            return tr_fail(err, TR_EINTERNAL, "allgather: rank %d's piece is at %lld, expected %d", d->rank,
-                           (long long)offset, want);
-        }
-        rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, counts, displs, type, d->impl->comm);
+    int rc = tr_dist_agree(d, pieces && counts ? 0 : TR_ENOMEM);
+    if (rc) {
+        free(pieces);
+        free(counts);
+        return tr_fail(err, rc, "allgather: out of memory on some rank");
     }
+    const int64_t mine[2] = {count, offset};
+    rc = MPI_Allgather(mine, 2, MPI_INT64_T, pieces, 2, MPI_INT64_T, d->impl->comm);
+    if (rc != MPI_SUCCESS) {
+        free(pieces);
+        free(counts);
+        return mpi_fail(err, rc, "MPI_Allgather");
+    }
+    int64_t off = 0;
+    for (int r = 0; r < d->size; r++) {
+        if (pieces[2 * r + 1] != off || pieces[2 * r] < 0 || off + pieces[2 * r] > INT_MAX) {
+            const long long at = (long long)pieces[2 * r + 1];
+            free(pieces);
+            free(counts);
+            return tr_fail(err, TR_EINTERNAL, "allgather: rank %d's piece is at %lld, expected %lld", r, at,
+                           (long long)off);
+        }
+        counts[r] = (int)pieces[2 * r];
+        counts[d->size + r] = (int)off;
+        off += pieces[2 * r];
+    }
+    rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, counts, counts + d->size, type, d->impl->comm);
+    free(pieces);
     free(counts);
     if (rc != MPI_SUCCESS)
         return mpi_fail(err, rc, "MPI_Allgatherv");
@@ -310,7 +323,8 @@ static int plan(tr_grad_sync *s, size_t target, tr_err *err)
     return 0;
 }
 
-int tr_grad_sync_create(tr_grad_sync **out, tr_dist *d, const tr_model *m, size_t bucket_bytes, tr_err *err)
+int tr_grad_sync_create(tr_grad_sync **out, tr_dist *d, const tr_model *m, size_t bucket_bytes, bool exact,
+                        tr_err *err)
 {
     tr_grad_sync *s = calloc(1, sizeof *s);
     if (!s)
@@ -318,6 +332,13 @@ int tr_grad_sync_create(tr_grad_sync **out, tr_dist *d, const tr_model *m, size_
     s->d = d;
     s->m = m;
     int rc = plan(s, bucket_bytes / sizeof(float), err);
+    if (!rc && exact) { /* allocated here, not in the step: a failure must not split the ranks */
+        s->acc = malloc((m->n_params + 3) * sizeof *s->acc);
+        s->maxbuf = malloc((size_t)(m->n_tensors + 2) * sizeof *s->maxbuf);
+        s->exp = malloc((size_t)(m->n_tensors + 1) * sizeof *s->exp);
+        if (!s->acc || !s->maxbuf || !s->exp)
+            rc = tr_fail(err, TR_ENOMEM, "cannot allocate the exact-sum buffers (%zu parameters)", m->n_params);
+    }
     if (rc) {
         tr_grad_sync_free(s);
         return rc;
@@ -431,13 +452,8 @@ int tr_grad_sync_exact(tr_grad_sync *s, float *const *micro, const double *loss,
     const tr_model *m = s->m;
     const int T = m->n_tensors;
     const size_t P = m->n_params;
-    if (!s->acc) {
-        s->acc = malloc((P + 3) * sizeof *s->acc);
-        s->maxbuf = malloc((size_t)(T + 2) * sizeof *s->maxbuf);
-        s->exp = malloc((size_t)(T + 1) * sizeof *s->exp);
-        if (!s->acc || !s->maxbuf || !s->exp)
-            return tr_fail(err, TR_ENOMEM, "cannot allocate the exact-sum buffers (%zu parameters)", P);
-    }
+    if (!s->acc)
+        return tr_fail(err, TR_EINTERNAL, "the gradient sync was created without exact-sum buffers");
     /* 1. the largest magnitude per tensor (and of the loss sums) on any rank; any non-finite? */
     double *mx = s->maxbuf;
     bool bad = false;
@@ -540,18 +556,21 @@ int tr_node_group_create(tr_node_group **out, tr_dist *d, size_t n_params, int n
     if (!ATOMIC_LLONG_LOCK_FREE)
         return 0; /* counters in shared memory need lock-free atomics */
     tr_node_group *g = calloc(1, sizeof *g);
-    if (!g)
-        return tr_fail(err, TR_ENOMEM, "out of memory");
-    g->d = d;
-    g->local_size = d->local_size;
-    g->n_params = n_params;
-    g->cross = MPI_COMM_NULL;
-    g->win = MPI_WIN_NULL;
-    g->state = calloc((size_t)n_state + 1, sizeof *g->state);
-    g->slots = calloc((size_t)d->local_size, sizeof *g->slots);
-    if (!g->state || !g->slots) {
+    if (g) {
+        g->d = d;
+        g->local_size = d->local_size;
+        g->n_params = n_params;
+        g->cross = MPI_COMM_NULL;
+        g->win = MPI_WIN_NULL;
+        g->state = calloc((size_t)n_state + 1, sizeof *g->state);
+        g->slots = calloc((size_t)d->local_size, sizeof *g->slots);
+    }
+    /* agreed before the collective allocation: a rank that failed here must not leave the
+     * others waiting in it */
+    const int ok = tr_dist_agree(d, g && g->state && g->slots ? 0 : TR_ENOMEM);
+    if (ok) {
         tr_node_group_free(g);
-        return tr_fail(err, TR_ENOMEM, "out of memory");
+        return tr_fail(err, ok, "out of memory for the node-shared step (on some rank)");
     }
     const size_t buf = n_params * sizeof(float) + 64;
     const size_t counters = ((size_t)n_buckets * sizeof(int64_t) + 63) / 64 * 64 + 64;

@@ -4,6 +4,7 @@
 #include "trainer/h5io.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -91,6 +92,32 @@ int tr_h5_shape(hid_t file, const char *path, const char *name, int64_t *rows, i
     return rc;
 }
 
+/* Values of a wider type that do not fit a float32 (HDF5 would store an infinity). */
+typedef struct overflow {
+    int64_t count;
+    double first;
+} overflow;
+
+static H5T_conv_ret_t on_overflow(H5T_conv_except_t what, hid_t src, hid_t dst, void *src_buf, void *dst_buf,
+                                  void *ctx)
+{
+    (void)dst;
+    (void)dst_buf;
+    overflow *ov = ctx;
+    if (what == H5T_CONV_EXCEPT_RANGE_HI || what == H5T_CONV_EXCEPT_RANGE_LOW) {
+        if (ov->count++ == 0) {
+            const size_t size = H5Tget_size(src);
+            double v = what == H5T_CONV_EXCEPT_RANGE_HI ? HUGE_VAL : -HUGE_VAL;
+            if (H5Tget_class(src) == H5T_FLOAT && size == sizeof(double))
+                memcpy(&v, src_buf, sizeof v);
+            else if (H5Tget_class(src) == H5T_FLOAT && size == sizeof(long double))
+                v = (double)*(const long double *)src_buf;
+            ov->first = v;
+        }
+    }
+    return H5T_CONV_UNHANDLED;
+}
+
 int tr_h5_read_rows(hid_t file, const char *path, const char *name, int64_t row_begin, int64_t row_end, int64_t cols,
                     float *out, tr_err *err)
 {
@@ -110,14 +137,26 @@ int tr_h5_read_rows(hid_t file, const char *path, const char *name, int64_t row_
     hsize_t start[2] = {(hsize_t)row_begin, 0}, count[2] = {(hsize_t)(row_end - row_begin), (hsize_t)cols};
     herr_t st = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
     hid_t ms = H5Screate_simple(nd, count, NULL);
+    overflow ov = {0};
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_type_conv_cb(dxpl, on_overflow, &ov);
     if (st >= 0)
-        st = H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out);
+        st = H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, out);
+    H5Pclose(dxpl);
     H5Sclose(ms);
     H5Sclose(fs);
     H5Dclose(d);
     if (st < 0)
         return tr_fail(err, TR_EDATA, "%s: reading %s rows [%lld, %lld) failed (corrupt or truncated file?)", path,
                        name, (long long)row_begin, (long long)row_end);
+    if (ov.count > 0) { /* the converted value is an infinity: find its row */
+        int64_t at = 0;
+        const int64_t n = (row_end - row_begin) * cols;
+        while (at < n && !isinf(out[at]))
+            at++;
+        return tr_fail(err, TR_EDATA, "%s: %s row %lld: %g is too large for a 32-bit float (|x| <= 3.4e38)", path,
+                       name, (long long)(row_begin + (at < n ? at / cols : 0)), ov.first);
+    }
     return 0;
 }
 

@@ -298,7 +298,7 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
         fprintf(out, "trainer %s: %s, %d rank%s x %d BLAS thread%s, %lld training rows, %lld validation rows, "
                      "%lld test rows, %zu parameters%s\n",
                 TRAINER_VERSION, a->config, d->size, d->size == 1 ? "" : "s", t.threads, t.threads == 1 ? "" : "s",
-                (long long)t.data.train.rows, (long long)t.data.val.rows, (long long)t.data.test.global_rows,
+                (long long)t.data.train.rows, (long long)t.data.val.rows, (long long)t.data.test.rows,
                 t.model.n_trainable, c.train.deterministic ? ", deterministic" : "");
         if (t.data.dropped)
             fprintf(out, "note: dropped %lld rows with non-finite values ([data] on_nonfinite = drop)\n",

@@ -412,7 +412,9 @@ const float *tr_model_forward(tr_model *m, const float *X, int64_t B, const tr_f
                 memcpy(L->Z + r * No, L->b, (size_t)No * sizeof(float));
             beta = 1.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, No, Ni, 1.0f, in, Ni, L->W, Ni, beta, L->Z, No);
+        if (B > 0) /* a rank without rows still walks every layer: batch norm's sums are collective */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, No, Ni, 1.0f, in, Ni, L->W, Ni, beta, L->Z,
+                        No);
         if (L->bn && !m->cfg.bn_after)
             bn_forward(m, L, L->Z, B, mode);
         if (L->A != L->act_in)
@@ -436,6 +438,11 @@ const float *tr_model_forward(tr_model *m, const float *X, int64_t B, const tr_f
 static void weight_rows(float *dW, const float *dZ, const float *X, int64_t B, int Ni, int No, int r0, int r1,
                         float beta)
 {
+    if (B == 0) { /* no rows: the gradient of these rows is zero (BLAS may skip beta with K = 0) */
+        if (beta == 0.0f)
+            memset(dW + (size_t)r0 * (size_t)Ni, 0, (size_t)(r1 - r0) * (size_t)Ni * sizeof *dW);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1 - r0, Ni, (int)B, 1.0f, dZ + r0, No, X, Ni, beta,
                 dW + (size_t)r0 * (size_t)Ni, Ni);
 }
@@ -501,7 +508,11 @@ void tr_model_backward(tr_model *m, float *grads, const float *X, float *dZ_out,
         if (below)
             in = below->dropout > 0.0f && m->mode ? below->D : below->output;
         if (L->b) {
-            cblas_sgemv(CblasRowMajor, CblasTrans, (int)B, No, 1.0f, dZ, No, m->ones, 1, beta, grads + L->b_off, 1);
+            if (B > 0)
+                cblas_sgemv(CblasRowMajor, CblasTrans, (int)B, No, 1.0f, dZ, No, m->ones, 1, beta, grads + L->b_off,
+                            1);
+            else if (beta == 0.0f)
+                memset(grads + L->b_off, 0, (size_t)No * sizeof *grads);
             if (hook && hook->ready)
                 hook->ready(hook->ctx, L->b_off);
         }
@@ -515,7 +526,9 @@ void tr_model_backward(tr_model *m, float *grads, const float *X, float *dZ_out,
         float *dA = m->delta[scratch];
         if (dA == dZ)
             dA = m->delta[scratch ^= 1];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, Ni, No, 1.0f, dZ, No, L->W, Ni, 0.0f, dA, Ni);
+        if (B > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, Ni, No, 1.0f, dZ, No, L->W, Ni, 0.0f, dA,
+                        Ni);
         if (hook && hook->layer_done) /* W is no longer read: the layer may be updated */
             hook->layer_done(hook->ctx, L->w_off);
         if (hook && hook->progress)

@@ -49,7 +49,7 @@ bool tr_run_monitor(const tr_trainer *t, char *name, size_t len, bool *lower_bet
     if (!strcmp(want, "none"))
         return false;
     if (!strcmp(want, "auto"))
-        want = t->data.val.rows > 0 ? "val_loss" : t->data.test.global_rows > 0 ? "test_loss" : "train_loss";
+        want = t->data.val.rows > 0 ? "val_loss" : t->data.test.rows > 0 ? "test_loss" : "train_loss";
     snprintf(name, len, "%s", want);
     const char *metric = strchr(want, '_') + 1;
     const char *mode = t->cfg->output.best_mode;
@@ -310,7 +310,7 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
                                 .classes = tr_loss_classes(&t->loss),
                                 .train_eval = c->train.eval_train,
                                 .val = t->data.val.rows > 0,
-                                .test = t->data.test.global_rows > 0,
+                                .test = t->data.test.rows > 0,
                                 .phase_names = tr_phase_names};
         rc = tr_metric_log_open(&r.log, c->output.dir, &layout, keep_rows, err);
     }

@@ -97,17 +97,10 @@ static int set_class_weights(tr_trainer *t, tr_err *err)
     return 0;
 }
 
-int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err)
+/* Everything a rank builds on its own: data, model, optimizer, buffers. No collective here:
+ * a failure on one rank must not leave the others waiting in one. */
+static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err)
 {
-    memset(t, 0, sizeof *t);
-    t->cfg = c;
-    t->dist = d;
-    t->out = d->rank == 0 ? out : NULL;
-    const int threads = choose_threads(c, d);
-    if (threads > 0)
-        openblas_set_num_threads(threads);
-    t->threads = openblas_get_num_threads();
-
     const int L = c->model.n_layers;
     t->loss = (tr_loss){.kind = c->train.loss,
                         .reduction = c->train.reduction,
@@ -119,7 +112,7 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     int rc = tr_loss_check(&t->loss, err);
     if (rc)
         return rc;
-    rc = tr_data_load(&t->data, c, &t->loss, d->rank, d->size, err);
+    rc = tr_data_load(&t->data, c, &t->loss, err);
     if (rc)
         return rc;
     rc = set_class_weights(t, err);
@@ -138,18 +131,12 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     rc = tr_model_init(&t->model, &c->model, max_rows, err);
     if (rc)
         return rc;
-    /* every rank derives the same parameters from the seed; check rather than trust */
     tr_model_init_params(&t->model, c->train.seed);
-    bool same;
-    rc = tr_dist_same_everywhere(d, t->model.params, t->model.n_params * sizeof(float), &same, err);
-    if (!rc && !same)
-        rc = tr_fail(err, TR_EINTERNAL, "initial parameters differ between ranks");
-    if (rc)
-        return rc;
     rc = tr_optim_init(&t->optim, &c->train.optim, t->model.n_params, err);
     if (rc)
         return rc;
-    rc = tr_grad_sync_create(&t->sync, d, &t->model, (size_t)c->train.bucket_kb * 1024, err);
+    rc = tr_grad_sync_create(&t->sync, d, &t->model, (size_t)c->train.bucket_kb * 1024, c->train.deterministic,
+                             err);
     if (rc)
         return rc;
     t->n_buckets = tr_grad_sync_buckets(t->sync, &t->bucket_begin);
@@ -158,28 +145,10 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
                                  .ctx = d};
     t->base_lr = c->train.optim.lr;
     t->lr_scale = 1.0;
-    if (d->size > 1 && !c->train.deterministic && c->train.comm != TR_COMM_ALLREDUCE) {
-        rc = tr_node_group_create(&t->node, d, t->model.n_params, t->optim.n_state, t->n_buckets, err);
-        if (rc)
-            return rc;
-        if (!t->node && c->train.comm == TR_COMM_SHARED)
-            return tr_fail(err, TR_ECONFIG, "[train] comm = shared needs the same number of ranks on every node");
-    }
-    if (t->node) { /* parameters and optimizer state once per node; gradients in this rank's slot */
-        float *states[3];
-        for (int i = 0; i < t->optim.n_state; i++)
-            states[i] = tr_node_group_state(t->node, i);
-        tr_optim_use_state(&t->optim, states);
-        float *params = tr_node_group_params(t->node);
-        if (d->local_rank == 0)
-            memcpy(params, t->model.params, t->model.n_params * sizeof(float));
-        tr_model_use_buffers(&t->model, params, tr_node_group_slot(t->node, d->local_rank));
-        tr_dist_barrier(d); /* the parameters are in place before anyone reads them */
-    }
 
     const int64_t F = c->model.widths[0], O = t->loss.width, T = tr_loss_target_width(&t->loss);
     const int64_t max_local = tr_sampler_max_local_rows(&t->sampler);
-    int64_t eval_rows = t->data.test.global_rows > t->data.val.rows ? t->data.test.global_rows : t->data.val.rows;
+    int64_t eval_rows = t->data.test.rows > t->data.val.rows ? t->data.test.rows : t->data.val.rows;
     if (c->train.eval_train && t->data.train.rows > eval_rows)
         eval_rows = t->data.train.rows;
     rc = alloc_array((void **)&t->xb, (size_t)(max_local * F), sizeof(float), err);
@@ -191,8 +160,6 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
         rc = alloc_array((void **)&t->eval_Z, (size_t)(eval_rows * O), sizeof(float), err);
     if (!rc)
         rc = alloc_array((void **)&t->eval_A, (size_t)(eval_rows * O), sizeof(float), err);
-    if (!rc)
-        rc = alloc_array((void **)&t->eval_y, (size_t)(eval_rows * T), sizeof(float), err);
     if (!rc)
         rc = alloc_array((void **)&t->eval_loss, (size_t)eval_rows, sizeof(double), err);
     if (!rc && c->train.deterministic) {
@@ -211,6 +178,56 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
         rc = tr_metrics_init(&t->val_metrics, task, K, err);
     if (!rc)
         rc = tr_metrics_init(&t->test_metrics, task, K, err);
+    return rc;
+}
+
+/* The collective part, reached by every rank once all have built their part: the check that
+ * the replicas start equal, and the node-shared memory. */
+static int init_shared(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err)
+{
+    /* every rank derives the same parameters from the seed; check rather than trust */
+    bool same;
+    int rc = tr_dist_same_everywhere(d, t->model.params, t->model.n_params * sizeof(float), &same, err);
+    if (!rc && !same)
+        rc = tr_fail(err, TR_EINTERNAL, "initial parameters differ between ranks");
+    if (rc)
+        return rc;
+    if (d->size > 1 && !c->train.deterministic && c->train.comm != TR_COMM_ALLREDUCE) {
+        rc = tr_node_group_create(&t->node, d, t->model.n_params, t->optim.n_state, t->n_buckets, err);
+        if (rc)
+            return rc;
+        if (!t->node && c->train.comm == TR_COMM_SHARED)
+            return tr_fail(err, TR_ECONFIG, "[train] comm = shared needs the same number of ranks on every node");
+    }
+    if (t->node) { /* parameters and optimizer state once per node; gradients in this rank's slot */
+        float *states[3];
+        for (int i = 0; i < t->optim.n_state; i++)
+            states[i] = tr_node_group_state(t->node, i);
+        tr_optim_use_state(&t->optim, states);
+        float *params = tr_node_group_params(t->node);
+        if (d->local_rank == 0)
+            memcpy(params, t->model.params, t->model.n_params * sizeof(float));
+        tr_model_use_buffers(&t->model, params, tr_node_group_slot(t->node, d->local_rank));
+        tr_dist_barrier(d); /* the parameters are in place before anyone reads them */
+    }
+    return 0;
+}
+
+int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = c;
+    t->dist = d;
+    t->out = d->rank == 0 ? out : NULL;
+    const int threads = choose_threads(c, d);
+    if (threads > 0)
+        openblas_set_num_threads(threads);
+    t->threads = openblas_get_num_threads();
+    int rc = tr_dist_agree(d, init_local(t, c, d, err));
+    if (!rc)
+        rc = tr_dist_agree(d, init_shared(t, c, d, err));
+    if (rc)
+        return rc;
 
     /* test hook: TRAINER_FAULT_NAN=rank:step poisons that rank's gradient at that step */
     const char *fault = getenv("TRAINER_FAULT_NAN");
@@ -241,7 +258,6 @@ void tr_trainer_free(tr_trainer *t)
     free(t->micro_loss);
     free(t->eval_Z);
     free(t->eval_A);
-    free(t->eval_y);
     free(t->eval_loss);
     tr_metrics_free(&t->train_metrics);
     tr_metrics_free(&t->val_metrics);
@@ -306,8 +322,8 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
     double t1 = now_seconds();
     t->phase[TR_PHASE_DATA] += t1 - t0;
     *n_rows = n;
-    if (n == 0) /* more ranks than rows in this micro-batch */
-        return 0.0;
+    /* a rank without rows of this micro-batch (more ranks than rows) still runs the forward
+     * pass on zero rows: synchronised batch norm sums over every rank */
     t->fmode.step = t->step;
     t->fmode.rows = rows;
     t->fmode.global_rows = (double)G;
@@ -515,17 +531,12 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
                              .ctx = t,
                              .splits = t->bucket_begin,
                              .n_splits = t->n_buckets};
-        if (n > 0) {
-            tr_model_backward(m, m->grads, t->xb, t->dZ, n, have_grad, last ? &hook : NULL);
-            have_grad = true;
-        }
+        tr_model_backward(m, m->grads, t->xb, t->dZ, n, have_grad, last ? &hook : NULL);
+        have_grad = true;
         /* reductions and updates done inside the hooks are counted as comm and optimizer */
         t->phase[TR_PHASE_BACKWARD] +=
             now_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
     }
-    /* a rank without rows this step still takes part, with zeros */
-    if (!have_grad)
-        tr_model_zero_grad(m);
     shared_layer_done(t, 0);
     const double t0 = now_seconds();
     const double nested0 = t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM];
@@ -602,10 +613,7 @@ static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
             t->micro_loss[j] = micro_forward(t, first + j, &n, &correct);
             rows += n;
             const double t0 = now_seconds();
-            if (n > 0)
-                tr_model_backward(m, t->micro[j], t->xb, t->dZ, n, false, NULL);
-            else
-                memset(t->micro[j], 0, m->n_params * sizeof(float));
+            tr_model_backward(m, t->micro[j], t->xb, t->dZ, n, false, NULL);
             t->phase[TR_PHASE_BACKWARD] += now_seconds() - t0;
         }
         const double t0 = now_seconds();
@@ -648,8 +656,7 @@ static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
             if (last && !local)
                 tr_grad_sync_begin(t->sync, m->grads, &hook);
             /* the optimizer left the gradient zero: every micro-step adds into it */
-            if (n > 0)
-                tr_model_backward(m, m->grads, t->xb, t->dZ, n, true, last ? &hook : NULL);
+            tr_model_backward(m, m->grads, t->xb, t->dZ, n, true, last ? &hook : NULL);
             t->phase[TR_PHASE_BACKWARD] += now_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] - opt0);
         }
         if (local) {
@@ -701,36 +708,25 @@ int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr
     tr_dist *d = t->dist;
     const int L = mod->n_layers;
     const int64_t O = t->loss.width, F = ds->cols, T = ds->tcols, E = t->cfg->train.eval_batch;
-    const bool held_whole = ds->rows == ds->global_rows;
-    /* this rank's rows: its chunk share of a set held whole, else the part it read */
-    int64_t b = 0, e = ds->rows;
-    if (held_whole)
-        tr_chunk_share(ds->rows, E, d->rank, d->size, &b, &e);
-    const int64_t n_local = e - b;
-    const int64_t at = held_whole ? b : ds->first_row; /* global index of the first local row */
-    for (int64_t r0 = 0; r0 < n_local; r0 += E) {
-        const int64_t n = n_local - r0 < E ? n_local - r0 : E;
-        const float *X = ds->X + (b + r0) * F;
-        tr_model_forward(mod, X, n, NULL);
+    /* every rank holds the whole set: its rows are its share of whole chunks (possibly none) */
+    int64_t b, e;
+    tr_chunk_share(ds->rows, E, d->rank, d->size, &b, &e);
+    for (int64_t r0 = b; r0 < e; r0 += E) {
+        const int64_t n = e - r0 < E ? e - r0 : E;
+        tr_model_forward(mod, ds->X + r0 * F, n, NULL);
         const float *Z = mod->layer[L - 1].Z, *A = mod->layer[L - 1].A;
-        memcpy(t->eval_Z + (at + r0) * O, Z, (size_t)(n * O) * sizeof(float));
-        memcpy(t->eval_A + (at + r0) * O, A, (size_t)(n * O) * sizeof(float));
-        tr_loss_compute(&t->loss, NULL, t->eval_loss + at + r0, Z, A, ds->y + (b + r0) * T, n, 1.0f);
+        memcpy(t->eval_Z + r0 * O, Z, (size_t)(n * O) * sizeof(float));
+        memcpy(t->eval_A + r0 * O, A, (size_t)(n * O) * sizeof(float));
+        tr_loss_compute(&t->loss, NULL, t->eval_loss + r0, Z, A, ds->y + r0 * T, n, 1.0f);
     }
     /* every rank gets every row's results, so all compute the same metrics */
-    int rc = tr_dist_allgather_f32(d, t->eval_Z, at * O, n_local * O, err);
+    int rc = tr_dist_allgather_f32(d, t->eval_Z, b * O, (e - b) * O, err);
     if (!rc)
-        rc = tr_dist_allgather_f32(d, t->eval_A, at * O, n_local * O, err);
+        rc = tr_dist_allgather_f32(d, t->eval_A, b * O, (e - b) * O, err);
     if (!rc)
-        rc = tr_dist_allgather_f64(d, t->eval_loss, at, n_local, err);
-    const float *y = ds->y;
-    if (!rc && !held_whole) { /* the targets live with their rows */
-        memcpy(t->eval_y + at * T, ds->y, (size_t)(n_local * T) * sizeof(float));
-        rc = tr_dist_allgather_f32(d, t->eval_y, at * T, n_local * T, err);
-        y = t->eval_y;
-    }
+        rc = tr_dist_allgather_f64(d, t->eval_loss, b, e - b, err);
     if (!rc)
-        tr_metrics_compute(met, &t->loss, t->eval_Z, t->eval_A, y, t->eval_loss, ds->global_rows);
+        tr_metrics_compute(met, &t->loss, t->eval_Z, t->eval_A, ds->y, t->eval_loss, ds->rows);
     t->phase[TR_PHASE_EVAL] += now_seconds() - t0;
     return rc;
 }
@@ -772,7 +768,7 @@ int tr_trainer_evaluate_all(tr_trainer *t, tr_err *err)
         rc = tr_trainer_evaluate(t, &t->data.val, &t->val_metrics, err);
         t->has_val_metrics = !rc;
     }
-    if (!rc && t->data.test.global_rows > 0) {
+    if (!rc && t->data.test.rows > 0) {
         rc = tr_trainer_evaluate(t, &t->data.test, &t->test_metrics, err);
         t->has_test_metrics = !rc;
     }

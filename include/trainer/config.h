@@ -11,6 +11,7 @@
 #define TRAINER_CONFIG_H
 
 #include "trainer/error.h"
+#include "trainer/files.h"
 #include "trainer/layers.h"
 #include "trainer/loss.h"
 #include "trainer/optim.h"
@@ -20,7 +21,6 @@
 #include <stdio.h>
 
 #define TR_MAX_LAYERS 64
-#define TR_PATH_MAX 1024
 
 /* X(ENUM, config name) */
 #define TR_INIT_MAP(X)                       \

@@ -17,13 +17,15 @@
 #include <stdint.h>
 
 typedef struct tr_dataset {
-    int64_t rows;        /* N: rows held here */
+    int64_t rows;        /* N */
     int64_t cols;        /* F */
     int64_t tcols;       /* T */
     float *X;            /* (N, F) */
     float *y;            /* (N, T) */
-    int64_t first_row;   /* global index of row 0 when this rank holds only its share */
-    int64_t global_rows; /* rows of the whole set (== rows unless partial) */
+    int64_t *origin;     /* (N) where each row came from: its 1-based line in a text file, else its
+                          * 0-based row in the source (kept through drops and splits) */
+    bool origin_is_line; /* origin holds text-file lines */
+    char source[TR_PATH_MAX + 64]; /* the file (or generator) the rows came from, for messages */
 } tr_dataset;
 
 /* Feature scaling x' = (x - center) / scale, fitted on the training rows. */
@@ -41,11 +43,14 @@ typedef struct tr_data {
     int64_t dropped;               /* rows dropped for non-finite values */
 } tr_data;
 
-/* Allocates an N x F / N x T set (zeroed). */
+/* Allocates an N x F / N x T set (zeroed; origin = 0, 1, ..., N-1). */
 int tr_dataset_alloc(tr_dataset *ds, int64_t rows, int64_t cols, int64_t tcols, tr_err *err);
+
+/* Where row r came from, for messages: "file.csv:17" or "file.h5 row 16". */
+void tr_dataset_where(const tr_dataset *ds, int64_t r, char *buf, size_t len);
 void tr_dataset_free(tr_dataset *ds);
 
-/* Copies the listed rows of src into dst (allocated here). */
+/* Copies the listed rows of src (with their origins) into dst (allocated here). */
 int tr_dataset_take(tr_dataset *dst, const tr_dataset *src, const int64_t *rows, int64_t n, tr_err *err);
 
 /* Reads features and targets of an HDF5 file (rows [row_begin, row_end), or all when
@@ -55,11 +60,11 @@ int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const c
 
 /* Loads/generates the configured data, handles non-finite rows, splits off the test and
  * validation sets, fits the scaler on the training rows and applies it to every set, and
- * checks that widths and labels fit the model and loss. Messages name the file and row.
- * Every rank holds the whole training set (an epoch's shuffle can hand any row to any rank);
- * a separate HDF5 test file is read by hyperslab, each rank only the rows of its evaluation
- * chunks (rank of size; chunks of c->train.eval_batch rows). */
-int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, int rank, int size, tr_err *err);
+ * checks that widths and labels fit the model and loss. Messages name the file and its line
+ * (or row). Every rank holds every set whole, so every rank sees the same row counts: the
+ * decisions that lead to collectives (how many rows to evaluate, which sets exist) are the
+ * same everywhere. */
+int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err);
 void tr_data_free(tr_data *d);
 
 /* Splits row indices 0..n-1 into held-out (the first ceil(fraction * n) of a permutation of
@@ -72,8 +77,9 @@ int tr_scaler_fit(tr_scaler *s, tr_scale_kind kind, double divisor, const tr_dat
 void tr_scaler_apply(const tr_scaler *s, float *X, int64_t rows);
 void tr_scaler_free(tr_scaler *s);
 
-/* Removes (drop) or reports (error) rows with a non-finite feature or target. `what` names
- * the set in messages. */
+/* Removes (drop) or reports (error) rows with a non-finite feature or target. Messages name
+ * the row by its origin (file line or source row); `what` is used when the set has no
+ * source name. */
 int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t *dropped, tr_err *err);
 
 #endif

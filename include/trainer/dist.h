@@ -82,7 +82,8 @@ typedef struct tr_grad_sync tr_grad_sync;
 
 /* Plans buckets of about bucket_bytes (0 = one bucket per layer) over the model's flat
  * gradient layout, cutting large weight tensors at row boundaries. */
-int tr_grad_sync_create(tr_grad_sync **s, tr_dist *d, const tr_model *m, size_t bucket_bytes, tr_err *err);
+int tr_grad_sync_create(tr_grad_sync **s, tr_dist *d, const tr_model *m, size_t bucket_bytes, bool exact,
+                        tr_err *err);
 void tr_grad_sync_free(tr_grad_sync *s);
 
 /* Number of buckets and their begin offsets (ascending), for tests and reports. */

@@ -63,7 +63,7 @@ typedef struct tr_trainer {
     float **micro;       /* (accumulate) x (n_params) */
     double *micro_loss;  /* (accumulate) */
     /* evaluation buffers: the largest evaluated set, whole (every rank gathers all rows) */
-    float *eval_Z, *eval_A, *eval_y; /* (rows, O), (rows, O), (rows, T) */
+    float *eval_Z, *eval_A;          /* (rows, O), (rows, O) */
     double *eval_loss;               /* (rows) */
     /* progress */
     int64_t epoch;          /* epochs completed */
