@@ -739,12 +739,18 @@ int tr_ckpt_find_latest(const char *dir, char *path, size_t len, tr_err *err)
     return found;
 }
 
-int tr_ckpt_rotate(const char *dir, int64_t keep, tr_err *err)
+int tr_ckpt_rotate(const char *dir, int64_t keep, int64_t newest, tr_err *err)
 {
     char(*names)[256];
     int n;
     int rc = list_ckpts(dir, &names, &n, err);
-    for (int i = (int)keep; !rc && i < n; i++) {
+    int64_t kept = 0;
+    for (int i = 0; !rc && i < n; i++) { /* newest first */
+        long long step;
+        if (sscanf(names[i], "ckpt-%lld", &step) != 1 || step > newest)
+            continue; /* not this run's past: never counted, never deleted */
+        if (kept++ < keep)
+            continue;
         char p[TR_PATH_MAX + 300];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
         if (unlink(p) != 0 && errno != ENOENT)

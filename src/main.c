@@ -57,6 +57,7 @@ static const char usage_main[] =
 
 static const char usage_train[] =
     "usage: trainer train CONFIG.ini [--set section.key=value ...] [--resume DIR] [--init-from FILE.h5]\n"
+    "                     [--overwrite]\n"
     "\n"
     "Trains the model described by CONFIG.ini ([model], [data], [train], [output]).\n"
     "  --set section.key=value   override one configuration value (repeatable),\n"
@@ -65,6 +66,8 @@ static const char usage_train[] =
     "                            ([output] resume = auto does this from [output] dir)\n"
     "  --init-from FILE.h5       start from a checkpoint's parameters only (fine-tuning,\n"
     "                            or weights exported by scripts/from_torch.py)\n"
+    "  --overwrite               replace an earlier run in [output] dir (its checkpoints and\n"
+    "                            metric log are deleted); without it such a directory is refused\n"
     "  -h, --help                show this help\n"
     "SIGTERM or SIGUSR1 (and a first SIGINT) make every rank stop at the next step, after\n"
     "rank 0 has written a checkpoint: exit status 75. A second SIGINT aborts at once.\n"
@@ -118,7 +121,7 @@ typedef struct cli {
     int n_sets;
     const char *out, *resume, *init_from, *checkpoint, *input, *output, *features, *columns;
     long long steps, warmup;
-    bool help;
+    bool help, overwrite;
     char set_buf[MAX_SETS][256]; /* --KEY VALUE of `data gen`, as data.KEY=VALUE */
 } cli;
 
@@ -186,6 +189,8 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
             continue;
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             a->help = true;
+        } else if (!strcmp(s, "--overwrite")) {
+            a->overwrite = true;
         } else if (!strcmp(s, "--set")) {
             if (!has_value)
                 return tr_fail(err, TR_EUSAGE, "--set needs a value: --set section.key=value");
@@ -290,6 +295,8 @@ static int setup(const cli *a, tr_dist *d, tr_config *c, tr_trainer *t, tr_err *
 
 static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
 {
+    if (a->overwrite && a->resume)
+        return tr_fail(err, TR_EUSAGE, "--overwrite and --resume contradict each other: choose one");
     tr_config c;
     tr_trainer t;
     int rc = setup(a, d, &c, &t, err, reported);
@@ -307,7 +314,8 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
     }
     if (!rc) {
         install_signals();
-        tr_run_options o = {.resume_dir = a->resume, .init_from = a->init_from, .stop = &stop_requested};
+        tr_run_options o = {.resume_dir = a->resume, .init_from = a->init_from, .stop = &stop_requested,
+                            .overwrite = a->overwrite};
         rc = tr_run(&t, &o, err); /* every rank returns the same code */
     }
     if (!rc && out) {

@@ -6,6 +6,8 @@
  */
 #include "trainer/run.h"
 
+#include "trainer/files.h"
+#include "trainer/rundir.h"
 #include "trainer/sched.h"
 
 #include <errno.h>
@@ -113,7 +115,7 @@ static int save(tr_trainer *t, run_state *r, const char *path, int64_t step_in_e
         tr_ckpt_state s = state_of(t, r, step_in_epoch);
         rc = tr_ckpt_save(path, t->cfg, &t->model, &t->optim, &t->data.scaler, &s, err);
         if (!rc && rotate)
-            rc = tr_ckpt_rotate(t->cfg->output.dir, t->cfg->output.keep_last, err);
+            rc = tr_ckpt_rotate(t->cfg->output.dir, t->cfg->output.keep_last, t->step, err);
     }
     rc = tr_dist_agree(t->dist, rc);
     if (rc && t->dist->rank != 0)
@@ -177,6 +179,72 @@ static int find_resume(tr_trainer *t, const tr_run_options *o, char *path, size_
     if (!rc)
         rc = tr_dist_bcast(t->dist, path, len, 0, err);
     return rc;
+}
+
+/* The settings that give a run's numbers their meaning: a resume may not change them, or
+ * best.h5 and the metric log would compare values of different kinds. */
+static const char *const resume_fixed[][2] = {
+    {"train", "loss"}, {"train", "reduction"}, {"output", "best_metric"}, {"output", "best_mode"}};
+
+/* Refuses a resume whose loss (and so task), reduction or best-model metric differs from
+ * the checkpoint's, naming each difference. Rank 0. */
+static int check_resumable(const tr_config *c, const char *path, tr_err *err)
+{
+    tr_config was;
+    int rc = tr_ckpt_read_config(path, &was, err);
+    if (rc)
+        return rc;
+    char diff[1024] = "";
+    size_t u = 0;
+    for (size_t i = 0; i < sizeof resume_fixed / sizeof resume_fixed[0]; i++) {
+        const char *a = tr_config_value(&was, resume_fixed[i][0], resume_fixed[i][1]);
+        const char *b = tr_config_value(c, resume_fixed[i][0], resume_fixed[i][1]);
+        if (strcmp(a, b) && u < sizeof diff)
+            u += (size_t)snprintf(diff + u, sizeof diff - u, "%s[%s] %s = %s in the checkpoint, %s in the configuration",
+                                  u ? "; " : "", resume_fixed[i][0], resume_fixed[i][1], a, b);
+    }
+    tr_config_free(&was);
+    if (u)
+        return tr_fail(err, TR_ECONFIG,
+                       "%s: cannot resume: %s (best.h5 and the metric log would compare values of different kinds); "
+                       "resume with the checkpoint's settings, or start a new run with --init-from %s",
+                       path, diff, path);
+    return 0;
+}
+
+/* Makes the run directory this run's: an earlier run there (not the one being resumed) is
+ * refused, deleted (--overwrite) or set aside (resume = auto found nothing to resume).
+ * Rank 0. */
+static int claim_dir(tr_rundir *rd, const tr_run_options *o, const tr_config *c, const char *resume_path,
+                     FILE *out, tr_err *err)
+{
+    char dir_of_ckpt[TR_PATH_MAX + 300];
+    snprintf(dir_of_ckpt, sizeof dir_of_ckpt, "%s", resume_path);
+    char *slash = strrchr(dir_of_ckpt, '/');
+    if (slash)
+        *slash = '\0';
+    if (resume_path[0] && tr_same_file(dir_of_ckpt, rd->dir))
+        return 0; /* resuming this directory's own run */
+    char list[1024];
+    if (tr_rundir_earlier_run(rd, list, sizeof list) == 0)
+        return 0;
+    if (o->overwrite) {
+        if (out && !o->quiet)
+            fprintf(out, "--overwrite: deleting the earlier run in %s (%s)\n", rd->dir, list);
+        return tr_rundir_clear(rd, err);
+    }
+    if (!resume_path[0] && !o->resume_dir && !strcmp(c->output.resume, "auto")) {
+        char where[TR_PATH_MAX + 64];
+        const int rc = tr_rundir_set_aside(rd, where, sizeof where, err);
+        if (!rc)
+            fprintf(stderr, "trainer: note: resume = auto found no valid checkpoint in %s; the earlier run's files "
+                            "(%s) were moved to %s and a new run starts\n", rd->dir, list, where);
+        return rc;
+    }
+    return tr_fail(err, TR_ECONFIG,
+                   "[output] dir = %s holds an earlier run (%s): resume it (--resume %s or [output] resume = auto), "
+                   "choose another dir, or replace it with --overwrite",
+                   rd->dir, list, rd->dir);
 }
 
 /* ------------------------------------------------------------------ the loop ---------- */
@@ -258,13 +326,20 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     t->stop_flag = o->stop;
     r.has_monitor = strcmp(c->output.best_metric, "none") != 0;
 
-    /* the run directory, then where to start */
-    int rc = t->dist->rank == 0 ? tr_run_dir_prepare(c, err) : 0;
+    /* the run directory (rank 0 owns it for the whole run), then where to start */
+    tr_rundir rd = {.lock_fd = -1};
+    int rc = t->dist->rank == 0 ? tr_rundir_open(&rd, c->output.dir, err) : 0;
     rc = tr_dist_agree(t->dist, rc);
-    if (rc)
+    if (rc) {
+        tr_rundir_close(&rd);
         return rc;
+    }
     char path[TR_PATH_MAX + 300];
     rc = find_resume(t, o, path, sizeof path, err);
+    if (!rc && path[0])
+        rc = tr_dist_agree(t->dist, t->dist->rank == 0 ? check_resumable(c, path, err) : 0);
+    if (!rc)
+        rc = tr_dist_agree(t->dist, t->dist->rank == 0 ? claim_dir(&rd, o, c, path, t->out, err) : 0);
     tr_ckpt_state st = {0};
     int64_t start_in_epoch = 0, keep_rows = -1;
     if (!rc && path[0]) {
@@ -299,10 +374,10 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
             fprintf(t->out, "initialised from %s (parameters only)\n", o->init_from);
     }
     if (!rc && t->dist->rank == 0)
-        rc = tr_run_dir_write_config(c, err);
+        rc = tr_rundir_write_config(&rd, c, err);
     rc = tr_dist_agree(t->dist, rc);
     if (rc)
-        return rc;
+        goto done;
 
     /* the metric log (rank 0) */
     if (t->dist->rank == 0) {
@@ -411,55 +486,6 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     t->seconds = r.time_base + (now_seconds() - r.t_start);
 done:
     tr_metric_log_close(r.log);
+    tr_rundir_close(&rd);
     return rc;
-}
-
-/* ------------------------------------------------------------------ run directory ----- */
-
-static int make_dirs(const char *path, tr_err *err)
-{
-    char buf[TR_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        const bool end = *p == '\0';
-        if (*p == '/' || end) {
-            const char saved = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return tr_fail(err, TR_EIO, "[output] dir = %s: cannot create %s: %s", path, buf, strerror(errno));
-            *p = saved;
-        }
-        if (end)
-            break;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return tr_fail(err, TR_EIO, "[output] dir = %s: exists and is not a directory", path);
-    if (access(path, W_OK) != 0)
-        return tr_fail(err, TR_EIO, "[output] dir = %s: not writable", path);
-    return 0;
-}
-
-int tr_run_dir_prepare(const tr_config *c, tr_err *err) { return make_dirs(c->output.dir, err); }
-
-int tr_run_dir_write_config(const tr_config *c, tr_err *err)
-{
-    char path[TR_PATH_MAX + 32], tmp[TR_PATH_MAX + 48];
-    snprintf(path, sizeof path, "%s/config.ini", c->output.dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return tr_fail(err, TR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-    fprintf(f, "# effective configuration of a trainer run (source: %s)\n", c->path);
-    tr_config_print(c, f);
-    const bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0 || !ok) {
-        unlink(tmp);
-        return tr_fail(err, TR_EIO, "%s: write failed: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tr_fail(err, TR_EIO, "%s: cannot rename into place: %s", path, strerror(errno));
-    }
-    return 0;
 }

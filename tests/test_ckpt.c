@@ -8,6 +8,7 @@
 #include "trainer/ckpt.h"
 #include "trainer/h5io.h"
 #include "trainer/run.h"
+#include "trainer/rundir.h"
 #include "trainer/train.h"
 
 #include <criterion/criterion.h>
@@ -137,7 +138,9 @@ Test(ckpt, round_trip_of_every_buffer)
     tr_sampler_set_epoch(&a.sampler, 0);
     for (int s = 0; s < 7; s++)
         cr_assert_eq(tr_trainer_step(&a, s, &err), 0, "%s", err.msg);
-    cr_assert_eq(tr_run_dir_prepare(&c, &err), 0, "%s", err.msg);
+    tr_rundir rd;
+    cr_assert_eq(tr_rundir_open(&rd, c.output.dir, &err), 0, "%s", err.msg);
+    tr_rundir_close(&rd);
     char path[700];
     snprintf(path, sizeof path, "%s/x.h5", run);
     tr_ckpt_state st = {.epoch = 3, .step = 7, .step_in_epoch = 5, .epoch_loss_sum = 1.25, .epoch_rows = 80,

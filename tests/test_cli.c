@@ -249,7 +249,7 @@ Test(mpi, ranks_without_rows_take_part)
     write_text(path, cfg);
     const char *modes[] = {"shared", "allreduce"};
     for (int k = 0; k < 2; k++) {
-        snprintf(args, sizeof args, "train %s --set train.batch_size=2 --set data.n=20 --set train.comm=%s", path,
+        snprintf(args, sizeof args, "train %s --overwrite --set train.batch_size=2 --set data.n=20 --set train.comm=%s", path,
                  modes[k]);
         cr_expect_eq(mpirun(3, "", args, NULL), 0, "%s: %s", modes[k], out);
         cr_expect(strstr(out, "epoch   2/2") != NULL, "%s: %s", modes[k], out);
@@ -262,7 +262,7 @@ Test(mpi, same_epoch_lines_on_one_and_two_ranks)
     snprintf(path, sizeof path, "%s/same.ini", dir);
     snprintf(cfg, sizeof cfg, moons_cfg, dir);
     write_text(path, cfg);
-    snprintf(args, sizeof args, "train %s --set train.deterministic=true --set train.epochs=3", path);
+    snprintf(args, sizeof args, "train %s --overwrite --set train.deterministic=true --set train.epochs=3", path);
     cr_assert_eq(mpirun(1, "", args, NULL), 0, "%s", out);
     char one[4096];
     const char *e = strstr(out, "epoch");

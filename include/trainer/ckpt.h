@@ -79,7 +79,9 @@ void tr_ckpt_path(char *buf, size_t len, const char *dir, int64_t step);
  * empty path) when there is none, 0 when found. Invalid files are skipped with a note. */
 int tr_ckpt_find_latest(const char *dir, char *path, size_t len, tr_err *err);
 
-/* Deletes all but the newest `keep` ckpt-*.h5 of DIR (best.h5 is never deleted). */
-int tr_ckpt_rotate(const char *dir, int64_t keep, tr_err *err);
+/* Deletes all but the newest `keep` ckpt-*.h5 of DIR up to step `newest` (the one just
+ * written); files of higher steps (damaged ones a resume skipped) are neither counted nor
+ * deleted, so they can never push out the run's own checkpoints. best.h5 is never deleted. */
+int tr_ckpt_rotate(const char *dir, int64_t keep, int64_t newest, tr_err *err);
 
 #endif

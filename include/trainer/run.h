@@ -17,20 +17,13 @@ typedef struct tr_run_options {
     const char *init_from;  /* --init-from FILE: parameters only; NULL: none */
     volatile sig_atomic_t *stop; /* set by a signal handler; NULL: no signals */
     bool quiet;             /* no human lines (tests) */
+    bool overwrite;         /* --overwrite: an earlier run in [output] dir is deleted */
 } tr_run_options;
 
 /* Trains the configured epochs. Rank 0 writes the metric log, the checkpoints and best.h5.
  * Returns the same code on every rank: 0, TR_ESTOPPED after a signal (a checkpoint was
  * written), or the failure. */
 int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err);
-
-/* Creates the run directory (with parents) and checks that it is writable. Rank 0 calls it. */
-int tr_run_dir_prepare(const tr_config *c, tr_err *err);
-
-/* Writes the effective configuration to DIR/config.ini (through a temporary file and a
- * rename). Rank 0 calls it once the run has started, so a refused resume (another
- * architecture, say) leaves the run directory's config.ini describing its checkpoints. */
-int tr_run_dir_write_config(const tr_config *c, tr_err *err);
 
 /* The monitor of best.h5 and early stopping: its name ("val_loss", ...), whether lower is
  * better, and its value in the trainer's last evaluation (false when it has none). */

@@ -1,0 +1,342 @@
+/*
+ * rundir.c: the run directory's lock, the files of an earlier run (found, cleared or set
+ * aside), and the effective configuration file (see rundir.h).
+ */
+#include "trainer/rundir.h"
+
+#include "trainer/files.h"
+#include "trainer/h5io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOCK_NAME ".trainer-lock"
+
+static int make_dirs(const char *path, tr_err *err)
+{
+    char buf[TR_PATH_MAX];
+    int rc = tr_path_format(buf, sizeof buf, TR_ECONFIG, err, "%s", path);
+    if (rc)
+        return tr_fail(err, TR_ECONFIG, "[output] dir: %s", err ? err->msg : "path too long");
+    for (char *p = buf + 1;; p++) {
+        const bool end = *p == '\0';
+        if (*p == '/' || end) {
+            const char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return tr_fail(err, TR_EIO, "[output] dir = %s: cannot create %s: %s", path, buf, strerror(errno));
+            *p = saved;
+        }
+        if (end)
+            break;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return tr_fail(err, TR_EIO, "[output] dir = %s: exists and is not a directory", path);
+    if (access(path, W_OK) != 0)
+        return tr_fail(err, TR_EIO, "[output] dir = %s: not writable", path);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the lock ---------- */
+
+static int lock_dir(tr_rundir *r, tr_err *err)
+{
+    char path[TR_PATH_MAX + 32];
+    int rc = tr_path_format(path, sizeof path, TR_EIO, err, "%s/%s", r->dir, LOCK_NAME);
+    if (rc)
+        return rc;
+    const int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return tr_fail(err, TR_EIO, "%s: cannot create the run directory's lock: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int e = errno;
+        if (e == EWOULDBLOCK) {
+            char holder[256] = "";
+            const ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+            holder[n > 0 ? n : 0] = '\0';
+            holder[strcspn(holder, "\n")] = '\0';
+            close(fd);
+            return tr_fail(err, TR_EIO,
+                           "[output] dir = %s is in use by another trainer (%s); two runs in one directory would "
+                           "splice their checkpoints and logs: wait for it to end, or choose another dir",
+                           r->dir, holder[0] ? holder : "holder unknown");
+        }
+        /* no locks on this file system (Lustre -o noflock, some NFS set-ups): go on, and say so */
+        fprintf(stderr,
+                "trainer: warning: %s: the file system cannot lock (%s): a second trainer in this directory would "
+                "not be refused\n",
+                path, strerror(e));
+        close(fd);
+        return 0;
+    }
+    char host[128] = "unknown host", line[320], when[64];
+    gethostname(host, sizeof host - 1);
+    const time_t now = time(NULL);
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
+    const int len = snprintf(line, sizeof line, "pid %ld on host %s, since %s\n", (long)getpid(), host, when);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len) {
+        /* the lock holds without the note; only the refusal's detail is missing */
+    }
+    r->lock_fd = fd;
+    return 0;
+}
+
+int tr_rundir_open(tr_rundir *r, const char *dir, tr_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->lock_fd = -1;
+    int rc = tr_path_format(r->dir, sizeof r->dir, TR_ECONFIG, err, "%s", dir);
+    if (!rc)
+        rc = make_dirs(dir, err);
+    if (!rc)
+        rc = lock_dir(r, err);
+    return rc;
+}
+
+void tr_rundir_close(tr_rundir *r)
+{
+    if (r && r->lock_fd >= 0) {
+        close(r->lock_fd); /* releases the flock */
+        r->lock_fd = -1;
+    }
+}
+
+/* ------------------------------------------------------------------ an earlier run ---- */
+
+typedef enum file_role {
+    ROLE_NONE,       /* not the trainer's */
+    ROLE_RESULT,     /* a checkpoint, or a metric log with rows: an earlier run's results */
+    ROLE_BYPRODUCT,  /* the trainer's, but nothing to lose (a log without rows, a config, a temp file) */
+} file_role;
+
+/* Whether a configuration file starts with the trainer's header. */
+static bool written_by_trainer(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[128] = "";
+    const bool ours = fgets(line, sizeof line, f) && !strncmp(line, TR_RUNDIR_CONFIG_HEADER,
+                                                                  strlen(TR_RUNDIR_CONFIG_HEADER));
+    fclose(f);
+    return ours;
+}
+
+/* Data rows of a CSV log (lines after the header). */
+static long long csv_rows(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    long long lines = 0;
+    int ch, last = '\n';
+    while ((ch = getc(f)) != EOF) {
+        lines += ch == '\n';
+        last = ch;
+    }
+    lines += last != '\n';
+    fclose(f);
+    return lines > 1 ? lines - 1 : 0;
+}
+
+/* Rows of metrics.h5 (-1 when it cannot be read: treated as holding results). */
+static long long h5_rows(const char *path)
+{
+    tr_h5_quiet();
+    if (H5Fis_hdf5(path) <= 0)
+        return -1;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return -1;
+    long long rows = -1;
+    if (tr_h5_exists(f, "/metrics/epoch")) {
+        hid_t d = H5Dopen2(f, "/metrics/epoch", H5P_DEFAULT);
+        hid_t s = d >= 0 ? H5Dget_space(d) : -1;
+        hsize_t dims[1] = {0};
+        if (s >= 0 && H5Sget_simple_extent_ndims(s) == 1 && H5Sget_simple_extent_dims(s, dims, NULL) == 1)
+            rows = (long long)dims[0];
+        if (s >= 0)
+            H5Sclose(s);
+        if (d >= 0)
+            H5Dclose(d);
+    }
+    H5Fclose(f);
+    return rows;
+}
+
+static file_role role_of(const char *dir, const char *name, char *what, size_t len)
+{
+    char path[TR_PATH_MAX + 300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(what, len, "%s", name);
+    long long step;
+    char tail[8];
+    if ((sscanf(name, "ckpt-%lld.%7s", &step, tail) == 2 && !strcmp(tail, "h5")) || !strcmp(name, "best.h5"))
+        return ROLE_RESULT;
+    if (strstr(name, ".tmp.") && (!strncmp(name, "ckpt-", 5) || !strncmp(name, "best.h5", 7) ||
+                                  !strncmp(name, "metrics.", 8) || !strncmp(name, "config.ini", 10) ||
+                                  !strncmp(name, "effective-config.ini", 20)))
+        return ROLE_BYPRODUCT;
+    int n_earlier, end = 0;
+    if (sscanf(name, "metrics.earlier-%d.%n", &n_earlier, &end) == 1 && end > 0 &&
+        (!strcmp(name + end, "h5") || !strcmp(name + end, "csv")))
+        return ROLE_RESULT; /* a metric log a resume kept under another name */
+    if (!strcmp(name, "metrics.csv")) {
+        const long long n = csv_rows(path);
+        snprintf(what, len, "%s (%lld rows)", name, n);
+        return n > 0 ? ROLE_RESULT : ROLE_BYPRODUCT;
+    }
+    if (!strcmp(name, "metrics.h5")) {
+        const long long n = h5_rows(path);
+        if (n >= 0)
+            snprintf(what, len, "%s (%lld rows)", name, n);
+        else
+            snprintf(what, len, "%s (unreadable)", name);
+        return n != 0 ? ROLE_RESULT : ROLE_BYPRODUCT;
+    }
+    if ((!strcmp(name, "config.ini") || !strcmp(name, "effective-config.ini")) && written_by_trainer(path))
+        return ROLE_BYPRODUCT;
+    return ROLE_NONE;
+}
+
+/* Calls fn for each of the trainer's files in the directory; stops at a non-zero return. */
+static int each_file(const tr_rundir *r, int (*fn)(const tr_rundir *r, const char *name, file_role role,
+                                                   const char *what, void *ctx),
+                     void *ctx)
+{
+    DIR *d = opendir(r->dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        char what[TR_PATH_MAX];
+        const file_role role = role_of(r->dir, e->d_name, what, sizeof what);
+        if (role != ROLE_NONE)
+            rc = fn(r, e->d_name, role, what, ctx);
+    }
+    closedir(d);
+    return rc;
+}
+
+typedef struct listing {
+    char *list;
+    size_t len, used;
+    int n;
+} listing;
+
+static int list_result(const tr_rundir *r, const char *name, file_role role, const char *what, void *ctx)
+{
+    (void)r;
+    (void)name;
+    listing *l = ctx;
+    if (role != ROLE_RESULT)
+        return 0;
+    if (l->n < 6 && l->used < l->len)
+        l->used += (size_t)snprintf(l->list + l->used, l->len - l->used, "%s%s", l->n ? ", " : "", what);
+    else if (l->n == 6 && l->used < l->len)
+        l->used += (size_t)snprintf(l->list + l->used, l->len - l->used, ", ...");
+    l->n++;
+    return 0;
+}
+
+int tr_rundir_earlier_run(const tr_rundir *r, char *list, size_t len)
+{
+    listing l = {.list = list, .len = len};
+    if (len)
+        list[0] = '\0';
+    each_file(r, list_result, &l);
+    return l.n;
+}
+
+static int remove_file(const tr_rundir *r, const char *name, file_role role, const char *what, void *ctx)
+{
+    (void)role;
+    (void)what;
+    tr_err *err = ctx;
+    char path[TR_PATH_MAX + 300];
+    snprintf(path, sizeof path, "%s/%s", r->dir, name);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return tr_fail(err, TR_EIO, "%s: cannot delete the earlier run's file: %s", path, strerror(errno));
+    return 0;
+}
+
+int tr_rundir_clear(tr_rundir *r, tr_err *err) { return each_file(r, remove_file, err); }
+
+typedef struct aside {
+    const char *to;
+    tr_err *err;
+} aside;
+
+static int move_file(const tr_rundir *r, const char *name, file_role role, const char *what, void *ctx)
+{
+    (void)role;
+    (void)what;
+    aside *a = ctx;
+    char from[TR_PATH_MAX + 300], to[2 * TR_PATH_MAX + 300];
+    snprintf(from, sizeof from, "%s/%s", r->dir, name);
+    snprintf(to, sizeof to, "%s/%s", a->to, name);
+    if (rename(from, to) != 0)
+        return tr_fail(a->err, TR_EIO, "%s: cannot move the earlier run's file to %s: %s", from, a->to,
+                       strerror(errno));
+    return 0;
+}
+
+int tr_rundir_set_aside(tr_rundir *r, char *where, size_t len, tr_err *err)
+{
+    char to[TR_PATH_MAX + 32];
+    for (int n = 1;; n++) {
+        int rc = tr_path_format(to, sizeof to, TR_EIO, err, "%s/previous-%d", r->dir, n);
+        if (rc)
+            return rc;
+        if (mkdir(to, 0777) == 0)
+            break;
+        if (errno != EEXIST)
+            return tr_fail(err, TR_EIO, "%s: cannot create: %s", to, strerror(errno));
+    }
+    snprintf(where, len, "%s", to);
+    aside a = {.to = to, .err = err};
+    const int rc = each_file(r, move_file, &a);
+    tr_sync_dir_of(to);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ configuration ----- */
+
+int tr_rundir_write_config(const tr_rundir *r, const tr_config *c, tr_err *err)
+{
+    char path[TR_PATH_MAX + 32];
+    int rc = tr_path_format(path, sizeof path, TR_EIO, err, "%s/config.ini", r->dir);
+    if (rc)
+        return rc;
+    struct stat st;
+    if (lstat(path, &st) == 0 && !written_by_trainer(path)) { /* the user's own: keep it */
+        rc = tr_path_format(path, sizeof path, TR_EIO, err, "%s/effective-config.ini", r->dir);
+        if (rc)
+            return rc;
+        if (lstat(path, &st) == 0 && !written_by_trainer(path)) {
+            fprintf(stderr, "trainer: note: %s/config.ini and %s are the user's own files; the effective "
+                            "configuration is not written\n", r->dir, path);
+            return 0;
+        }
+    }
+    tr_atomic a;
+    rc = tr_atomic_begin(&a, path, true, TR_EIO, err);
+    if (rc)
+        return rc;
+    fprintf(a.f, TR_RUNDIR_CONFIG_HEADER " (source: %s)\n", c->path);
+    tr_config_print(c, a.f);
+    return tr_atomic_commit(&a, TR_EIO, err);
+}
