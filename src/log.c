@@ -7,6 +7,7 @@
 #include "trainer/log.h"
 
 #include "trainer/config.h"
+#include "trainer/files.h"
 #include "trainer/h5io.h"
 
 #include <errno.h>
@@ -163,10 +164,14 @@ static int create_datasets(tr_metric_log *l, tr_err *err)
     return 0;
 }
 
-/* Reopens the datasets of an existing log; false if the file's columns are not ours. */
+/* Reopens the datasets of an existing log; false if the file's columns are not exactly ours. */
 static bool open_datasets(tr_metric_log *l, int64_t *rows)
 {
     *rows = -1;
+    H5G_info_t info;
+    if (!tr_h5_exists(l->file, "/metrics") || H5Gget_info_by_name(l->file, "/metrics", &info, H5P_DEFAULT) < 0 ||
+        info.nlinks != (hsize_t)l->n_cols)
+        return false;
     for (int i = 0; i < l->n_cols; i++) {
         col_t *c = &l->cols[i];
         char path[80];
@@ -229,32 +234,168 @@ static void csv_header(tr_metric_log *l)
     fputc('\n', l->csv);
 }
 
-/* Keeps the header and the first `rows` lines of an existing CSV (temp file + rename). */
-static int truncate_csv(const char *path, int64_t rows, tr_err *err)
+static int n_scalars(const tr_metric_log *l)
 {
-    FILE *in = fopen(path, "r");
+    int n = 0;
+    for (int i = 0; i < l->n_cols; i++)
+        n += l->cols[i].kind == COL_SCALAR;
+    return n;
+}
+
+/* Reads the first `rows` rows of an existing CSV into vals (rows x scalar columns): 1 when
+ * it has this log's header and that many well-formed rows, 0 when there is none, -1 when it
+ * is damaged or has other columns. */
+static int csv_read(tr_metric_log *l, int64_t rows, double *vals)
+{
+    FILE *in = fopen(l->csv_path, "r");
     if (!in)
-        return 1; /* none: a new one is written */
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
-        fclose(in);
-        return tr_fail(err, TR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-    }
+        return errno == ENOENT ? 0 : -1;
+    char want[MAX_COLS * 50] = "";
+    size_t used = 0;
+    for (int i = 0; i < l->n_cols; i++)
+        if (l->cols[i].kind == COL_SCALAR)
+            used += (size_t)snprintf(want + used, sizeof want - used, "%s%s", used ? "," : "", l->cols[i].name);
+    const int k = n_scalars(l);
     char *line = NULL;
     size_t cap = 0;
-    int64_t n = -1; /* the header is line -1 */
-    while (n < rows && getline(&line, &cap, in) > 0) {
-        fputs(line, out);
-        n++;
+    int ok = getline(&line, &cap, in) > 0 && !strcmp(strtok(line, "\r\n") ? line : "", want) ? 1 : -1;
+    for (int64_t r = 0; ok == 1 && r < rows; r++) {
+        if (getline(&line, &cap, in) <= 0) {
+            ok = -1;
+            break;
+        }
+        char *p = line;
+        for (int j = 0; j < k && ok == 1; j++) {
+            char *end;
+            vals[r * k + j] = strtod(p, &end);
+            if (end == p || *end != (j + 1 < k ? ',' : '\n'))
+                ok = -1;
+            p = end + 1;
+        }
     }
     free(line);
     fclose(in);
-    if (fclose(out) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tr_fail(err, TR_EIO, "%s: cannot rewrite: %s", path, strerror(errno));
+    return ok;
+}
+
+/* Writes the header and `rows` rows of vals as the CSV (temporary file and rename). */
+static int csv_write(tr_metric_log *l, const double *vals, int64_t rows, tr_err *err)
+{
+    tr_atomic a;
+    int rc = tr_atomic_begin(&a, l->csv_path, true, TR_EIO, err);
+    if (rc)
+        return rc;
+    FILE *keep = l->csv;
+    l->csv = a.f;
+    csv_header(l);
+    l->csv = keep;
+    const int k = n_scalars(l);
+    for (int64_t r = 0; r < rows; r++)
+        for (int j = 0; j < k; j++)
+            fprintf(a.f, "%.10g%c", vals[r * k + j], j + 1 < k ? ',' : '\n');
+    return tr_atomic_commit(&a, TR_EIO, err);
+}
+
+/* The scalar columns of the first `rows` rows of the open HDF5 log into vals. */
+static int h5_read_scalars(tr_metric_log *l, int64_t rows, double *vals)
+{
+    const int k = n_scalars(l);
+    double *col = malloc((size_t)(rows > 0 ? rows : 1) * sizeof *col);
+    int rc = col ? 0 : -1;
+    for (int i = 0, j = 0; !rc && i < l->n_cols; i++) {
+        if (l->cols[i].kind != COL_SCALAR)
+            continue;
+        const hsize_t start = 0, count = (hsize_t)rows;
+        hid_t fs = H5Dget_space(l->cols[i].dset);
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL);
+        hid_t ms = H5Screate_simple(1, &count, NULL);
+        if (rows > 0 && H5Dread(l->cols[i].dset, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, col) < 0)
+            rc = -1;
+        H5Sclose(ms);
+        H5Sclose(fs);
+        for (int64_t r = 0; !rc && r < rows; r++)
+            vals[r * k + j] = col[r];
+        j++;
     }
+    free(col);
+    return rc;
+}
+
+/* A new HDF5 log from the CSV's rows: the scalar columns, per-class metrics NaN and
+ * confusion counts -1 (the CSV does not carry them). Leaves l->file closed. */
+static int h5_write_from_csv(tr_metric_log *l, const double *vals, int64_t rows, hid_t fapl, tr_err *err)
+{
+    char tmp[TR_PATH_MAX + 64];
+    int rc = tr_path_format(tmp, sizeof tmp, TR_EIO, err, "%s.tmp.%ld", l->h5_path, (long)getpid());
+    if (rc)
+        return rc;
+    l->file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (l->file < 0)
+        return tr_fail(err, TR_EIO, "%s: cannot create", tmp);
+    const int k = n_scalars(l);
+    const size_t K = (size_t)(l->classes > 0 ? l->classes : 1);
+    double *buf = malloc((size_t)(rows > 0 ? rows : 1) * K * K * sizeof(double));
+    rc = !buf ? tr_fail(err, TR_ENOMEM, "out of memory") : create_datasets(l, err);
+    if (!rc && set_rows(l, rows) < 0)
+        rc = tr_fail(err, TR_EIO, "%s: cannot extend", tmp);
+    for (int i = 0, j = 0; !rc && rows > 0 && i < l->n_cols; i++) {
+        const col_t *c = &l->cols[i];
+        const size_t per_row = c->kind == COL_SCALAR ? 1 : c->kind == COL_PER_CLASS ? K : K * K;
+        for (int64_t r = 0; r < rows; r++)
+            for (size_t q = 0; q < per_row; q++) {
+                double *d = &buf[(size_t)r * per_row + q];
+                if (c->kind == COL_SCALAR)
+                    *d = vals[r * k + j];
+                else if (c->kind == COL_PER_CLASS)
+                    *d = NAN;
+                else
+                    ((int64_t *)buf)[(size_t)r * per_row + q] = -1;
+            }
+        j += c->kind == COL_SCALAR;
+        if (H5Dwrite(c->dset, col_type(c), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+            rc = tr_fail(err, TR_EIO, "%s: cannot write %s", tmp, c->name);
+    }
+    free(buf);
+    close_datasets(l);
+    if (H5Fclose(l->file) < 0 && !rc)
+        rc = tr_fail(err, TR_EIO, "%s: cannot close", tmp);
+    l->file = -1;
+    if (!rc && rename(tmp, l->h5_path) != 0)
+        rc = tr_fail(err, TR_EIO, "%s: cannot rename to %s: %s", tmp, l->h5_path, strerror(errno));
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+/* Moves DIR/metrics.h5 and DIR/metrics.csv (those that exist) to the first free
+ * DIR/metrics.earlier-N.{h5,csv}; `which` 1 = h5, 2 = csv, 3 = both. Names them in `said`. */
+static int set_aside(tr_metric_log *l, int which, char *said, size_t len, tr_err *err)
+{
+    const char *paths[2] = {l->h5_path, l->csv_path}, *ext[2] = {"h5", "csv"};
+    char to[2][TR_PATH_MAX + 64];
+    size_t dir_len = strlen(l->h5_path) - strlen("metrics.h5");
+    for (int n = 1;; n++) {
+        bool free_name = true;
+        for (int f = 0; f < 2; f++) {
+            int rc = tr_path_format(to[f], sizeof to[f], TR_EIO, err, "%.*smetrics.earlier-%d.%s", (int)dir_len,
+                                    l->h5_path, n, ext[f]);
+            if (rc)
+                return rc;
+            free_name = free_name && access(to[f], F_OK) != 0;
+        }
+        if (free_name)
+            break;
+    }
+    said[0] = '\0';
+    for (int f = 0; f < 2; f++) {
+        if (!(which & (1 << f)) || access(paths[f], F_OK) != 0)
+            continue;
+        if (rename(paths[f], to[f]) != 0)
+            return tr_fail(err, TR_EIO, "%s: cannot move to %s: %s", paths[f], to[f], strerror(errno));
+        const size_t u = strlen(said);
+        snprintf(said + u, len - u, "%s%s", u ? " and " : "", to[f]);
+    }
+    tr_sync_dir_of(l->h5_path);
     return 0;
 }
 
@@ -307,6 +448,85 @@ static int rebuild_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *
     return 0;
 }
 
+/* A resumed run's log: keep the first keep_rows rows. The two files are twins; when one is
+ * missing or damaged it is rebuilt from the other, and when neither fits this run (other
+ * columns: eval_train or the validation/test sets changed; too few rows) both are kept
+ * under other names and a new log starts. Every such step is said on stderr. Returns 0 with
+ * l->file open and l->csv open for appending, or 1 when a new log must be created. */
+static int reopen_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *err)
+{
+    const int k = n_scalars(l);
+    double *vals = malloc((size_t)(keep_rows > 0 ? keep_rows : 1) * (size_t)k * sizeof *vals);
+    if (!vals)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    int64_t rows = 0;
+    const bool h5_there = access(l->h5_path, F_OK) == 0;
+    if (H5Fis_hdf5(l->h5_path) > 0) {
+        l->file = H5Fopen(l->h5_path, H5F_ACC_RDWR, fapl);
+        if (l->file < 0 && rebuild_log(l, keep_rows, fapl, err) == 0) /* its writer was killed */
+            l->file = H5Fopen(l->h5_path, H5F_ACC_RDWR, fapl);
+    }
+    const bool h5_ok = l->file >= 0 && open_datasets(l, &rows) && rows >= keep_rows && set_rows(l, keep_rows) == 0;
+    const int csv = csv_read(l, keep_rows, vals);
+    char said[2 * TR_PATH_MAX + 200];
+    int rc = 0;
+    if (h5_ok) {
+        if (csv == 1) {
+            rc = csv_write(l, vals, keep_rows, err); /* drop the rows after the checkpoint */
+        } else {
+            if (csv < 0)
+                rc = set_aside(l, 2, said, sizeof said, err);
+            if (!rc && h5_read_scalars(l, keep_rows, vals) < 0)
+                rc = tr_fail(err, TR_EIO, "%s: cannot read", l->h5_path);
+            if (!rc)
+                rc = csv_write(l, vals, keep_rows, err);
+            if (!rc)
+                fprintf(stderr, "trainer: note: %s was %s; rebuilt from %s%s%s\n", l->csv_path,
+                        csv < 0 ? "damaged or from another run layout" : "missing", l->h5_path,
+                        csv < 0 ? "; the old one is kept as " : "", csv < 0 ? said : "");
+        }
+    } else {
+        close_datasets(l);
+        if (l->file >= 0)
+            H5Fclose(l->file);
+        l->file = -1;
+        if (csv == 1) {
+            said[0] = '\0';
+            if (h5_there)
+                rc = set_aside(l, 1, said, sizeof said, err);
+            if (!rc)
+                rc = h5_write_from_csv(l, vals, keep_rows, fapl, err);
+            if (!rc)
+                rc = csv_write(l, vals, keep_rows, err);
+            if (!rc) {
+                l->file = H5Fopen(l->h5_path, H5F_ACC_RDWR, fapl);
+                if (l->file < 0 || !open_datasets(l, &rows))
+                    rc = tr_fail(err, TR_EIO, "%s: cannot reopen the rebuilt metric log", l->h5_path);
+            }
+            if (!rc)
+                fprintf(stderr,
+                        "trainer: note: %s was %s; rebuilt from %s (per-class metrics and confusion matrices of "
+                        "the first %lld rows are not in the CSV: NaN and -1)%s%s\n",
+                        l->h5_path, h5_there ? "damaged or from another run layout" : "missing", l->csv_path,
+                        (long long)keep_rows, said[0] ? "; the old one is kept as " : "", said);
+        } else {
+            rc = set_aside(l, 3, said, sizeof said, err);
+            if (!rc && said[0])
+                fprintf(stderr,
+                        "trainer: note: the metric log in this directory does not fit the resumed run (other "
+                        "columns, damaged or fewer than %lld rows); it is kept as %s and a new log starts\n",
+                        (long long)keep_rows, said);
+            rc = rc ? rc : 1;
+        }
+    }
+    free(vals);
+    if (rc)
+        return rc;
+    l->rows = keep_rows;
+    l->csv = fopen(l->csv_path, "a");
+    return 0;
+}
+
 /* ------------------------------------------------------------------ public ------------- */
 
 int tr_metric_log_open(tr_metric_log **out, const char *dir, const tr_log_layout *layout, int64_t keep_rows,
@@ -326,29 +546,12 @@ int tr_metric_log_open(tr_metric_log **out, const char *dir, const tr_log_layout
     int rc = 0;
     bool fresh = keep_rows < 0;
     hid_t fapl = latest_fapl();
-    if (!fresh) { /* resume: keep the first keep_rows rows of a log with our columns */
-        if (H5Fis_hdf5(l->h5_path) > 0) {
-            l->file = H5Fopen(l->h5_path, H5F_ACC_RDWR, fapl);
-            if (l->file < 0 && rebuild_log(l, keep_rows, fapl, err) == 0) /* its writer was killed */
-                l->file = H5Fopen(l->h5_path, H5F_ACC_RDWR, fapl);
-        }
-        int64_t rows = 0;
-        if (l->file < 0 || !open_datasets(l, &rows) || rows < keep_rows || set_rows(l, keep_rows) < 0) {
-            close_datasets(l); /* missing, corrupt or another layout: start a new log */
-            if (l->file >= 0)
-                H5Fclose(l->file);
-            l->file = -1;
-            fresh = true;
-        } else {
-            l->rows = keep_rows;
-            rc = truncate_csv(l->csv_path, keep_rows, err);
-            if (rc < 0)
-                goto fail;
-            l->csv = fopen(l->csv_path, "a");
-            if (l->csv && rc == 1) /* the CSV was gone: start it again */
-                csv_header(l);
-            rc = 0;
-        }
+    if (!fresh) {
+        rc = reopen_log(l, keep_rows, fapl, err);
+        if (rc < 0)
+            goto fail;
+        fresh = rc == 1;
+        rc = 0;
     }
     if (fresh) {
         l->rows = 0;
