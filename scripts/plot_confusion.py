@@ -6,7 +6,7 @@
 
 Reads /metrics/<split>_confusion from RUN/metrics.h5 (rows: true class, columns: predicted
 class; one matrix per evaluated epoch, the last by default) and the class names from the
-run's configuration ([data] class_names in RUN/config.ini) unless --class-names gives them.
+run's configuration ([data] class_names in RUN/config.ini, or RUN/effective-config.ini) unless --class-names gives them.
 --normalize shows each row as fractions of the true class (recall on the diagonal).
 """
 import argparse

@@ -18,6 +18,9 @@ import math
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import trainer_h5 as th  # noqa: E402
+
 AUTO_ORDER = ["test_accuracy", "val_accuracy", "test_r2", "val_r2", "test_loss", "val_loss", "train_loss"]
 HIGHER_IS_BETTER = ("accuracy", "f1", "r2")
 SHOWN = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_r2", "test_loss", "test_accuracy",
@@ -55,8 +58,8 @@ def read_run(path):
         run["status"] = "no epoch logged"
         return run
     epochs = None
-    cfg_path = os.path.join(path, "config.ini")
-    if os.path.exists(cfg_path):
+    cfg_path = th.run_config_path(path)
+    if cfg_path:
         cfg = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
         try:
             cfg.read(cfg_path)

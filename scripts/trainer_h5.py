@@ -84,11 +84,21 @@ def require_file(path, what):
     return path
 
 
+def run_config_path(run_dir):
+    """The effective configuration file a run wrote: effective-config.ini when the run
+    directory holds a user's own config.ini, else config.ini; None when there is neither."""
+    for name in ("effective-config.ini", "config.ini"):
+        path = os.path.join(run_dir, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def read_run_config(run_dir):
-    """The effective configuration a run wrote (run_dir/config.ini) as {"section.key": value}."""
+    """The effective configuration a run wrote (see run_config_path) as {"section.key": value}."""
     import configparser
-    path = os.path.join(run_dir, "config.ini")
-    if not os.path.isfile(path):
+    path = run_config_path(run_dir)
+    if path is None:
         return {}
     cfg = configparser.ConfigParser(interpolation=None)
     try:

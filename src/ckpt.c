@@ -6,6 +6,8 @@
  */
 #include "trainer/ckpt.h"
 
+#include "trainer/files.h"
+
 #include "trainer/h5io.h"
 
 #include <dirent.h>
@@ -186,6 +188,9 @@ static void stamp_header(unsigned char *image, size_t size)
  * what is wrong). */
 static int verify_header(const char *path, tr_err *err)
 {
+    const int rc = tr_input_check(path, "checkpoint", TR_ECKPT, err); /* no directory, FIFO or device */
+    if (rc)
+        return rc;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return tr_fail(err, TR_ECKPT, "%s: cannot open the checkpoint: %s", path, strerror(errno));
@@ -414,17 +419,64 @@ static int read_tensor(hid_t f, const char *path, const char *name, const tr_ten
     return rc ? tr_fail(err, TR_ECKPT, "%s: cannot read %s (truncated or corrupt)", path, name) : 0;
 }
 
+/* Every floating-point dataset of a checkpoint (parameters, batch-norm statistics,
+ * optimizer moments, scaler) must be finite, whichever parts a command uses: a NaN weight,
+ * statistic, moment or scale would turn predictions into NaN or pass for a divergence. */
+typedef struct finite_scan {
+    const char *path;
+    tr_err *err;
+    int rc;
+} finite_scan;
+
+static herr_t scan_dataset(hid_t f, const char *name, const H5O_info_t *info, void *data)
+{
+    finite_scan *sc = data;
+    if (info->type != H5O_TYPE_DATASET)
+        return 0;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0)
+        return 0; /* reported by the reader that needs it */
+    hid_t type = H5Dget_type(d), space = H5Dget_space(d);
+    const hssize_t n = H5Sget_simple_extent_npoints(space);
+    if (H5Tget_class(type) == H5T_FLOAT && n > 0) {
+        double *v = malloc((size_t)n * sizeof *v);
+        if (!v) {
+            sc->rc = tr_fail(sc->err, TR_ENOMEM, "out of memory");
+        } else if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0) {
+            for (hssize_t i = 0; i < n && !sc->rc; i++)
+                if (!isfinite(v[i]))
+                    sc->rc = tr_fail(sc->err, TR_ECKPT,
+                                     "%s: /%s holds a non-finite value (%g at index %lld): the checkpoint is "
+                                     "damaged or was saved from a diverged run",
+                                     sc->path, name, v[i], (long long)i);
+        }
+        free(v);
+    }
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Dclose(d);
+    return sc->rc ? 1 : 0;
+}
+
+static int check_finite(hid_t f, const char *path, tr_err *err)
+{
+    finite_scan sc = {.path = path, .err = err};
+    H5Ovisit(f, H5_INDEX_NAME, H5_ITER_INC, scan_dataset, &sc);
+    return sc.rc;
+}
+
 int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckpt_parts *parts, tr_err *err)
 {
     hid_t f;
     int rc = open_checked(&f, path, err);
     if (rc)
         return rc;
+    rc = check_finite(f, path, err);
     char fmt[64] = "";
     int64_t version = 0;
     /* a file exported from PyTorch (scripts/from_torch.py) carries only /model */
     const bool full = tr_h5_exists(f, "/config");
-    if (full) {
+    if (!rc && full) {
         rc = tr_h5_get_attr_str(f, path, "/", "format", fmt, sizeof fmt, err);
         if (!rc && strcmp(fmt, "trainer-checkpoint"))
             rc = tr_fail(err, TR_ECKPT, "%s: format '%s' is not a trainer checkpoint", path, fmt);
@@ -494,6 +546,8 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
             rc = tr_h5_get_attr_i64(f, path, "/optimizer", "step", &ostep, err);
         if (!rc)
             rc = tr_h5_get_attr_f64(f, path, "/optimizer", "lr", &olr, err);
+        if (!rc && !isfinite(olr))
+            rc = tr_fail(err, TR_ECKPT, "%s: /optimizer lr is %g, not a finite number", path, olr);
         for (int s = 0; !rc && s < o->n_state; s++) {
             state[s] = calloc(m->n_params + 1, sizeof(float));
             if (!state[s]) {
@@ -557,6 +611,9 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
             rc = tr_h5_get_attr_f64(f, path, "/state", dbl[i].name, dbl[i].v, err);
         if (rc)
             rc = tr_fail(err, TR_ECKPT, "%s: the run state is missing or damaged: %s", path, err ? err->msg : "");
+        if (!rc && !(isfinite(s.lr) && isfinite(s.lr_scale) && isfinite(s.time_s) && isfinite(s.epoch_loss_sum)))
+            rc = tr_fail(err, TR_ECKPT, "%s: the run state (/state lr, lr_scale, time_s, epoch_loss_sum) holds a "
+                                        "non-finite value", path);
     }
     H5Fclose(f);
     /* all read: commit */

@@ -9,6 +9,8 @@
  */
 #include "trainer/config.h"
 
+#include "trainer/files.h"
+
 #include "trainer/csv.h"
 #include "trainer/generate.h"
 
@@ -1197,16 +1199,10 @@ static int load(tr_config *c, const char *name, FILE *fp, const char *text, cons
 
 int tr_config_load(tr_config *c, const char *path, const char *const *sets, int n_sets, tr_err *err)
 {
-    FILE *fp = fopen(path, "r");
+    FILE *fp = tr_input_fopen(path, "config file", TR_ECONFIG, err); /* no directory, FIFO or device */
     if (!fp) {
         memset(c, 0, sizeof *c);
-        return tr_fail(err, TR_ECONFIG, "%s: cannot open config file: %s", path, strerror(errno));
-    }
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        fclose(fp);
-        memset(c, 0, sizeof *c);
-        return tr_fail(err, TR_ECONFIG, "%s: is a directory, not a config file", path);
+        return TR_ECONFIG;
     }
     int rc = load(c, path, fp, NULL, sets, n_sets, err);
     if (!rc && ferror(fp))

@@ -4,6 +4,8 @@
  */
 #include "trainer/files.h"
 
+#include "trainer/h5io.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -98,8 +100,30 @@ bool tr_same_file(const char *a, const char *b)
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-int tr_output_check(const char *path, const char *what, const char *const *reads, int n_reads, int code,
-                    tr_err *err)
+/* Whether an existing file is of `kind`: an HDF5 file with only its datasets at the root, or
+ * a CSV file whose header fields all pass its test. */
+static bool of_kind(const char *path, const tr_output_kind *kind)
+{
+    if (tr_h5_is_file(path))
+        return kind->h5_names && tr_h5_root_holds_only(path, kind->h5_names);
+    FILE *f = fopen(path, "r");
+    if (!f || !kind->csv_field) {
+        if (f)
+            fclose(f);
+        return false;
+    }
+    char line[4096];
+    bool ok = fgets(line, sizeof line, f) && strchr(line, '\n');
+    fclose(f);
+    char *save = NULL;
+    int fields = 0;
+    for (char *t = ok ? strtok_r(line, ",\r\n", &save) : NULL; t; t = strtok_r(NULL, ",\r\n", &save), fields++)
+        ok = ok && kind->csv_field(t);
+    return ok && fields > 0;
+}
+
+int tr_output_check(const char *path, const char *what, const char *const *reads, int n_reads,
+                    const tr_output_kind *kind, int code, tr_err *err)
 {
     if (!path || !*path)
         return tr_fail(err, code, "%s: no file name given", what);
@@ -113,6 +137,9 @@ int tr_output_check(const char *path, const char *what, const char *const *reads
         if (reads[i] && tr_same_file(path, reads[i]))
             return tr_fail(err, code, "%s %s is %s, which this command reads: refusing to write over it", what, path,
                            strcmp(path, reads[i]) ? reads[i] : "the same file");
+    if (kind && access(path, F_OK) == 0 && !of_kind(path, kind))
+        return tr_fail(err, code, "%s %s: the file exists and is not one %s wrote; refusing to replace it (remove it "
+                                  "or choose another name)", what, path, kind->command);
     return 0;
 }
 

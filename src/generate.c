@@ -4,6 +4,7 @@
 #include "trainer/generate.h"
 
 #include "trainer/csv.h"
+#include "trainer/files.h"
 #include "trainer/h5io.h"
 #include "trainer/rng.h"
 
@@ -215,20 +216,37 @@ static int save_h5(const tr_dataset *ds, const char *tmp, const char *path, bool
     return rc;
 }
 
+/* The files `trainer data gen` writes: HDF5 /X and /y, CSV x<k>..., y. */
+static bool dataset_field(const char *f)
+{
+    if (!strcmp(f, "y"))
+        return true;
+    if (f[0] != 'x' || !f[1])
+        return false;
+    for (const char *c = f + 1; *c; c++)
+        if (*c < '0' || *c > '9')
+            return false;
+    return true;
+}
+
+static const char *const dataset_names[] = {"X", "y", NULL};
+static const tr_output_kind generated_file = {"trainer data gen", dataset_names, dataset_field};
+
 int tr_dataset_save(const tr_dataset *ds, const char *path, bool labels, tr_err *err)
 {
-    char tmp[TR_PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int rc;
-    if (ends_with(path, ".csv"))
-        rc = tr_csv_write(ds, tmp, ',', err);
-    else if (ends_with(path, ".h5") || ends_with(path, ".hdf5"))
-        rc = save_h5(ds, tmp, path, labels, err);
-    else
+    const bool csv = ends_with(path, ".csv");
+    if (!csv && !ends_with(path, ".h5") && !ends_with(path, ".hdf5"))
         return tr_fail(err, TR_EUSAGE, "%s: the output must end in .h5, .hdf5 or .csv", path);
-    if (!rc && rename(tmp, path) != 0)
-        rc = tr_fail(err, TR_EIO, "%s: cannot rename into place: %s", path, strerror(errno));
+    int rc = tr_output_check(path, "--out", NULL, 0, &generated_file, TR_EUSAGE, err);
+    tr_atomic a;
+    if (!rc)
+        rc = tr_atomic_begin(&a, path, false, TR_EIO, err);
     if (rc)
-        unlink(tmp);
-    return rc;
+        return rc;
+    rc = csv ? tr_csv_write(ds, a.tmp, ',', err) : save_h5(ds, a.tmp, path, labels, err);
+    if (rc) {
+        tr_atomic_abort(&a);
+        return rc;
+    }
+    return tr_atomic_commit(&a, TR_EIO, err);
 }

@@ -3,10 +3,13 @@
  */
 #include "trainer/h5io.h"
 
+#include "trainer/files.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void tr_h5_no_atexit(void) { H5dont_atexit(); }
 
@@ -22,6 +25,9 @@ void tr_h5_quiet(void)
 int tr_h5_open(hid_t *file, const char *path, tr_err *err)
 {
     tr_h5_quiet();
+    const int rc = tr_input_check(path, NULL, TR_EDATA, err); /* never block on a FIFO */
+    if (rc)
+        return rc;
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) {
         FILE *f = fopen(path, "rb");
@@ -34,6 +40,36 @@ int tr_h5_open(hid_t *file, const char *path, tr_err *err)
     if (*file < 0)
         return tr_fail(err, TR_EDATA, "%s: cannot open as HDF5 (corrupt or truncated?)", path);
     return 0;
+}
+
+bool tr_h5_is_file(const char *path)
+{
+    tr_h5_quiet();
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && H5Fis_hdf5(path) > 0;
+}
+
+static herr_t root_name_known(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)group;
+    (void)info;
+    for (const char *const *n = data; *n; n++)
+        if (!strcmp(name, *n))
+            return 0;
+    return 1; /* stops the iteration: a name not in the list */
+}
+
+bool tr_h5_root_holds_only(const char *path, const char *const *names)
+{
+    if (!tr_h5_is_file(path))
+        return false;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return false;
+    hsize_t idx = 0;
+    const herr_t st = H5Literate(f, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, root_name_known, (void *)names);
+    H5Fclose(f);
+    return st == 0;
 }
 
 void tr_h5_close(hid_t file)

@@ -8,6 +8,7 @@
 #include "trainer/ckpt.h"
 #include "trainer/csv.h"
 #include "trainer/data.h"
+#include "trainer/files.h"
 #include "trainer/h5io.h"
 #include "trainer/loss.h"
 #include "trainer/model.h"
@@ -104,11 +105,11 @@ static void row_values(const tr_loss *L, const float *z, const float *a, float *
 static int write_csv(const char *path, const float *v, const int64_t *cls, int64_t n, const out_layout *lay,
                      const tr_loss *L, tr_err *err)
 {
-    char tmp[TR_PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return tr_fail(err, TR_EIO, "--output %s: cannot write: %s", path, strerror(errno));
+    tr_atomic a;
+    int rc = tr_atomic_begin(&a, path, true, TR_EIO, err);
+    if (rc)
+        return rc;
+    FILE *f = a.f;
     const bool cls_names = tr_loss_task(L) == TR_TASK_CLASSIFICATION;
     for (int64_t j = 0; j < lay->width; j++) {
         if (j)
@@ -126,31 +127,60 @@ static int write_csv(const char *path, const float *v, const int64_t *cls, int64
             fprintf(f, ",%lld", (long long)cls[r]);
         fputc('\n', f);
     }
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return tr_fail(err, TR_EIO, "--output %s: write failed: %s", path, strerror(errno));
-    }
-    return 0;
+    return tr_atomic_commit(&a, TR_EIO, err);
 }
 
 static int write_h5(const char *path, const float *v, const int64_t *cls, int64_t n, const out_layout *lay,
                     tr_err *err)
 {
-    char tmp[TR_PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    tr_atomic a;
+    int rc = tr_atomic_begin(&a, path, false, TR_EIO, err);
+    if (rc)
+        return rc;
     tr_h5_quiet();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
+    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) {
+        tr_atomic_abort(&a);
         return tr_fail(err, TR_EIO, "--output %s: cannot create", path);
-    int rc = tr_h5_write_f32(f, path, lay->with_class ? "/probabilities" : "/predictions", v, n, lay->width, err);
+    }
+    rc = tr_h5_write_f32(f, path, lay->with_class ? "/probabilities" : "/predictions", v, n, lay->width, err);
     if (!rc && lay->with_class)
         rc = tr_h5_write_i64(f, path, "/class", cls, n, err);
     if (H5Fclose(f) < 0 && !rc)
         rc = tr_fail(err, TR_EIO, "--output %s: write failed (disk full?)", path);
-    if (!rc && rename(tmp, path) != 0)
-        rc = tr_fail(err, TR_EIO, "--output %s: cannot rename into place: %s", path, strerror(errno));
-    if (rc)
-        unlink(tmp);
+    if (rc) {
+        tr_atomic_abort(&a);
+        return rc;
+    }
+    return tr_atomic_commit(&a, TR_EIO, err);
+}
+
+/* The output header fields a prediction file has: p<k>, y<k>, class. */
+static bool prediction_field(const char *f)
+{
+    if (!strcmp(f, "class"))
+        return true;
+    if ((f[0] != 'p' && f[0] != 'y') || !f[1])
+        return false;
+    for (const char *c = f + 1; *c; c++)
+        if (*c < '0' || *c > '9')
+            return false;
+    return true;
+}
+
+static const char *const prediction_datasets[] = {"probabilities", "class", "predictions", NULL};
+static const tr_output_kind prediction_file = {"trainer predict", prediction_datasets, prediction_field};
+
+/* The command's files before anything is read: the checkpoint and the input are regular
+ * files, and the output is neither of them nor any file but an earlier prediction. */
+static int check_files(const tr_predict_options *o, tr_err *err)
+{
+    int rc = tr_input_check(o->checkpoint, "--checkpoint", TR_EIO, err);
+    if (!rc)
+        rc = tr_input_check(o->input, "--input", TR_EDATA, err);
+    const char *const reads[] = {o->checkpoint, o->input};
+    if (!rc)
+        rc = tr_output_check(o->output, "--output", reads, 2, &prediction_file, TR_EUSAGE, err);
     return rc;
 }
 
@@ -160,10 +190,13 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
     tr_model m;
     tr_dataset in = {0};
     tr_scaler sc = {0};
+    memset(&c, 0, sizeof c);
     memset(&m, 0, sizeof m);
     float *vals = NULL;
     int64_t *cls = NULL;
-    int rc = tr_ckpt_read_config(o->checkpoint, &c, err);
+    int rc = tr_dist_agree(d, d->rank == 0 ? check_files(o, err) : 0);
+    if (!rc)
+        rc = tr_ckpt_read_config(o->checkpoint, &c, err);
     if (!rc)
         rc = tr_model_init(&m, &c.model, c.train.eval_batch, err);
     if (!rc) {

@@ -40,11 +40,20 @@ FILE *tr_input_fopen(const char *path, const char *what, int code, tr_err *err);
 /* Whether a and b exist and are the same file (device and inode). */
 bool tr_same_file(const char *a, const char *b);
 
+/* Which existing files an output may replace: only those an earlier run of the same
+ * command wrote, recognised by their contents (a user's data, a checkpoint or any other
+ * file is never replaced). */
+typedef struct tr_output_kind {
+    const char *command;                  /* "trainer predict", for the refusal */
+    const char *const *h5_names;          /* an HDF5 file's root holds only these (NULL-ended) */
+    bool (*csv_field)(const char *field); /* every field of a CSV file's header passes */
+} tr_output_kind;
+
 /* Checks that `path` may be written as an output: it does not exist or is a regular file,
- * and it is none of the n files in `reads` (the command's inputs). `what` names the option
- * ("--output"). Errors are `code`. */
-int tr_output_check(const char *path, const char *what, const char *const *reads, int n_reads, int code,
-                    tr_err *err);
+ * it is none of the n files in `reads` (the command's inputs), and when it exists it is of
+ * `kind` (NULL: any regular file). `what` names the option ("--output"). Errors are `code`. */
+int tr_output_check(const char *path, const char *what, const char *const *reads, int n_reads,
+                    const tr_output_kind *kind, int code, tr_err *err);
 
 /* An output being written: a temporary file beside the final path. */
 typedef struct tr_atomic {

@@ -59,4 +59,10 @@ void tr_h5_quiet(void);
  * trainer closes its files itself. */
 void tr_h5_no_atexit(void);
 
+/* Whether path is a regular file in HDF5 format. */
+bool tr_h5_is_file(const char *path);
+
+/* Whether path is an HDF5 file whose root holds no link but those in names (NULL-ended). */
+bool tr_h5_root_holds_only(const char *path, const char *const *names);
+
 #endif
