@@ -908,6 +908,13 @@ static bool known_section(const char *s)
 
 static int record(parse_ctx *p, const char *section, const char *key, const char *value, const char *where)
 {
+    /* names longer than any known one are unknown, whole (never cut to a known prefix) */
+    if (strlen(section) >= sizeof p->raw[0].section)
+        return tr_fail(p->err, TR_ECONFIG, "%s: unknown section [%.40s...] (sections: [model], [data], [train], "
+                                           "[output])", where, section);
+    if (strlen(key) >= sizeof p->raw[0].key)
+        return tr_fail(p->err, TR_ECONFIG, "%s: unknown key '%.40s...' in section [%s] (see `trainer help config`)",
+                       where, key, section);
     if (!known_section(section))
         return tr_fail(p->err, TR_ECONFIG, "%s: unknown section [%s] (sections: [model], [data], [train], [output])",
                        where, section);
@@ -972,6 +979,11 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
         return 1;
     }
     char v[1024];
+    if (strlen(value) >= sizeof v) {
+        p->failed = tr_fail(p->err, TR_ECONFIG, "%s: [%s] %s: value too long (%zu characters, at most %zu)", where,
+                            section, name, strlen(value), sizeof v - 1);
+        return 1;
+    }
     snprintf(v, sizeof v, "%s", value);
     p->failed = record(p, section, name, trim(v), where);
     return 1;
@@ -1151,6 +1163,9 @@ static int apply_sets(parse_ctx *p, const char *const *sets, int n_sets)
 {
     for (int i = 0; i < n_sets; i++) {
         char buf[1024];
+        if (strlen(sets[i]) >= sizeof buf)
+            return tr_fail(p->err, TR_EUSAGE, "--set %.40s...: too long (%zu characters, at most %zu)", sets[i],
+                           strlen(sets[i]), sizeof buf - 1);
         snprintf(buf, sizeof buf, "%s", sets[i]);
         char *eq = strchr(buf, '=');
         char *dot = strchr(buf, '.');

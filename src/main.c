@@ -10,6 +10,7 @@
 #include "trainer/config.h"
 #include "trainer/dist.h"
 #include "trainer/error.h"
+#include "trainer/files.h"
 #include "trainer/generate.h"
 #include "trainer/h5io.h"
 #include "trainer/log.h"
@@ -53,7 +54,7 @@ static const char usage_main[] =
     "Run on one rank directly, or on N ranks with `mpirun -np N trainer train CONFIG.ini`.\n"
     "Exit status: 0 ok, 2 usage or configuration error, 3 data error, 4 file or checkpoint\n"
     "I/O error, 5 training diverged, 6 out of memory, 7 MPI error, 70 internal error,\n"
-    "75 stopped by SIGTERM/SIGUSR1/SIGINT after writing a checkpoint (resume with --resume).\n";
+    "75 stopped by a signal (TERM, USR1, INT, HUP, PIPE) after writing a checkpoint (resume with --resume).\n";
 
 static const char usage_train[] =
     "usage: trainer train CONFIG.ini [--set section.key=value ...] [--resume DIR] [--init-from FILE.h5]\n"
@@ -69,8 +70,9 @@ static const char usage_train[] =
     "  --overwrite               replace an earlier run in [output] dir (its checkpoints and\n"
     "                            metric log are deleted); without it such a directory is refused\n"
     "  -h, --help                show this help\n"
-    "SIGTERM or SIGUSR1 (and a first SIGINT) make every rank stop at the next step, after\n"
-    "rank 0 has written a checkpoint: exit status 75. A second SIGINT aborts at once.\n"
+    "SIGTERM, SIGUSR1, SIGHUP, SIGPIPE (and a first SIGINT) make every rank stop at the next\n"
+    "step, after rank 0 has written a checkpoint (during start-up: at once, nothing written):\n"
+    "exit status 75. A second SIGINT aborts at once.\n"
     "See `trainer help config` for every key and its default.\n";
 
 static const char usage_summary[] =
@@ -142,15 +144,20 @@ static void on_stop_signal(int sig)
     stop_requested = 1;
 }
 
+/* From the start of `trainer train` (data loading included) every stop signal only sets
+ * the flag: TERM, USR1 (SLURM's warning before the time limit), INT, HUP (the terminal
+ * went away) and PIPE (`trainer train ... | head`: stdout's reader is gone; writes then
+ * fail with EPIPE instead of killing the process). The run stops at the next agreed point:
+ * after start-up (nothing written) or after the current step (a checkpoint written). */
 static void install_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    const int stop_signals[] = {SIGTERM, SIGUSR1, SIGINT, SIGHUP, SIGPIPE};
+    for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++)
+        sigaction(stop_signals[i], &sa, NULL);
 }
 
 /* ------------------------------------------------------------------ arguments --------- */
@@ -217,7 +224,10 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
                 return tr_fail(err, TR_EUSAGE, "%s needs a value", s);
             if (a->n_sets == MAX_SETS)
                 return tr_fail(err, TR_EUSAGE, "too many options");
-            snprintf(a->set_buf[a->n_sets], sizeof a->set_buf[0], "data.%s=%s", s + 2, argv[++i]);
+            const int n = snprintf(a->set_buf[a->n_sets], sizeof a->set_buf[0], "data.%s=%s", s + 2, argv[++i]);
+            if (n < 0 || (size_t)n >= sizeof a->set_buf[0])
+                return tr_fail(err, TR_EUSAGE, "%s %.40s...: too long (at most %zu characters in all)", s, argv[i],
+                               sizeof a->set_buf[0] - 8);
             a->sets[a->n_sets] = a->set_buf[a->n_sets];
             a->n_sets++;
         } else if (s[0] == '-' && s[1]) {
@@ -231,6 +241,13 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
         }
     }
     a->config = a->n_pos > 0 ? a->pos[0] : NULL;
+    /* a path that does not fit the trainer's buffers is refused here, never cut later */
+    const char *paths[] = {a->config, a->out, a->resume, a->init_from, a->checkpoint, a->input, a->output};
+    const char *names[] = {"the config file", "--out", "--resume", "--init-from", "--checkpoint", "--input", "--output"};
+    for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++)
+        if (paths[k] && strlen(paths[k]) >= TR_PATH_MAX)
+            return tr_fail(err, TR_EUSAGE, "%s: path too long (%zu characters, at most %d): %.60s...", names[k],
+                           strlen(paths[k]), TR_PATH_MAX - 1, paths[k]);
     if (!a->steps)
         a->steps = 200;
     if (a->warmup == 0 && !a->help)
@@ -300,6 +317,11 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
     tr_config c;
     tr_trainer t;
     int rc = setup(a, d, &c, &t, err, reported);
+    if (!rc) /* a signal during start-up: stop before anything is written */
+        rc = agree(d, stop_requested ? tr_fail(err, TR_ESTOPPED, "stopped by a signal during start-up, before "
+                                                                 "training began: nothing was written")
+                                     : 0,
+                   err, reported);
     FILE *out = t.out;
     if (!rc && out) {
         fprintf(out, "trainer %s: %s, %d rank%s x %d BLAS thread%s, %lld training rows, %lld validation rows, "
@@ -313,7 +335,6 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
         fflush(out);
     }
     if (!rc) {
-        install_signals();
         tr_run_options o = {.resume_dir = a->resume, .init_from = a->init_from, .stop = &stop_requested,
                             .overwrite = a->overwrite};
         rc = tr_run(&t, &o, err); /* every rank returns the same code */
@@ -528,6 +549,8 @@ int main(int argc, char **argv)
         return tr_exit_code(rc);
     }
 
+    if (!strcmp(a.command, "train") && !a.help)
+        install_signals(); /* before MPI starts: a stop during start-up is a clean stop too */
     tr_dist d;
     rc = tr_dist_init(&d, &argc, &argv, &err);
     if (rc) {

@@ -94,6 +94,10 @@ int tr_rundir_open(tr_rundir *r, const char *dir, tr_err *err)
 {
     memset(r, 0, sizeof *r);
     r->lock_fd = -1;
+    /* room for every name the run writes inside (ckpt-<step>.h5.tmp.<pid>, previous-N/...) */
+    if (strlen(dir) > TR_PATH_MAX - 100)
+        return tr_fail(err, TR_ECONFIG, "[output] dir: path too long (%zu characters, at most %d): %.60s...",
+                       strlen(dir), TR_PATH_MAX - 100, dir);
     int rc = tr_path_format(r->dir, sizeof r->dir, TR_ECONFIG, err, "%s", dir);
     if (!rc)
         rc = make_dirs(dir, err);
