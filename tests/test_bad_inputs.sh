@@ -26,29 +26,7 @@ trap cleanup EXIT
 is_root=0
 [[ $(id -u) -eq 0 ]] && is_root=1
 
-# expect NAME STATUS NEEDLE -- COMMAND...: runs COMMAND (60 s limit) and checks its exit
-# status and that stderr contains NEEDLE
-expect() {
-    local name=$1 status=$2 needle=$3
-    shift 4
-    timeout 60 "$@" >"$W/out.txt" 2>"$W/err.txt"
-    local rc=$?
-    if [[ $rc -eq 124 ]]; then
-        echo "FAIL $name: still running after 60 s (a hang)"
-        failures=$((failures + 1))
-    elif [[ $rc -ne $status ]] || { [[ -n $needle ]] && ! grep -qF -- "$needle" "$W/err.txt"; }; then
-        echo "FAIL $name: status $rc (want $status), stderr: $(tail -c 400 "$W/err.txt")"
-        failures=$((failures + 1))
-    else
-        printf 'ok   %-40s status %-3s %s\n' "$name" "$rc" "$(grep -m1 -F -- "$needle" "$W/err.txt" | cut -c1-150)"
-    fi
-}
-check() { # check NAME CONDITION-COMMAND...
-    local name=$1
-    shift
-    if "$@" >/dev/null; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
-sums() { (cd "$1" && sha256sum -- * | sort); }
+source "$SRC/tests/expect.sh"
 # the command lines the cases extend (arrays, so that `timeout` can run them)
 train=("$T" train "$MOONS" --set train.epochs=4 --set train.eval_every=2)
 csv=("${train[@]}" --set data.generator=) # then --set data.path=FILE
