@@ -1,8 +1,9 @@
 #!/bin/bash
 # Fuzzes the trainer's readers with libFuzzer (clang-14 from Debian, with ASan and UBSan):
-# the config parser, the CSV reader, the IDX reader and the checkpoint loader.
+# the config parser, the CSV reader, the IDX reader, the checkpoint loader, a user's HDF5
+# data file and the metric log read on resume.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET ...]     default 60 s each, targets: config csv idx ckpt
+#   scripts/fuzz.sh [SECONDS] [TARGET ...]     default 60 s each, targets: config csv idx ckpt h5data metrics
 #
 # Each target starts from its seed corpus in tests/fuzz/corpus/TARGET and grows a working
 # corpus in build-fuzz/corpus/TARGET (not committed). A crash, leak or timeout is saved as
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(config csv idx ckpt)
+((${#targets[@]})) || targets=(config csv idx ckpt h5data metrics)
 command -v clang-14 >/dev/null || { echo "fuzz.sh: needs clang-14 and libclang-rt-14-dev (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 2; }
 
 CC=clang-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAINER_FUZZ=ON >/dev/null
