@@ -6,6 +6,7 @@
  */
 #include "trainer/ckpt.h"
 
+#include "trainer/fault.h"
 #include "trainer/files.h"
 
 #include "trainer/h5io.h"
@@ -240,9 +241,8 @@ static int write_all(int fd, const unsigned char *buf, size_t n)
 {
     static int writes = 0;
     writes++;
-    const char *pause = getenv("TRAINER_TEST_CKPT_PAUSE");
     int nth, secs;
-    const bool pause_here = pause && sscanf(pause, "%d:%d", &nth, &secs) == 2 && nth == writes;
+    const bool pause_here = tr_fault_pair("TRAINER_TEST_CKPT_PAUSE", &nth, &secs) && nth == writes;
     size_t done = 0;
     while (done < n) {
         size_t chunk = n - done;

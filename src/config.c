@@ -56,7 +56,8 @@ static int reduction_from_name(const char *name)
 
 /* ---------------------------------------------------------------- key table ----------- */
 
-/* K_ENUM stores the looked-up int; K_CHOICE stores the validated name as a string. */
+/* K_ENUM stores the looked-up value into an int or a bool field (by its size); K_CHOICE
+ * stores the validated name as a string. */
 typedef enum key_kind { K_BOOL, K_I64, K_INT, K_U64, K_DOUBLE, K_FLOAT, K_STRING, K_ENUM, K_CHOICE, K_CUSTOM } key_kind;
 
 enum { F_REQUIRED = 1, F_PER_LAYER = 2, F_AUTO = 4 /* accepts "auto" (stored as NAN) */ };
@@ -69,7 +70,7 @@ typedef struct key_desc {
     const char *section, *name;
     key_kind kind;
     size_t offset;               /* into tr_config (scalar kinds) */
-    size_t size;                 /* K_STRING: buffer size */
+    size_t size;                 /* K_STRING: buffer size; K_ENUM: the field's size (int or bool) */
     double min, max;             /* inclusive bounds for numbers */
     int (*lookup)(const char *); /* K_ENUM: name -> value, -1 if unknown */
     const char *choices;         /* K_ENUM: documented choices */
@@ -152,6 +153,7 @@ static int nonfinite_lookup(const char *n)
 enum { INIT_SCHEME, INIT_A, INIT_B, INIT_MEAN, INIT_STD, INIT_GAIN, INIT_VALUE, INIT_MODE, INIT_BIAS = 16 };
 
 #define OFF(field) offsetof(tr_config, field)
+#define SIZE(field) sizeof(((tr_config *)0)->field)
 #define INF HUGE_VAL
 
 static const key_desc keys[] = {
@@ -201,7 +203,7 @@ static const key_desc keys[] = {
      "(`dropout = 0.2, 0.5`); inverted dropout, off in evaluation and prediction."},
     {"model", "batchnorm", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_layer_list, 1, F_PER_LAYER, "false",
      "BatchNorm1d on the hidden layers: true/false for all, or one per hidden layer."},
-    {"model", "batchnorm_position", K_ENUM, OFF(model.bn_after), 0, 0, 0, bn_position_lookup, "before, after", NULL,
+    {"model", "batchnorm_position", K_ENUM, OFF(model.bn_after), SIZE(model.bn_after), 0, 0, bn_position_lookup, "before, after", NULL,
      0, 0, "before", "Batch norm before or after the hidden activation."},
     {"model", "bn_momentum", K_FLOAT, OFF(model.bn_momentum), 0, 0, 1, NULL, NULL, NULL, 0, 0, "0.1",
      "Batch norm running-statistics momentum (PyTorch's)."},
@@ -235,7 +237,7 @@ static const key_desc keys[] = {
     {"data", "box", K_DOUBLE, OFF(data.box), 0, 0, INF, NULL, NULL, NULL, 0, 0, "10",
      "blobs: centres are uniform in [-box, box]."},
     {"data", "seed", K_U64, OFF(data.seed), 0, 0, 0, NULL, NULL, NULL, 0, 0, "0", "Generator seed."},
-    {"data", "format", K_ENUM, OFF(data.format), 0, 0, 0, format_lookup, "auto, hdf5, csv, idx", NULL, 0, 0, "auto",
+    {"data", "format", K_ENUM, OFF(data.format), SIZE(data.format), 0, 0, format_lookup, "auto, hdf5, csv, idx", NULL, 0, 0, "auto",
      "File format; auto = idx when `images` is set, else from the extension of `path` (.h5/.hdf5, .csv/.txt)."},
     {"data", "path", K_STRING, OFF(data.path), sizeof(((tr_config *)0)->data.path), 0, 0, NULL, NULL, NULL, 0, 0, "",
      "HDF5 or CSV file with the training data (and the test data when `test_fraction` splits it)."},
@@ -265,7 +267,7 @@ static const key_desc keys[] = {
      NULL, NULL, 0, 0, "", "IDX: test images file."},
     {"data", "test_labels", K_STRING, OFF(data.test_labels), sizeof(((tr_config *)0)->data.test_labels), 0, 0, NULL,
      NULL, NULL, 0, 0, "", "IDX: test labels file."},
-    {"data", "on_nonfinite", K_ENUM, OFF(data.on_nonfinite), 0, 0, 0, nonfinite_lookup, "error, drop", NULL, 0, 0,
+    {"data", "on_nonfinite", K_ENUM, OFF(data.on_nonfinite), SIZE(data.on_nonfinite), 0, 0, nonfinite_lookup, "error, drop", NULL, 0, 0,
      "error", "A NaN or infinite feature or target: error (naming the row) or drop the row."},
     {"data", "test_fraction", K_DOUBLE, OFF(data.test_fraction), 0, 0, 0.99, NULL, NULL, NULL, 0, 0, "0",
      "Fraction of the rows held out as the test set (instead of test files)."},
@@ -280,11 +282,11 @@ static const key_desc keys[] = {
      "divide:K (x / K, e.g. divide:255)."},
 
     /* [train] */
-    {"train", "loss", K_ENUM, OFF(train.loss), 0, 0, 0, loss_lookup, "mse, l1, huber, bce, bce_logits, cross_entropy",
+    {"train", "loss", K_ENUM, OFF(train.loss), SIZE(train.loss), 0, 0, loss_lookup, "mse, l1, huber, bce, bce_logits, cross_entropy",
      NULL, 0, F_REQUIRED, NULL,
      "Loss: mse, l1, huber, bce (sigmoid output), bce_logits (identity output), cross_entropy (logits, class "
      "index targets)."},
-    {"train", "reduction", K_ENUM, OFF(train.reduction), 0, 0, 0, reduction_from_name, "mean, sum", NULL, 0, 0,
+    {"train", "reduction", K_ENUM, OFF(train.reduction), SIZE(train.reduction), 0, 0, reduction_from_name, "mean, sum", NULL, 0, 0,
      "mean", "mean or sum over the batch (PyTorch's `reduction`)."},
     {"train", "huber_delta", K_DOUBLE, OFF(train.huber_delta), 0, 1e-30, INF, NULL, NULL, NULL, 0, 0, "1",
      "delta of the huber loss."},
@@ -297,14 +299,14 @@ static const key_desc keys[] = {
      "L1 penalty: lambda * sum |w| added to the loss (logged as `penalty`)."},
     {"train", "l2", K_DOUBLE, OFF(train.l2), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
      "L2 penalty: lambda * sum w^2 added to the loss (logged as `penalty`)."},
-    {"train", "penalty_params", K_ENUM, OFF(train.penalize_all), 0, 0, 0, penalty_lookup, "weights, all", NULL, 0, 0,
+    {"train", "penalty_params", K_ENUM, OFF(train.penalize_all), SIZE(train.penalize_all), 0, 0, penalty_lookup, "weights, all", NULL, 0, 0,
      "weights", "What l1, l2 and weight_decay apply to: the Linear weights, or all parameters (PyTorch's weight_decay "
      "also decays biases: set all to match it)."},
     {"train", "clip_norm", K_DOUBLE, OFF(train.clip_norm), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
      "Clip the summed gradient to this global L2 norm (torch.nn.utils.clip_grad_norm_); 0 = off."},
     {"train", "clip_value", K_DOUBLE, OFF(train.clip_value), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
      "Clip every gradient element to [-clip_value, clip_value]; 0 = off."},
-    {"train", "lr_schedule", K_ENUM, OFF(train.lr_schedule), 0, 0, 0, schedule_lookup,
+    {"train", "lr_schedule", K_ENUM, OFF(train.lr_schedule), SIZE(train.lr_schedule), 0, 0, schedule_lookup,
      "constant, step, exponential, cosine, plateau", NULL, 0, 0, "constant",
      "Learning rate per epoch e: step: lr gamma^floor(e / step_size); exponential: lr gamma^e; cosine: eta_min + "
      "(lr - eta_min)(1 + cos(pi e / cosine_epochs))/2; plateau: times plateau_factor after plateau_patience "
@@ -336,7 +338,7 @@ static const key_desc keys[] = {
     {"train", "sync_bn", K_BOOL, OFF(train.sync_bn), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
      "Batch norm statistics over the global batch (sums reduced over the ranks: the same as one rank); false: each "
      "rank normalises its slice (DDP's default) and rank 0's running statistics are used for evaluation and saving."},
-    {"train", "optimizer", K_ENUM, OFF(train.optim.kind), 0, 0, 0, optim_lookup,
+    {"train", "optimizer", K_ENUM, OFF(train.optim.kind), SIZE(train.optim.kind), 0, 0, optim_lookup,
      "sgd, momentum, nesterov, rmsprop, adam, adamw", NULL, 0, 0, "sgd",
      "sgd, momentum, nesterov, rmsprop, adam, adamw."},
     {"train", "lr", K_DOUBLE, OFF(train.optim.lr), 0, 0, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
@@ -384,7 +386,7 @@ static const key_desc keys[] = {
      "step into ranks x accumulation steps at the same micro-batch size and threads."},
     {"train", "bucket_kb", K_I64, OFF(train.bucket_kb), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "256",
      "Gradient allreduce bucket size in KiB; buckets start as soon as backward completes them (0 = one per layer)."},
-    {"train", "comm", K_ENUM, OFF(train.comm), 0, 0, 0, comm_lookup, "auto, shared, allreduce", NULL, 0, 0, "auto",
+    {"train", "comm", K_ENUM, OFF(train.comm), SIZE(train.comm), 0, 0, comm_lookup, "auto, shared, allreduce", NULL, 0, 0, "auto",
      "How gradients are summed: shared (parameters and optimizer state once per node in MPI shared memory, each rank "
      "reduces and updates a shard; needs the same number of ranks on every node), allreduce (MPI_Iallreduce of "
      "buckets overlapping backward, replicated optimizer), auto (shared when possible)."},
@@ -570,8 +572,13 @@ static int apply_value(tr_config *c, const key_desc *k, const char *value, int l
             snprintf(why, sizeof why, "unknown value (choose one of: %s)", k->choices);
             return bad_value(err, where, k, layer, value, why);
         }
-        if (k->kind == K_ENUM)
+        if (k->kind == K_ENUM && k->size == sizeof(bool))
+            *(bool *)base = v != 0;
+        else if (k->kind == K_ENUM && k->size == sizeof(int))
             *(int *)base = v;
+        else if (k->kind == K_ENUM)
+            return tr_fail(err, TR_EINTERNAL, "[%s] %s: the key table gives a field of %zu bytes", k->section,
+                           k->name, k->size);
         else
             snprintf(base, k->size, "%s", value);
         return 0;

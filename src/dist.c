@@ -7,6 +7,8 @@
  */
 #include "trainer/dist.h"
 
+#include "trainer/fault.h"
+
 #include <mpi.h>
 
 #include <limits.h>
@@ -52,6 +54,15 @@ static int wrap(tr_dist *d, MPI_Comm comm, tr_err *err)
               "MPI_Comm_split_type");
     MPI_Comm_rank(d->impl->local, &d->local_rank);
     MPI_Comm_size(d->impl->local, &d->local_size);
+    const int per_node = tr_fault_ranks_per_node(); /* a test hook: "nodes" of K ranks */
+    if (per_node > 0 && per_node < d->local_size) {
+        MPI_Comm node;
+        MPI_CHECK(MPI_Comm_split(d->impl->local, d->local_rank / per_node, d->rank, &node), "MPI_Comm_split");
+        MPI_Comm_free(&d->impl->local);
+        d->impl->local = node;
+        MPI_Comm_rank(node, &d->local_rank);
+        MPI_Comm_size(node, &d->local_size);
+    }
     return 0;
 }
 
@@ -660,6 +671,8 @@ int tr_node_group_cross_sum(tr_node_group *g, float *buf, int64_t n, tr_err *err
 {
     if (g->cross == MPI_COMM_NULL)
         return 0;
+    if (tr_fault_mpi("cross_sum")) /* a test hook (fault.h) */
+        return mpi_fail(err, MPI_ERR_OTHER, "MPI_Allreduce (cross-node gradient shard)");
     for (int64_t off = 0; off < n; off += (int64_t)MAX_BUCKET_FLOATS) {
         const int64_t k = n - off < (int64_t)MAX_BUCKET_FLOATS ? n - off : (int64_t)MAX_BUCKET_FLOATS;
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)k, MPI_FLOAT, MPI_SUM, g->cross),

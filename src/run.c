@@ -6,6 +6,7 @@
  */
 #include "trainer/run.h"
 
+#include "trainer/fault.h"
 #include "trainer/files.h"
 #include "trainer/rundir.h"
 #include "trainer/sched.h"
@@ -403,14 +404,9 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     double since_eval = 0.0;
     int64_t rows_since_eval = 0;
     const bool cls = tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION;
-    /* test hook TRAINER_TEST_SIGNAL_AT_STEP=RANK:STEP: that rank sends itself SIGTERM after
-     * optimizer step STEP, which exercises the real handler and the agreement */
-    int64_t signal_step = -1;
-    const char *hook = getenv("TRAINER_TEST_SIGNAL_AT_STEP");
-    int hook_rank;
-    long long hook_step;
-    if (hook && sscanf(hook, "%d:%lld", &hook_rank, &hook_step) == 2 && hook_rank == t->dist->rank)
-        signal_step = hook_step;
+    /* a test hook (fault.h): this rank sends itself SIGTERM after that step, which exercises
+     * the real handler and the agreement */
+    const int64_t signal_step = tr_fault_rank_step("TRAINER_TEST_SIGNAL_AT_STEP", t->dist->rank);
     while (t->epoch < c->train.epochs) {
         const double t0 = now_seconds();
         tr_sampler_set_epoch(&t->sampler, t->epoch);

@@ -13,6 +13,7 @@
  */
 #include "trainer/train.h"
 
+#include "trainer/fault.h"
 #include "trainer/sched.h"
 
 #include <cblas.h>
@@ -229,12 +230,7 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     if (rc)
         return rc;
 
-    /* test hook: TRAINER_FAULT_NAN=rank:step poisons that rank's gradient at that step */
-    const char *fault = getenv("TRAINER_FAULT_NAN");
-    int fault_rank;
-    long long fault_step;
-    if (fault && sscanf(fault, "%d:%lld", &fault_rank, &fault_step) == 2 && fault_rank == d->rank)
-        t->fault_nan_step = fault_step;
+    t->fault_nan_step = tr_fault_rank_step("TRAINER_FAULT_NAN", d->rank); /* a test hook (fault.h) */
     return rc;
 }
 
@@ -458,9 +454,16 @@ static void shared_update_ready(tr_trainer *t)
                 for (size_t i = sb; i < se; i++)
                     mine[i] += other[i];
         }
+        /* every shard is summed even after a failure (the other nodes wait in the same calls);
+         * the first failure is the step's result, with its own status */
         tr_err cerr;
-        if (tr_node_group_multinode(t->node) && tr_node_group_cross_sum(t->node, mine + sb, (int64_t)(se - sb), &cerr))
-            t->update_finite = false; /* surfaced as a failed step */
+        const int crc = tr_node_group_multinode(t->node)
+                            ? tr_node_group_cross_sum(t->node, mine + sb, (int64_t)(se - sb), &cerr)
+                            : 0;
+        if (crc && !t->step_rc) {
+            t->step_rc = crc;
+            t->step_err = cerr;
+        }
         const double t0 = now_seconds();
         t->phase[TR_PHASE_COMM] += t0 - tr0;
         if (!clip)
@@ -515,6 +518,7 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     int64_t correct = 0, rows = 0;
     t->round++; /* counts this process's shared steps: the node's counters start at zero */
     t->signalled = t->updated = 0;
+    t->step_rc = 0;
     t->update_finite = true;
     tr_optim_begin_step(&t->optim);
     bool have_grad = false; /* the others read this slot until the end of the last step: */
@@ -574,6 +578,11 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     t->phase[TR_PHASE_COMM] += now_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
     if (rc)
         return rc;
+    if (t->step_rc) {
+        if (err)
+            *err = t->step_err;
+        return t->step_rc;
+    }
     if (!isfinite(stats[0]))
         return diverged(t, "loss", err);
     if (stats[3] != 0.0)
@@ -736,6 +745,8 @@ int tr_trainer_sync_buffers(tr_trainer *t, tr_err *err)
     tr_model *m = &t->model;
     if (t->dist->size == 1 || m->n_buffers == 0)
         return 0;
+    if (tr_fault_mpi("sync_buffers")) /* a test hook (fault.h); every rank fails alike */
+        return tr_fail(err, TR_EMPI, "MPI_Bcast (batch-norm running statistics) failed: injected fault");
     int rc = tr_dist_bcast(t->dist, m->buffers, m->n_buffer_floats * sizeof(float), 0, err);
     for (int l = 0; !rc && l < m->n_layers; l++)
         rc = tr_dist_bcast(t->dist, &m->layer[l].bn_batches, sizeof(int64_t), 0, err);
@@ -760,7 +771,7 @@ int tr_trainer_evaluate_all(tr_trainer *t, tr_err *err)
 {
     int rc = tr_trainer_sync_buffers(t, err); /* rank 0's running statistics (sync_bn = false) */
     t->has_train_metrics = t->has_val_metrics = t->has_test_metrics = false;
-    if (t->cfg->train.eval_train) {
+    if (!rc && t->cfg->train.eval_train) {
         rc = tr_trainer_evaluate(t, &t->data.train, &t->train_metrics, err);
         t->has_train_metrics = !rc;
     }

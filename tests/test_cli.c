@@ -274,3 +274,34 @@ Test(mpi, same_epoch_lines_on_one_and_two_ranks)
     /* identical losses and accuracies (the samples/s column differs) */
     cr_expect(strncmp(one, e, strstr(one, "lr ") - one) == 0, "np=1:\n%s\nnp=2:\n%s", one, e);
 }
+
+Test(mpi, an_mpi_failure_in_the_cross_node_sum_is_an_mpi_error)
+{
+    /* "nodes" of one rank (fault.h), so the node-shared step sums across nodes; that sum
+     * fails: exit status 7 with the MPI call named, not a divergence (5) */
+    char path[512], args[1024], cfg[1024];
+    snprintf(path, sizeof path, "%s/cross.ini", dir);
+    snprintf(cfg, sizeof cfg, moons_cfg, dir);
+    write_text(path, cfg);
+    snprintf(args, sizeof args, "train %s --overwrite --set train.comm=shared", path);
+    cr_expect_eq(mpirun(2, "TRAINER_TEST_RANKS_PER_NODE=1", args, NULL), 0, "the multi-node path trains: %s", out);
+    cr_expect(strstr(out, "epoch   2/2") != NULL, "%s", out);
+    cr_expect_eq(mpirun(2, "TRAINER_TEST_RANKS_PER_NODE=1 TRAINER_FAULT_MPI=cross_sum", args, NULL), 7, "%s", out);
+    cr_expect(strstr(out, "MPI_Allreduce (cross-node gradient shard) failed") != NULL, "%s", out);
+    cr_expect(strstr(out, "diverged") == NULL, "%s", out);
+}
+
+Test(mpi, a_failed_statistics_sync_is_reported_also_with_eval_train)
+{
+    char path[512], args[1024], cfg[1024];
+    snprintf(path, sizeof path, "%s/bn.ini", dir);
+    snprintf(cfg, sizeof cfg, moons_cfg, dir);
+    write_text(path, cfg);
+    for (int eval_train = 0; eval_train < 2; eval_train++) {
+        snprintf(args, sizeof args,
+                 "train %s --overwrite --set model.batchnorm=true --set train.sync_bn=false --set train.eval_train=%s",
+                 path, eval_train ? "true" : "false");
+        cr_expect_eq(mpirun(2, "TRAINER_FAULT_MPI=sync_buffers", args, NULL), 7, "eval_train %d: %s", eval_train, out);
+        cr_expect(strstr(out, "batch-norm running statistics") != NULL, "eval_train %d: %s", eval_train, out);
+    }
+}

@@ -265,3 +265,24 @@ Test(config, class_names_must_match_the_classes)
     expect_error("[model]\nlayers = 1, 1\n[data]\ngenerator = linear\nclass_names = a, b\n[train]\nloss = mse\n",
                  "class_names", "classification", NULL);
 }
+
+Test(config, enum_keys_of_bool_fields_write_one_byte)
+{
+    /* batchnorm_position and penalty_params are enum keys stored in bool fields: the value
+     * lands in the bool, and the bytes around it keep what they had */
+    const char *sets[] = {"model.batchnorm_position=after", "train.penalty_params=all"};
+    tr_config c;
+    tr_err err = {0};
+    cr_assert_eq(tr_config_load_string(&c, "t.ini", good, sets, 2, &err), 0, "%s", err.msg);
+    tr_config ref;
+    cr_assert_eq(tr_config_load_string(&ref, "t.ini", good, NULL, 0, &err), 0, "%s", err.msg);
+    cr_expect(c.model.bn_after && !ref.model.bn_after);
+    cr_expect(c.train.penalize_all && !ref.train.penalize_all);
+    /* everything else equal, byte for byte, padding included (both start zeroed) */
+    c.model.bn_after = ref.model.bn_after;
+    c.train.penalize_all = ref.train.penalize_all;
+    cr_expect(memcmp(&c.model, &ref.model, sizeof c.model) == 0, "[model] differs beyond bn_after");
+    cr_expect(memcmp(&c.train, &ref.train, sizeof c.train) == 0, "[train] differs beyond penalize_all");
+    tr_config_free(&c);
+    tr_config_free(&ref);
+}

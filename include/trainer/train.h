@@ -54,6 +54,8 @@ typedef struct tr_trainer {
     int signalled, updated;     /* buckets signalled / reduced and updated, from the top */
     int64_t round;
     bool update_finite;
+    int step_rc;                /* the first failure inside this step's hooks, and its message */
+    tr_err step_err;
     int local_top;              /* one rank: tensors [local_top, n_tensors) updated this step */
     /* step buffers, sized once: this rank's rows of one micro-batch */
     float *xb;   /* (max_local, F) */
