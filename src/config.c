@@ -382,8 +382,14 @@ static const key_desc keys[] = {
      "OpenBLAS threads per rank; 0 = OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set, else the node's CPUs divided "
      "by the ranks on the node (1 in deterministic mode)."},
     {"train", "deterministic", K_BOOL, OFF(train.deterministic), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
-     "Sum micro-batch gradients exactly (64-bit fixed point): the same parameters, bit for bit, for any split of a "
-     "step into ranks x accumulation steps at the same micro-batch size and threads."},
+     "Bitwise reproducible on any layout: each optimizer step's rows are cut into chunks of chunk_rows rows, each "
+     "chunk's gradient is computed on one thread (batch norm normalises per chunk) and the chunks are summed exactly "
+     "(64-bit fixed point). The parameters then depend only on the data, the seeds, the rows per optimizer step "
+     "(batch_size x accumulate) and chunk_rows: not on the ranks, threads or accumulation."},
+    {"train", "chunk_rows", K_I64, OFF(train.chunk_rows), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "32",
+     "Deterministic mode's unit of work: rows per chunk of an optimizer step (the last chunk of a step may be "
+     "shorter). Chunks are dealt out to the ranks, so a step of R rows keeps up to ceil(R / chunk_rows) ranks busy; "
+     "each rank holds one gradient buffer per chunk it computes."},
     {"train", "bucket_kb", K_I64, OFF(train.bucket_kb), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "256",
      "Gradient allreduce bucket size in KiB; buckets start as soon as backward completes them (0 = one per layer)."},
     {"train", "comm", K_ENUM, OFF(train.comm), SIZE(train.comm), 0, 0, comm_lookup, "auto, shared, allreduce", NULL, 0, 0, "auto",

@@ -102,6 +102,17 @@ void tr_sampler_micro_all(const tr_sampler *s, int64_t j, const int64_t **rows, 
     *n = end - start;
 }
 
+void tr_sampler_step_rows(const tr_sampler *s, int64_t step, const int64_t **rows, int64_t *n)
+{
+    const int64_t first = step * s->accumulate, count = tr_sampler_step_micro_batches(s, step);
+    const int64_t start = first * s->batch;
+    int64_t end = (first + count) * s->batch;
+    if (end > s->n)
+        end = s->n;
+    *rows = s->perm + start;
+    *n = end > start ? end - start : 0;
+}
+
 int64_t tr_sampler_max_local_rows(const tr_sampler *s)
 {
     return (s->batch + s->size - 1) / s->size;

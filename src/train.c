@@ -126,7 +126,18 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
     if (tr_sampler_micro_batches(&t->sampler) < 1)
         return tr_fail(err, TR_EDATA, "%s: %lld training rows make no full batch of %lld with drop_last = true",
                        t->data.source, (long long)t->data.train.rows, (long long)t->sampler.batch);
-    int64_t max_rows = tr_sampler_max_local_rows(&t->sampler);
+    /* deterministic mode computes chunks of chunk_rows rows, dealt out to the ranks */
+    int64_t max_local = tr_sampler_max_local_rows(&t->sampler);
+    if (c->train.deterministic) {
+        int64_t step_rows = t->sampler.batch * t->sampler.accumulate;
+        if (step_rows > t->data.train.rows)
+            step_rows = t->data.train.rows;
+        const int64_t chunks = (step_rows + c->train.chunk_rows - 1) / c->train.chunk_rows;
+        t->n_chunk_bufs = (chunks + d->size - 1) / d->size;
+        if (c->train.chunk_rows > max_local)
+            max_local = c->train.chunk_rows;
+    }
+    int64_t max_rows = max_local;
     if (c->train.eval_batch > max_rows)
         max_rows = c->train.eval_batch;
     rc = tr_model_init(&t->model, &c->model, max_rows, err);
@@ -141,14 +152,16 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
     if (rc)
         return rc;
     t->n_buckets = tr_grad_sync_buckets(t->sync, &t->bucket_begin);
+    /* batch norm sums its statistics over the ranks (sync_bn), or normalises each rank's
+     * slice; in deterministic mode each chunk */
     t->fmode = (tr_forward_mode){.seed = c->train.seed,
-                                 .sum = c->train.sync_bn && d->size > 1 ? sum_over_ranks : NULL,
+                                 .sum = c->train.sync_bn && d->size > 1 && !c->train.deterministic ? sum_over_ranks
+                                                                                                   : NULL,
                                  .ctx = d};
     t->base_lr = c->train.optim.lr;
     t->lr_scale = 1.0;
 
     const int64_t F = c->model.widths[0], O = t->loss.width, T = tr_loss_target_width(&t->loss);
-    const int64_t max_local = tr_sampler_max_local_rows(&t->sampler);
     int64_t eval_rows = t->data.test.rows > t->data.val.rows ? t->data.test.rows : t->data.val.rows;
     if (c->train.eval_train && t->data.train.rows > eval_rows)
         eval_rows = t->data.train.rows;
@@ -164,7 +177,7 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
     if (!rc)
         rc = alloc_array((void **)&t->eval_loss, (size_t)eval_rows, sizeof(double), err);
     if (!rc && c->train.deterministic) {
-        const int64_t k = c->train.accumulate;
+        const int64_t k = t->n_chunk_bufs;
         rc = alloc_array((void **)&t->micro, (size_t)k, sizeof(float *), err);
         if (!rc)
             rc = alloc_array((void **)&t->micro_loss, (size_t)k, sizeof(double), err);
@@ -248,7 +261,7 @@ void tr_trainer_free(tr_trainer *t)
     free(t->yb);
     free(t->dZ);
     if (t->micro)
-        for (int64_t j = 0; j < t->cfg->train.accumulate; j++)
+        for (int64_t j = 0; j < t->n_chunk_bufs; j++)
             free(t->micro[j]);
     free(t->micro);
     free(t->micro_loss);
@@ -597,6 +610,61 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 
 static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err);
 
+/* Deterministic mode: the step's rows (in the epoch's order) are cut into chunks of
+ * chunk_rows rows, the last one shorter; this rank computes the gradients of its
+ * share of the chunks, each on one thread into its own buffer (t->micro[i], the
+ * loss sum in t->micro_loss[i]), scaled by the step's whole denominator. Nothing here
+ * depends on the ranks, threads or accumulation: only on the rows and chunk_rows. Returns
+ * the number of chunks computed. */
+static int64_t chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *correct, int64_t *rows_done)
+{
+    tr_model *m = &t->model;
+    const int L = m->n_layers;
+    const int64_t C = t->cfg->train.chunk_rows;
+    const int64_t *rows;
+    int64_t n;
+    tr_sampler_step_rows(&t->sampler, step_in_epoch, &rows, &n);
+    double wsum = (double)n;
+    if (t->loss.class_weights) {
+        wsum = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            wsum += t->loss.class_weights[(int64_t)t->data.train.y[rows[i]]];
+    }
+    const float scale = (float)(1.0 / tr_loss_denominator(&t->loss, n, wsum));
+    /* contiguous shares, the larger ones first: with fewer chunks than ranks the low ranks
+     * work and the others wait in the sum */
+    const int64_t nc = (n + C - 1) / C, P = t->dist->size, r = t->dist->rank;
+    const int64_t c0 = (r * nc + P - 1) / P, c1 = ((r + 1) * nc + P - 1) / P;
+    if (t->threads > 1)
+        openblas_set_num_threads(1); /* one thread per chunk: the kernels' order is fixed */
+    for (int64_t k = c0; k < c1; k++) {
+        const double t0 = now_seconds();
+        const int64_t *cr = rows + k * C;
+        const int64_t nk = n - k * C < C ? n - k * C : C;
+        gather_rows(t, &t->data.train, cr, nk);
+        const double t1 = now_seconds();
+        t->fmode.step = t->step;
+        t->fmode.rows = cr;
+        t->fmode.global_rows = (double)nk; /* batch norm normalises the chunk */
+        tr_model_forward(m, t->xb, nk, &t->fmode);
+        double loss = tr_loss_compute(&t->loss, t->dZ, NULL, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, nk, scale);
+        if (tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION)
+            *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, t->yb, nk);
+        if (t->fault_nan_step == t->step + 1)
+            t->dZ[0] = NAN;
+        const double t2 = now_seconds();
+        tr_model_backward(m, t->micro[k - c0], t->xb, t->dZ, nk, false, NULL);
+        t->micro_loss[k - c0] = loss;
+        *rows_done += nk;
+        t->phase[TR_PHASE_DATA] += t1 - t0;
+        t->phase[TR_PHASE_FORWARD] += t2 - t1;
+        t->phase[TR_PHASE_BACKWARD] += now_seconds() - t2;
+    }
+    if (t->threads > 1)
+        openblas_set_num_threads(t->threads);
+    return c1 - c0;
+}
+
 int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 {
     t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, t->lr_scale);
@@ -617,17 +685,10 @@ static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     int rc = 0;
 
     if (t->cfg->train.deterministic) {
-        for (int64_t j = 0; j < n_micro; j++) {
-            int64_t n;
-            t->micro_loss[j] = micro_forward(t, first + j, &n, &correct);
-            rows += n;
-            const double t0 = now_seconds();
-            tr_model_backward(m, t->micro[j], t->xb, t->dZ, n, false, NULL);
-            t->phase[TR_PHASE_BACKWARD] += now_seconds() - t0;
-        }
+        const int64_t n_chunks = chunk_gradients(t, step_in_epoch, &correct, &rows);
         const double t0 = now_seconds();
         int64_t counts[2] = {correct, rows}, totals[2];
-        rc = tr_grad_sync_exact(t->sync, t->micro, t->micro_loss, (int)n_micro, counts, m->grads, &loss_total, totals,
+        rc = tr_grad_sync_exact(t->sync, t->micro, t->micro_loss, (int)n_chunks, counts, m->grads, &loss_total, totals,
                                 err);
         t->phase[TR_PHASE_COMM] += now_seconds() - t0;
         if (rc == TR_EDIVERGED)

@@ -131,6 +131,7 @@ typedef struct tr_train_config {
     int64_t accumulate;
     int threads;        /* BLAS threads per rank; 0 = environment, else CPUs / ranks on the node */
     bool deterministic; /* exact (fixed-point) gradient sums: bitwise equal for any rank count */
+    int64_t chunk_rows; /* deterministic mode: rows per chunk of an optimizer step */
     int64_t bucket_kb;  /* gradient allreduce bucket size */
     int comm;           /* TR_COMM_*: how gradients are summed over ranks */
     int64_t eval_batch; /* rows per evaluation chunk */

@@ -46,6 +46,10 @@ int64_t tr_sampler_step_micro_batches(const tr_sampler *s, int64_t step);
  * (*rows points into the permutation; *n_rows of them). */
 void tr_sampler_micro(const tr_sampler *s, int64_t j, int64_t *global_rows, const int64_t **rows, int64_t *n_rows);
 
+/* Every rank's rows of optimizer step `step` of the epoch, in order (*rows points into the
+ * permutation, *n of them): its micro-batches are consecutive there. */
+void tr_sampler_step_rows(const tr_sampler *s, int64_t step, const int64_t **rows, int64_t *n);
+
 /* Every rank's rows of micro-batch j (*rows points into the permutation, *n of them). */
 void tr_sampler_micro_all(const tr_sampler *s, int64_t j, const int64_t **rows, int64_t *n);
 

@@ -61,9 +61,10 @@ typedef struct tr_trainer {
     float *xb;   /* (max_local, F) */
     float *yb;   /* (max_local, T) */
     float *dZ;   /* (max_local, O) */
-    /* deterministic mode: one gradient buffer per micro-step of an optimizer step */
-    float **micro;       /* (accumulate) x (n_params) */
-    double *micro_loss;  /* (accumulate) */
+    /* deterministic mode: one gradient buffer per chunk this rank computes in a step */
+    float **micro;       /* (n_chunk_bufs) x (n_params) */
+    double *micro_loss;  /* (n_chunk_bufs) */
+    int64_t n_chunk_bufs;
     /* evaluation buffers: the largest evaluated set, whole (every rank gathers all rows) */
     float *eval_Z, *eval_A;          /* (rows, O), (rows, O) */
     double *eval_loss;               /* (rows) */
