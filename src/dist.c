@@ -8,6 +8,7 @@
 #include "trainer/dist.h"
 
 #include "trainer/fault.h"
+#include "vector_kernel.h"
 
 #include <mpi.h>
 
@@ -456,6 +457,47 @@ int tr_grad_sync_finish(tr_grad_sync *s, double *wait_seconds, tr_err *err)
 
 #define EXACT_BITS 40 /* |value| < 2^40 grid units: 2^23 values sum without overflow */
 
+/* acc[i] += round(g[i] * scale) for |g[i] * scale| < 2^51: adding 1.5 * 2^52 leaves the
+ * rounded integer (nearest, ties to even, as llrint) in the low bits of the double, which
+ * vectorises where llrint does not. scale is a power of two, so g * scale is exact. */
+TR_VECTOR_KERNEL static void add_fixed(int64_t *restrict acc, const float *restrict g, size_t n, double scale)
+{
+    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
+    int64_t magic_bits;
+    memcpy(&magic_bits, &magic, sizeof magic_bits);
+    for (size_t i = 0; i < n; i++) {
+        const double y = (double)g[i] * scale + magic;
+        int64_t bits;
+        memcpy(&bits, &y, sizeof bits);
+        acc[i] += bits - magic_bits;
+    }
+}
+
+/* The largest |g[i]|; *bad when any is NaN or infinite. For non-negative floats the bit
+ * patterns order as the values, so this is an integer max (vectorised). */
+TR_VECTOR_KERNEL static float max_abs(const float *restrict g, size_t n, bool *bad)
+{
+    uint32_t mx = 0, nonfinite = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &g[i], sizeof b);
+        b &= 0x7fffffffu;
+        mx = b > mx ? b : mx;
+        nonfinite |= b >= 0x7f800000u;
+    }
+    *bad |= nonfinite != 0;
+    float a;
+    memcpy(&a, &mx, sizeof a);
+    return a;
+}
+
+/* out[i] = acc[i] * scale, rounded once to float (scale a power of two). */
+TR_VECTOR_KERNEL static void from_fixed(float *restrict out, const int64_t *restrict acc, size_t n, double scale)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)((double)acc[i] * scale);
+}
+
 int tr_grad_sync_exact(tr_grad_sync *s, float *const *micro, const double *loss, int n_micro,
                        const int64_t counts[2], float *out, double *loss_total, int64_t counts_total[2],
                        tr_err *err)
@@ -473,13 +515,7 @@ int tr_grad_sync_exact(tr_grad_sync *s, float *const *micro, const double *loss,
     for (int j = 0; j < n_micro; j++) {
         for (int t = 0; t < T; t++) {
             const tr_tensor *tt = &m->tensor[t];
-            const float *g = micro[j] + tt->offset;
-            float a = 0.0f;
-            for (size_t i = 0; i < tt->size; i++) {
-                const float v = fabsf(g[i]);
-                bad |= !(v <= 3.4028234663852886e38f); /* NaN or inf */
-                a = v > a ? v : a;
-            }
+            const float a = max_abs(micro[j] + tt->offset, tt->size, &bad);
             mx[t] = a > mx[t] ? a : mx[t];
         }
         const double l = fabs(loss[j]);
@@ -508,10 +544,7 @@ int tr_grad_sync_exact(tr_grad_sync *s, float *const *micro, const double *loss,
         for (int t = 0; t < T; t++) {
             const tr_tensor *tt = &m->tensor[t];
             const float *g = micro[j] + tt->offset;
-            int64_t *a = s->acc + tt->offset;
-            const int q = s->exp[t];
-            for (size_t i = 0; i < tt->size; i++)
-                a[i] += llrint(ldexp((double)g[i], -q));
+            add_fixed(s->acc + tt->offset, g, tt->size, ldexp(1.0, -s->exp[t])); /* values < 2^40 */
         }
     for (int j = 0; j < n_micro; j++)
         s->acc[P] += llrint(ldexp(loss[j], -s->exp[T]));
@@ -528,9 +561,7 @@ int tr_grad_sync_exact(tr_grad_sync *s, float *const *micro, const double *loss,
     memset(out, 0, P * sizeof *out);
     for (int t = 0; t < T; t++) {
         const tr_tensor *tt = &m->tensor[t];
-        const int q = s->exp[t];
-        for (size_t i = 0; i < tt->size; i++)
-            out[tt->offset + i] = (float)ldexp((double)s->acc[tt->offset + i], q);
+        from_fixed(out + tt->offset, s->acc + tt->offset, tt->size, ldexp(1.0, s->exp[t]));
     }
     *loss_total = ldexp((double)s->acc[P], s->exp[T]);
     counts_total[0] = s->acc[P + 1];
