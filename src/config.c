@@ -792,6 +792,9 @@ static int resolve_layer_lists(tr_config *c, tr_err *err)
         const char *key = pass == 0 ? "dropout" : "batchnorm";
         char *items[TR_MAX_LAYERS + 1];
         const int n = split_list(buf, items, TR_MAX_LAYERS);
+        if (n < 1) /* an empty value (a model without hidden layers also needs one) */
+            return tr_fail(err, TR_ECONFIG, "%s: [model] %s: no value; give one value for all hidden layers, or one "
+                                            "per hidden layer", where, key);
         if (n != 1 && n != H)
             return tr_fail(err, TR_ECONFIG,
                            "%s: [model] %s: %d values for %d hidden layers; give one value for all, or one per hidden "

@@ -286,3 +286,11 @@ Test(config, enum_keys_of_bool_fields_write_one_byte)
     tr_config_free(&c);
     tr_config_free(&ref);
 }
+
+Test(config, empty_dropout_without_hidden_layers_is_an_error)
+{
+    /* found by fuzz_config: a model with no hidden layer and an empty list read items[0] */
+    expect_error("[model]\nlayers = 6, 128\ndropout =\n[train]\nloss = mse\n", "[model] dropout: no value", NULL, NULL);
+    expect_error("[model]\nlayers = 6, 128\nbatchnorm =\n[train]\nloss = mse\n", "[model] batchnorm: no value", NULL,
+                 NULL);
+}
