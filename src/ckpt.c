@@ -141,25 +141,21 @@ static int write_contents(hid_t f, const char *path, const tr_config *c, const t
         g = H5Gcreate2(f, "/state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         if (g >= 0)
             H5Gclose(g);
+#define PUT_STATE(type, name, meaning)                                                                   \
+    if (!rc)                                                                                             \
+        rc = _Generic(st->name, int64_t: tr_h5_attr_i64, double: tr_h5_attr_f64)(f, path, "/state", #name, \
+                                                                                   st->name, err);
+        TR_CKPT_STATE(PUT_STATE)
+#undef PUT_STATE
+        /* the seeds, for a reader (a resume takes them from /config) */
         const struct {
             const char *name;
             int64_t v;
-        } ints[] = {{"epoch", st->epoch},         {"step", st->step},           {"step_in_epoch", st->step_in_epoch},
-                    {"epoch_rows", st->epoch_rows}, {"epoch_correct", st->epoch_correct},
-                    {"metric_rows", st->metric_rows}, {"best_epoch", st->best_epoch}, {"bad_evals", st->bad_evals},
-                    {"plateau_bad", st->plateau_bad}, {"es_has_best", st->es_has_best},
-                    {"seed", (int64_t)c->train.seed},
-                    {"data_seed", (int64_t)c->data.seed}, {"split_seed", (int64_t)c->data.split_seed}};
-        for (size_t i = 0; !rc && i < sizeof ints / sizeof ints[0]; i++)
-            rc = tr_h5_attr_i64(f, path, "/state", ints[i].name, ints[i].v, err);
-        const struct {
-            const char *name;
-            double v;
-        } dbl[] = {{"epoch_loss_sum", st->epoch_loss_sum}, {"time_s", st->time_s}, {"lr", st->lr},
-                   {"best_value", st->best_value},         {"plateau_best", st->plateau_best},
-                   {"lr_scale", st->lr_scale}, {"es_best", st->es_best}};
-        for (size_t i = 0; !rc && i < sizeof dbl / sizeof dbl[0]; i++)
-            rc = tr_h5_attr_f64(f, path, "/state", dbl[i].name, dbl[i].v, err);
+        } seeds[] = {{"seed", (int64_t)c->train.seed},
+                     {"data_seed", (int64_t)c->data.seed},
+                     {"split_seed", (int64_t)c->data.split_seed}};
+        for (size_t i = 0; !rc && i < sizeof seeds / sizeof seeds[0]; i++)
+            rc = tr_h5_attr_i64(f, path, "/state", seeds[i].name, seeds[i].v, err);
     }
     return rc;
 }
@@ -591,24 +587,12 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
     tr_ckpt_state *st = parts ? parts->state : NULL;
     tr_ckpt_state s = {0};
     if (!rc && st) {
-        struct {
-            const char *name;
-            int64_t *v;
-        } ints[] = {{"epoch", &s.epoch},           {"step", &s.step},
-                    {"step_in_epoch", &s.step_in_epoch}, {"epoch_rows", &s.epoch_rows},
-                    {"epoch_correct", &s.epoch_correct}, {"metric_rows", &s.metric_rows},
-                    {"best_epoch", &s.best_epoch}, {"bad_evals", &s.bad_evals}, {"plateau_bad", &s.plateau_bad},
-                    {"es_has_best", &s.es_has_best}};
-        for (size_t i = 0; !rc && i < sizeof ints / sizeof ints[0]; i++)
-            rc = tr_h5_get_attr_i64(f, path, "/state", ints[i].name, ints[i].v, err);
-        struct {
-            const char *name;
-            double *v;
-        } dbl[] = {{"epoch_loss_sum", &s.epoch_loss_sum}, {"time_s", &s.time_s}, {"lr", &s.lr},
-                   {"best_value", &s.best_value}, {"plateau_best", &s.plateau_best}, {"lr_scale", &s.lr_scale},
-                   {"es_best", &s.es_best}};
-        for (size_t i = 0; !rc && i < sizeof dbl / sizeof dbl[0]; i++)
-            rc = tr_h5_get_attr_f64(f, path, "/state", dbl[i].name, dbl[i].v, err);
+#define GET_STATE(type, name, meaning)                                                                   \
+    if (!rc)                                                                                             \
+        rc = _Generic(s.name, int64_t: tr_h5_get_attr_i64, double: tr_h5_get_attr_f64)(f, path, "/state", #name, \
+                                                                                         &s.name, err);
+        TR_CKPT_STATE(GET_STATE)
+#undef GET_STATE
         if (rc)
             rc = tr_fail(err, TR_ECKPT, "%s: the run state is missing or damaged: %s", path, err ? err->msg : "");
         if (!rc && !(isfinite(s.lr) && isfinite(s.lr_scale) && isfinite(s.time_s) && isfinite(s.epoch_loss_sum)))

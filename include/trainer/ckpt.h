@@ -30,26 +30,32 @@
 
 #define TR_CKPT_FORMAT_VERSION 1
 
-/* The run's progress and everything beyond the buffers that resuming needs. */
+/* The run's progress and everything beyond the buffers that resuming needs: one attribute
+ * of /state per field, X(type, name, meaning), int64_t or double. This list is the only
+ * place the fields are spelled out: the struct, the writer and the loader come from it. */
+#define TR_CKPT_STATE(X)                                                                    \
+    X(int64_t, epoch, "epochs completed")                                                   \
+    X(int64_t, step, "optimizer steps taken")                                               \
+    X(int64_t, step_in_epoch, "steps of the current epoch already taken")                   \
+    X(double, epoch_loss_sum, "running loss sum of the current epoch")                      \
+    X(int64_t, epoch_rows, "rows of the current epoch so far")                              \
+    X(int64_t, epoch_correct, "correct predictions of the current epoch so far")            \
+    X(int64_t, metric_rows, "rows of metrics.h5 this state belongs to")                     \
+    X(double, time_s, "training wall time so far")                                          \
+    X(double, lr, "current learning rate")                                                  \
+    X(double, best_value, "best.h5: the best monitored value")                              \
+    X(int64_t, best_epoch, "best.h5: its epoch")                                            \
+    X(double, es_best, "early stopping: the best value so far")                             \
+    X(int64_t, es_has_best, "early stopping: whether es_best holds a value")                \
+    X(int64_t, bad_evals, "early stopping: evaluations without improvement")                \
+    X(double, plateau_best, "reduce-on-plateau: the best value so far")                     \
+    X(int64_t, plateau_bad, "reduce-on-plateau: evaluations without improvement")           \
+    X(double, lr_scale, "reduce-on-plateau: the factor on the configured learning rate")
+
 typedef struct tr_ckpt_state {
-    int64_t epoch;          /* epochs completed */
-    int64_t step;           /* optimizer steps taken */
-    int64_t step_in_epoch;  /* steps of the current epoch already taken */
-    double epoch_loss_sum;  /* running sums of the current epoch */
-    int64_t epoch_rows, epoch_correct;
-    int64_t metric_rows;    /* rows of metrics.h5 this state belongs to */
-    double time_s;          /* training wall time so far */
-    double lr;              /* current learning rate */
-    /* best-model tracking and early stopping */
-    double best_value;
-    int64_t best_epoch;
-    double es_best;         /* early stopping: the best value so far */
-    int64_t es_has_best;
-    int64_t bad_evals;      /* evaluations without improvement */
-    /* learning-rate schedule state (reduce-on-plateau) */
-    double plateau_best;
-    int64_t plateau_bad;
-    double lr_scale;
+#define TR_CKPT_STATE_FIELD(type, name, meaning) type name;
+    TR_CKPT_STATE(TR_CKPT_STATE_FIELD)
+#undef TR_CKPT_STATE_FIELD
 } tr_ckpt_state;
 
 /* What tr_ckpt_load restores besides the parameters. */
