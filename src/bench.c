@@ -8,6 +8,7 @@
  */
 #include "trainer/bench.h"
 
+#include "trainer/clock.h"
 #include "trainer/mem.h"
 #include "trainer/rng.h"
 
@@ -15,13 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int tr_bench_data_sets(const tr_config *c, int64_t steps, int64_t warmup, char sets[][128], int max)
 {
@@ -167,14 +161,14 @@ int tr_bench_run(const tr_config *c, tr_dist *d, int64_t steps, int64_t warmup, 
                 tr_sampler_set_epoch(&t.sampler, t.sampler.epoch + 1);
                 s = 0;
             }
-            const double t0 = now();
+            const double t0 = tr_seconds();
             rc = tr_trainer_step(&t, s, err);
-            times[0] += now() - t0;
+            times[0] += tr_seconds() - t0;
         }
         tr_dist_barrier(d);
-        const double t1 = now();
+        const double t1 = tr_seconds();
         roofline_run(&roof, per_round * c->train.accumulate);
-        times[1] = now() - t1;
+        times[1] = tr_seconds() - t1;
         tr_dist_barrier(d);
         memcpy(phase[k], t.phase, sizeof t.phase);
         rc = tr_dist_agree(d, rc);

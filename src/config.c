@@ -32,11 +32,6 @@ static const char *const init_names[] = {
 #undef TR_X_NAME
 };
 
-const char *tr_init_name(tr_init_scheme s)
-{
-    return (s >= 0 && s < TR_INIT_COUNT) ? init_names[s] : "?";
-}
-
 static int init_from_name(const char *name)
 {
     for (int i = 0; i < TR_INIT_COUNT; i++)

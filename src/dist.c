@@ -7,6 +7,7 @@
  */
 #include "trainer/dist.h"
 
+#include "trainer/clock.h"
 #include "trainer/fault.h"
 #include "vector_kernel.h"
 
@@ -129,13 +130,6 @@ void tr_dist_finalize(tr_dist *d)
     MPI_Finalized(&finalized);
     if (!finalized)
         MPI_Finalize();
-}
-
-void tr_dist_abort(tr_dist *d, int status)
-{
-    if (d && !d->impl)
-        exit(status);
-    MPI_Abort(d ? d->impl->comm : MPI_COMM_WORLD, status);
 }
 
 void tr_dist_barrier(tr_dist *d)
@@ -426,23 +420,16 @@ void tr_grad_sync_begin(tr_grad_sync *s, float *grads, tr_grad_hook *hook)
     hook->n_splits = s->n;
 }
 
-static double seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int tr_grad_sync_finish(tr_grad_sync *s, double *wait_seconds, tr_err *err)
 {
     if (!communicating(s))
         return 0;
     while (s->started < s->n)
         start_bucket(s, s->started++);
-    const double t0 = seconds();
+    const double t0 = tr_seconds();
     int rc = MPI_Waitall(s->n, s->req, MPI_STATUSES_IGNORE);
     if (wait_seconds)
-        *wait_seconds += seconds() - t0;
+        *wait_seconds += tr_seconds() - t0;
     if (s->async_rc) {
         if (err)
             *err = s->async_err_buf;

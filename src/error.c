@@ -36,21 +36,6 @@ int tr_fail_context(tr_err *err, const char *fmt, ...)
     return err->code;
 }
 
-const char *tr_strerror(int code)
-{
-    switch (code) {
-    case TR_OK:
-        return "ok";
-#define TR_X_TEXT(name, text, status) \
-    case TR_E##name:                  \
-        return text;
-        TR_ERRNO_MAP(TR_X_TEXT)
-#undef TR_X_TEXT
-    default:
-        return "unknown error";
-    }
-}
-
 int tr_exit_code(int code)
 {
     switch (code) {

@@ -247,11 +247,6 @@ int tr_h5_write_i64(hid_t file, const char *path, const char *name, const int64_
     return write_dataset(file, path, name, H5T_NATIVE_INT64, data, rows, 0, err);
 }
 
-int tr_h5_write_f64(hid_t file, const char *path, const char *name, const double *data, int64_t rows, tr_err *err)
-{
-    return write_dataset(file, path, name, H5T_NATIVE_DOUBLE, data, rows, 0, err);
-}
-
 static int write_attr(hid_t file, const char *path, const char *obj, const char *name, hid_t type, const void *v,
                       tr_err *err)
 {

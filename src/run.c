@@ -6,6 +6,7 @@
  */
 #include "trainer/run.h"
 
+#include "trainer/clock.h"
 #include "trainer/fault.h"
 #include "trainer/files.h"
 #include "trainer/rundir.h"
@@ -19,13 +20,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct run_state {
     tr_metric_log *log;
@@ -92,7 +86,7 @@ static tr_ckpt_state state_of(const tr_trainer *t, const run_state *r, int64_t s
     s.epoch_rows = step_in_epoch ? t->epoch_rows : 0;
     s.epoch_correct = step_in_epoch ? t->epoch_correct : 0;
     s.metric_rows = tr_metric_log_rows(r->log);
-    s.time_s = r->time_base + (now_seconds() - r->t_start);
+    s.time_s = r->time_base + (tr_seconds() - r->t_start);
     s.lr = t->optim.lr;
     s.best_value = r->best_value;
     s.best_epoch = r->best_epoch;
@@ -255,7 +249,7 @@ static void fill_row(const tr_trainer *t, const run_state *r, double seconds, in
     memset(row, 0, sizeof *row);
     row->epoch = t->epoch;
     row->step = t->step;
-    row->time_s = r->time_base + (now_seconds() - r->t_start);
+    row->time_s = r->time_base + (tr_seconds() - r->t_start);
     row->lr = t->optim.lr;
     row->train_loss = t->train_loss;
     row->train_accuracy = t->train_accuracy;
@@ -321,7 +315,7 @@ static int after_eval(tr_trainer *t, run_state *r, double seconds, int64_t rows,
 int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
 {
     const tr_config *c = t->cfg;
-    run_state r = {.t_start = now_seconds(), .best_epoch = -1, .last_ckpt_step = -1, .quiet = o->quiet};
+    run_state r = {.t_start = tr_seconds(), .best_epoch = -1, .last_ckpt_step = -1, .quiet = o->quiet};
     tr_plateau_init(&r.plateau);
     tr_early_stop_init(&r.es);
     t->stop_flag = o->stop;
@@ -408,7 +402,7 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
      * the real handler and the agreement */
     const int64_t signal_step = tr_fault_rank_step("TRAINER_TEST_SIGNAL_AT_STEP", t->dist->rank);
     while (t->epoch < c->train.epochs) {
-        const double t0 = now_seconds();
+        const double t0 = tr_seconds();
         tr_sampler_set_epoch(&t->sampler, t->epoch);
         if (start_in_epoch == 0) {
             t->epoch_loss_sum = 0.0;
@@ -441,8 +435,8 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
                 if (rc)
                     goto done;
             }
-            if (r.progress && now_seconds() - r.last_progress > 0.1) {
-                r.last_progress = now_seconds();
+            if (r.progress && tr_seconds() - r.last_progress > 0.1) {
+                r.last_progress = tr_seconds();
                 const double denom = tr_loss_denominator(&t->loss, t->epoch_rows, (double)t->epoch_rows);
                 tr_log_progress(t->out, t->epoch + 1, c->train.epochs, s + 1, steps,
                                 denom > 0 ? t->epoch_loss_sum / denom : 0.0);
@@ -456,7 +450,7 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
         t->train_loss = t->epoch_loss_sum / tr_loss_denominator(&t->loss, t->epoch_rows, rows);
         const double per_row = t->loss.kind == TR_LOSS_CROSS_ENTROPY ? 1.0 : (double)t->loss.width;
         t->train_accuracy = cls ? (double)t->epoch_correct / (rows * per_row) : NAN;
-        since_eval += now_seconds() - t0;
+        since_eval += tr_seconds() - t0;
         rows_since_eval += t->epoch_rows;
         if (t->epoch % c->train.eval_every == 0 || t->epoch == c->train.epochs) {
             rc = tr_trainer_evaluate_all(t, err);
@@ -479,7 +473,7 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     t->stopped_early = r.stop_early;
     if (r.last_ckpt_step != t->step) /* a resumed run that had nothing left to do still leaves one */
         rc = save_step(t, &r, 0, err);
-    t->seconds = r.time_base + (now_seconds() - r.t_start);
+    t->seconds = r.time_base + (tr_seconds() - r.t_start);
 done:
     tr_metric_log_close(r.log);
     tr_rundir_close(&rd);

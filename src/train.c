@@ -13,6 +13,7 @@
  */
 #include "trainer/train.h"
 
+#include "trainer/clock.h"
 #include "trainer/fault.h"
 #include "trainer/sched.h"
 
@@ -28,13 +29,6 @@
 #include <unistd.h>
 
 const char *const tr_phase_names[TR_PHASE_COUNT] = {"data", "forward", "backward", "comm_wait", "optimizer", "eval"};
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int alloc_array(void **p, size_t n, size_t elem, tr_err *err)
 {
@@ -319,7 +313,7 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
     const int L = m->n_layers;
     int64_t G, n;
     const int64_t *rows;
-    double t0 = now_seconds();
+    double t0 = tr_seconds();
     tr_sampler_micro(s, j, &G, &rows, &n);
     gather_rows(t, &t->data.train, rows, n);
     if (j + 1 < tr_sampler_micro_batches(s)) { /* the next batch's rows load while this one computes */
@@ -328,7 +322,7 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
         tr_sampler_micro(s, j + 1, &G2, &rows2, &n2);
         prefetch_rows(&t->data.train, rows2, n2);
     }
-    double t1 = now_seconds();
+    double t1 = tr_seconds();
     t->phase[TR_PHASE_DATA] += t1 - t0;
     *n_rows = n;
     /* a rank without rows of this micro-batch (more ranks than rows) still runs the forward
@@ -355,7 +349,7 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
         *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, t->yb, n);
     if (t->fault_nan_step == t->step + 1)
         t->dZ[0] = NAN;
-    t->phase[TR_PHASE_FORWARD] += now_seconds() - t1;
+    t->phase[TR_PHASE_FORWARD] += tr_seconds() - t1;
     return loss;
 }
 
@@ -428,13 +422,13 @@ static void local_layer_done(void *ctx, size_t frontier)
 {
     tr_trainer *t = ctx;
     tr_model *m = &t->model;
-    const double t0 = now_seconds();
+    const double t0 = tr_seconds();
     while (t->local_top > 0 && m->tensor[t->local_top - 1].offset >= frontier) {
         const tr_tensor *T = &m->tensor[--t->local_top];
         const tr_optim_range r = range_of(t, T, 1.0f);
         t->update_finite &= tr_optim_update(&t->optim, m->params, m->grads, T->offset, T->offset + T->size, &r);
     }
-    t->phase[TR_PHASE_OPTIM] += now_seconds() - t0;
+    t->phase[TR_PHASE_OPTIM] += tr_seconds() - t0;
 }
 
 /* Node-shared step: buckets whose layers every rank of the node has finished are reduced
@@ -454,7 +448,7 @@ static void shared_update_ready(tr_trainer *t)
         size_t sb, se;
         shard_of(t, k, &sb, &se);
         /* my shard of my own slot becomes the node sum: nobody else reads this range of it */
-        const double tr0 = now_seconds();
+        const double tr0 = tr_seconds();
         float *restrict mine = m->grads;
         for (int j = 0; j < L; j++) {
             if (j == d->local_rank)
@@ -477,11 +471,11 @@ static void shared_update_ready(tr_trainer *t)
             t->step_rc = crc;
             t->step_err = cerr;
         }
-        const double t0 = now_seconds();
+        const double t0 = tr_seconds();
         t->phase[TR_PHASE_COMM] += t0 - tr0;
         if (!clip)
             update_range(t, sb, se, 1.0f);
-        t->phase[TR_PHASE_OPTIM] += now_seconds() - t0;
+        t->phase[TR_PHASE_OPTIM] += tr_seconds() - t0;
         t->updated++;
     }
 }
@@ -539,7 +533,7 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
         int64_t n;
         loss_total += micro_forward(t, first + j, &n, &correct);
         rows += n;
-        const double t0 = now_seconds();
+        const double t0 = tr_seconds();
         const double nested0 = t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM];
         const bool last = j == n_micro - 1; /* only the last micro-step shares its gradient */
         tr_grad_hook hook = {.ready = shared_ready,
@@ -552,10 +546,10 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
         have_grad = true;
         /* reductions and updates done inside the hooks are counted as comm and optimizer */
         t->phase[TR_PHASE_BACKWARD] +=
-            now_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
+            tr_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
     }
     shared_layer_done(t, 0);
-    const double t0 = now_seconds();
+    const double t0 = tr_seconds();
     const double nested0 = t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM];
     for (int spins = 0; t->updated < t->n_buckets; spins++) {
         shared_update_ready(t);
@@ -574,13 +568,13 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
             return rc;
         sq /= (double)(t->dist->size / t->dist->local_size); /* every node holds every shard */
         const float scale = clip_scale(t, sq);
-        const double t1 = now_seconds();
+        const double t1 = tr_seconds();
         for (int k = 0; k < t->n_buckets; k++) {
             size_t sb, se;
             shard_of(t, k, &sb, &se);
             update_range(t, sb, se, scale);
         }
-        t->phase[TR_PHASE_OPTIM] += now_seconds() - t1;
+        t->phase[TR_PHASE_OPTIM] += tr_seconds() - t1;
     }
     atomic_thread_fence(memory_order_seq_cst);
     /* the sum of the statistics is also the barrier: after it every shard is updated */
@@ -588,7 +582,7 @@ static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     int rc = tr_dist_sum_f64(t->dist, stats, 5, err);
     t->stop_agreed = stats[4] > 0.0;
     atomic_thread_fence(memory_order_seq_cst);
-    t->phase[TR_PHASE_COMM] += now_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
+    t->phase[TR_PHASE_COMM] += tr_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
     if (rc)
         return rc;
     if (t->step_rc) {
@@ -638,11 +632,11 @@ static int64_t chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *co
     if (t->threads > 1)
         openblas_set_num_threads(1); /* one thread per chunk: the kernels' order is fixed */
     for (int64_t k = c0; k < c1; k++) {
-        const double t0 = now_seconds();
+        const double t0 = tr_seconds();
         const int64_t *cr = rows + k * C;
         const int64_t nk = n - k * C < C ? n - k * C : C;
         gather_rows(t, &t->data.train, cr, nk);
-        const double t1 = now_seconds();
+        const double t1 = tr_seconds();
         t->fmode.step = t->step;
         t->fmode.rows = cr;
         t->fmode.global_rows = (double)nk; /* batch norm normalises the chunk */
@@ -652,13 +646,13 @@ static int64_t chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *co
             *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, t->yb, nk);
         if (t->fault_nan_step == t->step + 1)
             t->dZ[0] = NAN;
-        const double t2 = now_seconds();
+        const double t2 = tr_seconds();
         tr_model_backward(m, t->micro[k - c0], t->xb, t->dZ, nk, false, NULL);
         t->micro_loss[k - c0] = loss;
         *rows_done += nk;
         t->phase[TR_PHASE_DATA] += t1 - t0;
         t->phase[TR_PHASE_FORWARD] += t2 - t1;
-        t->phase[TR_PHASE_BACKWARD] += now_seconds() - t2;
+        t->phase[TR_PHASE_BACKWARD] += tr_seconds() - t2;
     }
     if (t->threads > 1)
         openblas_set_num_threads(t->threads);
@@ -686,11 +680,11 @@ static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 
     if (t->cfg->train.deterministic) {
         const int64_t n_chunks = chunk_gradients(t, step_in_epoch, &correct, &rows);
-        const double t0 = now_seconds();
+        const double t0 = tr_seconds();
         int64_t counts[2] = {correct, rows}, totals[2];
         rc = tr_grad_sync_exact(t->sync, t->micro, t->micro_loss, (int)n_chunks, counts, m->grads, &loss_total, totals,
                                 err);
-        t->phase[TR_PHASE_COMM] += now_seconds() - t0;
+        t->phase[TR_PHASE_COMM] += tr_seconds() - t0;
         if (rc == TR_EDIVERGED)
             return tr_fail(err, TR_EDIVERGED,
                            "training diverged at epoch %lld, step %lld: a loss or gradient is not finite on some rank "
@@ -719,7 +713,7 @@ static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
             int64_t n;
             loss_total += micro_forward(t, first + j, &n, &correct);
             rows += n;
-            const double t0 = now_seconds();
+            const double t0 = tr_seconds();
             const double opt0 = t->phase[TR_PHASE_OPTIM];
             tr_grad_hook hook = {.layer_done = local_layer_done, .ctx = t};
             const bool last = j == n_micro - 1; /* only the last micro-step communicates */
@@ -727,7 +721,7 @@ static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
                 tr_grad_sync_begin(t->sync, m->grads, &hook);
             /* the optimizer left the gradient zero: every micro-step adds into it */
             tr_model_backward(m, m->grads, t->xb, t->dZ, n, true, last ? &hook : NULL);
-            t->phase[TR_PHASE_BACKWARD] += now_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] - opt0);
+            t->phase[TR_PHASE_BACKWARD] += tr_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] - opt0);
         }
         if (local) {
             t->stop_agreed = stop_requested(t) > 0.0;
@@ -757,12 +751,12 @@ static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 
     if (t->cfg->train.deterministic || t->dist->size > 1 || t->cfg->train.clip_norm > 0.0) {
         /* the summed gradient is the same on every rank: so are the norm and the update */
-        const double t0 = now_seconds();
+        const double t0 = tr_seconds();
         tr_optim_begin_step(&t->optim);
         t->update_finite = true; /* checked in the optimizer's own pass over the gradient */
         const float scale = clip_scale(t, t->cfg->train.clip_norm > 0.0 ? range_sq_norm(t, 0, m->n_params) : 0.0);
         update_range(t, 0, m->n_params, scale);
-        t->phase[TR_PHASE_OPTIM] += now_seconds() - t0;
+        t->phase[TR_PHASE_OPTIM] += tr_seconds() - t0;
         if (!t->update_finite)
             return diverged(t, "gradient", err);
     }
@@ -773,7 +767,7 @@ static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 
 int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr_err *err)
 {
-    const double t0 = now_seconds();
+    const double t0 = tr_seconds();
     tr_model *mod = &t->model;
     tr_dist *d = t->dist;
     const int L = mod->n_layers;
@@ -797,7 +791,7 @@ int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr
         rc = tr_dist_allgather_f64(d, t->eval_loss, b, e - b, err);
     if (!rc)
         tr_metrics_compute(met, &t->loss, t->eval_Z, t->eval_A, ds->y, t->eval_loss, ds->rows);
-    t->phase[TR_PHASE_EVAL] += now_seconds() - t0;
+    t->phase[TR_PHASE_EVAL] += tr_seconds() - t0;
     return rc;
 }
 

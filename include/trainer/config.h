@@ -41,7 +41,6 @@ typedef enum tr_init_scheme {
         TR_INIT_COUNT
 } tr_init_scheme;
 
-const char *tr_init_name(tr_init_scheme s);
 
 /* How one tensor is initialised (PyTorch torch.nn.init semantics). */
 typedef struct tr_init_spec {

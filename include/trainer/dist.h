@@ -47,9 +47,6 @@ void tr_dist_free(tr_dist *d);
 /* Frees the world and calls MPI_Finalize. */
 void tr_dist_finalize(tr_dist *d);
 
-/* Ends every rank of the job with `status` (a failure the other ranks cannot see). */
-void tr_dist_abort(tr_dist *d, int status);
-
 void tr_dist_barrier(tr_dist *d);
 
 /* Agreement on failure: every rank passes its own result code; every rank gets the most

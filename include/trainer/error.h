@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-/* X(NAME, text, exit status). The list generates the enum, tr_strerror() and tr_exit_code(). */
+/* X(NAME, meaning, exit status). The list generates the enum and tr_exit_code(). */
 #define TR_ERRNO_MAP(X)                                                          \
     X(USAGE, "usage error", 2)                                                   \
     X(CONFIG, "configuration error", 2)                                          \
@@ -45,9 +45,6 @@ int tr_fail(tr_err *err, int code, const char *fmt, ...)
 
 /* Prefixes the message already in `err` with more context ("while loading X: ..."). */
 int tr_fail_context(tr_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* The short text of a code ("configuration error"); "ok" for 0. */
-const char *tr_strerror(int code);
 
 /* The documented process exit status for a code (0 for TR_OK). */
 int tr_exit_code(int code);
