@@ -1,15 +1,8 @@
 /*
- * train.c: the training loop, data-parallel.
- *
- * One optimizer step (default mode):
- *   zero_grad (one memset)
- *   for each micro-batch of the step:  gather this rank's rows -> forward -> loss and dZ
- *       (scaled by 1 / (accumulate * global denominator)) -> backward, adding into grads;
- *       only the last micro-step communicates: its backward starts the gradient buckets
- *   wait for the buckets, sum the loss statistics, check the gradient is finite,
- *   optimizer update tensor by tensor (identical on every rank)
- * Deterministic mode computes each micro-batch gradient into its own buffer and sums them
- * exactly (tr_grad_sync_exact). Nothing is allocated inside the loop.
+ * train.c: the training loop, data-parallel: building the trainer, one optimizer step
+ * (tr_trainer_step reads as the data flow: rows -> forward -> loss -> backward -> the
+ * gradient exchange of reduce.c, which sums and applies the update), and the distributed
+ * evaluation. Nothing is allocated inside the loop.
  */
 #include "trainer/train.h"
 
@@ -141,11 +134,6 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
     rc = tr_optim_init(&t->optim, &c->train.optim, t->model.n_params, err);
     if (rc)
         return rc;
-    rc = tr_grad_sync_create(&t->sync, d, &t->model, (size_t)c->train.bucket_kb * 1024, c->train.deterministic,
-                             err);
-    if (rc)
-        return rc;
-    t->n_buckets = tr_grad_sync_buckets(t->sync, &t->bucket_begin);
     /* batch norm sums its statistics over the ranks (sync_bn), or normalises each rank's
      * slice; in deterministic mode each chunk */
     t->fmode = (tr_forward_mode){.seed = c->train.seed,
@@ -170,14 +158,6 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
         rc = alloc_array((void **)&t->eval_A, (size_t)(eval_rows * O), sizeof(float), err);
     if (!rc)
         rc = alloc_array((void **)&t->eval_loss, (size_t)eval_rows, sizeof(double), err);
-    if (!rc && c->train.deterministic) {
-        const int64_t k = t->n_chunk_bufs;
-        rc = alloc_array((void **)&t->micro, (size_t)k, sizeof(float *), err);
-        if (!rc)
-            rc = alloc_array((void **)&t->micro_loss, (size_t)k, sizeof(double), err);
-        for (int64_t j = 0; !rc && j < k; j++)
-            rc = alloc_array((void **)&t->micro[j], t->model.n_params, sizeof(float), err);
-    }
     const tr_task task = tr_loss_task(&t->loss);
     const int64_t K = tr_loss_classes(&t->loss);
     if (!rc)
@@ -189,8 +169,12 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
     return rc;
 }
 
+static void ops_begin(void *ctx);
+static bool ops_update(void *ctx, size_t lo, size_t hi, float scale);
+static double ops_sq_norm(void *ctx, size_t lo, size_t hi);
+
 /* The collective part, reached by every rank once all have built their part: the check that
- * the replicas start equal, and the node-shared memory. */
+ * the replicas start equal, and the gradient exchange. */
 static int init_shared(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err)
 {
     /* every rank derives the same parameters from the seed; check rather than trust */
@@ -200,25 +184,9 @@ static int init_shared(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *er
         rc = tr_fail(err, TR_EINTERNAL, "initial parameters differ between ranks");
     if (rc)
         return rc;
-    if (d->size > 1 && !c->train.deterministic && c->train.comm != TR_COMM_ALLREDUCE) {
-        rc = tr_node_group_create(&t->node, d, t->model.n_params, t->optim.n_state, t->n_buckets, err);
-        if (rc)
-            return rc;
-        if (!t->node && c->train.comm == TR_COMM_SHARED)
-            return tr_fail(err, TR_ECONFIG, "[train] comm = shared needs the same number of ranks on every node");
-    }
-    if (t->node) { /* parameters and optimizer state once per node; gradients in this rank's slot */
-        float *states[3];
-        for (int i = 0; i < t->optim.n_state; i++)
-            states[i] = tr_node_group_state(t->node, i);
-        tr_optim_use_state(&t->optim, states);
-        float *params = tr_node_group_params(t->node);
-        if (d->local_rank == 0)
-            memcpy(params, t->model.params, t->model.n_params * sizeof(float));
-        tr_model_use_buffers(&t->model, params, tr_node_group_slot(t->node, d->local_rank));
-        tr_dist_barrier(d); /* the parameters are in place before anyone reads them */
-    }
-    return 0;
+    const tr_update_ops ops = {.ctx = t, .begin = ops_begin, .update = ops_update, .sq_norm = ops_sq_norm};
+    return tr_reduce_create(&t->reduce, d, &t->model, &t->optim, &c->train, t->n_chunk_bufs, &ops,
+                            &t->phase[TR_PHASE_COMM], &t->phase[TR_PHASE_OPTIM], err);
 }
 
 int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err)
@@ -247,18 +215,12 @@ void tr_trainer_free(tr_trainer *t)
         return;
     tr_data_free(&t->data);
     tr_sampler_free(&t->sampler);
-    tr_grad_sync_free(t->sync);
     tr_model_free(&t->model); /* before the shared memory it may point into */
     tr_optim_free(&t->optim);
-    tr_node_group_free(t->node);
+    tr_reduce_free(t->reduce);
     free(t->xb);
     free(t->yb);
     free(t->dZ);
-    if (t->micro)
-        for (int64_t j = 0; j < t->n_chunk_bufs; j++)
-            free(t->micro[j]);
-    free(t->micro);
-    free(t->micro_loss);
     free(t->eval_Z);
     free(t->eval_A);
     free(t->eval_loss);
@@ -381,236 +343,35 @@ static double range_sq_norm(const tr_trainer *t, size_t lo, size_t hi)
     return sq;
 }
 
-/* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1. */
-static float clip_scale(const tr_trainer *t, double sq)
-{
-    const double max_norm = t->cfg->train.clip_norm;
-    if (max_norm <= 0.0)
-        return 1.0f;
-    const double coef = max_norm / (sqrt(sq) + 1e-6);
-    return coef < 1.0 ? (float)coef : 1.0f;
-}
-
-/* Updates the parameters in [lo, hi), tensor by tensor. */
-static void update_range(tr_trainer *t, size_t lo, size_t hi, float scale)
+/* Updates the parameters in [lo, hi), tensor by tensor; false when a value is not finite. */
+static bool update_range(tr_trainer *t, size_t lo, size_t hi, float scale)
 {
     tr_model *m = &t->model;
+    bool finite = true;
     for (int i = 0; i < m->n_tensors; i++) {
         const tr_tensor *T = &m->tensor[i];
         const size_t a = T->offset > lo ? T->offset : lo, b = T->offset + T->size < hi ? T->offset + T->size : hi;
         if (a < b) {
             const tr_optim_range r = range_of(t, T, scale);
-            t->update_finite &= tr_optim_update(&t->optim, m->params, m->grads, a, b, &r);
+            finite &= tr_optim_update(&t->optim, m->params, m->grads, a, b, &r);
         }
     }
+    return finite;
 }
 
-/* This rank's shard of bucket k. */
-static void shard_of(const tr_trainer *t, int k, size_t *sb, size_t *se)
-{
-    const tr_model *m = &t->model;
-    const size_t b = t->bucket_begin[k], e = k + 1 < t->n_buckets ? t->bucket_begin[k + 1] : m->n_params;
-    int64_t lo, hi;
-    tr_share((int64_t)(e - b), t->dist->local_rank, t->dist->local_size, &lo, &hi);
-    *sb = b + (size_t)lo;
-    *se = b + (size_t)hi;
-}
+/* The exchange's side of the optimizer (reduce.h): it decides which ranges, when and where. */
+static void ops_begin(void *ctx) { tr_optim_begin_step(&((tr_trainer *)ctx)->optim); }
 
-/* One rank: the tensors at or above `frontier` are final and no longer read by backward:
- * update them now. */
-static void local_layer_done(void *ctx, size_t frontier)
-{
-    tr_trainer *t = ctx;
-    tr_model *m = &t->model;
-    const double t0 = tr_seconds();
-    while (t->local_top > 0 && m->tensor[t->local_top - 1].offset >= frontier) {
-        const tr_tensor *T = &m->tensor[--t->local_top];
-        const tr_optim_range r = range_of(t, T, 1.0f);
-        t->update_finite &= tr_optim_update(&t->optim, m->params, m->grads, T->offset, T->offset + T->size, &r);
-    }
-    t->phase[TR_PHASE_OPTIM] += tr_seconds() - t0;
-}
+static bool ops_update(void *ctx, size_t lo, size_t hi, float scale) { return update_range(ctx, lo, hi, scale); }
 
-/* Node-shared step: buckets whose layers every rank of the node has finished are reduced
- * (this rank's shard: the sum over the node's gradient slots, then across nodes) and, unless
- * the gradient norm must be known first (clip_norm), updated. Called between kernels of the
- * backward pass and after it. */
-static void shared_update_ready(tr_trainer *t)
-{
-    tr_model *m = &t->model;
-    tr_dist *d = t->dist;
-    const int L = d->local_size;
-    const bool clip = t->cfg->train.clip_norm > 0.0;
-    while (t->updated < t->signalled) {
-        const int k = t->n_buckets - 1 - t->updated; /* descending: the top bucket first */
-        if (!tr_node_group_complete(t->node, k, t->round))
-            return;
-        size_t sb, se;
-        shard_of(t, k, &sb, &se);
-        /* my shard of my own slot becomes the node sum: nobody else reads this range of it */
-        const double tr0 = tr_seconds();
-        float *restrict mine = m->grads;
-        for (int j = 0; j < L; j++) {
-            if (j == d->local_rank)
-                continue;
-            const float *restrict other = tr_node_group_slot(t->node, j);
-            if (j < d->local_rank) /* fixed order: slot 0 + slot 1 + ... */
-                for (size_t i = sb; i < se; i++)
-                    mine[i] = other[i] + mine[i];
-            else
-                for (size_t i = sb; i < se; i++)
-                    mine[i] += other[i];
-        }
-        /* every shard is summed even after a failure (the other nodes wait in the same calls);
-         * the first failure is the step's result, with its own status */
-        tr_err cerr;
-        const int crc = tr_node_group_multinode(t->node)
-                            ? tr_node_group_cross_sum(t->node, mine + sb, (int64_t)(se - sb), &cerr)
-                            : 0;
-        if (crc && !t->step_rc) {
-            t->step_rc = crc;
-            t->step_err = cerr;
-        }
-        const double t0 = tr_seconds();
-        t->phase[TR_PHASE_COMM] += t0 - tr0;
-        if (!clip)
-            update_range(t, sb, se, 1.0f);
-        t->phase[TR_PHASE_OPTIM] += tr_seconds() - t0;
-        t->updated++;
-    }
-}
-
-static void shared_layer_done(void *ctx, size_t frontier)
-{
-    tr_trainer *t = ctx;
-    while (t->signalled < t->n_buckets && t->bucket_begin[t->n_buckets - 1 - t->signalled] >= frontier)
-        tr_node_group_signal(t->node, t->n_buckets - 1 - t->signalled++, t->round);
-    shared_update_ready(t);
-}
-
-/* The first layer's weights are not read again once its gradient is computed (there is no
- * input gradient below it), so its buckets are shared as backward completes them. */
-static void shared_ready(void *ctx, size_t frontier)
-{
-    tr_trainer *t = ctx;
-    const tr_model *m = &t->model;
-    const size_t top = m->n_layers > 1 ? m->layer[1].w_off : m->n_params;
-    if (frontier < top)
-        shared_layer_done(ctx, frontier);
-}
-
-static void shared_progress(void *ctx) { shared_update_ready(ctx); }
-
-/* Waiting for the other ranks of the node: a pause lets an SMT sibling (or the core's other
- * work) run at full speed; after a while, give the CPU away (more ranks than cores). */
-static void relax(int spins)
-{
-    if (spins < 20000) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    } else {
-        sched_yield();
-    }
-}
-
-/* One optimizer step with node-shared parameters. */
-static int shared_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
-{
-    tr_sampler *s = &t->sampler;
-    tr_model *m = &t->model;
-    const int64_t n_micro = tr_sampler_step_micro_batches(s, step_in_epoch);
-    const int64_t first = step_in_epoch * s->accumulate;
-    double loss_total = 0.0;
-    int64_t correct = 0, rows = 0;
-    t->round++; /* counts this process's shared steps: the node's counters start at zero */
-    t->signalled = t->updated = 0;
-    t->step_rc = 0;
-    t->update_finite = true;
-    tr_optim_begin_step(&t->optim);
-    bool have_grad = false; /* the others read this slot until the end of the last step: */
-    for (int64_t j = 0; j < n_micro; j++) { /* its first backward overwrites it, later ones add */
-        int64_t n;
-        loss_total += micro_forward(t, first + j, &n, &correct);
-        rows += n;
-        const double t0 = tr_seconds();
-        const double nested0 = t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM];
-        const bool last = j == n_micro - 1; /* only the last micro-step shares its gradient */
-        tr_grad_hook hook = {.ready = shared_ready,
-                             .layer_done = shared_layer_done,
-                             .progress = shared_progress,
-                             .ctx = t,
-                             .splits = t->bucket_begin,
-                             .n_splits = t->n_buckets};
-        tr_model_backward(m, m->grads, t->xb, t->dZ, n, have_grad, last ? &hook : NULL);
-        have_grad = true;
-        /* reductions and updates done inside the hooks are counted as comm and optimizer */
-        t->phase[TR_PHASE_BACKWARD] +=
-            tr_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
-    }
-    shared_layer_done(t, 0);
-    const double t0 = tr_seconds();
-    const double nested0 = t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM];
-    for (int spins = 0; t->updated < t->n_buckets; spins++) {
-        shared_update_ready(t);
-        if (t->updated < t->n_buckets)
-            relax(spins); /* the others are still in backward; do not slow them down */
-    }
-    if (t->cfg->train.clip_norm > 0.0) { /* the global norm first, then the updates */
-        double sq = 0.0;
-        for (int k = 0; k < t->n_buckets; k++) {
-            size_t sb, se;
-            shard_of(t, k, &sb, &se);
-            sq += range_sq_norm(t, sb, se);
-        }
-        int rc = tr_dist_sum_f64(t->dist, &sq, 1, err);
-        if (rc)
-            return rc;
-        sq /= (double)(t->dist->size / t->dist->local_size); /* every node holds every shard */
-        const float scale = clip_scale(t, sq);
-        const double t1 = tr_seconds();
-        for (int k = 0; k < t->n_buckets; k++) {
-            size_t sb, se;
-            shard_of(t, k, &sb, &se);
-            update_range(t, sb, se, scale);
-        }
-        t->phase[TR_PHASE_OPTIM] += tr_seconds() - t1;
-    }
-    atomic_thread_fence(memory_order_seq_cst);
-    /* the sum of the statistics is also the barrier: after it every shard is updated */
-    double stats[5] = {loss_total, (double)correct, (double)rows, t->update_finite ? 0.0 : 1.0, stop_requested(t)};
-    int rc = tr_dist_sum_f64(t->dist, stats, 5, err);
-    t->stop_agreed = stats[4] > 0.0;
-    atomic_thread_fence(memory_order_seq_cst);
-    t->phase[TR_PHASE_COMM] += tr_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
-    if (rc)
-        return rc;
-    if (t->step_rc) {
-        if (err)
-            *err = t->step_err;
-        return t->step_rc;
-    }
-    if (!isfinite(stats[0]))
-        return diverged(t, "loss", err);
-    if (stats[3] != 0.0)
-        return diverged(t, "gradient", err);
-    t->epoch_loss_sum += stats[0];
-    t->epoch_correct += (int64_t)stats[1];
-    t->epoch_rows += (int64_t)stats[2];
-    t->step++;
-    t->phase_steps++;
-    return 0;
-}
-
-static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err);
+static double ops_sq_norm(void *ctx, size_t lo, size_t hi) { return range_sq_norm(ctx, lo, hi); }
 
 /* Deterministic mode: the step's rows (in the epoch's order) are cut into chunks of
- * chunk_rows rows, the last one shorter; this rank computes the gradients of its
- * share of the chunks, each on one thread into its own buffer (t->micro[i], the
- * loss sum in t->micro_loss[i]), scaled by the step's whole denominator. Nothing here
- * depends on the ranks, threads or accumulation: only on the rows and chunk_rows. Returns
- * the number of chunks computed. */
-static int64_t chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *correct, int64_t *rows_done)
+ * chunk_rows rows, the last one shorter; this rank computes the gradients of its share of
+ * the chunks, each on one thread into its own buffer (tr_reduce_chunk), scaled by the
+ * step's whole denominator. Nothing here depends on the ranks, threads or accumulation:
+ * only on the rows and chunk_rows. Returns this rank's loss sum. */
+static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *correct, int64_t *rows_done)
 {
     tr_model *m = &t->model;
     const int L = m->n_layers;
@@ -631,6 +392,7 @@ static int64_t chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *co
     const int64_t c0 = (r * nc + P - 1) / P, c1 = ((r + 1) * nc + P - 1) / P;
     if (t->threads > 1)
         openblas_set_num_threads(1); /* one thread per chunk: the kernels' order is fixed */
+    double loss_sum = 0.0;
     for (int64_t k = c0; k < c1; k++) {
         const double t0 = tr_seconds();
         const int64_t *cr = rows + k * C;
@@ -647,8 +409,8 @@ static int64_t chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *co
         if (t->fault_nan_step == t->step + 1)
             t->dZ[0] = NAN;
         const double t2 = tr_seconds();
-        tr_model_backward(m, t->micro[k - c0], t->xb, t->dZ, nk, false, NULL);
-        t->micro_loss[k - c0] = loss;
+        tr_model_backward(m, tr_reduce_chunk(t->reduce, k - c0, loss), t->xb, t->dZ, nk, false, NULL);
+        loss_sum += loss;
         *rows_done += nk;
         t->phase[TR_PHASE_DATA] += t1 - t0;
         t->phase[TR_PHASE_FORWARD] += t2 - t1;
@@ -656,114 +418,60 @@ static int64_t chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *co
     }
     if (t->threads > 1)
         openblas_set_num_threads(t->threads);
-    return c1 - c0;
+    return loss_sum;
 }
 
+/*
+ * One optimizer step, the data flow of DESIGN.md:
+ *   for each micro-batch of the step: gather this rank's rows -> forward -> loss and dZ
+ *       (scaled by 1 / (accumulate * global denominator)) -> backward into the gradient;
+ *       the last backward carries the exchange's hook, which starts summing (and, where the
+ *       strategy allows, updating) layers as backward completes them
+ *   (deterministic mode: chunks of chunk_rows rows instead of micro-batches)
+ *   finish the exchange: the summed gradient, the clipping norm, the optimizer update and
+ *   the step's statistics, identical on every rank; then the divergence check
+ */
 int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 {
-    t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, t->lr_scale);
-    int rc = t->node ? shared_step(t, step_in_epoch, err) : replicated_step(t, step_in_epoch, err);
-    if (!rc && t->model.comm_error)
-        rc = tr_fail(err, TR_EMPI, "summing batch-norm statistics over the ranks failed");
-    return rc;
-}
-
-static int replicated_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
-{
-    tr_sampler *s = &t->sampler;
     tr_model *m = &t->model;
-    const int64_t n_micro = tr_sampler_step_micro_batches(s, step_in_epoch);
-    const int64_t first = step_in_epoch * s->accumulate;
-    double loss_total = 0.0;
-    int64_t correct = 0, rows = 0;
-    int rc = 0;
-
-    if (t->cfg->train.deterministic) {
-        const int64_t n_chunks = chunk_gradients(t, step_in_epoch, &correct, &rows);
-        const double t0 = tr_seconds();
-        int64_t counts[2] = {correct, rows}, totals[2];
-        rc = tr_grad_sync_exact(t->sync, t->micro, t->micro_loss, (int)n_chunks, counts, m->grads, &loss_total, totals,
-                                err);
-        t->phase[TR_PHASE_COMM] += tr_seconds() - t0;
-        if (rc == TR_EDIVERGED)
-            return tr_fail(err, TR_EDIVERGED,
-                           "training diverged at epoch %lld, step %lld: a loss or gradient is not finite on some rank "
-                           "(try a lower [train] lr)",
-                           (long long)t->epoch + 1, (long long)t->step + 1);
-        if (rc)
-            return rc;
-        correct = totals[0];
-        rows = totals[1];
-        double stop = stop_requested(t);
-        rc = tr_dist_max_f64(t->dist, &stop, 1, err);
-        if (rc)
-            return rc;
-        t->stop_agreed = stop > 0.0;
+    t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, t->lr_scale);
+    tr_step_stats st = {0};
+    tr_reduce_begin(t->reduce);
+    if (tr_reduce_kind_of(t->reduce) == TR_REDUCE_EXACT) {
+        st.loss = chunk_gradients(t, step_in_epoch, &st.correct, &st.rows);
     } else {
-        /* one rank: each layer is updated as soon as backward is done with it, while its
-         * gradient is still in cache; several ranks: after the bucketed allreduce */
-        /* (clipping needs the whole gradient's norm first) */
-        const bool local = t->dist->size == 1 && t->cfg->train.clip_norm <= 0.0;
-        if (local) {
-            tr_optim_begin_step(&t->optim);
-            t->local_top = m->n_tensors;
-            t->update_finite = true;
-        }
+        const int64_t n_micro = tr_sampler_step_micro_batches(&t->sampler, step_in_epoch);
+        const int64_t first = step_in_epoch * t->sampler.accumulate;
         for (int64_t j = 0; j < n_micro; j++) {
             int64_t n;
-            loss_total += micro_forward(t, first + j, &n, &correct);
-            rows += n;
+            st.loss += micro_forward(t, first + j, &n, &st.correct);
+            st.rows += n;
             const double t0 = tr_seconds();
-            const double opt0 = t->phase[TR_PHASE_OPTIM];
-            tr_grad_hook hook = {.layer_done = local_layer_done, .ctx = t};
-            const bool last = j == n_micro - 1; /* only the last micro-step communicates */
-            if (last && !local)
-                tr_grad_sync_begin(t->sync, m->grads, &hook);
-            /* the optimizer left the gradient zero: every micro-step adds into it */
-            tr_model_backward(m, m->grads, t->xb, t->dZ, n, true, last ? &hook : NULL);
-            t->phase[TR_PHASE_BACKWARD] += tr_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] - opt0);
-        }
-        if (local) {
-            t->stop_agreed = stop_requested(t) > 0.0;
-            if (!isfinite(loss_total))
-                return diverged(t, "loss", err);
-            if (!t->update_finite)
-                return diverged(t, "gradient", err);
-        } else {
-            rc = tr_grad_sync_finish(t->sync, &t->phase[TR_PHASE_COMM], err);
-            double stats[4] = {loss_total, (double)correct, (double)rows, stop_requested(t)};
-            if (!rc)
-                rc = tr_dist_sum_f64(t->dist, stats, 4, err);
-            if (rc)
-                return rc;
-            t->stop_agreed = stats[3] > 0.0;
-            loss_total = stats[0];
-            correct = (int64_t)stats[1];
-            rows = (int64_t)stats[2];
-            /* the reduced values are the same on every rank, so every rank decides the same */
-            if (!isfinite(loss_total))
-                return diverged(t, "loss", err);
+            const double nested0 = t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM];
+            const tr_grad_hook *hook = tr_reduce_hook(t->reduce, j == n_micro - 1);
+            tr_model_backward(m, m->grads, t->xb, t->dZ, n, tr_reduce_adds(t->reduce, j), hook);
+            /* reductions and updates done inside the hooks are counted as comm and optimizer */
+            t->phase[TR_PHASE_BACKWARD] +=
+                tr_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
         }
     }
-    t->epoch_loss_sum += loss_total;
-    t->epoch_correct += correct;
-    t->epoch_rows += rows;
-
-    if (t->cfg->train.deterministic || t->dist->size > 1 || t->cfg->train.clip_norm > 0.0) {
-        /* the summed gradient is the same on every rank: so are the norm and the update */
-        const double t0 = tr_seconds();
-        tr_optim_begin_step(&t->optim);
-        t->update_finite = true; /* checked in the optimizer's own pass over the gradient */
-        const float scale = clip_scale(t, t->cfg->train.clip_norm > 0.0 ? range_sq_norm(t, 0, m->n_params) : 0.0);
-        update_range(t, 0, m->n_params, scale);
-        t->phase[TR_PHASE_OPTIM] += tr_seconds() - t0;
-        if (!t->update_finite)
-            return diverged(t, "gradient", err);
-    }
+    st.stop = stop_requested(t) > 0.0;
+    int rc = tr_reduce_finish(t->reduce, &st, err);
+    t->stop_agreed = st.stop;
+    if (!rc && st.nonfinite)
+        rc = diverged(t, st.nonfinite, err);
+    if (!rc && m->comm_error)
+        rc = tr_fail(err, TR_EMPI, "summing batch-norm statistics over the ranks failed");
+    if (rc)
+        return rc;
+    t->epoch_loss_sum += st.loss;
+    t->epoch_correct += st.correct;
+    t->epoch_rows += st.rows;
     t->step++;
     t->phase_steps++;
     return 0;
 }
+
 
 int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr_err *err)
 {

@@ -4,7 +4,7 @@
  * (fixed-point) gradient sum, the chunked evaluation shares, and the rank slices.
  */
 #include "test_util.h"
-#include "trainer/dist.h"
+#include "trainer/reduce.h"
 #include "trainer/model.h"
 #include "trainer/sampler.h"
 

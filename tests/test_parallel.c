@@ -278,7 +278,7 @@ static void eval_at(tr_dist *world, int np, const char *const *sets, int n_sets,
         int rc = run_steps(&t, &c, &sub, sets, n_sets, 0);
         CHECK(rc == 0, "eval setup on %d ranks", np);
         tr_err err;
-        if (sub.rank == 0 || !t.node)
+        if (sub.rank == 0 || tr_reduce_kind_of(t.reduce) != TR_REDUCE_SHARED)
             memcpy(t.model.params, params, t.model.n_params * sizeof(float));
         tr_dist_barrier(&sub);
         tr_metrics m;

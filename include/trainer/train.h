@@ -20,6 +20,7 @@
 #include "trainer/loss.h"
 #include "trainer/model.h"
 #include "trainer/optim.h"
+#include "trainer/reduce.h"
 #include "trainer/sampler.h"
 
 #include <signal.h>
@@ -46,25 +47,12 @@ typedef struct tr_trainer {
     tr_model model;
     tr_optim optim;
     tr_sampler sampler;
-    tr_grad_sync *sync;
-    tr_node_group *node;    /* node-shared step (NULL: allreduce or a single rank) */
-    /* node-shared step progress (this step) */
-    int n_buckets;
-    const size_t *bucket_begin; /* ascending */
-    int signalled, updated;     /* buckets signalled / reduced and updated, from the top */
-    int64_t round;
-    bool update_finite;
-    int step_rc;                /* the first failure inside this step's hooks, and its message */
-    tr_err step_err;
-    int local_top;              /* one rank: tensors [local_top, n_tensors) updated this step */
+    tr_reduce *reduce;      /* the gradient exchange (reduce.h) */
     /* step buffers, sized once: this rank's rows of one micro-batch */
     float *xb;   /* (max_local, F) */
     float *yb;   /* (max_local, T) */
     float *dZ;   /* (max_local, O) */
-    /* deterministic mode: one gradient buffer per chunk this rank computes in a step */
-    float **micro;       /* (n_chunk_bufs) x (n_params) */
-    double *micro_loss;  /* (n_chunk_bufs) */
-    int64_t n_chunk_bufs;
+    int64_t n_chunk_bufs;   /* deterministic mode: chunks this rank computes in a step, at most */
     /* evaluation buffers: the largest evaluated set, whole (every rank gathers all rows) */
     float *eval_Z, *eval_A;          /* (rows, O), (rows, O) */
     double *eval_loss;               /* (rows) */

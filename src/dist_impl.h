@@ -1,0 +1,34 @@
+/*
+ * dist_impl.h (private): the MPI side of tr_dist, shared by the two files that call MPI:
+ * dist.c (the process group and small collectives) and reduce.c (gradient exchange).
+ */
+#ifndef TRAINER_DIST_IMPL_H
+#define TRAINER_DIST_IMPL_H
+
+#include "trainer/dist.h"
+
+#include <mpi.h>
+#include <stdbool.h>
+
+struct tr_dist_impl {
+    MPI_Comm comm;  /* our duplicate, with MPI_ERRORS_RETURN */
+    MPI_Comm local; /* ranks sharing this node */
+    bool owns_mpi;  /* this world called MPI_Init */
+};
+
+static inline int mpi_fail(tr_err *err, int rc, const char *what)
+{
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return tr_fail(err, TR_EMPI, "%s failed: %s", what, msg);
+}
+
+#define MPI_CHECK(call, what)                  \
+    do {                                       \
+        int mpi_rc_ = (call);                  \
+        if (mpi_rc_ != MPI_SUCCESS)            \
+            return mpi_fail(err, mpi_rc_, what); \
+    } while (0)
+
+#endif

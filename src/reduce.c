@@ -1,0 +1,887 @@
+/*
+ * reduce.c: gradient exchange (see reduce.h): the bucketed allreduce, the exact sum, the
+ * node-shared memory, and the step protocol of each strategy. With dist.c the only file that
+ * calls MPI. Every MPI failure becomes TR_EMPI with MPI's message and keeps that status.
+ */
+#include "trainer/reduce.h"
+
+#include "trainer/clock.h"
+#include "trainer/fault.h"
+#include "dist_impl.h"
+#include "vector_kernel.h"
+
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --------------------------------------------------------------- gradient sync ------- */
+
+/* The most floats one MPI call carries. */
+#define MAX_BUCKET_FLOATS ((size_t)1 << 30)
+
+struct tr_grad_sync {
+    tr_dist *d;
+    const tr_model *m;
+    int n;            /* buckets */
+    size_t *begin;    /* (n) descending: bucket 0 holds the highest offsets */
+    size_t *end;      /* (n) */
+    size_t *splits;   /* (n) the begins, ascending, for tr_grad_hook */
+    MPI_Request *req; /* (n) */
+    int started;      /* buckets started this step (0..n), in descending order */
+    float *grads;
+    tr_err *async_err; /* first MPI failure inside a hook */
+    int async_rc;
+    tr_err async_err_buf;
+    /* exact mode, allocated on first use */
+    int64_t *acc;     /* (n_params + 3) */
+    double *maxbuf;   /* (n_tensors + 2) */
+    int *exp;         /* (n_tensors) */
+};
+
+/* Items (bias tensors, row blocks of weights) from the top of the flat buffer down,
+ * packed greedily into buckets of at least `target` floats. */
+static int plan(tr_grad_sync *s, size_t target, tr_err *err)
+{
+    const tr_model *m = s->m;
+    const size_t cap = m->n_params + (size_t)m->n_layers * 4 + 4;
+    s->begin = malloc(cap * sizeof *s->begin);
+    s->end = malloc(cap * sizeof *s->end);
+    s->splits = malloc(cap * sizeof *s->splits);
+    s->req = malloc(cap * sizeof *s->req);
+    if (!s->begin || !s->end || !s->splits || !s->req)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    size_t top = m->n_params, bucket_top = m->n_params;
+    s->n = 0;
+#define CLOSE(at)                            \
+    do {                                     \
+        s->begin[s->n] = (at);               \
+        s->end[s->n] = bucket_top;           \
+        s->n++;                              \
+        bucket_top = (at);                   \
+    } while (0)
+    for (int l = m->n_layers - 1; l >= 0; l--) {
+        const tr_layer *L = &m->layer[l];
+        if (L->b) {
+            top = L->b_off;
+            if (target == 0 ? false : bucket_top - top >= target)
+                CLOSE(top);
+        }
+        const size_t I = (size_t)L->in;
+        size_t rows_per_block = target ? target / I : (size_t)L->out;
+        if (rows_per_block == 0)
+            rows_per_block = 1;
+        if (rows_per_block * I > MAX_BUCKET_FLOATS)
+            rows_per_block = MAX_BUCKET_FLOATS / I;
+        for (size_t r1 = (size_t)L->out; r1 > 0;) {
+            const size_t r0 = r1 > rows_per_block ? r1 - rows_per_block : 0;
+            top = L->w_off + r0 * I;
+            if (target == 0 ? r0 == 0 : (bucket_top - top >= target || bucket_top - top + I > MAX_BUCKET_FLOATS))
+                CLOSE(top);
+            r1 = r0;
+        }
+    }
+    if (bucket_top > 0)
+        CLOSE(0);
+#undef CLOSE
+    for (int i = 0; i < s->n; i++)
+        s->splits[i] = s->begin[s->n - 1 - i];
+    return 0;
+}
+
+int tr_grad_sync_create(tr_grad_sync **out, tr_dist *d, const tr_model *m, size_t bucket_bytes, bool exact,
+                        tr_err *err)
+{
+    tr_grad_sync *s = calloc(1, sizeof *s);
+    if (!s)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    s->d = d;
+    s->m = m;
+    int rc = plan(s, bucket_bytes / sizeof(float), err);
+    if (!rc && exact) { /* allocated here, not in the step: a failure must not split the ranks */
+        s->acc = malloc((m->n_params + 3) * sizeof *s->acc);
+        s->maxbuf = malloc((size_t)(m->n_tensors + 2) * sizeof *s->maxbuf);
+        s->exp = malloc((size_t)(m->n_tensors + 1) * sizeof *s->exp);
+        if (!s->acc || !s->maxbuf || !s->exp)
+            rc = tr_fail(err, TR_ENOMEM, "cannot allocate the exact-sum buffers (%zu parameters)", m->n_params);
+    }
+    if (rc) {
+        tr_grad_sync_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void tr_grad_sync_free(tr_grad_sync *s)
+{
+    if (!s)
+        return;
+    free(s->begin);
+    free(s->end);
+    free(s->splits);
+    free(s->req);
+    free(s->acc);
+    free(s->maxbuf);
+    free(s->exp);
+    free(s);
+}
+
+int tr_grad_sync_buckets(const tr_grad_sync *s, const size_t **begins)
+{
+    *begins = s->splits;
+    return s->n;
+}
+
+static bool communicating(const tr_grad_sync *s) { return s->d->impl && s->d->size > 1; }
+
+static void start_bucket(tr_grad_sync *s, int i)
+{
+    const size_t b = s->begin[i], n = s->end[i] - b;
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, s->grads + b, (int)n, MPI_FLOAT, MPI_SUM, s->d->impl->comm, &s->req[i]);
+    if (rc != MPI_SUCCESS && !s->async_rc) {
+        s->req[i] = MPI_REQUEST_NULL;
+        s->async_rc = mpi_fail(&s->async_err_buf, rc, "MPI_Iallreduce");
+    }
+}
+
+static void on_ready(void *ctx, size_t frontier)
+{
+    tr_grad_sync *s = ctx;
+    while (s->started < s->n && s->begin[s->started] >= frontier)
+        start_bucket(s, s->started++);
+    if (s->started > 0) { /* drive progress of what is in flight */
+        int flag;
+        MPI_Testall(s->started, s->req, &flag, MPI_STATUSES_IGNORE);
+    }
+}
+
+static void on_progress(void *ctx)
+{
+    tr_grad_sync *s = ctx;
+    if (s->started > 0) {
+        int flag;
+        MPI_Testall(s->started, s->req, &flag, MPI_STATUSES_IGNORE);
+    }
+}
+
+void tr_grad_sync_begin(tr_grad_sync *s, float *grads, tr_grad_hook *hook)
+{
+    s->grads = grads;
+    s->started = 0;
+    s->async_rc = 0;
+    memset(hook, 0, sizeof *hook);
+    if (!communicating(s))
+        return;
+    hook->ready = on_ready;
+    hook->progress = on_progress;
+    hook->ctx = s;
+    hook->splits = s->splits;
+    hook->n_splits = s->n;
+}
+
+int tr_grad_sync_finish(tr_grad_sync *s, double *wait_seconds, tr_err *err)
+{
+    if (!communicating(s))
+        return 0;
+    while (s->started < s->n)
+        start_bucket(s, s->started++);
+    const double t0 = tr_seconds();
+    int rc = MPI_Waitall(s->n, s->req, MPI_STATUSES_IGNORE);
+    if (wait_seconds)
+        *wait_seconds += tr_seconds() - t0;
+    if (s->async_rc) {
+        if (err)
+            *err = s->async_err_buf;
+        return s->async_rc;
+    }
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Waitall (gradient buckets)");
+    return 0;
+}
+
+/* --------------------------------------------------------------- exact sum ----------- */
+
+#define EXACT_BITS 40 /* |value| < 2^40 grid units: 2^23 values sum without overflow */
+
+/* acc[i] += round(g[i] * scale) for |g[i] * scale| < 2^51: adding 1.5 * 2^52 leaves the
+ * rounded integer (nearest, ties to even, as llrint) in the low bits of the double, which
+ * vectorises where llrint does not. scale is a power of two, so g * scale is exact. */
+TR_VECTOR_KERNEL static void add_fixed(int64_t *restrict acc, const float *restrict g, size_t n, double scale)
+{
+    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
+    int64_t magic_bits;
+    memcpy(&magic_bits, &magic, sizeof magic_bits);
+    for (size_t i = 0; i < n; i++) {
+        const double y = (double)g[i] * scale + magic;
+        int64_t bits;
+        memcpy(&bits, &y, sizeof bits);
+        acc[i] += bits - magic_bits;
+    }
+}
+
+/* The largest |g[i]|; *bad when any is NaN or infinite. For non-negative floats the bit
+ * patterns order as the values, so this is an integer max (vectorised). */
+TR_VECTOR_KERNEL static float max_abs(const float *restrict g, size_t n, bool *bad)
+{
+    uint32_t mx = 0, nonfinite = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &g[i], sizeof b);
+        b &= 0x7fffffffu;
+        mx = b > mx ? b : mx;
+        nonfinite |= b >= 0x7f800000u;
+    }
+    *bad |= nonfinite != 0;
+    float a;
+    memcpy(&a, &mx, sizeof a);
+    return a;
+}
+
+/* out[i] = acc[i] * scale, rounded once to float (scale a power of two). */
+TR_VECTOR_KERNEL static void from_fixed(float *restrict out, const int64_t *restrict acc, size_t n, double scale)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)((double)acc[i] * scale);
+}
+
+int tr_grad_sync_exact(tr_grad_sync *s, float *const *micro, const double *loss, int n_micro,
+                       const int64_t counts[2], float *out, double *loss_total, int64_t counts_total[2],
+                       tr_err *err)
+{
+    const tr_model *m = s->m;
+    const int T = m->n_tensors;
+    const size_t P = m->n_params;
+    if (!s->acc)
+        return tr_fail(err, TR_EINTERNAL, "the gradient sync was created without exact-sum buffers");
+    /* 1. the largest magnitude per tensor (and of the loss sums) on any rank; any non-finite? */
+    double *mx = s->maxbuf;
+    bool bad = false;
+    for (int t = 0; t <= T; t++)
+        mx[t] = 0.0;
+    for (int j = 0; j < n_micro; j++) {
+        for (int t = 0; t < T; t++) {
+            const tr_tensor *tt = &m->tensor[t];
+            const float a = max_abs(micro[j] + tt->offset, tt->size, &bad);
+            mx[t] = a > mx[t] ? a : mx[t];
+        }
+        const double l = fabs(loss[j]);
+        bad |= !isfinite(l);
+        mx[T] = l > mx[T] ? l : mx[T];
+    }
+    mx[T + 1] = bad ? 1.0 : 0.0;
+    if (bad)
+        for (int t = 0; t <= T; t++)
+            mx[t] = 0.0;
+    int rc = tr_dist_max_f64(s->d, mx, T + 2, err);
+    if (rc)
+        return rc;
+    if (mx[T + 1] != 0.0)
+        return tr_fail(err, TR_EDIVERGED, "a gradient or loss is not finite");
+    /* 2. one grid per tensor: 2^(e - 40) with max < 2^e */
+    for (int t = 0; t <= T; t++) {
+        int e = 0;
+        if (mx[t] > 0.0)
+            frexp(mx[t], &e);
+        s->exp[t] = e - EXACT_BITS;
+    }
+    /* 3. round every value once to its grid and add the integers (associative) */
+    memset(s->acc, 0, (P + 3) * sizeof *s->acc);
+    for (int j = 0; j < n_micro; j++)
+        for (int t = 0; t < T; t++) {
+            const tr_tensor *tt = &m->tensor[t];
+            const float *g = micro[j] + tt->offset;
+            add_fixed(s->acc + tt->offset, g, tt->size, ldexp(1.0, -s->exp[t])); /* values < 2^40 */
+        }
+    for (int j = 0; j < n_micro; j++)
+        s->acc[P] += llrint(ldexp(loss[j], -s->exp[T]));
+    s->acc[P + 1] = counts[0];
+    s->acc[P + 2] = counts[1];
+    if (communicating(s)) {
+        for (size_t off = 0; off < P + 3; off += MAX_BUCKET_FLOATS) {
+            const size_t n = P + 3 - off < MAX_BUCKET_FLOATS ? P + 3 - off : MAX_BUCKET_FLOATS;
+            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->acc + off, (int)n, MPI_INT64_T, MPI_SUM, s->d->impl->comm),
+                      "MPI_Allreduce (exact gradient sum)");
+        }
+    }
+    /* 4. back to floats */
+    memset(out, 0, P * sizeof *out);
+    for (int t = 0; t < T; t++) {
+        const tr_tensor *tt = &m->tensor[t];
+        from_fixed(out + tt->offset, s->acc + tt->offset, tt->size, ldexp(1.0, s->exp[t]));
+    }
+    *loss_total = ldexp((double)s->acc[P], s->exp[T]);
+    counts_total[0] = s->acc[P + 1];
+    counts_total[1] = s->acc[P + 2];
+    return 0;
+}
+
+/* --------------------------------------------------------------- node-shared step --- */
+
+typedef struct tr_node_group tr_node_group;
+
+struct tr_node_group {
+    tr_dist *d;
+    MPI_Win win;
+    MPI_Comm cross;     /* same local rank on every node (MPI_COMM_NULL on one node) */
+    int local_size;
+    size_t n_params;
+    float *params;
+    float **state;      /* (n_state) */
+    float **slots;      /* (local_size) */
+    _Atomic int64_t *counters; /* (n_buckets) */
+};
+
+static void node_group_free(tr_node_group *g);
+
+static void *align64(void *p) { return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
+
+static int node_group_create(tr_node_group **out, tr_dist *d, size_t n_params, int n_state, int n_buckets, tr_err *err)
+{
+    *out = NULL;
+    if (!d->impl || d->size == 1)
+        return 0;
+    /* every node must have the same number of ranks */
+    int sizes[2] = {d->local_size, -d->local_size};
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MAX, d->impl->comm), "MPI_Allreduce");
+    if (sizes[0] != -sizes[1])
+        return 0;
+    if (!ATOMIC_LLONG_LOCK_FREE)
+        return 0; /* counters in shared memory need lock-free atomics */
+    tr_node_group *g = calloc(1, sizeof *g);
+    if (g) {
+        g->d = d;
+        g->local_size = d->local_size;
+        g->n_params = n_params;
+        g->cross = MPI_COMM_NULL;
+        g->win = MPI_WIN_NULL;
+        g->state = calloc((size_t)n_state + 1, sizeof *g->state);
+        g->slots = calloc((size_t)d->local_size, sizeof *g->slots);
+    }
+    /* agreed before the collective allocation: a rank that failed here must not leave the
+     * others waiting in it */
+    const int ok = tr_dist_agree(d, g && g->state && g->slots ? 0 : TR_ENOMEM);
+    if (ok) {
+        node_group_free(g);
+        return tr_fail(err, ok, "out of memory for the node-shared step (on some rank)");
+    }
+    const size_t buf = n_params * sizeof(float) + 64;
+    const size_t counters = ((size_t)n_buckets * sizeof(int64_t) + 63) / 64 * 64 + 64;
+    /* local rank 0 holds the counters, the parameters and the state; everyone a gradient slot */
+    const size_t mine = buf + (d->local_rank == 0 ? counters + buf * (size_t)(1 + n_state) : 0);
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    void *base = NULL;
+    int rc = MPI_Win_allocate_shared((MPI_Aint)mine, 1, info, d->impl->local, &base, &g->win);
+    MPI_Info_free(&info);
+    if (rc != MPI_SUCCESS) {
+        g->win = MPI_WIN_NULL;
+        node_group_free(g);
+        return mpi_fail(err, rc, "MPI_Win_allocate_shared (node-shared parameters)");
+    }
+    for (int r = 0; r < d->local_size; r++) {
+        MPI_Aint size;
+        int unit;
+        void *p;
+        MPI_Win_shared_query(g->win, r, &size, &unit, &p);
+        char *c = align64(p);
+        if (r == 0) {
+            g->counters = (_Atomic int64_t *)(void *)c;
+            c = align64(c + counters - 64);
+            g->params = (float *)(void *)c;
+            c = align64(c + buf - 64);
+            for (int i = 0; i < n_state; i++) {
+                g->state[i] = (float *)(void *)c;
+                c = align64(c + buf - 64);
+            }
+        }
+        g->slots[r] = (float *)(void *)c;
+    }
+    if (d->local_rank == 0) {
+        for (int b = 0; b < n_buckets; b++)
+            atomic_init(&g->counters[b], 0);
+        memset(g->params, 0, n_params * sizeof(float));
+        for (int i = 0; i < n_state; i++)
+            memset(g->state[i], 0, n_params * sizeof(float));
+    }
+    memset(g->slots[d->local_rank], 0, n_params * sizeof(float));
+    if (sizes[0] < d->size) { /* several nodes */
+        rc = MPI_Comm_split(d->impl->comm, d->local_rank, d->rank, &g->cross);
+        if (rc != MPI_SUCCESS) {
+            g->cross = MPI_COMM_NULL;
+            node_group_free(g);
+            return mpi_fail(err, rc, "MPI_Comm_split (cross-node)");
+        }
+        MPI_Comm_set_errhandler(g->cross, MPI_ERRORS_RETURN);
+    }
+    MPI_Barrier(d->impl->local); /* everything initialised before anyone uses it */
+    *out = g;
+    return 0;
+}
+
+static void node_group_free(tr_node_group *g)
+{
+    if (!g)
+        return;
+    if (g->cross != MPI_COMM_NULL)
+        MPI_Comm_free(&g->cross);
+    if (g->win != MPI_WIN_NULL)
+        MPI_Win_free(&g->win);
+    free(g->state);
+    free(g->slots);
+    free(g);
+}
+
+static float *node_group_params(tr_node_group *g) { return g->params; }
+static float *node_group_state(tr_node_group *g, int i) { return g->state[i]; }
+static float *node_group_slot(tr_node_group *g, int local_rank) { return g->slots[local_rank]; }
+static bool node_group_multinode(const tr_node_group *g) { return g->cross != MPI_COMM_NULL; }
+
+static void node_group_signal(tr_node_group *g, int b, int64_t r)
+{
+    (void)r;
+    atomic_fetch_add_explicit(&g->counters[b], 1, memory_order_release);
+}
+
+static bool node_group_complete(const tr_node_group *g, int b, int64_t r)
+{
+    return atomic_load_explicit(&g->counters[b], memory_order_acquire) >= r * g->local_size;
+}
+
+static int node_group_cross_sum(tr_node_group *g, float *buf, int64_t n, tr_err *err)
+{
+    if (g->cross == MPI_COMM_NULL)
+        return 0;
+    if (tr_fault_mpi("cross_sum")) /* a test hook (fault.h) */
+        return mpi_fail(err, MPI_ERR_OTHER, "MPI_Allreduce (cross-node gradient shard)");
+    for (int64_t off = 0; off < n; off += (int64_t)MAX_BUCKET_FLOATS) {
+        const int64_t k = n - off < (int64_t)MAX_BUCKET_FLOATS ? n - off : (int64_t)MAX_BUCKET_FLOATS;
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)k, MPI_FLOAT, MPI_SUM, g->cross),
+                  "MPI_Allreduce (cross-node gradient shard)");
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- the exchange -------- */
+
+struct tr_reduce {
+    tr_reduce_kind kind;
+    tr_dist *d;
+    tr_model *m;
+    tr_update_ops ops;
+    double clip_norm;          /* > 0: the global norm first, then the update */
+    double *comm_s, *optim_s;  /* the trainer's phase times */
+    tr_grad_sync *sync;        /* bucket plan (all); MPI requests (allreduce); exact buffers */
+    tr_node_group *node;       /* shared */
+    tr_grad_hook hook;
+    /* the step in progress */
+    bool update_finite;
+    int local_top;             /* local: tensors [local_top, n_tensors) updated this step */
+    int n_buckets;
+    const size_t *bucket_begin; /* ascending */
+    int signalled, updated;    /* shared: buckets signalled / reduced and updated, from the top */
+    int64_t round;             /* shared: this process's steps (the node's counters start at 0) */
+    int step_rc;               /* the first failure inside a hook, and its message */
+    tr_err step_err;
+    /* exact */
+    float **chunk;             /* (n_chunk_bufs) x (n_params) */
+    double *chunk_loss;        /* (n_chunk_bufs) */
+    int64_t n_chunk_bufs, n_chunks;
+};
+
+static bool update(tr_reduce *r, size_t lo, size_t hi, float scale)
+{
+    const bool ok = r->ops.update(r->ops.ctx, lo, hi, scale);
+    r->update_finite &= ok;
+    return ok;
+}
+
+/* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1. */
+static float clip_scale(const tr_reduce *r, double sq)
+{
+    if (r->clip_norm <= 0.0)
+        return 1.0f;
+    const double coef = r->clip_norm / (sqrt(sq) + 1e-6);
+    return coef < 1.0 ? (float)coef : 1.0f;
+}
+
+/* Every rank holds the summed gradient: the norm and the update are the same everywhere. */
+static void update_all(tr_reduce *r)
+{
+    const double t0 = tr_seconds();
+    r->ops.begin(r->ops.ctx);
+    r->update_finite = true;
+    const size_t P = r->m->n_params;
+    update(r, 0, P, clip_scale(r, r->clip_norm > 0.0 ? r->ops.sq_norm(r->ops.ctx, 0, P) : 0.0));
+    *r->optim_s += tr_seconds() - t0;
+}
+
+/* local: the tensors at or above `frontier` are final and no longer read by backward:
+ * update them now. */
+static void local_layer_done(void *ctx, size_t frontier)
+{
+    tr_reduce *r = ctx;
+    const tr_model *m = r->m;
+    const double t0 = tr_seconds();
+    while (r->local_top > 0 && m->tensor[r->local_top - 1].offset >= frontier) {
+        const tr_tensor *T = &m->tensor[--r->local_top];
+        update(r, T->offset, T->offset + T->size, 1.0f);
+    }
+    *r->optim_s += tr_seconds() - t0;
+}
+
+/* shared: this rank's shard of bucket k. */
+static void shard_of(const tr_reduce *r, int k, size_t *sb, size_t *se)
+{
+    const size_t b = r->bucket_begin[k], e = k + 1 < r->n_buckets ? r->bucket_begin[k + 1] : r->m->n_params;
+    const size_t n = e - b, L = (size_t)r->d->local_size, i = (size_t)r->d->local_rank;
+    *sb = b + n * i / L;
+    *se = b + n * (i + 1) / L;
+}
+
+/* shared: buckets whose layers every rank of the node has finished are reduced (this rank's
+ * shard: the sum over the node's gradient slots in slot order, then across nodes) and,
+ * unless the gradient norm must be known first (clip_norm), updated. Called between kernels
+ * of the backward pass and after it. */
+static void shared_update_ready(tr_reduce *r)
+{
+    const tr_dist *d = r->d;
+    const int L = d->local_size;
+    while (r->updated < r->signalled) {
+        const int k = r->n_buckets - 1 - r->updated; /* descending: the top bucket first */
+        if (!node_group_complete(r->node, k, r->round))
+            return;
+        size_t sb, se;
+        shard_of(r, k, &sb, &se);
+        /* my shard of my own slot becomes the node sum: nobody else reads this range of it */
+        const double t0 = tr_seconds();
+        float *restrict mine = r->m->grads;
+        for (int j = 0; j < L; j++) {
+            if (j == d->local_rank)
+                continue;
+            const float *restrict other = node_group_slot(r->node, j);
+            if (j < d->local_rank) /* fixed order: slot 0 + slot 1 + ... */
+                for (size_t i = sb; i < se; i++)
+                    mine[i] = other[i] + mine[i];
+            else
+                for (size_t i = sb; i < se; i++)
+                    mine[i] += other[i];
+        }
+        /* every shard is summed even after a failure (the other nodes wait in the same
+         * calls); the first failure is the step's result, with its own status */
+        tr_err cerr;
+        const int crc = node_group_multinode(r->node)
+                            ? node_group_cross_sum(r->node, mine + sb, (int64_t)(se - sb), &cerr)
+                            : 0;
+        if (crc && !r->step_rc) {
+            r->step_rc = crc;
+            r->step_err = cerr;
+        }
+        const double t1 = tr_seconds();
+        *r->comm_s += t1 - t0;
+        if (r->clip_norm <= 0.0)
+            update(r, sb, se, 1.0f);
+        *r->optim_s += tr_seconds() - t1;
+        r->updated++;
+    }
+}
+
+static void shared_layer_done(void *ctx, size_t frontier)
+{
+    tr_reduce *r = ctx;
+    while (r->signalled < r->n_buckets && r->bucket_begin[r->n_buckets - 1 - r->signalled] >= frontier)
+        node_group_signal(r->node, r->n_buckets - 1 - r->signalled++, r->round);
+    shared_update_ready(r);
+}
+
+/* The first layer's weights are not read again once its gradient is computed (there is no
+ * input gradient below it), so its buckets are shared as backward completes them. */
+static void shared_ready(void *ctx, size_t frontier)
+{
+    const tr_reduce *r = ctx;
+    const size_t top = r->m->n_layers > 1 ? r->m->layer[1].w_off : r->m->n_params;
+    if (frontier < top)
+        shared_layer_done(ctx, frontier);
+}
+
+static void shared_progress(void *ctx) { shared_update_ready(ctx); }
+
+/* Waiting for the other ranks of the node: a pause lets an SMT sibling (or the core's other
+ * work) run at full speed; after a while, give the CPU away (more ranks than cores). */
+static void relax(int spins)
+{
+    if (spins < 20000) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    } else {
+        sched_yield();
+    }
+}
+
+static int fail_with(tr_reduce *r, tr_err *err)
+{
+    if (err)
+        *err = r->step_err;
+    return r->step_rc;
+}
+
+/* shared: the rest of the step after the last backward. */
+static int shared_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
+{
+    shared_layer_done(r, 0);
+    const double t0 = tr_seconds();
+    const double nested0 = *r->optim_s + *r->comm_s;
+    for (int spins = 0; r->updated < r->n_buckets; spins++) {
+        shared_update_ready(r);
+        if (r->updated < r->n_buckets)
+            relax(spins); /* the others are still in backward; do not slow them down */
+    }
+    if (r->clip_norm > 0.0) { /* the global norm first, then the updates */
+        double sq = 0.0;
+        for (int k = 0; k < r->n_buckets; k++) {
+            size_t sb, se;
+            shard_of(r, k, &sb, &se);
+            sq += r->ops.sq_norm(r->ops.ctx, sb, se);
+        }
+        int rc = tr_dist_sum_f64(r->d, &sq, 1, err);
+        if (rc)
+            return rc;
+        sq /= (double)(r->d->size / r->d->local_size); /* every node holds every shard */
+        const float scale = clip_scale(r, sq);
+        const double t1 = tr_seconds();
+        for (int k = 0; k < r->n_buckets; k++) {
+            size_t sb, se;
+            shard_of(r, k, &sb, &se);
+            update(r, sb, se, scale);
+        }
+        *r->optim_s += tr_seconds() - t1;
+    }
+    atomic_thread_fence(memory_order_seq_cst);
+    /* the sum of the statistics is also the barrier: after it every shard is updated */
+    double stats[5] = {st->loss, (double)st->correct, (double)st->rows, r->update_finite ? 0.0 : 1.0,
+                       st->stop ? 1.0 : 0.0};
+    int rc = tr_dist_sum_f64(r->d, stats, 5, err);
+    atomic_thread_fence(memory_order_seq_cst);
+    *r->comm_s += tr_seconds() - t0 - (*r->optim_s + *r->comm_s - nested0);
+    if (rc)
+        return rc;
+    if (r->step_rc)
+        return fail_with(r, err);
+    st->loss = stats[0];
+    st->correct = (int64_t)stats[1];
+    st->rows = (int64_t)stats[2];
+    st->stop = stats[4] > 0.0;
+    st->nonfinite = !isfinite(stats[0]) ? "loss" : stats[3] != 0.0 ? "gradient" : NULL;
+    return 0;
+}
+
+/* allreduce (and one rank with clip_norm): wait for the buckets, sum the statistics, then
+ * the whole update on every rank. */
+static int allreduce_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
+{
+    int rc = tr_grad_sync_finish(r->sync, r->comm_s, err);
+    double stats[4] = {st->loss, (double)st->correct, (double)st->rows, st->stop ? 1.0 : 0.0};
+    if (!rc)
+        rc = tr_dist_sum_f64(r->d, stats, 4, err);
+    if (rc)
+        return rc;
+    st->loss = stats[0];
+    st->correct = (int64_t)stats[1];
+    st->rows = (int64_t)stats[2];
+    st->stop = stats[3] > 0.0;
+    /* the reduced values are the same on every rank, so every rank decides the same */
+    if (!isfinite(st->loss)) {
+        st->nonfinite = "loss";
+        return 0;
+    }
+    update_all(r);
+    st->nonfinite = r->update_finite ? NULL : "gradient";
+    return 0;
+}
+
+static int exact_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
+{
+    const double t0 = tr_seconds();
+    int64_t counts[2] = {st->correct, st->rows}, totals[2];
+    int rc = tr_grad_sync_exact(r->sync, r->chunk, r->chunk_loss, (int)r->n_chunks, counts, r->m->grads, &st->loss,
+                                totals, err);
+    *r->comm_s += tr_seconds() - t0;
+    if (rc == TR_EDIVERGED) {
+        st->nonfinite = "loss or gradient";
+        return 0;
+    }
+    if (rc)
+        return rc;
+    st->correct = totals[0];
+    st->rows = totals[1];
+    double stop = st->stop ? 1.0 : 0.0;
+    rc = tr_dist_max_f64(r->d, &stop, 1, err);
+    if (rc)
+        return rc;
+    st->stop = stop > 0.0;
+    update_all(r);
+    st->nonfinite = r->update_finite ? NULL : "gradient";
+    return 0;
+}
+
+static int local_finish(tr_reduce *r, tr_step_stats *st)
+{
+    st->nonfinite = !isfinite(st->loss) ? "loss" : !r->update_finite ? "gradient" : NULL;
+    return 0;
+}
+
+/* The node's shared memory: parameters and optimizer state once per node, a gradient slot
+ * per rank. NULL (and 0) when the world cannot use it. */
+static int make_shared(tr_reduce *r, tr_optim *o, tr_err *err)
+{
+    tr_dist *d = r->d;
+    int rc = node_group_create(&r->node, d, r->m->n_params, o->n_state, r->n_buckets, err);
+    if (rc || !r->node)
+        return rc;
+    float *states[3];
+    for (int i = 0; i < o->n_state; i++)
+        states[i] = node_group_state(r->node, i);
+    tr_optim_use_state(o, states);
+    float *params = node_group_params(r->node);
+    if (d->local_rank == 0)
+        memcpy(params, r->m->params, r->m->n_params * sizeof(float));
+    tr_model_use_buffers(r->m, params, node_group_slot(r->node, d->local_rank));
+    tr_dist_barrier(d); /* the parameters are in place before anyone reads them */
+    return 0;
+}
+
+int tr_reduce_create(tr_reduce **out, tr_dist *d, tr_model *m, tr_optim *o, const tr_train_config *tc,
+                     int64_t chunk_bufs, const tr_update_ops *ops, double *comm_s, double *optim_s, tr_err *err)
+{
+    *out = NULL;
+    tr_reduce *r = calloc(1, sizeof *r);
+    int rc = tr_dist_agree(d, r ? 0 : TR_ENOMEM); /* collectives follow: nobody may be missing */
+    if (rc) {
+        free(r);
+        return tr_fail(err, rc, "out of memory for the gradient exchange (on some rank)");
+    }
+    r->d = d;
+    r->m = m;
+    r->ops = *ops;
+    r->clip_norm = tc->clip_norm;
+    r->comm_s = comm_s;
+    r->optim_s = optim_s;
+    rc = tr_grad_sync_create(&r->sync, d, m, (size_t)tc->bucket_kb * 1024, tc->deterministic, err);
+    if (!rc)
+        r->n_buckets = tr_grad_sync_buckets(r->sync, &r->bucket_begin);
+    if (!rc && tc->deterministic) {
+        r->kind = TR_REDUCE_EXACT;
+        r->n_chunk_bufs = chunk_bufs;
+        r->chunk = calloc((size_t)chunk_bufs + 1, sizeof *r->chunk);
+        r->chunk_loss = calloc((size_t)chunk_bufs + 1, sizeof *r->chunk_loss);
+        bool ok = r->chunk && r->chunk_loss;
+        for (int64_t i = 0; ok && i < chunk_bufs; i++)
+            ok = (r->chunk[i] = calloc(m->n_params + 1, sizeof(float))) != NULL;
+        rc = tr_dist_agree(d, ok ? 0 : tr_fail(err, TR_ENOMEM, "cannot allocate %lld chunk gradient buffers",
+                                               (long long)chunk_bufs));
+    } else if (!rc && d->size == 1) {
+        r->kind = tc->clip_norm > 0.0 ? TR_REDUCE_ALLREDUCE : TR_REDUCE_LOCAL; /* clipping needs the norm first */
+    } else if (!rc) {
+        r->kind = TR_REDUCE_ALLREDUCE;
+        if (tc->comm != TR_COMM_ALLREDUCE)
+            rc = make_shared(r, o, err);
+        if (!rc && r->node)
+            r->kind = TR_REDUCE_SHARED;
+        else if (!rc && tc->comm == TR_COMM_SHARED)
+            rc = tr_fail(err, TR_ECONFIG, "[train] comm = shared needs the same number of ranks on every node");
+    }
+    if (rc) {
+        tr_reduce_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void tr_reduce_free(tr_reduce *r)
+{
+    if (!r)
+        return;
+    tr_grad_sync_free(r->sync);
+    node_group_free(r->node);
+    for (int64_t i = 0; r->chunk && i < r->n_chunk_bufs; i++)
+        free(r->chunk[i]);
+    free(r->chunk);
+    free(r->chunk_loss);
+    free(r);
+}
+
+tr_reduce_kind tr_reduce_kind_of(const tr_reduce *r) { return r->kind; }
+
+void tr_reduce_begin(tr_reduce *r)
+{
+    r->update_finite = true;
+    r->step_rc = 0;
+    r->n_chunks = 0;
+    if (r->kind == TR_REDUCE_LOCAL) {
+        r->ops.begin(r->ops.ctx);
+        r->local_top = r->m->n_tensors;
+    } else if (r->kind == TR_REDUCE_SHARED) {
+        r->round++;
+        r->signalled = r->updated = 0;
+        r->ops.begin(r->ops.ctx);
+    }
+}
+
+/* shared: the others read this rank's slot until the end of the last step, so the first
+ * backward overwrites it; elsewhere the optimizer left the gradient zero and every
+ * micro-step adds into it. */
+bool tr_reduce_adds(const tr_reduce *r, int64_t j) { return r->kind != TR_REDUCE_SHARED || j > 0; }
+
+const tr_grad_hook *tr_reduce_hook(tr_reduce *r, bool last)
+{
+    if (!last) /* only the step's last backward completes the gradient */
+        return NULL;
+    switch (r->kind) {
+    case TR_REDUCE_LOCAL:
+        r->hook = (tr_grad_hook){.layer_done = local_layer_done, .ctx = r};
+        return &r->hook;
+    case TR_REDUCE_ALLREDUCE:
+        tr_grad_sync_begin(r->sync, r->m->grads, &r->hook);
+        return &r->hook;
+    case TR_REDUCE_SHARED:
+        r->hook = (tr_grad_hook){.ready = shared_ready,
+                                 .layer_done = shared_layer_done,
+                                 .progress = shared_progress,
+                                 .ctx = r,
+                                 .splits = r->bucket_begin,
+                                 .n_splits = r->n_buckets};
+        return &r->hook;
+    case TR_REDUCE_EXACT:
+        break;
+    }
+    return NULL;
+}
+
+float *tr_reduce_chunk(tr_reduce *r, int64_t i, double loss)
+{
+    r->chunk_loss[i] = loss;
+    if (i + 1 > r->n_chunks)
+        r->n_chunks = i + 1;
+    return r->chunk[i];
+}
+
+int tr_reduce_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
+{
+    st->nonfinite = NULL;
+    switch (r->kind) {
+    case TR_REDUCE_LOCAL:
+        return local_finish(r, st);
+    case TR_REDUCE_ALLREDUCE:
+        return allreduce_finish(r, st, err);
+    case TR_REDUCE_SHARED:
+        return shared_finish(r, st, err);
+    case TR_REDUCE_EXACT:
+        return exact_finish(r, st, err);
+    }
+    return tr_fail(err, TR_EINTERNAL, "unknown gradient exchange");
+}
