@@ -16,61 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tr_dataset_alloc(tr_dataset *ds, int64_t rows, int64_t cols, int64_t tcols, tr_err *err)
-{
-    memset(ds, 0, sizeof *ds);
-    ds->rows = rows;
-    ds->cols = cols;
-    ds->tcols = tcols;
-    ds->X = tr_big_alloc((size_t)(rows * cols) * sizeof *ds->X);
-    ds->y = tr_big_alloc((size_t)(rows * tcols) * sizeof *ds->y);
-    ds->origin = tr_big_alloc((size_t)rows * sizeof *ds->origin);
-    if (!ds->X || !ds->y || !ds->origin) {
-        tr_dataset_free(ds);
-        return tr_fail(err, TR_ENOMEM, "cannot allocate a %lld x %lld data set", (long long)rows, (long long)cols);
-    }
-    for (int64_t r = 0; r < rows; r++)
-        ds->origin[r] = r;
-    return 0;
-}
-
-void tr_dataset_free(tr_dataset *ds)
-{
-    if (!ds)
-        return;
-    tr_big_free(ds->X);
-    tr_big_free(ds->y);
-    tr_big_free(ds->origin);
-    ds->X = ds->y = NULL;
-    ds->origin = NULL;
-    ds->rows = 0;
-}
-
-void tr_dataset_where(const tr_dataset *ds, int64_t r, char *buf, size_t len)
-{
-    const char *src = ds->source[0] ? ds->source : "data";
-    const long long o = ds->origin ? (long long)ds->origin[r] : (long long)r;
-    if (ds->origin_is_line)
-        snprintf(buf, len, "%s:%lld", src, o);
-    else
-        snprintf(buf, len, "%s: row %lld (0-based)", src, o);
-}
-
-int tr_dataset_take(tr_dataset *dst, const tr_dataset *src, const int64_t *rows, int64_t n, tr_err *err)
-{
-    int rc = tr_dataset_alloc(dst, n, src->cols, src->tcols, err);
-    if (rc)
-        return rc;
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(dst->X + i * src->cols, src->X + rows[i] * src->cols, (size_t)src->cols * sizeof(float));
-        memcpy(dst->y + i * src->tcols, src->y + rows[i] * src->tcols, (size_t)src->tcols * sizeof(float));
-        dst->origin[i] = src->origin[rows[i]];
-    }
-    dst->origin_is_line = src->origin_is_line;
-    memcpy(dst->source, src->source, sizeof dst->source);
-    return 0;
-}
-
 int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const char *targets, int64_t row_begin,
                  int64_t row_end, tr_err *err)
 {
@@ -109,52 +54,6 @@ int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const c
     if (rc)
         tr_dataset_free(ds);
     return rc;
-}
-
-int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t *dropped, tr_err *err)
-{
-    int64_t kept = 0;
-    *dropped = 0;
-    for (int64_t r = 0; r < ds->rows; r++) {
-        int64_t bad = -1;
-        bool in_target = false;
-        for (int64_t c = 0; c < ds->cols && bad < 0; c++)
-            if (!isfinite(ds->X[r * ds->cols + c]))
-                bad = c;
-        for (int64_t c = 0; c < ds->tcols && bad < 0; c++)
-            if (!isfinite(ds->y[r * ds->tcols + c])) {
-                bad = c;
-                in_target = true;
-            }
-        if (bad >= 0 && !drop) {
-            const float v = in_target ? ds->y[r * ds->tcols + bad] : ds->X[r * ds->cols + bad];
-            char where[TR_PATH_MAX + 96];
-            if (ds->source[0])
-                tr_dataset_where(ds, r, where, sizeof where);
-            else
-                snprintf(where, sizeof where, "%s: row %lld (0-based)", what, (long long)ds->origin[r]);
-            return tr_fail(err, TR_EDATA,
-                           "%s: a non-finite %s (%g in %s column %lld); set [data] on_nonfinite = drop to skip such "
-                           "rows",
-                           where, in_target ? "target" : "feature", (double)v, in_target ? "target" : "feature",
-                           (long long)bad);
-        }
-        if (bad >= 0) {
-            (*dropped)++;
-            continue;
-        }
-        if (kept != r) {
-            memmove(ds->X + kept * ds->cols, ds->X + r * ds->cols, (size_t)ds->cols * sizeof(float));
-            memmove(ds->y + kept * ds->tcols, ds->y + r * ds->tcols, (size_t)ds->tcols * sizeof(float));
-            ds->origin[kept] = ds->origin[r];
-        }
-        kept++;
-    }
-    ds->rows = kept;
-    if (kept == 0)
-        return tr_fail(err, TR_EDATA, "%s: no rows%s", ds->source[0] ? ds->source : what,
-                       *dropped ? " left after dropping non-finite ones" : "");
-    return 0;
 }
 
 void tr_split_indices(int64_t n, double fraction, uint64_t split_seed, uint32_t stream, bool shuffle, int64_t *kept,

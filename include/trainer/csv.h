@@ -8,7 +8,7 @@
 #ifndef TRAINER_CSV_H
 #define TRAINER_CSV_H
 
-#include "trainer/data.h"
+#include "trainer/dataset.h"
 #include "trainer/error.h"
 
 #include <stdbool.h>

@@ -1,32 +1,18 @@
 /*
- * data.h: data sets in memory, loading them from any configured source (generator, HDF5,
- * CSV, IDX), the train/validation/test split, feature scaling, and the checks that the data
- * fit the model.
- *
- * Dimension letters: N = rows, F = feature columns, T = target columns (1 for a class index).
- * Features and targets are float32 row-major; a class label is stored as its float value.
- * Ownership: a tr_dataset owns X and y; tr_data owns its sets and its scaler.
+ * data.h: loading the configured data from any source (generator, HDF5, CSV, IDX), the
+ * train/validation/test split, feature scaling, and the checks that the data fit the model.
+ * The sets themselves are tr_dataset (dataset.h). Ownership: tr_data owns its sets and its
+ * scaler.
  */
 #ifndef TRAINER_DATA_H
 #define TRAINER_DATA_H
 
 #include "trainer/config.h"
+#include "trainer/dataset.h"
 #include "trainer/error.h"
 #include "trainer/loss.h"
 
 #include <stdint.h>
-
-typedef struct tr_dataset {
-    int64_t rows;        /* N */
-    int64_t cols;        /* F */
-    int64_t tcols;       /* T */
-    float *X;            /* (N, F) */
-    float *y;            /* (N, T) */
-    int64_t *origin;     /* (N) where each row came from: its 1-based line in a text file, else its
-                          * 0-based row in the source (kept through drops and splits) */
-    bool origin_is_line; /* origin holds text-file lines */
-    char source[TR_PATH_MAX + 64]; /* the file (or generator) the rows came from, for messages */
-} tr_dataset;
 
 /* Feature scaling x' = (x - center) / scale, fitted on the training rows. */
 typedef struct tr_scaler {
@@ -42,16 +28,6 @@ typedef struct tr_data {
     char source[TR_PATH_MAX + 64]; /* where the data came from, for messages */
     int64_t dropped;               /* rows dropped for non-finite values */
 } tr_data;
-
-/* Allocates an N x F / N x T set (zeroed; origin = 0, 1, ..., N-1). */
-int tr_dataset_alloc(tr_dataset *ds, int64_t rows, int64_t cols, int64_t tcols, tr_err *err);
-
-/* Where row r came from, for messages: "file.csv:17" or "file.h5 row 16". */
-void tr_dataset_where(const tr_dataset *ds, int64_t r, char *buf, size_t len);
-void tr_dataset_free(tr_dataset *ds);
-
-/* Copies the listed rows of src (with their origins) into dst (allocated here). */
-int tr_dataset_take(tr_dataset *dst, const tr_dataset *src, const int64_t *rows, int64_t n, tr_err *err);
 
 /* Reads features and targets of an HDF5 file (rows [row_begin, row_end), or all when
  * row_end < 0) from the configured dataset paths. */
@@ -76,10 +52,5 @@ void tr_split_indices(int64_t n, double fraction, uint64_t split_seed, uint32_t 
 int tr_scaler_fit(tr_scaler *s, tr_scale_kind kind, double divisor, const tr_dataset *train, tr_err *err);
 void tr_scaler_apply(const tr_scaler *s, float *X, int64_t rows);
 void tr_scaler_free(tr_scaler *s);
-
-/* Removes (drop) or reports (error) rows with a non-finite feature or target. Messages name
- * the row by its origin (file line or source row); `what` is used when the set has no
- * source name. */
-int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t *dropped, tr_err *err);
 
 #endif

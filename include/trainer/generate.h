@@ -19,7 +19,7 @@
 #define TRAINER_GENERATE_H
 
 #include "trainer/config.h"
-#include "trainer/data.h"
+#include "trainer/dataset.h"
 #include "trainer/error.h"
 
 #include <stdbool.h>

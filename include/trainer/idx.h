@@ -5,7 +5,7 @@
 #ifndef TRAINER_IDX_H
 #define TRAINER_IDX_H
 
-#include "trainer/data.h"
+#include "trainer/dataset.h"
 #include "trainer/error.h"
 
 /* Reads an images file (n, h, w) and a labels file (n) into ds: (n, h*w) features in [0, 1]
