@@ -404,7 +404,13 @@ static int set_aside(tr_metric_log *l, int which, char *said, size_t len, tr_err
  * first `keep_rows` rows are copied into a new file that replaces it; 0 on success. */
 static int rebuild_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *err)
 {
-    hid_t old = H5Fopen(l->h5_path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    /* one read attempt: a SWMR reader retries a checksum failure (a writer may be halfway)
+     * with growing sleeps, more than five minutes on a damaged file, and the writer of this
+     * log is gone (this run holds the directory's lock). Found by tests/fuzz/fuzz_metrics.c. */
+    hid_t once = H5Pcopy(fapl);
+    H5Pset_metadata_read_attempts(once, 1);
+    hid_t old = H5Fopen(l->h5_path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, once);
+    H5Pclose(once);
     if (old < 0)
         return -1;
     tr_metric_log src = *l; /* the same columns, in the old file */
