@@ -218,6 +218,10 @@ static hid_t latest_fapl(void)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    /* one read attempt: on a checksum failure a SWMR file is otherwise re-read with growing
+     * sleeps (minutes on a damaged log; found by tests/fuzz/fuzz_metrics.c). Only this run
+     * writes the log (it holds the directory's lock), so there is nothing to wait for. */
+    H5Pset_metadata_read_attempts(fapl, 1);
     return fapl;
 }
 
@@ -404,13 +408,8 @@ static int set_aside(tr_metric_log *l, int which, char *said, size_t len, tr_err
  * first `keep_rows` rows are copied into a new file that replaces it; 0 on success. */
 static int rebuild_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *err)
 {
-    /* one read attempt: a SWMR reader retries a checksum failure (a writer may be halfway)
-     * with growing sleeps, more than five minutes on a damaged file, and the writer of this
-     * log is gone (this run holds the directory's lock). Found by tests/fuzz/fuzz_metrics.c. */
-    hid_t once = H5Pcopy(fapl);
-    H5Pset_metadata_read_attempts(once, 1);
-    hid_t old = H5Fopen(l->h5_path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, once);
-    H5Pclose(once);
+    /* (fapl allows one read attempt: see latest_fapl) */
+    hid_t old = H5Fopen(l->h5_path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
     if (old < 0)
         return -1;
     tr_metric_log src = *l; /* the same columns, in the old file */
@@ -454,6 +453,29 @@ static int rebuild_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *
     return 0;
 }
 
+/* Whether every column's first `rows` rows can be read: damage inside a dataset (its chunk
+ * index) shows here, before the log turns to SWMR writing, where libhdf5 would retry a
+ * damaged read with sleeps for minutes (found by tests/fuzz/fuzz_metrics.c). */
+static bool all_readable(tr_metric_log *l, int64_t rows)
+{
+    const size_t K = (size_t)(l->classes > 0 ? l->classes : 1);
+    double *buf = malloc((size_t)(rows > 0 ? rows : 1) * K * K * sizeof(double));
+    bool ok = buf != NULL;
+    for (int i = 0; ok && rows > 0 && i < l->n_cols; i++) {
+        const col_t *c = &l->cols[i];
+        const hsize_t start[3] = {0, 0, 0}, count[3] = {(hsize_t)rows, K, K};
+        hid_t fs = H5Dget_space(c->dset);
+        ok = fs >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
+        hid_t ms = H5Screate_simple(col_rank(c), count, NULL);
+        ok = ok && H5Dread(c->dset, col_type(c), ms, fs, H5P_DEFAULT, buf) >= 0;
+        H5Sclose(ms);
+        if (fs >= 0)
+            H5Sclose(fs);
+    }
+    free(buf);
+    return ok;
+}
+
 /* A resumed run's log: keep the first keep_rows rows. The two files are twins; when one is
  * missing or damaged it is rebuilt from the other, and when neither fits this run (other
  * columns: eval_train or the validation/test sets changed; too few rows) both are kept
@@ -472,7 +494,8 @@ static int reopen_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *e
         if (l->file < 0 && rebuild_log(l, keep_rows, fapl, err) == 0) /* its writer was killed */
             l->file = H5Fopen(l->h5_path, H5F_ACC_RDWR, fapl);
     }
-    const bool h5_ok = l->file >= 0 && open_datasets(l, &rows) && rows >= keep_rows && set_rows(l, keep_rows) == 0;
+    const bool h5_ok = l->file >= 0 && open_datasets(l, &rows) && rows >= keep_rows && all_readable(l, keep_rows) &&
+                       set_rows(l, keep_rows) == 0;
     const int csv = csv_read(l, keep_rows, vals);
     char said[2 * TR_PATH_MAX + 200];
     int rc = 0;

@@ -156,6 +156,11 @@ expect "a device as the data" 3 "is a character device" -- "${train[@]}" --set d
 expect "a directory as the checkpoint" 4 "is a directory" -- "$T" eval "$MOONS" --checkpoint "$W/run"
 expect "a directory as --init-from" 4 "is a directory" -- "${train[@]}" --init-from "$W" --set output.dir="$W/f4"
 
+# ---- a data file that crashes libhdf5 (found by fuzz_h5data): a data error naming it --------
+expect "an HDF5 file that crashes libhdf5" 3 "libhdf5 crashed while reading this file" -- "${train[@]}" \
+    --set data.generator= --set data.path="$SRC/tests/fuzz/open/h5data-libhdf5-segv-in-group-lookup.h5" \
+    --set output.dir="$W/f5"
+
 # ---- non-finite values inside a checkpoint ----------------------------------------------------
 for tensor in model/0/weight optimizer/exp_avg/0/bias scaler/center; do
     nan=nan-${tensor//\//_}.h5

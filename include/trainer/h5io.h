@@ -15,7 +15,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Opens an existing file read-only. */
+/* Opens a user's HDF5 file for reading (a regular file in HDF5 format). Until tr_h5_close, a
+ * crash inside libhdf5 (which a damaged file can cause) ends the process with the file
+ * named and the data-error status 3. */
 int tr_h5_open(hid_t *file, const char *path, tr_err *err);
 void tr_h5_close(hid_t file);
 
