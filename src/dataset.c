@@ -14,11 +14,16 @@
 int tr_dataset_alloc(tr_dataset *ds, int64_t rows, int64_t cols, int64_t tcols, tr_err *err)
 {
     memset(ds, 0, sizeof *ds);
+    int64_t nx, ny, bytes; /* a file may claim any shape: no product may overflow */
+    if (rows < 0 || cols < 0 || tcols < 0 || __builtin_mul_overflow(rows, cols, &nx) ||
+        __builtin_mul_overflow(rows, tcols, &ny) || __builtin_mul_overflow(nx > ny ? nx : ny, (int64_t)8, &bytes))
+        return tr_fail(err, TR_ENOMEM, "cannot allocate a %lld x %lld data set (too large)", (long long)rows,
+                       (long long)cols);
     ds->rows = rows;
     ds->cols = cols;
     ds->tcols = tcols;
-    ds->X = tr_big_alloc((size_t)(rows * cols) * sizeof *ds->X);
-    ds->y = tr_big_alloc((size_t)(rows * tcols) * sizeof *ds->y);
+    ds->X = tr_big_alloc((size_t)nx * sizeof *ds->X);
+    ds->y = tr_big_alloc((size_t)ny * sizeof *ds->y);
     ds->origin = tr_big_alloc((size_t)rows * sizeof *ds->origin);
     if (!ds->X || !ds->y || !ds->origin) {
         tr_dataset_free(ds);
