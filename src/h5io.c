@@ -201,6 +201,32 @@ static H5T_conv_ret_t on_overflow(H5T_conv_except_t what, hid_t src, hid_t dst, 
     return H5T_CONV_UNHANDLED;
 }
 
+/* Whether a datatype is a plain number libhdf5 converts safely: an integer of 1, 2, 4 or 8
+ * bytes using all its bits (also as an enum's base), or a float of 2, 4 or 8 bytes likewise.
+ * A damaged file can claim other precisions, on which libhdf5 1.10's conversion overruns its
+ * stack (found by tests/fuzz/fuzz_h5data.c). */
+static bool plain_number(hid_t type)
+{
+    const size_t size = H5Tget_size(type);
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        return (size == 1 || size == 2 || size == 4 || size == 8) && H5Tget_precision(type) == size * 8 &&
+               H5Tget_offset(type) == 0;
+    case H5T_FLOAT: /* half (as h5py writes float16), single or double, all bits in use */
+        return (size == 2 || size == 4 || size == 8) && H5Tget_precision(type) == size * 8 &&
+               H5Tget_offset(type) == 0;
+    case H5T_ENUM: { /* h5py's bool */
+        hid_t base = H5Tget_super(type);
+        const bool ok = base >= 0 && plain_number(base);
+        if (base >= 0)
+            H5Tclose(base);
+        return ok;
+    }
+    default:
+        return false;
+    }
+}
+
 /* Whether a dataset's stored bytes can hold what its layout claims. libhdf5 1.10 trusts a
  * damaged file here and copies past its own buffers (found by tests/fuzz/fuzz_h5data.c: an
  * unfiltered chunk stored shorter than the chunk), so the sizes are checked first. Filtered
@@ -211,7 +237,7 @@ static bool storage_consistent(hid_t d)
     const size_t elem = H5Tget_size(type);
     const hssize_t n = H5Sget_simple_extent_npoints(space);
     const hsize_t stored = H5Dget_storage_size(d);
-    bool ok = dcpl >= 0 && elem > 0 && n >= 0;
+    bool ok = dcpl >= 0 && elem > 0 && n >= 0 && plain_number(type);
     if (ok) {
         const H5D_layout_t layout = H5Pget_layout(dcpl);
         const hsize_t whole = (hsize_t)n * elem;
@@ -254,8 +280,8 @@ int tr_h5_read_rows(hid_t file, const char *path, const char *name, int64_t row_
     if (d < 0 || !storage_consistent(d)) {
         if (d >= 0)
             H5Dclose(d);
-        return tr_fail(err, TR_EDATA, "%s: %s: the stored data do not match the dataset's size (corrupt or truncated "
-                                      "file?)", path, name);
+        return tr_fail(err, TR_EDATA, "%s: %s: the stored data do not match the dataset's type or size (corrupt or "
+                                      "truncated file?)", path, name);
     }
     hid_t fs = H5Dget_space(d);
     const int nd = H5Sget_simple_extent_ndims(fs);
