@@ -7,6 +7,7 @@
 
 #include "trainer/clock.h"
 #include "trainer/fault.h"
+#include "trainer/sampler.h"
 #include "dist_impl.h"
 #include "vector_kernel.h"
 
@@ -537,9 +538,10 @@ static void local_layer_done(void *ctx, size_t frontier)
 static void shard_of(const tr_reduce *r, int k, size_t *sb, size_t *se)
 {
     const size_t b = r->bucket_begin[k], e = k + 1 < r->n_buckets ? r->bucket_begin[k + 1] : r->m->n_params;
-    const size_t n = e - b, L = (size_t)r->d->local_size, i = (size_t)r->d->local_rank;
-    *sb = b + n * i / L;
-    *se = b + n * (i + 1) / L;
+    int64_t lo, hi;
+    tr_share((int64_t)(e - b), r->d->local_rank, r->d->local_size, &lo, &hi);
+    *sb = b + (size_t)lo;
+    *se = b + (size_t)hi;
 }
 
 /* shared: buckets whose layers every rank of the node has finished are reduced (this rank's
