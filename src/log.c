@@ -300,6 +300,23 @@ static int csv_write(tr_metric_log *l, const double *vals, int64_t rows, tr_err 
     return tr_atomic_commit(&a, TR_EIO, err);
 }
 
+/* The first `rows` rows of column c from its dataset `dset` (in this log's file or another
+ * with the same columns) into buf, in the column's type; 0, or -1 when they cannot be read. */
+static int read_column(hid_t dset, const col_t *c, int64_t rows, size_t K, void *buf)
+{
+    if (rows <= 0)
+        return 0;
+    const hsize_t start[3] = {0, 0, 0}, count[3] = {(hsize_t)rows, K, K};
+    hid_t fs = H5Dget_space(dset);
+    bool ok = fs >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
+    hid_t ms = H5Screate_simple(col_rank(c), count, NULL);
+    ok = ok && H5Dread(dset, col_type(c), ms, fs, H5P_DEFAULT, buf) >= 0;
+    H5Sclose(ms);
+    if (fs >= 0)
+        H5Sclose(fs);
+    return ok ? 0 : -1;
+}
+
 /* The scalar columns of the first `rows` rows of the open HDF5 log into vals. */
 static int h5_read_scalars(tr_metric_log *l, int64_t rows, double *vals)
 {
@@ -309,14 +326,7 @@ static int h5_read_scalars(tr_metric_log *l, int64_t rows, double *vals)
     for (int i = 0, j = 0; !rc && i < l->n_cols; i++) {
         if (l->cols[i].kind != COL_SCALAR)
             continue;
-        const hsize_t start = 0, count = (hsize_t)rows;
-        hid_t fs = H5Dget_space(l->cols[i].dset);
-        H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL);
-        hid_t ms = H5Screate_simple(1, &count, NULL);
-        if (rows > 0 && H5Dread(l->cols[i].dset, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, col) < 0)
-            rc = -1;
-        H5Sclose(ms);
-        H5Sclose(fs);
+        rc = read_column(l->cols[i].dset, &l->cols[i], rows, 1, col);
         for (int64_t r = 0; !rc && r < rows; r++)
             vals[r * k + j] = col[r];
         j++;
@@ -329,13 +339,16 @@ static int h5_read_scalars(tr_metric_log *l, int64_t rows, double *vals)
  * confusion counts -1 (the CSV does not carry them). Leaves l->file closed. */
 static int h5_write_from_csv(tr_metric_log *l, const double *vals, int64_t rows, hid_t fapl, tr_err *err)
 {
-    char tmp[TR_PATH_MAX + 64];
-    int rc = tr_path_format(tmp, sizeof tmp, TR_EIO, err, "%s.tmp.%ld", l->h5_path, (long)getpid());
+    tr_atomic a;
+    int rc = tr_atomic_begin(&a, l->h5_path, false, TR_EIO, err);
     if (rc)
         return rc;
+    const char *tmp = a.tmp;
     l->file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (l->file < 0)
-        return tr_fail(err, TR_EIO, "%s: cannot create", tmp);
+    if (l->file < 0) {
+        tr_atomic_abort(&a);
+        return tr_fail(err, TR_EIO, "%s: cannot create", l->h5_path);
+    }
     const int k = n_scalars(l);
     const size_t K = (size_t)(l->classes > 0 ? l->classes : 1);
     double *buf = malloc((size_t)(rows > 0 ? rows : 1) * K * K * sizeof(double));
@@ -364,11 +377,11 @@ static int h5_write_from_csv(tr_metric_log *l, const double *vals, int64_t rows,
     if (H5Fclose(l->file) < 0 && !rc)
         rc = tr_fail(err, TR_EIO, "%s: cannot close", tmp);
     l->file = -1;
-    if (!rc && rename(tmp, l->h5_path) != 0)
-        rc = tr_fail(err, TR_EIO, "%s: cannot rename to %s: %s", tmp, l->h5_path, strerror(errno));
-    if (rc)
-        unlink(tmp);
-    return rc;
+    if (rc) {
+        tr_atomic_abort(&a);
+        return rc;
+    }
+    return tr_atomic_commit(&a, TR_EIO, err);
 }
 
 /* Moves DIR/metrics.h5 and DIR/metrics.csv (those that exist) to the first free
@@ -416,29 +429,24 @@ static int rebuild_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *
     src.file = old;
     int64_t rows = 0;
     int rc = -1;
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", l->h5_path, (long)getpid());
+    tr_atomic a;
+    if (tr_atomic_begin(&a, l->h5_path, false, TR_EIO, err)) {
+        H5Fclose(old);
+        return -1;
+    }
     l->file = -1;
     const size_t K = (size_t)(l->classes > 0 ? l->classes : 1);
     double *buf = NULL; /* one column's rows; int64 counts have the same size */
     if (open_datasets(&src, &rows) && rows >= keep_rows) {
-        l->file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+        l->file = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
         buf = malloc((size_t)(keep_rows > 0 ? keep_rows : 1) * K * K * sizeof(double));
         if (l->file >= 0 && buf && !create_datasets(l, err) && set_rows(l, keep_rows) == 0)
             rc = 0;
     }
-    for (int i = 0; !rc && i < l->n_cols && keep_rows > 0; i++) {
-        const hsize_t start[3] = {0, 0, 0}, count[3] = {(hsize_t)keep_rows, K, K};
-        hid_t fs = H5Dget_space(src.cols[i].dset);
-        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
-        hid_t ms = H5Screate_simple(col_rank(&l->cols[i]), count, NULL);
-        const hid_t type = col_type(&l->cols[i]);
-        if (H5Dread(src.cols[i].dset, type, ms, fs, H5P_DEFAULT, buf) < 0 ||
-            H5Dwrite(l->cols[i].dset, type, ms, H5S_ALL, H5P_DEFAULT, buf) < 0)
+    for (int i = 0; !rc && i < l->n_cols && keep_rows > 0; i++)
+        if (read_column(src.cols[i].dset, &l->cols[i], keep_rows, K, buf) < 0 ||
+            H5Dwrite(l->cols[i].dset, col_type(&l->cols[i]), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
             rc = -1;
-        H5Sclose(ms);
-        H5Sclose(fs);
-    }
     free(buf);
     close_datasets(&src);
     H5Fclose(old);
@@ -446,8 +454,8 @@ static int rebuild_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *
     if (l->file >= 0 && H5Fclose(l->file) < 0)
         rc = -1;
     l->file = -1;
-    if (rc || rename(tmp, l->h5_path) != 0) {
-        unlink(tmp);
+    if (rc || tr_atomic_commit(&a, TR_EIO, err)) {
+        tr_atomic_abort(&a);
         return -1;
     }
     return 0;
@@ -461,17 +469,8 @@ static bool all_readable(tr_metric_log *l, int64_t rows)
     const size_t K = (size_t)(l->classes > 0 ? l->classes : 1);
     double *buf = malloc((size_t)(rows > 0 ? rows : 1) * K * K * sizeof(double));
     bool ok = buf != NULL;
-    for (int i = 0; ok && rows > 0 && i < l->n_cols; i++) {
-        const col_t *c = &l->cols[i];
-        const hsize_t start[3] = {0, 0, 0}, count[3] = {(hsize_t)rows, K, K};
-        hid_t fs = H5Dget_space(c->dset);
-        ok = fs >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
-        hid_t ms = H5Screate_simple(col_rank(c), count, NULL);
-        ok = ok && H5Dread(c->dset, col_type(c), ms, fs, H5P_DEFAULT, buf) >= 0;
-        H5Sclose(ms);
-        if (fs >= 0)
-            H5Sclose(fs);
-    }
+    for (int i = 0; ok && i < l->n_cols; i++)
+        ok = read_column(l->cols[i].dset, &l->cols[i], rows, K, buf) == 0;
     free(buf);
     return ok;
 }
