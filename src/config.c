@@ -24,35 +24,34 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---------------------------------------------------------------- names --------------- */
+/* ---------------------------------------------------------------- vocabularies -------- */
 
-static const char *const init_names[] = {
+const char *const tr_init_names[] = {
 #define TR_X_NAME(e, name) name,
     TR_INIT_MAP(TR_X_NAME)
 #undef TR_X_NAME
-};
+        NULL};
+const char *const tr_scale_names[] = {TR_SCALE_MAP(TR_ENUM_NAME) NULL};
+const char *const tr_format_names[] = {TR_FORMAT_MAP(TR_ENUM_NAME) NULL};
+const char *const tr_nonfinite_names[] = {TR_NONFINITE_MAP(TR_ENUM_NAME) NULL};
+const char *const tr_schedule_names[] = {TR_SCHEDULE_MAP(TR_ENUM_NAME) NULL};
+const char *const tr_comm_names[] = {TR_COMM_MAP(TR_ENUM_NAME) NULL};
+const char *const tr_best_mode_names[] = {TR_BEST_MODE_MAP(TR_ENUM_NAME) NULL};
+const char *const tr_resume_names[] = {TR_RESUME_MAP(TR_ENUM_NAME) NULL};
+const char *const tr_progress_names[] = {TR_PROGRESS_MAP(TR_ENUM_NAME) NULL};
 
-static int init_from_name(const char *name)
-{
-    for (int i = 0; i < TR_INIT_COUNT; i++)
-        if (strcmp(name, init_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-static int reduction_from_name(const char *name)
-{
-    if (strcmp(name, "mean") == 0)
-        return TR_REDUCTION_MEAN;
-    if (strcmp(name, "sum") == 0)
-        return TR_REDUCTION_SUM;
-    return -1;
-}
+/* Two-valued keys stored as a bool: the name of false, then of true. */
+static const char *const bn_position_names[] = {"before", "after", NULL};
+static const char *const penalty_names[] = {"weights", "all", NULL};
+static const char *const init_mode_names[] = {"fan_in", "fan_out", NULL};
+/* best_metric: auto, none, or SET_METRIC */
+static const char *const best_metric_words[] = {"auto", "none", NULL};
+static const char *const metric_set_names[] = {"val", "test", "train", NULL};
 
 /* ---------------------------------------------------------------- key table ----------- */
 
-/* K_ENUM stores the looked-up value into an int or a bool field (by its size); K_CHOICE
- * stores the validated name as a string. */
+/* K_ENUM stores the index of the value in `names` into an int-sized enum or a bool field (by
+ * the field's size); K_CHOICE stores the value as a string after `accepts` (or `names`) took it. */
 typedef enum key_kind { K_BOOL, K_I64, K_INT, K_U64, K_DOUBLE, K_FLOAT, K_STRING, K_ENUM, K_CHOICE, K_CUSTOM } key_kind;
 
 enum { F_REQUIRED = 1, F_PER_LAYER = 2, F_AUTO = 4 /* accepts "auto" (stored as NAN) */ };
@@ -64,13 +63,13 @@ typedef int (*setter_fn)(tr_config *c, const struct key_desc *k, const char *val
 typedef struct key_desc {
     const char *section, *name;
     key_kind kind;
-    size_t offset;               /* into tr_config (scalar kinds) */
-    size_t size;                 /* K_STRING: buffer size; K_ENUM: the field's size (int or bool) */
-    double min, max;             /* inclusive bounds for numbers */
-    int (*lookup)(const char *); /* K_ENUM: name -> value, -1 if unknown */
-    const char *choices;         /* K_ENUM: documented choices */
-    setter_fn set;               /* K_CUSTOM */
-    int arg;                     /* K_CUSTOM: which field */
+    size_t offset, size;           /* the field in tr_config (FIELD); K_STRING: its buffer size */
+    double min, max;               /* inclusive bounds for numbers */
+    const char *const *names;      /* the vocabulary of K_ENUM, K_CHOICE and named K_CUSTOM values */
+    bool (*accepts)(const char *); /* K_CHOICE: the values it takes when not simply `names` */
+    const char *(*describe)(char *buf, size_t size); /* with `accepts`: the values it takes, in words */
+    setter_fn set;                 /* K_CUSTOM */
+    int arg;                       /* K_CUSTOM: which field */
     unsigned flags;
     const char *def; /* default as text (parsed like a user value); NULL = none */
     const char *doc;
@@ -84,64 +83,26 @@ static int set_scale(tr_config *, const key_desc *, const char *, int, const cha
 static int set_layer_list(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 static int set_class_weights(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 
-static int loss_lookup(const char *n) { return tr_loss_from_name(n); }
-static int optim_lookup(const char *n) { return tr_optim_from_name(n); }
-static int generator_lookup(const char *n)
+static bool generator_accepts(const char *n) { return !*n || tr_name_index(tr_generator_names, n) >= 0; }
+
+static const char *best_metric_choices(char *buf, size_t size)
 {
-    if (!*n)
-        return 0; /* none: read files */
-    for (int i = 0; tr_generator_names[i]; i++)
-        if (!strcmp(n, tr_generator_names[i]))
-            return 0;
-    return -1;
+    char words[64], sets[64], metrics[256];
+    snprintf(buf, size, "%s, or SET_METRIC with SET %s and METRIC %s", tr_names_join(best_metric_words, words, sizeof words),
+             tr_names_join(metric_set_names, sets, sizeof sets), tr_names_join(tr_metric_names, metrics, sizeof metrics));
+    return buf;
 }
-static int format_lookup(const char *n)
+
+static bool best_metric_accepts(const char *n)
 {
-    const char *names[] = {"auto", "hdf5", "csv", "idx"};
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(n, names[i]))
-            return i;
-    return -1;
-}
-static int comm_lookup(const char *n)
-{
-    return !strcmp(n, "auto") ? TR_COMM_AUTO : !strcmp(n, "shared") ? TR_COMM_SHARED
-                                             : !strcmp(n, "allreduce") ? TR_COMM_ALLREDUCE : -1;
-}
-static int best_metric_lookup(const char *n)
-{
-    static const char *const ok[] = {"auto", "none", "loss", "accuracy", "macro_f1", "mse", "mae", "r2", NULL};
-    const char *m = n;
-    if (!strncmp(n, "val_", 4))
-        m = n + 4;
-    else if (!strncmp(n, "test_", 5))
-        m = n + 5;
-    else if (!strncmp(n, "train_", 6))
-        m = n + 6;
-    for (int i = 0; ok[i]; i++)
-        if (!strcmp(m, ok[i]) && (m == n) == (i < 2))
-            return 0;
-    return -1;
-}
-static int best_mode_lookup(const char *n) { return (!strcmp(n, "auto") || !strcmp(n, "min") || !strcmp(n, "max")) ? 0 : -1; }
-static int resume_lookup(const char *n) { return (!strcmp(n, "never") || !strcmp(n, "auto")) ? 0 : -1; }
-static int progress_lookup(const char *n)
-{
-    return (!strcmp(n, "auto") || !strcmp(n, "always") || !strcmp(n, "never")) ? 0 : -1;
-}
-static int bn_position_lookup(const char *n) { return !strcmp(n, "before") ? 0 : !strcmp(n, "after") ? 1 : -1; }
-static int penalty_lookup(const char *n) { return !strcmp(n, "weights") ? 0 : !strcmp(n, "all") ? 1 : -1; }
-static int schedule_lookup(const char *n)
-{
-    const char *names[] = {"constant", "step", "exponential", "cosine", "plateau"};
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(n, names[i]))
-            return i;
-    return -1;
-}
-static int nonfinite_lookup(const char *n)
-{
-    return !strcmp(n, "error") ? 0 : !strcmp(n, "drop") ? 1 : -1;
+    if (tr_name_index(best_metric_words, n) >= 0)
+        return true;
+    const char *sep = strchr(n, '_');
+    if (!sep || sep - n >= 8)
+        return false;
+    char set[8];
+    snprintf(set, sizeof set, "%.*s", (int)(sep - n), n);
+    return tr_name_index(metric_set_names, set) >= 0 && tr_name_index(tr_metric_names, sep + 1) >= 0;
 }
 
 /* init fields (arg of set_init_field); +16 = the bias spec */
@@ -149,276 +110,355 @@ enum { INIT_SCHEME, INIT_A, INIT_B, INIT_MEAN, INIT_STD, INIT_GAIN, INIT_VALUE, 
 
 #define OFF(field) offsetof(tr_config, field)
 #define SIZE(field) sizeof(((tr_config *)0)->field)
+#define FIELD(field) .offset = OFF(field), .size = SIZE(field)
 #define INF HUGE_VAL
 
 static const key_desc keys[] = {
     /* [model] */
-    {"model", "layers", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_layers, 0, F_REQUIRED, NULL,
-     "Layer widths from input to output, e.g. `784, 256, 128, 10` (2 to 65 numbers)."},
-    {"model", "activations", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_activations, 0, 0, "relu",
-     "One activation per weight layer, or one name for every hidden layer (the output layer then "
-     "takes `output_activation`). identity, sigmoid, tanh, relu, leaky_relu, elu, selu, gelu, silu, "
-     "softplus, softmax (output only)."},
-    {"model", "output_activation", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_activations, 1, 0, "auto",
-     "Activation of the output layer when `activations` names one activation for the hidden layers; "
-     "`auto` = identity."},
-    {"model", "bias", K_BOOL, OFF(model.bias), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
-     "Whether the linear layers have a bias."},
-    {"model", "init", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_SCHEME, F_PER_LAYER, "default",
-     "Weight init: default (PyTorch nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in))), uniform, normal, "
-     "xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal, zeros, constant."},
-    {"model", "init_a", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_A, F_PER_LAYER, "0",
-     "uniform: lower bound; kaiming_*: negative slope of the rectifier (PyTorch's `a`)."},
-    {"model", "init_b", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_B, F_PER_LAYER, "1",
-     "uniform: upper bound."},
-    {"model", "init_mean", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_MEAN, F_PER_LAYER, "0",
-     "normal: mean."},
-    {"model", "init_std", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_STD, F_PER_LAYER, "1",
-     "normal: standard deviation."},
-    {"model", "init_gain", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_GAIN, F_PER_LAYER, "1",
-     "xavier_*: gain; `auto` = torch.nn.init.calculate_gain of the layer's activation."},
-    {"model", "init_value", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_VALUE, F_PER_LAYER, "0",
-     "constant: the value."},
-    {"model", "init_mode", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_MODE, F_PER_LAYER, "fan_in",
-     "kaiming_*: fan_in or fan_out."},
-    {"model", "bias_init", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_SCHEME, F_PER_LAYER,
-     "default", "Bias init: default (PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in))), uniform, normal, zeros, constant."},
-    {"model", "bias_init_a", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_A, F_PER_LAYER, "0",
-     "Bias uniform lower bound."},
-    {"model", "bias_init_b", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_B, F_PER_LAYER, "1",
-     "Bias uniform upper bound."},
-    {"model", "bias_init_mean", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_MEAN, F_PER_LAYER,
-     "0", "Bias normal mean."},
-    {"model", "bias_init_std", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_STD, F_PER_LAYER,
-     "1", "Bias normal standard deviation."},
-    {"model", "bias_init_value", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_init_field, INIT_BIAS + INIT_VALUE,
-     F_PER_LAYER, "0", "Bias constant value."},
-    {"model", "dropout", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_layer_list, 0, F_PER_LAYER, "0",
-     "Dropout probability after the activation of the hidden layers: one value for all, or one per hidden layer "
-     "(`dropout = 0.2, 0.5`); inverted dropout, off in evaluation and prediction."},
-    {"model", "batchnorm", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_layer_list, 1, F_PER_LAYER, "false",
-     "BatchNorm1d on the hidden layers: true/false for all, or one per hidden layer."},
-    {"model", "batchnorm_position", K_ENUM, OFF(model.bn_after), SIZE(model.bn_after), 0, 0, bn_position_lookup, "before, after", NULL,
-     0, 0, "before", "Batch norm before or after the hidden activation."},
-    {"model", "bn_momentum", K_FLOAT, OFF(model.bn_momentum), 0, 0, 1, NULL, NULL, NULL, 0, 0, "0.1",
-     "Batch norm running-statistics momentum (PyTorch's)."},
-    {"model", "bn_eps", K_FLOAT, OFF(model.bn_eps), 0, 0, 1, NULL, NULL, NULL, 0, 0, "1e-5", "Batch norm epsilon."},
-    {"model", "leaky_slope", K_FLOAT, OFF(model.act_params.leaky_slope), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0.01",
-     "Negative slope of leaky_relu."},
-    {"model", "elu_alpha", K_FLOAT, OFF(model.act_params.elu_alpha), 0, 0, INF, NULL, NULL, NULL, 0, 0, "1",
-     "alpha of elu."},
-
+    {.section = "model", .name = "layers", .kind = K_CUSTOM, .set = set_layers, .flags = F_REQUIRED,
+     .doc = "Layer widths from input to output, e.g. `784, 256, 128, 10` (2 to 65 numbers)."},
+    {.section = "model", .name = "activations", .kind = K_CUSTOM,
+     .names = tr_activation_names, .set = set_activations, .def = "relu",
+     .doc = "One activation per weight layer, or one name for every hidden layer (the output layer then takes "
+            "`output_activation`); softmax only on the output layer."},
+    {.section = "model", .name = "output_activation", .kind = K_CUSTOM,
+     .names = tr_activation_names, .set = set_activations, .arg = 1, .def = "auto",
+     .doc = "Activation of the output layer when `activations` names one activation for the hidden layers; `auto`"
+            " = identity."},
+    {.section = "model", .name = "bias", .kind = K_BOOL, FIELD(model.bias), .def = "true",
+     .doc = "Whether the linear layers have a bias."},
+    {.section = "model", .name = "init", .kind = K_CUSTOM,
+     .names = tr_init_names, .set = set_init_field, .arg = INIT_SCHEME, .flags = F_PER_LAYER, .def = "default",
+     .doc = "Weight init (torch.nn.init); default = PyTorch nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in))."},
+    {.section = "model", .name = "init_a", .kind = K_CUSTOM,
+     .set = set_init_field, .arg = INIT_A, .flags = F_PER_LAYER, .def = "0",
+     .doc = "uniform: lower bound; kaiming_*: negative slope of the rectifier (PyTorch's `a`)."},
+    {.section = "model", .name = "init_b", .kind = K_CUSTOM,
+     .set = set_init_field, .arg = INIT_B, .flags = F_PER_LAYER, .def = "1",
+     .doc = "uniform: upper bound."},
+    {.section = "model", .name = "init_mean", .kind = K_CUSTOM,
+     .set = set_init_field, .arg = INIT_MEAN, .flags = F_PER_LAYER, .def = "0",
+     .doc = "normal: mean."},
+    {.section = "model", .name = "init_std", .kind = K_CUSTOM,
+     .set = set_init_field, .arg = INIT_STD, .flags = F_PER_LAYER, .def = "1",
+     .doc = "normal: standard deviation."},
+    {.section = "model", .name = "init_gain", .kind = K_CUSTOM,
+     .set = set_init_field, .arg = INIT_GAIN, .flags = F_PER_LAYER, .def = "1",
+     .doc = "xavier_*: gain; `auto` = torch.nn.init.calculate_gain of the layer's activation."},
+    {.section = "model", .name = "init_value", .kind = K_CUSTOM,
+     .set = set_init_field, .arg = INIT_VALUE, .flags = F_PER_LAYER, .def = "0",
+     .doc = "constant: the value."},
+    {.section = "model", .name = "init_mode", .kind = K_CUSTOM,
+     .names = init_mode_names, .set = set_init_field, .arg = INIT_MODE, .flags = F_PER_LAYER, .def = "fan_in",
+     .doc = "kaiming_*: which fan the variance is scaled by."},
+    {.section = "model", .name = "bias_init", .kind = K_CUSTOM,
+     .names = tr_init_names, .set = set_init_field, .arg = INIT_BIAS + INIT_SCHEME, .flags = F_PER_LAYER,
+     .def = "default",
+     .doc = "Bias init: the weight inits but xavier_* and kaiming_* (a bias has no fan out); default = PyTorch's "
+            "U(-1/sqrt(fan_in), 1/sqrt(fan_in))."},
+    {.section = "model", .name = "bias_init_a", .kind = K_CUSTOM,
+     .set = set_init_field, .arg = INIT_BIAS + INIT_A, .flags = F_PER_LAYER, .def = "0",
+     .doc = "Bias uniform lower bound."},
+    {.section = "model", .name = "bias_init_b", .kind = K_CUSTOM,
+     .set = set_init_field, .arg = INIT_BIAS + INIT_B, .flags = F_PER_LAYER, .def = "1",
+     .doc = "Bias uniform upper bound."},
+    {.section = "model", .name = "bias_init_mean", .kind = K_CUSTOM,
+     .set = set_init_field, .arg = INIT_BIAS + INIT_MEAN, .flags = F_PER_LAYER, .def = "0",
+     .doc = "Bias normal mean."},
+    {.section = "model", .name = "bias_init_std", .kind = K_CUSTOM,
+     .set = set_init_field, .arg = INIT_BIAS + INIT_STD, .flags = F_PER_LAYER, .def = "1",
+     .doc = "Bias normal standard deviation."},
+    {.section = "model", .name = "bias_init_value", .kind = K_CUSTOM,
+     .set = set_init_field, .arg = INIT_BIAS + INIT_VALUE, .flags = F_PER_LAYER, .def = "0",
+     .doc = "Bias constant value."},
+    {.section = "model", .name = "dropout", .kind = K_CUSTOM, .set = set_layer_list, .flags = F_PER_LAYER, .def = "0",
+     .doc = "Dropout probability after the activation of the hidden layers: one value for all, or one per hidden "
+            "layer (`dropout = 0.2, 0.5`); inverted dropout, off in evaluation and prediction."},
+    {.section = "model", .name = "batchnorm", .kind = K_CUSTOM,
+     .set = set_layer_list, .arg = 1, .flags = F_PER_LAYER, .def = "false",
+     .doc = "BatchNorm1d on the hidden layers: true/false for all, or one per hidden layer."},
+    {.section = "model", .name = "batchnorm_position", .kind = K_ENUM, FIELD(model.bn_after),
+     .names = bn_position_names, .def = "before",
+     .doc = "Batch norm before or after the hidden activation."},
+    {.section = "model", .name = "bn_momentum", .kind = K_FLOAT, FIELD(model.bn_momentum),
+     .min = 0, .max = 1, .def = "0.1",
+     .doc = "Batch norm running-statistics momentum (PyTorch's)."},
+    {.section = "model", .name = "bn_eps", .kind = K_FLOAT, FIELD(model.bn_eps), .min = 0, .max = 1, .def = "1e-5",
+     .doc = "Batch norm epsilon."},
+    {.section = "model", .name = "leaky_slope", .kind = K_FLOAT, FIELD(model.act_params.leaky_slope),
+     .min = 0, .max = INF, .def = "0.01",
+     .doc = "Negative slope of leaky_relu."},
+    {.section = "model", .name = "elu_alpha", .kind = K_FLOAT, FIELD(model.act_params.elu_alpha),
+     .min = 0, .max = INF, .def = "1",
+     .doc = "alpha of elu."},
     /* [data] */
-    {"data", "generator", K_CHOICE, OFF(data.generator), sizeof(((tr_config *)0)->data.generator), 0, 0,
-     generator_lookup, "moons, circles, blobs, linear, inverse, random", NULL, 0, 0, NULL,
-     "Built-in data set instead of files: moons, circles, blobs, linear, inverse, random (see datasets/README.md)."},
-    {"data", "n", K_I64, OFF(data.n), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "1000", "Generated rows."},
-    {"data", "noise", K_DOUBLE, OFF(data.noise), 0, 0, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
-     "moons: Gaussian sd (0.1); linear: uniform half-width (0.5); inverse: Gaussian sd (1/7)."},
-    {"data", "sd", K_DOUBLE, OFF(data.sd), 0, 0, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
-     "circles: Gaussian sd (0.2); blobs: cluster sd (1)."},
-    {"data", "r1", K_DOUBLE, OFF(data.r1), 0, 0, INF, NULL, NULL, NULL, 0, 0, "2", "circles: radius of class 0."},
-    {"data", "r2", K_DOUBLE, OFF(data.r2), 0, 0, INF, NULL, NULL, NULL, 0, 0, "1", "circles: radius of class 1."},
-    {"data", "a", K_DOUBLE, OFF(data.a), 0, -INF, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
-     "linear: intercept (2); inverse: offset (2)."},
-    {"data", "b", K_DOUBLE, OFF(data.b), 0, -INF, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
-     "linear: slope (0.7); inverse: numerator (5)."},
-    {"data", "x_min", K_DOUBLE, OFF(data.x_min), 0, -INF, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
-     "linear/inverse: x is uniform on [x_min, x_max) (linear 0, inverse 2)."},
-    {"data", "x_max", K_DOUBLE, OFF(data.x_max), 0, -INF, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
-     "linear/inverse: see x_min (10)."},
-    {"data", "classes", K_I64, OFF(data.classes), 0, 1, 1e6, NULL, NULL, NULL, 0, 0, "3", "blobs: clusters."},
-    {"data", "n_features", K_I64, OFF(data.n_features), 0, 1, 1e6, NULL, NULL, NULL, 0, 0, "2", "blobs: dimensions."},
-    {"data", "box", K_DOUBLE, OFF(data.box), 0, 0, INF, NULL, NULL, NULL, 0, 0, "10",
-     "blobs: centres are uniform in [-box, box]."},
-    {"data", "seed", K_U64, OFF(data.seed), 0, 0, 0, NULL, NULL, NULL, 0, 0, "0", "Generator seed."},
-    {"data", "format", K_ENUM, OFF(data.format), SIZE(data.format), 0, 0, format_lookup, "auto, hdf5, csv, idx", NULL, 0, 0, "auto",
-     "File format; auto = idx when `images` is set, else from the extension of `path` (.h5/.hdf5, .csv/.txt)."},
-    {"data", "path", K_STRING, OFF(data.path), sizeof(((tr_config *)0)->data.path), 0, 0, NULL, NULL, NULL, 0, 0, "",
-     "HDF5 or CSV file with the training data (and the test data when `test_fraction` splits it)."},
-    {"data", "features", K_STRING, OFF(data.features_dset), sizeof(((tr_config *)0)->data.features_dset), 0, 0, NULL,
-     NULL, NULL, 0, 0, "/X", "HDF5: dataset of the features, (rows, columns) or (rows)."},
-    {"data", "targets", K_STRING, OFF(data.targets_dset), sizeof(((tr_config *)0)->data.targets_dset), 0, 0, NULL,
-     NULL, NULL, 0, 0, "/y", "HDF5: dataset of the targets, (rows) or (rows, outputs); integers or floats."},
-    {"data", "delimiter", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_delimiter, 0, 0, "auto",
-     "CSV: comma, semicolon, tab, space, one character, or auto (the most frequent of , ; tab in the first line)."},
-    {"data", "header", K_BOOL, OFF(data.header), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
-     "CSV: the first line names the columns."},
-    {"data", "target", K_STRING, OFF(data.target), sizeof(((tr_config *)0)->data.target), 0, 0, NULL, NULL, NULL, 0,
-     0, "", "CSV: target column(s), by name or 0-based index; empty = the last column."},
-    {"data", "columns", K_STRING, OFF(data.columns), sizeof(((tr_config *)0)->data.columns), 0, 0, NULL, NULL, NULL,
-     0, 0, "", "CSV: feature columns, by name or 0-based index; empty = every column but the target."},
-    {"data", "class_names", K_STRING, OFF(data.class_names), sizeof(((tr_config *)0)->data.class_names), 0, 0, NULL,
-     NULL, NULL, 0, 0, "",
-     "Class names for the reports and plots, one per class in label order (`T-shirt/top, Trouser, ...`); empty = "
-     "0, 1, ..."},
-    {"data", "images", K_STRING, OFF(data.images), sizeof(((tr_config *)0)->data.images), 0, 0, NULL, NULL, NULL, 0,
-     0, "", "IDX: training images file (.gz or not), e.g. /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz."},
-    {"data", "labels", K_STRING, OFF(data.labels), sizeof(((tr_config *)0)->data.labels), 0, 0, NULL, NULL, NULL, 0,
-     0, "", "IDX: training labels file."},
-    {"data", "test_path", K_STRING, OFF(data.test_path), sizeof(((tr_config *)0)->data.test_path), 0, 0, NULL, NULL,
-     NULL, 0, 0, "", "HDF5 or CSV file with the test data (same columns or datasets as `path`)."},
-    {"data", "test_images", K_STRING, OFF(data.test_images), sizeof(((tr_config *)0)->data.test_images), 0, 0, NULL,
-     NULL, NULL, 0, 0, "", "IDX: test images file."},
-    {"data", "test_labels", K_STRING, OFF(data.test_labels), sizeof(((tr_config *)0)->data.test_labels), 0, 0, NULL,
-     NULL, NULL, 0, 0, "", "IDX: test labels file."},
-    {"data", "on_nonfinite", K_ENUM, OFF(data.on_nonfinite), SIZE(data.on_nonfinite), 0, 0, nonfinite_lookup, "error, drop", NULL, 0, 0,
-     "error", "A NaN or infinite feature or target: error (naming the row) or drop the row."},
-    {"data", "test_fraction", K_DOUBLE, OFF(data.test_fraction), 0, 0, 0.99, NULL, NULL, NULL, 0, 0, "0",
-     "Fraction of the rows held out as the test set (instead of test files)."},
-    {"data", "val_fraction", K_DOUBLE, OFF(data.val_fraction), 0, 0, 0.99, NULL, NULL, NULL, 0, 0, "0",
-     "Fraction of the remaining training rows held out as a validation set (distinct from the test set)."},
-    {"data", "split_seed", K_U64, OFF(data.split_seed), 0, 0, 0, NULL, NULL, NULL, 0, 0, "0",
-     "Seed of the split shuffle."},
-    {"data", "split_shuffle", K_BOOL, OFF(data.split_shuffle), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
-     "Shuffle before splitting; false: the test set is the last rows, the validation set the last rows before them."},
-    {"data", "scale", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_scale, 0, 0, "none",
-     "Feature scaling fitted on the training rows only: none, standard (zero mean, unit variance), minmax (to [0, 1]), "
-     "divide:K (x / K, e.g. divide:255)."},
-
+    {.section = "data", .name = "generator", .kind = K_CHOICE, FIELD(data.generator),
+     .names = tr_generator_names, .accepts = generator_accepts,
+     .doc = "Built-in data set instead of files (see datasets/README.md); empty = read files."},
+    {.section = "data", .name = "n", .kind = K_I64, FIELD(data.n), .min = 1, .max = 1e9, .def = "1000",
+     .doc = "Generated rows."},
+    {.section = "data", .name = "noise", .kind = K_DOUBLE, FIELD(data.noise),
+     .min = 0, .max = INF, .flags = F_AUTO, .def = "auto",
+     .doc = "moons: Gaussian sd (0.1); linear: uniform half-width (0.5); inverse: Gaussian sd (1/7)."},
+    {.section = "data", .name = "sd", .kind = K_DOUBLE, FIELD(data.sd),
+     .min = 0, .max = INF, .flags = F_AUTO, .def = "auto",
+     .doc = "circles: Gaussian sd (0.2); blobs: cluster sd (1)."},
+    {.section = "data", .name = "r1", .kind = K_DOUBLE, FIELD(data.r1), .min = 0, .max = INF, .def = "2",
+     .doc = "circles: radius of class 0."},
+    {.section = "data", .name = "r2", .kind = K_DOUBLE, FIELD(data.r2), .min = 0, .max = INF, .def = "1",
+     .doc = "circles: radius of class 1."},
+    {.section = "data", .name = "a", .kind = K_DOUBLE, FIELD(data.a),
+     .min = -INF, .max = INF, .flags = F_AUTO, .def = "auto",
+     .doc = "linear: intercept (2); inverse: offset (2)."},
+    {.section = "data", .name = "b", .kind = K_DOUBLE, FIELD(data.b),
+     .min = -INF, .max = INF, .flags = F_AUTO, .def = "auto",
+     .doc = "linear: slope (0.7); inverse: numerator (5)."},
+    {.section = "data", .name = "x_min", .kind = K_DOUBLE, FIELD(data.x_min),
+     .min = -INF, .max = INF, .flags = F_AUTO, .def = "auto",
+     .doc = "linear/inverse: x is uniform on [x_min, x_max) (linear 0, inverse 2)."},
+    {.section = "data", .name = "x_max", .kind = K_DOUBLE, FIELD(data.x_max),
+     .min = -INF, .max = INF, .flags = F_AUTO, .def = "auto",
+     .doc = "linear/inverse: see x_min (10)."},
+    {.section = "data", .name = "classes", .kind = K_I64, FIELD(data.classes), .min = 1, .max = 1e6, .def = "3",
+     .doc = "blobs: clusters."},
+    {.section = "data", .name = "n_features", .kind = K_I64, FIELD(data.n_features), .min = 1, .max = 1e6, .def = "2",
+     .doc = "blobs: dimensions."},
+    {.section = "data", .name = "box", .kind = K_DOUBLE, FIELD(data.box), .min = 0, .max = INF, .def = "10",
+     .doc = "blobs: centres are uniform in [-box, box]."},
+    {.section = "data", .name = "seed", .kind = K_U64, FIELD(data.seed), .def = "0",
+     .doc = "Generator seed."},
+    {.section = "data", .name = "format", .kind = K_ENUM, FIELD(data.format),
+     .names = tr_format_names, .def = "auto",
+     .doc = "File format; auto = idx when `images` is set, else from the extension of `path` (.h5/.hdf5, "
+            ".csv/.txt)."},
+    {.section = "data", .name = "path", .kind = K_STRING, FIELD(data.path), .def = "",
+     .doc = "HDF5 or CSV file with the training data (and the test data when `test_fraction` splits it)."},
+    {.section = "data", .name = "features", .kind = K_STRING, FIELD(data.features_dset), .def = "/X",
+     .doc = "HDF5: dataset of the features, (rows, columns) or (rows)."},
+    {.section = "data", .name = "targets", .kind = K_STRING, FIELD(data.targets_dset), .def = "/y",
+     .doc = "HDF5: dataset of the targets, (rows) or (rows, outputs); integers or floats."},
+    {.section = "data", .name = "delimiter", .kind = K_CUSTOM, .set = set_delimiter, .def = "auto",
+     .doc = "CSV: comma, semicolon, tab, space, one character, or auto (the most frequent of , ; tab in the first"
+            " line)."},
+    {.section = "data", .name = "header", .kind = K_BOOL, FIELD(data.header), .def = "true",
+     .doc = "CSV: the first line names the columns."},
+    {.section = "data", .name = "target", .kind = K_STRING, FIELD(data.target), .def = "",
+     .doc = "CSV: target column(s), by name or 0-based index; empty = the last column."},
+    {.section = "data", .name = "columns", .kind = K_STRING, FIELD(data.columns), .def = "",
+     .doc = "CSV: feature columns, by name or 0-based index; empty = every column but the target."},
+    {.section = "data", .name = "class_names", .kind = K_STRING, FIELD(data.class_names), .def = "",
+     .doc = "Class names for the reports and plots, one per class in label order (`T-shirt/top, Trouser, ...`); "
+            "empty = 0, 1, ..."},
+    {.section = "data", .name = "images", .kind = K_STRING, FIELD(data.images), .def = "",
+     .doc = "IDX: training images file (.gz or not), e.g. /usr/share/datasets/fashion-mnist/train-images-"
+            "idx3-ubyte.gz."},
+    {.section = "data", .name = "labels", .kind = K_STRING, FIELD(data.labels), .def = "",
+     .doc = "IDX: training labels file."},
+    {.section = "data", .name = "test_path", .kind = K_STRING, FIELD(data.test_path), .def = "",
+     .doc = "HDF5 or CSV file with the test data (same columns or datasets as `path`)."},
+    {.section = "data", .name = "test_images", .kind = K_STRING, FIELD(data.test_images), .def = "",
+     .doc = "IDX: test images file."},
+    {.section = "data", .name = "test_labels", .kind = K_STRING, FIELD(data.test_labels), .def = "",
+     .doc = "IDX: test labels file."},
+    {.section = "data", .name = "on_nonfinite", .kind = K_ENUM, FIELD(data.on_nonfinite),
+     .names = tr_nonfinite_names, .def = "error",
+     .doc = "What a NaN or infinite feature or target does: error (naming the row) or drop the row."},
+    {.section = "data", .name = "test_fraction", .kind = K_DOUBLE, FIELD(data.test_fraction),
+     .min = 0, .max = 0.99, .def = "0",
+     .doc = "Fraction of the rows held out as the test set (instead of test files)."},
+    {.section = "data", .name = "val_fraction", .kind = K_DOUBLE, FIELD(data.val_fraction),
+     .min = 0, .max = 0.99, .def = "0",
+     .doc = "Fraction of the remaining training rows held out as a validation set (distinct from the test set)."},
+    {.section = "data", .name = "split_seed", .kind = K_U64, FIELD(data.split_seed), .def = "0",
+     .doc = "Seed of the split shuffle."},
+    {.section = "data", .name = "split_shuffle", .kind = K_BOOL, FIELD(data.split_shuffle), .def = "true",
+     .doc = "Shuffle before splitting; false: the test set is the last rows, the validation set the last rows "
+            "before them."},
+    {.section = "data", .name = "scale", .kind = K_CUSTOM, .names = tr_scale_names, .set = set_scale, .def = "none",
+     .doc = "Feature scaling fitted on the training rows only: standard = zero mean, unit variance; minmax = to "
+            "[0, 1]; divide is written divide:K (x / K, e.g. divide:255)."},
     /* [train] */
-    {"train", "loss", K_ENUM, OFF(train.loss), SIZE(train.loss), 0, 0, loss_lookup, "mse, l1, huber, bce, bce_logits, cross_entropy",
-     NULL, 0, F_REQUIRED, NULL,
-     "Loss: mse, l1, huber, bce (sigmoid output), bce_logits (identity output), cross_entropy (logits, class "
-     "index targets)."},
-    {"train", "reduction", K_ENUM, OFF(train.reduction), SIZE(train.reduction), 0, 0, reduction_from_name, "mean, sum", NULL, 0, 0,
-     "mean", "mean or sum over the batch (PyTorch's `reduction`)."},
-    {"train", "huber_delta", K_DOUBLE, OFF(train.huber_delta), 0, 1e-30, INF, NULL, NULL, NULL, 0, 0, "1",
-     "delta of the huber loss."},
-    {"train", "pos_weight", K_DOUBLE, OFF(train.pos_weight), 0, 0, INF, NULL, NULL, NULL, 0, 0, "1",
-     "Weight of the positive class in bce and bce_logits (PyTorch's pos_weight)."},
-    {"train", "class_weights", K_CUSTOM, 0, 0, 0, 0, NULL, NULL, set_class_weights, 0, 0, "none",
-     "cross_entropy class weights: none, auto (balanced: rows / (classes x rows of the class), from the training "
-     "labels) or one weight per class; bce/bce_logits: auto sets pos_weight = negatives / positives."},
-    {"train", "l1", K_DOUBLE, OFF(train.l1), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
-     "L1 penalty: lambda * sum |w| added to the loss (logged as `penalty`)."},
-    {"train", "l2", K_DOUBLE, OFF(train.l2), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
-     "L2 penalty: lambda * sum w^2 added to the loss (logged as `penalty`)."},
-    {"train", "penalty_params", K_ENUM, OFF(train.penalize_all), SIZE(train.penalize_all), 0, 0, penalty_lookup, "weights, all", NULL, 0, 0,
-     "weights", "What l1, l2 and weight_decay apply to: the Linear weights, or all parameters (PyTorch's weight_decay "
-     "also decays biases: set all to match it)."},
-    {"train", "clip_norm", K_DOUBLE, OFF(train.clip_norm), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
-     "Clip the summed gradient to this global L2 norm (torch.nn.utils.clip_grad_norm_); 0 = off."},
-    {"train", "clip_value", K_DOUBLE, OFF(train.clip_value), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
-     "Clip every gradient element to [-clip_value, clip_value]; 0 = off."},
-    {"train", "lr_schedule", K_ENUM, OFF(train.lr_schedule), SIZE(train.lr_schedule), 0, 0, schedule_lookup,
-     "constant, step, exponential, cosine, plateau", NULL, 0, 0, "constant",
-     "Learning rate per epoch e: step: lr gamma^floor(e / step_size); exponential: lr gamma^e; cosine: eta_min + "
-     "(lr - eta_min)(1 + cos(pi e / cosine_epochs))/2; plateau: times plateau_factor after plateau_patience "
-     "evaluations without improvement of best_metric."},
-    {"train", "step_size", K_I64, OFF(train.step_size), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "10",
-     "step schedule: epochs between decays."},
-    {"train", "gamma", K_DOUBLE, OFF(train.gamma), 0, 0, 1, NULL, NULL, NULL, 0, 0, "0.1",
-     "step and exponential schedules: decay factor."},
-    {"train", "cosine_epochs", K_I64, OFF(train.cosine_epochs), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "0",
-     "cosine schedule: period in epochs (T_max); 0 = epochs."},
-    {"train", "eta_min", K_DOUBLE, OFF(train.eta_min), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
-     "cosine schedule: the lowest learning rate."},
-    {"train", "warmup_steps", K_I64, OFF(train.warmup_steps), 0, 0, 1e12, NULL, NULL, NULL, 0, 0, "0",
-     "Linear warm-up: the scheduled rate times (step + 1) / warmup_steps for the first optimizer steps."},
-    {"train", "plateau_factor", K_DOUBLE, OFF(train.plateau_factor), 0, 0, 1, NULL, NULL, NULL, 0, 0, "0.1",
-     "plateau schedule: factor of each reduction."},
-    {"train", "plateau_patience", K_I64, OFF(train.plateau_patience), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "10",
-     "plateau schedule: evaluations without improvement before a reduction."},
-    {"train", "plateau_threshold", K_DOUBLE, OFF(train.plateau_threshold), 0, 0, 1, NULL, NULL, NULL, 0, 0, "1e-4",
-     "plateau schedule: relative improvement that counts (PyTorch's threshold, mode rel)."},
-    {"train", "min_lr", K_DOUBLE, OFF(train.min_lr), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
-     "plateau schedule: the lowest learning rate."},
-    {"train", "early_stopping", K_BOOL, OFF(train.early_stopping), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
-     "Stop when best_metric has not improved by min_delta for `patience` evaluations (best.h5 keeps the best)."},
-    {"train", "patience", K_I64, OFF(train.patience), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "10",
-     "early stopping: evaluations without improvement."},
-    {"train", "min_delta", K_DOUBLE, OFF(train.min_delta), 0, 0, INF, NULL, NULL, NULL, 0, 0, "0",
-     "early stopping: the smallest change that counts as an improvement."},
-    {"train", "sync_bn", K_BOOL, OFF(train.sync_bn), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
-     "Batch norm statistics over the global batch (sums reduced over the ranks: the same as one rank); false: each "
-     "rank normalises its slice (DDP's default) and rank 0's running statistics are used for evaluation and saving."},
-    {"train", "optimizer", K_ENUM, OFF(train.optim.kind), SIZE(train.optim.kind), 0, 0, optim_lookup,
-     "sgd, momentum, nesterov, rmsprop, adam, adamw", NULL, 0, 0, "sgd",
-     "sgd, momentum, nesterov, rmsprop, adam, adamw."},
-    {"train", "lr", K_DOUBLE, OFF(train.optim.lr), 0, 0, INF, NULL, NULL, NULL, 0, F_AUTO, "auto",
-     "Learning rate; `auto` = PyTorch's default for the optimizer (1e-3; rmsprop 1e-2)."},
-    {"train", "momentum", K_DOUBLE, OFF(train.optim.momentum), 0, 0, 1, NULL, NULL, NULL, 0, F_AUTO, "auto",
-     "Momentum factor; `auto` = 0.9 for momentum/nesterov, 0 for sgd and rmsprop."},
-    {"train", "dampening", K_DOUBLE, OFF(train.optim.dampening), 0, 0, 1, NULL, NULL, NULL, 0, 0, "0",
-     "SGD momentum dampening."},
-    {"train", "beta1", K_DOUBLE, OFF(train.optim.beta1), 0, 0, 0.999999, NULL, NULL, NULL, 0, 0, "0.9",
-     "Adam/AdamW first-moment decay."},
-    {"train", "beta2", K_DOUBLE, OFF(train.optim.beta2), 0, 0, 0.999999999, NULL, NULL, NULL, 0, 0, "0.999",
-     "Adam/AdamW second-moment decay."},
-    {"train", "eps", K_DOUBLE, OFF(train.optim.eps), 0, 0, 1, NULL, NULL, NULL, 0, 0, "1e-8",
-     "Denominator term of rmsprop, adam, adamw."},
-    {"train", "alpha", K_DOUBLE, OFF(train.optim.alpha), 0, 0, 0.999999999, NULL, NULL, NULL, 0, 0, "0.99",
-     "RMSprop smoothing constant."},
-    {"train", "centered", K_BOOL, OFF(train.optim.centered), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
-     "Centered RMSprop."},
-    {"train", "amsgrad", K_BOOL, OFF(train.optim.amsgrad), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
-     "AMSGrad variant of adam/adamw."},
-    {"train", "weight_decay", K_DOUBLE, OFF(train.optim.weight_decay), 0, 0, INF, NULL, NULL, NULL, 0, F_AUTO,
-     "auto", "Weight decay (coupled L2 for sgd/rmsprop/adam, decoupled for adamw); `auto` = 0.01 for adamw, else 0."},
-    {"train", "epochs", K_I64, OFF(train.epochs), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "10", "Passes over the training set."},
-    {"train", "batch_size", K_I64, OFF(train.batch_size), 0, 0, 1e12, NULL, NULL, NULL, 0, 0, "32",
-     "Rows per micro-step over all ranks (the global batch); 0 = the whole training set."},
-    {"train", "accumulate", K_I64, OFF(train.accumulate), 0, 1, 1e6, NULL, NULL, NULL, 0, 0, "1",
-     "Micro-steps per optimizer step; each micro-step's mean loss is divided by `accumulate` (PyTorch's recipe); a "
-     "trailing partial group at the end of an epoch still steps."},
-    {"train", "shuffle", K_BOOL, OFF(train.shuffle), 0, 0, 0, NULL, NULL, NULL, 0, 0, "true",
-     "Shuffle the training rows every epoch (permutation from (seed, epoch))."},
-    {"train", "drop_last", K_BOOL, OFF(train.drop_last), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
-     "Drop the last incomplete batch of each epoch (PyTorch DataLoader's drop_last)."},
-    {"train", "seed", K_U64, OFF(train.seed), 0, 0, 0, NULL, NULL, NULL, 0, 0, "0",
-     "Seed of initialisation, shuffling and dropout."},
-    {"train", "eval_every", K_I64, OFF(train.eval_every), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "1",
-     "Evaluate every this many epochs (the last epoch is always evaluated)."},
-    {"train", "eval_train", K_BOOL, OFF(train.eval_train), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
-     "Also evaluate the whole training set in evaluation mode (otherwise train loss/accuracy are running "
-     "means over the epoch's batches)."},
-    {"train", "threads", K_INT, OFF(train.threads), 0, 0, 1024, NULL, NULL, NULL, 0, 0, "0",
-     "OpenBLAS threads per rank; 0 = OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set, else the node's CPUs divided "
-     "by the ranks on the node (1 in deterministic mode)."},
-    {"train", "deterministic", K_BOOL, OFF(train.deterministic), 0, 0, 0, NULL, NULL, NULL, 0, 0, "false",
-     "Bitwise reproducible on any layout: each optimizer step's rows are cut into chunks of chunk_rows rows, each "
-     "chunk's gradient is computed on one thread (batch norm normalises per chunk) and the chunks are summed exactly "
-     "(64-bit fixed point). The parameters then depend only on the data, the seeds, the rows per optimizer step "
-     "(batch_size x accumulate) and chunk_rows: not on the ranks, threads or accumulation."},
-    {"train", "chunk_rows", K_I64, OFF(train.chunk_rows), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "32",
-     "Deterministic mode's unit of work: rows per chunk of an optimizer step (the last chunk of a step may be "
-     "shorter). Chunks are dealt out to the ranks, so a step of R rows keeps up to ceil(R / chunk_rows) ranks busy; "
-     "each rank holds one gradient buffer per chunk it computes."},
-    {"train", "bucket_kb", K_I64, OFF(train.bucket_kb), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "256",
-     "Gradient allreduce bucket size in KiB; buckets start as soon as backward completes them (0 = one per layer)."},
-    {"train", "comm", K_ENUM, OFF(train.comm), SIZE(train.comm), 0, 0, comm_lookup, "auto, shared, allreduce", NULL, 0, 0, "auto",
-     "How gradients are summed: shared (parameters and optimizer state once per node in MPI shared memory, each rank "
-     "reduces and updates a shard; needs the same number of ranks on every node), allreduce (MPI_Iallreduce of "
-     "buckets overlapping backward, replicated optimizer), auto (shared when possible)."},
-    {"train", "eval_batch_size", K_I64, OFF(train.eval_batch), 0, 1, 1e9, NULL, NULL, NULL, 0, 0, "256",
-     "Rows per evaluation chunk; chunks are spread over the ranks, so metrics do not depend on the rank count."},
-
+    {.section = "train", .name = "loss", .kind = K_ENUM, FIELD(train.loss),
+     .names = tr_loss_names, .flags = F_REQUIRED,
+     .doc = "Loss (PyTorch's): bce takes a sigmoid output, bce_logits an identity output, cross_entropy logits "
+            "and class index targets."},
+    {.section = "train", .name = "reduction", .kind = K_ENUM, FIELD(train.reduction),
+     .names = tr_reduction_names, .def = "mean",
+     .doc = "Over the batch (PyTorch's `reduction`)."},
+    {.section = "train", .name = "huber_delta", .kind = K_DOUBLE, FIELD(train.huber_delta),
+     .min = 1e-30, .max = INF, .def = "1",
+     .doc = "delta of the huber loss."},
+    {.section = "train", .name = "pos_weight", .kind = K_DOUBLE, FIELD(train.pos_weight),
+     .min = 0, .max = INF, .def = "1",
+     .doc = "Weight of the positive class in bce and bce_logits (PyTorch's pos_weight)."},
+    {.section = "train", .name = "class_weights", .kind = K_CUSTOM, .set = set_class_weights, .def = "none",
+     .doc = "cross_entropy class weights: none, auto (balanced: rows / (classes x rows of the class), from the "
+            "training labels) or one weight per class; bce/bce_logits: auto sets pos_weight = negatives / "
+            "positives."},
+    {.section = "train", .name = "l1", .kind = K_DOUBLE, FIELD(train.l1), .min = 0, .max = INF, .def = "0",
+     .doc = "L1 penalty: lambda * sum |w| added to the loss (logged as `penalty`)."},
+    {.section = "train", .name = "l2", .kind = K_DOUBLE, FIELD(train.l2), .min = 0, .max = INF, .def = "0",
+     .doc = "L2 penalty: lambda * sum w^2 added to the loss (logged as `penalty`)."},
+    {.section = "train", .name = "penalty_params", .kind = K_ENUM, FIELD(train.penalize_all),
+     .names = penalty_names, .def = "weights",
+     .doc = "What l1, l2 and weight_decay apply to: the Linear weights, or all parameters (PyTorch's weight_decay"
+            " also decays biases: set all to match it)."},
+    {.section = "train", .name = "clip_norm", .kind = K_DOUBLE, FIELD(train.clip_norm),
+     .min = 0, .max = INF, .def = "0",
+     .doc = "Clip the summed gradient to this global L2 norm (torch.nn.utils.clip_grad_norm_); 0 = off."},
+    {.section = "train", .name = "clip_value", .kind = K_DOUBLE, FIELD(train.clip_value),
+     .min = 0, .max = INF, .def = "0",
+     .doc = "Clip every gradient element to [-clip_value, clip_value]; 0 = off."},
+    {.section = "train", .name = "lr_schedule", .kind = K_ENUM, FIELD(train.lr_schedule),
+     .names = tr_schedule_names, .def = "constant",
+     .doc = "Learning rate per epoch e: step: lr gamma^floor(e / step_size); exponential: lr gamma^e; cosine: "
+            "eta_min + (lr - eta_min)(1 + cos(pi e / cosine_epochs))/2; plateau: times plateau_factor after "
+            "plateau_patience evaluations without improvement of best_metric."},
+    {.section = "train", .name = "step_size", .kind = K_I64, FIELD(train.step_size),
+     .min = 1, .max = 1e9, .def = "10",
+     .doc = "step schedule: epochs between decays."},
+    {.section = "train", .name = "gamma", .kind = K_DOUBLE, FIELD(train.gamma), .min = 0, .max = 1, .def = "0.1",
+     .doc = "step and exponential schedules: decay factor."},
+    {.section = "train", .name = "cosine_epochs", .kind = K_I64, FIELD(train.cosine_epochs),
+     .min = 0, .max = 1e9, .def = "0",
+     .doc = "cosine schedule: period in epochs (T_max); 0 = epochs."},
+    {.section = "train", .name = "eta_min", .kind = K_DOUBLE, FIELD(train.eta_min), .min = 0, .max = INF, .def = "0",
+     .doc = "cosine schedule: the lowest learning rate."},
+    {.section = "train", .name = "warmup_steps", .kind = K_I64, FIELD(train.warmup_steps),
+     .min = 0, .max = 1e12, .def = "0",
+     .doc = "Linear warm-up: the scheduled rate times (step + 1) / warmup_steps for the first optimizer steps."},
+    {.section = "train", .name = "plateau_factor", .kind = K_DOUBLE, FIELD(train.plateau_factor),
+     .min = 0, .max = 1, .def = "0.1",
+     .doc = "plateau schedule: factor of each reduction."},
+    {.section = "train", .name = "plateau_patience", .kind = K_I64, FIELD(train.plateau_patience),
+     .min = 0, .max = 1e9, .def = "10",
+     .doc = "plateau schedule: evaluations without improvement before a reduction."},
+    {.section = "train", .name = "plateau_threshold", .kind = K_DOUBLE, FIELD(train.plateau_threshold),
+     .min = 0, .max = 1, .def = "1e-4",
+     .doc = "plateau schedule: relative improvement that counts (PyTorch's threshold, mode rel)."},
+    {.section = "train", .name = "min_lr", .kind = K_DOUBLE, FIELD(train.min_lr), .min = 0, .max = INF, .def = "0",
+     .doc = "plateau schedule: the lowest learning rate."},
+    {.section = "train", .name = "early_stopping", .kind = K_BOOL, FIELD(train.early_stopping), .def = "false",
+     .doc = "Stop when best_metric has not improved by min_delta for `patience` evaluations (best.h5 keeps the "
+            "best)."},
+    {.section = "train", .name = "patience", .kind = K_I64, FIELD(train.patience), .min = 1, .max = 1e9, .def = "10",
+     .doc = "early stopping: evaluations without improvement."},
+    {.section = "train", .name = "min_delta", .kind = K_DOUBLE, FIELD(train.min_delta),
+     .min = 0, .max = INF, .def = "0",
+     .doc = "early stopping: the smallest change that counts as an improvement."},
+    {.section = "train", .name = "sync_bn", .kind = K_BOOL, FIELD(train.sync_bn), .def = "true",
+     .doc = "Batch norm statistics over the global batch (sums reduced over the ranks: the same as one rank); "
+            "false: each rank normalises its slice (DDP's default) and rank 0's running statistics are used for "
+            "evaluation and saving."},
+    {.section = "train", .name = "optimizer", .kind = K_ENUM, FIELD(train.optim.kind),
+     .names = tr_optim_names, .def = "sgd",
+     .doc = "The torch.optim optimizer (momentum and nesterov are SGD with those options)."},
+    {.section = "train", .name = "lr", .kind = K_DOUBLE, FIELD(train.optim.lr),
+     .min = 0, .max = INF, .flags = F_AUTO, .def = "auto",
+     .doc = "Learning rate; `auto` = PyTorch's default for the optimizer (1e-3; rmsprop 1e-2)."},
+    {.section = "train", .name = "momentum", .kind = K_DOUBLE, FIELD(train.optim.momentum),
+     .min = 0, .max = 1, .flags = F_AUTO, .def = "auto",
+     .doc = "Momentum factor; `auto` = 0.9 for momentum/nesterov, 0 for sgd and rmsprop."},
+    {.section = "train", .name = "dampening", .kind = K_DOUBLE, FIELD(train.optim.dampening),
+     .min = 0, .max = 1, .def = "0",
+     .doc = "SGD momentum dampening."},
+    {.section = "train", .name = "beta1", .kind = K_DOUBLE, FIELD(train.optim.beta1),
+     .min = 0, .max = 0.999999, .def = "0.9",
+     .doc = "Adam/AdamW first-moment decay."},
+    {.section = "train", .name = "beta2", .kind = K_DOUBLE, FIELD(train.optim.beta2),
+     .min = 0, .max = 0.999999999, .def = "0.999",
+     .doc = "Adam/AdamW second-moment decay."},
+    {.section = "train", .name = "eps", .kind = K_DOUBLE, FIELD(train.optim.eps), .min = 0, .max = 1, .def = "1e-8",
+     .doc = "Denominator term of rmsprop, adam, adamw."},
+    {.section = "train", .name = "alpha", .kind = K_DOUBLE, FIELD(train.optim.alpha),
+     .min = 0, .max = 0.999999999, .def = "0.99",
+     .doc = "RMSprop smoothing constant."},
+    {.section = "train", .name = "centered", .kind = K_BOOL, FIELD(train.optim.centered), .def = "false",
+     .doc = "Centered RMSprop."},
+    {.section = "train", .name = "amsgrad", .kind = K_BOOL, FIELD(train.optim.amsgrad), .def = "false",
+     .doc = "AMSGrad variant of adam/adamw."},
+    {.section = "train", .name = "weight_decay", .kind = K_DOUBLE, FIELD(train.optim.weight_decay),
+     .min = 0, .max = INF, .flags = F_AUTO, .def = "auto",
+     .doc = "Weight decay (coupled L2 for sgd/rmsprop/adam, decoupled for adamw); `auto` = 0.01 for adamw, else "
+            "0."},
+    {.section = "train", .name = "epochs", .kind = K_I64, FIELD(train.epochs), .min = 0, .max = 1e9, .def = "10",
+     .doc = "Passes over the training set."},
+    {.section = "train", .name = "batch_size", .kind = K_I64, FIELD(train.batch_size),
+     .min = 0, .max = 1e12, .def = "32",
+     .doc = "Rows per micro-step over all ranks (the global batch); 0 = the whole training set."},
+    {.section = "train", .name = "accumulate", .kind = K_I64, FIELD(train.accumulate),
+     .min = 1, .max = 1e6, .def = "1",
+     .doc = "Micro-steps per optimizer step; each micro-step's mean loss is divided by `accumulate` (PyTorch's "
+            "recipe); a trailing partial group at the end of an epoch still steps."},
+    {.section = "train", .name = "shuffle", .kind = K_BOOL, FIELD(train.shuffle), .def = "true",
+     .doc = "Shuffle the training rows every epoch (permutation from (seed, epoch))."},
+    {.section = "train", .name = "drop_last", .kind = K_BOOL, FIELD(train.drop_last), .def = "false",
+     .doc = "Drop the last incomplete batch of each epoch (PyTorch DataLoader's drop_last)."},
+    {.section = "train", .name = "seed", .kind = K_U64, FIELD(train.seed), .def = "0",
+     .doc = "Seed of initialisation, shuffling and dropout."},
+    {.section = "train", .name = "eval_every", .kind = K_I64, FIELD(train.eval_every),
+     .min = 1, .max = 1e9, .def = "1",
+     .doc = "Evaluate every this many epochs (the last epoch is always evaluated)."},
+    {.section = "train", .name = "eval_train", .kind = K_BOOL, FIELD(train.eval_train), .def = "false",
+     .doc = "Also evaluate the whole training set in evaluation mode (otherwise train loss/accuracy are running "
+            "means over the epoch's batches)."},
+    {.section = "train", .name = "threads", .kind = K_INT, FIELD(train.threads), .min = 0, .max = 1024, .def = "0",
+     .doc = "OpenBLAS threads per rank; 0 = OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set, else the node's CPUs "
+            "divided by the ranks on the node (1 in deterministic mode)."},
+    {.section = "train", .name = "deterministic", .kind = K_BOOL, FIELD(train.deterministic), .def = "false",
+     .doc = "Bitwise reproducible on any layout: each optimizer step's rows are cut into chunks of chunk_rows "
+            "rows, each chunk's gradient is computed on one thread (batch norm normalises per chunk) and the "
+            "chunks are summed exactly (64-bit fixed point). The parameters then depend only on the data, the "
+            "seeds, the rows per optimizer step (batch_size x accumulate) and chunk_rows: not on the ranks, "
+            "threads or accumulation."},
+    {.section = "train", .name = "chunk_rows", .kind = K_I64, FIELD(train.chunk_rows),
+     .min = 1, .max = 1e9, .def = "32",
+     .doc = "Deterministic mode's unit of work: rows per chunk of an optimizer step (the last chunk of a step may"
+            " be shorter). Chunks are dealt out to the ranks, so a step of R rows keeps up to ceil(R / "
+            "chunk_rows) ranks busy; each rank holds one gradient buffer per chunk it computes."},
+    {.section = "train", .name = "bucket_kb", .kind = K_I64, FIELD(train.bucket_kb),
+     .min = 0, .max = 1e9, .def = "256",
+     .doc = "Gradient allreduce bucket size in KiB; buckets start as soon as backward completes them (0 = one per"
+            " layer)."},
+    {.section = "train", .name = "comm", .kind = K_ENUM, FIELD(train.comm),
+     .names = tr_comm_names, .def = "auto",
+     .doc = "How gradients are summed: shared = parameters and optimizer state once per node in MPI shared memory, "
+            "each rank reduces and updates a shard (needs the same number of ranks on every node); allreduce = "
+            "MPI_Iallreduce of buckets overlapping backward, replicated optimizer; auto = shared when possible."},
+    {.section = "train", .name = "eval_batch_size", .kind = K_I64, FIELD(train.eval_batch),
+     .min = 1, .max = 1e9, .def = "256",
+     .doc = "Rows per evaluation chunk; chunks are spread over the ranks, so metrics do not depend on the rank "
+            "count."},
     /* [output] */
-    {"output", "dir", K_STRING, OFF(output.dir), sizeof(((tr_config *)0)->output.dir), 0, 0, NULL, NULL, NULL, 0, 0,
-     "run", "Run directory: config.ini, checkpoints (ckpt-<step>.h5, best.h5) and the metric log (metrics.h5, "
-     "metrics.csv)."},
-    {"output", "checkpoint_every", K_I64, OFF(output.checkpoint_every), 0, 0, 1e9, NULL, NULL, NULL, 0, 0, "1",
-     "Write a checkpoint every this many epochs (0: only at the end and on a signal)."},
-    {"output", "checkpoint_every_steps", K_I64, OFF(output.checkpoint_every_steps), 0, 0, 1e12, NULL, NULL, NULL, 0,
-     0, "0", "Also write a checkpoint every this many optimizer steps (0: off)."},
-    {"output", "keep_last", K_I64, OFF(output.keep_last), 0, 1, 1e6, NULL, NULL, NULL, 0, 0, "3",
-     "Checkpoints kept (the newest; best.h5 is kept besides)."},
-    {"output", "best_metric", K_CHOICE, OFF(output.best_metric), sizeof(((tr_config *)0)->output.best_metric), 0, 0,
-     best_metric_lookup, "auto, none, or SET_METRIC with SET val, test, train and METRIC loss, accuracy, macro_f1, "
-     "mse, mae, r2", NULL, 0, 0, "auto",
-     "Metric that chooses best.h5 (and early stopping): e.g. val_loss, val_accuracy; auto = val_loss with a validation "
-     "set, else test_loss (optimistic: the test set then takes part in the choice), else train_loss."},
-    {"output", "best_mode", K_CHOICE, OFF(output.best_mode), sizeof(((tr_config *)0)->output.best_mode), 0, 0,
-     best_mode_lookup, "auto, min, max", NULL, 0, 0, "auto",
-     "Whether best_metric is better lower or higher; auto = max for accuracy, macro_f1 and r2, else min."},
-    {"output", "resume", K_CHOICE, OFF(output.resume), sizeof(((tr_config *)0)->output.resume), 0, 0, resume_lookup,
-     "never, auto", NULL, 0, 0, "never",
-     "auto: continue from the newest valid checkpoint in `dir` if there is one (SLURM requeue); `trainer train "
-     "--resume DIR` does the same from DIR."},
-    {"output", "progress", K_CHOICE, OFF(output.progress), sizeof(((tr_config *)0)->output.progress), 0, 0,
-     progress_lookup, "auto, always, never", NULL, 0, 0, "auto",
-     "A progress line while an epoch runs: auto = only when stdout is a terminal."},
+    {.section = "output", .name = "dir", .kind = K_STRING, FIELD(output.dir), .def = "run",
+     .doc = "Run directory: config.ini, checkpoints (ckpt-<step>.h5, best.h5) and the metric log (metrics.h5, "
+            "metrics.csv)."},
+    {.section = "output", .name = "checkpoint_every", .kind = K_I64, FIELD(output.checkpoint_every),
+     .min = 0, .max = 1e9, .def = "1",
+     .doc = "Write a checkpoint every this many epochs (0: only at the end and on a signal)."},
+    {.section = "output", .name = "checkpoint_every_steps", .kind = K_I64, FIELD(output.checkpoint_every_steps),
+     .min = 0, .max = 1e12, .def = "0",
+     .doc = "Also write a checkpoint every this many optimizer steps (0: off)."},
+    {.section = "output", .name = "keep_last", .kind = K_I64, FIELD(output.keep_last),
+     .min = 1, .max = 1e6, .def = "3",
+     .doc = "Checkpoints kept (the newest; best.h5 is kept besides)."},
+    {.section = "output", .name = "best_metric", .kind = K_CHOICE, FIELD(output.best_metric),
+     .accepts = best_metric_accepts,
+     .describe = best_metric_choices, .def = "auto",
+     .doc = "Metric that chooses best.h5 (and early stopping): e.g. val_loss, val_accuracy; auto = val_loss with "
+            "a validation set, else test_loss (optimistic: the test set then takes part in the choice), else "
+            "train_loss."},
+    {.section = "output", .name = "best_mode", .kind = K_ENUM, FIELD(output.best_mode),
+     .names = tr_best_mode_names, .def = "auto",
+     .doc = "Whether best_metric is better lower or higher; auto = max for accuracy, macro_f1 and r2, else min."},
+    {.section = "output", .name = "resume", .kind = K_ENUM, FIELD(output.resume),
+     .names = tr_resume_names, .def = "never",
+     .doc = "auto: continue from the newest valid checkpoint in `dir` if there is one (SLURM requeue); `trainer "
+            "train --resume DIR` does the same from DIR."},
+    {.section = "output", .name = "progress", .kind = K_ENUM, FIELD(output.progress),
+     .names = tr_progress_names, .def = "auto",
+     .doc = "A progress line while an epoch runs: auto = only when stdout is a terminal."},
+
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -446,6 +486,23 @@ static int bad_value(tr_err *err, const char *where, const key_desc *k, int laye
     else
         snprintf(key, sizeof key, "%s", k->name);
     return tr_fail(err, TR_ECONFIG, "%s: [%s] %s = %s: %s", where, k->section, key, value, why);
+}
+
+/* The values a key takes, for `trainer help config` and messages: its vocabulary, joined. */
+static const char *choices_of(const key_desc *k, char *buf, size_t size)
+{
+    if (k->describe)
+        return k->describe(buf, size);
+    if (k->names)
+        return tr_names_join(k->names, buf, size);
+    return NULL;
+}
+
+static int unknown_name(tr_err *err, const char *where, const key_desc *k, int layer, const char *value)
+{
+    char names[512], why[600];
+    snprintf(why, sizeof why, "unknown value (choose one of: %s)", choices_of(k, names, sizeof names));
+    return bad_value(err, where, k, layer, value, why);
 }
 
 static int parse_double(const char *s, double *out)
@@ -565,23 +622,24 @@ static int apply_value(tr_config *c, const key_desc *k, const char *value, int l
             return bad_value(err, where, k, layer, value, "too long");
         snprintf(base, k->size, "%s", value);
         return 0;
-    case K_ENUM:
-    case K_CHOICE: {
-        int v = k->lookup(value);
-        if (v < 0) {
-            char why[256];
-            snprintf(why, sizeof why, "unknown value (choose one of: %s)", k->choices);
-            return bad_value(err, where, k, layer, value, why);
-        }
-        if (k->kind == K_ENUM && k->size == sizeof(bool))
+    case K_CHOICE:
+        if (!(k->accepts ? k->accepts(value) : tr_name_index(k->names, value) >= 0))
+            return unknown_name(err, where, k, layer, value);
+        if (strlen(value) >= k->size)
+            return bad_value(err, where, k, layer, value, "too long");
+        snprintf(base, k->size, "%s", value);
+        return 0;
+    case K_ENUM: {
+        const int v = tr_name_index(k->names, value);
+        if (v < 0)
+            return unknown_name(err, where, k, layer, value);
+        if (k->size == sizeof(bool))
             *(bool *)base = v != 0;
-        else if (k->kind == K_ENUM && k->size == sizeof(int))
+        else if (k->size == sizeof(int))
             *(int *)base = v;
-        else if (k->kind == K_ENUM)
+        else
             return tr_fail(err, TR_EINTERNAL, "[%s] %s: the key table gives a field of %zu bytes", k->section,
                            k->name, k->size);
-        else
-            snprintf(base, k->size, "%s", value);
         return 0;
     }
     case K_CUSTOM:
@@ -643,20 +701,18 @@ static int set_init_field(tr_config *c, const key_desc *k, const char *value, in
     bool fan_out = false;
     switch (field) {
     case INIT_SCHEME:
-        scheme = init_from_name(value);
+        scheme = tr_name_index(tr_init_names, value);
         if (scheme < 0)
-            return bad_value(err, where, k, layer, value,
-                             "unknown init (choose one of: default, uniform, normal, xavier_uniform, "
-                             "xavier_normal, kaiming_uniform, kaiming_normal, zeros, constant)");
+            return unknown_name(err, where, k, layer, value);
         if (is_bias && scheme >= TR_INIT_XAVIER_UNIFORM && scheme <= TR_INIT_KAIMING_NORMAL)
             return bad_value(err, where, k, layer, value,
                              "xavier and kaiming need a 2-D tensor (fan in and out); a bias takes default, "
                              "uniform, normal, zeros or constant");
         break;
     case INIT_MODE:
-        if (strcmp(value, "fan_in") && strcmp(value, "fan_out"))
-            return bad_value(err, where, k, layer, value, "choose fan_in or fan_out");
-        fan_out = strcmp(value, "fan_out") == 0;
+        if (tr_name_index(init_mode_names, value) < 0)
+            return unknown_name(err, where, k, layer, value);
+        fan_out = tr_name_index(init_mode_names, value) == 1;
         break;
     case INIT_GAIN:
         if (strcmp(value, "auto") == 0) {
@@ -701,22 +757,21 @@ static int set_delimiter(tr_config *c, const key_desc *k, const char *value, int
 
 static int set_scale(tr_config *c, const key_desc *k, const char *value, int layer, const char *where, tr_err *err)
 {
-    c->data.scale_divisor = 1.0;
-    if (!strcmp(value, "none"))
-        c->data.scale = TR_SCALE_NONE;
-    else if (!strcmp(value, "standard"))
-        c->data.scale = TR_SCALE_STANDARD;
-    else if (!strcmp(value, "minmax"))
-        c->data.scale = TR_SCALE_MINMAX;
-    else if (!strncmp(value, "divide:", 7)) {
-        double d;
-        if (parse_double(value + 7, &d) || !(d > 0.0))
-            return bad_value(err, where, k, layer, value, "divide:K needs a positive number K, e.g. divide:255");
-        c->data.scale = TR_SCALE_DIVIDE;
-        c->data.scale_divisor = d;
-    } else {
-        return bad_value(err, where, k, layer, value, "choose none, standard, minmax or divide:K");
-    }
+    /* NAME, or divide:K */
+    char name[32];
+    const char *colon = strchr(value, ':');
+    snprintf(name, sizeof name, "%.*s", colon ? (int)(colon - value) : (int)strlen(value), value);
+    const int kind = tr_name_index(tr_scale_names, name);
+    if (kind < 0)
+        return unknown_name(err, where, k, layer, value);
+    double d = 1.0;
+    if ((kind == TR_SCALE_DIVIDE) != (colon != NULL) ||
+        (kind == TR_SCALE_DIVIDE && (parse_double(colon + 1, &d) || !(d > 0.0))))
+        return bad_value(err, where, k, layer, value,
+                         kind == TR_SCALE_DIVIDE ? "divide:K needs a positive number K, e.g. divide:255"
+                                                 : "only divide takes a number (divide:K)");
+    c->data.scale = (tr_scale_kind)kind;
+    c->data.scale_divisor = d;
     return 0;
 }
 
@@ -1016,20 +1071,17 @@ static int resolve_activations(tr_config *c, tr_err *err)
     if (n < 1)
         return tr_fail(err, TR_ECONFIG, "%s: [model] activations = %s: give one activation per weight layer",
                        act_list_where, act_list);
+    char names[256];
     for (int i = 0; i < n; i++)
         if (tr_activation_from_name(items[i]) < 0)
-            return tr_fail(err, TR_ECONFIG,
-                           "%s: [model] activations = %s: unknown activation '%s' (choose one of: identity, "
-                           "sigmoid, tanh, relu, leaky_relu, elu, selu, gelu, silu, softplus, softmax)",
-                           act_list_where, act_list, items[i]);
+            return tr_fail(err, TR_ECONFIG, "%s: [model] activations = %s: unknown activation '%s' (choose one of: %s)",
+                           act_list_where, act_list, items[i], tr_names_join(tr_activation_names, names, sizeof names));
     int out_act = TR_ACT_IDENTITY;
     if (have_output) {
         out_act = tr_activation_from_name(act_output);
         if (out_act < 0)
-            return tr_fail(err, TR_ECONFIG,
-                           "%s: [model] output_activation = %s: unknown activation (choose one of: identity, "
-                           "sigmoid, tanh, relu, leaky_relu, elu, selu, gelu, silu, softplus, softmax)",
-                           act_output_where, act_output);
+            return tr_fail(err, TR_ECONFIG, "%s: [model] output_activation = %s: unknown activation (choose one of: %s)",
+                           act_output_where, act_output, tr_names_join(tr_activation_names, names, sizeof names));
     }
     if (n == L && (n > 1 || !have_output)) {
         if (have_output && n > 1)
@@ -1268,8 +1320,11 @@ void tr_config_print_reference(FILE *f)
             const key_desc *k = &keys[i];
             if (strcmp(k->section, sections[s]) != 0)
                 continue;
-            fprintf(f, "| `%s`%s | %s | %s |\n", k->name, (k->flags & F_PER_LAYER) ? " (per layer: `.N`)" : "",
-                    (k->flags & F_REQUIRED) ? "required" : (k->def ? k->def : ""), k->doc);
+            char names[512];
+            const char *choices = choices_of(k, names, sizeof names);
+            fprintf(f, "| `%s`%s | %s | %s%s%s%s |\n", k->name, (k->flags & F_PER_LAYER) ? " (per layer: `.N`)" : "",
+                    (k->flags & F_REQUIRED) ? "required" : (k->def ? k->def : ""), k->doc,
+                    choices ? " One of: " : "", choices ? choices : "", choices ? "." : "");
         }
         fprintf(f, "\n");
     }

@@ -248,7 +248,7 @@ static int read_source(tr_dataset *ds, const tr_data_config *dc, tr_data_format 
                             .header = dc->header,
                             .target = dc->target,
                             .columns = dc->columns,
-                            .drop_nonfinite = dc->on_nonfinite == 1};
+                            .drop_nonfinite = dc->on_nonfinite == TR_NONFINITE_DROP};
         return tr_csv_read(ds, path, &o, dropped, err);
     }
     case TR_FORMAT_IDX: {
@@ -259,7 +259,7 @@ static int read_source(tr_dataset *ds, const tr_data_config *dc, tr_data_format 
     case TR_FORMAT_AUTO: {
         int rc = tr_hdf5_read(ds, path, dc->features_dset, dc->targets_dset, 0, -1, err);
         if (!rc)
-            rc = tr_dataset_check_finite(ds, dc->on_nonfinite == 1, path, dropped, err);
+            rc = tr_dataset_check_finite(ds, dc->on_nonfinite == TR_NONFINITE_DROP, path, dropped, err);
         return rc;
     }
     }

@@ -12,29 +12,20 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const act_names[] = {
+const char *const tr_activation_names[] = {
 #define TR_X_NAME(e, name, torch) name,
     TR_ACTIVATION_MAP(TR_X_NAME)
 #undef TR_X_NAME
-};
+        NULL};
 static const char *const act_torch_names[] = {
 #define TR_X_TORCH(e, name, torch) torch,
     TR_ACTIVATION_MAP(TR_X_TORCH)
 #undef TR_X_TORCH
 };
 
-int tr_activation_from_name(const char *name)
-{
-    for (int i = 0; i < TR_ACT_COUNT; i++)
-        if (strcmp(name, act_names[i]) == 0)
-            return i;
-    return -1;
-}
+int tr_activation_from_name(const char *name) { return tr_name_index(tr_activation_names, name); }
 
-const char *tr_activation_name(tr_activation act)
-{
-    return (act >= 0 && act < TR_ACT_COUNT) ? act_names[act] : "?";
-}
+const char *tr_activation_name(tr_activation act) { return tr_name_of(tr_activation_names, act); }
 
 const char *tr_activation_torch_name(tr_activation act)
 {

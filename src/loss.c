@@ -11,23 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const loss_names[] = {
-#define TR_X_NAME(e, name) name,
-    TR_LOSS_MAP(TR_X_NAME)
-#undef TR_X_NAME
-};
+const char *const tr_loss_names[] = {TR_LOSS_MAP(TR_ENUM_NAME) NULL};
+const char *const tr_reduction_names[] = {TR_REDUCTION_MAP(TR_ENUM_NAME) NULL};
+const char *const tr_metric_names[] = {"loss", "accuracy", "macro_f1", "mse", "mae", "r2", NULL};
 
-int tr_loss_from_name(const char *name)
-{
-    for (int i = 0; i < TR_LOSS_COUNT; i++)
-        if (strcmp(name, loss_names[i]) == 0)
-            return i;
-    return -1;
-}
+int tr_loss_from_name(const char *name) { return tr_name_index(tr_loss_names, name); }
 
-const char *tr_loss_name(tr_loss_kind kind)
+const char *tr_loss_name(tr_loss_kind kind) { return tr_name_of(tr_loss_names, kind); }
+
+bool tr_metric_higher_is_better(const char *metric)
 {
-    return (kind >= 0 && kind < TR_LOSS_COUNT) ? loss_names[kind] : "?";
+    return !strcmp(metric, "accuracy") || !strcmp(metric, "macro_f1") || !strcmp(metric, "r2");
 }
 
 int tr_loss_check(const tr_loss *L, tr_err *err)

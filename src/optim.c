@@ -16,24 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const optim_names[] = {
-#define TR_X_NAME(e, name) name,
-    TR_OPTIM_MAP(TR_X_NAME)
-#undef TR_X_NAME
-};
+const char *const tr_optim_names[] = {TR_OPTIM_MAP(TR_ENUM_NAME) NULL};
 
-int tr_optim_from_name(const char *name)
-{
-    for (int i = 0; i < TR_OPTIM_COUNT; i++)
-        if (strcmp(name, optim_names[i]) == 0)
-            return i;
-    return -1;
-}
+int tr_optim_from_name(const char *name) { return tr_name_index(tr_optim_names, name); }
 
-const char *tr_optim_name(tr_optim_kind kind)
-{
-    return (kind >= 0 && kind < TR_OPTIM_COUNT) ? optim_names[kind] : "?";
-}
+const char *tr_optim_name(tr_optim_kind kind) { return tr_name_of(tr_optim_names, kind); }
 
 static int add_state(tr_optim *o, const char *name, tr_err *err)
 {

@@ -49,10 +49,8 @@ bool tr_run_monitor(const tr_trainer *t, char *name, size_t len, bool *lower_bet
         want = t->data.val.rows > 0 ? "val_loss" : t->data.test.rows > 0 ? "test_loss" : "train_loss";
     snprintf(name, len, "%s", want);
     const char *metric = strchr(want, '_') + 1;
-    const char *mode = t->cfg->output.best_mode;
-    *lower_better = !strcmp(mode, "min") ||
-                    (!strcmp(mode, "auto") && strcmp(metric, "accuracy") && strcmp(metric, "macro_f1") &&
-                     strcmp(metric, "r2"));
+    const tr_best_mode mode = t->cfg->output.best_mode;
+    *lower_better = mode == TR_BEST_MIN || (mode == TR_BEST_AUTO && !tr_metric_higher_is_better(metric));
     const tr_metrics *m = NULL;
     if (!strncmp(want, "val_", 4))
         m = t->has_val_metrics ? &t->val_metrics : NULL;
@@ -156,7 +154,7 @@ static int load(tr_trainer *t, const char *path, bool full, tr_ckpt_state *st, t
 static int find_resume(tr_trainer *t, const tr_run_options *o, char *path, size_t len, tr_err *err)
 {
     path[0] = '\0';
-    const char *dir = o->resume_dir ? o->resume_dir : !strcmp(t->cfg->output.resume, "auto") ? t->cfg->output.dir
+    const char *dir = o->resume_dir ? o->resume_dir : t->cfg->output.resume == TR_RESUME_AUTO ? t->cfg->output.dir
                                                                                              : NULL;
     if (!dir)
         return 0;
@@ -228,7 +226,7 @@ static int claim_dir(tr_rundir *rd, const tr_run_options *o, const tr_config *c,
             fprintf(out, "--overwrite: deleting the earlier run in %s (%s)\n", rd->dir, list);
         return tr_rundir_clear(rd, err);
     }
-    if (!resume_path[0] && !o->resume_dir && !strcmp(c->output.resume, "auto")) {
+    if (!resume_path[0] && !o->resume_dir && c->output.resume == TR_RESUME_AUTO) {
         char where[TR_PATH_MAX + 64];
         const int rc = tr_rundir_set_aside(rd, where, sizeof where, err);
         if (!rc)
@@ -392,8 +390,8 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     const bool launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") ||
                           getenv("SLURM_PROCID");
     r.progress = t->out && !o->quiet &&
-                 (!strcmp(c->output.progress, "always") ||
-                  (!strcmp(c->output.progress, "auto") && !launched && isatty(fileno(t->out))));
+                 (c->output.progress == TR_PROGRESS_ALWAYS ||
+                  (c->output.progress == TR_PROGRESS_AUTO && !launched && isatty(fileno(t->out))));
 
     double since_eval = 0.0;
     int64_t rows_since_eval = 0;

@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 static const char *good =
@@ -293,4 +294,62 @@ Test(config, empty_dropout_without_hidden_layers_is_an_error)
     expect_error("[model]\nlayers = 6, 128\ndropout =\n[train]\nloss = mse\n", "[model] dropout: no value", NULL, NULL);
     expect_error("[model]\nlayers = 6, 128\nbatchnorm =\n[train]\nloss = mse\n", "[model] batchnorm: no value", NULL,
                  NULL);
+}
+
+/* Every name of every vocabulary reaches the config as its own value, and back to its name. */
+Test(config, every_vocabulary_name_is_accepted_as_its_value)
+{
+    static const struct {
+        const char *key;
+        const char *const *names;
+        size_t offset;
+    } vocab[] = {
+        {"train.optimizer", tr_optim_names, offsetof(tr_config, train.optim.kind)},
+        {"train.reduction", tr_reduction_names, offsetof(tr_config, train.reduction)},
+        {"train.lr_schedule", tr_schedule_names, offsetof(tr_config, train.lr_schedule)},
+        {"train.comm", tr_comm_names, offsetof(tr_config, train.comm)},
+        {"data.on_nonfinite", tr_nonfinite_names, offsetof(tr_config, data.on_nonfinite)},
+        {"output.best_mode", tr_best_mode_names, offsetof(tr_config, output.best_mode)},
+        {"output.resume", tr_resume_names, offsetof(tr_config, output.resume)},
+        {"output.progress", tr_progress_names, offsetof(tr_config, output.progress)},
+        {"data.format", tr_format_names, offsetof(tr_config, data.format)},
+    };
+    for (size_t v = 0; v < sizeof vocab / sizeof vocab[0]; v++) {
+        int n = 0;
+        for (; vocab[v].names[n]; n++) {
+            char set[128];
+            snprintf(set, sizeof set, "%s=%s", vocab[v].key, vocab[v].names[n]);
+            const char *sets[] = {set};
+            tr_config c;
+            tr_err err = {0};
+            const int rc = tr_config_load_string(&c, "test.ini", good, sets, 1, &err);
+            cr_expect_eq(rc, 0, "%s: %s", set, err.msg);
+            if (!rc) {
+                int got;
+                memcpy(&got, (const char *)&c + vocab[v].offset, sizeof got);
+                cr_expect_eq(got, n, "%s stored %d", set, got);
+                cr_expect_str_eq(tr_name_of(vocab[v].names, got), vocab[v].names[n]);
+            }
+            tr_config_free(&c);
+        }
+        cr_expect_gt(n, 1, "%s has a vocabulary", vocab[v].key);
+        cr_expect_str_eq(tr_name_of(vocab[v].names, n), "?", "out of range");
+    }
+    /* a name outside the vocabulary is refused with the whole list */
+    char list[256], want[300];
+    snprintf(want, sizeof want, "choose one of: %s", tr_names_join(tr_schedule_names, list, sizeof list));
+    const char *sets[] = {"train.lr_schedule=cos"};
+    tr_config c;
+    tr_err err = {0};
+    cr_expect_eq(tr_config_load_string(&c, "test.ini", good, sets, 1, &err), TR_ECONFIG);
+    cr_expect(strstr(err.msg, want) != NULL, "%s", err.msg);
+    tr_config_free(&c);
+}
+
+Test(config, joined_names_are_cut_to_the_buffer)
+{
+    char small[12];
+    cr_expect_str_eq(tr_names_join(tr_optim_names, small, sizeof small), "sgd, moment");
+    cr_expect_eq(tr_name_index(tr_optim_names, "adamw"), TR_OPTIM_ADAMW);
+    cr_expect_eq(tr_name_index(tr_optim_names, "adam "), -1);
 }

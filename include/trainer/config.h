@@ -14,6 +14,7 @@
 #include "trainer/files.h"
 #include "trainer/layers.h"
 #include "trainer/loss.h"
+#include "trainer/names.h"
 #include "trainer/optim.h"
 
 #include <stdbool.h>
@@ -41,6 +42,8 @@ typedef enum tr_init_scheme {
         TR_INIT_COUNT
 } tr_init_scheme;
 
+extern const char *const tr_init_names[]; /* NULL-terminated, in tr_init_scheme order */
+
 
 /* How one tensor is initialised (PyTorch torch.nn.init semantics). */
 typedef struct tr_init_spec {
@@ -66,9 +69,54 @@ typedef struct tr_model_config {
     float bn_eps, bn_momentum;
 } tr_model_config;
 
-typedef enum tr_scale_kind { TR_SCALE_NONE, TR_SCALE_STANDARD, TR_SCALE_MINMAX, TR_SCALE_DIVIDE } tr_scale_kind;
+/* The configuration's own vocabularies (names.h): X(constant, name). */
+#define TR_SCALE_MAP(X)                 \
+    X(TR_SCALE_NONE, "none")            \
+    X(TR_SCALE_STANDARD, "standard")    \
+    X(TR_SCALE_MINMAX, "minmax")        \
+    X(TR_SCALE_DIVIDE, "divide")        /* written divide:K */
+#define TR_FORMAT_MAP(X)                \
+    X(TR_FORMAT_AUTO, "auto")           \
+    X(TR_FORMAT_HDF5, "hdf5")           \
+    X(TR_FORMAT_CSV, "csv")             \
+    X(TR_FORMAT_IDX, "idx")
+#define TR_NONFINITE_MAP(X)             \
+    X(TR_NONFINITE_ERROR, "error")      \
+    X(TR_NONFINITE_DROP, "drop")
+#define TR_SCHEDULE_MAP(X)              \
+    X(TR_SCHED_CONSTANT, "constant")    \
+    X(TR_SCHED_STEP, "step")            \
+    X(TR_SCHED_EXPONENTIAL, "exponential") \
+    X(TR_SCHED_COSINE, "cosine")        \
+    X(TR_SCHED_PLATEAU, "plateau")
+#define TR_COMM_MAP(X)                  \
+    X(TR_COMM_AUTO, "auto")             \
+    X(TR_COMM_SHARED, "shared")         \
+    X(TR_COMM_ALLREDUCE, "allreduce")
+#define TR_BEST_MODE_MAP(X)             \
+    X(TR_BEST_AUTO, "auto")             \
+    X(TR_BEST_MIN, "min")               \
+    X(TR_BEST_MAX, "max")
+#define TR_RESUME_MAP(X)                \
+    X(TR_RESUME_NEVER, "never")         \
+    X(TR_RESUME_AUTO, "auto")
+#define TR_PROGRESS_MAP(X)              \
+    X(TR_PROGRESS_AUTO, "auto")         \
+    X(TR_PROGRESS_ALWAYS, "always")     \
+    X(TR_PROGRESS_NEVER, "never")
 
-typedef enum tr_data_format { TR_FORMAT_AUTO, TR_FORMAT_HDF5, TR_FORMAT_CSV, TR_FORMAT_IDX } tr_data_format;
+typedef enum tr_scale_kind { TR_SCALE_MAP(TR_ENUM_VALUE) } tr_scale_kind;
+typedef enum tr_data_format { TR_FORMAT_MAP(TR_ENUM_VALUE) } tr_data_format;
+typedef enum tr_nonfinite { TR_NONFINITE_MAP(TR_ENUM_VALUE) } tr_nonfinite;
+typedef enum tr_lr_schedule { TR_SCHEDULE_MAP(TR_ENUM_VALUE) } tr_lr_schedule;
+typedef enum tr_comm_mode { TR_COMM_MAP(TR_ENUM_VALUE) } tr_comm_mode;
+typedef enum tr_best_mode { TR_BEST_MODE_MAP(TR_ENUM_VALUE) } tr_best_mode;
+typedef enum tr_resume_mode { TR_RESUME_MAP(TR_ENUM_VALUE) } tr_resume_mode;
+typedef enum tr_progress_mode { TR_PROGRESS_MAP(TR_ENUM_VALUE) } tr_progress_mode;
+
+extern const char *const tr_scale_names[], *const tr_format_names[], *const tr_nonfinite_names[],
+    *const tr_schedule_names[], *const tr_comm_names[], *const tr_best_mode_names[], *const tr_resume_names[],
+    *const tr_progress_names[];
 
 typedef struct tr_data_config {
     /* built-in generator ("" = read files); NAN parameters take the generator's defaults */
@@ -86,7 +134,7 @@ typedef struct tr_data_config {
     char target[256], columns[1024];             /* CSV column selection */
     char images[TR_PATH_MAX], labels[TR_PATH_MAX]; /* IDX */
     char test_images[TR_PATH_MAX], test_labels[TR_PATH_MAX];
-    int on_nonfinite; /* 0 = error, 1 = drop the row */
+    tr_nonfinite on_nonfinite;
     /* split and scaling */
     double test_fraction, val_fraction;
     uint64_t split_seed;
@@ -95,12 +143,6 @@ typedef struct tr_data_config {
     double scale_divisor;
     char class_names[2048]; /* "name, name, ..." for reports and plots; empty = 0, 1, ... */
 } tr_data_config;
-
-typedef enum tr_lr_schedule {
-    TR_SCHED_CONSTANT, TR_SCHED_STEP, TR_SCHED_EXPONENTIAL, TR_SCHED_COSINE, TR_SCHED_PLATEAU
-} tr_lr_schedule;
-
-typedef enum tr_comm_mode { TR_COMM_AUTO, TR_COMM_SHARED, TR_COMM_ALLREDUCE } tr_comm_mode;
 
 typedef struct tr_train_config {
     tr_loss_kind loss;
@@ -113,7 +155,7 @@ typedef struct tr_train_config {
     double l1, l2;
     bool penalize_all;              /* l1, l2, weight_decay on every parameter (else weights only) */
     double clip_norm, clip_value;
-    int lr_schedule;                /* TR_SCHED_* */
+    tr_lr_schedule lr_schedule;
     int64_t step_size, cosine_epochs, warmup_steps, plateau_patience;
     double gamma, eta_min, plateau_factor, plateau_threshold, min_lr;
     bool early_stopping;
@@ -132,7 +174,7 @@ typedef struct tr_train_config {
     bool deterministic; /* exact (fixed-point) gradient sums: bitwise equal for any rank count */
     int64_t chunk_rows; /* deterministic mode: rows per chunk of an optimizer step */
     int64_t bucket_kb;  /* gradient allreduce bucket size */
-    int comm;           /* TR_COMM_*: how gradients are summed over ranks */
+    tr_comm_mode comm;  /* how gradients are summed over ranks */
     int64_t eval_batch; /* rows per evaluation chunk */
 } tr_train_config;
 
@@ -142,9 +184,9 @@ typedef struct tr_output_config {
     int64_t checkpoint_every_steps; /* 0 = off */
     int64_t keep_last;
     char best_metric[32];           /* auto, none, val_loss, test_accuracy, ... */
-    char best_mode[8];              /* auto, min, max */
-    char resume[8];                 /* never, auto */
-    char progress[8];               /* auto, always, never */
+    tr_best_mode best_mode;
+    tr_resume_mode resume;
+    tr_progress_mode progress;
 } tr_output_config;
 
 /* One key = value as it was applied (the checkpoint stores these). */

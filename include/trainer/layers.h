@@ -8,6 +8,8 @@
 #ifndef TRAINER_LAYERS_H
 #define TRAINER_LAYERS_H
 
+#include "trainer/names.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,6 +41,7 @@ typedef struct tr_act_params {
 } tr_act_params;
 
 /* Name lookups; tr_activation_from_name returns -1 for an unknown name. */
+extern const char *const tr_activation_names[]; /* NULL-terminated, in tr_activation order */
 int tr_activation_from_name(const char *name);
 const char *tr_activation_name(tr_activation act);
 const char *tr_activation_torch_name(tr_activation act);

@@ -12,6 +12,7 @@
 #define TRAINER_LOSS_H
 
 #include "trainer/error.h"
+#include "trainer/names.h"
 #include "trainer/layers.h"
 
 #include <stdbool.h>
@@ -33,7 +34,18 @@ typedef enum tr_loss_kind {
         TR_LOSS_COUNT
 } tr_loss_kind;
 
-typedef enum tr_reduction { TR_REDUCTION_MEAN, TR_REDUCTION_SUM } tr_reduction;
+#define TR_REDUCTION_MAP(X)        \
+    X(TR_REDUCTION_MEAN, "mean") \
+    X(TR_REDUCTION_SUM, "sum")
+
+typedef enum tr_reduction { TR_REDUCTION_MAP(TR_ENUM_VALUE) } tr_reduction;
+
+extern const char *const tr_loss_names[];      /* NULL-terminated, in tr_loss_kind order */
+extern const char *const tr_reduction_names[]; /* in tr_reduction order */
+
+/* The metric names of tr_metrics_get, and which of them are better higher. */
+extern const char *const tr_metric_names[];
+bool tr_metric_higher_is_better(const char *metric);
 
 typedef enum tr_task { TR_TASK_REGRESSION, TR_TASK_CLASSIFICATION } tr_task;
 

@@ -11,6 +11,7 @@
 #define TRAINER_OPTIM_H
 
 #include "trainer/error.h"
+#include "trainer/names.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +32,7 @@ typedef enum tr_optim_kind {
         TR_OPTIM_COUNT
 } tr_optim_kind;
 
+extern const char *const tr_optim_names[]; /* NULL-terminated, in tr_optim_kind order */
 int tr_optim_from_name(const char *name);
 const char *tr_optim_name(tr_optim_kind kind);
 
