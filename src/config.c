@@ -412,10 +412,11 @@ static const key_desc keys[] = {
             "seeds, the rows per optimizer step (batch_size x accumulate) and chunk_rows: not on the ranks, "
             "threads or accumulation."},
     {.section = "train", .name = "chunk_rows", .kind = K_I64, FIELD(train.chunk_rows),
-     .min = 1, .max = 1e9, .def = "32",
+     .min = 1, .max = 1e9, .def = "64",
      .doc = "Deterministic mode's unit of work: rows per chunk of an optimizer step (the last chunk of a step may"
             " be shorter). Chunks are dealt out to the ranks, so a step of R rows keeps up to ceil(R / "
-            "chunk_rows) ranks busy; each rank holds one gradient buffer per chunk it computes."},
+            "chunk_rows) ranks busy: lower it when steps have fewer than 64 rows per rank, at some cost per row "
+            "(smaller matrix products, one gradient buffer per chunk)."},
     {.section = "train", .name = "bucket_kb", .kind = K_I64, FIELD(train.bucket_kb),
      .min = 0, .max = 1e9, .def = "256",
      .doc = "Gradient allreduce bucket size in KiB; buckets start as soon as backward completes them (0 = one per"

@@ -357,7 +357,7 @@ static int cmd_eval(const cli *a, tr_dist *d, tr_err *err, bool *reported)
     tr_trainer t;
     int rc = setup(a, d, &c, &t, err, reported);
     if (!rc) {
-        const bool writer = tr_reduce_kind_of(t.reduce) != TR_REDUCE_SHARED || d->local_rank == 0;
+        const bool writer = !tr_reduce_shares_params(t.reduce) || d->local_rank == 0;
         tr_ckpt_parts parts = {.skip_params = !writer};
         rc = agree(d, tr_ckpt_load(a->checkpoint, &c, &t.model, &parts, err), err, reported);
     }

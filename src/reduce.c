@@ -7,6 +7,7 @@
 
 #include "trainer/clock.h"
 #include "trainer/fault.h"
+#include "trainer/mem.h"
 #include "trainer/sampler.h"
 #include "dist_impl.h"
 #include "vector_kernel.h"
@@ -205,22 +206,36 @@ int tr_grad_sync_finish(tr_grad_sync *s, double *wait_seconds, tr_err *err)
 
 /* --------------------------------------------------------------- exact sum ----------- */
 
-#define EXACT_BITS 40 /* |value| < 2^40 grid units: 2^23 values sum without overflow */
+#define EXACT_BITS 40   /* |value| < 2^40 grid units: 2^23 values sum without overflow */
+#define FIXED_BLOCK 512 /* values summed per block: the integers stay in L1 */
+#define MAX_SMALL_SUM 2048 /* sums of this many values stay below 2^51 (from_fixed's `small`) */
 
-/* acc[i] += round(g[i] * scale) for |g[i] * scale| < 2^51: adding 1.5 * 2^52 leaves the
- * rounded integer (nearest, ties to even, as llrint) in the low bits of the double, which
- * vectorises where llrint does not. scale is a power of two, so g * scale is exact. */
-TR_VECTOR_KERNEL static void add_fixed(int64_t *restrict acc, const float *restrict g, size_t n, double scale)
+/* 1.5 * 2^52: for |x| < 2^51, the double MAGIC + x holds x as an integer in its low bits,
+ * so adding it rounds a double to an integer (nearest, ties to even, as llrint) and its bit
+ * pattern turns an integer back into a double: both vectorise where llrint and the int64 to
+ * double conversion (AVX-512 only) do not. */
+#define MAGIC 6755399441055744.0
+#define MAGIC_BITS INT64_C(0x4338000000000000)
+
+/* acc[i] (+)= round(g[i] * scale) for |g[i] * scale| < 2^51 (first: = instead of +=). scale
+ * is a power of two, so g * scale is exact. */
+TR_VECTOR_KERNEL static void add_fixed(int64_t *restrict acc, const float *restrict g, size_t n, double scale,
+                                       bool first)
 {
-    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
-    int64_t magic_bits;
-    memcpy(&magic_bits, &magic, sizeof magic_bits);
-    for (size_t i = 0; i < n; i++) {
-        const double y = (double)g[i] * scale + magic;
-        int64_t bits;
-        memcpy(&bits, &y, sizeof bits);
-        acc[i] += bits - magic_bits;
-    }
+    if (first)
+        for (size_t i = 0; i < n; i++) {
+            const double y = (double)g[i] * scale + MAGIC;
+            int64_t bits;
+            memcpy(&bits, &y, sizeof bits);
+            acc[i] = bits - MAGIC_BITS;
+        }
+    else
+        for (size_t i = 0; i < n; i++) {
+            const double y = (double)g[i] * scale + MAGIC;
+            int64_t bits;
+            memcpy(&bits, &y, sizeof bits);
+            acc[i] += bits - MAGIC_BITS;
+        }
 }
 
 /* The largest |g[i]|; *bad when any is NaN or infinite. For non-negative floats the bit
@@ -241,11 +256,108 @@ TR_VECTOR_KERNEL static float max_abs(const float *restrict g, size_t n, bool *b
     return a;
 }
 
-/* out[i] = acc[i] * scale, rounded once to float (scale a power of two). */
-TR_VECTOR_KERNEL static void from_fixed(float *restrict out, const int64_t *restrict acc, size_t n, double scale)
+/* out[i] = acc[i] * scale rounded to float (scale a power of two); `small` promises
+ * |acc[i]| < 2^51, where the bit pattern converts the integer exactly, as (double) does. */
+TR_VECTOR_KERNEL static void from_fixed(float *restrict out, const int64_t *restrict acc, size_t n, double scale,
+                                        bool small)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = (float)((double)acc[i] * scale);
+    if (small)
+        for (size_t i = 0; i < n; i++) {
+            const int64_t bits = acc[i] + MAGIC_BITS;
+            double y;
+            memcpy(&y, &bits, sizeof y);
+            out[i] = (float)((y - MAGIC) * scale);
+        }
+    else
+        for (size_t i = 0; i < n; i++)
+            out[i] = (float)((double)acc[i] * scale);
+}
+
+/* Merges n gradients into the maxima mx: mx[t] = max |g| of tensor t (t < T), mx[T] = max
+ * |loss|, mx[T + 1] = 1 when any value is not finite. */
+static void exact_maxima(const tr_model *m, float *const *g, const double *loss, int n, double *mx)
+{
+    const int T = m->n_tensors;
+    bool bad = false;
+    for (int j = 0; j < n; j++) {
+        for (int t = 0; t < T; t++) {
+            const float a = max_abs(g[j] + m->tensor[t].offset, m->tensor[t].size, &bad);
+            mx[t] = a > mx[t] ? a : mx[t];
+        }
+        const double l = fabs(loss[j]);
+        bad |= !isfinite(l);
+        mx[T] = l > mx[T] ? l : mx[T];
+    }
+    if (bad)
+        mx[T + 1] = 1.0;
+}
+
+/* One grid per tensor and for the loss: 2^(e - 40) with every magnitude below 2^e. */
+static void exact_grid(const double *mx, int T, int *exp)
+{
+    for (int t = 0; t <= T; t++) {
+        int e = 0;
+        if (mx[t] > 0.0)
+            frexp(mx[t], &e);
+        exp[t] = e - EXACT_BITS;
+    }
+}
+
+/* The sum of n gradients over [lo, hi), each value rounded once to its tensor's grid and the
+ * integers added, which is exact and so independent of the order of the gradients. With acc
+ * (indexed from lo) the integers are kept there (for a sum across nodes); else each block is
+ * rounded once back to float into out. */
+static void fixed_point_sum(const tr_model *m, const int *exp, float *const *g, int n, size_t lo, size_t hi,
+                            int64_t *acc, float *out)
+{
+    int64_t block[FIXED_BLOCK];
+    for (int t = 0; t < m->n_tensors; t++) {
+        const tr_tensor *tt = &m->tensor[t];
+        const size_t a = tt->offset > lo ? tt->offset : lo, b = tt->offset + tt->size < hi ? tt->offset + tt->size : hi;
+        const double scale = ldexp(1.0, -exp[t]), inv = ldexp(1.0, exp[t]);
+        for (size_t i0 = a; i0 < b; i0 += FIXED_BLOCK) {
+            const size_t nb = b - i0 < FIXED_BLOCK ? b - i0 : FIXED_BLOCK;
+            int64_t *dst = acc ? acc + (i0 - lo) : block;
+            if (n == 0)
+                memset(dst, 0, nb * sizeof *dst);
+            for (int j = 0; j < n; j++)
+                add_fixed(dst, g[j] + i0, nb, scale, j == 0);
+            if (!acc)
+                from_fixed(out + i0, dst, nb, inv, n <= MAX_SMALL_SUM);
+        }
+    }
+}
+
+/* The integers of fixed_point_sum (acc indexed from lo), sums of at most `terms` values
+ * each, back to floats. */
+static void fixed_to_float(const tr_model *m, const int *exp, const int64_t *acc, size_t lo, size_t hi, double terms,
+                           float *out)
+{
+    for (int t = 0; t < m->n_tensors; t++) {
+        const tr_tensor *tt = &m->tensor[t];
+        const size_t a = tt->offset > lo ? tt->offset : lo, b = tt->offset + tt->size < hi ? tt->offset + tt->size : hi;
+        if (a < b)
+            from_fixed(out + a, acc + (a - lo), b - a, ldexp(1.0, exp[t]), terms <= MAX_SMALL_SUM);
+    }
+}
+
+static int64_t fixed_loss(const double *loss, int n, int exp)
+{
+    int64_t sum = 0;
+    for (int j = 0; j < n; j++)
+        sum += llrint(ldexp(loss[j], -exp));
+    return sum;
+}
+
+/* In-place sum of n int64 (or double maxima) over comm, in pieces one MPI call can carry. */
+static int allreduce_pieces(void *buf, size_t n, MPI_Datatype type, MPI_Op op, MPI_Comm comm, const char *what,
+                            tr_err *err)
+{
+    for (size_t off = 0; off < n; off += MAX_BUCKET_FLOATS) {
+        const size_t k = n - off < MAX_BUCKET_FLOATS ? n - off : MAX_BUCKET_FLOATS;
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * 8, (int)k, type, op, comm), what);
+    }
+    return 0;
 }
 
 int tr_grad_sync_exact(tr_grad_sync *s, float *const *micro, const double *loss, int n_micro,
@@ -257,62 +369,24 @@ int tr_grad_sync_exact(tr_grad_sync *s, float *const *micro, const double *loss,
     const size_t P = m->n_params;
     if (!s->acc)
         return tr_fail(err, TR_EINTERNAL, "the gradient sync was created without exact-sum buffers");
-    /* 1. the largest magnitude per tensor (and of the loss sums) on any rank; any non-finite? */
-    double *mx = s->maxbuf;
-    bool bad = false;
-    for (int t = 0; t <= T; t++)
-        mx[t] = 0.0;
-    for (int j = 0; j < n_micro; j++) {
-        for (int t = 0; t < T; t++) {
-            const tr_tensor *tt = &m->tensor[t];
-            const float a = max_abs(micro[j] + tt->offset, tt->size, &bad);
-            mx[t] = a > mx[t] ? a : mx[t];
-        }
-        const double l = fabs(loss[j]);
-        bad |= !isfinite(l);
-        mx[T] = l > mx[T] ? l : mx[T];
-    }
-    mx[T + 1] = bad ? 1.0 : 0.0;
-    if (bad)
-        for (int t = 0; t <= T; t++)
-            mx[t] = 0.0;
-    int rc = tr_dist_max_f64(s->d, mx, T + 2, err);
+    for (int t = 0; t <= T + 1; t++)
+        s->maxbuf[t] = 0.0;
+    exact_maxima(m, micro, loss, n_micro, s->maxbuf);
+    int rc = tr_dist_max_f64(s->d, s->maxbuf, T + 2, err);
     if (rc)
         return rc;
-    if (mx[T + 1] != 0.0)
+    if (s->maxbuf[T + 1] != 0.0)
         return tr_fail(err, TR_EDIVERGED, "a gradient or loss is not finite");
-    /* 2. one grid per tensor: 2^(e - 40) with max < 2^e */
-    for (int t = 0; t <= T; t++) {
-        int e = 0;
-        if (mx[t] > 0.0)
-            frexp(mx[t], &e);
-        s->exp[t] = e - EXACT_BITS;
-    }
-    /* 3. round every value once to its grid and add the integers (associative) */
-    memset(s->acc, 0, (P + 3) * sizeof *s->acc);
-    for (int j = 0; j < n_micro; j++)
-        for (int t = 0; t < T; t++) {
-            const tr_tensor *tt = &m->tensor[t];
-            const float *g = micro[j] + tt->offset;
-            add_fixed(s->acc + tt->offset, g, tt->size, ldexp(1.0, -s->exp[t])); /* values < 2^40 */
-        }
-    for (int j = 0; j < n_micro; j++)
-        s->acc[P] += llrint(ldexp(loss[j], -s->exp[T]));
+    exact_grid(s->maxbuf, T, s->exp);
+    fixed_point_sum(m, s->exp, micro, n_micro, 0, P, s->acc, NULL);
+    s->acc[P] = fixed_loss(loss, n_micro, s->exp[T]);
     s->acc[P + 1] = counts[0];
     s->acc[P + 2] = counts[1];
-    if (communicating(s)) {
-        for (size_t off = 0; off < P + 3; off += MAX_BUCKET_FLOATS) {
-            const size_t n = P + 3 - off < MAX_BUCKET_FLOATS ? P + 3 - off : MAX_BUCKET_FLOATS;
-            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->acc + off, (int)n, MPI_INT64_T, MPI_SUM, s->d->impl->comm),
-                      "MPI_Allreduce (exact gradient sum)");
-        }
-    }
-    /* 4. back to floats */
-    memset(out, 0, P * sizeof *out);
-    for (int t = 0; t < T; t++) {
-        const tr_tensor *tt = &m->tensor[t];
-        from_fixed(out + tt->offset, s->acc + tt->offset, tt->size, ldexp(1.0, s->exp[t]));
-    }
+    if (communicating(s) &&
+        (rc = allreduce_pieces(s->acc, P + 3, MPI_INT64_T, MPI_SUM, s->d->impl->comm, "MPI_Allreduce (exact gradient sum)",
+                               err)))
+        return rc;
+    fixed_to_float(m, s->exp, s->acc, 0, P, INFINITY, out);
     *loss_total = ldexp((double)s->acc[P], s->exp[T]);
     counts_total[0] = s->acc[P + 1];
     counts_total[1] = s->acc[P + 2];
@@ -331,15 +405,16 @@ struct tr_node_group {
     size_t n_params;
     float *params;
     float **state;      /* (n_state) */
-    float **slots;      /* (local_size) */
-    _Atomic int64_t *counters; /* (n_buckets) */
+    void **slots;       /* (local_size) each rank's slot: its gradient (shared), chunks (exact) */
+    _Atomic int64_t *counters; /* (n_counters) */
 };
 
 static void node_group_free(tr_node_group *g);
 
 static void *align64(void *p) { return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
-static int node_group_create(tr_node_group **out, tr_dist *d, size_t n_params, int n_state, int n_buckets, tr_err *err)
+static int node_group_create(tr_node_group **out, tr_dist *d, size_t n_params, int n_state, int n_counters,
+                             size_t slot_bytes, tr_err *err)
 {
     *out = NULL;
     if (!d->impl || d->size == 1)
@@ -369,9 +444,9 @@ static int node_group_create(tr_node_group **out, tr_dist *d, size_t n_params, i
         return tr_fail(err, ok, "out of memory for the node-shared step (on some rank)");
     }
     const size_t buf = n_params * sizeof(float) + 64;
-    const size_t counters = ((size_t)n_buckets * sizeof(int64_t) + 63) / 64 * 64 + 64;
-    /* local rank 0 holds the counters, the parameters and the state; everyone a gradient slot */
-    const size_t mine = buf + (d->local_rank == 0 ? counters + buf * (size_t)(1 + n_state) : 0);
+    const size_t counters = ((size_t)n_counters * sizeof(int64_t) + 63) / 64 * 64 + 64;
+    /* local rank 0 holds the counters, the parameters and the state; everyone a slot */
+    const size_t mine = slot_bytes + 64 + (d->local_rank == 0 ? counters + buf * (size_t)(1 + n_state) : 0);
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
@@ -399,16 +474,16 @@ static int node_group_create(tr_node_group **out, tr_dist *d, size_t n_params, i
                 c = align64(c + buf - 64);
             }
         }
-        g->slots[r] = (float *)(void *)c;
+        g->slots[r] = c;
     }
     if (d->local_rank == 0) {
-        for (int b = 0; b < n_buckets; b++)
+        for (int b = 0; b < n_counters; b++)
             atomic_init(&g->counters[b], 0);
         memset(g->params, 0, n_params * sizeof(float));
         for (int i = 0; i < n_state; i++)
             memset(g->state[i], 0, n_params * sizeof(float));
     }
-    memset(g->slots[d->local_rank], 0, n_params * sizeof(float));
+    memset(g->slots[d->local_rank], 0, slot_bytes);
     if (sizes[0] < d->size) { /* several nodes */
         rc = MPI_Comm_split(d->impl->comm, d->local_rank, d->rank, &g->cross);
         if (rc != MPI_SUCCESS) {
@@ -438,7 +513,7 @@ static void node_group_free(tr_node_group *g)
 
 static float *node_group_params(tr_node_group *g) { return g->params; }
 static float *node_group_state(tr_node_group *g, int i) { return g->state[i]; }
-static float *node_group_slot(tr_node_group *g, int local_rank) { return g->slots[local_rank]; }
+static void *node_group_slot(tr_node_group *g, int local_rank) { return g->slots[local_rank]; }
 static bool node_group_multinode(const tr_node_group *g) { return g->cross != MPI_COMM_NULL; }
 
 static void node_group_signal(tr_node_group *g, int b, int64_t r)
@@ -476,7 +551,7 @@ struct tr_reduce {
     double clip_norm;          /* > 0: the global norm first, then the update */
     double *comm_s, *optim_s;  /* the trainer's phase times */
     tr_grad_sync *sync;        /* bucket plan (all); MPI requests (allreduce); exact buffers */
-    tr_node_group *node;       /* shared */
+    tr_node_group *node;       /* shared; exact when the node can share memory */
     tr_grad_hook hook;
     /* the step in progress */
     bool update_finite;
@@ -487,10 +562,18 @@ struct tr_reduce {
     int64_t round;             /* shared: this process's steps (the node's counters start at 0) */
     int step_rc;               /* the first failure inside a hook, and its message */
     tr_err step_err;
-    /* exact */
+    /* exact: this rank's header and chunk gradients, in its node slot (or private) */
+    int64_t n_chunk_bufs, n_chunks;
+    double *header;            /* (header_len) see exact_header_at */
     float **chunk;             /* (n_chunk_bufs) x (n_params) */
     double *chunk_loss;        /* (n_chunk_bufs) */
-    int64_t n_chunk_bufs, n_chunks;
+    size_t header_len, chunk_stride;
+    MPI_Comm exact_cross;      /* the sum across nodes (or ranks, without a node group); NULL: none */
+    float **gather;            /* (local_size * n_chunk_bufs) the node's chunks, for the sum */
+    double *maxima;            /* (n_tensors + 3) */
+    int *exp;                  /* (n_tensors + 1) */
+    int64_t *cross_acc;        /* (shard + 3): the integers summed across nodes */
+    float *owned_grads;        /* exact with a node group: the model's private gradient, now ours */
 };
 
 static bool update(tr_reduce *r, size_t lo, size_t hi, float scale)
@@ -705,28 +788,129 @@ static int allreduce_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
     return 0;
 }
 
+/* exact: a rank's header in front of its chunks: its chunk count and statistics, then the
+ * maxima of exact_maxima (n_tensors + 2, the last the non-finite flag), then the chunks' losses */
+enum { H_CHUNKS, H_CORRECT, H_ROWS, H_MAXIMA };
+#define H_LOSSES(T) (H_MAXIMA + (T) + 2)
+
+static double *exact_header_of(tr_reduce *r, int local_rank)
+{
+    return r->node ? node_group_slot(r->node, local_rank) : r->header;
+}
+
+static float *exact_chunk_of(tr_reduce *r, int local_rank, int64_t i)
+{
+    return (float *)(void *)(exact_header_of(r, local_rank) + r->header_len) + (size_t)i * r->chunk_stride;
+}
+
+/*
+ * exact: the rest of the step after this rank's chunks.
+ *   1. this rank's maxima, statistics and chunk losses go into its header; the node's ranks
+ *      wait for each other (a counter in shared memory)
+ *   2. the maxima of every chunk of the node, then across nodes: one grid per tensor
+ *   3. each rank sums its shard of the parameters over every chunk of the node (integers),
+ *      then across nodes, rounds it once to float and updates it (clip_norm: after the
+ *      global norm); the loss and counts are summed the same way
+ *   4. the step's flags summed over all ranks, which is also the barrier after which the
+ *      chunks and headers may be overwritten
+ * Without a node group every rank is its own node: the shard is everything and the sum
+ * across nodes is an allreduce over all ranks.
+ */
 static int exact_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
 {
+    const tr_model *m = r->m;
+    const int T = m->n_tensors, L = r->node ? r->d->local_size : 1, me = r->node ? r->d->local_rank : 0;
     const double t0 = tr_seconds();
-    int64_t counts[2] = {st->correct, st->rows}, totals[2];
-    int rc = tr_grad_sync_exact(r->sync, r->chunk, r->chunk_loss, (int)r->n_chunks, counts, r->m->grads, &st->loss,
-                                totals, err);
-    *r->comm_s += tr_seconds() - t0;
-    if (rc == TR_EDIVERGED) {
-        st->nonfinite = "loss or gradient";
-        return 0;
+    double *h = r->header;
+    for (int t = 0; t <= T + 1; t++)
+        h[H_MAXIMA + t] = 0.0;
+    exact_maxima(m, r->chunk, r->chunk_loss, (int)r->n_chunks, h + H_MAXIMA);
+    memcpy(h + H_LOSSES(T), r->chunk_loss, (size_t)r->n_chunks * sizeof *h);
+    h[H_CHUNKS] = (double)r->n_chunks;
+    h[H_CORRECT] = (double)st->correct;
+    h[H_ROWS] = (double)st->rows;
+    if (r->node) {
+        r->round++;
+        node_group_signal(r->node, 0, r->round);
+        for (int spins = 0; !node_group_complete(r->node, 0, r->round); spins++)
+            relax(spins);
     }
-    if (rc)
-        return rc;
-    st->correct = totals[0];
-    st->rows = totals[1];
-    double stop = st->stop ? 1.0 : 0.0;
-    rc = tr_dist_max_f64(r->d, &stop, 1, err);
-    if (rc)
-        return rc;
-    st->stop = stop > 0.0;
-    update_all(r);
-    st->nonfinite = r->update_finite ? NULL : "gradient";
+    double *mx = r->maxima; /* exact_maxima's, then the most chunks a node has */
+    for (int t = 0; t <= T + 2; t++)
+        mx[t] = 0.0;
+    int n = 0;
+    int64_t node_counts[2] = {0, 0};
+    for (int j = 0; j < L; j++) {
+        const double *hj = exact_header_of(r, j);
+        for (int t = 0; t <= T + 1; t++)
+            mx[t] = hj[H_MAXIMA + t] > mx[t] ? hj[H_MAXIMA + t] : mx[t];
+        for (int64_t i = 0; i < (int64_t)hj[H_CHUNKS]; i++)
+            r->gather[n++] = exact_chunk_of(r, j, i);
+        node_counts[0] += (int64_t)hj[H_CORRECT];
+        node_counts[1] += (int64_t)hj[H_ROWS];
+    }
+    mx[T + 2] = n;
+    int rc = 0;
+    if (r->exact_cross != MPI_COMM_NULL)
+        rc = allreduce_pieces(mx, (size_t)T + 3, MPI_DOUBLE, MPI_MAX, r->exact_cross,
+                              "MPI_Allreduce (exact gradient sum: maxima)", err);
+    const bool finite = !rc && mx[T + 1] == 0.0;
+    size_t sb = 0, se = m->n_params;
+    if (finite) {
+        exact_grid(mx, T, r->exp);
+        int64_t lo, hi;
+        tr_share((int64_t)m->n_params, me, L, &lo, &hi);
+        sb = (size_t)lo;
+        se = (size_t)hi;
+        int64_t loss = 0;
+        for (int j = 0; j < L; j++) {
+            const double *hj = exact_header_of(r, j);
+            loss += fixed_loss(hj + H_LOSSES(T), (int)hj[H_CHUNKS], r->exp[T]);
+        }
+        if (r->exact_cross == MPI_COMM_NULL) {
+            fixed_point_sum(m, r->exp, r->gather, n, sb, se, NULL, m->grads);
+        } else {
+            int64_t *acc = r->cross_acc;
+            const size_t k = se - sb;
+            fixed_point_sum(m, r->exp, r->gather, n, sb, se, acc, NULL);
+            acc[k] = loss;
+            acc[k + 1] = node_counts[0];
+            acc[k + 2] = node_counts[1];
+            rc = allreduce_pieces(acc, k + 3, MPI_INT64_T, MPI_SUM, r->exact_cross, "MPI_Allreduce (exact gradient sum)",
+                                  err);
+            if (!rc)
+                fixed_to_float(m, r->exp, acc, sb, se, mx[T + 2] * (r->d->size / L), m->grads);
+            loss = acc[k];
+            node_counts[0] = acc[k + 1];
+            node_counts[1] = acc[k + 2];
+        }
+        st->loss = ldexp((double)loss, r->exp[T]);
+        st->correct = node_counts[0];
+        st->rows = node_counts[1];
+    }
+    const double t1 = tr_seconds();
+    *r->comm_s += t1 - t0;
+    /* the update of this rank's shard (every rank reaches the collectives below) */
+    double sq = 0.0;
+    if (!rc && finite) {
+        r->ops.begin(r->ops.ctx);
+        if (r->clip_norm > 0.0) {
+            sq = r->ops.sq_norm(r->ops.ctx, sb, se);
+            rc = tr_dist_sum_f64(r->d, &sq, 1, err);
+            sq /= (double)(r->d->size / L); /* every node holds every shard */
+        }
+        if (!rc)
+            update(r, sb, se, clip_scale(r, sq));
+    }
+    *r->optim_s += tr_seconds() - t1;
+    atomic_thread_fence(memory_order_seq_cst);
+    double flags[3] = {r->update_finite ? 0.0 : 1.0, st->stop ? 1.0 : 0.0, rc ? 1.0 : 0.0};
+    const int frc = tr_dist_sum_f64(r->d, flags, 3, rc ? NULL : err);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (rc || frc)
+        return rc ? rc : frc;
+    st->stop = flags[1] > 0.0;
+    st->nonfinite = !finite ? "loss or gradient" : flags[0] > 0.0 ? "gradient" : NULL;
     return 0;
 }
 
@@ -736,12 +920,15 @@ static int local_finish(tr_reduce *r, tr_step_stats *st)
     return 0;
 }
 
-/* The node's shared memory: parameters and optimizer state once per node, a gradient slot
- * per rank. NULL (and 0) when the world cannot use it. */
-static int make_shared(tr_reduce *r, tr_optim *o, tr_err *err)
+/* The node's shared memory: parameters and optimizer state once per node, a slot of
+ * slot_bytes per rank, n_counters step counters. The model's gradient becomes this rank's
+ * slot (shared), or stays its own buffer (exact: the slot holds the chunks). NULL (and 0)
+ * when the world cannot use it. */
+static int make_shared(tr_reduce *r, tr_optim *o, int n_counters, size_t slot_bytes, bool grads_in_slot,
+                       tr_err *err)
 {
     tr_dist *d = r->d;
-    int rc = node_group_create(&r->node, d, r->m->n_params, o->n_state, r->n_buckets, err);
+    int rc = node_group_create(&r->node, d, r->m->n_params, o->n_state, n_counters, slot_bytes, err);
     if (rc || !r->node)
         return rc;
     float *states[3];
@@ -751,9 +938,53 @@ static int make_shared(tr_reduce *r, tr_optim *o, tr_err *err)
     float *params = node_group_params(r->node);
     if (d->local_rank == 0)
         memcpy(params, r->m->params, r->m->n_params * sizeof(float));
-    tr_model_use_buffers(r->m, params, node_group_slot(r->node, d->local_rank));
+    if (!grads_in_slot && !r->m->external)
+        r->owned_grads = r->m->grads; /* the model no longer frees it once its buffers are external */
+    tr_model_use_buffers(r->m, params, grads_in_slot ? node_group_slot(r->node, d->local_rank) : r->m->grads);
     tr_dist_barrier(d); /* the parameters are in place before anyone reads them */
     return 0;
+}
+
+/* exact: a header and chunk_bufs chunk gradients per rank, in the node's shared memory with
+ * the parameters and optimizer state there too (or private, every rank its own node). */
+static int exact_create(tr_reduce *r, tr_optim *o, const tr_train_config *tc, int64_t chunk_bufs, tr_err *err)
+{
+    tr_dist *d = r->d;
+    const tr_model *m = r->m;
+    const int T = m->n_tensors;
+    r->kind = TR_REDUCE_EXACT;
+    r->n_chunk_bufs = chunk_bufs;
+    r->exact_cross = MPI_COMM_NULL;
+    r->chunk_stride = (m->n_params + 15) / 16 * 16;                          /* whole cache lines */
+    r->header_len = ((size_t)H_LOSSES(T) + (size_t)chunk_bufs + 7) / 8 * 8; /* likewise */
+    const size_t slot = r->header_len * sizeof(double) + (size_t)chunk_bufs * r->chunk_stride * sizeof(float);
+    int rc = 0;
+    if (d->size > 1 && tc->comm != TR_COMM_ALLREDUCE)
+        rc = make_shared(r, o, 1, slot, false, err);
+    if (!rc && !r->node && d->size > 1 && tc->comm == TR_COMM_SHARED)
+        rc = tr_fail(err, TR_ECONFIG, "[train] comm = shared needs the same number of ranks on every node");
+    if (rc)
+        return rc;
+    const int L = r->node ? d->local_size : 1, me = r->node ? d->local_rank : 0;
+    r->header = r->node ? node_group_slot(r->node, me) : tr_big_alloc(slot);
+    if (r->node)
+        r->exact_cross = node_group_multinode(r->node) ? r->node->cross : MPI_COMM_NULL;
+    else if (d->size > 1)
+        r->exact_cross = d->impl->comm;
+    r->chunk = calloc((size_t)chunk_bufs + 1, sizeof *r->chunk);
+    r->chunk_loss = calloc((size_t)chunk_bufs + 1, sizeof *r->chunk_loss);
+    r->gather = calloc((size_t)L * (size_t)chunk_bufs + 1, sizeof *r->gather);
+    r->maxima = calloc((size_t)T + 3, sizeof *r->maxima);
+    r->exp = calloc((size_t)T + 1, sizeof *r->exp);
+    const size_t shard = (m->n_params + (size_t)L - 1) / (size_t)L;
+    if (r->exact_cross != MPI_COMM_NULL)
+        r->cross_acc = tr_big_alloc((shard + 3) * sizeof *r->cross_acc);
+    const bool ok = r->header && r->chunk && r->chunk_loss && r->gather && r->maxima && r->exp &&
+                    (r->exact_cross == MPI_COMM_NULL || r->cross_acc);
+    for (int64_t i = 0; ok && i < chunk_bufs; i++)
+        r->chunk[i] = exact_chunk_of(r, me, i);
+    return tr_dist_agree(d, ok ? 0 : tr_fail(err, TR_ENOMEM, "cannot allocate %lld chunk gradient buffers",
+                                             (long long)chunk_bufs));
 }
 
 int tr_reduce_create(tr_reduce **out, tr_dist *d, tr_model *m, tr_optim *o, const tr_train_config *tc,
@@ -776,21 +1007,13 @@ int tr_reduce_create(tr_reduce **out, tr_dist *d, tr_model *m, tr_optim *o, cons
     if (!rc)
         r->n_buckets = tr_grad_sync_buckets(r->sync, &r->bucket_begin);
     if (!rc && tc->deterministic) {
-        r->kind = TR_REDUCE_EXACT;
-        r->n_chunk_bufs = chunk_bufs;
-        r->chunk = calloc((size_t)chunk_bufs + 1, sizeof *r->chunk);
-        r->chunk_loss = calloc((size_t)chunk_bufs + 1, sizeof *r->chunk_loss);
-        bool ok = r->chunk && r->chunk_loss;
-        for (int64_t i = 0; ok && i < chunk_bufs; i++)
-            ok = (r->chunk[i] = calloc(m->n_params + 1, sizeof(float))) != NULL;
-        rc = tr_dist_agree(d, ok ? 0 : tr_fail(err, TR_ENOMEM, "cannot allocate %lld chunk gradient buffers",
-                                               (long long)chunk_bufs));
+        rc = exact_create(r, o, tc, chunk_bufs, err);
     } else if (!rc && d->size == 1) {
         r->kind = tc->clip_norm > 0.0 ? TR_REDUCE_ALLREDUCE : TR_REDUCE_LOCAL; /* clipping needs the norm first */
     } else if (!rc) {
         r->kind = TR_REDUCE_ALLREDUCE;
         if (tc->comm != TR_COMM_ALLREDUCE)
-            rc = make_shared(r, o, err);
+            rc = make_shared(r, o, r->n_buckets, m->n_params * sizeof(float), true, err);
         if (!rc && r->node)
             r->kind = TR_REDUCE_SHARED;
         else if (!rc && tc->comm == TR_COMM_SHARED)
@@ -809,15 +1032,22 @@ void tr_reduce_free(tr_reduce *r)
     if (!r)
         return;
     tr_grad_sync_free(r->sync);
+    if (!r->node)
+        tr_big_free(r->header);
     node_group_free(r->node);
-    for (int64_t i = 0; r->chunk && i < r->n_chunk_bufs; i++)
-        free(r->chunk[i]);
     free(r->chunk);
     free(r->chunk_loss);
+    free(r->gather);
+    free(r->maxima);
+    free(r->exp);
+    tr_big_free(r->cross_acc);
+    tr_big_free(r->owned_grads);
     free(r);
 }
 
 tr_reduce_kind tr_reduce_kind_of(const tr_reduce *r) { return r->kind; }
+
+bool tr_reduce_shares_params(const tr_reduce *r) { return r->node != NULL; }
 
 void tr_reduce_begin(tr_reduce *r)
 {

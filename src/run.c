@@ -130,7 +130,7 @@ static int save_step(tr_trainer *t, run_state *r, int64_t step_in_epoch, tr_err 
  * shared parameters and optimizer state. */
 static int load(tr_trainer *t, const char *path, bool full, tr_ckpt_state *st, tr_err *err)
 {
-    const bool writer = tr_reduce_kind_of(t->reduce) != TR_REDUCE_SHARED || t->dist->local_rank == 0;
+    const bool writer = !tr_reduce_shares_params(t->reduce) || t->dist->local_rank == 0;
     tr_ckpt_parts parts = {.skip_params = !writer,
                            .optim = full && writer ? &t->optim : NULL,
                            .scaler = NULL,

@@ -4,7 +4,8 @@
 On a ragged data set (1001 two-moons rows, 96 rows per optimizer step, so every epoch ends in
 a short step), Adam, dropout, 3 epochs: np in {1, 2, 3, 4, 7} x threads in {1, 2} x
 accumulate in {1, 3} (batch_size 96 or 32) must give byte-identical /model and /optimizer
-tensors in the final checkpoint. A run stopped by a signal in mid-epoch at np=3 and resumed
+tensors in the final checkpoint; so must simulated multi-node layouts (the sum across nodes)
+and comm = allreduce (no node-shared memory). A run stopped by a signal in mid-epoch at np=3 and resumed
 at np=2 must end with the same bits too. Controls show the comparison can fail: another
 chunk_rows, and the default (float) mode on two ranks, differ.
 
@@ -71,6 +72,16 @@ try:
                           "--set", f"train.threads={threads}", "--set", f"output.dir={d}"])
                 results[(np_, threads, acc)] = fingerprint(d)
                 print(f"     np {np_} threads {threads} accumulate {acc}: {results[(np_, threads, acc)]}", flush=True)
+    # the exact sum's other paths: several "nodes" (the sum across nodes: 2 x 2, 3 x 1,
+    # 4 x 1 with accumulation) and no node group at all (comm = allreduce, uneven 2 + 1)
+    for np_, per_node, comm in ((4, 2, "auto"), (3, 1, "auto"), (4, 1, "auto"), (3, 0, "allreduce"), (3, 2, "auto")):
+        d = os.path.join(work, f"np{np_}-nodes{per_node}-{comm}")
+        env = {"TRAINER_TEST_RANKS_PER_NODE": str(per_node)} if per_node else {}
+        run(np_, ["--set", "train.batch_size=32", "--set", "train.accumulate=3", "--set", f"train.comm={comm}",
+                  "--set", f"output.dir={d}"], env=env)
+        results[(np_, per_node, comm)] = fingerprint(d)
+        print(f"     np {np_} ranks per node {per_node or 'all'} comm {comm}: {results[(np_, per_node, comm)]}",
+              flush=True)
     reference = results[(1, 1, 1)]
     check(f"all {len(results)} layouts give the same bits", all(v == reference for v in results.values()))
 

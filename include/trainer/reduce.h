@@ -16,7 +16,10 @@
  *              optimizer's work is divided by the ranks of a node
  *   exact      deterministic mode: each chunk's gradient is rounded once to a fixed-point
  *              grid and the integers are summed, which is associative, so the sum cannot
- *              depend on which rank computed which chunk; every rank updates everything
+ *              depend on which rank computed which chunk. The chunks, parameters and
+ *              optimizer state live in the node's shared memory as in `shared`: each rank
+ *              sums its shard over every chunk of the node, then across nodes, and updates
+ *              it (without a node group every rank is its own node)
  *
  * One optimizer step:
  *   tr_reduce_begin(r)
@@ -73,6 +76,10 @@ int tr_reduce_create(tr_reduce **r, tr_dist *d, tr_model *m, tr_optim *o, const 
 void tr_reduce_free(tr_reduce *r);
 
 tr_reduce_kind tr_reduce_kind_of(const tr_reduce *r);
+
+/* Whether the parameters and optimizer state live once per node in shared memory (then only
+ * local rank 0 writes them, e.g. when loading a checkpoint). */
+bool tr_reduce_shares_params(const tr_reduce *r);
 
 void tr_reduce_begin(tr_reduce *r);
 

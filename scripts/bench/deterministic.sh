@@ -4,12 +4,12 @@
 # np=1 and np=2. The two modes alternate REPEAT times and the medians are compared, because
 # a shared machine's speed drifts.
 #
-#   scripts/bench/deterministic.sh [REPEAT] [STEPS] [CHUNK_ROWS]     (defaults 5, 500, 32)
+#   scripts/bench/deterministic.sh [REPEAT] [STEPS] [CHUNK_ROWS]     (defaults 5, 500, 64)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPEAT=${1:-5}
 STEPS=${2:-500}
-CHUNK=${3:-32}
+CHUNK=${3:-64}
 [[ -x build/trainer ]] || scripts/build.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 LOG=build/bench-deterministic.log
