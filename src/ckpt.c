@@ -147,6 +147,16 @@ static int write_contents(hid_t f, const char *path, const tr_config *c, const t
                                                                                    st->name, err);
         TR_CKPT_STATE(PUT_STATE)
 #undef PUT_STATE
+        if (!rc && st->data.known) {
+            g = H5Gcreate2(f, "/data", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            if (g >= 0)
+                H5Gclose(g);
+            rc = tr_h5_attr_i64(f, path, "/data", "rows", st->data.rows, err);
+            if (!rc)
+                rc = tr_h5_attr_i64(f, path, "/data", "cols", st->data.cols, err);
+            if (!rc)
+                rc = tr_h5_attr_i64(f, path, "/data", "fingerprint", st->data.fingerprint, err);
+        }
         /* the seeds, for a reader (a resume takes them from /config) */
         const struct {
             const char *name;
@@ -593,6 +603,10 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
                                                                                          &s.name, err);
         TR_CKPT_STATE(GET_STATE)
 #undef GET_STATE
+        s.data.known = !rc && tr_h5_exists(f, "/data") &&
+                       tr_h5_get_attr_i64(f, path, "/data", "rows", &s.data.rows, NULL) == 0 &&
+                       tr_h5_get_attr_i64(f, path, "/data", "cols", &s.data.cols, NULL) == 0 &&
+                       tr_h5_get_attr_i64(f, path, "/data", "fingerprint", &s.data.fingerprint, NULL) == 0;
         if (rc)
             rc = tr_fail(err, TR_ECKPT, "%s: the run state is missing or damaged: %s", path, err ? err->msg : "");
         if (!rc && !(isfinite(s.lr) && isfinite(s.lr_scale) && isfinite(s.time_s) && isfinite(s.epoch_loss_sum)))

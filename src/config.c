@@ -39,6 +39,7 @@ const char *const tr_comm_names[] = {TR_COMM_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_best_mode_names[] = {TR_BEST_MODE_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_resume_names[] = {TR_RESUME_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_progress_names[] = {TR_PROGRESS_MAP(TR_ENUM_NAME) NULL};
+const char *const tr_shuffle_names[] = {TR_SHUFFLE_MAP(TR_ENUM_NAME) NULL};
 
 /* Two-valued keys stored as a bool: the name of false, then of true. */
 static const char *const bn_position_names[] = {"before", "after", NULL};
@@ -82,6 +83,7 @@ static int set_delimiter(tr_config *, const key_desc *, const char *, int, const
 static int set_scale(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 static int set_layer_list(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 static int set_class_weights(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
+static int set_shuffle(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 
 static bool generator_accepts(const char *n) { return !*n || tr_name_index(tr_generator_names, n) >= 0; }
 
@@ -260,6 +262,11 @@ static const key_desc keys[] = {
      .doc = "IDX: test images file."},
     {.section = "data", .name = "test_labels", .kind = K_STRING, FIELD(data.test_labels), .def = "",
      .doc = "IDX: test labels file."},
+    {.section = "data", .name = "mmap", .kind = K_BOOL, FIELD(data.mmap), .def = "true",
+     .doc = "HDF5 features stored contiguous, uncompressed and float32 (what `trainer data gen` and `trainer data "
+            "convert` write) are read where they lie in the file: memory-mapped, shared by the ranks of a node "
+            "through the page cache, streamed from disk when larger than memory, scaled as rows are read; the "
+            "results are bitwise those of reading them (false)."},
     {.section = "data", .name = "on_nonfinite", .kind = K_ENUM, FIELD(data.on_nonfinite),
      .names = tr_nonfinite_names, .def = "error",
      .doc = "What a NaN or infinite feature or target does: error (naming the row) or drop the row."},
@@ -390,8 +397,16 @@ static const key_desc keys[] = {
      .min = 1, .max = 1e6, .def = "1",
      .doc = "Micro-steps per optimizer step; each micro-step's mean loss is divided by `accumulate` (PyTorch's "
             "recipe); a trailing partial group at the end of an epoch still steps."},
-    {.section = "train", .name = "shuffle", .kind = K_BOOL, FIELD(train.shuffle), .def = "true",
-     .doc = "Shuffle the training rows every epoch (permutation from (seed, epoch))."},
+    {.section = "train", .name = "shuffle", .kind = K_CUSTOM, .names = tr_shuffle_names, .set = set_shuffle,
+     .def = "true",
+     .doc = "The order of the training rows each epoch, a pure function of (seed, epoch): true (or global) = a "
+            "permutation of all rows; false = file order; block = blocks of shuffle_block consecutive rows in a "
+            "random order, then the rows inside each window of shuffle_window blocks shuffled, for data on slow "
+            "disks (few long reads instead of one seek per row; batches mix only rows of the same window)."},
+    {.section = "train", .name = "shuffle_block", .kind = K_I64, FIELD(train.shuffle_block), .min = 1, .max = 1e12,
+     .def = "4096", .doc = "shuffle = block: rows per block (read as one run)."},
+    {.section = "train", .name = "shuffle_window", .kind = K_I64, FIELD(train.shuffle_window), .min = 1,
+     .max = 1e9, .def = "16", .doc = "shuffle = block: blocks whose rows are mixed together."},
     {.section = "train", .name = "drop_last", .kind = K_BOOL, FIELD(train.drop_last), .def = "false",
      .doc = "Drop the last incomplete batch of each epoch (PyTorch DataLoader's drop_last)."},
     {.section = "train", .name = "seed", .kind = K_U64, FIELD(train.seed), .def = "0",
@@ -773,6 +788,21 @@ static int set_scale(tr_config *c, const key_desc *k, const char *value, int lay
                                                  : "only divide takes a number (divide:K)");
     c->data.scale = (tr_scale_kind)kind;
     c->data.scale_divisor = d;
+    return 0;
+}
+
+/* shuffle: its vocabulary, any boolean spelling, or `global` */
+static int set_shuffle(tr_config *c, const key_desc *k, const char *value, int layer, const char *where, tr_err *err)
+{
+    bool b;
+    int mode = tr_name_index(tr_shuffle_names, value);
+    if (mode < 0 && !parse_bool(value, &b))
+        mode = b ? TR_SHUFFLE_GLOBAL : TR_SHUFFLE_NONE;
+    if (mode < 0 && !strcmp(value, "global"))
+        mode = TR_SHUFFLE_GLOBAL;
+    if (mode < 0)
+        return bad_value(err, where, k, layer, value, "not a boolean (true/false), global or block");
+    c->train.shuffle = (tr_shuffle_mode)mode;
     return 0;
 }
 
@@ -1361,7 +1391,7 @@ const char *tr_class_name(const char *list, int64_t k, char *buf, size_t size)
         p = strchr(p, ',');
         p = p ? p + 1 : NULL;
     }
-    if (!p || !list[0]) {
+    if (!p || !list || !list[0]) {
         snprintf(buf, size, "%lld", (long long)k);
         return buf;
     }

@@ -173,6 +173,55 @@ static int resolve_columns(const char *spec, char **names, int ncols, bool heade
     return 0;
 }
 
+static bool is_number(const char *cell)
+{
+    char *end;
+    strtod(cell, &end);
+    return end != cell && !*end;
+}
+
+static int compare_words(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Text labels: the distinct words sorted (scikit-learn's LabelEncoder: by code point), each
+ * row's label its word's index, the names kept in ds->class_names ("a, b, c"). */
+static int map_words(tr_dataset *ds, const char **words, int64_t rows, const char *path, const char *column,
+                     tr_err *err)
+{
+    const char **sorted = malloc((size_t)rows * sizeof *sorted);
+    if (!sorted)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    memcpy(sorted, words, (size_t)rows * sizeof *sorted);
+    qsort(sorted, (size_t)rows, sizeof *sorted, compare_words);
+    int64_t k = 0;
+    size_t bytes = 1;
+    for (int64_t i = 0; i < rows; i++)
+        if (i == 0 || strcmp(sorted[i], sorted[k - 1])) {
+            sorted[k++] = sorted[i];
+            bytes += strlen(sorted[i]) + 2;
+        }
+    int rc = 0;
+    for (int64_t i = 0; !rc && i < k; i++)
+        if (!sorted[i][0] || strchr(sorted[i], ','))
+            rc = tr_fail(err, TR_EDATA, "%s: target column%s%s: the class name '%s' is empty or holds a comma", path,
+                         column ? " " : "", column ? column : "", sorted[i]);
+    if (!rc && k > 1000000)
+        rc = tr_fail(err, TR_EDATA, "%s: target column%s%s holds %lld distinct words: not class names", path,
+                     column ? " " : "", column ? column : "", (long long)k);
+    if (!rc && !(ds->class_names = malloc(bytes)))
+        rc = tr_fail(err, TR_ENOMEM, "out of memory");
+    if (!rc) {
+        size_t used = 0;
+        for (int64_t i = 0; i < k; i++)
+            used += (size_t)snprintf(ds->class_names + used, bytes - used, "%s%s", i ? ", " : "", sorted[i]);
+        for (int64_t r = 0; r < rows; r++) {
+            const char **hit = bsearch(&words[r], sorted, (size_t)k, sizeof *sorted, compare_words);
+            ds->y[r] = (float)(hit - sorted);
+        }
+    }
+    free(sorted);
+    return rc;
+}
+
 int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64_t *dropped, tr_err *err)
 {
     memset(ds, 0, sizeof *ds);
@@ -186,6 +235,10 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
     char **names = malloc(MAX_COLS * sizeof *names);
     int *feat = malloc(MAX_COLS * sizeof *feat), *targ = malloc(MAX_COLS * sizeof *targ);
     char *header_copy = NULL;
+    /* a target column of words (stable/unstable, species names) holds class names: each row's
+     * word is kept and mapped to its index among the sorted names once all are read */
+    const char **words = NULL;
+    bool text_labels = false;
     if (!cells || !names || !feat || !targ) {
         rc = tr_fail(err, TR_ENOMEM, "out of memory");
         goto done;
@@ -277,6 +330,7 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
     rc = tr_dataset_alloc(ds, n_lines, nf, nt, err);
     if (rc)
         goto done;
+
     int64_t rows = 0;
     /* rows: the first line too when there is no header */
     char *line = o->header ? NULL : first;
@@ -303,10 +357,22 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
             goto done;
         }
         bool finite = true;
+        if (!text_labels && rows == 0 && nt == 1 && !o->no_target && !is_number(cells[targ[0]])) {
+            text_labels = true;
+            words = malloc((size_t)n_lines * sizeof *words + 1);
+            if (!words) {
+                rc = tr_fail(err, TR_ENOMEM, "out of memory");
+                goto done;
+            }
+        }
         for (int pass = 0; pass < 2; pass++) {
             const int *idx = pass ? targ : feat;
             const int cnt = pass ? nt : nf;
             float *dst = pass ? ds->y + rows * nt : ds->X + rows * nf;
+            if (pass && text_labels) {
+                words[rows] = cells[idx[0]]; /* points into text, kept until the end */
+                continue;
+            }
             for (int i = 0; i < cnt; i++) {
                 const char *cell = cells[idx[i]];
                 char *end;
@@ -349,11 +415,30 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
         rc = tr_fail(err, TR_EDATA, "%s: no data rows%s", path, *dropped ? " left after dropping non-finite ones" : "");
         goto done;
     }
+    if (text_labels) {
+        rc = map_words(ds, words, rows, path, o->header ? names[targ[0]] : NULL, err);
+        if (rc)
+            goto done;
+    }
+    if (o->header) { /* the feature columns' names, for converted files */
+        size_t bytes = 1;
+        for (int i = 0; i < nf; i++)
+            bytes += strlen(names[feat[i]]) + 2;
+        if (!(ds->column_names = malloc(bytes))) {
+            rc = tr_fail(err, TR_ENOMEM, "out of memory");
+            goto done;
+        }
+        size_t used = 0;
+        ds->column_names[0] = '\0';
+        for (int i = 0; i < nf; i++)
+            used += (size_t)snprintf(ds->column_names + used, bytes - used, "%s%s", i ? ", " : "", names[feat[i]]);
+    }
     ds->rows = rows;
     ds->origin_is_line = true;
     snprintf(ds->source, sizeof ds->source, "%s", path);
 
 done:
+    free(words);
     free(text);
     free(cells);
     free(names);

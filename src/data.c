@@ -4,6 +4,8 @@
  */
 #include "trainer/data.h"
 
+#include "trainer/dist.h"
+
 #include "trainer/csv.h"
 #include "trainer/generate.h"
 #include "trainer/h5io.h"
@@ -13,11 +15,39 @@
 #include "trainer/sampler.h"
 
 #include <math.h>
+#include <zlib.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The features of a contiguous float32 dataset used where they lie: a view (its X set once
+ * the file is mapped) with the targets read. Returns 1 with the byte offset of the features
+ * in *offset, 0 when the layout does not allow it (the caller reads instead), or an error. */
+static int hdf5_view(tr_dataset *ds, hid_t f, const char *path, const char *features, const char *targets,
+                     int64_t rows, int64_t tcols, int64_t *offset, tr_err *err)
+{
+    int64_t xr, xc;
+    if (!tr_h5_contiguous_f32(f, features, offset, &xr, &xc) || xr != rows)
+        return 0;
+    int rc = tr_dataset_view(ds, NULL, xr, xc, tcols, err);
+    if (!rc) {
+        snprintf(ds->source, sizeof ds->source, "%s", path);
+        rc = tr_h5_read_rows(f, path, targets, 0, rows, tcols, ds->y, err);
+    }
+    if (rc) {
+        tr_dataset_free(ds);
+        return rc;
+    }
+    return 1;
+}
+
 int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const char *targets, int64_t row_begin,
                  int64_t row_end, tr_err *err)
+{
+    return tr_hdf5_load(ds, NULL, path, features, targets, row_begin, row_end, err);
+}
+
+int tr_hdf5_load(tr_dataset *ds, tr_mapping *map, const char *path, const char *features, const char *targets,
+                 int64_t row_begin, int64_t row_end, tr_err *err)
 {
     memset(ds, 0, sizeof *ds);
     hid_t f;
@@ -33,6 +63,21 @@ int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const c
                      (long long)yr);
     if (!rc && xr == 0)
         rc = tr_fail(err, TR_EDATA, "%s: %s has no rows", path, features);
+    if (!rc && map && row_begin == 0 && row_end < 0) {
+        int64_t offset;
+        const int view = hdf5_view(ds, f, path, features, targets, xr, yc, &offset, err);
+        if (view) {
+            tr_h5_close(f); /* first: its crash guard must not outlive the mapping's SIGBUS guard */
+            if (view < 0)
+                return view;
+            rc = tr_map_file(map, path, offset, (size_t)(ds->rows * ds->cols) * sizeof(float), err);
+            if (rc)
+                tr_dataset_free(ds);
+            else
+                ds->X = (float *)map->data;
+            return rc;
+        }
+    }
     if (!rc) {
         if (row_end < 0)
             row_end = xr;
@@ -119,16 +164,20 @@ int tr_scaler_fit(tr_scaler *s, tr_scale_kind kind, double divisor, const tr_dat
         }
         break;
     case TR_SCALE_STANDARD: /* two passes in double: mean, then population variance (ddof 0) */
-        for (int64_t r = 0; r < N; r++)
+        for (int64_t r = 0; r < N; r++) {
+            const float *x = tr_dataset_stored_row(train, r);
             for (int64_t c = 0; c < F; c++)
-                a[c] += train->X[r * F + c];
+                a[c] += x[c];
+        }
         for (int64_t c = 0; c < F; c++)
             a[c] /= (double)N;
-        for (int64_t r = 0; r < N; r++)
+        for (int64_t r = 0; r < N; r++) {
+            const float *x = tr_dataset_stored_row(train, r);
             for (int64_t c = 0; c < F; c++) {
-                const double d = train->X[r * F + c] - a[c];
+                const double d = x[c] - a[c];
                 b[c] += d * d;
             }
+        }
         for (int64_t c = 0; c < F; c++) {
             const double sd = sqrt(b[c] / (double)N);
             s->center[c] = (float)a[c];
@@ -140,12 +189,14 @@ int tr_scaler_fit(tr_scaler *s, tr_scale_kind kind, double divisor, const tr_dat
             a[c] = INFINITY;
             b[c] = -INFINITY;
         }
-        for (int64_t r = 0; r < N; r++)
+        for (int64_t r = 0; r < N; r++) {
+            const float *x = tr_dataset_stored_row(train, r);
             for (int64_t c = 0; c < F; c++) {
-                const double v = train->X[r * F + c];
+                const double v = x[c];
                 a[c] = v < a[c] ? v : a[c];
                 b[c] = v > b[c] ? v : b[c];
             }
+        }
         for (int64_t c = 0; c < F; c++) {
             s->center[c] = (float)a[c];
             s->scale[c] = b[c] > a[c] ? (float)(b[c] - a[c]) : 1.0f;
@@ -158,6 +209,16 @@ done:
     if (rc)
         tr_scaler_free(s);
     return rc;
+}
+
+void tr_data_use_scaler(tr_dataset *ds, const tr_scaler *s)
+{
+    if (!ds->x_borrowed) {
+        tr_scaler_apply(s, ds->X, ds->rows);
+    } else if (s->kind != TR_SCALE_NONE) { /* a view scales as it reads */
+        ds->center = s->center;
+        ds->scale = s->scale;
+    }
 }
 
 void tr_scaler_apply(const tr_scaler *s, float *X, int64_t rows)
@@ -238,7 +299,7 @@ static tr_data_format resolve_format(const tr_data_config *dc)
 }
 
 /* Reads one file set: path (HDF5, CSV) or images + labels (IDX). */
-static int read_source(tr_dataset *ds, const tr_data_config *dc, tr_data_format fmt, const char *path,
+static int read_source(tr_dataset *ds, tr_mapping *map, const tr_data_config *dc, tr_data_format fmt, const char *path,
                        const char *images, const char *labels, int64_t *dropped, tr_err *err)
 {
     *dropped = 0;
@@ -257,13 +318,63 @@ static int read_source(tr_dataset *ds, const tr_data_config *dc, tr_data_format 
     }
     case TR_FORMAT_HDF5:
     case TR_FORMAT_AUTO: {
-        int rc = tr_hdf5_read(ds, path, dc->features_dset, dc->targets_dset, 0, -1, err);
+        int rc = tr_hdf5_load(ds, dc->mmap ? map : NULL, path, dc->features_dset, dc->targets_dset, 0, -1, err);
         if (!rc)
             rc = tr_dataset_check_finite(ds, dc->on_nonfinite == TR_NONFINITE_DROP, path, dropped, err);
         return rc;
     }
     }
     return 0;
+}
+
+int tr_data_read_file(tr_dataset *ds, const tr_data_config *dc, const char *path, int64_t *dropped, tr_err *err)
+{
+    tr_data_config one = *dc;
+    snprintf(one.path, sizeof one.path, "%s", path);
+    if (one.format == TR_FORMAT_AUTO && !ends_with(path, ".csv") && !ends_with(path, ".txt") &&
+        !ends_with(path, ".CSV") && !ends_with(path, ".h5") && !ends_with(path, ".hdf5"))
+        one.format = TR_FORMAT_IDX; /* train-images-idx3-ubyte(.gz) */
+    const tr_data_format fmt = resolve_format(&one);
+    if (fmt == TR_FORMAT_IDX && !dc->labels[0])
+        return tr_fail(err, TR_EUSAGE, "%s: an IDX images file needs its labels file (--labels FILE)", path);
+    memset(ds, 0, sizeof *ds);
+    return read_source(ds, NULL, &one, fmt, path, path, dc->labels, dropped, err);
+}
+
+/* Text labels of a test file take the training file's class numbering: the same word, the
+ * same class, whatever words each file happens to hold. */
+static int renumber_classes(tr_dataset *test, const tr_dataset *train, tr_err *err)
+{
+    if (!test->class_names)
+        return 0;
+    if (!train->class_names)
+        return tr_fail(err, TR_EDATA, "%s: the test labels are words (%s) but the training labels are numbers",
+                       test->source, test->class_names);
+    int64_t n = tr_class_name_count(test->class_names);
+    int64_t *to = malloc((size_t)n * sizeof *to + 1);
+    if (!to)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    const int64_t m = tr_class_name_count(train->class_names);
+    int rc = 0;
+    for (int64_t i = 0; !rc && i < n; i++) {
+        char name[512], other[512];
+        tr_class_name(test->class_names, i, name, sizeof name);
+        to[i] = -1;
+        for (int64_t j = 0; j < m && to[i] < 0; j++)
+            if (!strcmp(name, tr_class_name(train->class_names, j, other, sizeof other)))
+                to[i] = j;
+        if (to[i] < 0)
+            rc = tr_fail(err, TR_EDATA, "%s: the test label '%s' is not a class of the training data (%s)",
+                         test->source, name, train->class_names);
+    }
+    for (int64_t r = 0; !rc && r < test->rows; r++)
+        test->y[r] = (float)to[(int64_t)test->y[r]];
+    if (!rc) {
+        free(test->class_names);
+        test->class_names = strdup(train->class_names);
+    }
+    free(to);
+    return rc;
 }
 
 int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
@@ -283,10 +394,10 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
         if (!dc->images[0] || !dc->labels[0])
             return tr_fail(err, TR_ECONFIG, "%s: [data] format = idx needs both images and labels", c->path);
         snprintf(d->source, sizeof d->source, "%s", dc->images);
-        rc = read_source(&all, dc, fmt, NULL, dc->images, dc->labels, &dropped, err);
+        rc = read_source(&all, &d->maps[0], dc, fmt, NULL, dc->images, dc->labels, &dropped, err);
     } else if (dc->path[0]) {
         snprintf(d->source, sizeof d->source, "%s", dc->path);
-        rc = read_source(&all, dc, fmt, dc->path, NULL, NULL, &dropped, err);
+        rc = read_source(&all, &d->maps[0], dc, fmt, dc->path, NULL, NULL, &dropped, err);
     } else {
         return tr_fail(err, TR_ECONFIG,
                        "%s: [data] has no source: set generator, path (HDF5 or CSV) or images and labels (IDX)",
@@ -311,11 +422,14 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
                          c->path);
             goto fail;
         }
-        rc = read_source(&d->test, dc, fmt, tsrc, dc->test_images, dc->test_labels, &dropped, err);
+        rc = read_source(&d->test, &d->maps[1], dc, fmt, tsrc, dc->test_images, dc->test_labels, &dropped, err);
         if (rc)
             goto fail;
         if (!d->test.source[0])
             snprintf(d->test.source, sizeof d->test.source, "%s", tsrc);
+        rc = renumber_classes(&d->test, &all, err);
+        if (rc)
+            goto fail;
         d->dropped += dropped;
         rest = all;
         memset(&all, 0, sizeof all);
@@ -346,10 +460,15 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
     rc = tr_scaler_fit(&d->scaler, dc->scale, dc->scale_divisor, &d->train, err);
     if (rc)
         goto fail;
-    tr_scaler_apply(&d->scaler, d->train.X, d->train.rows);
-    tr_scaler_apply(&d->scaler, d->val.X, d->val.rows);
-    tr_scaler_apply(&d->scaler, d->test.X, d->test.rows);
+    tr_dataset *sets[3] = {&d->train, &d->val, &d->test};
+    for (int i = 0; i < 3; i++)
+        tr_data_use_scaler(sets[i], &d->scaler);
 
+    d->fingerprint = tr_data_fingerprint(&d->train);
+    if (d->train.class_names && !(d->class_names = strdup(d->train.class_names))) {
+        rc = tr_fail(err, TR_ENOMEM, "out of memory");
+        goto fail;
+    }
     rc = check_fit(&d->train, "training", c, L, err);
     if (!rc)
         rc = check_fit(&d->val, "validation", c, L, err);
@@ -367,6 +486,19 @@ fail:
     return rc;
 }
 
+int64_t tr_data_fingerprint(const tr_dataset *ds)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const int64_t shape[3] = {ds->rows, ds->cols, ds->tcols};
+    crc = crc32_z(crc, (const Bytef *)shape, sizeof shape);
+    if (ds->rows > 0)
+        crc = crc32_z(crc, (const Bytef *)ds->y, (size_t)(ds->rows * ds->tcols) * sizeof(float));
+    const int64_t step = ds->rows > 4096 ? ds->rows / 4096 : 1;
+    for (int64_t r = 0; r < ds->rows; r += step)
+        crc = crc32_z(crc, (const Bytef *)tr_dataset_stored_row(ds, r), (size_t)ds->cols * sizeof(float));
+    return (int64_t)crc;
+}
+
 void tr_data_free(tr_data *d)
 {
     if (!d)
@@ -375,4 +507,10 @@ void tr_data_free(tr_data *d)
     tr_dataset_free(&d->val);
     tr_dataset_free(&d->test);
     tr_scaler_free(&d->scaler);
+    tr_node_mem_free(d->shared);
+    d->shared = NULL;
+    tr_unmap(&d->maps[0]);
+    tr_unmap(&d->maps[1]);
+    free(d->class_names);
+    d->class_names = NULL;
 }

@@ -34,16 +34,87 @@ int tr_dataset_alloc(tr_dataset *ds, int64_t rows, int64_t cols, int64_t tcols, 
     return 0;
 }
 
+int tr_dataset_view(tr_dataset *ds, const float *X, int64_t rows, int64_t cols, int64_t tcols, tr_err *err)
+{
+    int rc = tr_dataset_alloc(ds, 0, cols, tcols, err); /* shape checks */
+    tr_dataset_free(ds);
+    int64_t ny = 0;
+    if (!rc && (rows < 0 || __builtin_mul_overflow(rows, tcols, &ny)))
+        rc = tr_fail(err, TR_ENOMEM, "cannot hold the targets of a %lld-row data set", (long long)rows);
+    if (rc)
+        return rc;
+    memset(ds, 0, sizeof *ds);
+    ds->rows = rows;
+    ds->cols = cols;
+    ds->tcols = tcols;
+    ds->X = (float *)X;
+    ds->x_borrowed = true;
+    ds->y = tr_big_alloc((size_t)ny * sizeof *ds->y + 1);
+    ds->origin = tr_big_alloc((size_t)rows * sizeof *ds->origin + 1);
+    if (!ds->y || !ds->origin) {
+        tr_dataset_free(ds);
+        return tr_fail(err, TR_ENOMEM, "cannot allocate the targets of a %lld-row data set", (long long)rows);
+    }
+    for (int64_t r = 0; r < rows; r++)
+        ds->origin[r] = r;
+    return 0;
+}
+
 void tr_dataset_free(tr_dataset *ds)
 {
     if (!ds)
         return;
-    tr_big_free(ds->X);
-    tr_big_free(ds->y);
-    tr_big_free(ds->origin);
+    if (!ds->borrowed) {
+        if (!ds->x_borrowed)
+            tr_big_free(ds->X);
+        tr_big_free(ds->y);
+        tr_big_free(ds->origin);
+        tr_big_free((void *)ds->index);
+        free(ds->class_names);
+        free(ds->column_names);
+    }
+    ds->class_names = ds->column_names = NULL;
     ds->X = ds->y = NULL;
     ds->origin = NULL;
+    ds->index = NULL;
     ds->rows = 0;
+}
+
+const float *tr_dataset_stored_row(const tr_dataset *ds, int64_t r)
+{
+    return ds->X + (size_t)(ds->index ? ds->index[r] : r) * (size_t)ds->cols;
+}
+
+void tr_dataset_gather(const tr_dataset *ds, const int64_t *rows, int64_t n, float *out)
+{
+    const size_t F = (size_t)ds->cols;
+    for (int64_t i = 0; i < n; i++) {
+        const float *restrict x = tr_dataset_stored_row(ds, rows[i]);
+        float *restrict o = out + (size_t)i * F;
+        if (ds->center) /* the same expression as tr_scaler_apply: the same bits */
+            for (size_t c = 0; c < F; c++)
+                o[c] = (x[c] - ds->center[c]) / ds->scale[c];
+        else
+            memcpy(o, x, F * sizeof(float));
+    }
+}
+
+const float *tr_dataset_block(const tr_dataset *ds, int64_t begin, int64_t n, float *buf)
+{
+    if (!ds->index && !ds->center)
+        return ds->X + (size_t)begin * (size_t)ds->cols;
+    const size_t F = (size_t)ds->cols;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t r = begin + i;
+        const float *restrict x = tr_dataset_stored_row(ds, r);
+        float *restrict o = buf + (size_t)i * F;
+        if (ds->center)
+            for (size_t c = 0; c < F; c++)
+                o[c] = (x[c] - ds->center[c]) / ds->scale[c];
+        else
+            memcpy(o, x, F * sizeof(float));
+    }
+    return buf;
 }
 
 void tr_dataset_where(const tr_dataset *ds, int64_t r, char *buf, size_t len)
@@ -58,14 +129,32 @@ void tr_dataset_where(const tr_dataset *ds, int64_t r, char *buf, size_t len)
 
 int tr_dataset_take(tr_dataset *dst, const tr_dataset *src, const int64_t *rows, int64_t n, tr_err *err)
 {
-    int rc = tr_dataset_alloc(dst, n, src->cols, src->tcols, err);
+    const bool view = src->x_borrowed || src->index;
+    int64_t *index = NULL;
+    int rc = view ? tr_dataset_view(dst, src->X, n, src->cols, src->tcols, err)
+                  : tr_dataset_alloc(dst, n, src->cols, src->tcols, err);
+    if (!rc && view && !(index = tr_big_alloc((size_t)n * sizeof *index + 1))) {
+        tr_dataset_free(dst);
+        rc = tr_fail(err, TR_ENOMEM, "out of memory");
+    }
     if (rc)
         return rc;
     for (int64_t i = 0; i < n; i++) {
-        memcpy(dst->X + i * src->cols, src->X + rows[i] * src->cols, (size_t)src->cols * sizeof(float));
+        if (view)
+            index[i] = src->index ? src->index[rows[i]] : rows[i];
+        else
+            memcpy(dst->X + i * src->cols, src->X + rows[i] * src->cols, (size_t)src->cols * sizeof(float));
         memcpy(dst->y + i * src->tcols, src->y + rows[i] * src->tcols, (size_t)src->tcols * sizeof(float));
         dst->origin[i] = src->origin[rows[i]];
     }
+    if ((src->class_names && !(dst->class_names = strdup(src->class_names))) ||
+        (src->column_names && !(dst->column_names = strdup(src->column_names)))) {
+        tr_dataset_free(dst);
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    }
+    dst->index = index;
+    dst->center = src->center;
+    dst->scale = src->scale;
     dst->origin_is_line = src->origin_is_line;
     memcpy(dst->source, src->source, sizeof dst->source);
     return 0;
@@ -78,8 +167,9 @@ int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t
     for (int64_t r = 0; r < ds->rows; r++) {
         int64_t bad = -1;
         bool in_target = false;
+        const float *x = tr_dataset_stored_row(ds, r);
         for (int64_t c = 0; c < ds->cols && bad < 0; c++)
-            if (!isfinite(ds->X[r * ds->cols + c]))
+            if (!isfinite(x[c]))
                 bad = c;
         for (int64_t c = 0; c < ds->tcols && bad < 0; c++)
             if (!isfinite(ds->y[r * ds->tcols + c])) {
@@ -87,7 +177,7 @@ int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t
                 in_target = true;
             }
         if (bad >= 0 && !drop) {
-            const float v = in_target ? ds->y[r * ds->tcols + bad] : ds->X[r * ds->cols + bad];
+            const float v = in_target ? ds->y[r * ds->tcols + bad] : x[bad];
             char where[TR_PATH_MAX + 96];
             if (ds->source[0])
                 tr_dataset_where(ds, r, where, sizeof where);
@@ -104,7 +194,18 @@ int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t
             continue;
         }
         if (kept != r) {
-            memmove(ds->X + kept * ds->cols, ds->X + r * ds->cols, (size_t)ds->cols * sizeof(float));
+            if (ds->x_borrowed && !ds->index) { /* a view drops rows from its index */
+                int64_t *index = tr_big_alloc((size_t)ds->rows * sizeof *index + 1);
+                if (!index)
+                    return tr_fail(err, TR_ENOMEM, "out of memory");
+                for (int64_t i = 0; i < ds->rows; i++)
+                    index[i] = i;
+                ds->index = index;
+            }
+            if (ds->x_borrowed)
+                ((int64_t *)ds->index)[kept] = ds->index[r];
+            else
+                memmove(ds->X + kept * ds->cols, ds->X + r * ds->cols, (size_t)ds->cols * sizeof(float));
             memmove(ds->y + kept * ds->tcols, ds->y + r * ds->tcols, (size_t)ds->tcols * sizeof(float));
             ds->origin[kept] = ds->origin[r];
         }

@@ -228,3 +228,65 @@ int tr_dist_cpus(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
+
+/* ------------------------------------------------------------------ node memory -------- */
+
+struct tr_node_mem {
+    MPI_Win win;
+};
+
+int tr_node_mem_alloc(tr_dist *d, size_t bytes, void **base, tr_node_mem **out, tr_err *err)
+{
+    *base = NULL;
+    *out = NULL;
+    if (!d->impl)
+        return 0;
+    /* every rank agrees (nodes of one rank too: the world's collectives must match) */
+    tr_node_mem *m = d->local_size > 1 ? calloc(1, sizeof *m) : NULL;
+    if (tr_dist_agree(d, d->local_size > 1 && !m ? TR_ENOMEM : 0)) {
+        free(m);
+        return tr_fail(err, TR_ENOMEM, "out of memory (on some rank)");
+    }
+    if (d->local_size == 1)
+        return 0; /* alone on the node: the caller keeps its own memory */
+    const MPI_Aint mine = d->local_rank == 0 ? (MPI_Aint)(bytes ? bytes : 1) : 0;
+    int rc = MPI_Win_allocate_shared(mine, 1, MPI_INFO_NULL, d->impl->local, base, &m->win);
+    if (rc != MPI_SUCCESS) {
+        free(m);
+        *base = NULL;
+        return mpi_fail(err, rc, "MPI_Win_allocate_shared (node-shared data)");
+    }
+    MPI_Aint size;
+    int unit;
+    MPI_Win_shared_query(m->win, 0, &size, &unit, base);
+    *out = m;
+    return 0;
+}
+
+void tr_node_mem_free(tr_node_mem *m)
+{
+    if (!m)
+        return;
+    MPI_Win_free(&m->win);
+    free(m);
+}
+
+int tr_dist_node_bcast(tr_dist *d, void *buf, size_t bytes, tr_err *err)
+{
+    if (!d->impl || d->local_size == 1)
+        return 0;
+    char *p = buf;
+    while (bytes > 0) {
+        const int chunk = bytes > (size_t)INT_MAX ? INT_MAX : (int)bytes;
+        MPI_CHECK(MPI_Bcast(p, chunk, MPI_BYTE, 0, d->impl->local), "MPI_Bcast (node)");
+        p += chunk;
+        bytes -= (size_t)chunk;
+    }
+    return 0;
+}
+
+void tr_dist_node_barrier(tr_dist *d)
+{
+    if (d->impl && d->local_size > 1)
+        MPI_Barrier(d->impl->local);
+}

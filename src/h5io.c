@@ -175,6 +175,38 @@ int tr_h5_shape(hid_t file, const char *path, const char *name, int64_t *rows, i
     return rc;
 }
 
+int tr_h5_contiguous_f32(hid_t file, const char *name, int64_t *offset, int64_t *rows, int64_t *cols)
+{
+    if (!tr_h5_exists(file, name))
+        return 0;
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0)
+        return 0;
+    hid_t s = H5Dget_space(d), t = H5Dget_type(d), dcpl = H5Dget_create_plist(d);
+    int ok = s >= 0 && t >= 0 && dcpl >= 0 && H5Tequal(t, H5T_NATIVE_FLOAT) > 0 &&
+             H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_nfilters(dcpl) == 0 && H5Pget_external_count(dcpl) == 0;
+    const int nd = ok ? H5Sget_simple_extent_ndims(s) : 0;
+    hsize_t dims[2] = {0, 1};
+    ok = ok && (nd == 1 || nd == 2) && H5Sget_simple_extent_dims(s, dims, NULL) == nd;
+    const haddr_t at = ok ? H5Dget_offset(d) : HADDR_UNDEF;
+    /* written (storage allocated, the size the shape claims) at a known address */
+    ok = ok && at != HADDR_UNDEF && H5Dget_storage_size(d) == dims[0] * dims[1] * sizeof(float) &&
+         at <= (haddr_t)INT64_MAX;
+    if (ok) {
+        *offset = (int64_t)at;
+        *rows = (int64_t)dims[0];
+        *cols = (int64_t)dims[1];
+    }
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (t >= 0)
+        H5Tclose(t);
+    if (s >= 0)
+        H5Sclose(s);
+    H5Dclose(d);
+    return ok;
+}
+
 /* Values of a wider type that do not fit a float32 (HDF5 would store an infinity). */
 typedef struct overflow {
     int64_t count;

@@ -8,6 +8,7 @@
 #include "trainer/bench.h"
 #include "trainer/ckpt.h"
 #include "trainer/config.h"
+#include "trainer/convert.h"
 #include "trainer/dist.h"
 #include "trainer/error.h"
 #include "trainer/files.h"
@@ -58,7 +59,7 @@ static const char usage_main[] =
 
 static const char usage_train[] =
     "usage: trainer train CONFIG.ini [--set section.key=value ...] [--resume DIR] [--init-from FILE.h5]\n"
-    "                     [--overwrite]\n"
+    "                     [--overwrite] [--new-data]\n"
     "\n"
     "Trains the model described by CONFIG.ini ([model], [data], [train], [output]).\n"
     "  --set section.key=value   override one configuration value (repeatable),\n"
@@ -69,6 +70,8 @@ static const char usage_train[] =
     "                            or weights exported by scripts/from_torch.py)\n"
     "  --overwrite               replace an earlier run in [output] dir (its checkpoints and\n"
     "                            metric log are deleted); without it such a directory is refused\n"
+    "  --new-data                resume although the training data differ from those the\n"
+    "                            checkpoint was trained on (rows, columns, fingerprint)\n"
     "  -h, --help                show this help\n"
     "SIGTERM, SIGUSR1, SIGHUP, SIGPIPE (and a first SIGINT) make every rank stop at the next\n"
     "step, after rank 0 has written a checkpoint (during start-up: at once, nothing written):\n"
@@ -101,11 +104,23 @@ static const char usage_predict[] =
 
 static const char usage_data[] =
     "usage: trainer data gen KIND --out FILE.h5|FILE.csv [--KEY VALUE ...]\n"
+    "       trainer data convert INPUT OUTPUT.h5 [--KEY VALUE ...]\n"
     "\n"
     "Writes a built-in data set (moons, circles, blobs, linear, inverse, random) to HDF5 (/X\n"
     "float32 (rows, features); /y int64 labels or float32 values) or CSV (x0..,y). KEY is any\n"
     "[data] generator key: n, noise, sd, r1, r2, a, b, x_min, x_max, classes, n_features, box,\n"
-    "seed. Example: trainer data gen circles --out circles.h5 --n 5000 --sd 0.2 --seed 1\n";
+    "seed. Example: trainer data gen circles --out circles.h5 --n 5000 --sd 0.2 --seed 1\n"
+    "\n"
+    "convert writes any input the trainer reads to the layout it uses in place (memory-mapped,\n"
+    "shared by the ranks of a node, streamed when larger than memory): /X float32 (rows,\n"
+    "features) contiguous and uncompressed, /y int64 class labels or float32 targets, with the\n"
+    "feature names (/X columns) and class names (/y class_names) as attributes. INPUT is CSV\n"
+    "(.csv, .txt: a target column of words becomes class indices in sorted order, the words the\n"
+    "class names), HDF5 (.h5, .hdf5: any numeric type, chunked or compressed) or IDX images\n"
+    "(gzip or not) with --labels FILE. KEY is any [data] key that describes a file: format,\n"
+    "delimiter, header, target, columns, features, targets, labels, on_nonfinite. The output\n"
+    "appears complete or not at all. Example:\n"
+    "  trainer data convert train-images-idx3-ubyte.gz fashion.h5 --labels train-labels-idx1-ubyte.gz\n";
 
 static const char usage_bench[] =
     "usage: trainer bench CONFIG.ini [--steps N] [--warmup N] [--set section.key=value ...]\n"
@@ -123,8 +138,8 @@ typedef struct cli {
     int n_sets;
     const char *out, *resume, *init_from, *checkpoint, *input, *output, *features, *columns;
     long long steps, warmup;
-    bool help, overwrite;
-    char set_buf[MAX_SETS][256]; /* --KEY VALUE of `data gen`, as data.KEY=VALUE */
+    bool help, overwrite, new_data;
+    char set_buf[MAX_SETS][TR_PATH_MAX + 64]; /* --KEY VALUE of `data gen` and `data convert`, as data.KEY=VALUE */
 } cli;
 
 /* ------------------------------------------------------------------ signals ----------- */
@@ -186,7 +201,7 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
         const bool has_value = i + 1 < argc;
         bool done = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0] && !done; k++)
-            if (!strcmp(s, valued[k].flag)) {
+            if (!strcmp(s, valued[k].flag) && (!data_cmd || valued[k].field == offsetof(cli, out))) {
                 if (!has_value)
                     return tr_fail(err, TR_EUSAGE, "%s needs a value", s);
                 *(const char **)((char *)a + valued[k].field) = argv[++i];
@@ -198,6 +213,8 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
             a->help = true;
         } else if (!strcmp(s, "--overwrite")) {
             a->overwrite = true;
+        } else if (!strcmp(s, "--new-data")) {
+            a->new_data = true;
         } else if (!strcmp(s, "--set")) {
             if (!has_value)
                 return tr_fail(err, TR_EUSAGE, "--set needs a value: --set section.key=value");
@@ -289,7 +306,7 @@ static int agree(tr_dist *d, int rc, tr_err *err, bool *reported)
 
 static void print_reports(FILE *out, const tr_trainer *t)
 {
-    const char *names = t->cfg->data.class_names;
+    const char *names = t->cfg->data.class_names[0] ? t->cfg->data.class_names : t->data.class_names;
     if (t->has_train_metrics)
         tr_print_report(out, &t->train_metrics, "train", names);
     if (t->has_val_metrics)
@@ -336,7 +353,8 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
     }
     if (!rc) {
         tr_run_options o = {.resume_dir = a->resume, .init_from = a->init_from, .stop = &stop_requested,
-                            .overwrite = a->overwrite};
+                            .overwrite = a->overwrite,
+                            .new_data = a->new_data};
         rc = tr_run(&t, &o, err); /* every rank returns the same code */
     }
     if (!rc && out) {
@@ -405,19 +423,33 @@ static int cmd_summary(const cli *a, tr_dist *d, tr_err *err)
     return rc;
 }
 
+static int cmd_data_convert(const cli *a, tr_dist *d, tr_err *err)
+{
+    if (a->n_pos != 3)
+        return tr_fail(err, TR_EUSAGE, "usage: trainer data convert INPUT OUTPUT.h5 [--KEY VALUE ...]");
+    tr_config c;
+    int rc = tr_config_load_string(&c, "trainer data convert", "[model]\nlayers = 1, 1\n[train]\nloss = mse\n",
+                                   a->sets, a->n_sets, err);
+    if (!rc && d->rank == 0)
+        rc = tr_convert(&c.data, a->pos[1], a->pos[2], isatty(STDERR_FILENO) ? stderr : NULL, stdout, err);
+    tr_config_free(&c);
+    return rc;
+}
+
 static int cmd_data_gen(const cli *a, tr_dist *d, tr_err *err)
 {
+    if (a->n_pos >= 1 && !strcmp(a->pos[0], "convert"))
+        return cmd_data_convert(a, d, err);
     if (a->n_pos < 2 || strcmp(a->pos[0], "gen"))
-        return tr_fail(err, TR_EUSAGE, "usage: trainer data gen KIND --out FILE.h5 [--KEY VALUE ...]");
+        return tr_fail(err, TR_EUSAGE, "usage: trainer data gen KIND --out FILE.h5 [--KEY VALUE ...], or trainer "
+                                       "data convert INPUT OUTPUT.h5 [--KEY VALUE ...]");
     if (!a->out)
         return tr_fail(err, TR_EUSAGE, "trainer data gen needs --out FILE.h5 (or FILE.csv)");
     const char *kind = a->pos[1];
-    bool known = false;
-    for (int i = 0; tr_generator_names[i]; i++)
-        known |= !strcmp(kind, tr_generator_names[i]);
-    if (!known)
-        return tr_fail(err, TR_EUSAGE,
-                       "unknown data set '%s' (choose one of: moons, circles, blobs, linear, inverse, random)", kind);
+    char names[256];
+    if (tr_name_index(tr_generator_names, kind) < 0)
+        return tr_fail(err, TR_EUSAGE, "unknown data set '%s' (choose one of: %s)", kind,
+                       tr_names_join(tr_generator_names, names, sizeof names));
     /* the generator keys are [data] keys: parse them with the config machinery */
     char text[256];
     snprintf(text, sizeof text, "[model]\nlayers = 1, 1\n[train]\nloss = mse\n[data]\ngenerator = %s\n", kind);

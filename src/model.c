@@ -78,6 +78,7 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
         return tr_fail(err, TR_ECONFIG, "model needs 1 to %d weight layers", TR_MAX_LAYERS);
 
     int64_t max_width = cfg->widths[0];
+    size_t bn_record = 0;
     for (int l = 0; l < m->n_layers; l++) {
         tr_layer *L = &m->layer[l];
         L->in = cfg->widths[l];
@@ -88,6 +89,9 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
         L->drop_offset = m->dropout_units;
         if (L->dropout > 0.0f)
             m->dropout_units += L->out;
+        L->bn_record_at = bn_record;
+        if (L->bn)
+            bn_record += 2 * (size_t)L->out + 1;
         max_width = L->out > max_width ? L->out : max_width;
     }
     sequential_indices(m);
@@ -370,8 +374,35 @@ static void bn_forward(tr_model *m, tr_layer *L, const float *in, int64_t B, con
         count = 1.0;
     tr_bn_forward_train(L->Y, L->xhat, L->bn_mean, L->bn_invstd, in, sums, count, L->gamma, L->beta, B, O,
                         m->cfg.bn_eps);
+    if (mode->bn_record) { /* recorded for tr_model_bn_apply */
+        double *rec = mode->bn_record + L->bn_record_at;
+        memcpy(rec, sums, 2 * (size_t)O * sizeof *rec);
+        rec[2 * O] = count;
+        return;
+    }
     tr_bn_update_running(L->running_mean, L->running_var, sums, count, O, m->cfg.bn_momentum);
     L->bn_batches++;
+}
+
+size_t tr_model_bn_record_size(const tr_model *m)
+{
+    size_t n = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->layer[l].bn)
+            n += 2 * (size_t)m->layer[l].out + 1;
+    return n;
+}
+
+void tr_model_bn_apply(tr_model *m, const double *record)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        tr_layer *L = &m->layer[l];
+        if (!L->bn)
+            continue;
+        const double *rec = record + L->bn_record_at;
+        tr_bn_update_running(L->running_mean, L->running_var, rec, rec[2 * L->out], L->out, m->cfg.bn_momentum);
+        L->bn_batches++;
+    }
 }
 
 /* Batch norm backward, in place on d (B, O): the affine gradients into grads. */

@@ -94,6 +94,10 @@ static tr_ckpt_state state_of(const tr_trainer *t, const run_state *r, int64_t s
     s.es_has_best = r->es.has_best;
     s.es_best = r->es.best;
     s.bad_evals = r->es.bad;
+    s.data = (tr_ckpt_data){.rows = t->data.train.rows,
+                            .cols = t->data.train.cols,
+                            .fingerprint = t->data.fingerprint,
+                            .known = true};
     return s;
 }
 
@@ -337,6 +341,16 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     int64_t start_in_epoch = 0, keep_rows = -1;
     if (!rc && path[0]) {
         rc = load(t, path, true, &st, err);
+        if (!rc && st.data.known && !o->new_data &&
+            (st.data.rows != t->data.train.rows || st.data.cols != t->data.train.cols ||
+             st.data.fingerprint != t->data.fingerprint))
+            rc = tr_fail(err, TR_EDATA,
+                         "%s was trained on other data than %s gives now (training rows %lld, columns %lld, "
+                         "fingerprint %08llx; now %lld, %lld, %08llx): the file changed, or the split or "
+                         "filtering did; restore the data, or pass --new-data to continue on these",
+                         path, t->data.source, (long long)st.data.rows, (long long)st.data.cols,
+                         (unsigned long long)st.data.fingerprint, (long long)t->data.train.rows,
+                         (long long)t->data.train.cols, (unsigned long long)t->data.fingerprint);
         if (!rc) {
             t->epoch = st.epoch;
             t->step = st.step;

@@ -45,14 +45,51 @@ void tr_sampler_free(tr_sampler *s)
     if (!s)
         return;
     free(s->perm);
-    s->perm = NULL;
+    free(s->blocks);
+    s->perm = s->blocks = NULL;
+}
+
+int tr_sampler_use_blocks(tr_sampler *s, int64_t block_rows, int64_t window_blocks, tr_err *err)
+{
+    s->block_rows = block_rows > 0 ? block_rows : 1;
+    s->window_blocks = window_blocks > 0 ? window_blocks : 1;
+    s->epoch = -1; /* the next epoch builds its order anew */
+    const int64_t nb = (s->n + s->block_rows - 1) / s->block_rows;
+    free(s->blocks);
+    s->blocks = malloc((size_t)(nb > 0 ? nb : 1) * sizeof *s->blocks);
+    return s->blocks ? 0 : tr_fail(err, TR_ENOMEM, "cannot allocate the block order (%lld blocks)", (long long)nb);
+}
+
+/* The block-shuffled order of an epoch (see tr_sampler_use_blocks). */
+static void block_order(tr_sampler *s, int64_t epoch)
+{
+    const int64_t B = s->block_rows, nb = (s->n + B - 1) / B;
+    int64_t *blocks = s->blocks;
+    tr_rng_permutation(blocks, nb, s->rng, TR_RNG_BLOCKS, (uint32_t)epoch);
+    int64_t at = 0;
+    for (int64_t k = 0; k < nb; k++)
+        for (int64_t r = blocks[k] * B; r < s->n && r < (blocks[k] + 1) * B; r++)
+            s->perm[at++] = r;
+    const int64_t W = B * s->window_blocks;
+    for (int64_t a = 0; a < s->n; a += W) { /* Fisher-Yates inside each window */
+        const int64_t b = a + W < s->n ? a + W : s->n;
+        for (int64_t i = b - 1; i > a; i--) {
+            const int64_t j = a + (int64_t)tr_rng_below(s->rng, TR_RNG_WINDOW, (uint32_t)epoch, (uint64_t)i,
+                                                        (uint64_t)(i - a + 1));
+            const int64_t t = s->perm[i];
+            s->perm[i] = s->perm[j];
+            s->perm[j] = t;
+        }
+    }
 }
 
 void tr_sampler_set_epoch(tr_sampler *s, int64_t epoch)
 {
     if (s->epoch == epoch)
         return;
-    if (s->shuffle)
+    if (s->shuffle && s->block_rows > 0)
+        block_order(s, epoch);
+    else if (s->shuffle)
         tr_rng_permutation(s->perm, s->n, s->rng, TR_RNG_SHUFFLE, (uint32_t)epoch);
     else
         for (int64_t i = 0; i < s->n; i++)

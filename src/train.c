@@ -6,6 +6,9 @@
  */
 #include "trainer/train.h"
 
+#include "trainer/data_node.h"
+#include "trainer/prefetch.h"
+
 #include "trainer/clock.h"
 #include "trainer/fault.h"
 #include "trainer/sched.h"
@@ -85,9 +88,8 @@ static int set_class_weights(tr_trainer *t, tr_err *err)
     return 0;
 }
 
-/* Everything a rank builds on its own: data, model, optimizer, buffers. No collective here:
- * a failure on one rank must not leave the others waiting in one. */
-static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err)
+/* The loss, from the configuration (local). */
+static int init_loss(tr_trainer *t, const tr_config *c, tr_err *err)
 {
     const int L = c->model.n_layers;
     t->loss = (tr_loss){.kind = c->train.loss,
@@ -97,17 +99,20 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
                         .act_params = c->model.act_params,
                         .huber_delta = (float)c->train.huber_delta,
                         .pos_weight = (float)c->train.pos_weight};
-    int rc = tr_loss_check(&t->loss, err);
-    if (rc)
-        return rc;
-    rc = tr_data_load(&t->data, c, &t->loss, err);
-    if (rc)
-        return rc;
-    rc = set_class_weights(t, err);
+    return tr_loss_check(&t->loss, err);
+}
+
+/* Everything a rank builds on its own once the data are loaded: model, optimizer, buffers.
+ * No collective here: a failure on one rank must not leave the others waiting in one. */
+static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err)
+{
+    int rc = set_class_weights(t, err);
     if (rc)
         return rc;
     rc = tr_sampler_init(&t->sampler, t->data.train.rows, c->train.batch_size, c->train.accumulate,
                          c->train.shuffle, c->train.drop_last, c->train.seed, d->rank, d->size, err);
+    if (!rc && c->train.shuffle == TR_SHUFFLE_BLOCK)
+        rc = tr_sampler_use_blocks(&t->sampler, c->train.shuffle_block, c->train.shuffle_window, err);
     if (rc)
         return rc;
     if (tr_sampler_micro_batches(&t->sampler) < 1)
@@ -121,6 +126,7 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
             step_rows = t->data.train.rows;
         const int64_t chunks = (step_rows + c->train.chunk_rows - 1) / c->train.chunk_rows;
         t->n_chunk_bufs = (chunks + d->size - 1) / d->size;
+        t->bn_chunks = chunks;
         if (c->train.chunk_rows > max_local)
             max_local = c->train.chunk_rows;
     }
@@ -131,6 +137,11 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
     if (rc)
         return rc;
     tr_model_init_params(&t->model, c->train.seed);
+    t->bn_record_size = tr_model_bn_record_size(&t->model);
+    if (t->bn_chunks > 0 && t->bn_record_size > 0) /* deterministic mode with batch norm */
+        rc = alloc_array((void **)&t->bn_records, (size_t)t->bn_chunks * t->bn_record_size, sizeof(double), err);
+    if (rc)
+        return rc;
     rc = tr_optim_init(&t->optim, &c->train.optim, t->model.n_params, err);
     if (rc)
         return rc;
@@ -154,6 +165,13 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
         rc = alloc_array((void **)&t->dZ, (size_t)(max_rows * O), sizeof(float), err);
     if (!rc)
         rc = alloc_array((void **)&t->eval_Z, (size_t)(eval_rows * O), sizeof(float), err);
+    /* a global shuffle reads single rows of a mapped file: no read-ahead (blocks: read-ahead) */
+    for (int k = 0; k < 2; k++)
+        tr_map_advise(&t->data.maps[k], c->train.shuffle == TR_SHUFFLE_GLOBAL);
+    if (!rc && t->data.train.x_borrowed) /* rows of a mapped file: gathered ahead by a helper thread */
+        rc = tr_prefetch_create(&t->prefetch, (size_t)(max_local * F), (size_t)(max_local * T), err);
+    if (!rc) /* evaluation chunks of views (dataset.h) are gathered here */
+        rc = alloc_array((void **)&t->eval_x, (size_t)(c->train.eval_batch * F), sizeof(float), err);
     if (!rc)
         rc = alloc_array((void **)&t->eval_A, (size_t)(eval_rows * O), sizeof(float), err);
     if (!rc)
@@ -199,7 +217,11 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     if (threads > 0)
         openblas_set_num_threads(threads);
     t->threads = openblas_get_num_threads();
-    int rc = tr_dist_agree(d, init_local(t, c, d, err));
+    int rc = tr_dist_agree(d, init_loss(t, c, err));
+    if (!rc) /* once per node (collective, agreed inside) */
+        rc = tr_data_load_node(&t->data, c, &t->loss, d, err);
+    if (!rc)
+        rc = tr_dist_agree(d, init_local(t, c, d, err));
     if (!rc)
         rc = tr_dist_agree(d, init_shared(t, c, d, err));
     if (rc)
@@ -218,10 +240,13 @@ void tr_trainer_free(tr_trainer *t)
     tr_model_free(&t->model); /* before the shared memory it may point into */
     tr_optim_free(&t->optim);
     tr_reduce_free(t->reduce);
+    tr_prefetch_free(t->prefetch); /* first: it may be filling a buffer */
+    free(t->bn_records);
     free(t->xb);
     free(t->yb);
     free(t->dZ);
     free(t->eval_Z);
+    free(t->eval_x);
     free(t->eval_A);
     free(t->eval_loss);
     tr_metrics_free(&t->train_metrics);
@@ -233,11 +258,10 @@ void tr_trainer_free(tr_trainer *t)
 /* Copies the listed rows of ds into the step buffers. */
 static void gather_rows(tr_trainer *t, const tr_dataset *ds, const int64_t *rows, int64_t n)
 {
-    const size_t F = (size_t)ds->cols, T = (size_t)ds->tcols;
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(t->xb + (size_t)i * F, ds->X + (size_t)rows[i] * F, F * sizeof(float));
+    const size_t T = (size_t)ds->tcols;
+    tr_dataset_gather(ds, rows, n, t->xb);
+    for (int64_t i = 0; i < n; i++)
         memcpy(t->yb + (size_t)i * T, ds->y + (size_t)rows[i] * T, T * sizeof(float));
-    }
 }
 
 /* 1 when this rank was asked to stop (a signal), summed over ranks with the statistics. */
@@ -260,7 +284,7 @@ static void prefetch_rows(const tr_dataset *ds, const int64_t *rows, int64_t n)
 {
     const size_t F = (size_t)ds->cols, T = (size_t)ds->tcols;
     for (int64_t i = 0; i < n; i++) {
-        const char *x = (const char *)(ds->X + (size_t)rows[i] * F);
+        const char *x = (const char *)tr_dataset_stored_row(ds, rows[i]);
         for (size_t b = 0; b < F * sizeof(float); b += 64)
             __builtin_prefetch(x + b, 0, 1);
         __builtin_prefetch(ds->y + (size_t)rows[i] * T, 0, 1);
@@ -277,12 +301,17 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
     const int64_t *rows;
     double t0 = tr_seconds();
     tr_sampler_micro(s, j, &G, &rows, &n);
-    gather_rows(t, &t->data.train, rows, n);
+    const int64_t tag = s->epoch * ((int64_t)1 << 32) + j; /* micro-batch j of this epoch */
+    if (!(t->prefetch && tr_prefetch_take(t->prefetch, tag, &t->xb, &t->yb)))
+        gather_rows(t, &t->data.train, rows, n);
     if (j + 1 < tr_sampler_micro_batches(s)) { /* the next batch's rows load while this one computes */
         int64_t G2, n2;
         const int64_t *rows2;
         tr_sampler_micro(s, j + 1, &G2, &rows2, &n2);
-        prefetch_rows(&t->data.train, rows2, n2);
+        if (t->prefetch) /* a helper thread takes the page faults of a mapped file */
+            tr_prefetch_start(t->prefetch, &t->data.train, rows2, n2, tag + 1);
+        else
+            prefetch_rows(&t->data.train, rows2, n2);
     }
     double t1 = tr_seconds();
     t->phase[TR_PHASE_DATA] += t1 - t0;
@@ -402,7 +431,9 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
         t->fmode.step = t->step;
         t->fmode.rows = cr;
         t->fmode.global_rows = (double)nk; /* batch norm normalises the chunk */
+        t->fmode.bn_record = t->bn_records ? t->bn_records + (size_t)k * t->bn_record_size : NULL;
         tr_model_forward(m, t->xb, nk, &t->fmode);
+        t->fmode.bn_record = NULL;
         double loss = tr_loss_compute(&t->loss, t->dZ, NULL, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, nk, scale);
         if (tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION)
             *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, t->yb, nk);
@@ -418,6 +449,13 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
     }
     if (t->threads > 1)
         openblas_set_num_threads(t->threads);
+    if (t->bn_records) { /* every chunk's batch-norm statistics, applied in chunk order on every rank */
+        const int64_t R = (int64_t)t->bn_record_size;
+        if (tr_dist_allgather_f64(t->dist, t->bn_records, c0 * R, (c1 - c0) * R, NULL) && !m->comm_error)
+            m->comm_error = 1;
+        for (int64_t k = 0; k < nc; k++)
+            tr_model_bn_apply(m, t->bn_records + k * R);
+    }
     return loss_sum;
 }
 
@@ -479,13 +517,13 @@ int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr
     tr_model *mod = &t->model;
     tr_dist *d = t->dist;
     const int L = mod->n_layers;
-    const int64_t O = t->loss.width, F = ds->cols, T = ds->tcols, E = t->cfg->train.eval_batch;
+    const int64_t O = t->loss.width, T = ds->tcols, E = t->cfg->train.eval_batch;
     /* every rank holds the whole set: its rows are its share of whole chunks (possibly none) */
     int64_t b, e;
     tr_chunk_share(ds->rows, E, d->rank, d->size, &b, &e);
     for (int64_t r0 = b; r0 < e; r0 += E) {
         const int64_t n = e - r0 < E ? e - r0 : E;
-        tr_model_forward(mod, ds->X + r0 * F, n, NULL);
+        tr_model_forward(mod, tr_dataset_block(ds, r0, n, t->eval_x), n, NULL);
         const float *Z = mod->layer[L - 1].Z, *A = mod->layer[L - 1].A;
         memcpy(t->eval_Z + r0 * O, Z, (size_t)(n * O) * sizeof(float));
         memcpy(t->eval_A + r0 * O, A, (size_t)(n * O) * sizeof(float));

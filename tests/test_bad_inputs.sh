@@ -59,7 +59,7 @@ expect "label out of range (cross_entropy)" 3 "class label 7 is outside [0, 3)" 
     --set data.test_fraction=0 --set output.dir="$W/r"
 expect "label out of range (bce)" 3 "target 7 of a bce loss must be in [0, 1]" -- \
     "${csv[@]}" --set data.path=label.csv --set data.test_fraction=0 --set output.dir="$W/r"
-printf 'x0,x1,y\n0.1,0.2,zero\n' >word.csv
+printf 'x0,x1,y\n0.1,zero,1\n' >word.csv  # a word in a feature column (a label column of words names classes)
 expect "text in a number column" 3 "word.csv:2" -- "${csv[@]}" --set data.path=word.csv --set data.test_fraction=0 --set output.dir="$W/r"
 printf 'x0,x1,y\n' >zero.csv
 expect "zero data rows" 3 "zero.csv: no data rows" -- "${csv[@]}" --set data.path=zero.csv --set output.dir="$W/r"

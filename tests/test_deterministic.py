@@ -5,7 +5,7 @@ On a ragged data set (1001 two-moons rows, 96 rows per optimizer step, so every 
 a short step), Adam, dropout, 3 epochs: np in {1, 2, 3, 4, 7} x threads in {1, 2} x
 accumulate in {1, 3} (batch_size 96 or 32) must give byte-identical /model and /optimizer
 tensors in the final checkpoint; so must simulated multi-node layouts (the sum across nodes)
-and comm = allreduce (no node-shared memory). A run stopped by a signal in mid-epoch at np=3 and resumed
+and comm = allreduce (no node-shared memory); with batch norm the running statistics as well. A run stopped by a signal in mid-epoch at np=3 and resumed
 at np=2 must end with the same bits too. Controls show the comparison can fail: another
 chunk_rows, and the default (float) mode on two ranks, differ.
 
@@ -84,6 +84,17 @@ try:
               flush=True)
     reference = results[(1, 1, 1)]
     check(f"all {len(results)} layouts give the same bits", all(v == reference for v in results.values()))
+
+    # batch norm: its running statistics (in /model) too, applied in chunk order on every rank
+    bn = {}
+    for np_, per_node in ((1, 0), (2, 0), (3, 0), (3, 1)):
+        d = os.path.join(work, f"bn-np{np_}-{per_node}")
+        env = {"TRAINER_TEST_RANKS_PER_NODE": str(per_node)} if per_node else {}
+        run(np_, ["--set", "model.batchnorm=true", "--set", "train.batch_size=96", "--set", f"output.dir={d}"],
+            env=env)
+        bn[(np_, per_node)] = fingerprint(d)
+    check(f"batch norm, running statistics included: np 1, 2, 3 and 3 nodes give the same bits ({bn[(1, 0)][0]})",
+          len({v[0] for v in bn.values()}) == 1)
 
     # stopped in mid-epoch at np=3 (after step 13 of 11 per epoch: in epoch 2), resumed at np=2
     d = os.path.join(work, "resumed")

@@ -52,10 +52,18 @@
     X(int64_t, plateau_bad, "reduce-on-plateau: evaluations without improvement")           \
     X(double, lr_scale, "reduce-on-plateau: the factor on the configured learning rate")
 
+/* The training data a run was trained on (/data; optional in a file: older checkpoints lack
+ * it, and `known` is then false). */
+typedef struct tr_ckpt_data {
+    int64_t rows, cols, fingerprint; /* of the training set (data.h tr_data_fingerprint) */
+    bool known;
+} tr_ckpt_data;
+
 typedef struct tr_ckpt_state {
 #define TR_CKPT_STATE_FIELD(type, name, meaning) type name;
     TR_CKPT_STATE(TR_CKPT_STATE_FIELD)
 #undef TR_CKPT_STATE_FIELD
+    tr_ckpt_data data;
 } tr_ckpt_state;
 
 /* What tr_ckpt_load restores besides the parameters. */

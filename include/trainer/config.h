@@ -100,6 +100,10 @@ typedef struct tr_model_config {
 #define TR_RESUME_MAP(X)                \
     X(TR_RESUME_NEVER, "never")         \
     X(TR_RESUME_AUTO, "auto")
+#define TR_SHUFFLE_MAP(X)               \
+    X(TR_SHUFFLE_NONE, "false")         \
+    X(TR_SHUFFLE_GLOBAL, "true")        \
+    X(TR_SHUFFLE_BLOCK, "block")
 #define TR_PROGRESS_MAP(X)              \
     X(TR_PROGRESS_AUTO, "auto")         \
     X(TR_PROGRESS_ALWAYS, "always")     \
@@ -113,10 +117,11 @@ typedef enum tr_comm_mode { TR_COMM_MAP(TR_ENUM_VALUE) } tr_comm_mode;
 typedef enum tr_best_mode { TR_BEST_MODE_MAP(TR_ENUM_VALUE) } tr_best_mode;
 typedef enum tr_resume_mode { TR_RESUME_MAP(TR_ENUM_VALUE) } tr_resume_mode;
 typedef enum tr_progress_mode { TR_PROGRESS_MAP(TR_ENUM_VALUE) } tr_progress_mode;
+typedef enum tr_shuffle_mode { TR_SHUFFLE_MAP(TR_ENUM_VALUE) } tr_shuffle_mode;
 
 extern const char *const tr_scale_names[], *const tr_format_names[], *const tr_nonfinite_names[],
     *const tr_schedule_names[], *const tr_comm_names[], *const tr_best_mode_names[], *const tr_resume_names[],
-    *const tr_progress_names[];
+    *const tr_progress_names[], *const tr_shuffle_names[];
 
 typedef struct tr_data_config {
     /* built-in generator ("" = read files); NAN parameters take the generator's defaults */
@@ -135,6 +140,7 @@ typedef struct tr_data_config {
     char images[TR_PATH_MAX], labels[TR_PATH_MAX]; /* IDX */
     char test_images[TR_PATH_MAX], test_labels[TR_PATH_MAX];
     tr_nonfinite on_nonfinite;
+    bool mmap; /* use contiguous float32 HDF5 features where they lie (mapping.h) */
     /* split and scaling */
     double test_fraction, val_fraction;
     uint64_t split_seed;
@@ -164,7 +170,8 @@ typedef struct tr_train_config {
     tr_optim_config optim;
     int64_t epochs;
     int64_t batch_size; /* global rows per micro-step; 0 = the whole training set */
-    bool shuffle;
+    tr_shuffle_mode shuffle;        /* none, global, or blocks of shuffle_block rows */
+    int64_t shuffle_block, shuffle_window;
     bool drop_last;
     uint64_t seed;
     int64_t eval_every;

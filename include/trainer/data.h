@@ -11,6 +11,7 @@
 #include "trainer/dataset.h"
 #include "trainer/error.h"
 #include "trainer/loss.h"
+#include "trainer/mapping.h"
 
 #include <stdint.h>
 
@@ -27,12 +28,25 @@ typedef struct tr_data {
     tr_scaler scaler;
     char source[TR_PATH_MAX + 64]; /* where the data came from, for messages */
     int64_t dropped;               /* rows dropped for non-finite values */
+    int64_t fingerprint;           /* of the training set (tr_data_fingerprint), stored in checkpoints */
+    char *class_names;             /* the classes the data named (text labels), "a, b, ..." or NULL */
+    struct tr_node_mem *shared;    /* the node-shared memory the sets borrow (data_node.h), or NULL */
+    tr_mapping maps[2];            /* the mapped training and test files the views read */
 } tr_data;
 
 /* Reads features and targets of an HDF5 file (rows [row_begin, row_end), or all when
  * row_end < 0) from the configured dataset paths. */
 int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const char *targets, int64_t row_begin,
                  int64_t row_end, tr_err *err);
+/* The same, but whole contiguous float32 features are mapped into *map (a view) when map is
+ * not NULL. */
+int tr_hdf5_load(tr_dataset *ds, tr_mapping *map, const char *path, const char *features, const char *targets,
+                 int64_t row_begin, int64_t row_end, tr_err *err);
+
+/* Reads one file as the [data] keys describe it (its format from dc->format, else from the
+ * extension: .csv/.txt CSV, .h5/.hdf5 HDF5, anything else IDX images with dc->labels), without
+ * splitting or scaling, into memory (never mapped). */
+int tr_data_read_file(tr_dataset *ds, const tr_data_config *dc, const char *path, int64_t *dropped, tr_err *err);
 
 /* Loads/generates the configured data, handles non-finite rows, splits off the test and
  * validation sets, fits the scaler on the training rows and applies it to every set, and
@@ -41,7 +55,13 @@ int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const c
  * decisions that lead to collectives (how many rows to evaluate, which sets exist) are the
  * same everywhere. */
 int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err);
+/* Frees the sets; with node-shared sets this is collective over the node (every rank of the
+ * node frees its tr_data at the same point). */
 void tr_data_free(tr_data *d);
+
+/* CRC-32 of a set's shape, its targets and up to 4096 of its rows as stored (evenly spaced):
+ * what a resume compares to tell other data from the same, without reading all of it. */
+int64_t tr_data_fingerprint(const tr_dataset *ds);
 
 /* Splits row indices 0..n-1 into held-out (the first ceil(fraction * n) of a permutation of
  * (split_seed, stream), or the last rows when not shuffled) and kept (the rest, in order), as
@@ -51,6 +71,8 @@ void tr_split_indices(int64_t n, double fraction, uint64_t split_seed, uint32_t 
 
 int tr_scaler_fit(tr_scaler *s, tr_scale_kind kind, double divisor, const tr_dataset *train, tr_err *err);
 void tr_scaler_apply(const tr_scaler *s, float *X, int64_t rows);
+/* A plain set is scaled in place; a view (dataset.h) scales as it reads. */
+void tr_data_use_scaler(tr_dataset *ds, const tr_scaler *s);
 void tr_scaler_free(tr_scaler *s);
 
 #endif

@@ -63,6 +63,19 @@ int tr_dist_allgather_f64(tr_dist *d, double *all, int64_t offset, int64_t count
 /* Sets *same to whether `bytes` bytes at buf are identical on every rank (64-bit hash). */
 int tr_dist_same_everywhere(tr_dist *d, const void *buf, size_t bytes, bool *same, tr_err *err);
 
+/* Node-shared memory (an MPI-3 shared window): local rank 0 provides `bytes`, every rank of
+ * the node gets *base pointing at them. Alone on the node (or without MPI) nothing is
+ * allocated: *base and *mem are NULL and the caller keeps its own memory. Collective over
+ * the world (every rank calls it, whatever its node's size). */
+typedef struct tr_node_mem tr_node_mem;
+int tr_node_mem_alloc(tr_dist *d, size_t bytes, void **base, tr_node_mem **mem, tr_err *err);
+/* Collective over the node, like the allocation; accepts NULL. */
+void tr_node_mem_free(tr_node_mem *mem);
+
+/* Broadcast from local rank 0 to the ranks of its node, and a barrier of the node. */
+int tr_dist_node_bcast(tr_dist *d, void *buf, size_t bytes, tr_err *err);
+void tr_dist_node_barrier(tr_dist *d);
+
 /* Number of logical CPUs of this node (for the BLAS thread default). */
 int tr_dist_cpus(void);
 

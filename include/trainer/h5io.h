@@ -26,6 +26,11 @@ void tr_h5_close(hid_t file);
 int tr_h5_shape(hid_t file, const char *path, const char *name, int64_t *rows, int64_t *cols, bool *is_integer,
                 tr_err *err);
 
+/* 1 when dataset `name` is stored as one contiguous run of native float32 in the file, with
+ * no filter and no external storage, written, of 1 or 2 dimensions: then its byte offset in
+ * the file and shape are returned and its bytes can be used in place (mapping.h); else 0. */
+int tr_h5_contiguous_f32(hid_t file, const char *name, int64_t *offset, int64_t *rows, int64_t *cols);
+
 /* Reads rows [row_begin, row_end) of a dataset with `cols` columns into out (row-major
  * float32; HDF5 converts from the stored type). */
 int tr_h5_read_rows(hid_t file, const char *path, const char *name, int64_t row_begin, int64_t row_end,

@@ -59,6 +59,7 @@ typedef struct tr_layer {
     size_t g_off, be_off;
     float *running_mean, *running_var; /* (O): views into m->buffers */
     int64_t bn_batches;   /* num_batches_tracked */
+    size_t bn_record_at;  /* where this layer's statistics lie in a batch-norm record */
     /* workspace views, (max_batch, O) each */
     float *Z;             /* X W^T + b */
     float *Y;             /* batch-norm output (input of the activation, or the layer output) */
@@ -99,6 +100,10 @@ typedef struct tr_forward_mode {
     /* sums over the ranks, in place (NULL: batch norm over this rank's rows only) */
     int (*sum)(void *ctx, double *buf, int n);
     void *ctx;
+    /* non-NULL: batch norm writes its batch statistics here (tr_model_bn_record_size doubles)
+     * instead of updating the running statistics; tr_model_bn_apply applies them later, so
+     * records from several ranks can be applied in one fixed order (deterministic mode) */
+    double *bn_record;
 } tr_forward_mode;
 
 typedef struct tr_model {
@@ -126,6 +131,11 @@ typedef struct tr_model {
     const tr_forward_mode *mode; /* of the last forward (backward needs it) */
     int comm_error;      /* a failed sum of a synchronised batch norm (0: none) */
 } tr_model;
+
+/* Doubles one forward pass's batch-norm record takes (0 without batch norm). */
+size_t tr_model_bn_record_size(const tr_model *m);
+/* Updates the running statistics from one record, as the forward pass would have. */
+void tr_model_bn_apply(tr_model *m, const double *record);
 
 /* Builds the tensor table and allocates every buffer for batches of up to max_batch rows.
  * Parameters start at zero; call tr_model_init_params. */

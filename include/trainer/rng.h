@@ -19,6 +19,8 @@ typedef enum tr_rng_purpose {
     TR_RNG_DROPOUT = 3,  /* stream: step, index: sample * units + unit */
     TR_RNG_SPLIT = 4,    /* stream: 0, index: position */
     TR_RNG_GENERATE = 5, /* stream: generator field, index: row */
+    TR_RNG_BLOCKS = 6,   /* block shuffle: stream: epoch, index: position among the blocks */
+    TR_RNG_WINDOW = 7,   /* block shuffle: stream: epoch, index: position among the rows */
 } tr_rng_purpose;
 
 typedef struct tr_rng {

@@ -18,6 +18,7 @@ typedef struct tr_run_options {
     volatile sig_atomic_t *stop; /* set by a signal handler; NULL: no signals */
     bool quiet;             /* no human lines (tests) */
     bool overwrite;         /* --overwrite: an earlier run in [output] dir is deleted */
+    bool new_data;          /* --new-data: resume although the training data differ from the checkpoint's */
 } tr_run_options;
 
 /* Trains the configured epochs. Rank 0 writes the metric log, the checkpoints and best.h5.

@@ -55,6 +55,11 @@ typedef struct tr_trainer {
     int64_t n_chunk_bufs;   /* deterministic mode: chunks this rank computes in a step, at most */
     /* evaluation buffers: the largest evaluated set, whole (every rank gathers all rows) */
     float *eval_Z, *eval_A;          /* (rows, O), (rows, O) */
+    float *eval_x;                   /* (eval_batch, F): an evaluation chunk of a view */
+    struct tr_prefetch *prefetch;    /* the helper gathering the next micro-batch, or NULL */
+    double *bn_records;              /* deterministic mode: (chunks of a step, bn_record_size) batch-norm statistics */
+    size_t bn_record_size;
+    int64_t bn_chunks;               /* the most chunks a step has */
     double *eval_loss;               /* (rows) */
     /* progress */
     int64_t epoch;          /* epochs completed */

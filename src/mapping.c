@@ -1,0 +1,133 @@
+/*
+ * mapping.c: read-only maps of data files and the SIGBUS guard over them (see mapping.h).
+ */
+#define _GNU_SOURCE
+#include "trainer/mapping.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The mapped ranges the SIGBUS handler knows, written before a range is used. */
+#define MAX_GUARDED 8
+static struct {
+    _Atomic(const char *) begin;
+    const char *end;
+    char path[TR_PATH_MAX];
+} guarded[MAX_GUARDED];
+static atomic_bool handler_installed;
+
+static void write_all(const char *s)
+{
+    for (size_t n = strlen(s); n > 0;) {
+        const ssize_t w = write(STDERR_FILENO, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void on_sigbus(int sig, siginfo_t *info, void *ctx)
+{
+    (void)ctx;
+    const char *addr = info->si_addr;
+    for (int i = 0; i < MAX_GUARDED; i++) {
+        const char *b = atomic_load(&guarded[i].begin);
+        if (b && addr >= b && addr < guarded[i].end) {
+            write_all("trainer: error: ");
+            write_all(guarded[i].path);
+            write_all(": a mapped page of the data could not be read: the file was truncated, replaced or lost "
+                      "while training (the last checkpoint is intact; restore the file and resume)\n");
+            _exit(3); /* TR_EDATA's status; async-signal-safe */
+        }
+    }
+    signal(sig, SIG_DFL); /* not ours: the default action */
+    raise(sig);
+}
+
+static void guard(const tr_mapping *m)
+{
+    if (!atomic_exchange(&handler_installed, true)) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_sigbus;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, NULL);
+    }
+    for (int i = 0; i < MAX_GUARDED; i++)
+        if (!atomic_load(&guarded[i].begin)) {
+            snprintf(guarded[i].path, sizeof guarded[i].path, "%s", m->path);
+            guarded[i].end = (const char *)m->map + m->map_size;
+            atomic_store(&guarded[i].begin, (const char *)m->map);
+            return;
+        }
+}
+
+static void unguard(const tr_mapping *m)
+{
+    for (int i = 0; i < MAX_GUARDED; i++)
+        if (atomic_load(&guarded[i].begin) == (const char *)m->map)
+            atomic_store(&guarded[i].begin, NULL);
+}
+
+int tr_map_file(tr_mapping *m, const char *path, int64_t offset, size_t size, tr_err *err)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->path, sizeof m->path, "%s", path);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tr_fail(err, TR_EIO, "%s: cannot open for mapping: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || offset < 0 || st.st_size < offset || (uint64_t)(st.st_size - offset) < size) {
+        close(fd);
+        return tr_fail(err, TR_EDATA, "%s: the file is shorter (%lld bytes) than its data claim (%zu bytes at %lld)",
+                       path, (long long)st.st_size, size, (long long)offset);
+    }
+    m->offset = offset;
+    m->dev = st.st_dev;
+    m->ino = st.st_ino;
+    m->file_size = (int64_t)st.st_size;
+    const long page = sysconf(_SC_PAGESIZE);
+    const int64_t start = offset / page * page;
+    m->map_size = (size_t)(offset - start) + size;
+    if (m->map_size == 0) { /* nothing to map: an empty set */
+        close(fd);
+        m->data = "";
+        return 0;
+    }
+    m->map = mmap(NULL, m->map_size, PROT_READ, MAP_SHARED, fd, (off_t)start);
+    const int e = errno;
+    close(fd);
+    if (m->map == MAP_FAILED) {
+        m->map = NULL;
+        return tr_fail(err, TR_EIO, "%s: cannot map %zu bytes: %s", path, m->map_size, strerror(e));
+    }
+    m->data = (const char *)m->map + (offset - start);
+    m->size = size;
+    guard(m);
+    return 0;
+}
+
+void tr_map_advise(tr_mapping *m, bool random)
+{
+    if (m && m->map)
+        madvise(m->map, m->map_size, random ? MADV_RANDOM : MADV_NORMAL);
+}
+
+void tr_unmap(tr_mapping *m)
+{
+    if (!m || !m->map)
+        return;
+    unguard(m);
+    munmap(m->map, m->map_size);
+    m->map = NULL;
+    m->data = NULL;
+}

@@ -1,0 +1,126 @@
+/*
+ * prefetch.c: the helper thread of prefetch.h. The spare buffers come from calloc, like the
+ * trainer's batch buffers they trade places with (both are released with free).
+ */
+#include "trainer/prefetch.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tr_prefetch {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake, done;
+    bool quit, busy;          /* busy: a job is queued or running */
+    int64_t tag;              /* the job's micro-batch; -1: none */
+    const tr_dataset *ds;
+    const int64_t *rows;
+    int64_t n;
+    float *x, *y;             /* the spare buffers the job fills */
+};
+
+static void *helper(void *arg)
+{
+    tr_prefetch *p = arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->busy && !p->quit)
+            pthread_cond_wait(&p->wake, &p->lock);
+        if (p->quit)
+            break;
+        const tr_dataset *ds = p->ds;
+        const int64_t *rows = p->rows, n = p->n;
+        float *x = p->x, *y = p->y;
+        pthread_mutex_unlock(&p->lock);
+        tr_dataset_gather(ds, rows, n, x);
+        const size_t T = (size_t)ds->tcols;
+        for (int64_t i = 0; i < n; i++)
+            memcpy(y + (size_t)i * T, ds->y + (size_t)rows[i] * T, T * sizeof(float));
+        pthread_mutex_lock(&p->lock);
+        p->busy = false;
+        pthread_cond_broadcast(&p->done);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int tr_prefetch_create(tr_prefetch **out, size_t x_floats, size_t y_floats, tr_err *err)
+{
+    *out = NULL;
+    tr_prefetch *p = calloc(1, sizeof *p);
+    if (!p)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    p->tag = -1;
+    /* the same allocator as the trainer's own batch buffers: they trade places */
+    p->x = calloc(x_floats ? x_floats : 1, sizeof(float));
+    p->y = calloc(y_floats ? y_floats : 1, sizeof(float));
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    if (!p->x || !p->y || pthread_create(&p->thread, NULL, helper, p) != 0) {
+        free(p->x);
+        free(p->y);
+        pthread_mutex_destroy(&p->lock);
+        pthread_cond_destroy(&p->wake);
+        pthread_cond_destroy(&p->done);
+        free(p);
+        return tr_fail(err, TR_ENOMEM, "cannot start the prefetch thread");
+    }
+    *out = p;
+    return 0;
+}
+
+static void wait_idle(tr_prefetch *p)
+{
+    while (p->busy)
+        pthread_cond_wait(&p->done, &p->lock);
+}
+
+void tr_prefetch_free(tr_prefetch *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    wait_idle(p);
+    p->quit = true;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->thread, NULL);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    free(p->x);
+    free(p->y);
+    free(p);
+}
+
+void tr_prefetch_start(tr_prefetch *p, const tr_dataset *ds, const int64_t *rows, int64_t n, int64_t tag)
+{
+    pthread_mutex_lock(&p->lock);
+    wait_idle(p);
+    p->ds = ds;
+    p->rows = rows;
+    p->n = n;
+    p->tag = tag;
+    p->busy = true;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+bool tr_prefetch_take(tr_prefetch *p, int64_t tag, float **x, float **y)
+{
+    pthread_mutex_lock(&p->lock);
+    wait_idle(p);
+    const bool hit = p->tag == tag;
+    if (hit) {
+        float *tx = *x, *ty = *y;
+        *x = p->x;
+        *y = p->y;
+        p->x = tx;
+        p->y = ty;
+    }
+    p->tag = -1;
+    pthread_mutex_unlock(&p->lock);
+    return hit;
+}
