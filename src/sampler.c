@@ -46,11 +46,40 @@ void tr_sampler_free(tr_sampler *s)
         return;
     free(s->perm);
     free(s->blocks);
-    s->perm = s->blocks = NULL;
+    free(s->locality);
+    s->perm = s->blocks = s->locality = NULL;
 }
 
-int tr_sampler_use_blocks(tr_sampler *s, int64_t block_rows, int64_t window_blocks, tr_err *err)
+typedef struct row_place {
+    int64_t source, row;
+} row_place;
+
+static int by_source(const void *a, const void *b)
 {
+    const row_place *x = a, *y = b;
+    return x->source < y->source ? -1 : x->source > y->source ? 1 : (x->row > y->row) - (x->row < y->row);
+}
+
+int tr_sampler_use_blocks(tr_sampler *s, int64_t block_rows, int64_t window_blocks, const int64_t *source_row,
+                          tr_err *err)
+{
+    free(s->locality);
+    s->locality = NULL;
+    if (source_row) { /* the rows sorted by where they lie in the source */
+        row_place *p = malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof *p);
+        s->locality = malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof *s->locality);
+        if (!p || !s->locality) {
+            free(p);
+            return tr_fail(err, TR_ENOMEM, "cannot allocate the block shuffle's row order (%lld rows)",
+                           (long long)s->n);
+        }
+        for (int64_t i = 0; i < s->n; i++)
+            p[i] = (row_place){source_row[i], i};
+        qsort(p, (size_t)s->n, sizeof *p, by_source);
+        for (int64_t i = 0; i < s->n; i++)
+            s->locality[i] = p[i].row;
+        free(p);
+    }
     s->block_rows = block_rows > 0 ? block_rows : 1;
     s->window_blocks = window_blocks > 0 ? window_blocks : 1;
     s->epoch = -1; /* the next epoch builds its order anew */
@@ -69,7 +98,7 @@ static void block_order(tr_sampler *s, int64_t epoch)
     int64_t at = 0;
     for (int64_t k = 0; k < nb; k++)
         for (int64_t r = blocks[k] * B; r < s->n && r < (blocks[k] + 1) * B; r++)
-            s->perm[at++] = r;
+            s->perm[at++] = s->locality ? s->locality[r] : r;
     const int64_t W = B * s->window_blocks;
     for (int64_t a = 0; a < s->n; a += W) { /* Fisher-Yates inside each window */
         const int64_t b = a + W < s->n ? a + W : s->n;

@@ -112,7 +112,8 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
     rc = tr_sampler_init(&t->sampler, t->data.train.rows, c->train.batch_size, c->train.accumulate,
                          c->train.shuffle, c->train.drop_last, c->train.seed, d->rank, d->size, err);
     if (!rc && c->train.shuffle == TR_SHUFFLE_BLOCK)
-        rc = tr_sampler_use_blocks(&t->sampler, c->train.shuffle_block, c->train.shuffle_window, err);
+        rc = tr_sampler_use_blocks(&t->sampler, c->train.shuffle_block, c->train.shuffle_window,
+                                   t->data.train.origin, err); /* runs of the file, also after a split */
     if (rc)
         return rc;
     if (tr_sampler_micro_batches(&t->sampler) < 1)
@@ -235,12 +236,13 @@ void tr_trainer_free(tr_trainer *t)
 {
     if (!t)
         return;
+    tr_prefetch_free(t->prefetch); /* first: it may be reading the data into a buffer */
+    t->prefetch = NULL;
     tr_data_free(&t->data);
     tr_sampler_free(&t->sampler);
     tr_model_free(&t->model); /* before the shared memory it may point into */
     tr_optim_free(&t->optim);
     tr_reduce_free(t->reduce);
-    tr_prefetch_free(t->prefetch); /* first: it may be filling a buffer */
     free(t->bn_records);
     free(t->xb);
     free(t->yb);

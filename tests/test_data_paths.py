@@ -93,6 +93,8 @@ try:
         "minmax, unshuffled split, a separate test file": ["--set", "data.scale=minmax", "--set",
                                                            "data.split_shuffle=false", "--set", "data.val_fraction=0.2",
                                                            "--set", f"data.test_path={work}/test.h5"],
+        "block shuffle over a shuffled split": ["--set", "train.shuffle=block", "--set", "train.shuffle_block=50",
+                                                "--set", "train.shuffle_window=3", "--set", "data.test_fraction=0.2"],
         "non-finite rows dropped, divide scaling": ["--set", f"data.path={work}/nan.h5", "--set",
                                                     "data.on_nonfinite=drop", "--set", "data.scale=divide:7",
                                                     "--set", "data.test_fraction=0.25"],

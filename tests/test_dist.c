@@ -257,3 +257,40 @@ Test(shares, sampler_slices_cover_every_row_once)
     cr_expect_eq(tr_sampler_steps(&s1), 2, "4 micro-batches in groups of 2");
     tr_sampler_free(&s1);
 }
+
+/* shuffle = block: a permutation, a pure function of (seed, epoch), whose every window holds
+ * whole blocks of rows consecutive in the source (here the rows lie in reverse file order). */
+Test(shares, block_shuffle_reads_whole_blocks_of_the_source)
+{
+    enum { N = 1000, B = 50, W = 3 };
+    int64_t source[N];
+    for (int i = 0; i < N; i++)
+        source[i] = N - 1 - i;
+    tr_sampler s, again;
+    cr_assert_eq(tr_sampler_init(&s, N, 64, 1, true, false, 7, 0, 1, NULL), 0);
+    cr_assert_eq(tr_sampler_use_blocks(&s, B, W, source, NULL), 0);
+    cr_assert_eq(tr_sampler_init(&again, N, 64, 1, true, false, 7, 0, 1, NULL), 0);
+    cr_assert_eq(tr_sampler_use_blocks(&again, B, W, source, NULL), 0);
+    tr_sampler_set_epoch(&s, 2);
+    tr_sampler_set_epoch(&again, 2);
+    cr_expect(memcmp(s.perm, again.perm, sizeof(int64_t) * N) == 0, "the order is a function of (seed, epoch)");
+    bool seen[N] = {false};
+    for (int i = 0; i < N; i++) {
+        cr_assert(s.perm[i] >= 0 && s.perm[i] < N && !seen[s.perm[i]], "a permutation");
+        seen[s.perm[i]] = true;
+    }
+    for (int w0 = 0; w0 < N; w0 += B * W) { /* each window: whole source blocks only */
+        int count[N / B] = {0};
+        const int w1 = w0 + B * W < N ? w0 + B * W : N;
+        for (int p = w0; p < w1; p++)
+            count[source[s.perm[p]] / B]++;
+        for (int b = 0; b < N / B; b++)
+            cr_expect(count[b] == 0 || count[b] == B, "window at %d holds %d rows of block %d", w0, count[b], b);
+    }
+    int64_t first[N];
+    memcpy(first, s.perm, sizeof first);
+    tr_sampler_set_epoch(&s, 3);
+    cr_expect(memcmp(first, s.perm, sizeof first) != 0, "another epoch, another order");
+    tr_sampler_free(&s);
+    tr_sampler_free(&again);
+}

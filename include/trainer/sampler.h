@@ -24,6 +24,7 @@ typedef struct tr_sampler {
     bool shuffle, drop_last;
     int64_t block_rows, window_blocks; /* block shuffle (tr_sampler_use_blocks); 0: global */
     int64_t *blocks;                   /* (blocks) the block order of an epoch */
+    int64_t *locality;                 /* (n) the rows in source order: blocks are runs of it */
     tr_rng rng;
     int rank, size;
     int64_t epoch;      /* the epoch `perm` belongs to (-1 before the first) */
@@ -32,10 +33,13 @@ typedef struct tr_sampler {
 
 int tr_sampler_init(tr_sampler *s, int64_t n, int64_t batch, int64_t accumulate, bool shuffle, bool drop_last,
                     uint64_t seed, int rank, int size, tr_err *err);
-/* Block shuffle instead of a global one: each epoch permutes blocks of `block_rows`
- * consecutive rows, then the rows inside each window of `window_blocks` consecutive blocks
- * of that order; still a pure function of (seed, epoch), and reads runs of consecutive rows. */
-int tr_sampler_use_blocks(tr_sampler *s, int64_t block_rows, int64_t window_blocks, tr_err *err);
+/* Block shuffle instead of a global one: each epoch permutes blocks of `block_rows` rows
+ * consecutive in the source, then the rows inside each window of `window_blocks` consecutive
+ * blocks of that order; still a pure function of (seed, epoch), and reads runs of consecutive
+ * rows. `source_row` (n entries, or NULL: the rows are in source order) says where each row
+ * lies in its file: a shuffled split's training rows are not in file order. */
+int tr_sampler_use_blocks(tr_sampler *s, int64_t block_rows, int64_t window_blocks, const int64_t *source_row,
+                          tr_err *err);
 
 void tr_sampler_free(tr_sampler *s);
 
