@@ -9,4 +9,4 @@ scripts/install-deps.sh --test
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTRAINER_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-ctest --test-dir build-asan --output-on-failure -L "unit|reliability" "$@"
+ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -L "unit|reliability" "$@"

@@ -7,4 +7,4 @@ scripts/install-deps.sh --test
 scripts/build.sh
 # Open MPI refuses to start as root without these; CI and containers run as root.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-ctest --test-dir build --output-on-failure "$@"
+ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
