@@ -45,6 +45,7 @@ static const char usage_main[] =
     "  predict --checkpoint FILE.h5 --input IN --output OUT   predictions (.h5/.csv in and out)\n"
     "  summary CONFIG.ini [--set ...]                   print the model layer by layer\n"
     "  data gen KIND --out FILE.h5|.csv [--KEY VALUE]   write a built-in data set to a file\n"
+    "  data convert INPUT OUTPUT.h5 [--KEY VALUE]       any input to the layout training maps in place\n"
     "  bench CONFIG.ini [--steps N] [--warmup N]        time the step phases against sgemm alone\n"
     "  help config                                      list every configuration key\n"
     "\n"
