@@ -227,8 +227,7 @@ void tr_scaler_apply(const tr_scaler *s, float *X, int64_t rows)
         return;
     const int64_t F = s->cols;
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < F; c++)
-            X[r * F + c] = (X[r * F + c] - s->center[c]) / s->scale[c];
+        tr_scale_row(X + r * F, X + r * F, s->center, s->scale, F);
 }
 
 void tr_scaler_free(tr_scaler *s)

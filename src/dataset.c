@@ -85,17 +85,28 @@ const float *tr_dataset_stored_row(const tr_dataset *ds, int64_t r)
     return ds->X + (size_t)(ds->index ? ds->index[r] : r) * (size_t)ds->cols;
 }
 
-void tr_dataset_gather(const tr_dataset *ds, const int64_t *rows, int64_t n, float *out)
+void tr_scale_row(float *out, const float *x, const float *center, const float *scale, int64_t F)
 {
-    const size_t F = (size_t)ds->cols;
+    for (int64_t c = 0; c < F; c++)
+        out[c] = (x[c] - center[c]) / scale[c];
+}
+
+/* Row r as the model uses it, into out. */
+static void read_row(const tr_dataset *ds, int64_t r, float *out)
+{
+    const float *x = tr_dataset_stored_row(ds, r);
+    if (ds->center)
+        tr_scale_row(out, x, ds->center, ds->scale, ds->cols);
+    else
+        memcpy(out, x, (size_t)ds->cols * sizeof(float));
+}
+
+void tr_dataset_gather(const tr_dataset *ds, const int64_t *rows, int64_t n, float *x, float *y)
+{
+    const size_t F = (size_t)ds->cols, T = (size_t)ds->tcols;
     for (int64_t i = 0; i < n; i++) {
-        const float *restrict x = tr_dataset_stored_row(ds, rows[i]);
-        float *restrict o = out + (size_t)i * F;
-        if (ds->center) /* the same expression as tr_scaler_apply: the same bits */
-            for (size_t c = 0; c < F; c++)
-                o[c] = (x[c] - ds->center[c]) / ds->scale[c];
-        else
-            memcpy(o, x, F * sizeof(float));
+        read_row(ds, rows[i], x + (size_t)i * F);
+        memcpy(y + (size_t)i * T, ds->y + (size_t)rows[i] * T, T * sizeof(float));
     }
 }
 
@@ -103,17 +114,8 @@ const float *tr_dataset_block(const tr_dataset *ds, int64_t begin, int64_t n, fl
 {
     if (!ds->index && !ds->center)
         return ds->X + (size_t)begin * (size_t)ds->cols;
-    const size_t F = (size_t)ds->cols;
-    for (int64_t i = 0; i < n; i++) {
-        const int64_t r = begin + i;
-        const float *restrict x = tr_dataset_stored_row(ds, r);
-        float *restrict o = buf + (size_t)i * F;
-        if (ds->center)
-            for (size_t c = 0; c < F; c++)
-                o[c] = (x[c] - ds->center[c]) / ds->scale[c];
-        else
-            memcpy(o, x, F * sizeof(float));
-    }
+    for (int64_t i = 0; i < n; i++)
+        read_row(ds, begin + i, buf + (size_t)i * (size_t)ds->cols);
     return buf;
 }
 

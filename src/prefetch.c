@@ -6,7 +6,6 @@
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 
 struct tr_prefetch {
     pthread_t thread;
@@ -33,10 +32,7 @@ static void *helper(void *arg)
         const int64_t *rows = p->rows, n = p->n;
         float *x = p->x, *y = p->y;
         pthread_mutex_unlock(&p->lock);
-        tr_dataset_gather(ds, rows, n, x);
-        const size_t T = (size_t)ds->tcols;
-        for (int64_t i = 0; i < n; i++)
-            memcpy(y + (size_t)i * T, ds->y + (size_t)rows[i] * T, T * sizeof(float));
+        tr_dataset_gather(ds, rows, n, x, y);
         pthread_mutex_lock(&p->lock);
         p->busy = false;
         pthread_cond_broadcast(&p->done);

@@ -257,15 +257,6 @@ void tr_trainer_free(tr_trainer *t)
     memset(t, 0, sizeof *t);
 }
 
-/* Copies the listed rows of ds into the step buffers. */
-static void gather_rows(tr_trainer *t, const tr_dataset *ds, const int64_t *rows, int64_t n)
-{
-    const size_t T = (size_t)ds->tcols;
-    tr_dataset_gather(ds, rows, n, t->xb);
-    for (int64_t i = 0; i < n; i++)
-        memcpy(t->yb + (size_t)i * T, ds->y + (size_t)rows[i] * T, T * sizeof(float));
-}
-
 /* 1 when this rank was asked to stop (a signal), summed over ranks with the statistics. */
 static double stop_requested(const tr_trainer *t)
 {
@@ -305,7 +296,7 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
     tr_sampler_micro(s, j, &G, &rows, &n);
     const int64_t tag = s->epoch * ((int64_t)1 << 32) + j; /* micro-batch j of this epoch */
     if (!(t->prefetch && tr_prefetch_take(t->prefetch, tag, &t->xb, &t->yb)))
-        gather_rows(t, &t->data.train, rows, n);
+        tr_dataset_gather(&t->data.train, rows, n, t->xb, t->yb);
     if (j + 1 < tr_sampler_micro_batches(s)) { /* the next batch's rows load while this one computes */
         int64_t G2, n2;
         const int64_t *rows2;
@@ -428,7 +419,7 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
         const double t0 = tr_seconds();
         const int64_t *cr = rows + k * C;
         const int64_t nk = n - k * C < C ? n - k * C : C;
-        gather_rows(t, &t->data.train, cr, nk);
+        tr_dataset_gather(&t->data.train, cr, nk, t->xb, t->yb);
         const double t1 = tr_seconds();
         t->fmode.step = t->step;
         t->fmode.rows = cr;

@@ -47,8 +47,14 @@ int tr_dataset_alloc(tr_dataset *ds, int64_t rows, int64_t cols, int64_t tcols, 
 void tr_dataset_where(const tr_dataset *ds, int64_t r, char *buf, size_t len);
 void tr_dataset_free(tr_dataset *ds);
 
-/* The listed rows of the set (positions 0..N-1) into out (n x F), as the model uses them. */
-void tr_dataset_gather(const tr_dataset *ds, const int64_t *rows, int64_t n, float *out);
+/* Feature scaling, the one expression of it: out = (x - center) / scale over F columns (out
+ * may be x). The in-place scaling of a loaded set and a view's scaling as it reads both use
+ * it, so the two give the same bits. */
+void tr_scale_row(float *out, const float *x, const float *center, const float *scale, int64_t F);
+
+/* The listed rows of the set (positions 0..N-1) into x (n x F), as the model uses them, and
+ * their targets into y (n x T). */
+void tr_dataset_gather(const tr_dataset *ds, const int64_t *rows, int64_t n, float *x, float *y);
 
 /* Rows [begin, begin + n) as the model uses them: in place for a plain set, else gathered
  * into buf (n x F). */
