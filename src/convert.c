@@ -9,7 +9,6 @@
 
 #include <hdf5.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* The files this command writes: an HDF5 root of /X and /y only. */
@@ -82,20 +81,8 @@ static int write_converted(const tr_dataset *ds, const char *tmp, const char *pa
     if (f < 0)
         return tr_fail(err, TR_EIO, "%s: cannot create", path);
     int rc = write_features(f, path, ds, progress, err);
-    const bool labels = class_labels(ds);
-    if (!rc && labels) {
-        int64_t *lab = malloc((size_t)ds->rows * sizeof *lab + 1);
-        if (!lab) {
-            rc = tr_fail(err, TR_ENOMEM, "out of memory");
-        } else {
-            for (int64_t r = 0; r < ds->rows; r++)
-                lab[r] = (int64_t)ds->y[r];
-            rc = tr_h5_write_i64(f, path, "/y", lab, ds->rows, err);
-            free(lab);
-        }
-    } else if (!rc) {
-        rc = tr_h5_write_f32(f, path, "/y", ds->y, ds->rows, ds->tcols, err);
-    }
+    if (!rc)
+        rc = tr_h5_write_targets(f, path, "/y", ds->y, ds->rows, ds->tcols, class_labels(ds), err);
     if (!rc)
         rc = names_attr(f, path, "/X", "columns", ds->column_names, out, err);
     if (!rc)

@@ -198,19 +198,8 @@ static int save_h5(const tr_dataset *ds, const char *tmp, const char *path, bool
     if (f < 0)
         return tr_fail(err, TR_EIO, "%s: cannot create (directory missing or not writable?)", path);
     int rc = tr_h5_write_f32(f, path, "/X", ds->X, ds->rows, ds->cols, err);
-    if (!rc && labels) {
-        int64_t *lab = malloc((size_t)ds->rows * sizeof *lab + 1);
-        if (!lab) {
-            rc = tr_fail(err, TR_ENOMEM, "out of memory");
-        } else {
-            for (int64_t r = 0; r < ds->rows; r++)
-                lab[r] = (int64_t)ds->y[r];
-            rc = tr_h5_write_i64(f, path, "/y", lab, ds->rows, err);
-            free(lab);
-        }
-    } else if (!rc) {
-        rc = tr_h5_write_f32(f, path, "/y", ds->y, ds->rows, ds->tcols, err);
-    }
+    if (!rc)
+        rc = tr_h5_write_targets(f, path, "/y", ds->y, ds->rows, ds->tcols, labels, err);
     if (H5Fclose(f) < 0 && !rc)
         rc = tr_fail(err, TR_EIO, "%s: closing failed (disk full?)", path);
     return rc;

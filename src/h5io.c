@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -392,6 +393,21 @@ int tr_h5_write_f32(hid_t file, const char *path, const char *name, const float 
 int tr_h5_write_i64(hid_t file, const char *path, const char *name, const int64_t *data, int64_t rows, tr_err *err)
 {
     return write_dataset(file, path, name, H5T_NATIVE_INT64, data, rows, 0, err);
+}
+
+int tr_h5_write_targets(hid_t file, const char *path, const char *name, const float *y, int64_t rows, int64_t cols,
+                        bool labels, tr_err *err)
+{
+    if (!labels)
+        return tr_h5_write_f32(file, path, name, y, rows, cols, err);
+    int64_t *lab = malloc((size_t)rows * sizeof *lab + 1);
+    if (!lab)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    for (int64_t r = 0; r < rows; r++)
+        lab[r] = (int64_t)y[r];
+    const int rc = tr_h5_write_i64(file, path, name, lab, rows, err);
+    free(lab);
+    return rc;
 }
 
 static int write_attr(hid_t file, const char *path, const char *obj, const char *name, hid_t type, const void *v,

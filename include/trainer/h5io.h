@@ -42,6 +42,10 @@ int tr_h5_write_f32(hid_t file, const char *path, const char *name, const float 
                     tr_err *err);
 int tr_h5_write_i64(hid_t file, const char *path, const char *name, const int64_t *data, int64_t rows,
                     tr_err *err);
+/* Targets: class labels (one column of whole numbers) as int64 (rows), else float32 (rows,
+ * cols): the layout `trainer data gen` and `trainer data convert` write. */
+int tr_h5_write_targets(hid_t file, const char *path, const char *name, const float *y, int64_t rows, int64_t cols,
+                        bool labels, tr_err *err);
 
 /* Scalar attributes on an object (a group or dataset path, "/" for the file). */
 int tr_h5_attr_str(hid_t file, const char *path, const char *obj, const char *name, const char *value, tr_err *err);
