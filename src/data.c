@@ -286,13 +286,18 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && !strcmp(s + n - m, suffix);
 }
 
+static bool csv_name(const char *path)
+{
+    return ends_with(path, ".csv") || ends_with(path, ".txt") || ends_with(path, ".CSV");
+}
+
 static tr_data_format resolve_format(const tr_data_config *dc)
 {
     if (dc->format != TR_FORMAT_AUTO)
         return dc->format;
     if (dc->images[0])
         return TR_FORMAT_IDX;
-    if (ends_with(dc->path, ".csv") || ends_with(dc->path, ".txt") || ends_with(dc->path, ".CSV"))
+    if (csv_name(dc->path))
         return TR_FORMAT_CSV;
     return TR_FORMAT_HDF5;
 }
@@ -330,8 +335,7 @@ int tr_data_read_file(tr_dataset *ds, const tr_data_config *dc, const char *path
 {
     tr_data_config one = *dc;
     snprintf(one.path, sizeof one.path, "%s", path);
-    if (one.format == TR_FORMAT_AUTO && !ends_with(path, ".csv") && !ends_with(path, ".txt") &&
-        !ends_with(path, ".CSV") && !ends_with(path, ".h5") && !ends_with(path, ".hdf5"))
+    if (one.format == TR_FORMAT_AUTO && !csv_name(path) && !ends_with(path, ".h5") && !ends_with(path, ".hdf5"))
         one.format = TR_FORMAT_IDX; /* train-images-idx3-ubyte(.gz) */
     const tr_data_format fmt = resolve_format(&one);
     if (fmt == TR_FORMAT_IDX && !dc->labels[0])

@@ -120,14 +120,14 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
         return tr_fail(err, TR_EDATA, "%s: %lld training rows make no full batch of %lld with drop_last = true",
                        t->data.source, (long long)t->data.train.rows, (long long)t->sampler.batch);
     /* deterministic mode computes chunks of chunk_rows rows, dealt out to the ranks */
-    int64_t max_local = tr_sampler_max_local_rows(&t->sampler);
+    int64_t max_local = tr_sampler_max_local_rows(&t->sampler), step_chunks = 0;
     if (c->train.deterministic) {
         int64_t step_rows = t->sampler.batch * t->sampler.accumulate;
         if (step_rows > t->data.train.rows)
             step_rows = t->data.train.rows;
         const int64_t chunks = (step_rows + c->train.chunk_rows - 1) / c->train.chunk_rows;
         t->n_chunk_bufs = (chunks + d->size - 1) / d->size;
-        t->bn_chunks = chunks;
+        step_chunks = chunks;
         if (c->train.chunk_rows > max_local)
             max_local = c->train.chunk_rows;
     }
@@ -139,8 +139,8 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
         return rc;
     tr_model_init_params(&t->model, c->train.seed);
     t->bn_record_size = tr_model_bn_record_size(&t->model);
-    if (t->bn_chunks > 0 && t->bn_record_size > 0) /* deterministic mode with batch norm */
-        rc = alloc_array((void **)&t->bn_records, (size_t)t->bn_chunks * t->bn_record_size, sizeof(double), err);
+    if (step_chunks > 0 && t->bn_record_size > 0) /* deterministic mode with batch norm */
+        rc = alloc_array((void **)&t->bn_records, (size_t)step_chunks * t->bn_record_size, sizeof(double), err);
     if (rc)
         return rc;
     rc = tr_optim_init(&t->optim, &c->train.optim, t->model.n_params, err);

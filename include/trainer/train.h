@@ -59,7 +59,6 @@ typedef struct tr_trainer {
     struct tr_prefetch *prefetch;    /* the helper gathering the next micro-batch, or NULL */
     double *bn_records;              /* deterministic mode: (chunks of a step, bn_record_size) batch-norm statistics */
     size_t bn_record_size;
-    int64_t bn_chunks;               /* the most chunks a step has */
     double *eval_loss;               /* (rows) */
     /* progress */
     int64_t epoch;          /* epochs completed */
