@@ -12,7 +12,6 @@ not write, is never replaced.
 """
 import glob
 import gzip
-import hashlib
 import os
 import shutil
 import struct
@@ -22,6 +21,8 @@ import tempfile
 
 import h5py
 import numpy as np
+
+from checkpoint_hash import fingerprint
 
 TRAINER = os.path.abspath(sys.argv[1])
 failures = 0
@@ -41,15 +42,6 @@ def mappable(path):
     with h5py.File(path, "r") as f:
         x = f["X"]
         return x.dtype == np.float32 and x.chunks is None and x.compression is None and x.id.get_offset() is not None
-
-
-def fingerprint(run_dir):
-    newest = sorted(glob.glob(os.path.join(run_dir, "ckpt-*.h5")))[-1]
-    h = hashlib.sha256()
-    with h5py.File(newest, "r") as f:
-        f.visititems(lambda n, o: h.update(o[()].tobytes()) if isinstance(o, h5py.Dataset) and
-                     n.split("/")[0] in ("model", "optimizer") else None)
-    return h.hexdigest()[:16]
 
 
 work = tempfile.mkdtemp(prefix="trainer-convert.")

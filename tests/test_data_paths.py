@@ -16,10 +16,8 @@
     tests/test_data_paths.py TRAINER_BINARY SOURCE_DIR
 """
 import glob
-import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +25,8 @@ import time
 
 import h5py
 import numpy as np
+
+from checkpoint_hash import fingerprint
 
 TRAINER = os.path.abspath(sys.argv[1])
 SRC = os.path.abspath(sys.argv[2])
@@ -45,18 +45,6 @@ def run(np_, args, env=None, expect=0, wait=True):
     if p.returncode != expect:
         raise SystemExit(f"FAIL: {' '.join(args)} at np={np_}: status {p.returncode} (want {expect})\n{errs[-2000:]}")
     return out + errs
-
-
-def fingerprint(run_dir):
-    newest = sorted(glob.glob(os.path.join(run_dir, "ckpt-*.h5")))[-1]
-    h = hashlib.sha256()
-    with h5py.File(newest, "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and name.split("/")[0] in ("model", "optimizer"):
-                h.update(name.encode())
-                h.update(obj[()].tobytes())
-        f.visititems(visit)
-    return h.hexdigest()[:16]
 
 
 def check(name, ok):

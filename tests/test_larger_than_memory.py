@@ -12,8 +12,6 @@ used (not root, no cgroup v1 memory controller).
 
     tests/test_larger_than_memory.py TRAINER_BINARY SOURCE_DIR
 """
-import glob
-import hashlib
 import os
 import shutil
 import subprocess
@@ -22,6 +20,8 @@ import tempfile
 
 import h5py
 import numpy as np
+
+from checkpoint_hash import fingerprint
 
 TRAINER = os.path.abspath(sys.argv[1])
 CGROOT = "/sys/fs/cgroup/memory"
@@ -34,15 +34,6 @@ def check(name, ok, detail=""):
     global failures
     print(("ok   " if ok else "FAIL ") + name + (f"\n{detail}" if detail and not ok else ""), flush=True)
     failures += 0 if ok else 1
-
-
-def fingerprint(run_dir):
-    newest = sorted(glob.glob(os.path.join(run_dir, "ckpt-*.h5")))[-1]
-    h = hashlib.sha256()
-    with h5py.File(newest, "r") as f:
-        f.visititems(lambda n, o: h.update(o[()].tobytes()) if isinstance(o, h5py.Dataset) and
-                     n.split("/")[0] in ("model", "optimizer") else None)
-    return h.hexdigest()[:16]
 
 
 def evict(path):
