@@ -1003,7 +1003,8 @@ int tr_reduce_create(tr_reduce **out, tr_dist *d, tr_model *m, tr_optim *o, cons
     r->clip_norm = tc->clip_norm;
     r->comm_s = comm_s;
     r->optim_s = optim_s;
-    rc = tr_grad_sync_create(&r->sync, d, m, (size_t)tc->bucket_kb * 1024, tc->deterministic, err);
+    /* the exact strategy keeps its own buffers (exact_create): the sync only plans buckets */
+    rc = tr_grad_sync_create(&r->sync, d, m, (size_t)tc->bucket_kb * 1024, false, err);
     if (!rc)
         r->n_buckets = tr_grad_sync_buckets(r->sync, &r->bucket_begin);
     if (!rc && tc->deterministic) {
