@@ -406,7 +406,9 @@ static const key_desc keys[] = {
     {.section = "train", .name = "shuffle_block", .kind = K_I64, FIELD(train.shuffle_block), .min = 1, .max = 1e12,
      .def = "4096", .doc = "shuffle = block: rows per block (read as one run)."},
     {.section = "train", .name = "shuffle_window", .kind = K_I64, FIELD(train.shuffle_window), .min = 1,
-     .max = 1e9, .def = "16", .doc = "shuffle = block: blocks whose rows are mixed together."},
+     .max = 1e9, .def = "16",
+     .doc = "shuffle = block: blocks whose rows are mixed together; their rows are the working set that "
+            "must fit in memory when the file does not."},
     {.section = "train", .name = "drop_last", .kind = K_BOOL, FIELD(train.drop_last), .def = "false",
      .doc = "Drop the last incomplete batch of each epoch (PyTorch DataLoader's drop_last)."},
     {.section = "train", .name = "seed", .kind = K_U64, FIELD(train.seed), .def = "0",

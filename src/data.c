@@ -107,16 +107,25 @@ void tr_split_indices(int64_t n, double fraction, uint64_t split_seed, uint32_t 
     int64_t nh = fraction > 0.0 ? (int64_t)ceil(fraction * (double)n - 1e-9) : 0;
     if (nh > n)
         nh = n;
-    int64_t *perm = kept; /* build the order in place, then partition */
-    if (shuffle && nh > 0) {
+    if (shuffle && nh > 0) { /* the permutation's first nh rows are held out */
+        int64_t *perm = kept;
         tr_rng_permutation(perm, n, tr_rng_make(split_seed), TR_RNG_SPLIT, stream);
+        memset(held, 0, (size_t)n * sizeof *held); /* held[] as a flag per row first */
+        for (int64_t i = 0; i < nh; i++)
+            held[perm[i]] = 1;
     } else { /* unshuffled: held out = the last rows */
         for (int64_t i = 0; i < n; i++)
-            perm[i] = (i + (n - nh)) % n;
+            held[i] = i >= n - nh;
     }
-    for (int64_t i = 0; i < nh; i++)
-        held[i] = perm[i];
-    memmove(kept, perm + nh, (size_t)(n - nh) * sizeof *kept);
+    /* each set keeps the file's row order: a set scattered over a mapped file is then read
+     * front to back (an evaluation of a test set larger than memory streams, not thrashes) */
+    int64_t a = 0, b = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (held[i])
+            held[b++] = i; /* b <= i: the flags not yet read lie ahead */
+        else
+            kept[a++] = i;
+    }
     *n_held = nh;
     *n_kept = n - nh;
 }

@@ -3,6 +3,7 @@
  * taking rows, and the non-finite policy.
  */
 #include "trainer/dataset.h"
+#include "trainer/mapping.h"
 
 #include "trainer/mem.h"
 
@@ -108,6 +109,27 @@ void tr_dataset_gather(const tr_dataset *ds, const int64_t *rows, int64_t n, flo
         read_row(ds, rows[i], x + (size_t)i * F);
         memcpy(y + (size_t)i * T, ds->y + (size_t)rows[i] * T, T * sizeof(float));
     }
+}
+
+void tr_dataset_will_need(const tr_dataset *ds, const int64_t *rows, int64_t n)
+{
+    if (!ds->x_borrowed || n <= 0)
+        return;
+    const size_t row_bytes = (size_t)ds->cols * sizeof(float), near = 4096;
+    const char *run = NULL, *end = NULL; /* the run of bytes asked for next */
+    for (int64_t i = 0; i < n; i++) {
+        const char *r = (const char *)tr_dataset_stored_row(ds, rows[i]);
+        if (run && r >= run && r <= end + near) { /* ascending and close: one request */
+            if (r + row_bytes > end)
+                end = r + row_bytes;
+            continue;
+        }
+        if (run)
+            tr_map_will_need(run, (size_t)(end - run));
+        run = r;
+        end = r + row_bytes;
+    }
+    tr_map_will_need(run, (size_t)(end - run));
 }
 
 const float *tr_dataset_block(const tr_dataset *ds, int64_t begin, int64_t n, float *buf)

@@ -374,7 +374,7 @@ static int write_dataset(hid_t file, const char *path, const char *name, hid_t t
     hid_t s = H5Screate_simple(cols > 0 ? 2 : 1, dims, NULL);
     hid_t d = H5Dcreate2(file, name, type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     herr_t st = d < 0 ? -1 : 0;
-    if (st >= 0 && rows > 0)
+    if (st >= 0 && rows > 0 && data) /* no data: created, written later by rows */
         st = H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
     if (d >= 0)
         H5Dclose(d);
@@ -382,6 +382,53 @@ static int write_dataset(hid_t file, const char *path, const char *name, hid_t t
     if (st < 0)
         return tr_fail(err, TR_EIO, "%s: cannot write dataset %s (disk full?)", path, name);
     return 0;
+}
+
+int tr_h5_create_f32(hid_t file, const char *path, const char *name, int64_t rows, int64_t cols, tr_err *err)
+{
+    return write_dataset(file, path, name, H5T_NATIVE_FLOAT, NULL, rows, cols, err);
+}
+
+int tr_h5_create_i64(hid_t file, const char *path, const char *name, int64_t rows, tr_err *err)
+{
+    return write_dataset(file, path, name, H5T_NATIVE_INT64, NULL, rows, 0, err);
+}
+
+/* Writes rows [row_begin, row_begin + n) of an existing dataset of `cols` columns (0: 1-D). */
+static int write_rows(hid_t file, const char *path, const char *name, hid_t type, int64_t row_begin, int64_t n,
+                      int64_t cols, const void *data, tr_err *err)
+{
+    if (n <= 0)
+        return 0;
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    hid_t fs = d < 0 ? -1 : H5Dget_space(d);
+    const hsize_t start[2] = {(hsize_t)row_begin, 0}, count[2] = {(hsize_t)n, (hsize_t)cols};
+    const int rank = cols > 0 ? 2 : 1;
+    hid_t ms = H5Screate_simple(rank, count, NULL);
+    herr_t st = fs < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    if (st >= 0)
+        st = H5Dwrite(d, type, ms, fs, H5P_DEFAULT, data);
+    H5Sclose(ms);
+    if (fs >= 0)
+        H5Sclose(fs);
+    if (d >= 0)
+        H5Dclose(d);
+    if (st < 0)
+        return tr_fail(err, TR_EIO, "%s: cannot write rows %lld..%lld of %s (disk full?)", path, (long long)row_begin,
+                       (long long)(row_begin + n - 1), name);
+    return 0;
+}
+
+int tr_h5_write_rows_f32(hid_t file, const char *path, const char *name, int64_t row_begin, int64_t n, int64_t cols,
+                         const float *data, tr_err *err)
+{
+    return write_rows(file, path, name, H5T_NATIVE_FLOAT, row_begin, n, cols, data, err);
+}
+
+int tr_h5_write_rows_i64(hid_t file, const char *path, const char *name, int64_t row_begin, int64_t n,
+                         const int64_t *data, tr_err *err)
+{
+    return write_rows(file, path, name, H5T_NATIVE_INT64, row_begin, n, 0, data, err);
 }
 
 int tr_h5_write_f32(hid_t file, const char *path, const char *name, const float *data, int64_t rows, int64_t cols,

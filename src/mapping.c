@@ -122,6 +122,13 @@ void tr_map_advise(tr_mapping *m, bool random)
         madvise(m->map, m->map_size, random ? MADV_RANDOM : MADV_NORMAL);
 }
 
+void tr_map_will_need(const void *begin, size_t len)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)begin & ~(page - 1);
+    if (len)
+        madvise((void *)a, (uintptr_t)begin + len - a, MADV_WILLNEED); /* a hint: failure costs speed */
+}
+
 void tr_unmap(tr_mapping *m)
 {
     if (!m || !m->map)

@@ -1,7 +1,9 @@
 /*
- * predict.c: reading prediction input, the forward pass in evaluation chunks spread over
- * the ranks, probabilities from the output layer, and writing CSV or HDF5 (temporary file
- * and rename).
+ * predict.c: prediction in a stream of chunks: each chunk's rows are read (HDF5: only the
+ * rows a rank predicts; CSV: from the whole file, read once), spread over the ranks in
+ * evaluation batches, turned into probabilities or outputs, gathered and appended by rank 0
+ * to the output (CSV or HDF5, under a temporary name until complete). Memory does not grow
+ * with the input's size for HDF5 input.
  */
 #include "trainer/predict.h"
 
@@ -28,26 +30,16 @@ static bool ends_with(const char *s, const char *suffix)
 
 static bool is_h5(const char *p) { return ends_with(p, ".h5") || ends_with(p, ".hdf5"); }
 
-/* Features of every input row (N, F); the training run's column choice for CSV. */
-static int read_input(tr_dataset *ds, const tr_config *c, const tr_predict_options *o, tr_err *err)
+/* The prediction input: HDF5 read a chunk of rows at a time, CSV read once in full. */
+typedef struct pred_in {
+    tr_dataset all; /* CSV: every row */
+    hid_t h5;       /* HDF5: open file, or -1 */
+    const char *name;
+    int64_t rows, cols;
+} pred_in;
+
+static int read_csv(tr_dataset *ds, const tr_config *c, const tr_predict_options *o, tr_err *err)
 {
-    if (is_h5(o->input)) {
-        const char *name = o->features ? o->features : c->data.features_dset;
-        hid_t f;
-        int rc = tr_h5_open(&f, o->input, err);
-        if (rc)
-            return rc;
-        int64_t rows, cols;
-        rc = tr_h5_shape(f, o->input, name, &rows, &cols, NULL, err);
-        if (!rc)
-            rc = tr_dataset_alloc(ds, rows, cols, 0, err);
-        if (!rc)
-            rc = tr_h5_read_rows(f, o->input, name, 0, rows, cols, ds->X, err);
-        tr_h5_close(f);
-        return rc;
-    }
-    if (!ends_with(o->input, ".csv") && !ends_with(o->input, ".txt"))
-        return tr_fail(err, TR_EUSAGE, "--input %s: expected a .h5, .hdf5 or .csv file", o->input);
     tr_csv_options co = {.delimiter = (char)tr_csv_delimiter(c->data.delimiter_name),
                          .header = c->data.header,
                          .target = c->data.target,
@@ -71,6 +63,44 @@ static int read_input(tr_dataset *ds, const tr_config *c, const tr_predict_optio
         }
     }
     return rc;
+}
+
+static int in_open(pred_in *in, const tr_config *c, const tr_predict_options *o, tr_err *err)
+{
+    memset(in, 0, sizeof *in);
+    in->h5 = -1;
+    if (is_h5(o->input)) {
+        in->name = o->features ? o->features : c->data.features_dset;
+        int rc = tr_h5_open(&in->h5, o->input, err);
+        if (!rc)
+            rc = tr_h5_shape(in->h5, o->input, in->name, &in->rows, &in->cols, NULL, err);
+        return rc;
+    }
+    if (!ends_with(o->input, ".csv") && !ends_with(o->input, ".txt"))
+        return tr_fail(err, TR_EUSAGE, "--input %s: expected a .h5, .hdf5 or .csv file", o->input);
+    int rc = read_csv(&in->all, c, o, err);
+    in->rows = in->all.rows;
+    in->cols = in->all.cols;
+    return rc;
+}
+
+/* Rows [r0, r1) into out (r1 - r0 rows of in->cols). */
+static int in_rows(pred_in *in, const char *path, int64_t r0, int64_t r1, float *out, tr_err *err)
+{
+    if (r1 <= r0)
+        return 0;
+    if (in->h5 >= 0)
+        return tr_h5_read_rows(in->h5, path, in->name, r0, r1, in->cols, out, err);
+    memcpy(out, in->all.X + r0 * in->cols, (size_t)((r1 - r0) * in->cols) * sizeof *out);
+    return 0;
+}
+
+static void in_close(pred_in *in)
+{
+    if (in->h5 >= 0)
+        tr_h5_close(in->h5);
+    in->h5 = -1;
+    tr_dataset_free(&in->all);
 }
 
 /* Output columns: class probabilities (+ class) or the network's outputs. */
@@ -102,14 +132,36 @@ static void row_values(const tr_loss *L, const float *z, const float *a, float *
     }
 }
 
-static int write_csv(const char *path, const float *v, const int64_t *cls, int64_t n, const out_layout *lay,
-                     const tr_loss *L, tr_err *err)
-{
+/* The output, written by rank 0 a chunk at a time under a temporary name. */
+typedef struct pred_out {
     tr_atomic a;
-    int rc = tr_atomic_begin(&a, path, true, TR_EIO, err);
+    hid_t h5; /* HDF5 output, or -1 (CSV: a.f) */
+    bool begun;
+} pred_out;
+
+static const char *values_name(const out_layout *lay) { return lay->with_class ? "/probabilities" : "/predictions"; }
+
+static int out_begin(pred_out *w, const char *path, int64_t rows, const out_layout *lay, const tr_loss *L, tr_err *err)
+{
+    w->h5 = -1;
+    const bool h5 = is_h5(path);
+    if (!h5 && !ends_with(path, ".csv"))
+        return tr_fail(err, TR_EUSAGE, "--output %s: expected .csv, .h5 or .hdf5", path);
+    int rc = tr_atomic_begin(&w->a, path, !h5, TR_EIO, err);
     if (rc)
         return rc;
-    FILE *f = a.f;
+    w->begun = true;
+    if (h5) {
+        tr_h5_quiet();
+        w->h5 = H5Fcreate(w->a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        if (w->h5 < 0)
+            return tr_fail(err, TR_EIO, "--output %s: cannot create", path);
+        rc = tr_h5_create_f32(w->h5, path, values_name(lay), rows, lay->width, err);
+        if (!rc && lay->with_class)
+            rc = tr_h5_create_i64(w->h5, path, "/class", rows, err);
+        return rc;
+    }
+    FILE *f = w->a.f;
     const bool cls_names = tr_loss_task(L) == TR_TASK_CLASSIFICATION;
     for (int64_t j = 0; j < lay->width; j++) {
         if (j)
@@ -120,6 +172,20 @@ static int write_csv(const char *path, const float *v, const int64_t *cls, int64
             fprintf(f, "%s%lld", cls_names ? "p" : "y", (long long)j);
     }
     fputs(lay->with_class ? ",class\n" : "\n", f);
+    return 0;
+}
+
+/* Appends rows [r0, r0 + n) of the output. */
+static int out_rows(pred_out *w, const char *path, int64_t r0, const float *v, const int64_t *cls, int64_t n,
+                    const out_layout *lay, tr_err *err)
+{
+    if (w->h5 >= 0) {
+        int rc = tr_h5_write_rows_f32(w->h5, path, values_name(lay), r0, n, lay->width, v, err);
+        if (!rc && lay->with_class)
+            rc = tr_h5_write_rows_i64(w->h5, path, "/class", r0, n, cls, err);
+        return rc;
+    }
+    FILE *f = w->a.f;
     for (int64_t r = 0; r < n; r++) {
         for (int64_t j = 0; j < lay->width; j++)
             fprintf(f, "%s%.9g", j ? "," : "", (double)v[r * lay->width + j]);
@@ -127,32 +193,23 @@ static int write_csv(const char *path, const float *v, const int64_t *cls, int64
             fprintf(f, ",%lld", (long long)cls[r]);
         fputc('\n', f);
     }
-    return tr_atomic_commit(&a, TR_EIO, err);
+    return ferror(f) ? tr_fail(err, TR_EIO, "--output %s: write failed (disk full?)", path) : 0;
 }
 
-static int write_h5(const char *path, const float *v, const int64_t *cls, int64_t n, const out_layout *lay,
-                    tr_err *err)
+/* Completes the output when rc is 0, else removes the temporary file. */
+static int out_end(pred_out *w, const char *path, int rc, tr_err *err)
 {
-    tr_atomic a;
-    int rc = tr_atomic_begin(&a, path, false, TR_EIO, err);
-    if (rc)
+    if (!w->begun)
         return rc;
-    tr_h5_quiet();
-    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
-        tr_atomic_abort(&a);
-        return tr_fail(err, TR_EIO, "--output %s: cannot create", path);
-    }
-    rc = tr_h5_write_f32(f, path, lay->with_class ? "/probabilities" : "/predictions", v, n, lay->width, err);
-    if (!rc && lay->with_class)
-        rc = tr_h5_write_i64(f, path, "/class", cls, n, err);
-    if (H5Fclose(f) < 0 && !rc)
+    w->begun = false;
+    if (w->h5 >= 0 && H5Fclose(w->h5) < 0 && !rc)
         rc = tr_fail(err, TR_EIO, "--output %s: write failed (disk full?)", path);
+    w->h5 = -1;
     if (rc) {
-        tr_atomic_abort(&a);
+        tr_atomic_abort(&w->a);
         return rc;
     }
-    return tr_atomic_commit(&a, TR_EIO, err);
+    return tr_atomic_commit(&w->a, TR_EIO, err);
 }
 
 /* The output header fields a prediction file has: p<k>, y<k>, class. */
@@ -184,16 +241,21 @@ static int check_files(const tr_predict_options *o, tr_err *err)
     return rc;
 }
 
+/* Rows per chunk for every rank together: evaluation batches, a few per rank. */
+enum { BATCHES_PER_RANK = 8 };
+
 int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_err *err)
 {
     tr_config c;
     tr_model m;
-    tr_dataset in = {0};
+    pred_in in = {.h5 = -1};
+    pred_out out = {.h5 = -1};
     tr_scaler sc = {0};
     memset(&c, 0, sizeof c);
     memset(&m, 0, sizeof m);
-    float *vals = NULL;
+    float *x = NULL, *vals = NULL;
     int64_t *cls = NULL;
+    double *cd = NULL;
     int rc = tr_dist_agree(d, d->rank == 0 ? check_files(o, err) : 0);
     if (!rc)
         rc = tr_ckpt_read_config(o->checkpoint, &c, err);
@@ -213,16 +275,10 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
         rc = tr_ckpt_load(o->checkpoint, &c, &m, &parts, err);
     }
     if (!rc)
-        rc = read_input(&in, &c, o, err);
+        rc = in_open(&in, &c, o, err);
     if (!rc && in.cols != c.model.widths[0])
         rc = tr_fail(err, TR_EDATA, "%s: %lld feature columns, the model takes %lld (choose them with --columns)",
                      o->input, (long long)in.cols, (long long)c.model.widths[0]);
-    int64_t bad_row = -1;
-    for (int64_t i = 0; !rc && i < in.rows * in.cols && bad_row < 0; i++)
-        if (!isfinite(in.X[i]))
-            bad_row = i / in.cols;
-    if (bad_row >= 0)
-        rc = tr_fail(err, TR_EDATA, "%s: row %lld (0-based) has a non-finite feature", o->input, (long long)bad_row);
     rc = tr_dist_agree(d, rc);
     const int L = c.model.n_layers;
     /* (L is 0 when the checkpoint could not be read: rc is set then and nothing below runs) */
@@ -230,50 +286,68 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
                           .out_act = L > 0 ? c.model.act[L - 1] : TR_ACT_IDENTITY, .act_params = c.model.act_params};
     const bool classify = !rc && tr_loss_task(&loss) == TR_TASK_CLASSIFICATION;
     const out_layout lay = {.width = loss.width, .with_class = classify};
+    const int64_t E = c.train.eval_batch, F = in.cols, per_rank = E * BATCHES_PER_RANK,
+                  chunk = per_rank * d->size;
     if (!rc) {
-        tr_scaler_apply(&sc, in.X, in.rows);
-        vals = calloc((size_t)(in.rows * lay.width) + 1, sizeof *vals);
-        cls = calloc((size_t)in.rows + 1, sizeof *cls);
-        if (!vals || !cls)
-            rc = tr_fail(err, TR_ENOMEM, "out of memory for %lld predictions", (long long)in.rows);
-    }
-    rc = tr_dist_agree(d, rc);
-    if (!rc) {
-        const int64_t E = c.train.eval_batch;
-        int64_t b, e;
-        tr_chunk_share(in.rows, E, d->rank, d->size, &b, &e);
-        for (int64_t r0 = b; r0 < e; r0 += E) {
-            const int64_t n = e - r0 < E ? e - r0 : E;
-            tr_model_forward(&m, in.X + r0 * in.cols, n, NULL);
-            const float *Z = m.layer[L - 1].Z, *A = m.layer[L - 1].A;
-            for (int64_t r = 0; r < n; r++)
-                row_values(&loss, Z + r * loss.width, A + r * loss.width, vals + (r0 + r) * lay.width, cls + r0 + r);
-        }
-        rc = tr_dist_allgather_f32(d, vals, b * lay.width, (e - b) * lay.width, err);
-        double *cd = rc ? NULL : calloc((size_t)in.rows + 1, sizeof *cd); /* classes travel as doubles */
-        if (!rc && !cd)
-            rc = tr_fail(err, TR_ENOMEM, "out of memory");
-        for (int64_t r = b; cd && r < e; r++)
-            cd[r] = (double)cls[r];
-        if (!rc)
-            rc = tr_dist_allgather_f64(d, cd, b, e - b, err);
-        for (int64_t r = 0; cd && r < in.rows; r++)
-            cls[r] = (int64_t)cd[r];
-        free(cd);
+        x = calloc((size_t)(per_rank * F) + 1, sizeof *x);
+        vals = calloc((size_t)(chunk * lay.width) + 1, sizeof *vals);
+        cls = calloc((size_t)chunk + 1, sizeof *cls);
+        cd = calloc((size_t)chunk + 1, sizeof *cd); /* classes travel as doubles */
+        if (!x || !vals || !cls || !cd)
+            rc = tr_fail(err, TR_ENOMEM, "out of memory for a chunk of %lld predictions", (long long)chunk);
     }
     if (!rc && d->rank == 0)
-        rc = is_h5(o->output) ? write_h5(o->output, vals, cls, in.rows, &lay, err)
-                              : ends_with(o->output, ".csv") ? write_csv(o->output, vals, cls, in.rows, &lay, &loss, err)
-                                                             : tr_fail(err, TR_EUSAGE,
-                                                                       "--output %s: expected .csv, .h5 or .hdf5",
-                                                                       o->output);
+        rc = out_begin(&out, o->output, in.rows, &lay, &loss, err);
+    rc = tr_dist_agree(d, rc);
+    for (int64_t c0 = 0; !rc && c0 < in.rows; c0 += chunk) {
+        const int64_t n = in.rows - c0 < chunk ? in.rows - c0 : chunk;
+        int64_t b, e; /* this rank's rows of the chunk */
+        tr_chunk_share(n, E, d->rank, d->size, &b, &e);
+        rc = in_rows(&in, o->input, c0 + b, c0 + e, x, err);
+        double first_bad = -INFINITY; /* minus the first row with a non-finite feature, over all ranks */
+        for (int64_t i = 0; !rc && i < (e - b) * F; i++)
+            if (!isfinite(x[i])) {
+                first_bad = -(double)(c0 + b + i / F);
+                break;
+            }
+        rc = tr_dist_agree(d, rc);
+        if (!rc) /* every rank names the row, rank 0 (which reports) included */
+            rc = tr_dist_max_f64(d, &first_bad, 1, err);
+        if (!rc && first_bad > -INFINITY)
+            rc = tr_fail(err, TR_EDATA, "%s: row %lld (0-based) has a non-finite feature", o->input,
+                         (long long)-first_bad);
+        if (rc)
+            break;
+        tr_scaler_apply(&sc, x, e - b);
+        for (int64_t r0 = b; r0 < e; r0 += E) {
+            const int64_t k = e - r0 < E ? e - r0 : E;
+            tr_model_forward(&m, x + (r0 - b) * F, k, NULL);
+            const float *Z = m.layer[L - 1].Z, *A = m.layer[L - 1].A;
+            for (int64_t r = 0; r < k; r++)
+                row_values(&loss, Z + r * loss.width, A + r * loss.width, vals + (r0 + r) * lay.width, cls + r0 + r);
+        }
+        for (int64_t r = b; r < e; r++)
+            cd[r] = (double)cls[r];
+        rc = tr_dist_allgather_f32(d, vals, b * lay.width, (e - b) * lay.width, err);
+        if (!rc)
+            rc = tr_dist_allgather_f64(d, cd, b, e - b, err);
+        for (int64_t r = 0; !rc && r < n; r++)
+            cls[r] = (int64_t)cd[r];
+        if (!rc && d->rank == 0)
+            rc = out_rows(&out, o->output, c0, vals, cls, n, &lay, err);
+        rc = tr_dist_agree(d, rc);
+    }
+    if (d->rank == 0)
+        rc = out_end(&out, o->output, rc, err);
     rc = tr_dist_agree(d, rc);
     if (rows_out)
         *rows_out = in.rows;
+    free(x);
     free(vals);
     free(cls);
+    free(cd);
     tr_scaler_free(&sc);
-    tr_dataset_free(&in);
+    in_close(&in);
     tr_model_free(&m);
     tr_config_free(&c);
     return rc;

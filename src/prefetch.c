@@ -2,10 +2,12 @@
  * prefetch.c: the helper thread of prefetch.h. The spare buffers come from calloc, like the
  * trainer's batch buffers they trade places with (both are released with free).
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include "trainer/prefetch.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 struct tr_prefetch {
     pthread_t thread;
@@ -19,9 +21,21 @@ struct tr_prefetch {
     float *x, *y;             /* the spare buffers the job fills */
 };
 
+/* Page faults of this thread that had to wait for the disk. */
+static long major_faults(void)
+{
+    struct rusage u;
+    return getrusage(RUSAGE_THREAD, &u) == 0 ? u.ru_majflt : 0;
+}
+
+/* Jobs a major fault keeps the read-ahead on for: data from disk comes in long stretches, and
+ * faults on pages already being read need not count as major. */
+enum { READ_AHEAD_JOBS = 64 };
+
 static void *helper(void *arg)
 {
     tr_prefetch *p = arg;
+    int read_ahead = 0; /* jobs left that first ask for all their rows at once */
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->busy && !p->quit)
@@ -32,7 +46,16 @@ static void *helper(void *arg)
         const int64_t *rows = p->rows, n = p->n;
         float *x = p->x, *y = p->y;
         pthread_mutex_unlock(&p->lock);
+        /* from the page cache the gather is a copy; from disk, one fault after another would
+         * wait for one read at a time: then the whole batch's reads are requested first */
+        if (read_ahead > 0) {
+            tr_dataset_will_need(ds, rows, n);
+            read_ahead--;
+        }
+        const long faults = major_faults();
         tr_dataset_gather(ds, rows, n, x, y);
+        if (major_faults() > faults)
+            read_ahead = READ_AHEAD_JOBS;
         pthread_mutex_lock(&p->lock);
         p->busy = false;
         pthread_cond_broadcast(&p->done);

@@ -596,6 +596,11 @@ Test(split, disjoint_complete_reproducible)
         seen[h1[i]]++;
     for (int i = 0; i < N; i++)
         cr_expect_eq(seen[i], 1, "row %d appears %d times", i, seen[i]);
+    for (int i = 1; i < nk; i++) /* file order: a scattered set is read front to back */
+        cr_expect_lt(k1[i - 1], k1[i], "kept rows ascend (at %d)", i);
+    for (int i = 1; i < nh; i++)
+        cr_expect_lt(h1[i - 1], h1[i], "held-out rows ascend (at %d)", i);
+    cr_expect(h1[nh - 1] - h1[0] > N / 2, "held-out rows spread over the file");
     tr_split_indices(N, 0.25, 7, 0, true, k2, &nk, h2, &nh);
     cr_expect(memcmp(h1, h2, sizeof h1[0] * 250) == 0, "same seed, same split");
     tr_split_indices(N, 0.25, 8, 0, true, k3, &nk, h3, &nh);

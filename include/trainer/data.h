@@ -63,9 +63,10 @@ void tr_data_free(tr_data *d);
  * what a resume compares to tell other data from the same, without reading all of it. */
 int64_t tr_data_fingerprint(const tr_dataset *ds);
 
-/* Splits row indices 0..n-1 into held-out (the first ceil(fraction * n) of a permutation of
- * (split_seed, stream), or the last rows when not shuffled) and kept (the rest, in order), as
- * scikit-learn's train_test_split. Arrays must hold n entries; counts are returned. */
+/* Splits row indices 0..n-1 into held-out (the rows among the first ceil(fraction * n) of a
+ * permutation of (split_seed, stream), or the last rows when not shuffled) and kept (the rest),
+ * as scikit-learn's train_test_split chooses them; both lists ascend (the file's order: the
+ * training order is the sampler's business). Arrays must hold n entries; counts are returned. */
 void tr_split_indices(int64_t n, double fraction, uint64_t split_seed, uint32_t stream, bool shuffle,
                       int64_t *kept, int64_t *n_kept, int64_t *held, int64_t *n_held);
 

@@ -55,6 +55,10 @@ void tr_scale_row(float *out, const float *x, const float *center, const float *
 /* The listed rows of the set (positions 0..N-1) into x (n x F), as the model uses them, and
  * their targets into y (n x T). */
 void tr_dataset_gather(const tr_dataset *ds, const int64_t *rows, int64_t n, float *x, float *y);
+/* For a mapped set (x_borrowed): asks the kernel to start reading these rows' pages now, one
+ * request per run of nearby rows, so that a gather that follows waits for the disk once per
+ * batch, not once per row. No effect on other sets. */
+void tr_dataset_will_need(const tr_dataset *ds, const int64_t *rows, int64_t n);
 
 /* Rows [begin, begin + n) as the model uses them: in place for a plain set, else gathered
  * into buf (n x F). */

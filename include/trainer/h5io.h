@@ -42,6 +42,14 @@ int tr_h5_write_f32(hid_t file, const char *path, const char *name, const float 
                     tr_err *err);
 int tr_h5_write_i64(hid_t file, const char *path, const char *name, const int64_t *data, int64_t rows,
                     tr_err *err);
+/* A new dataset of float32 (rows, cols) or int64 (rows) written later, rows at a time. */
+int tr_h5_create_f32(hid_t file, const char *path, const char *name, int64_t rows, int64_t cols, tr_err *err);
+int tr_h5_create_i64(hid_t file, const char *path, const char *name, int64_t rows, tr_err *err);
+/* Writes rows [row_begin, row_begin + n) of a dataset created so (cols as created). */
+int tr_h5_write_rows_f32(hid_t file, const char *path, const char *name, int64_t row_begin, int64_t n, int64_t cols,
+                         const float *data, tr_err *err);
+int tr_h5_write_rows_i64(hid_t file, const char *path, const char *name, int64_t row_begin, int64_t n,
+                         const int64_t *data, tr_err *err);
 /* Targets: class labels (one column of whole numbers) as int64 (rows), else float32 (rows,
  * cols): the layout `trainer data gen` and `trainer data convert` write. */
 int tr_h5_write_targets(hid_t file, const char *path, const char *name, const float *y, int64_t rows, int64_t cols,

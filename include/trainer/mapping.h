@@ -37,6 +37,9 @@ int tr_map_file(tr_mapping *m, const char *path, int64_t offset, size_t size, tr
 /* Tells the kernel how the rows will be read: at random (no read-ahead: a global shuffle of
  * a file larger than memory would otherwise read far more than it uses) or in runs. */
 void tr_map_advise(tr_mapping *m, bool random);
+/* Starts reading the pages under [begin, begin + len) of a mapping now, without waiting
+ * (MADV_WILLNEED): many reads in flight at once instead of one page fault after another. */
+void tr_map_will_need(const void *begin, size_t len);
 
 /* Unmaps (accepts a zeroed or already unmapped mapping). */
 void tr_unmap(tr_mapping *m);
