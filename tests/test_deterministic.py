@@ -11,15 +11,13 @@ chunk_rows, and the default (float) mode on two ranks, differ.
 
     tests/test_deterministic.py TRAINER_BINARY SOURCE_DIR
 """
-import glob
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 
-import h5py
+import checkpoint_hash
 
 TRAINER = os.path.abspath(sys.argv[1])
 SRC = os.path.abspath(sys.argv[2])
@@ -42,17 +40,8 @@ def run(np_, args, env=None, expect=0):
 
 
 def fingerprint(run_dir):
-    """A hash of every /model and /optimizer tensor of the newest checkpoint."""
-    newest = sorted(glob.glob(os.path.join(run_dir, "ckpt-*.h5")))[-1]
-    h = hashlib.sha256()
-    with h5py.File(newest, "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and name.split("/")[0] in ("model", "optimizer"):
-                h.update(name.encode())
-                h.update(obj[()].tobytes())
-        f.visititems(visit)
-        h.update(str(f["optimizer"].attrs["step"]).encode())
-    return h.hexdigest()[:16], os.path.basename(newest)
+    """The checkpoint hash and the newest checkpoint's name (its step)."""
+    return checkpoint_hash.fingerprint(run_dir), os.path.basename(checkpoint_hash.newest_checkpoint(run_dir))
 
 
 def check(name, ok):
