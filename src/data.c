@@ -332,6 +332,8 @@ static int read_source(tr_dataset *ds, tr_mapping *map, const tr_data_config *dc
     case TR_FORMAT_HDF5:
     case TR_FORMAT_AUTO: {
         int rc = tr_hdf5_load(ds, dc->mmap ? map : NULL, path, dc->features_dset, dc->targets_dset, 0, -1, err);
+        if (!rc && dc->mmap) /* the checks and the scaler's fit scan the file front to back */
+            tr_map_advise(map, TR_MAP_SEQUENTIAL);
         if (!rc)
             rc = tr_dataset_check_finite(ds, dc->on_nonfinite == TR_NONFINITE_DROP, path, dropped, err);
         return rc;
@@ -476,6 +478,8 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
     for (int i = 0; i < 3; i++)
         tr_data_use_scaler(sets[i], &d->scaler);
 
+    for (int k = 0; k < 2; k++) /* the fingerprint samples single rows: no megabytes read around each */
+        tr_map_advise(&d->maps[k], TR_MAP_RANDOM);
     d->fingerprint = tr_data_fingerprint(&d->train);
     if (d->train.class_names && !(d->class_names = strdup(d->train.class_names))) {
         rc = tr_fail(err, TR_ENOMEM, "out of memory");

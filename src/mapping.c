@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* The mapped ranges the SIGBUS handler knows, written before a range is used. */
@@ -22,6 +23,30 @@ static struct {
     char path[TR_PATH_MAX];
 } guarded[MAX_GUARDED];
 static atomic_bool handler_installed;
+
+/* The most one read-ahead request of a mapped file's device reads (see tr_map_will_need): the
+ * smallest over the mapped files; the kernel's default until one is known. */
+enum { DEFAULT_READ_AHEAD = 128 << 10 };
+static _Atomic size_t read_ahead_piece;
+
+/* The device's read_ahead_kb (of the disk, for a file on a partition), or 0. */
+static size_t device_read_ahead(dev_t dev)
+{
+    static const char *const where[] = {"/sys/dev/block/%u:%u/queue/read_ahead_kb",
+                                        "/sys/dev/block/%u:%u/../queue/read_ahead_kb"};
+    for (int i = 0; i < 2; i++) {
+        char path[96];
+        snprintf(path, sizeof path, where[i], major(dev), minor(dev));
+        FILE *f = fopen(path, "r");
+        unsigned long kb = 0;
+        const bool ok = f && fscanf(f, "%lu", &kb) == 1;
+        if (f)
+            fclose(f);
+        if (ok && kb > 0)
+            return (size_t)kb << 10;
+    }
+    return 0;
+}
 
 static void write_all(const char *s)
 {
@@ -112,21 +137,32 @@ int tr_map_file(tr_mapping *m, const char *path, int64_t offset, size_t size, tr
     }
     m->data = (const char *)m->map + (offset - start);
     m->size = size;
+    size_t piece = device_read_ahead(m->dev), was = atomic_load(&read_ahead_piece);
+    if (piece < DEFAULT_READ_AHEAD)
+        piece = DEFAULT_READ_AHEAD;
+    while ((was == 0 || piece < was) && !atomic_compare_exchange_weak(&read_ahead_piece, &was, piece))
+        ;
     guard(m);
     return 0;
 }
 
-void tr_map_advise(tr_mapping *m, bool random)
+void tr_map_advise(tr_mapping *m, tr_map_pattern pattern)
 {
+    static const int advice[] = {[TR_MAP_SEQUENTIAL] = MADV_SEQUENTIAL, [TR_MAP_RUNS] = MADV_NORMAL,
+                                 [TR_MAP_RANDOM] = MADV_RANDOM};
     if (m && m->map)
-        madvise(m->map, m->map_size, random ? MADV_RANDOM : MADV_NORMAL);
+        madvise(m->map, m->map_size, advice[pattern]);
 }
 
 void tr_map_will_need(const void *begin, size_t len)
 {
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)begin & ~(page - 1);
-    if (len)
-        madvise((void *)a, (uintptr_t)begin + len - a, MADV_WILLNEED); /* a hint: failure costs speed */
+    const uintptr_t end = (uintptr_t)begin + len;
+    /* Linux reads at most the device's read-ahead size (read_ahead_kb, often 128 KiB)
+     * of one request and drops the rest: asked for in pieces of that size, all of it is read */
+    const size_t loaded = atomic_load(&read_ahead_piece), piece = loaded ? loaded : DEFAULT_READ_AHEAD;
+    for (uintptr_t p = a; p < end; p += piece)
+        madvise((void *)p, end - p < piece ? end - p : piece, MADV_WILLNEED); /* a hint: failure costs speed */
 }
 
 void tr_unmap(tr_mapping *m)

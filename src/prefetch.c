@@ -1,5 +1,5 @@
 /*
- * prefetch.c: the helper thread of prefetch.h. The spare buffers come from calloc, like the
+ * prefetch.c: the helper threads of prefetch.h. The spare buffers come from calloc, like the
  * trainer's batch buffers they trade places with (both are released with free).
  */
 #define _GNU_SOURCE /* RUSAGE_THREAD */
@@ -10,15 +10,23 @@
 #include <sys/resource.h>
 
 struct tr_prefetch {
-    pthread_t thread;
+    pthread_t gatherer, reader;
+    bool reader_started;
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
-    bool quit, busy;          /* busy: a job is queued or running */
+    bool quit;
+    /* the gatherer's job */
+    bool busy;                /* a job is queued or running */
     int64_t tag;              /* the job's micro-batch; -1: none */
     const tr_dataset *ds;
     const int64_t *rows;
     int64_t n;
     float *x, *y;             /* the spare buffers the job fills */
+    /* the reader's list */
+    const tr_dataset *ahead_ds;
+    const int64_t *ahead;     /* rows to ask the system for; NULL: none waiting or in hand */
+    int64_t n_ahead;
+    bool lists;               /* lists come: the gatherer need not ask for its own rows */
 };
 
 /* Page faults of this thread that had to wait for the disk. */
@@ -32,7 +40,7 @@ static long major_faults(void)
  * faults on pages already being read need not count as major. */
 enum { READ_AHEAD_JOBS = 64 };
 
-static void *helper(void *arg)
+static void *gatherer(void *arg)
 {
     tr_prefetch *p = arg;
     int read_ahead = 0; /* jobs left that first ask for all their rows at once */
@@ -45,10 +53,12 @@ static void *helper(void *arg)
         const tr_dataset *ds = p->ds;
         const int64_t *rows = p->rows, n = p->n;
         float *x = p->x, *y = p->y;
+        const bool lists = p->lists;
         pthread_mutex_unlock(&p->lock);
         /* from the page cache the gather is a copy; from disk, one fault after another would
-         * wait for one read at a time: then the whole batch's reads are requested first */
-        if (read_ahead > 0) {
+         * wait for one read at a time: then the whole batch's reads are requested first
+         * (unless the reader asks for whole windows ahead) */
+        if (read_ahead > 0 && !lists) {
             tr_dataset_will_need(ds, rows, n);
             read_ahead--;
         }
@@ -64,7 +74,30 @@ static void *helper(void *arg)
     return NULL;
 }
 
-int tr_prefetch_create(tr_prefetch **out, size_t x_floats, size_t y_floats, tr_err *err)
+/* Asks the system for each list of rows as it comes: the requests themselves take time (the
+ * kernel allocates the pages and queues the reads), which the gatherer then does not wait for. */
+static void *reader(void *arg)
+{
+    tr_prefetch *p = arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->ahead && !p->quit)
+            pthread_cond_wait(&p->wake, &p->lock);
+        if (p->quit)
+            break;
+        const tr_dataset *ds = p->ahead_ds;
+        const int64_t *rows = p->ahead, n = p->n_ahead;
+        pthread_mutex_unlock(&p->lock);
+        tr_dataset_will_need(ds, rows, n);
+        pthread_mutex_lock(&p->lock);
+        p->ahead = NULL;
+        pthread_cond_broadcast(&p->done);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int tr_prefetch_create(tr_prefetch **out, size_t x_floats, size_t y_floats, bool read_ahead, tr_err *err)
 {
     *out = NULL;
     tr_prefetch *p = calloc(1, sizeof *p);
@@ -77,7 +110,13 @@ int tr_prefetch_create(tr_prefetch **out, size_t x_floats, size_t y_floats, tr_e
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
-    if (!p->x || !p->y || pthread_create(&p->thread, NULL, helper, p) != 0) {
+    bool ok = p->x && p->y && pthread_create(&p->gatherer, NULL, gatherer, p) == 0;
+    if (ok && read_ahead && pthread_create(&p->reader, NULL, reader, p) != 0) {
+        tr_prefetch_free(p);
+        return tr_fail(err, TR_ENOMEM, "cannot start the read-ahead thread");
+    }
+    p->reader_started = ok && read_ahead;
+    if (!ok) {
         free(p->x);
         free(p->y);
         pthread_mutex_destroy(&p->lock);
@@ -103,9 +142,11 @@ void tr_prefetch_free(tr_prefetch *p)
     pthread_mutex_lock(&p->lock);
     wait_idle(p);
     p->quit = true;
-    pthread_cond_signal(&p->wake);
+    pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    pthread_join(p->thread, NULL);
+    pthread_join(p->gatherer, NULL);
+    if (p->reader_started)
+        pthread_join(p->reader, NULL);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
@@ -114,7 +155,8 @@ void tr_prefetch_free(tr_prefetch *p)
     free(p);
 }
 
-void tr_prefetch_start(tr_prefetch *p, const tr_dataset *ds, const int64_t *rows, int64_t n, int64_t tag)
+void tr_prefetch_start(tr_prefetch *p, const tr_dataset *ds, const int64_t *rows, int64_t n, int64_t tag,
+                       const int64_t *ahead, int64_t n_ahead)
 {
     pthread_mutex_lock(&p->lock);
     wait_idle(p);
@@ -123,7 +165,15 @@ void tr_prefetch_start(tr_prefetch *p, const tr_dataset *ds, const int64_t *rows
     p->n = n;
     p->tag = tag;
     p->busy = true;
-    pthread_cond_signal(&p->wake);
+    if (n_ahead > 0 && p->reader_started) {
+        while (p->ahead) /* the last list is still being asked for: the disk is behind anyway */
+            pthread_cond_wait(&p->done, &p->lock);
+        p->ahead_ds = ds;
+        p->ahead = ahead;
+        p->n_ahead = n_ahead;
+        p->lists = true;
+    }
+    pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
 }
 

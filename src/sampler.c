@@ -65,7 +65,10 @@ int tr_sampler_use_blocks(tr_sampler *s, int64_t block_rows, int64_t window_bloc
 {
     free(s->locality);
     s->locality = NULL;
-    if (source_row) { /* the rows sorted by where they lie in the source */
+    bool in_source_order = true; /* (a set in file order, split or not): nothing to sort or hold */
+    for (int64_t i = 1; source_row && i < s->n && in_source_order; i++)
+        in_source_order = source_row[i - 1] < source_row[i];
+    if (!in_source_order) { /* the rows sorted by where they lie in the source */
         row_place *p = malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof *p);
         s->locality = malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof *s->locality);
         if (!p || !s->locality) {
@@ -80,10 +83,12 @@ int tr_sampler_use_blocks(tr_sampler *s, int64_t block_rows, int64_t window_bloc
             s->locality[i] = p[i].row;
         free(p);
     }
-    s->block_rows = block_rows > 0 ? block_rows : 1;
-    s->window_blocks = window_blocks > 0 ? window_blocks : 1;
-    s->epoch = -1; /* the next epoch builds its order anew */
+    /* larger than the data is the same order as the whole data: no product overflows */
+    const int64_t n = s->n > 0 ? s->n : 1;
+    s->block_rows = block_rows < 1 ? 1 : block_rows > n ? n : block_rows;
     const int64_t nb = (s->n + s->block_rows - 1) / s->block_rows;
+    s->window_blocks = window_blocks < 1 ? 1 : window_blocks > nb ? (nb > 0 ? nb : 1) : window_blocks;
+    s->epoch = -1; /* the next epoch builds its order anew */
     free(s->blocks);
     s->blocks = malloc((size_t)(nb > 0 ? nb : 1) * sizeof *s->blocks);
     return s->blocks ? 0 : tr_fail(err, TR_ENOMEM, "cannot allocate the block order (%lld blocks)", (long long)nb);
@@ -110,6 +115,37 @@ static void block_order(tr_sampler *s, int64_t epoch)
             s->perm[j] = t;
         }
     }
+}
+
+/* Block shuffle: the index in the epoch's block order of the block holding position p. Every
+ * block has block_rows rows but the last of the file (id nb - 1), which may be shorter and lies
+ * anywhere in the order. */
+static int64_t block_at(const tr_sampler *s, int64_t p)
+{
+    const int64_t B = s->block_rows, nb = (s->n + B - 1) / B, last = s->n - (nb - 1) * B;
+    int64_t k_short = 0; /* where the short block is in the order */
+    while (k_short < nb && s->blocks[k_short] != nb - 1)
+        k_short++;
+    return p < k_short * B + last ? p / B : (p + B - last) / B;
+}
+
+int64_t tr_sampler_block_rows(const tr_sampler *s, int64_t a, int64_t b, int64_t *out, int64_t *next)
+{
+    *next = b;
+    if (!s->shuffle || s->block_rows <= 0 || a >= b || a >= s->n)
+        return 0;
+    const int64_t B = s->block_rows, nb = (s->n + B - 1) / B, W = B * s->window_blocks;
+    a = a / W * W; /* whole windows: their rows are mixed */
+    b = (b + W - 1) / W * W < s->n ? (b + W - 1) / W * W : s->n;
+    int64_t written = 0, k = block_at(s, a);
+    const int64_t k_end = block_at(s, b - 1) + 1;
+    for (; k < k_end && k < nb; k++)
+        for (int64_t r = s->blocks[k] * B; r < s->n && r < (s->blocks[k] + 1) * B; r++)
+            out[written++] = s->locality ? s->locality[r] : r;
+    *next = 0; /* the first position after the blocks written */
+    for (int64_t i = 0; i < k; i++)
+        *next += s->blocks[i] == nb - 1 ? s->n - (nb - 1) * B : B;
+    return written;
 }
 
 void tr_sampler_set_epoch(tr_sampler *s, int64_t epoch)

@@ -166,11 +166,21 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
         rc = alloc_array((void **)&t->dZ, (size_t)(max_rows * O), sizeof(float), err);
     if (!rc)
         rc = alloc_array((void **)&t->eval_Z, (size_t)(eval_rows * O), sizeof(float), err);
-    /* a global shuffle reads single rows of a mapped file: no read-ahead (blocks: read-ahead) */
+    /* a shuffled mapped file is read in single rows (global) or in the blocks the trainer asks
+     * for ahead (block): the system's own read-ahead would read rows not needed yet */
     for (int k = 0; k < 2; k++)
-        tr_map_advise(&t->data.maps[k], c->train.shuffle == TR_SHUFFLE_GLOBAL);
+        tr_map_advise(&t->data.maps[k], c->train.shuffle != TR_SHUFFLE_NONE ? TR_MAP_RANDOM : TR_MAP_RUNS);
     if (!rc && t->data.train.x_borrowed) /* rows of a mapped file: gathered ahead by a helper thread */
-        rc = tr_prefetch_create(&t->prefetch, (size_t)(max_local * F), (size_t)(max_local * T), err);
+        rc = tr_prefetch_create(&t->prefetch, (size_t)(max_local * F), (size_t)(max_local * T),
+                                c->train.shuffle == TR_SHUFFLE_BLOCK, err);
+    if (!rc && t->prefetch && c->train.shuffle == TR_SHUFFLE_BLOCK) { /* two windows ahead (read_ahead) */
+        const int64_t B = t->sampler.block_rows, W = B * t->sampler.window_blocks;
+        t->ahead_cap = 2 * W + 2 * B < t->data.train.rows + 2 * B ? 2 * W + 2 * B : t->data.train.rows + 2 * B;
+        rc = alloc_array((void **)&t->ahead[0], (size_t)t->ahead_cap, sizeof(int64_t), err);
+        if (!rc)
+            rc = alloc_array((void **)&t->ahead[1], (size_t)t->ahead_cap, sizeof(int64_t), err);
+        t->ahead_epoch = -1;
+    }
     if (!rc) /* evaluation chunks of views (dataset.h) are gathered here */
         rc = alloc_array((void **)&t->eval_x, (size_t)(c->train.eval_batch * F), sizeof(float), err);
     if (!rc)
@@ -238,6 +248,9 @@ void tr_trainer_free(tr_trainer *t)
         return;
     tr_prefetch_free(t->prefetch); /* first: it may be reading the data into a buffer */
     t->prefetch = NULL;
+    free(t->ahead[0]);
+    free(t->ahead[1]);
+    t->ahead[0] = t->ahead[1] = NULL;
     tr_data_free(&t->data);
     tr_sampler_free(&t->sampler);
     tr_model_free(&t->model); /* before the shared memory it may point into */
@@ -284,6 +297,31 @@ static void prefetch_rows(const tr_dataset *ds, const int64_t *rows, int64_t n)
     }
 }
 
+/* Block shuffle of a mapped file: the rows the reader (prefetch.h) should ask the disk for with
+ * the job of micro-batch j, the rest of this window and the whole next one, in runs of the
+ * file; *n = 0 once asked. Two buffers by turns: the reader may still read the last list. */
+static const int64_t *read_ahead(tr_trainer *t, int64_t j, int64_t *n)
+{
+    tr_sampler *s = &t->sampler;
+    *n = 0;
+    if (!t->ahead[0])
+        return NULL;
+    const int64_t W = s->block_rows * s->window_blocks, at = j * s->batch;
+    if (t->ahead_epoch != s->epoch || t->ahead_pos < at) { /* a new epoch, or a resumed one */
+        t->ahead_epoch = s->epoch;
+        t->ahead_pos = at;
+    }
+    int64_t until = (at / W + 2) * W;
+    if (until > s->n)
+        until = s->n;
+    if (t->ahead_pos >= until)
+        return NULL;
+    int64_t *list = t->ahead[t->ahead_turn];
+    t->ahead_turn ^= 1;
+    *n = tr_sampler_block_rows(s, t->ahead_pos, until, list, &t->ahead_pos);
+    return list;
+}
+
 /* Forward, loss and dZ of this rank's rows of micro-batch j; returns the rank's loss sum. */
 static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *correct)
 {
@@ -301,8 +339,11 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
         int64_t G2, n2;
         const int64_t *rows2;
         tr_sampler_micro(s, j + 1, &G2, &rows2, &n2);
-        if (t->prefetch) /* a helper thread takes the page faults of a mapped file */
-            tr_prefetch_start(t->prefetch, &t->data.train, rows2, n2, tag + 1);
+        if (t->prefetch) { /* a helper thread takes the page faults of a mapped file */
+            int64_t n_ahead;
+            const int64_t *ahead = read_ahead(t, j + 1, &n_ahead);
+            tr_prefetch_start(t->prefetch, &t->data.train, rows2, n2, tag + 1, ahead, n_ahead);
+        }
         else
             prefetch_rows(&t->data.train, rows2, n2);
     }

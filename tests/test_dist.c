@@ -294,3 +294,49 @@ Test(shares, block_shuffle_reads_whole_blocks_of_the_source)
     tr_sampler_free(&s);
     tr_sampler_free(&again);
 }
+
+/* shuffle = block: the rows to read ahead for positions [a, b) of the order are whole blocks
+ * that hold them (rows are mixed inside windows), each in source order, none twice; with a
+ * short last block anywhere in the order. */
+Test(shares, block_read_ahead_lists_whole_blocks_in_source_order)
+{
+    enum { N = 1037, B = 50, W = 3 };
+    int64_t source[N];
+    for (int i = 0; i < N; i++)
+        source[i] = (i * 7) % N; /* 7 and 1037 are coprime: a permutation */
+    tr_sampler s;
+    cr_assert_eq(tr_sampler_init(&s, N, 64, 1, true, false, 11, 0, 1, NULL), 0);
+    cr_assert_eq(tr_sampler_use_blocks(&s, B, W, source, NULL), 0);
+    for (int epoch = 0; epoch < 4; epoch++) {
+        tr_sampler_set_epoch(&s, epoch);
+        for (int64_t a = 0; a < N; a += 37) {
+            const int64_t b = a + 151 < N ? a + 151 : N;
+            int64_t out[151 + 2 * B * W + 2 * B], next;
+            const int64_t n = tr_sampler_block_rows(&s, a, b, out, &next);
+            cr_assert(n >= b - a && n <= b - a + 2 * B * W + 2 * B, "%lld rows for positions [%lld, %lld)",
+                      (long long)n, (long long)a, (long long)b);
+            cr_expect(next >= b && next <= N, "next %lld after [%lld, %lld)", (long long)next, (long long)a,
+                      (long long)b);
+            bool listed[N] = {false};
+            for (int64_t i = 0; i < n; i++) {
+                listed[out[i]] = true;
+                /* the rows of a block are consecutive in the source */
+                if (i > 0 && source[out[i]] / B == source[out[i - 1]] / B)
+                    cr_expect_eq(source[out[i]], source[out[i - 1]] + 1, "a block's rows in source order");
+            }
+            for (int64_t p = a; p < b; p++)
+                cr_expect(listed[s.perm[p]], "position %lld's row listed", (long long)p);
+            int64_t count = 0; /* exactly the rows of positions [first block start, next) */
+            for (int64_t i = 0; i < N; i++)
+                count += listed[i];
+            cr_expect_eq(count, n, "no row twice");
+        }
+    }
+    int64_t out[1];
+    tr_sampler_free(&s);
+    cr_assert_eq(tr_sampler_init(&s, N, 64, 1, true, false, 11, 0, 1, NULL), 0);
+    tr_sampler_set_epoch(&s, 0); /* a global shuffle has no blocks to read ahead */
+    int64_t next;
+    cr_expect_eq(tr_sampler_block_rows(&s, 0, 10, out, &next), 0);
+    tr_sampler_free(&s);
+}

@@ -34,9 +34,11 @@ typedef struct tr_mapping {
  * than offset + size) with a message naming the file. */
 int tr_map_file(tr_mapping *m, const char *path, int64_t offset, size_t size, tr_err *err);
 
-/* Tells the kernel how the rows will be read: at random (no read-ahead: a global shuffle of
- * a file larger than memory would otherwise read far more than it uses) or in runs. */
-void tr_map_advise(tr_mapping *m, bool random);
+/* How the rows will be read next, for the kernel's read-ahead: front to back (a scan: read far
+ * ahead), in runs (its default), or at random (none: single rows of a file larger than memory
+ * would otherwise each read megabytes around them). */
+typedef enum tr_map_pattern { TR_MAP_SEQUENTIAL, TR_MAP_RUNS, TR_MAP_RANDOM } tr_map_pattern;
+void tr_map_advise(tr_mapping *m, tr_map_pattern pattern);
 /* Starts reading the pages under [begin, begin + len) of a mapping now, without waiting
  * (MADV_WILLNEED): many reads in flight at once instead of one page fault after another. */
 void tr_map_will_need(const void *begin, size_t len);

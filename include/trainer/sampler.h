@@ -43,6 +43,12 @@ int tr_sampler_use_blocks(tr_sampler *s, int64_t block_rows, int64_t window_bloc
 
 void tr_sampler_free(tr_sampler *s);
 
+/* Block shuffle: the rows of the windows that hold positions [a, b) of the epoch's order, as
+ * the blocks they were drawn from, each block's rows in source order (runs of the file, to read
+ * ahead); returns how many were written to out (room for b - a + 2 windows + 2 blocks of rows)
+ * and sets *next to the position after the last block written. Nothing without block shuffling. */
+int64_t tr_sampler_block_rows(const tr_sampler *s, int64_t a, int64_t b, int64_t *out, int64_t *next);
+
 /* Builds the order of `epoch` (0-based). */
 void tr_sampler_set_epoch(tr_sampler *s, int64_t epoch);
 

@@ -3,7 +3,7 @@
 #
 # Writes a mappable HDF5 file of SIZE_GIB GiB (250 float32 features per row, a linear
 # two-class target; default: 2 GiB more than MemTotal), drops the page cache, and trains one
-# epoch of 250-32-2 (Adam, batch 512, one BLAS thread per rank) with `shuffle = block`; then
+# epoch of 250-32-2 (LAYERS="250, 32, 2"; Adam, batch 512, one BLAS thread per rank) with `shuffle = block`; then
 # with the global shuffle, stopped by SIGUSR1 after GLOBAL_SECONDS of training (it reads one page per row:
 # an epoch would take hours). For each: samples/s (steps x batch / wall seconds of training,
 # from the trainer's own timing, the mapping's set-up included), the peak private (RssAnon)
@@ -13,6 +13,10 @@
 # to node-shared memory, "training" is the last sample (the steady state). Deletes the file
 # afterwards unless KEEP=1; DATA=FILE reuses a file written before (any size). Needs root
 # (drop_caches) and SIZE_GIB + 1 GiB of free disk under WORK.
+#
+# LIMIT_MIB=M runs each job in a cgroup v1 memory limit of M MiB instead (page cache included):
+# a small file then stands for one larger than memory, and a first run "warm" (the file in the
+# page cache, no limit) gives the in-memory speed to compare with.
 #
 #   scripts/bench/larger.sh [SIZE_GIB] [GLOBAL_SECONDS]     (WORK=/var/tmp by default)
 set -euo pipefail
@@ -51,7 +55,7 @@ PY
 fi
 cat >"$W/big.ini" <<INI
 [model]
-layers = 250, 32, 2
+layers = ${LAYERS:-250, 32, 2}
 [data]
 path = $DATA
 test_fraction = 0
@@ -72,12 +76,21 @@ sectors_read() { awk '{print $3}' "/sys/block/$dev/stat" 2>/dev/null || echo 0; 
 run() {
     local name=$1 limit=$2
     shift 2
-    sync
-    echo 3 >/proc/sys/vm/drop_caches
+    local JOIN=()
+    if [[ $name == warm ]]; then
+        cat "$DATA" >/dev/null # in the page cache: the in-memory speed
+    else
+        sync
+        echo 3 >/proc/sys/vm/drop_caches
+        if [[ -n ${LIMIT_MIB:-} ]]; then
+            echo $((LIMIT_MIB << 20)) >"$CG/memory.limit_in_bytes"
+            JOIN=(sh -c "echo \$\$ >$CG/cgroup.procs && exec \"\$@\"" sh)
+        fi
+    fi
     local s0 t0 out="$W/run-$name"
     s0=$(sectors_read)
     t0=$(date +%s.%N)
-    mpirun -np 2 --bind-to core build/trainer train "$W/big.ini" --set output.dir="$out" "$@" \
+    "${JOIN[@]}" mpirun -np 2 --bind-to core build/trainer train "$W/big.ini" --set output.dir="$out" "$@" \
         >"$W/$name.log" 2>&1 &
     local job=$! anon=0 rss=0 now_anon=0 elapsed t1=""
     while kill -0 $job 2>/dev/null; do
@@ -114,6 +127,13 @@ run() {
     tail -3 "$W/$name.log" | sed 's/^/    /'
 }
 : >build/bench-larger.log
+if [[ -n ${LIMIT_MIB:-} ]]; then
+    CG=/sys/fs/cgroup/memory/trainer-bench-larger-$$
+    mkdir "$CG"
+    trap 'rmdir "$CG" 2>/dev/null; [[ ${KEEP:-0} == 1 ]] || rm -rf "$W"' EXIT
+    echo "memory limit: $LIMIT_MIB MiB (cgroup v1, page cache included)"
+    run warm 0 --set train.shuffle=block
+fi
 [[ ${ONLY:-block} == block ]] && run block 0 --set train.shuffle=block
 [[ ${ONLY:-global} == global ]] && run global "$GLOBAL_SECONDS" --set train.shuffle=global
 true
