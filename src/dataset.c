@@ -6,6 +6,7 @@
 #include "trainer/mapping.h"
 
 #include "trainer/mem.h"
+#include "vector_kernel.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -184,6 +185,19 @@ int tr_dataset_take(tr_dataset *dst, const tr_dataset *src, const int64_t *rows,
     return 0;
 }
 
+/* Whether n floats are all finite: the exponent bits of each, or-ed together branch-free, so
+ * that the scan of a large file runs at memory speed (a mapped file is checked row by row). */
+TR_VECTOR_KERNEL static bool all_finite(const float *x, int64_t n)
+{
+    uint32_t bad = 0;
+    for (int64_t c = 0; c < n; c++) {
+        uint32_t bits;
+        memcpy(&bits, x + c, sizeof bits);
+        bad |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    return !bad;
+}
+
 int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t *dropped, tr_err *err)
 {
     int64_t kept = 0;
@@ -192,9 +206,10 @@ int tr_dataset_check_finite(tr_dataset *ds, bool drop, const char *what, int64_t
         int64_t bad = -1;
         bool in_target = false;
         const float *x = tr_dataset_stored_row(ds, r);
-        for (int64_t c = 0; c < ds->cols && bad < 0; c++)
-            if (!isfinite(x[c]))
-                bad = c;
+        if (!all_finite(x, ds->cols)) /* which one, for the message */
+            for (int64_t c = 0; c < ds->cols && bad < 0; c++)
+                if (!isfinite(x[c]))
+                    bad = c;
         for (int64_t c = 0; c < ds->tcols && bad < 0; c++)
             if (!isfinite(ds->y[r * ds->tcols + c])) {
                 bad = c;

@@ -165,6 +165,24 @@ void tr_map_will_need(const void *begin, size_t len)
         madvise((void *)p, end - p < piece ? end - p : piece, MADV_WILLNEED); /* a hint: failure costs speed */
 }
 
+bool tr_map_resident(const tr_mapping *m)
+{
+    if (!m || !m->map)
+        return true; /* nothing mapped: nothing to wait for */
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = (m->map_size + page - 1) / page;
+    enum { SPAN = 1 << 16 }; /* pages asked about at once */
+    unsigned char in_core[SPAN];
+    for (size_t p = 0; p < pages; p += SPAN) {
+        const size_t n = pages - p < SPAN ? pages - p : SPAN;
+        if (mincore((char *)m->map + p * page, n * page, in_core) != 0)
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if (!(in_core[i] & 1))
+                return false;
+    }
+    return true;
+}
+
 void tr_unmap(tr_mapping *m)
 {
     if (!m || !m->map)

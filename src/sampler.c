@@ -44,10 +44,31 @@ void tr_sampler_free(tr_sampler *s)
 {
     if (!s)
         return;
-    free(s->perm);
+    if (!s->shared) {
+        free(s->perm);
+        free(s->locality);
+    }
     free(s->blocks);
-    free(s->locality);
     s->perm = s->blocks = s->locality = NULL;
+}
+
+int64_t tr_sampler_order_rows(const tr_sampler *s) { return s->locality ? 2 * s->n : s->n; }
+
+void tr_sampler_share(tr_sampler *s, int64_t *shared, bool writer, void (*barrier)(void *ctx), void *ctx)
+{
+    if (s->locality) {
+        if (writer)
+            memcpy(shared + s->n, s->locality, (size_t)s->n * sizeof *s->locality);
+        free(s->locality);
+        s->locality = shared + s->n;
+    }
+    free(s->perm);
+    s->perm = shared;
+    s->shared = true;
+    s->writer = writer;
+    s->barrier = barrier;
+    s->barrier_ctx = ctx;
+    s->epoch = -1; /* built anew, by the writer */
 }
 
 typedef struct row_place {
@@ -94,12 +115,15 @@ int tr_sampler_use_blocks(tr_sampler *s, int64_t block_rows, int64_t window_bloc
     return s->blocks ? 0 : tr_fail(err, TR_ENOMEM, "cannot allocate the block order (%lld blocks)", (long long)nb);
 }
 
-/* The block-shuffled order of an epoch (see tr_sampler_use_blocks). */
-static void block_order(tr_sampler *s, int64_t epoch)
+/* The block-shuffled order of an epoch (see tr_sampler_use_blocks): the blocks' order, and
+ * with build_perm the rows' order from it. */
+static void block_order(tr_sampler *s, int64_t epoch, bool build_perm)
 {
     const int64_t B = s->block_rows, nb = (s->n + B - 1) / B;
     int64_t *blocks = s->blocks;
     tr_rng_permutation(blocks, nb, s->rng, TR_RNG_BLOCKS, (uint32_t)epoch);
+    if (!build_perm)
+        return;
     int64_t at = 0;
     for (int64_t k = 0; k < nb; k++)
         for (int64_t r = blocks[k] * B; r < s->n && r < (blocks[k] + 1) * B; r++)
@@ -152,13 +176,20 @@ void tr_sampler_set_epoch(tr_sampler *s, int64_t epoch)
 {
     if (s->epoch == epoch)
         return;
+    if (s->shared) /* nobody still reads the old order */
+        s->barrier(s->barrier_ctx);
+    const bool build = !s->shared || s->writer; /* else the node's writer builds it */
     if (s->shuffle && s->block_rows > 0)
-        block_order(s, epoch);
+        block_order(s, epoch, build); /* every rank knows the blocks' order (read-ahead lists) */
+    else if (!build)
+        ;
     else if (s->shuffle)
         tr_rng_permutation(s->perm, s->n, s->rng, TR_RNG_SHUFFLE, (uint32_t)epoch);
     else
         for (int64_t i = 0; i < s->n; i++)
             s->perm[i] = i;
+    if (s->shared) /* everybody reads the new one */
+        s->barrier(s->barrier_ctx);
     s->epoch = epoch;
 }
 

@@ -170,7 +170,10 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
      * for ahead (block): the system's own read-ahead would read rows not needed yet */
     for (int k = 0; k < 2; k++)
         tr_map_advise(&t->data.maps[k], c->train.shuffle != TR_SHUFFLE_NONE ? TR_MAP_RANDOM : TR_MAP_RUNS);
-    if (!rc && t->data.train.x_borrowed) /* rows of a mapped file: gathered ahead by a helper thread */
+    /* rows of a mapped file not all in memory: gathered ahead by a helper thread, which takes
+     * the waits for the disk (a file in the page cache is gathered in place, like memory: the
+     * hand-over between threads would cost more than the copy) */
+    if (!rc && t->data.train.x_borrowed && !tr_map_resident(&t->data.maps[0]))
         rc = tr_prefetch_create(&t->prefetch, (size_t)(max_local * F), (size_t)(max_local * T),
                                 c->train.shuffle == TR_SHUFFLE_BLOCK, err);
     if (!rc && t->prefetch && c->train.shuffle == TR_SHUFFLE_BLOCK) { /* two windows ahead (read_ahead) */
@@ -204,6 +207,22 @@ static double ops_sq_norm(void *ctx, size_t lo, size_t hi);
 
 /* The collective part, reached by every rank once all have built their part: the check that
  * the replicas start equal, and the gradient exchange. */
+static void node_barrier(void *dist) { tr_dist_node_barrier(dist); }
+
+/* The sampler's order (8 bytes a training row, 16 with a block shuffle after a shuffled split)
+ * held once per node, like the data: local rank 0 writes it, the others read it. */
+static int share_sampler(tr_trainer *t, tr_dist *d, tr_err *err)
+{
+    void *base;
+    const int64_t rows = tr_sampler_order_rows(&t->sampler);
+    int rc = tr_node_mem_alloc(d, (size_t)rows * sizeof(int64_t), &base, &t->sampler_mem, err);
+    if (rc || !base)
+        return rc; /* alone on the node: the sampler keeps its own */
+    tr_sampler_share(&t->sampler, base, d->local_rank == 0, node_barrier, d);
+    tr_dist_node_barrier(d); /* the writer's copy of the locality is in */
+    return 0;
+}
+
 static int init_shared(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err)
 {
     /* every rank derives the same parameters from the seed; check rather than trust */
@@ -211,6 +230,9 @@ static int init_shared(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *er
     int rc = tr_dist_same_everywhere(d, t->model.params, t->model.n_params * sizeof(float), &same, err);
     if (!rc && !same)
         rc = tr_fail(err, TR_EINTERNAL, "initial parameters differ between ranks");
+    if (rc)
+        return rc;
+    rc = share_sampler(t, d, err);
     if (rc)
         return rc;
     const tr_update_ops ops = {.ctx = t, .begin = ops_begin, .update = ops_update, .sq_norm = ops_sq_norm};
@@ -253,6 +275,7 @@ void tr_trainer_free(tr_trainer *t)
     t->ahead[0] = t->ahead[1] = NULL;
     tr_data_free(&t->data);
     tr_sampler_free(&t->sampler);
+    tr_node_mem_free(t->sampler_mem); /* after the sampler that points into it */
     tr_model_free(&t->model); /* before the shared memory it may point into */
     tr_optim_free(&t->optim);
     tr_reduce_free(t->reduce);

@@ -43,6 +43,9 @@ void tr_map_advise(tr_mapping *m, tr_map_pattern pattern);
  * (MADV_WILLNEED): many reads in flight at once instead of one page fault after another. */
 void tr_map_will_need(const void *begin, size_t len);
 
+/* Whether every page of the mapping is in memory now (mincore; false if that cannot be told). */
+bool tr_map_resident(const tr_mapping *m);
+
 /* Unmaps (accepts a zeroed or already unmapped mapping). */
 void tr_unmap(tr_mapping *m);
 

@@ -29,6 +29,10 @@ typedef struct tr_sampler {
     int rank, size;
     int64_t epoch;      /* the epoch `perm` belongs to (-1 before the first) */
     int64_t *perm;      /* (n) the epoch's row order */
+    /* held once per node (tr_sampler_share): perm and locality are not ours to free */
+    bool shared, writer;
+    void (*barrier)(void *ctx);
+    void *barrier_ctx;
 } tr_sampler;
 
 int tr_sampler_init(tr_sampler *s, int64_t n, int64_t batch, int64_t accumulate, bool shuffle, bool drop_last,
@@ -42,6 +46,17 @@ int tr_sampler_use_blocks(tr_sampler *s, int64_t block_rows, int64_t window_bloc
                           tr_err *err);
 
 void tr_sampler_free(tr_sampler *s);
+
+/* Rows of order the sampler holds (perm, and locality with a block shuffle after a shuffled
+ * split): what tr_sampler_share needs room for. */
+int64_t tr_sampler_order_rows(const tr_sampler *s);
+/* The order held once per node instead of once per rank: `shared` (node-shared memory of
+ * tr_sampler_order_rows entries) replaces the sampler's own arrays. The `writer` (one rank of
+ * the node) builds each epoch's order there; every rank of the node calls `barrier` before
+ * (nobody still reads the old order) and after (everybody reads the new one), so
+ * tr_sampler_set_epoch becomes collective over the node. The writer copies its locality in
+ * first; the caller then passes the node barrier once before any rank reads it. */
+void tr_sampler_share(tr_sampler *s, int64_t *shared, bool writer, void (*barrier)(void *ctx), void *ctx);
 
 /* Block shuffle: the rows of the windows that hold positions [a, b) of the epoch's order, as
  * the blocks they were drawn from, each block's rows in source order (runs of the file, to read

@@ -47,6 +47,7 @@ typedef struct tr_trainer {
     tr_model model;
     tr_optim optim;
     tr_sampler sampler;
+    struct tr_node_mem *sampler_mem; /* the sampler's order, held once per node (or NULL) */
     tr_reduce *reduce;      /* the gradient exchange (reduce.h) */
     /* step buffers, sized once: this rank's rows of one micro-batch */
     float *xb;   /* (max_local, F) */
