@@ -5,8 +5,9 @@ Runs the same training at np=1 and np=4 (--oversubscribe) and samples every rank
 anonymous memory (RssAnon in /proc/PID/status) while it runs. Each added rank may cost the
 model, its workspace, OpenBLAS and MPI, but not a copy of the data: the growth per added rank
 with a large data set must stay within a quarter of the data's size of the growth with a tiny
-data set (the same network). Cases: Fashion-MNIST (gzip IDX, 220 MB as floats; skipped when
-Debian's dataset-fashion-mnist is missing) and a generated CSV file.
+data set (the same network). Cases: Fashion-MNIST (gzip IDX, 220 MB as floats, decoded once per
+node; and converted to HDF5, mapped by every rank; skipped when Debian's dataset-fashion-mnist
+is missing) and a generated CSV file.
 
     tests/test_data_memory.py TRAINER_BINARY SOURCE_DIR
 """
@@ -102,6 +103,16 @@ try:
                 "data.n=2000", "--set", "data.n_features=784", "--set", "data.classes=10", "--set",
                 "data.test_fraction=0.2", "--set", "data.class_names="]
         compare("Fashion-MNIST (IDX)", [cfg] + common + ["--set", f"output.dir={work}/f"],
+                [cfg] + common + tiny + ["--set", f"output.dir={work}/t"], 70000 * 785 * 4 / 2**20)
+        # converted to HDF5: mapped in place by every rank
+        for part, images, labels in (("train", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+                                     ("test", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")):
+            subprocess.run([TRAINER, "data", "convert", os.path.join(FASHION, images), f"{work}/{part}.h5",
+                            "--labels", os.path.join(FASHION, labels)], check=True, stdout=subprocess.DEVNULL)
+        h5 = ["--set", "data.format=auto", "--set", "data.images=", "--set", "data.labels=", "--set",
+              "data.test_images=", "--set", "data.test_labels=", "--set", f"data.path={work}/train.h5", "--set",
+              f"data.test_path={work}/test.h5"]
+        compare("Fashion-MNIST (converted, mapped)", [cfg] + common + h5 + ["--set", f"output.dir={work}/m"],
                 [cfg] + common + tiny + ["--set", f"output.dir={work}/t"], 70000 * 785 * 4 / 2**20)
     else:
         print(f"skip Fashion-MNIST: {FASHION} is missing (apt-get install dataset-fashion-mnist)")
