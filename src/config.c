@@ -438,6 +438,11 @@ static const key_desc keys[] = {
      .min = 0, .max = 1e9, .def = "256",
      .doc = "Gradient allreduce bucket size in KiB; buckets start as soon as backward completes them (0 = one per"
             " layer)."},
+    {.section = "train", .name = "watchdog", .kind = K_DOUBLE, FIELD(train.watchdog), .min = 0, .max = 1e7,
+     .def = "300",
+     .doc = "Seconds a rank may wait for the others in one exchange before the watchdog ends the job, naming "
+            "the ranks that did not answer (exit status 8; slurm/train.sbatch requeues it); at least 20 times the "
+            "slowest step so far, 3 times this before the first step ends (loading); 0 = off."},
     {.section = "train", .name = "comm", .kind = K_ENUM, FIELD(train.comm),
      .names = tr_comm_names, .def = "auto",
      .doc = "How gradients are summed: shared = parameters and optimizer state once per node in MPI shared memory, "

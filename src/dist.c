@@ -108,8 +108,11 @@ void tr_dist_finalize(tr_dist *d)
 
 void tr_dist_barrier(tr_dist *d)
 {
-    if (d->impl)
+    if (d->impl) {
+        tr_watch_begin("a barrier");
         MPI_Barrier(d->impl->comm);
+        tr_watch_end();
+    }
 }
 
 int tr_dist_agree(tr_dist *d, int rc)
@@ -117,7 +120,10 @@ int tr_dist_agree(tr_dist *d, int rc)
     if (!d->impl || d->size == 1)
         return rc;
     int all = rc;
-    if (MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MIN, d->impl->comm) != MPI_SUCCESS)
+    tr_watch_begin("the ranks' agreement on success");
+    const int mpi_rc = MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MIN, d->impl->comm);
+    tr_watch_end();
+    if (mpi_rc != MPI_SUCCESS)
         return rc ? rc : TR_EMPI;
     return all;
 }
@@ -126,7 +132,10 @@ static int reduce(tr_dist *d, void *buf, int n, MPI_Datatype type, MPI_Op op, tr
 {
     if (!d->impl || d->size == 1)
         return 0;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, type, op, d->impl->comm), "MPI_Allreduce");
+    tr_watch_begin("a reduction of statistics");
+    const int rc = MPI_Allreduce(MPI_IN_PLACE, buf, n, type, op, d->impl->comm);
+    tr_watch_end();
+    MPI_CHECK(rc, "MPI_Allreduce");
     return 0;
 }
 
@@ -142,12 +151,16 @@ int tr_dist_bcast(tr_dist *d, void *buf, size_t bytes, int root, tr_err *err)
     if (!d->impl || d->size == 1)
         return 0;
     char *p = buf;
-    while (bytes > 0) {
+    int rc = MPI_SUCCESS;
+    tr_watch_begin("a broadcast");
+    while (bytes > 0 && rc == MPI_SUCCESS) {
         const int chunk = bytes > (size_t)INT_MAX ? INT_MAX : (int)bytes;
-        MPI_CHECK(MPI_Bcast(p, chunk, MPI_BYTE, root, d->impl->comm), "MPI_Bcast");
+        rc = MPI_Bcast(p, chunk, MPI_BYTE, root, d->impl->comm);
         p += chunk;
         bytes -= (size_t)chunk;
     }
+    tr_watch_end();
+    MPI_CHECK(rc, "MPI_Bcast");
     return 0;
 }
 
@@ -168,7 +181,9 @@ static int allgather(tr_dist *d, void *all, int64_t offset, int64_t count, MPI_D
         return tr_fail(err, rc, "allgather: out of memory on some rank");
     }
     const int64_t mine[2] = {count, offset};
+    tr_watch_begin("a gather of results");
     rc = MPI_Allgather(mine, 2, MPI_INT64_T, pieces, 2, MPI_INT64_T, d->impl->comm);
+    tr_watch_end();
     if (rc != MPI_SUCCESS) {
         free(pieces);
         free(counts);
@@ -187,7 +202,9 @@ static int allgather(tr_dist *d, void *all, int64_t offset, int64_t count, MPI_D
         counts[d->size + r] = (int)off;
         off += pieces[2 * r];
     }
+    tr_watch_begin("a gather of results");
     rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, counts, counts + d->size, type, d->impl->comm);
+    tr_watch_end();
     free(pieces);
     free(counts);
     if (rc != MPI_SUCCESS)
@@ -217,8 +234,12 @@ int tr_dist_same_everywhere(tr_dist *d, const void *buf, size_t bytes, bool *sam
     *same = true;
     if (!d->impl || d->size == 1)
         return 0;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, d->impl->comm), "MPI_Allreduce");
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, d->impl->comm), "MPI_Allreduce");
+    tr_watch_begin("a comparison between ranks");
+    int rc = MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, d->impl->comm);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, d->impl->comm);
+    tr_watch_end();
+    MPI_CHECK(rc, "MPI_Allreduce");
     *same = lo == hi;
     return 0;
 }
@@ -250,7 +271,9 @@ int tr_node_mem_alloc(tr_dist *d, size_t bytes, void **base, tr_node_mem **out, 
     if (d->local_size == 1)
         return 0; /* alone on the node: the caller keeps its own memory */
     const MPI_Aint mine = d->local_rank == 0 ? (MPI_Aint)(bytes ? bytes : 1) : 0;
+    tr_watch_begin("an allocation of node-shared memory");
     int rc = MPI_Win_allocate_shared(mine, 1, MPI_INFO_NULL, d->impl->local, base, &m->win);
+    tr_watch_end();
     if (rc != MPI_SUCCESS) {
         free(m);
         *base = NULL;
@@ -276,17 +299,24 @@ int tr_dist_node_bcast(tr_dist *d, void *buf, size_t bytes, tr_err *err)
     if (!d->impl || d->local_size == 1)
         return 0;
     char *p = buf;
-    while (bytes > 0) {
+    int rc = MPI_SUCCESS;
+    tr_watch_begin("the node's data loading");
+    while (bytes > 0 && rc == MPI_SUCCESS) {
         const int chunk = bytes > (size_t)INT_MAX ? INT_MAX : (int)bytes;
-        MPI_CHECK(MPI_Bcast(p, chunk, MPI_BYTE, 0, d->impl->local), "MPI_Bcast (node)");
+        rc = MPI_Bcast(p, chunk, MPI_BYTE, 0, d->impl->local);
         p += chunk;
         bytes -= (size_t)chunk;
     }
+    tr_watch_end();
+    MPI_CHECK(rc, "MPI_Bcast (node)");
     return 0;
 }
 
 void tr_dist_node_barrier(tr_dist *d)
 {
-    if (d->impl && d->local_size > 1)
+    if (d->impl && d->local_size > 1) {
+        tr_watch_begin("a barrier of the node");
         MPI_Barrier(d->impl->local);
+        tr_watch_end();
+    }
 }

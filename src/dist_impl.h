@@ -1,11 +1,13 @@
 /*
- * dist_impl.h (private): the MPI side of tr_dist, shared by the two files that call MPI:
- * dist.c (the process group and small collectives) and reduce.c (gradient exchange).
+ * dist_impl.h (private): the MPI side of tr_dist, shared by the files that call MPI: dist.c
+ * (the process group and small collectives), reduce.c (gradient exchange) and watchdog.c.
+ * Every blocking wait on other ranks there is bracketed by tr_watch_begin/end (watchdog.h).
  */
 #ifndef TRAINER_DIST_IMPL_H
 #define TRAINER_DIST_IMPL_H
 
 #include "trainer/dist.h"
+#include "trainer/watchdog.h"
 
 #include <mpi.h>
 #include <stdbool.h>

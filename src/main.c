@@ -55,7 +55,8 @@ static const char usage_main[] =
     "\n"
     "Run on one rank directly, or on N ranks with `mpirun -np N trainer train CONFIG.ini`.\n"
     "Exit status: 0 ok, 2 usage or configuration error, 3 data error, 4 file or checkpoint\n"
-    "I/O error, 5 training diverged, 6 out of memory, 7 MPI error, 70 internal error,\n"
+    "I/O error, 5 training diverged, 6 out of memory, 7 MPI error, 8 a rank stopped answering\n"
+    "(the watchdog; resume with --resume), 70 internal error,\n"
     "75 stopped by a signal (TERM, USR1, INT, HUP, PIPE) after writing a checkpoint (resume with --resume).\n";
 
 static const char usage_train[] =

@@ -191,7 +191,9 @@ int tr_grad_sync_finish(tr_grad_sync *s, double *wait_seconds, tr_err *err)
     while (s->started < s->n)
         start_bucket(s, s->started++);
     const double t0 = tr_seconds();
+    tr_watch_begin("the gradient exchange");
     int rc = MPI_Waitall(s->n, s->req, MPI_STATUSES_IGNORE);
+    tr_watch_end();
     if (wait_seconds)
         *wait_seconds += tr_seconds() - t0;
     if (s->async_rc) {
@@ -353,10 +355,14 @@ static int64_t fixed_loss(const double *loss, int n, int exp)
 static int allreduce_pieces(void *buf, size_t n, MPI_Datatype type, MPI_Op op, MPI_Comm comm, const char *what,
                             tr_err *err)
 {
-    for (size_t off = 0; off < n; off += MAX_BUCKET_FLOATS) {
+    int rc = MPI_SUCCESS;
+    tr_watch_begin("the gradient exchange");
+    for (size_t off = 0; off < n && rc == MPI_SUCCESS; off += MAX_BUCKET_FLOATS) {
         const size_t k = n - off < MAX_BUCKET_FLOATS ? n - off : MAX_BUCKET_FLOATS;
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * 8, (int)k, type, op, comm), what);
+        rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * 8, (int)k, type, op, comm);
     }
+    tr_watch_end();
+    MPI_CHECK(rc, what);
     return 0;
 }
 
@@ -533,11 +539,14 @@ static int node_group_cross_sum(tr_node_group *g, float *buf, int64_t n, tr_err 
         return 0;
     if (tr_fault_mpi("cross_sum")) /* a test hook (fault.h) */
         return mpi_fail(err, MPI_ERR_OTHER, "MPI_Allreduce (cross-node gradient shard)");
-    for (int64_t off = 0; off < n; off += (int64_t)MAX_BUCKET_FLOATS) {
+    int rc = MPI_SUCCESS;
+    tr_watch_begin("the gradient exchange between nodes");
+    for (int64_t off = 0; off < n && rc == MPI_SUCCESS; off += (int64_t)MAX_BUCKET_FLOATS) {
         const int64_t k = n - off < (int64_t)MAX_BUCKET_FLOATS ? n - off : (int64_t)MAX_BUCKET_FLOATS;
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)k, MPI_FLOAT, MPI_SUM, g->cross),
-                  "MPI_Allreduce (cross-node gradient shard)");
+        rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)k, MPI_FLOAT, MPI_SUM, g->cross);
     }
+    tr_watch_end();
+    MPI_CHECK(rc, "MPI_Allreduce (cross-node gradient shard)");
     return 0;
 }
 
@@ -695,7 +704,8 @@ static void shared_ready(void *ctx, size_t frontier)
 static void shared_progress(void *ctx) { shared_update_ready(ctx); }
 
 /* Waiting for the other ranks of the node: a pause lets an SMT sibling (or the core's other
- * work) run at full speed; after a while, give the CPU away (more ranks than cores). */
+ * work) run at full speed; after a while, give the CPU away (more ranks than cores). Every
+ * loop around it is a wait on other ranks: bracketed by tr_watch_begin/end (watchdog.h). */
 static void relax(int spins)
 {
     if (spins < 20000) {
@@ -720,11 +730,13 @@ static int shared_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
     shared_layer_done(r, 0);
     const double t0 = tr_seconds();
     const double nested0 = *r->optim_s + *r->comm_s;
+    tr_watch_begin("the node's gradient sum");
     for (int spins = 0; r->updated < r->n_buckets; spins++) {
         shared_update_ready(r);
         if (r->updated < r->n_buckets)
             relax(spins); /* the others are still in backward; do not slow them down */
     }
+    tr_watch_end();
     if (r->clip_norm > 0.0) { /* the global norm first, then the updates */
         double sq = 0.0;
         for (int k = 0; k < r->n_buckets; k++) {
@@ -832,8 +844,10 @@ static int exact_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
     if (r->node) {
         r->round++;
         node_group_signal(r->node, 0, r->round);
+        tr_watch_begin("the node's gradient sum");
         for (int spins = 0; !node_group_complete(r->node, 0, r->round); spins++)
             relax(spins);
+        tr_watch_end();
     }
     double *mx = r->maxima; /* exact_maxima's, then the most chunks a node has */
     for (int t = 0; t <= T + 2; t++)

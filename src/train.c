@@ -8,6 +8,7 @@
 
 #include "trainer/data_node.h"
 #include "trainer/prefetch.h"
+#include "trainer/watchdog.h"
 
 #include "trainer/clock.h"
 #include "trainer/fault.h"
@@ -250,7 +251,10 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     if (threads > 0)
         openblas_set_num_threads(threads);
     t->threads = openblas_get_num_threads();
-    int rc = tr_dist_agree(d, init_loss(t, c, err));
+    /* first: loading waits on the node's loading rank */
+    int rc = tr_watchdog_start(d, c->train.watchdog, err);
+    if (!rc)
+        rc = tr_dist_agree(d, init_loss(t, c, err));
     if (!rc) /* once per node (collective, agreed inside) */
         rc = tr_data_load_node(&t->data, c, &t->loss, d, err);
     if (!rc)
@@ -268,6 +272,7 @@ void tr_trainer_free(tr_trainer *t)
 {
     if (!t)
         return;
+    tr_watchdog_stop();
     tr_prefetch_free(t->prefetch); /* first: it may be reading the data into a buffer */
     t->prefetch = NULL;
     free(t->ahead[0]);
@@ -529,6 +534,7 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
 int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 {
     tr_model *m = &t->model;
+    const double began = tr_seconds();
     t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, t->lr_scale);
     tr_step_stats st = {0};
     tr_reduce_begin(t->reduce);
@@ -564,6 +570,7 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     t->epoch_rows += st.rows;
     t->step++;
     t->phase_steps++;
+    tr_watch_step(t->step, tr_seconds() - began); /* the watchdog's deadline follows the step time */
     return 0;
 }
 

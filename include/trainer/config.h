@@ -183,6 +183,7 @@ typedef struct tr_train_config {
     int64_t bucket_kb;  /* gradient allreduce bucket size */
     tr_comm_mode comm;  /* how gradients are summed over ranks */
     int64_t eval_batch; /* rows per evaluation chunk */
+    double watchdog;    /* seconds a wait on other ranks may last (watchdog.h); 0 = off */
 } tr_train_config;
 
 typedef struct tr_output_config {

@@ -1,7 +1,7 @@
 /*
- * dist.h: the process group and the small collectives the trainer uses. src/dist.c and
- * src/reduce.c (gradient exchange, reduce.h) are the only files that call MPI; everything
- * else sees this context and these functions.
+ * dist.h: the process group and the small collectives the trainer uses. src/dist.c,
+ * src/reduce.c (gradient exchange, reduce.h) and src/watchdog.c are the only files that call
+ * MPI; everything else sees this context and these functions.
  *
  * A single rank started without mpirun is a world of size 1 (MPI singleton), so the same
  * binary serves a laptop, `mpirun -np N` and `srun`. tr_dist_init_local gives a world of one

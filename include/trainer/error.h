@@ -21,6 +21,7 @@
     X(DIVERGED, "training diverged (non-finite loss or gradient)", 5)            \
     X(NOMEM, "out of memory", 6)                                                 \
     X(MPI, "MPI communication error", 7)                                         \
+    X(WATCHDOG, "a rank stopped answering (watchdog)", 8)                        \
     X(INTERNAL, "internal error", 70)                                            \
     X(STOPPED, "stopped by a signal after writing a checkpoint", 75)
 
