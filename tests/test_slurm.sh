@@ -13,6 +13,8 @@
 #   4. slurm/multinode.sbatch (1 node x 2 tasks here), and a request for more nodes than the
 #      cluster has failing at submission (EnforcePartLimits=ALL), not pending forever
 #   5. a missing configuration: the job fails with status 2 and says which file
+#   6. the watchdog: rank 1 of 3 stopped with SIGSTOP -> the step ends with status 8 naming
+#      it -> train.sbatch requeues -> the job resumes and completes
 # then tears the cluster down (only the daemons it started). Exit 77 (skipped) when not root
 # or SLURM/munge are not installed; CI installs them (scripts/install-deps.sh --test).
 set -euo pipefail
@@ -142,6 +144,35 @@ if out=$(sbatch --parsable "$SRC/slurm/multinode.sbatch" "$MOONS" 2>&1); then
     fail "a 2-node job was accepted by a 1-node cluster"
 fi
 pass "a 2-node request is refused at submission: ${out##*error: }"
+
+# ---- 6. the watchdog: a stopped rank ends the step (status 8), the job requeues and finishes ----
+jid=$(sbatch --parsable --ntasks=3 "$SRC/slurm/train.sbatch" "$MOONS" "${LONG[@]}" --set train.watchdog=4)
+run=$W/runs/trainer-$jid
+end=$(($(date +%s) + 120))
+until compgen -G "$run/ckpt-*.h5" >/dev/null; do
+    (($(date +%s) < end)) || fail "no checkpoint from job $jid after 120 s"
+    sleep 0.1
+done
+victim=
+for p in $(pgrep -x trainer); do
+    if tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qx "SLURM_JOB_ID=$jid" &&
+        tr '\0' '\n' </proc/$p/environ | grep -qx "SLURM_PROCID=1"; then
+        victim=$p
+    fi
+done
+[[ -n $victim ]] || fail "rank 1 of job $jid not found"
+kill -STOP "$victim"
+t_stop=$(date +%s)
+wait_gone "$jid" 240
+kill -9 "$victim" 2>/dev/null || true
+[[ $(job_field "$jid" JobState) == COMPLETED ]] || fail "watchdog job $jid ended $(job_field "$jid" JobState)"
+[[ $(job_field "$jid" Restarts) == 1 ]] || fail "watchdog job $jid restarted $(job_field "$jid" Restarts) times"
+grep -q "watchdog: rank 1 on .* did not answer" "trainer-$jid.out" || fail "the watchdog did not name rank 1"
+grep -q "the watchdog ended the step" "trainer-$jid.out" || fail "train.sbatch did not requeue on the watchdog"
+grep -q "resumed from $run/ckpt-" "trainer-$jid.out" || fail "the restart did not resume from a checkpoint"
+pass "watchdog: rank 1 stopped at $(date -d @"$t_stop" +%T) -> named, status 8, requeued, resumed and" \
+    "finished ($(($(date +%s) - t_stop)) s from the stop to the end of the job); the job's log:"
+grep -E "^== |watchdog:|resumed from" "trainer-$jid.out" | sed 's/^/    /'
 
 # ---- 5. a missing configuration ---------------------------------------------------------------
 jid=$(sbatch --parsable "$SRC/slurm/train.sbatch" "$W/no-such.ini")
