@@ -4,7 +4,9 @@
 #   scripts/install-deps.sh          build and run: compiler, CMake, MPI, HDF5, OpenBLAS, ...
 #   scripts/install-deps.sh --test   also what the tests use: Criterion, Fashion-MNIST, Python
 #                                    with h5py, matplotlib and PyTorch (interop tests), SLURM and
-#                                    munge (the one-node cluster of tests/test_slurm.sh)
+#                                    munge (the test clusters of tests/test_slurm.sh and
+#                                    tests/test_multinode.sh), iproute2 and util-linux (the
+#                                    namespace nodes' network)
 set -euo pipefail
 
 PACKAGES=(
@@ -19,7 +21,7 @@ if [[ "${1:-}" == "--test" ]]; then
   PACKAGES+=(
     dataset-fashion-mnist
     python3 python3-numpy python3-h5py python3-matplotlib python3-torch
-    slurm-wlm munge valgrind procps
+    slurm-wlm munge valgrind procps iproute2 util-linux
   )
 fi
 
