@@ -31,6 +31,7 @@
 #   EnforcePartLimits=ALL              impossible requests fail at submission, never pend
 #   cred_expire=10, sched_interval=2, bf_interval=1, KillWait=10
 #                                      a requeued job starts again after ~12 s, not minutes
+#   SlurmdTimeout=10 (N nodes)         a node whose link is down is DOWN after 10 s, not 300
 set -euo pipefail
 
 SBIN=/usr/sbin
@@ -75,11 +76,12 @@ in_node() {
 write_conf() {
     local dir=$1 cpus=$2 nodes=${3:-1}
     local ctld=localhost spool=$dir/spool pidfile=$dir/slurmd.pid log=$dir/slurmd.log
-    local nodeline="NodeName=localhost CPUs=$cpus State=UNKNOWN" partnodes=localhost
+    local nodeline="NodeName=localhost CPUs=$cpus State=UNKNOWN" partnodes=localhost timeout=300
     if ((nodes > 1)); then
         ctld="ctl($BRIDGE_ADDR)" spool=$dir/spool/%n pidfile=$dir/slurmd-%n.pid log=$dir/slurmd-%n.log
         nodeline="NodeName=node[1-$nodes] NodeAddr=$NET.[11-$((10 + nodes))] CPUs=$cpus State=UNKNOWN"
         partnodes="node[1-$nodes]"
+        timeout=10 # a lost node is DOWN after 10 s (not 300): its jobs finish completing, the rest goes on
     fi
     cat >"$dir/slurm.conf" <<EOF
 # test cluster written by tests/slurm_cluster.sh
@@ -112,6 +114,7 @@ EnforcePartLimits=ALL
 SlurmdParameters=config_overrides
 ReturnToService=2
 KillWait=10
+SlurmdTimeout=$timeout
 MinJobAge=300
 InactiveLimit=0
 $nodeline

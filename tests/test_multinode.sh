@@ -17,6 +17,8 @@
 #   5. predict and eval across 2 nodes: the same predictions and metrics as one rank
 #   6. the watchdog across nodes: a rank on node2 stopped -> status 8 naming node2 -> requeue
 #      -> the job resumes and completes
+#   7. node loss: node2's link taken down mid-run -> the watchdog names it, SLURM marks node2
+#      DOWN and requeues the job, which resumes on node1 + node3 and completes
 # then tears the cluster down (only what it started). Exit 77 (skipped) when not root or the
 # packages are missing.
 set -euo pipefail
@@ -185,5 +187,27 @@ grep -q "watchdog: rank 1 on node2 did not answer" "trainer-mn-$jid.out" || fail
 pass "watchdog across nodes: rank 1 on node2 stopped -> named, requeued, resumed, completed" \
     "($(($(date +%s) - t_stop)) s from the stop to the end); the job's log:"
 grep -E "^== |watchdog:|resumed from" "trainer-mn-$jid.out" | sed 's/^/    /'
+
+# ---- 7. node loss: node2's link goes down mid-run ---------------------------------------------
+jid=$(RUN_DIR="$W/lost" sbatch --parsable --nodes=2 --ntasks-per-node=1 --cpus-per-task=1 \
+    "$SRC/slurm/multinode.sbatch" "$MOONS" "${LONG[@]}" --set train.watchdog=4)
+end=$(($(date +%s) + 120))
+until compgen -G "$W/lost/ckpt-*.h5" >/dev/null; do
+    (($(date +%s) < end)) || fail "no checkpoint from job $jid after 120 s"
+    sleep 0.1
+done
+netns=$(awk '$1 == "netns" && $2 ~ /-n2$/ {print $2}' "$W/cluster/started.net")
+ip -n "$netns" link set eth0 down
+t_lost=$(date +%s)
+wait_gone "$jid" 240
+[[ $(job_field "$jid" JobState) == COMPLETED && $(job_field "$jid" Restarts) == 1 ]] ||
+    fail "lost-node job $jid: $(job_field "$jid" JobState), restarted $(job_field "$jid" Restarts) times"
+grep -q "watchdog: rank 1 on node2 did not answer" "trainer-mn-$jid.out" || fail "the lost node2 was not named"
+grep -q "(restart 1) on node\[1,3\]" "trainer-mn-$jid.out" || fail "the job did not resume on node1 and node3"
+grep -q "resumed from $W/lost/ckpt-" "trainer-mn-$jid.out" || fail "the restart did not resume from a checkpoint"
+grep -q "trained 16 epochs" "trainer-mn-$jid.out" || fail "the resumed job did not finish its 16 epochs"
+pass "node2 lost (link down): named, node2 DOWN, the job requeued onto node1 + node3, resumed and completed" \
+    "($(($(date +%s) - t_lost)) s from the link going down to the end); the job's log:"
+grep -E "^== |watchdog:|resumed from|[Nn]ode failure" "trainer-mn-$jid.out" | sed 's/^/    /'
 
 echo "all multi-node checks passed in $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN {printf "%.0f", a - b}') s"
