@@ -146,7 +146,8 @@ fi
 pass "a 2-node request is refused at submission: ${out##*error: }"
 
 # ---- 6. the watchdog: a stopped rank ends the step (status 8), the job requeues and finishes ----
-jid=$(sbatch --parsable --ntasks=3 "$SRC/slurm/train.sbatch" "$MOONS" "${LONG[@]}" --set train.watchdog=4)
+jid=$(sbatch --parsable --ntasks=3 "$SRC/slurm/train.sbatch" "$MOONS" "${LONG[@]}" --set train.epochs=4 \
+    --set train.watchdog=4)
 run=$W/runs/trainer-$jid
 end=$(($(date +%s) + 120))
 until compgen -G "$run/ckpt-*.h5" >/dev/null; do
