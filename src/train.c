@@ -237,8 +237,11 @@ static int init_shared(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *er
     if (rc)
         return rc;
     const tr_update_ops ops = {.ctx = t, .begin = ops_begin, .update = ops_update, .sq_norm = ops_sq_norm};
-    return tr_reduce_create(&t->reduce, d, &t->model, &t->optim, &c->train, t->n_chunk_bufs, &ops,
-                            &t->phase[TR_PHASE_COMM], &t->phase[TR_PHASE_OPTIM], err);
+    tr_watch_begin("setting up the gradient exchange"); /* its collectives, as one wait */
+    rc = tr_reduce_create(&t->reduce, d, &t->model, &t->optim, &c->train, t->n_chunk_bufs, &ops,
+                          &t->phase[TR_PHASE_COMM], &t->phase[TR_PHASE_OPTIM], err);
+    tr_watch_end();
+    return rc;
 }
 
 int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err)
