@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 int tr_fail(tr_err *err, int code, const char *fmt, ...)
 {
@@ -48,5 +49,16 @@ int tr_exit_code(int code)
 #undef TR_X_STATUS
     default:
         return 70;
+    }
+}
+
+void tr_write_stderr(const char *s)
+{
+    for (size_t n = strlen(s); n > 0;) {
+        const ssize_t w = write(STDERR_FILENO, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
     }
 }

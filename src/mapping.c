@@ -48,17 +48,6 @@ static size_t device_read_ahead(dev_t dev)
     return 0;
 }
 
-static void write_all(const char *s)
-{
-    for (size_t n = strlen(s); n > 0;) {
-        const ssize_t w = write(STDERR_FILENO, s, n);
-        if (w <= 0)
-            return;
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
 static void on_sigbus(int sig, siginfo_t *info, void *ctx)
 {
     (void)ctx;
@@ -66,9 +55,9 @@ static void on_sigbus(int sig, siginfo_t *info, void *ctx)
     for (int i = 0; i < MAX_GUARDED; i++) {
         const char *b = atomic_load(&guarded[i].begin);
         if (b && addr >= b && addr < guarded[i].end) {
-            write_all("trainer: error: ");
-            write_all(guarded[i].path);
-            write_all(": a mapped page of the data could not be read: the file was truncated, replaced or lost "
+            tr_write_stderr("trainer: error: ");
+            tr_write_stderr(guarded[i].path);
+            tr_write_stderr(": a mapped page of the data could not be read: the file was truncated, replaced or lost "
                       "while training (the last checkpoint is intact; restore the file and resume)\n");
             _exit(3); /* TR_EDATA's status; async-signal-safe */
         }

@@ -121,22 +121,11 @@ static wd_status my_status(void)
     return s;
 }
 
-static void write_err(const char *s)
-{
-    for (size_t n = strlen(s); n > 0;) {
-        const ssize_t w = write(STDERR_FILENO, s, n);
-        if (w <= 0)
-            return;
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
 /* The answers did not come and MPI did not let go: leave anyway. */
 static void on_backstop(int sig)
 {
     (void)sig;
-    write_err("trainer: error: watchdog: a wait on other ranks passed its deadline and the ranks could not be "
+    tr_write_stderr("trainer: error: watchdog: a wait on other ranks passed its deadline and the ranks could not be "
               "asked which is missing; exiting with status 8 (resume from the last checkpoint)\n");
     _exit(8);
 }
@@ -203,7 +192,7 @@ static void report(const wd_status *all, const bool *answered)
                 snprintf(msg + at, 4096 - at, " (deadline %.0f s); exiting with status 8\n", deadline_now());
         }
     }
-    write_err(msg);
+    tr_write_stderr(msg);
     free(pick);
     free(names);
     free(msg);

@@ -50,4 +50,7 @@ int tr_fail_context(tr_err *err, const char *fmt, ...) __attribute__((format(pri
 /* The documented process exit status for a code (0 for TR_OK). */
 int tr_exit_code(int code);
 
+/* Writes s to stderr with write(2) only: safe in a signal handler or a thread about to _exit. */
+void tr_write_stderr(const char *s);
+
 #endif
