@@ -44,14 +44,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$W"/*.out "$W/cluster/slurmctld.log"; do
-        [[ -f $f ]] && { echo "--- $f (last lines)" >&2; tail -20 "$f" >&2; }
-    done
-    exit 1
-}
-pass() { echo "ok: $*"; }
+# shellcheck source=tests/slurm_jobs.sh
+. "$SRC/tests/slurm_jobs.sh" # fail, pass, wait_gone, job_field, wait_checkpoint, rank_pid
 
 t0=$(date +%s.%N)
 mkdir -p "$W/cluster"
@@ -62,14 +56,6 @@ cd "$W"
 MOONS=$SRC/datasets/configs/moons.ini
 COMMON=(--set data.n=4000 --set train.epochs=6 --set train.eval_every=3)
 
-job_field() { scontrol show job "$1" | grep -o "$2=[^ ]*" | head -1 | cut -d= -f2; }
-wait_gone() {
-    local end=$(($(date +%s) + $2))
-    while [[ -n $(squeue -h -j "$1" -o %T 2>/dev/null) ]]; do
-        (($(date +%s) < end)) || { scancel "$1"; fail "job $1 still in the queue after $2 s"; }
-        sleep 0.5
-    done
-}
 # newest DIR: the newest checkpoint of a run directory
 newest() { ls "$1"/ckpt-*.h5 | sort | tail -1; }
 # one_node NAME NP SETTINGS...: the same training on NP ranks of this machine
@@ -129,11 +115,7 @@ LONG=(--set data.n=40000 --set model.layers=2,64,64,1 --set train.epochs=8 --set
     --set train.deterministic=true)
 jid=$(RUN_DIR="$W/requeue" sbatch --parsable --nodes=2 --ntasks-per-node=1 --cpus-per-task=1 \
     "$SRC/slurm/multinode.sbatch" "$MOONS" "${LONG[@]}")
-end=$(($(date +%s) + 120))
-until compgen -G "$W/requeue/ckpt-*.h5" >/dev/null; do
-    (($(date +%s) < end)) || fail "no checkpoint from job $jid after 120 s"
-    sleep 0.1
-done
+wait_checkpoint "$jid" "$W/requeue"
 scancel --batch --signal=USR1 "$jid"
 mpirun -np 2 "$TRAINER" train "$MOONS" "${LONG[@]}" --set output.dir="$W/requeue1" >"$W/requeue1.log" 2>&1 ||
     fail "reference run failed"
@@ -164,18 +146,8 @@ pass "predict and eval across 2 nodes: byte-identical predictions, the same metr
 # ---- 6. the watchdog across nodes -----------------------------------------------------------------
 jid=$(RUN_DIR="$W/wd" sbatch --parsable --nodes=2 --ntasks-per-node=1 --cpus-per-task=1 \
     "$SRC/slurm/multinode.sbatch" "$MOONS" "${LONG[@]}" --set train.epochs=4 --set train.watchdog=4)
-end=$(($(date +%s) + 120))
-until compgen -G "$W/wd/ckpt-*.h5" >/dev/null; do
-    (($(date +%s) < end)) || fail "no checkpoint from job $jid after 120 s"
-    sleep 0.1
-done
-victim=
-for p in $(pgrep -x trainer); do
-    if tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qx "SLURM_JOB_ID=$jid" &&
-        tr '\0' '\n' </proc/$p/environ | grep -qx "SLURMD_NODENAME=node2"; then
-        victim=$p
-    fi
-done
+wait_checkpoint "$jid" "$W/wd"
+victim=$(rank_pid "$jid" SLURMD_NODENAME=node2)
 [[ -n $victim ]] || fail "no rank of job $jid on node2"
 kill -STOP "$victim"
 t_stop=$(date +%s)
@@ -191,11 +163,7 @@ grep -E "^== |watchdog:|resumed from" "trainer-mn-$jid.out" | sed 's/^/    /'
 # ---- 7. node loss: node2's link goes down mid-run ---------------------------------------------
 jid=$(RUN_DIR="$W/lost" sbatch --parsable --nodes=2 --ntasks-per-node=1 --cpus-per-task=1 \
     "$SRC/slurm/multinode.sbatch" "$MOONS" "${LONG[@]}" --set train.epochs=4 --set train.watchdog=4)
-end=$(($(date +%s) + 120))
-until compgen -G "$W/lost/ckpt-*.h5" >/dev/null; do
-    (($(date +%s) < end)) || fail "no checkpoint from job $jid after 120 s"
-    sleep 0.1
-done
+wait_checkpoint "$jid" "$W/lost"
 netns=$(awk '$1 == "netns" && $2 ~ /-n2$/ {print $2}' "$W/cluster/started.net")
 ip -n "$netns" link set eth0 down
 t_lost=$(date +%s)

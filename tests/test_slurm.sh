@@ -39,14 +39,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$W"/*.out "$W/cluster/slurmctld.log"; do
-        [[ -f $f ]] && { echo "--- $f (last lines)" >&2; tail -20 "$f" >&2; }
-    done
-    exit 1
-}
-pass() { echo "ok: $*"; }
+# shellcheck source=tests/slurm_jobs.sh
+. "$SRC/tests/slurm_jobs.sh" # fail, pass, wait_gone, job_field, wait_checkpoint, rank_pid
 
 t0=$(date +%s)
 eval "$("$SRC/tests/slurm_cluster.sh" up "$W/cluster")"
@@ -55,15 +49,6 @@ cd "$W"
 
 MOONS=$SRC/datasets/configs/moons.ini
 
-# wait_gone JOB SECONDS: until the job has left the queue (for good: a requeued job returns)
-wait_gone() {
-    local end=$(($(date +%s) + $2))
-    while [[ -n $(squeue -h -j "$1" -o %T 2>/dev/null) ]]; do
-        (($(date +%s) < end)) || { scancel "$1"; fail "job $1 still in the queue after $2 s"; }
-        sleep 0.5
-    done
-}
-job_field() { scontrol show job "$1" | grep -o "$2=[^ ]*" | head -1 | cut -d= -f2; }
 # last_value RUN_DIR COLUMN: the column's value in the last row of metrics.csv
 last_value() {
     awk -F, -v col="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i } END { print $c }' "$1/metrics.csv"
@@ -86,11 +71,7 @@ pass "train.sbatch: 2 ranks x 2 BLAS threads (from --cpus-per-task), 20 epochs, 
 LONG=(--set data.n=40000 --set model.layers=2,128,128,1 --set train.epochs=24 --set train.eval_every=4)
 jid=$(sbatch --parsable --ntasks=2 "$SRC/slurm/train.sbatch" "$MOONS" "${LONG[@]}")
 run=$W/runs/trainer-$jid
-end=$(($(date +%s) + 120))
-until compgen -G "$run/ckpt-*.h5" >/dev/null; do
-    (($(date +%s) < end)) || fail "no checkpoint from job $jid after 120 s"
-    sleep 0.1
-done
+wait_checkpoint "$jid" "$run"
 scancel --batch --signal=USR1 "$jid"
 t_signal=$(date +%s)
 # the uninterrupted reference, on the same 2 ranks, while the requeued job waits to restart
@@ -149,18 +130,8 @@ pass "a 2-node request is refused at submission: ${out##*error: }"
 jid=$(sbatch --parsable --ntasks=3 "$SRC/slurm/train.sbatch" "$MOONS" "${LONG[@]}" --set train.epochs=4 \
     --set train.watchdog=4)
 run=$W/runs/trainer-$jid
-end=$(($(date +%s) + 120))
-until compgen -G "$run/ckpt-*.h5" >/dev/null; do
-    (($(date +%s) < end)) || fail "no checkpoint from job $jid after 120 s"
-    sleep 0.1
-done
-victim=
-for p in $(pgrep -x trainer); do
-    if tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qx "SLURM_JOB_ID=$jid" &&
-        tr '\0' '\n' </proc/$p/environ | grep -qx "SLURM_PROCID=1"; then
-        victim=$p
-    fi
-done
+wait_checkpoint "$jid" "$run"
+victim=$(rank_pid "$jid" SLURM_PROCID=1)
 [[ -n $victim ]] || fail "rank 1 of job $jid not found"
 kill -STOP "$victim"
 t_stop=$(date +%s)
