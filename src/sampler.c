@@ -144,13 +144,17 @@ static void block_order(tr_sampler *s, int64_t epoch, bool build_perm)
 /* Block shuffle: the index in the epoch's block order of the block holding position p. Every
  * block has block_rows rows but the last of the file (id nb - 1), which may be shorter and lies
  * anywhere in the order. */
-static int64_t block_at(const tr_sampler *s, int64_t p)
+static int64_t block_at(const tr_sampler *s, int64_t k_short, int64_t p)
 {
-    const int64_t B = s->block_rows, nb = (s->n + B - 1) / B, last = s->n - (nb - 1) * B;
-    int64_t k_short = 0; /* where the short block is in the order */
-    while (k_short < nb && s->blocks[k_short] != nb - 1)
-        k_short++;
+    const int64_t B = s->block_rows, last = s->n - ((s->n + B - 1) / B - 1) * B;
     return p < k_short * B + last ? p / B : (p + B - last) / B;
+}
+
+/* ... and the position where the block at index k of the order begins. */
+static int64_t block_start(const tr_sampler *s, int64_t k_short, int64_t k)
+{
+    const int64_t B = s->block_rows, last = s->n - ((s->n + B - 1) / B - 1) * B;
+    return k <= k_short ? k * B : k * B - (B - last);
 }
 
 int64_t tr_sampler_block_rows(const tr_sampler *s, int64_t a, int64_t b, int64_t *out, int64_t *next)
@@ -161,14 +165,15 @@ int64_t tr_sampler_block_rows(const tr_sampler *s, int64_t a, int64_t b, int64_t
     const int64_t B = s->block_rows, nb = (s->n + B - 1) / B, W = B * s->window_blocks;
     a = a / W * W; /* whole windows: their rows are mixed */
     b = (b + W - 1) / W * W < s->n ? (b + W - 1) / W * W : s->n;
-    int64_t written = 0, k = block_at(s, a);
-    const int64_t k_end = block_at(s, b - 1) + 1;
+    int64_t k_short = 0; /* where the short block is in the order */
+    while (k_short < nb && s->blocks[k_short] != nb - 1)
+        k_short++;
+    int64_t written = 0, k = block_at(s, k_short, a);
+    const int64_t k_end = block_at(s, k_short, b - 1) + 1;
     for (; k < k_end && k < nb; k++)
         for (int64_t r = s->blocks[k] * B; r < s->n && r < (s->blocks[k] + 1) * B; r++)
             out[written++] = s->locality ? s->locality[r] : r;
-    *next = 0; /* the first position after the blocks written */
-    for (int64_t i = 0; i < k; i++)
-        *next += s->blocks[i] == nb - 1 ? s->n - (nb - 1) * B : B;
+    *next = k < nb ? block_start(s, k_short, k) : s->n; /* the first position after them */
     return written;
 }
 
@@ -181,11 +186,9 @@ void tr_sampler_set_epoch(tr_sampler *s, int64_t epoch)
     const bool build = !s->shared || s->writer; /* else the node's writer builds it */
     if (s->shuffle && s->block_rows > 0)
         block_order(s, epoch, build); /* every rank knows the blocks' order (read-ahead lists) */
-    else if (!build)
-        ;
-    else if (s->shuffle)
+    else if (build && s->shuffle)
         tr_rng_permutation(s->perm, s->n, s->rng, TR_RNG_SHUFFLE, (uint32_t)epoch);
-    else
+    else if (build)
         for (int64_t i = 0; i < s->n; i++)
             s->perm[i] = i;
     if (s->shared) /* everybody reads the new one */

@@ -178,11 +178,11 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
         rc = tr_prefetch_create(&t->prefetch, (size_t)(max_local * F), (size_t)(max_local * T),
                                 c->train.shuffle == TR_SHUFFLE_BLOCK, err);
     if (!rc && t->prefetch && c->train.shuffle == TR_SHUFFLE_BLOCK) { /* two windows ahead (read_ahead) */
-        const int64_t B = t->sampler.block_rows, W = B * t->sampler.window_blocks;
-        t->ahead_cap = 2 * W + 2 * B < t->data.train.rows + 2 * B ? 2 * W + 2 * B : t->data.train.rows + 2 * B;
-        rc = alloc_array((void **)&t->ahead[0], (size_t)t->ahead_cap, sizeof(int64_t), err);
+        const int64_t B = t->sampler.block_rows, W = B * t->sampler.window_blocks, n = t->data.train.rows;
+        const size_t cap = (size_t)((2 * W < n ? 2 * W : n) + 2 * B); /* tr_sampler_block_rows' bound */
+        rc = alloc_array((void **)&t->ahead[0], cap, sizeof(int64_t), err);
         if (!rc)
-            rc = alloc_array((void **)&t->ahead[1], (size_t)t->ahead_cap, sizeof(int64_t), err);
+            rc = alloc_array((void **)&t->ahead[1], cap, sizeof(int64_t), err);
         t->ahead_epoch = -1;
     }
     if (!rc) /* evaluation chunks of views (dataset.h) are gathered here */

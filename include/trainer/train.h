@@ -58,7 +58,7 @@ typedef struct tr_trainer {
     float *eval_Z, *eval_A;          /* (rows, O), (rows, O) */
     float *eval_x;                   /* (eval_batch, F): an evaluation chunk of a view */
     struct tr_prefetch *prefetch;    /* the helper gathering the next micro-batch, or NULL */
-    int64_t *ahead[2], ahead_cap;    /* block shuffle of a mapped file: rows to read ahead, by turns */
+    int64_t *ahead[2];               /* block shuffle of a mapped file: rows to read ahead, by turns */
     int64_t ahead_epoch, ahead_pos;  /* positions of the epoch's order read ahead: [.., ahead_pos) */
     int ahead_turn;
     double *bn_records;              /* deterministic mode: (chunks of a step, bn_record_size) batch-norm statistics */
