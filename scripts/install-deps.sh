@@ -2,7 +2,9 @@
 # Installs the Debian 12 packages trainer needs (as root or via sudo); skips apt-get when
 # everything is there already.
 #   scripts/install-deps.sh          build and run: compiler, CMake, MPI, HDF5, OpenBLAS, ...
-#   scripts/install-deps.sh --test   also what the tests use: Criterion, Fashion-MNIST, Python
+#   scripts/install-deps.sh --test   also what the tests use: Criterion, Fashion-MNIST, the
+#                                    python3-sklearn data sets (its data files; scikit-learn
+#                                    itself checks the reports), Python
 #                                    with h5py, matplotlib and PyTorch (interop tests), SLURM and
 #                                    munge (the test clusters of tests/test_slurm.sh and
 #                                    tests/test_multinode.sh), iproute2 and util-linux (the
@@ -20,7 +22,7 @@ PACKAGES=(
 if [[ "${1:-}" == "--test" ]]; then
   PACKAGES+=(
     dataset-fashion-mnist
-    python3 python3-numpy python3-h5py python3-matplotlib python3-torch
+    python3 python3-numpy python3-h5py python3-matplotlib python3-torch python3-sklearn
     slurm-wlm munge valgrind procps iproute2 util-linux
   )
 fi

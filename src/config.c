@@ -13,6 +13,7 @@
 
 #include "trainer/csv.h"
 #include "trainer/generate.h"
+#include "trainer/sklearn_data.h"
 
 #include <ini.h>
 
@@ -86,6 +87,7 @@ static int set_class_weights(tr_config *, const key_desc *, const char *, int, c
 static int set_shuffle(tr_config *, const key_desc *, const char *, int, const char *, tr_err *);
 
 static bool generator_accepts(const char *n) { return !*n || tr_name_index(tr_generator_names, n) >= 0; }
+static bool builtin_accepts(const char *n) { return !*n || tr_name_index(tr_sklearn_set_names, n) >= 0; }
 
 static const char *best_metric_choices(char *buf, size_t size)
 {
@@ -229,6 +231,13 @@ static const key_desc keys[] = {
      .doc = "blobs: centres are uniform in [-box, box]."},
     {.section = "data", .name = "seed", .kind = K_U64, FIELD(data.seed), .def = "0",
      .doc = "Generator seed."},
+    {.section = "data", .name = "builtin", .kind = K_CHOICE, FIELD(data.builtin),
+     .names = tr_sklearn_set_names, .accepts = builtin_accepts,
+     .doc = "A real data set from Debian's python3-sklearn files (datasets/README.md): iris, wine, breast_cancer, "
+            "digits (classification), boston, diabetes (regression); empty = none."},
+    {.section = "data", .name = "builtin_dir", .kind = K_STRING, FIELD(data.builtin_dir),
+     .def = TR_SKLEARN_DATA_DIR,
+     .doc = "Where the `builtin` data sets' files are (scikit-learn's sklearn/datasets/data folder)."},
     {.section = "data", .name = "format", .kind = K_ENUM, FIELD(data.format),
      .names = tr_format_names, .def = "auto",
      .doc = "File format; auto = idx when `images` is set, else from the extension of `path` (.h5/.hdf5, "
@@ -1184,6 +1193,13 @@ static int finish(tr_config *c, tr_err *err)
                            (long long)named, (long long)classes);
     }
     const tr_data_config *d = &c->data;
+    const int sources = (d->generator[0] != 0) + (d->builtin[0] != 0) + (d->path[0] || d->images[0]);
+    if (sources > 1)
+        return tr_fail(err, TR_ECONFIG, "%s: [data] give one source: generator, builtin, or files (path, images)",
+                       c->path);
+    if (d->builtin[0] && (d->test_path[0] || d->test_images[0]))
+        return tr_fail(err, TR_ECONFIG, "%s: [data] builtin = %s: hold out its test rows with test_fraction "
+                                        "(test files belong to path)", c->path, d->builtin);
     if (d->test_fraction + d->val_fraction >= 1.0)
         return tr_fail(err, TR_ECONFIG, "%s: [data] test_fraction + val_fraction = %g leaves no training rows", c->path,
                        d->test_fraction + d->val_fraction);

@@ -13,6 +13,7 @@
 #include "trainer/mem.h"
 #include "trainer/rng.h"
 #include "trainer/sampler.h"
+#include "trainer/sklearn_data.h"
 
 #include <math.h>
 #include <zlib.h>
@@ -46,6 +47,21 @@ int tr_hdf5_read(tr_dataset *ds, const char *path, const char *features, const c
     return tr_hdf5_load(ds, NULL, path, features, targets, row_begin, row_end, err);
 }
 
+/* The feature and class names `trainer data convert` and `data gen` store (/X columns,
+ * /y class_names) into the set, when the file has them. */
+static void read_names(tr_dataset *ds, hid_t f, const char *path, const char *features, const char *targets)
+{
+    struct { const char *obj, *attr; char **into; } names[2] = {{features, "columns", &ds->column_names},
+                                                              {targets, "class_names", &ds->class_names}};
+    for (int i = 0; i < 2; i++) {
+        char buf[8192];
+        tr_err ignore;
+        if (H5Aexists_by_name(f, names[i].obj, names[i].attr, H5P_DEFAULT) > 0 &&
+            !tr_h5_get_attr_str(f, path, names[i].obj, names[i].attr, buf, sizeof buf, &ignore) && buf[0])
+            *names[i].into = strdup(buf);
+    }
+}
+
 int tr_hdf5_load(tr_dataset *ds, tr_mapping *map, const char *path, const char *features, const char *targets,
                  int64_t row_begin, int64_t row_end, tr_err *err)
 {
@@ -66,6 +82,8 @@ int tr_hdf5_load(tr_dataset *ds, tr_mapping *map, const char *path, const char *
     if (!rc && map && row_begin == 0 && row_end < 0) {
         int64_t offset;
         const int view = hdf5_view(ds, f, path, features, targets, xr, yc, &offset, err);
+        if (view > 0)
+            read_names(ds, f, path, features, targets);
         if (view) {
             tr_h5_close(f); /* first: its crash guard must not outlive the mapping's SIGBUS guard */
             if (view < 0)
@@ -95,6 +113,8 @@ int tr_hdf5_load(tr_dataset *ds, tr_mapping *map, const char *path, const char *
         rc = tr_h5_read_rows(f, path, features, row_begin, row_end, xc, ds->X, err);
     if (!rc)
         rc = tr_h5_read_rows(f, path, targets, row_begin, row_end, yc, ds->y, err);
+    if (!rc)
+        read_names(ds, f, path, features, targets);
     tr_h5_close(f);
     if (rc)
         tr_dataset_free(ds);
@@ -404,6 +424,9 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
     if (dc->generator[0]) {
         snprintf(d->source, sizeof d->source, "[data] generator = %s", dc->generator);
         rc = tr_generate(&all, dc, err);
+    } else if (dc->builtin[0]) {
+        snprintf(d->source, sizeof d->source, "[data] builtin = %s", dc->builtin);
+        rc = tr_sklearn_read(&all, dc->builtin, dc->builtin_dir, err);
     } else if (fmt == TR_FORMAT_IDX) {
         if (!dc->images[0] || !dc->labels[0])
             return tr_fail(err, TR_ECONFIG, "%s: [data] format = idx needs both images and labels", c->path);
@@ -414,7 +437,7 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
         rc = read_source(&all, &d->maps[0], dc, fmt, dc->path, NULL, NULL, &dropped, err);
     } else {
         return tr_fail(err, TR_ECONFIG,
-                       "%s: [data] has no source: set generator, path (HDF5 or CSV) or images and labels (IDX)",
+                       "%s: [data] has no source: set generator, builtin, path (HDF5 or CSV) or images and labels (IDX)",
                        c->path);
     }
     if (rc)

@@ -200,6 +200,10 @@ static int save_h5(const tr_dataset *ds, const char *tmp, const char *path, bool
     int rc = tr_h5_write_f32(f, path, "/X", ds->X, ds->rows, ds->cols, err);
     if (!rc)
         rc = tr_h5_write_targets(f, path, "/y", ds->y, ds->rows, ds->tcols, labels, err);
+    if (!rc && ds->column_names)
+        rc = tr_h5_attr_str(f, path, "/X", "columns", ds->column_names, err);
+    if (!rc && ds->class_names)
+        rc = tr_h5_attr_str(f, path, "/y", "class_names", ds->class_names, err);
     if (H5Fclose(f) < 0 && !rc)
         rc = tr_fail(err, TR_EIO, "%s: closing failed (disk full?)", path);
     return rc;

@@ -18,6 +18,7 @@
 #include "trainer/model.h"
 #include "trainer/predict.h"
 #include "trainer/run.h"
+#include "trainer/sklearn_data.h"
 #include "trainer/train.h"
 
 #include <signal.h>
@@ -112,6 +113,9 @@ static const char usage_data[] =
     "float32 (rows, features); /y int64 labels or float32 values) or CSV (x0..,y). KEY is any\n"
     "[data] generator key: n, noise, sd, r1, r2, a, b, x_min, x_max, classes, n_features, box,\n"
     "seed. Example: trainer data gen circles --out circles.h5 --n 5000 --sd 0.2 --seed 1\n"
+    "KIND may also be a real data set of Debian's python3-sklearn (iris, wine, breast_cancer,\n"
+    "digits, boston, diabetes; --builtin_dir DIR where its files are); HDF5 output keeps the\n"
+    "feature and class names (/X columns, /y class_names).\n"
     "\n"
     "convert writes any input the trainer reads to the layout it uses in place (memory-mapped,\n"
     "shared by the ranks of a node, streamed when larger than memory): /X float32 (rows,\n"
@@ -448,19 +452,22 @@ static int cmd_data_gen(const cli *a, tr_dist *d, tr_err *err)
     if (!a->out)
         return tr_fail(err, TR_EUSAGE, "trainer data gen needs --out FILE.h5 (or FILE.csv)");
     const char *kind = a->pos[1];
-    char names[256];
-    if (tr_name_index(tr_generator_names, kind) < 0)
-        return tr_fail(err, TR_EUSAGE, "unknown data set '%s' (choose one of: %s)", kind,
-                       tr_names_join(tr_generator_names, names, sizeof names));
+    const bool real = tr_name_index(tr_sklearn_set_names, kind) >= 0;
+    char names[256], more[256];
+    if (!real && tr_name_index(tr_generator_names, kind) < 0)
+        return tr_fail(err, TR_EUSAGE, "unknown data set '%s' (choose one of: %s; or of python3-sklearn's: %s)", kind,
+                       tr_names_join(tr_generator_names, names, sizeof names),
+                       tr_names_join(tr_sklearn_set_names, more, sizeof more));
     /* the generator keys are [data] keys: parse them with the config machinery */
     char text[256];
-    snprintf(text, sizeof text, "[model]\nlayers = 1, 1\n[train]\nloss = mse\n[data]\ngenerator = %s\n", kind);
+    snprintf(text, sizeof text, "[model]\nlayers = 1, 1\n[train]\nloss = mse\n[data]\n%s = %s\n",
+             real ? "builtin" : "generator", kind);
     tr_config c;
     int rc = tr_config_load_string(&c, "trainer data gen", text, a->sets, a->n_sets, err);
     tr_dataset ds = {0};
     if (!rc)
-        rc = tr_generate(&ds, &c.data, err);
-    const bool labels = tr_generator_is_classification(kind);
+        rc = real ? tr_sklearn_read(&ds, kind, c.data.builtin_dir, err) : tr_generate(&ds, &c.data, err);
+    const bool labels = real ? tr_sklearn_is_classification(kind) : tr_generator_is_classification(kind);
     if (!rc && d->rank == 0)
         rc = tr_dataset_save(&ds, a->out, labels, err);
     if (!rc && d->rank == 0)

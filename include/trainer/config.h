@@ -130,6 +130,9 @@ typedef struct tr_data_config {
     double noise, sd, r1, r2, a, b, x_min, x_max, box;
     int64_t classes, n_features;
     uint64_t seed;
+    /* a real data set of python3-sklearn's files (sklearn_data.h), "" = none */
+    char builtin[32];
+    char builtin_dir[TR_PATH_MAX];
     /* files */
     tr_data_format format;
     char path[TR_PATH_MAX], test_path[TR_PATH_MAX];
