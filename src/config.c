@@ -1358,6 +1358,18 @@ void tr_config_free(tr_config *c)
     c->n_entries = 0;
 }
 
+void tr_config_adopt_class_names(tr_config *c, const char *names)
+{
+    if (c->data.class_names[0] || !names || strlen(names) >= sizeof c->entries[0].value)
+        return;
+    snprintf(c->data.class_names, sizeof c->data.class_names, "%s", names);
+    for (int i = 0; i < c->n_entries; i++)
+        if (!strcmp(c->entries[i].section, "data") && !strcmp(c->entries[i].key, "class_names")) {
+            snprintf(c->entries[i].value, sizeof c->entries[i].value, "%s", names);
+            snprintf(c->entries[i].origin, sizeof c->entries[i].origin, "the data's labels");
+        }
+}
+
 const char *tr_config_value(const tr_config *c, const char *section, const char *key)
 {
     for (int i = 0; i < c->n_entries; i++)

@@ -375,40 +375,51 @@ int tr_data_read_file(tr_dataset *ds, const tr_data_config *dc, const char *path
     return read_source(ds, NULL, &one, fmt, path, path, dc->labels, dropped, err);
 }
 
+int tr_data_renumber_classes(tr_dataset *ds, const char *classes, tr_err *err)
+{
+    if (!ds->class_names)
+        return 0;
+    int64_t n = tr_class_name_count(ds->class_names);
+    int64_t *to = malloc((size_t)n * sizeof *to + 1);
+    if (!to)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    const int64_t m = tr_class_name_count(classes);
+    for (int64_t i = 0; i < n; i++) {
+        char name[512], other[512];
+        tr_class_name(ds->class_names, i, name, sizeof name);
+        to[i] = -1;
+        for (int64_t j = 0; j < m && to[i] < 0; j++)
+            if (!strcmp(name, tr_class_name(classes, j, other, sizeof other)))
+                to[i] = j;
+    }
+    int rc = 0;
+    for (int64_t r = 0; !rc && r < ds->rows; r++) {
+        const int64_t k = (int64_t)ds->y[r];
+        if (to[k] < 0) { /* the first row with a word the classes do not have */
+            char where[TR_PATH_MAX + 96], name[512];
+            tr_dataset_where(ds, r, where, sizeof where);
+            rc = tr_fail(err, TR_EDATA, "%s: label '%s' is not one of the classes (%s)", where,
+                         tr_class_name(ds->class_names, k, name, sizeof name), classes);
+        }
+        ds->y[r] = (float)to[k];
+    }
+    free(to);
+    if (!rc) {
+        free(ds->class_names);
+        if (!(ds->class_names = strdup(classes)))
+            rc = tr_fail(err, TR_ENOMEM, "out of memory");
+    }
+    return rc;
+}
+
 /* Text labels of a test file take the training file's class numbering: the same word, the
  * same class, whatever words each file happens to hold. */
 static int renumber_classes(tr_dataset *test, const tr_dataset *train, tr_err *err)
 {
-    if (!test->class_names)
-        return 0;
-    if (!train->class_names)
+    if (test->class_names && !train->class_names)
         return tr_fail(err, TR_EDATA, "%s: the test labels are words (%s) but the training labels are numbers",
                        test->source, test->class_names);
-    int64_t n = tr_class_name_count(test->class_names);
-    int64_t *to = malloc((size_t)n * sizeof *to + 1);
-    if (!to)
-        return tr_fail(err, TR_ENOMEM, "out of memory");
-    const int64_t m = tr_class_name_count(train->class_names);
-    int rc = 0;
-    for (int64_t i = 0; !rc && i < n; i++) {
-        char name[512], other[512];
-        tr_class_name(test->class_names, i, name, sizeof name);
-        to[i] = -1;
-        for (int64_t j = 0; j < m && to[i] < 0; j++)
-            if (!strcmp(name, tr_class_name(train->class_names, j, other, sizeof other)))
-                to[i] = j;
-        if (to[i] < 0)
-            rc = tr_fail(err, TR_EDATA, "%s: the test label '%s' is not a class of the training data (%s)",
-                         test->source, name, train->class_names);
-    }
-    for (int64_t r = 0; !rc && r < test->rows; r++)
-        test->y[r] = (float)to[(int64_t)test->y[r]];
-    if (!rc) {
-        free(test->class_names);
-        test->class_names = strdup(train->class_names);
-    }
-    free(to);
-    return rc;
+    return tr_data_renumber_classes(test, train->class_names, err);
 }
 
 int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)

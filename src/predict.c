@@ -38,6 +38,34 @@ typedef struct pred_in {
     int64_t rows, cols;
 } pred_in;
 
+/* An input that still holds the training run's label column (by its `target` name, or the
+ * last column when the run's target was the last column): read without that column, and its
+ * words must be classes of the model (an unseen label is an error naming its row). *done
+ * tells whether it was read so (else the input has no such column and ds is untouched). */
+static int read_labeled(tr_dataset *ds, const tr_config *c, bool *done, tr_err *err)
+{
+    *done = false;
+    tr_csv_options co = {.delimiter = (char)tr_csv_delimiter(c->data.delimiter_name), .header = true,
+                         .target = c->data.target, .columns = c->data.columns};
+    tr_dataset labeled;
+    int64_t dropped;
+    tr_err ignore;
+    if (tr_csv_read(&labeled, ds->source, &co, &dropped, &ignore))
+        return 0;
+    if (labeled.cols != c->model.widths[0] || !labeled.class_names) { /* not the label column */
+        tr_dataset_free(&labeled);
+        return 0;
+    }
+    int rc = tr_data_renumber_classes(&labeled, c->data.class_names, err);
+    if (rc) {
+        tr_dataset_free(&labeled);
+        return rc;
+    }
+    *ds = labeled;
+    *done = true;
+    return 0;
+}
+
 static int read_csv(tr_dataset *ds, const tr_config *c, const tr_predict_options *o, tr_err *err)
 {
     tr_csv_options co = {.delimiter = (char)tr_csv_delimiter(c->data.delimiter_name),
@@ -46,6 +74,13 @@ static int read_csv(tr_dataset *ds, const tr_config *c, const tr_predict_options
                          .columns = o->columns ? o->columns : c->data.columns,
                          .no_target = true};
     int64_t dropped;
+    if (c->data.class_names[0] && c->data.header && !o->columns) {
+        snprintf(ds->source, sizeof ds->source, "%s", o->input);
+        bool done;
+        const int rc = read_labeled(ds, c, &done, err);
+        if (rc || done)
+            return rc;
+    }
     int rc = tr_csv_read(ds, o->input, &co, &dropped, err);
     const int64_t F = c->model.widths[0];
     if (!rc && ds->cols != F && !o->columns && c->data.header) {
@@ -107,6 +142,7 @@ static void in_close(pred_in *in)
 typedef struct out_layout {
     int64_t width;    /* value columns */
     bool with_class;  /* + one class column */
+    const char *class_names; /* + a label column (CSV) / a class_names attribute (HDF5), or NULL */
 } out_layout;
 
 static void row_values(const tr_loss *L, const float *z, const float *a, float *v, int64_t *cls)
@@ -159,6 +195,8 @@ static int out_begin(pred_out *w, const char *path, int64_t rows, const out_layo
         rc = tr_h5_create_f32(w->h5, path, values_name(lay), rows, lay->width, err);
         if (!rc && lay->with_class)
             rc = tr_h5_create_i64(w->h5, path, "/class", rows, err);
+        if (!rc && lay->class_names)
+            rc = tr_h5_attr_str(w->h5, path, "/class", "class_names", lay->class_names, err);
         return rc;
     }
     FILE *f = w->a.f;
@@ -171,7 +209,7 @@ static int out_begin(pred_out *w, const char *path, int64_t rows, const out_layo
         else
             fprintf(f, "%s%lld", cls_names ? "p" : "y", (long long)j);
     }
-    fputs(lay->with_class ? ",class\n" : "\n", f);
+    fputs(lay->with_class ? (lay->class_names ? ",class,label\n" : ",class\n") : "\n", f);
     return 0;
 }
 
@@ -191,6 +229,10 @@ static int out_rows(pred_out *w, const char *path, int64_t r0, const float *v, c
             fprintf(f, "%s%.9g", j ? "," : "", (double)v[r * lay->width + j]);
         if (lay->with_class)
             fprintf(f, ",%lld", (long long)cls[r]);
+        if (lay->class_names) {
+            char name[512];
+            fprintf(f, ",%s", tr_class_name(lay->class_names, cls[r], name, sizeof name));
+        }
         fputc('\n', f);
     }
     return ferror(f) ? tr_fail(err, TR_EIO, "--output %s: write failed (disk full?)", path) : 0;
@@ -215,7 +257,7 @@ static int out_end(pred_out *w, const char *path, int rc, tr_err *err)
 /* The output header fields a prediction file has: p<k>, y<k>, class. */
 static bool prediction_field(const char *f)
 {
-    if (!strcmp(f, "class"))
+    if (!strcmp(f, "class") || !strcmp(f, "label"))
         return true;
     if ((f[0] != 'p' && f[0] != 'y') || !f[1])
         return false;
@@ -285,7 +327,8 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
     const tr_loss loss = {.kind = c.train.loss, .width = c.model.widths[L],
                           .out_act = L > 0 ? c.model.act[L - 1] : TR_ACT_IDENTITY, .act_params = c.model.act_params};
     const bool classify = !rc && tr_loss_task(&loss) == TR_TASK_CLASSIFICATION;
-    const out_layout lay = {.width = loss.width, .with_class = classify};
+    const out_layout lay = {.width = loss.width, .with_class = classify,
+                            .class_names = classify && c.data.class_names[0] ? c.data.class_names : NULL};
     const int64_t E = c.train.eval_batch, F = in.cols, per_rank = E * BATCHES_PER_RANK,
                   chunk = per_rank * d->size;
     if (!rc) {

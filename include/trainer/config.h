@@ -243,6 +243,11 @@ int tr_config_load_string(tr_config *c, const char *name, const char *text, cons
 
 void tr_config_free(tr_config *c);
 
+/* The class names the data gave (text labels, names stored with the data) become [data]
+ * class_names when the configuration names none, so checkpoints, `predict` and `eval` keep
+ * them. Names too long for the key are not adopted (the reports then number the classes). */
+void tr_config_adopt_class_names(tr_config *c, const char *names);
+
 /* The effective text value of section.key ("" if unknown). */
 const char *tr_config_value(const tr_config *c, const char *section, const char *key);
 

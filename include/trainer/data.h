@@ -70,6 +70,11 @@ int64_t tr_data_fingerprint(const tr_dataset *ds);
 void tr_split_indices(int64_t n, double fraction, uint64_t split_seed, uint32_t stream, bool shuffle,
                       int64_t *kept, int64_t *n_kept, int64_t *held, int64_t *n_held);
 
+/* Text labels (ds->class_names with y the index of each row's word) renumbered to the classes
+ * `classes` ("a, b, ..."): the same word, the same class. A word that is not among them is an
+ * error naming the first row that holds it. No effect on a set without text labels. */
+int tr_data_renumber_classes(tr_dataset *ds, const char *classes, tr_err *err);
+
 int tr_scaler_fit(tr_scaler *s, tr_scale_kind kind, double divisor, const tr_dataset *train, tr_err *err);
 void tr_scaler_apply(const tr_scaler *s, float *X, int64_t rows);
 /* A plain set is scaled in place; a view (dataset.h) scales as it reads. */
