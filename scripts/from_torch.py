@@ -23,7 +23,7 @@ except ImportError:
 
 NAMES = {"Sigmoid": "sigmoid", "Tanh": "tanh", "ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu",
          "SELU": "selu", "GELU": "gelu", "SiLU": "silu", "Softplus": "softplus", "Softmax": "softmax",
-         "Identity": "identity"}
+         "LogSoftmax": "log_softmax", "Identity": "identity"}
 
 
 def architecture(model):

@@ -30,7 +30,8 @@ def build(ck):
     momentum = float(cfg.get("model.bn_momentum", "0.1") or 0.1)
     makers = {"Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh, "ReLU": nn.ReLU, "LeakyReLU": lambda: nn.LeakyReLU(slope),
               "ELU": lambda: nn.ELU(alpha), "SELU": nn.SELU, "GELU": nn.GELU, "SiLU": nn.SiLU,
-              "Softplus": nn.Softplus, "Softmax": lambda: nn.Softmax(dim=1)}
+              "Softplus": nn.Softplus, "Softmax": lambda: nn.Softmax(dim=1),
+              "LogSoftmax": lambda: nn.LogSoftmax(dim=1)}
     modules = []
     for i, name in enumerate(ck["sequential"].split(",")):
         if name == "Linear":

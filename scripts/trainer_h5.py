@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 ACTIVATIONS = ["Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "SiLU", "Softplus",
-               "Softmax"]
+               "Softmax", "LogSoftmax"]
 
 
 def fail(msg, status=2):

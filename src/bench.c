@@ -21,7 +21,7 @@ int tr_bench_data_sets(const tr_config *c, int64_t steps, int64_t warmup, char s
 {
     const int L = c->model.n_layers;
     const int64_t out = c->model.widths[L];
-    const int64_t classes = c->train.loss == TR_LOSS_CROSS_ENTROPY ? out : 2;
+    const int64_t classes = (c->train.loss == TR_LOSS_CROSS_ENTROPY || c->train.loss == TR_LOSS_NLL) ? out : 2;
     int64_t batch = c->train.batch_size > 0 ? c->train.batch_size : 1024;
     /* at most 64 steps of distinct rows: the bench wraps around them (epochs) */
     const int64_t distinct = steps + warmup < 64 ? steps + warmup : 64;

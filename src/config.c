@@ -124,7 +124,7 @@ static const key_desc keys[] = {
     {.section = "model", .name = "activations", .kind = K_CUSTOM,
      .names = tr_activation_names, .set = set_activations, .def = "relu",
      .doc = "One activation per weight layer, or one name for every hidden layer (the output layer then takes "
-            "`output_activation`); softmax only on the output layer."},
+            "`output_activation`); softmax and log_softmax only on the output layer."},
     {.section = "model", .name = "output_activation", .kind = K_CUSTOM,
      .names = tr_activation_names, .set = set_activations, .arg = 1, .def = "auto",
      .doc = "Activation of the output layer when `activations` names one activation for the hidden layers; `auto`"
@@ -297,7 +297,7 @@ static const key_desc keys[] = {
     {.section = "train", .name = "loss", .kind = K_ENUM, FIELD(train.loss),
      .names = tr_loss_names, .flags = F_REQUIRED,
      .doc = "Loss (PyTorch's): bce takes a sigmoid output, bce_logits an identity output, cross_entropy logits "
-            "and class index targets."},
+            "and class index targets, nll a log_softmax output and class index targets."},
     {.section = "train", .name = "reduction", .kind = K_ENUM, FIELD(train.reduction),
      .names = tr_reduction_names, .def = "mean",
      .doc = "Over the batch (PyTorch's `reduction`)."},
@@ -308,7 +308,7 @@ static const key_desc keys[] = {
      .min = 0, .max = INF, .def = "1",
      .doc = "Weight of the positive class in bce and bce_logits (PyTorch's pos_weight)."},
     {.section = "train", .name = "class_weights", .kind = K_CUSTOM, .set = set_class_weights, .def = "none",
-     .doc = "cross_entropy class weights: none, auto (balanced: rows / (classes x rows of the class), from the "
+     .doc = "cross_entropy and nll class weights: none, auto (balanced: rows / (classes x rows of the class), from the "
             "training labels) or one weight per class; bce/bce_logits: auto sets pos_weight = negatives / "
             "positives."},
     {.section = "train", .name = "l1", .kind = K_DOUBLE, FIELD(train.l1), .min = 0, .max = INF, .def = "0",
@@ -1149,9 +1149,9 @@ static int resolve_activations(tr_config *c, tr_err *err)
                        act_list_where, act_list, n, L, (long long)c->model.widths[0], L, L);
     }
     for (int i = 0; i < L - 1; i++)
-        if (c->model.act[i] == TR_ACT_SOFTMAX)
-            return tr_fail(err, TR_ECONFIG, "%s: [model] activations: softmax is only allowed on the output layer",
-                           act_list_where);
+        if (c->model.act[i] == TR_ACT_SOFTMAX || c->model.act[i] == TR_ACT_LOG_SOFTMAX)
+            return tr_fail(err, TR_ECONFIG, "%s: [model] activations: %s is only allowed on the output layer",
+                           act_list_where, tr_activation_name(c->model.act[i]));
     return 0;
 }
 
@@ -1172,7 +1172,7 @@ static int finish(tr_config *c, tr_err *err)
     if (o->kind == TR_OPTIM_NESTEROV && o->dampening != 0.0)
         return tr_fail(err, TR_ECONFIG, "%s: [train] optimizer = nesterov needs dampening = 0 (as PyTorch)", c->path);
 
-    if (t->n_class_weights > 0 && t->loss != TR_LOSS_CROSS_ENTROPY)
+    if (t->n_class_weights > 0 && t->loss != TR_LOSS_CROSS_ENTROPY && t->loss != TR_LOSS_NLL)
         return tr_fail(err, TR_ECONFIG, "%s: [train] class_weights lists apply to cross_entropy; for bce and bce_logits "
                                         "use pos_weight (or class_weights = auto)", c->path);
     if (t->n_class_weights > 0 && t->n_class_weights != c->model.widths[c->model.n_layers])
@@ -1188,7 +1188,7 @@ static int finish(tr_config *c, tr_err *err)
             return tr_fail(err, TR_ECONFIG, "%s: [data] class_names is for classification losses (bce, bce_logits, "
                                             "cross_entropy)", c->path);
         const int64_t named = tr_class_name_count(c->data.class_names), classes = tr_loss_classes(&L);
-        if (named != classes || (L.kind != TR_LOSS_CROSS_ENTROPY && L.width != 1))
+        if (named != classes || (!tr_loss_takes_class_index(&L) && L.width != 1))
             return tr_fail(err, TR_ECONFIG, "%s: [data] class_names: %lld names for %lld classes", c->path,
                            (long long)named, (long long)classes);
     }

@@ -289,7 +289,7 @@ static int check_fit(const tr_dataset *ds, const char *what, const tr_config *c,
             for (int64_t j = 0; j < ds->tcols; j++) {
                 const float t = ds->y[r * ds->tcols + j];
                 char where[TR_PATH_MAX + 96];
-                if (L->kind == TR_LOSS_CROSS_ENTROPY) {
+                if (tr_loss_takes_class_index(L)) {
                     if (t == floorf(t) && t >= 0.0f && t < (float)K)
                         continue;
                     tr_dataset_where(ds, r, where, sizeof where);

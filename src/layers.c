@@ -58,6 +58,24 @@ static void softmax_rows(float *A, const float *Z, int64_t B, int64_t W)
     }
 }
 
+/* a = z - max - log(sum exp(z - max)), PyTorch's LogSoftmax(dim=1). */
+static void log_softmax_rows(float *A, const float *Z, int64_t B, int64_t W)
+{
+    for (int64_t r = 0; r < B; r++) {
+        const float *z = Z + r * W;
+        float *a = A + r * W;
+        float mx = z[0];
+        for (int64_t j = 1; j < W; j++)
+            mx = z[j] > mx ? z[j] : mx;
+        double sum = 0.0;
+        for (int64_t j = 0; j < W; j++)
+            sum += exp((double)(z[j] - mx));
+        const float lse = mx + (float)log(sum);
+        for (int64_t j = 0; j < W; j++)
+            a[j] = z[j] - lse;
+    }
+}
+
 TR_VECTOR_KERNEL void tr_act_forward(float *A, const float *Z, int64_t B, int64_t W, tr_activation act,
                     const tr_act_params *p)
 {
@@ -108,6 +126,9 @@ TR_VECTOR_KERNEL void tr_act_forward(float *A, const float *Z, int64_t B, int64_
         break;
     case TR_ACT_SOFTMAX:
         softmax_rows(A, Z, B, W);
+        break;
+    case TR_ACT_LOG_SOFTMAX:
+        log_softmax_rows(A, Z, B, W);
         break;
     case TR_ACT_COUNT:
         break;
@@ -179,6 +200,18 @@ TR_VECTOR_KERNEL void tr_act_backward(float *dZ, const float *dA, const float *Z
                 dot += da[j] * a[j];
             for (int64_t j = 0; j < W; j++)
                 dz[j] = a[j] * (da[j] - dot);
+        }
+        break;
+    case TR_ACT_LOG_SOFTMAX: /* dz = da - softmax(z) sum(da) */
+        for (int64_t r = 0; r < B; r++) {
+            const float *a = A + r * W;
+            const float *da = dA + r * W;
+            float *dz = dZ + r * W;
+            float sum = 0.0f;
+            for (int64_t j = 0; j < W; j++)
+                sum += da[j];
+            for (int64_t j = 0; j < W; j++)
+                dz[j] = da[j] - expf(a[j]) * sum;
         }
         break;
     case TR_ACT_COUNT:

@@ -24,21 +24,22 @@ bool tr_metric_higher_is_better(const char *metric)
     return !strcmp(metric, "accuracy") || !strcmp(metric, "macro_f1") || !strcmp(metric, "r2");
 }
 
+bool tr_loss_takes_class_index(const tr_loss *L)
+{
+    return L->kind == TR_LOSS_CROSS_ENTROPY || L->kind == TR_LOSS_NLL;
+}
+
 int tr_loss_check(const tr_loss *L, tr_err *err)
 {
     const char *act = tr_activation_name(L->out_act);
     switch (L->kind) {
     case TR_LOSS_CROSS_ENTROPY:
-        if (L->out_act != TR_ACT_IDENTITY)
-            return tr_fail(err, TR_ECONFIG,
-                           "[train] loss = cross_entropy takes logits (as PyTorch's CrossEntropyLoss), "
-                           "but the output activation is %s: set [model] output_activation = identity "
-                           "(predictions still report softmax probabilities)", act);
+    case TR_LOSS_NLL:
         if (L->width < 2)
             return tr_fail(err, TR_ECONFIG,
-                           "[train] loss = cross_entropy needs an output layer of at least 2 units "
-                           "(one per class), the model has %lld; for two classes with one unit use "
-                           "bce_logits", (long long)L->width);
+                           "[train] loss = %s needs an output layer of at least 2 units (one per class), the model "
+                           "has %lld; for two classes with one unit use bce_logits", tr_loss_name(L->kind),
+                           (long long)L->width);
         break;
     case TR_LOSS_BCE:
         if (L->out_act != TR_ACT_SIGMOID)
@@ -56,13 +57,25 @@ int tr_loss_check(const tr_loss *L, tr_err *err)
     case TR_LOSS_MSE:
     case TR_LOSS_L1:
     case TR_LOSS_HUBER:
-        if (L->out_act == TR_ACT_SOFTMAX && L->width < 2)
-            return tr_fail(err, TR_ECONFIG, "[model] output_activation = softmax needs at least 2 outputs");
+        if ((L->out_act == TR_ACT_SOFTMAX || L->out_act == TR_ACT_LOG_SOFTMAX) && L->width < 2)
+            return tr_fail(err, TR_ECONFIG, "[model] output_activation = %s needs at least 2 outputs", act);
         break;
     case TR_LOSS_COUNT:
         return tr_fail(err, TR_ECONFIG, "[train] loss: unknown loss");
     }
     return 0;
+}
+
+const char *tr_loss_warning(const tr_loss *L)
+{
+    if (L->kind == TR_LOSS_CROSS_ENTROPY && L->out_act == TR_ACT_SOFTMAX)
+        return "loss = cross_entropy applies log_softmax to the softmax output: the softmax is applied twice "
+               "(as PyTorch's CrossEntropyLoss after nn.Softmax); it trains, slower and less sharply: use "
+               "output_activation = identity";
+    if (L->kind == TR_LOSS_NLL && L->out_act != TR_ACT_LOG_SOFTMAX)
+        return "loss = nll takes log-probabilities (PyTorch's NLLLoss after nn.LogSoftmax), but the output "
+               "activation is not log_softmax: set output_activation = log_softmax";
+    return NULL;
 }
 
 tr_task tr_loss_task(const tr_loss *L)
@@ -71,6 +84,7 @@ tr_task tr_loss_task(const tr_loss *L)
     case TR_LOSS_BCE:
     case TR_LOSS_BCE_LOGITS:
     case TR_LOSS_CROSS_ENTROPY:
+    case TR_LOSS_NLL:
         return TR_TASK_CLASSIFICATION;
     default:
         return TR_TASK_REGRESSION;
@@ -79,12 +93,12 @@ tr_task tr_loss_task(const tr_loss *L)
 
 int64_t tr_loss_target_width(const tr_loss *L)
 {
-    return L->kind == TR_LOSS_CROSS_ENTROPY ? 1 : L->width;
+    return tr_loss_takes_class_index(L) ? 1 : L->width;
 }
 
 int64_t tr_loss_classes(const tr_loss *L)
 {
-    if (L->kind == TR_LOSS_CROSS_ENTROPY)
+    if (tr_loss_takes_class_index(L))
         return L->width;
     if (tr_loss_task(L) == TR_TASK_CLASSIFICATION)
         return 2;
@@ -95,7 +109,7 @@ double tr_loss_denominator(const tr_loss *L, int64_t rows, double weight_sum)
 {
     if (L->reduction == TR_REDUCTION_SUM)
         return 1.0;
-    if (L->kind == TR_LOSS_CROSS_ENTROPY)
+    if (tr_loss_takes_class_index(L))
         return L->class_weights ? weight_sum : (double)rows;
     return (double)rows * (double)L->width;
 }
@@ -110,7 +124,7 @@ static int64_t class_of(float t, int64_t classes)
 
 double tr_loss_weight_sum(const tr_loss *L, const float *y, int64_t B)
 {
-    if (L->kind != TR_LOSS_CROSS_ENTROPY || !L->class_weights)
+    if (!tr_loss_takes_class_index(L) || !L->class_weights)
         return (double)B;
     double s = 0.0;
     for (int64_t r = 0; r < B; r++) {
@@ -127,6 +141,7 @@ static double clamped_log(double x)
     return l < -100.0 ? -100.0 : l;
 }
 
+/* Softmax cross-entropy of the rows of Z (the logits), gradient w.r.t. Z into dZ. */
 static double cross_entropy(const tr_loss *L, float *dZ, double *row_loss, const float *Z,
                             const float *y, int64_t B, float scale)
 {
@@ -166,11 +181,44 @@ static double cross_entropy(const tr_loss *L, float *dZ, double *row_loss, const
     return total;
 }
 
+/* -w_c x_c per row (PyTorch's NLLLoss of the rows of X), gradient w.r.t. X into dX. */
+static double nll(const tr_loss *L, float *dX, double *row_loss, const float *X, const float *y, int64_t B,
+                  float scale)
+{
+    const int64_t O = L->width;
+    double total = 0.0;
+    if (dX)
+        memset(dX, 0, (size_t)(B * O) * sizeof *dX);
+    for (int64_t r = 0; r < B; r++) {
+        const int64_t c = class_of(y[r], O);
+        const double w = (c >= 0 && L->class_weights) ? L->class_weights[c] : 1.0;
+        const double l = c >= 0 ? -w * X[r * O + c] : NAN;
+        total += l;
+        if (row_loss)
+            row_loss[r] = l;
+        if (dX)
+            dX[r * O + (c >= 0 ? c : 0)] = c >= 0 ? (float)(-w * scale) : NAN;
+    }
+    return total;
+}
+
+/* What cross_entropy and nll read: the output A, or Z itself when the output is identity. */
+static const float *class_input(const tr_loss *L, const float *Z, const float *A)
+{
+    return L->out_act == TR_ACT_IDENTITY ? Z : A;
+}
+
 double tr_loss_compute(const tr_loss *L, float *dZ, double *row_loss, const float *Z,
                        const float *A, const float *y, int64_t B, float grad_scale)
 {
-    if (L->kind == TR_LOSS_CROSS_ENTROPY)
-        return cross_entropy(L, dZ, row_loss, Z, y, B, grad_scale);
+    if (tr_loss_takes_class_index(L)) {
+        const float *X = class_input(L, Z, A);
+        const double total = L->kind == TR_LOSS_NLL ? nll(L, dZ, row_loss, X, y, B, grad_scale)
+                                                    : cross_entropy(L, dZ, row_loss, X, y, B, grad_scale);
+        if (dZ && L->out_act != TR_ACT_IDENTITY) /* d/dA to d/dZ through the output activation */
+            tr_act_backward(dZ, dZ, Z, A, B, L->width, L->out_act, &L->act_params);
+        return total;
+    }
 
     const int64_t O = L->width;
     const double pw = L->pos_weight;
@@ -234,24 +282,49 @@ double tr_loss_compute(const tr_loss *L, float *dZ, double *row_loss, const floa
     return total;
 }
 
-int64_t tr_loss_predict_class(const tr_loss *L, const float *z)
+int64_t tr_loss_predict_class(const tr_loss *L, const float *z, const float *a)
 {
-    if (L->kind == TR_LOSS_CROSS_ENTROPY) {
+    if (tr_loss_takes_class_index(L)) {
+        const float *x = L->out_act == TR_ACT_IDENTITY ? z : a;
         int64_t best = 0;
         for (int64_t j = 1; j < L->width; j++)
-            if (z[j] > z[best])
+            if (x[j] > x[best])
                 best = j;
         return best;
     }
     return z[0] > 0.0f; /* binary: sigmoid(z) > 0.5, decided on the logit */
 }
 
-int64_t tr_loss_count_correct(const tr_loss *L, const float *Z, const float *y, int64_t B)
+void tr_loss_probabilities(const tr_loss *L, const float *z, const float *a, float *p)
+{
+    const int64_t O = L->width;
+    if (!tr_loss_takes_class_index(L)) { /* bce, bce_logits: sigmoid of the logit */
+        for (int64_t j = 0; j < O; j++)
+            p[j] = (float)(1.0 / (1.0 + exp(-(double)z[j])));
+        return;
+    }
+    if (L->kind == TR_LOSS_NLL && L->out_act == TR_ACT_LOG_SOFTMAX) {
+        for (int64_t j = 0; j < O; j++)
+            p[j] = expf(a[j]);
+        return;
+    }
+    const float *x = L->out_act == TR_ACT_IDENTITY ? z : a; /* softmax of the logits */
+    float mx = x[0];
+    for (int64_t j = 1; j < O; j++)
+        mx = x[j] > mx ? x[j] : mx;
+    double sum = 0.0;
+    for (int64_t j = 0; j < O; j++)
+        sum += exp((double)x[j] - mx);
+    for (int64_t j = 0; j < O; j++)
+        p[j] = (float)(exp((double)x[j] - mx) / sum);
+}
+
+int64_t tr_loss_count_correct(const tr_loss *L, const float *Z, const float *A, const float *y, int64_t B)
 {
     int64_t correct = 0;
-    if (L->kind == TR_LOSS_CROSS_ENTROPY) {
+    if (tr_loss_takes_class_index(L)) {
         for (int64_t r = 0; r < B; r++)
-            correct += tr_loss_predict_class(L, Z + r * L->width) == (int64_t)y[r];
+            correct += tr_loss_predict_class(L, Z + r * L->width, A + r * L->width) == (int64_t)y[r];
         return correct;
     }
     for (int64_t i = 0; i < B * L->width; i++)
@@ -290,18 +363,17 @@ void tr_metrics_free(tr_metrics *m)
     m->precision = m->recall = m->f1 = NULL;
 }
 
-static void classification_metrics(tr_metrics *m, const tr_loss *L, const float *Z,
+static void classification_metrics(tr_metrics *m, const tr_loss *L, const float *Z, const float *A,
                                    const float *y, int64_t N)
 {
     const int64_t K = m->classes;
     memset(m->confusion, 0, (size_t)(K * K) * sizeof *m->confusion);
-    const float *D = Z;
     const int64_t O = L->width;
     int64_t correct = 0, total = 0;
-    if (L->kind == TR_LOSS_CROSS_ENTROPY) {
+    if (tr_loss_takes_class_index(L)) {
         for (int64_t r = 0; r < N; r++) {
             const int64_t t = class_of(y[r], K);
-            const int64_t p = tr_loss_predict_class(L, D + r * O);
+            const int64_t p = tr_loss_predict_class(L, Z + r * O, A + r * O);
             if (t < 0)
                 continue;
             m->confusion[t * K + p]++;
@@ -311,7 +383,7 @@ static void classification_metrics(tr_metrics *m, const tr_loss *L, const float 
     } else { /* binary (or multi-label, element-wise) */
         for (int64_t i = 0; i < N * O; i++) {
             const int64_t t = y[i] > 0.5f;
-            const int64_t p = tr_loss_predict_class(L, D + i);
+            const int64_t p = tr_loss_predict_class(L, Z + i, A + i);
             m->confusion[t * K + p]++;
             correct += t == p;
             total++;
@@ -374,7 +446,7 @@ void tr_metrics_compute(tr_metrics *m, const tr_loss *L, const float *Z, const f
     if (N == 0)
         return;
     if (m->task == TR_TASK_CLASSIFICATION)
-        classification_metrics(m, L, Z, y, N);
+        classification_metrics(m, L, Z, A, y, N);
     else
         regression_metrics(m, L, A, y, N);
 }

@@ -330,6 +330,9 @@ static int setup(const cli *a, tr_dist *d, tr_config *c, tr_trainer *t, tr_err *
     if (rc)
         return rc;
     rc = tr_trainer_init(t, c, d, d->rank == 0 ? stdout : NULL, err);
+    const char *warning = rc ? NULL : tr_loss_warning(&t->loss);
+    if (warning && d->rank == 0)
+        fprintf(stderr, "trainer: warning: %s\n", warning);
     if (!rc && t->data.class_names && tr_class_name_count(t->data.class_names) == tr_loss_classes(&t->loss))
         tr_config_adopt_class_names(c, t->data.class_names); /* every rank holds the same names */
     return agree(d, rc, err, reported);

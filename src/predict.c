@@ -147,23 +147,11 @@ typedef struct out_layout {
 
 static void row_values(const tr_loss *L, const float *z, const float *a, float *v, int64_t *cls)
 {
-    const int64_t O = L->width;
-    if (L->kind == TR_LOSS_CROSS_ENTROPY) { /* softmax of the logits */
-        float mx = z[0];
-        for (int64_t j = 1; j < O; j++)
-            mx = z[j] > mx ? z[j] : mx;
-        double sum = 0.0;
-        for (int64_t j = 0; j < O; j++)
-            sum += exp((double)z[j] - mx);
-        for (int64_t j = 0; j < O; j++)
-            v[j] = (float)(exp((double)z[j] - mx) / sum);
-        *cls = tr_loss_predict_class(L, z);
-    } else if (L->kind == TR_LOSS_BCE || L->kind == TR_LOSS_BCE_LOGITS) {
-        for (int64_t j = 0; j < O; j++)
-            v[j] = (float)(1.0 / (1.0 + exp(-(double)z[j])));
-        *cls = tr_loss_predict_class(L, z);
+    if (tr_loss_task(L) == TR_TASK_CLASSIFICATION) {
+        tr_loss_probabilities(L, z, a, v);
+        *cls = tr_loss_predict_class(L, z, a);
     } else {
-        memcpy(v, a, (size_t)O * sizeof *v);
+        memcpy(v, a, (size_t)L->width * sizeof *v);
         *cls = 0;
     }
 }
@@ -204,7 +192,7 @@ static int out_begin(pred_out *w, const char *path, int64_t rows, const out_layo
     for (int64_t j = 0; j < lay->width; j++) {
         if (j)
             fputc(',', f);
-        if (cls_names && L->kind != TR_LOSS_CROSS_ENTROPY && lay->width == 1)
+        if (cls_names && !tr_loss_takes_class_index(L) && lay->width == 1)
             fputs("p1", f);
         else
             fprintf(f, "%s%lld", cls_names ? "p" : "y", (long long)j);

@@ -460,7 +460,7 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
         t->epoch++;
         const double rows = (double)t->epoch_rows;
         t->train_loss = t->epoch_loss_sum / tr_loss_denominator(&t->loss, t->epoch_rows, rows);
-        const double per_row = t->loss.kind == TR_LOSS_CROSS_ENTROPY ? 1.0 : (double)t->loss.width;
+        const double per_row = tr_loss_takes_class_index(&t->loss) ? 1.0 : (double)t->loss.width;
         t->train_accuracy = cls ? (double)t->epoch_correct / (rows * per_row) : NAN;
         since_eval += tr_seconds() - t0;
         rows_since_eval += t->epoch_rows;

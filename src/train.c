@@ -64,7 +64,7 @@ static int set_class_weights(tr_trainer *t, tr_err *err)
     if (tc->n_class_weights == 0)
         return 0;
     const tr_dataset *ds = &t->data.train;
-    if (t->loss.kind == TR_LOSS_CROSS_ENTROPY) {
+    if (tr_loss_takes_class_index(&t->loss)) {
         const int64_t K = t->loss.width;
         if (tc->n_class_weights > 0) {
             memcpy(t->class_weights, tc->class_weights, (size_t)K * sizeof(float));
@@ -402,7 +402,7 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
     const float scale = (float)(1.0 / ((double)s->accumulate * denom));
     const double loss = tr_loss_compute(&t->loss, t->dZ, NULL, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, n, scale);
     if (tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION)
-        *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, t->yb, n);
+        *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, n);
     if (t->fault_nan_step == t->step + 1)
         t->dZ[0] = NAN;
     t->phase[TR_PHASE_FORWARD] += tr_seconds() - t1;
@@ -501,7 +501,7 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
         t->fmode.bn_record = NULL;
         double loss = tr_loss_compute(&t->loss, t->dZ, NULL, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, nk, scale);
         if (tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION)
-            *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, t->yb, nk);
+            *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, nk);
         if (t->fault_nan_step == t->step + 1)
             t->dZ[0] = NAN;
         const double t2 = tr_seconds();

@@ -203,8 +203,10 @@ Test(config, per_layer_index_checked)
 
 Test(config, loss_must_fit_the_output)
 {
-    expect_error("[model]\nlayers = 2, 4, 3\noutput_activation = softmax\n[train]\nloss = cross_entropy\n",
-                 "cross_entropy", "logits", NULL);
+    expect_error("[model]\nlayers = 2, 4, 3\noutput_activation = identity\n[train]\nloss = bce\n",
+                 "bce", "sigmoid", NULL);
+    expect_error("[model]\nlayers = 2, 4, 1\noutput_activation = log_softmax\n[train]\nloss = nll\n",
+                 "nll", "2 units", NULL);
 }
 
 Test(config, long_line_is_an_error_not_a_silent_truncation)

@@ -120,6 +120,17 @@ TRAIN_CASES = {
          "--set", "train.loss=cross_entropy", "--set", "train.class_weights=1,2,0.5",
          "--set", "train.optimizer=adam", "--set", "train.lr=0.05"],
         dict(loss="ce", opt="adam", class_weights=[1.0, 2.0, 0.5])),
+    # what a course does and PyTorch accepts: CrossEntropyLoss after nn.Softmax (applied twice)
+    "softmax output + cross-entropy (softmax twice)": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=relu", "--set", "model.output_activation=softmax",
+         "--set", "train.loss=cross_entropy", "--set", "train.optimizer=adam", "--set", "train.lr=0.05"],
+        dict(loss="ce", opt="adam")),
+    "log_softmax output + nll": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=tanh", "--set", "model.output_activation=log_softmax",
+         "--set", "train.loss=nll", "--set", "train.optimizer=momentum", "--set", "train.lr=0.1"],
+        dict(loss="nll", opt="momentum")),
 }
 common = ["--set", "data.n=256", "--set", "data.test_fraction=0", "--set", "data.scale=none", "--set",
           "train.shuffle=false", "--set", "train.batch_size=64", "--set", "train.threads=1", "--set",
@@ -134,7 +145,7 @@ for name, (sets, how) in TRAIN_CASES.items():
     done = read_checkpoint(os.path.join(d1, "ckpt-000000012.h5"))["tensors"]
     gen = os.path.join(tmp, "train.h5")
     run(trainer, "data", "gen", "moons" if how["loss"] == "bce" else "blobs", "--out", gen, "--n", "256",
-        *(["--classes", "3"] if how["loss"] == "ce" else []))
+        *(["--classes", "3"] if how["loss"] != "bce" else []))
     with h5py.File(gen, "r") as f:
         X = torch.from_numpy(np.array(f["X"], dtype=np.float32))
         Y = torch.from_numpy(np.array(f["y"]))
@@ -150,6 +161,8 @@ for name, (sets, how) in TRAIN_CASES.items():
             out = model(x)
             if how["loss"] == "bce":
                 loss = torch.nn.functional.binary_cross_entropy(out, y.float().reshape(-1, 1))
+            elif how["loss"] == "nll":
+                loss = torch.nn.functional.nll_loss(out, y.long())
             else:
                 weight = torch.tensor(how["class_weights"]) if "class_weights" in how else None
                 loss = torch.nn.functional.cross_entropy(out, y.long(), weight=weight)

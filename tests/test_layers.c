@@ -87,6 +87,10 @@ Test(activation, forward_matches_definitions)
         if (k == TR_ACT_SOFTMAX)
             continue;
         tr_act_forward(a, z, 1, 6, (tr_activation)k, &params);
+        double lse = 0.0; /* log_softmax: z - log(sum exp z) */
+        for (int i = 0; i < 6; i++)
+            lse += exp((double)z[i]);
+        lse = log(lse);
         for (int i = 0; i < 6; i++) {
             const double x = z[i];
             double want = 0.0;
@@ -101,6 +105,7 @@ Test(activation, forward_matches_definitions)
             case TR_ACT_GELU: want = 0.5 * x * (1 + erf(x / sqrt(2.0))); break;
             case TR_ACT_SILU: want = x / (1.0 + exp(-x)); break;
             case TR_ACT_SOFTPLUS: want = x > 20 ? x : log1p(exp(x)); break;
+            case TR_ACT_LOG_SOFTMAX: want = x - lse; break;
             default: break;
             }
             cr_expect(fabs(a[i] - want) <= 2e-6 * (1 + fabs(want)), "%s(%g) = %.9g, want %.9g",

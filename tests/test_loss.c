@@ -89,6 +89,38 @@ Test(loss, every_gradient_matches_central_difference)
     tr_loss wce = make(TR_LOSS_CROSS_ENTROPY, TR_ACT_IDENTITY, O);
     wce.class_weights = cw;
     gradient_check(wce, ycls, 9);
+    /* what PyTorch accepts: cross_entropy after a softmax (applied twice) or log_softmax, nll */
+    gradient_check(make(TR_LOSS_CROSS_ENTROPY, TR_ACT_SOFTMAX, O), ycls, 10);
+    gradient_check(make(TR_LOSS_CROSS_ENTROPY, TR_ACT_LOG_SOFTMAX, O), ycls, 11);
+    gradient_check(make(TR_LOSS_NLL, TR_ACT_LOG_SOFTMAX, O), ycls, 12);
+    tr_loss wnll = make(TR_LOSS_NLL, TR_ACT_LOG_SOFTMAX, O);
+    wnll.class_weights = cw;
+    gradient_check(wnll, ycls, 13);
+}
+
+Test(loss, nll_of_log_softmax_equals_cross_entropy_of_logits)
+{
+    float Z[B * O], A[B * O], y[B], dce[B * O], dnll[B * O];
+    fill_uniform(Z, B * O, -4.0f, 4.0f, 21);
+    for (int r = 0; r < B; r++)
+        y[r] = (float)((r * 3) % O);
+    double rce[B], rnll[B];
+    tr_loss ce = make(TR_LOSS_CROSS_ENTROPY, TR_ACT_IDENTITY, O), nl = make(TR_LOSS_NLL, TR_ACT_LOG_SOFTMAX, O);
+    const double sce = tr_loss_compute(&ce, dce, rce, Z, Z, y, B, 0.25f);
+    tr_act_forward(A, Z, B, O, TR_ACT_LOG_SOFTMAX, &nl.act_params);
+    const double snll = tr_loss_compute(&nl, dnll, rnll, Z, A, y, B, 0.25f);
+    cr_expect(fabs(sce - snll) < 1e-5 * fabs(sce), "cross_entropy %.9g, nll(log_softmax) %.9g", sce, snll);
+    for (int i = 0; i < B * O; i++)
+        cr_expect(fabsf(dce[i] - dnll[i]) < 1e-6f, "gradient %d: %g vs %g", i, dce[i], dnll[i]);
+    for (int r = 0; r < B; r++) {
+        cr_expect(fabs(rce[r] - rnll[r]) < 1e-5, "row %d", r);
+        cr_expect_eq(tr_loss_predict_class(&ce, Z + r * O, Z + r * O), tr_loss_predict_class(&nl, Z + r * O, A + r * O));
+    }
+    float p[O], q[O];
+    tr_loss_probabilities(&ce, Z, Z, p);
+    tr_loss_probabilities(&nl, Z, A, q);
+    for (int j = 0; j < O; j++)
+        cr_expect(fabsf(p[j] - q[j]) < 1e-6f);
 }
 
 Test(loss, closed_form_values)
@@ -150,9 +182,18 @@ Test(loss, bad_class_label_poisons_instead_of_indexing)
 Test(loss, check_rejects_mismatched_output_activations)
 {
     tr_err err = {0};
-    tr_loss L = make(TR_LOSS_CROSS_ENTROPY, TR_ACT_SOFTMAX, 3);
+    tr_loss L = make(TR_LOSS_CROSS_ENTROPY, TR_ACT_SOFTMAX, 3); /* PyTorch accepts it: so do we, warning */
+    cr_expect_eq(tr_loss_check(&L, &err), 0);
+    cr_expect(tr_loss_warning(&L) && strstr(tr_loss_warning(&L), "twice"));
+    L = make(TR_LOSS_NLL, TR_ACT_IDENTITY, 3);
+    cr_expect_eq(tr_loss_check(&L, &err), 0);
+    cr_expect(tr_loss_warning(&L) && strstr(tr_loss_warning(&L), "log_softmax"));
+    L = make(TR_LOSS_NLL, TR_ACT_LOG_SOFTMAX, 3);
+    cr_expect_eq(tr_loss_warning(&L), NULL);
+    L = make(TR_LOSS_CROSS_ENTROPY, TR_ACT_IDENTITY, 3);
+    cr_expect_eq(tr_loss_warning(&L), NULL);
+    L = make(TR_LOSS_NLL, TR_ACT_LOG_SOFTMAX, 1);
     cr_expect_eq(tr_loss_check(&L, &err), TR_ECONFIG);
-    cr_expect(strstr(err.msg, "output_activation = identity") != NULL, "%s", err.msg);
     L = make(TR_LOSS_BCE, TR_ACT_IDENTITY, 1);
     cr_expect_eq(tr_loss_check(&L, &err), TR_ECONFIG);
     L = make(TR_LOSS_BCE_LOGITS, TR_ACT_SIGMOID, 1);
@@ -219,6 +260,6 @@ Test(metrics, binary_from_logits)
     cr_expect(fabs(m.accuracy - 0.5) < 1e-12);
     cr_expect_eq(m.confusion[0 * 2 + 1], 1); /* true 0 predicted 1 */
     cr_expect_eq(m.confusion[1 * 2 + 0], 1); /* true 1 predicted 0 */
-    cr_expect_eq(tr_loss_count_correct(&L, Z, y, 4), 2);
+    cr_expect_eq(tr_loss_count_correct(&L, Z, Z, y, 4), 2);
     tr_metrics_free(&m);
 }

@@ -25,7 +25,8 @@
     X(GELU, "gelu", "GELU")                \
     X(SILU, "silu", "SiLU")                \
     X(SOFTPLUS, "softplus", "Softplus")    \
-    X(SOFTMAX, "softmax", "Softmax")
+    X(SOFTMAX, "softmax", "Softmax")         \
+    X(LOG_SOFTMAX, "log_softmax", "LogSoftmax")
 
 typedef enum tr_activation {
 #define TR_X_ACT(e, name, torch) TR_ACT_##e,
@@ -46,7 +47,7 @@ int tr_activation_from_name(const char *name);
 const char *tr_activation_name(tr_activation act);
 const char *tr_activation_torch_name(tr_activation act);
 
-/* A = act(Z), (B, W). Softmax is taken along each row (max-subtracted). A must not alias Z:
+/* A = act(Z), (B, W). Softmax and log_softmax are taken along each row (max-subtracted). A must not alias Z:
  * backward reads both. */
 void tr_act_forward(float *A, const float *Z, int64_t B, int64_t W, tr_activation act,
                     const tr_act_params *p);

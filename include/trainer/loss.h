@@ -3,10 +3,12 @@
  * the evaluation metrics (accuracy, confusion matrix, per-class P/R/F1, MSE, MAE, R2).
  *
  * Dimension letters: B = rows, O = output width of the network, T = target width
- * (T = O for mse/l1/bce/bce_logits; T = 1, a class index, for cross_entropy).
+ * (T = O for mse/l1/bce/bce_logits; T = 1, a class index, for cross_entropy and nll).
  * Semantics follow PyTorch: BCE clamps each log at -100; bce_logits and cross_entropy take
- * logits; `mean` divides by B*O for the element-wise losses and by B (or the sum of the
- * class weights of the batch) for cross_entropy.
+ * logits; nll takes log-probabilities (NLLLoss after a log_softmax output); `mean` divides by
+ * B*O for the element-wise losses and by B (or the sum of the class weights of the batch) for
+ * cross_entropy and nll. cross_entropy and nll read the output layer's activation A (its
+ * pre-activation Z when the output is identity): PyTorch accepts any input, so does this.
  */
 #ifndef TRAINER_LOSS_H
 #define TRAINER_LOSS_H
@@ -25,7 +27,8 @@
     X(HUBER, "huber")             \
     X(BCE, "bce")                 \
     X(BCE_LOGITS, "bce_logits")   \
-    X(CROSS_ENTROPY, "cross_entropy")
+    X(CROSS_ENTROPY, "cross_entropy")   \
+    X(NLL, "nll")
 
 typedef enum tr_loss_kind {
 #define TR_X_LOSS(e, name) TR_LOSS_##e,
@@ -63,9 +66,16 @@ typedef struct tr_loss {
 int tr_loss_from_name(const char *name);
 const char *tr_loss_name(tr_loss_kind kind);
 
-/* Checks that the loss can follow the output activation and width (e.g. cross_entropy
- * needs logits: an identity output with O >= 2). Message names `[train] loss`. */
+/* Checks that the loss can follow the output activation and width (e.g. bce needs a sigmoid
+ * output, cross_entropy O >= 2). Message names `[train] loss`. */
 int tr_loss_check(const tr_loss *L, tr_err *err);
+
+/* A combination PyTorch accepts but that is likely a mistake (a softmax output under
+ * cross_entropy applies the softmax twice; nll without log_softmax), as one sentence, or NULL. */
+const char *tr_loss_warning(const tr_loss *L);
+
+/* True for the losses whose target is one class index per row (cross_entropy, nll). */
+bool tr_loss_takes_class_index(const tr_loss *L);
 
 tr_task tr_loss_task(const tr_loss *L);
 
@@ -94,12 +104,16 @@ double tr_loss_compute(const tr_loss *L, float *dZ, double *row_loss, const floa
                        const float *A, const float *y, int64_t B, float grad_scale);
 
 /* Number of rows whose predicted class equals the target (classification; for BCE with
- * O > 1, the number of correct elements). */
-int64_t tr_loss_count_correct(const tr_loss *L, const float *Z, const float *y, int64_t B);
+ * O > 1, the number of correct elements). Z and A as for tr_loss_compute. */
+int64_t tr_loss_count_correct(const tr_loss *L, const float *Z, const float *A, const float *y, int64_t B);
 
-/* Class predicted for one row of pre-activations Z (argmax for cross_entropy; for the binary
+/* Class predicted for one row (argmax of what cross_entropy or nll reads; for the binary
  * losses z > 0, which is sigmoid(z) > 0.5). */
-int64_t tr_loss_predict_class(const tr_loss *L, const float *z_row);
+int64_t tr_loss_predict_class(const tr_loss *L, const float *z_row, const float *a_row);
+
+/* Class probabilities of one row into p (O values): softmax of the logits (cross_entropy),
+ * exp of a log_softmax output (nll; softmax of other outputs), sigmoid (bce, bce_logits). */
+void tr_loss_probabilities(const tr_loss *L, const float *z_row, const float *a_row, float *p);
 
 /* Metrics over a whole evaluation set. */
 typedef struct tr_metrics {
