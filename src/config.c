@@ -32,6 +32,28 @@ const char *const tr_init_names[] = {
     TR_INIT_MAP(TR_X_NAME)
 #undef TR_X_NAME
         NULL};
+const char *const tr_nonlinearity_names[] = {TR_NONLINEARITY_MAP(TR_ENUM_NAME) NULL};
+
+double tr_calculate_gain(tr_nonlinearity nl, double param)
+{
+    switch (nl) {
+    case TR_NL_LEAKY_RELU: {
+        const double slope = isnan(param) ? 0.01 : param;
+        return sqrt(2.0 / (1.0 + slope * slope));
+    }
+    case TR_NL_RELU:
+        return sqrt(2.0);
+    case TR_NL_TANH:
+        return 5.0 / 3.0;
+    case TR_NL_SELU:
+        return 0.75;
+    case TR_NL_SIGMOID:
+    case TR_NL_LINEAR:
+        break;
+    }
+    return 1.0;
+}
+
 const char *const tr_scale_names[] = {TR_SCALE_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_format_names[] = {TR_FORMAT_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_nonfinite_names[] = {TR_NONFINITE_MAP(TR_ENUM_NAME) NULL};
@@ -110,7 +132,8 @@ static bool best_metric_accepts(const char *n)
 }
 
 /* init fields (arg of set_init_field); +16 = the bias spec */
-enum { INIT_SCHEME, INIT_A, INIT_B, INIT_MEAN, INIT_STD, INIT_GAIN, INIT_VALUE, INIT_MODE, INIT_BIAS = 16 };
+enum { INIT_SCHEME, INIT_A, INIT_B, INIT_MEAN, INIT_STD, INIT_GAIN, INIT_VALUE, INIT_MODE, INIT_NONLINEARITY,
+       INIT_BIAS = 16 };
 
 #define OFF(field) offsetof(tr_config, field)
 #define SIZE(field) sizeof(((tr_config *)0)->field)
@@ -136,7 +159,8 @@ static const key_desc keys[] = {
      .doc = "Weight init (torch.nn.init); default = PyTorch nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in))."},
     {.section = "model", .name = "init_a", .kind = K_CUSTOM,
      .set = set_init_field, .arg = INIT_A, .flags = F_PER_LAYER, .def = "0",
-     .doc = "uniform: lower bound; kaiming_*: negative slope of the rectifier (PyTorch's `a`)."},
+     .doc = "uniform: lower bound; kaiming_*: negative slope of the rectifier (PyTorch's `a`, used when "
+            "init_nonlinearity = leaky_relu)."},
     {.section = "model", .name = "init_b", .kind = K_CUSTOM,
      .set = set_init_field, .arg = INIT_B, .flags = F_PER_LAYER, .def = "1",
      .doc = "uniform: upper bound."},
@@ -148,7 +172,14 @@ static const key_desc keys[] = {
      .doc = "normal: standard deviation."},
     {.section = "model", .name = "init_gain", .kind = K_CUSTOM,
      .set = set_init_field, .arg = INIT_GAIN, .flags = F_PER_LAYER, .def = "1",
-     .doc = "xavier_*: gain; `auto` = torch.nn.init.calculate_gain of the layer's activation."},
+     .doc = "xavier_*: gain: a number, `auto` = torch.nn.init.calculate_gain of the layer's activation, or a "
+            "nonlinearity's gain by name, `tanh` = calculate_gain('tanh') (linear, sigmoid, tanh, relu, selu, "
+            "leaky_relu or leaky_relu:SLOPE)."},
+    {.section = "model", .name = "init_nonlinearity", .kind = K_CUSTOM,
+     .names = tr_nonlinearity_names, .set = set_init_field, .arg = INIT_NONLINEARITY, .flags = F_PER_LAYER,
+     .def = "leaky_relu",
+     .doc = "kaiming_*: PyTorch's `nonlinearity`; the gain is calculate_gain(init_nonlinearity, init_a) (relu: "
+            "sqrt(2), tanh: 5/3, selu: 3/4, linear and sigmoid: 1, leaky_relu: sqrt(2 / (1 + init_a^2)))."},
     {.section = "model", .name = "init_value", .kind = K_CUSTOM,
      .set = set_init_field, .arg = INIT_VALUE, .flags = F_PER_LAYER, .def = "0",
      .doc = "constant: the value."},
@@ -746,11 +777,27 @@ static int set_init_field(tr_config *c, const key_desc *k, const char *value, in
             return unknown_name(err, where, k, layer, value);
         fan_out = tr_name_index(init_mode_names, value) == 1;
         break;
-    case INIT_GAIN:
+    case INIT_NONLINEARITY:
+        if (tr_name_index(tr_nonlinearity_names, value) < 0)
+            return unknown_name(err, where, k, layer, value);
+        break;
+    case INIT_GAIN: {
         if (strcmp(value, "auto") == 0) {
             v = NAN;
             break;
         }
+        char name[32];
+        const char *colon = strchr(value, ':');
+        snprintf(name, sizeof name, "%.*s", colon ? (int)(colon - value) : (int)strlen(value), value);
+        const int nl = tr_name_index(tr_nonlinearity_names, name);
+        if (nl >= 0) { /* calculate_gain by name, leaky_relu:SLOPE */
+            double param = NAN;
+            if (colon && (nl != TR_NL_LEAKY_RELU || parse_double(colon + 1, &param)))
+                return bad_value(err, where, k, layer, value, "only leaky_relu takes a parameter: leaky_relu:0.2");
+            v = tr_calculate_gain((tr_nonlinearity)nl, param);
+            break;
+        }
+    }
         /* fall through */
     default:
         if (parse_double(value, &v))
@@ -771,6 +818,7 @@ static int set_init_field(tr_config *c, const key_desc *k, const char *value, in
         case INIT_GAIN: s->gain = v; break;
         case INIT_VALUE: s->value = v; break;
         case INIT_MODE: s->fan_out = fan_out; break;
+        case INIT_NONLINEARITY: s->nonlinearity = (tr_nonlinearity)tr_name_index(tr_nonlinearity_names, value); break;
         default: break;
         }
     }

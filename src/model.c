@@ -254,13 +254,13 @@ double tr_init_gain(tr_activation act, double leaky_slope)
 {
     switch (act) {
     case TR_ACT_TANH:
-        return 5.0 / 3.0;
+        return tr_calculate_gain(TR_NL_TANH, NAN);
     case TR_ACT_RELU:
-        return sqrt(2.0);
+        return tr_calculate_gain(TR_NL_RELU, NAN);
     case TR_ACT_LEAKY_RELU:
-        return sqrt(2.0 / (1.0 + leaky_slope * leaky_slope));
+        return tr_calculate_gain(TR_NL_LEAKY_RELU, leaky_slope);
     case TR_ACT_SELU:
-        return 0.75;
+        return tr_calculate_gain(TR_NL_SELU, NAN);
     default:
         return 1.0;
     }
@@ -299,7 +299,7 @@ static void init_tensor(float *p, const tr_tensor *t, int tensor_index, const tr
     }
     case TR_INIT_KAIMING_UNIFORM:
     case TR_INIT_KAIMING_NORMAL: {
-        const double gain = sqrt(2.0 / (1.0 + s->a * s->a));
+        const double gain = tr_calculate_gain(s->nonlinearity, s->a);
         std = gain / sqrt(s->fan_out ? fan_out : fan_in);
         normal = s->scheme == TR_INIT_KAIMING_NORMAL;
         hi = sqrt(3.0) * std;

@@ -474,4 +474,46 @@ Test(init, calculate_gain_matches_pytorch)
     cr_expect(fabs(tr_init_gain(TR_ACT_RELU, 0.01) - sqrt(2.0)) < 1e-15);
     cr_expect(fabs(tr_init_gain(TR_ACT_LEAKY_RELU, 0.2) - sqrt(2.0 / 1.04)) < 1e-15);
     cr_expect(tr_init_gain(TR_ACT_SELU, 0.01) == 0.75);
+    /* by name, as torch.nn.init.calculate_gain('leaky_relu') (slope 0.01 when not given) */
+    cr_expect(fabs(tr_calculate_gain(TR_NL_LEAKY_RELU, NAN) - sqrt(2.0 / (1 + 1e-4))) < 1e-15);
+    cr_expect(fabs(tr_calculate_gain(TR_NL_LEAKY_RELU, 0.0) - sqrt(2.0)) < 1e-15);
+    cr_expect(tr_calculate_gain(TR_NL_LINEAR, NAN) == 1.0 && tr_calculate_gain(TR_NL_SIGMOID, NAN) == 1.0);
+}
+
+Test(init, kaiming_takes_pytorchs_nonlinearity)
+{
+    const double fi = 1024;
+    const double tanh_bound = 5.0 / 3.0 * sqrt(3 / fi);
+    expect_uniform(init_weights((tr_init_spec){.scheme = TR_INIT_KAIMING_UNIFORM, .nonlinearity = TR_NL_TANH},
+                                TR_ACT_RELU, NULL),
+                   -tanh_bound, tanh_bound, "kaiming_uniform nonlinearity=tanh");
+    expect_normal(init_weights((tr_init_spec){.scheme = TR_INIT_KAIMING_NORMAL, .nonlinearity = TR_NL_SELU, .a = 5},
+                               TR_ACT_RELU, NULL),
+                  0, 0.75 / sqrt(fi), "kaiming_normal nonlinearity=selu (a ignored)");
+    expect_normal(init_weights((tr_init_spec){.scheme = TR_INIT_KAIMING_NORMAL, .nonlinearity = TR_NL_LINEAR},
+                               TR_ACT_RELU, NULL),
+                  0, 1 / sqrt(fi), "kaiming_normal nonlinearity=linear");
+}
+
+Test(init, gain_and_nonlinearity_are_read_from_the_configuration)
+{
+    tr_config c;
+    tr_err err = {0};
+    const char *text = "[model]\nlayers = 4, 8, 8, 2\ninit = xavier_uniform\ninit_gain = tanh\n"
+                       "init_gain.1 = leaky_relu:0.2\ninit.2 = kaiming_normal\ninit_nonlinearity.2 = relu\n"
+                       "[train]\nloss = mse\n";
+    cr_assert_eq(tr_config_load_string(&c, "t.ini", text, NULL, 0, &err), 0, "%s", err.msg);
+    cr_expect(fabs(c.model.weight_init[0].gain - 5.0 / 3.0) < 1e-15);
+    cr_expect(fabs(c.model.weight_init[1].gain - sqrt(2.0 / 1.04)) < 1e-15);
+    cr_expect_eq(c.model.weight_init[2].nonlinearity, TR_NL_RELU);
+    cr_expect_eq(c.model.weight_init[0].nonlinearity, TR_NL_LEAKY_RELU);
+    tr_config_free(&c);
+    const char *bad = "[model]\nlayers = 4, 2\ninit_gain = tanh:2\n[train]\nloss = mse\n";
+    cr_expect_eq(tr_config_load_string(&c, "t.ini", bad, NULL, 0, &err), TR_ECONFIG);
+    cr_expect(strstr(err.msg, "init_gain") && strstr(err.msg, "leaky_relu:0.2"), "%s", err.msg);
+    tr_config_free(&c);
+    const char *unknown = "[model]\nlayers = 4, 2\ninit_nonlinearity = swish\n[train]\nloss = mse\n";
+    cr_expect_eq(tr_config_load_string(&c, "t.ini", unknown, NULL, 0, &err), TR_ECONFIG);
+    cr_expect(strstr(err.msg, "init_nonlinearity") && strstr(err.msg, "selu"), "%s", err.msg);
+    tr_config_free(&c);
 }

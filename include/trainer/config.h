@@ -44,6 +44,23 @@ typedef enum tr_init_scheme {
 
 extern const char *const tr_init_names[]; /* NULL-terminated, in tr_init_scheme order */
 
+/* torch.nn.init.calculate_gain's nonlinearities (kaiming's `nonlinearity`); PyTorch's default
+ * for kaiming first. X(ENUM, name) */
+#define TR_NONLINEARITY_MAP(X)            \
+    X(TR_NL_LEAKY_RELU, "leaky_relu")     \
+    X(TR_NL_RELU, "relu")                 \
+    X(TR_NL_TANH, "tanh")                 \
+    X(TR_NL_SIGMOID, "sigmoid")           \
+    X(TR_NL_LINEAR, "linear")             \
+    X(TR_NL_SELU, "selu")
+
+typedef enum tr_nonlinearity { TR_NONLINEARITY_MAP(TR_ENUM_VALUE) } tr_nonlinearity;
+
+extern const char *const tr_nonlinearity_names[];
+
+/* torch.nn.init.calculate_gain(nl, param): param is leaky_relu's negative slope (NAN: 0.01). */
+double tr_calculate_gain(tr_nonlinearity nl, double param);
+
 
 /* How one tensor is initialised (PyTorch torch.nn.init semantics). */
 typedef struct tr_init_spec {
@@ -51,6 +68,7 @@ typedef struct tr_init_spec {
     double a, b;       /* uniform bounds; kaiming: a = negative slope */
     double mean, std;  /* normal */
     double gain;       /* xavier gain; NAN = auto (torch.nn.init.calculate_gain of the activation) */
+    tr_nonlinearity nonlinearity; /* kaiming: gain = calculate_gain(nonlinearity, a) */
     double value;      /* constant */
     bool fan_out;      /* kaiming mode */
 } tr_init_spec;
