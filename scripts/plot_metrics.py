@@ -6,7 +6,11 @@
 
 Reads RUN/metrics.csv (the twin of metrics.h5 that every run writes) and draws four panels
 against the epoch: train/validation/test loss (log scale with --log), accuracy and macro F1
-for classifiers or R2 for regressors, the learning rate, and training samples/s.
+for classifiers or R2 for regressors, the learning rate, and training samples/s. When the run
+kept the per-step log (`[output] log_every_steps`, RUN/steps.csv), two more panels follow
+against the optimizer step, as a course plots them: the loss of each logged step with the
+epoch's running mean, and the gradient's global norm before clipping (log scale: exploding
+gradients show as a climb of decades).
 """
 import argparse
 import csv
@@ -48,6 +52,18 @@ def read_metrics(run_dir):
     return col, present
 
 
+def read_steps(run_dir):
+    """The per-step log's columns as lists, or None when the run did not keep one."""
+    path = os.path.join(run_dir, "steps.csv")
+    if not os.path.isfile(path):
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "grad_norm" not in rows[0]:
+        return None
+    return {k: [float(r[k]) if r[k] not in ("", None) else math.nan for r in rows] for k in rows[0]}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="run directory (with metrics.csv)")
@@ -61,8 +77,9 @@ def main():
     size = th.figure_size(args.size)
     col, present = read_metrics(args.run)
     epoch = col("epoch")
+    steps = read_steps(args.run)
 
-    fig, axes = th.new_figure(size, nrows=2, ncols=2)
+    fig, axes = th.new_figure(size, nrows=3 if steps else 2, ncols=2)
     ax = axes[0][0]
     for name, label in LOSSES:
         if name in present:
@@ -97,6 +114,21 @@ def main():
     ax.plot(epoch, col("samples_per_s"), color="tab:green")
     ax.set(title="training throughput (samples/s)", xlabel="epoch")
     ax.set_ylim(bottom=0)
+
+    if steps:
+        ax = axes[2][0]
+        ax.plot(steps["step"], steps["loss"], lw=0.8, alpha=0.7, label="step loss")
+        ax.plot(steps["step"], steps["running_loss"], lw=1.5, label="epoch running mean")
+        if args.log:
+            ax.set_yscale("log")
+        ax.set(title="training loss per step", xlabel="step")
+        ax.legend(fontsize="small")
+        ax = axes[2][1]
+        norms = [v for v in steps["grad_norm"] if v > 0 and not math.isnan(v)]
+        ax.plot(steps["step"], steps["grad_norm"], color="tab:red", lw=0.8)
+        if norms:
+            ax.set_yscale("log")
+        ax.set(title="gradient norm (before clipping)", xlabel="step")
 
     fig.suptitle(args.title or os.path.basename(os.path.abspath(args.run)))
     fig.tight_layout()

@@ -192,8 +192,8 @@ static void stamp_header(unsigned char *image, size_t size)
 }
 
 /* Checks the header block of a checkpoint file against its contents (0, or TR_ECKPT naming
- * what is wrong). */
-static int verify_header(const char *path, tr_err *err)
+ * what is wrong). A file without any header passes when plain_ok (a plain HDF5 file). */
+static int verify_header(const char *path, bool plain_ok, tr_err *err)
 {
     const int rc = tr_input_check(path, "checkpoint", TR_ECKPT, err); /* no directory, FIFO or device */
     if (rc)
@@ -205,6 +205,10 @@ static int verify_header(const char *path, tr_err *err)
     ssize_t got = read(fd, head, TR_CKPT_HEADER);
     unsigned long long bytes = 0;
     unsigned long want = 0;
+    if (plain_ok && (got < (ssize_t)strlen(TR_CKPT_MAGIC) || strncmp(head, TR_CKPT_MAGIC, strlen(TR_CKPT_MAGIC)))) {
+        close(fd);
+        return 0;
+    }
     if (got != TR_CKPT_HEADER || strncmp(head, TR_CKPT_MAGIC, strlen(TR_CKPT_MAGIC)) != 0 ||
         sscanf(head + strlen(TR_CKPT_MAGIC), "bytes %llu\ncrc32 %lx", &bytes, &want) != 2) {
         close(fd);
@@ -340,13 +344,13 @@ int tr_ckpt_save(const char *path, const tr_config *c, const tr_model *m, const 
 
 /* ------------------------------------------------------------------ reading ----------- */
 
-static int open_checked(hid_t *f, const char *path, tr_err *err)
+static int open_checked(hid_t *f, const char *path, bool plain_ok, tr_err *err)
 {
     tr_h5_quiet();
     struct stat sb;
     if (stat(path, &sb) != 0)
         return tr_fail(err, TR_ECKPT, "%s: cannot open the checkpoint: %s", path, strerror(errno));
-    int rc = verify_header(path, err);
+    int rc = verify_header(path, plain_ok, err);
     if (rc)
         return rc;
     if (H5Fis_hdf5(path) <= 0)
@@ -474,7 +478,7 @@ static int check_finite(hid_t f, const char *path, tr_err *err)
 int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckpt_parts *parts, tr_err *err)
 {
     hid_t f;
-    int rc = open_checked(&f, path, err);
+    int rc = open_checked(&f, path, parts && parts->plain_ok, err);
     if (rc)
         return rc;
     rc = check_finite(f, path, err);
@@ -497,7 +501,8 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
                  ? check_architecture(f, path, c, m, err)
                  : 0;
     if (!rc && !tr_h5_exists(f, "/model"))
-        rc = tr_fail(err, TR_ECKPT, "%s: no /model group (not a trainer checkpoint)", path);
+        rc = tr_fail(err, TR_ECKPT, "%s: no /model group (a trainer checkpoint, or for --init-from /model/<i>/weight "
+                                    "and /model/<i>/bias named as nn.Sequential names them)", path);
     const bool want_params = !(parts && parts->skip_params);
     /* parameters: read into a scratch copy first, so a bad file changes nothing */
     float *params = calloc(m->n_params + 1, sizeof *params);
@@ -684,7 +689,7 @@ int tr_ckpt_read_config(const char *path, tr_config *c, tr_err *err)
 {
     hid_t f;
     memset(c, 0, sizeof *c);
-    int rc = open_checked(&f, path, err);
+    int rc = open_checked(&f, path, false, err);
     if (rc)
         return rc;
     if (!tr_h5_exists(f, "/config")) {
@@ -775,7 +780,7 @@ int tr_ckpt_find_latest(const char *dir, char *path, size_t len, tr_err *err)
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
         hid_t f;
         tr_err e2 = {0};
-        if (open_checked(&f, p, &e2) == 0) {
+        if (open_checked(&f, p, false, &e2) == 0) {
             char fmt[64] = "";
             int64_t step;
             const bool ok = tr_h5_get_attr_str(f, p, "/", "format", fmt, sizeof fmt, &e2) == 0 &&

@@ -499,6 +499,10 @@ static const key_desc keys[] = {
     {.section = "output", .name = "checkpoint_every", .kind = K_I64, FIELD(output.checkpoint_every),
      .min = 0, .max = 1e9, .def = "1",
      .doc = "Write a checkpoint every this many epochs (0: only at the end and on a signal)."},
+    {.section = "output", .name = "log_every_steps", .kind = K_I64, FIELD(output.log_every_steps),
+     .min = 0, .max = 1e12, .def = "0",
+     .doc = "Every this many optimizer steps a row of the per-step log (steps.h5, steps.csv): the step's loss, the "
+            "epoch's running loss, the gradient's global norm before clipping and the learning rate; 0 = off."},
     {.section = "output", .name = "checkpoint_every_steps", .kind = K_I64, FIELD(output.checkpoint_every_steps),
      .min = 0, .max = 1e12, .def = "0",
      .doc = "Also write a checkpoint every this many optimizer steps (0: off)."},

@@ -19,7 +19,8 @@
 typedef enum col_kind { COL_SCALAR, COL_PER_CLASS, COL_CONFUSION } col_kind;
 typedef enum col_field {
     F_EPOCH, F_STEP, F_TIME, F_LR, F_TRAIN_LOSS, F_TRAIN_ACC, F_PENALTY, F_SPS, F_PHASE,
-    F_LOSS, F_ACC, F_MACRO_F1, F_MSE, F_MAE, F_R2, F_PRECISION, F_RECALL, F_F1, F_CONFUSION
+    F_LOSS, F_ACC, F_MACRO_P, F_MACRO_R, F_MACRO_F1, F_WEIGHTED_P, F_WEIGHTED_R, F_WEIGHTED_F1, F_MSE, F_RMSE, F_MAE,
+    F_R2, F_PRECISION, F_RECALL, F_F1, F_CONFUSION
 } col_field;
 
 typedef struct col_t {
@@ -90,8 +91,14 @@ static void describe(tr_metric_log *l)
         if (cls) {
             COL("accuracy", COL_SCALAR, F_ACC);
             COL("macro_f1", COL_SCALAR, F_MACRO_F1);
+            COL("macro_precision", COL_SCALAR, F_MACRO_P);
+            COL("macro_recall", COL_SCALAR, F_MACRO_R);
+            COL("weighted_precision", COL_SCALAR, F_WEIGHTED_P);
+            COL("weighted_recall", COL_SCALAR, F_WEIGHTED_R);
+            COL("weighted_f1", COL_SCALAR, F_WEIGHTED_F1);
         } else {
             COL("mse", COL_SCALAR, F_MSE);
+            COL("rmse", COL_SCALAR, F_RMSE);
             COL("mae", COL_SCALAR, F_MAE);
             COL("r2", COL_SCALAR, F_R2);
         }
@@ -126,7 +133,13 @@ static double scalar(const col_t *c, const tr_log_row *r)
     case F_LOSS: return m ? m->loss : NAN;
     case F_ACC: return m ? m->accuracy : NAN;
     case F_MACRO_F1: return m ? m->macro_f1 : NAN;
+    case F_MACRO_P: return m ? m->macro_precision : NAN;
+    case F_MACRO_R: return m ? m->macro_recall : NAN;
+    case F_WEIGHTED_P: return m ? m->weighted_precision : NAN;
+    case F_WEIGHTED_R: return m ? m->weighted_recall : NAN;
+    case F_WEIGHTED_F1: return m ? m->weighted_f1 : NAN;
     case F_MSE: return m ? m->mse : NAN;
+    case F_RMSE: return m ? m->rmse : NAN;
     case F_MAE: return m ? m->mae : NAN;
     case F_R2: return m ? m->r2 : NAN;
     default: return NAN;
@@ -703,14 +716,14 @@ void tr_print_report(FILE *f, const tr_metrics *m, const char *title, const char
 {
     fprintf(f, "\n%s (%lld rows): loss %.6f\n", title, (long long)m->rows, m->loss);
     if (m->task == TR_TASK_REGRESSION) {
-        fprintf(f, "  mse %.6g  mae %.6g  r2 %.6f\n", m->mse, m->mae, m->r2);
+        fprintf(f, "  mse %.6g  rmse %.6g  mae %.6g  r2 %.6f\n", m->mse, m->rmse, m->mae, m->r2);
         return;
     }
     const int64_t K = m->classes;
     fprintf(f, "  accuracy %.4f  macro_f1 %.4f\n", m->accuracy, m->macro_f1);
     /* row labels: the class names (at most 16 characters), else the class indices */
     char name[64];
-    int label_width = 6;
+    int label_width = 12; /* "weighted avg" */
     for (int64_t i = 0; i < K; i++) {
         const int len = (int)strlen(tr_class_name(class_names, i, name, sizeof name));
         label_width = len > label_width ? (len < 16 ? len : 16) : label_width;
@@ -730,14 +743,22 @@ void tr_print_report(FILE *f, const tr_metrics *m, const char *title, const char
         fprintf(f, "  (%lld classes: the confusion matrix is in metrics.h5)\n", (long long)K);
     }
     fprintf(f, "  %*s %10s %10s %10s %10s\n", label_width, "class", "precision", "recall", "f1-score", "support");
+    int64_t total = 0;
     for (int64_t i = 0; i < K; i++) {
         int64_t support = 0;
         for (int64_t j = 0; j < K; j++)
             support += m->confusion[i * K + j];
+        total += support;
         fprintf(f, "  %*.*s %10.4f %10.4f %10.4f %10lld\n", label_width, 16,
                 tr_class_name(class_names, i, name, sizeof name), m->precision[i], m->recall[i], m->f1[i],
                 (long long)support);
     }
+    /* scikit-learn's classification_report closing rows */
+    fprintf(f, "\n  %*s %10s %10s %10.4f %10lld\n", label_width, "accuracy", "", "", m->accuracy, (long long)total);
+    fprintf(f, "  %*s %10.4f %10.4f %10.4f %10lld\n", label_width, "macro avg", m->macro_precision, m->macro_recall,
+            m->macro_f1, (long long)total);
+    fprintf(f, "  %*s %10.4f %10.4f %10.4f %10lld\n", label_width, "weighted avg", m->weighted_precision,
+            m->weighted_recall, m->weighted_f1, (long long)total);
 }
 
 void tr_log_progress(FILE *f, int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss)

@@ -13,7 +13,7 @@
 
 const char *const tr_loss_names[] = {TR_LOSS_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_reduction_names[] = {TR_REDUCTION_MAP(TR_ENUM_NAME) NULL};
-const char *const tr_metric_names[] = {"loss", "accuracy", "macro_f1", "mse", "mae", "r2", NULL};
+const char *const tr_metric_names[] = {"loss", "accuracy", "macro_f1", "weighted_f1", "mse", "rmse", "mae", "r2", NULL};
 
 int tr_loss_from_name(const char *name) { return tr_name_index(tr_loss_names, name); }
 
@@ -21,7 +21,8 @@ const char *tr_loss_name(tr_loss_kind kind) { return tr_name_of(tr_loss_names, k
 
 bool tr_metric_higher_is_better(const char *metric)
 {
-    return !strcmp(metric, "accuracy") || !strcmp(metric, "macro_f1") || !strcmp(metric, "r2");
+    return !strcmp(metric, "accuracy") || !strcmp(metric, "macro_f1") || !strcmp(metric, "weighted_f1") ||
+           !strcmp(metric, "r2");
 }
 
 bool tr_loss_takes_class_index(const tr_loss *L)
@@ -390,7 +391,8 @@ static void classification_metrics(tr_metrics *m, const tr_loss *L, const float 
         }
     }
     m->accuracy = total ? (double)correct / (double)total : NAN;
-    double f1_sum = 0.0;
+    double macro[3] = {0, 0, 0}, weighted[3] = {0, 0, 0};
+    int64_t present = 0, support_sum = 0;
     for (int64_t c = 0; c < K; c++) {
         int64_t tp = m->confusion[c * K + c], col = 0, row = 0;
         for (int64_t j = 0; j < K; j++) {
@@ -402,9 +404,22 @@ static void classification_metrics(tr_metrics *m, const tr_loss *L, const float 
         m->recall[c] = row ? (double)tp / (double)row : 0.0;
         const double pr = m->precision[c] + m->recall[c];
         m->f1[c] = pr > 0.0 ? 2.0 * m->precision[c] * m->recall[c] / pr : 0.0;
-        f1_sum += m->f1[c];
+        const double v[3] = {m->precision[c], m->recall[c], m->f1[c]};
+        if (col + row > 0) { /* a class neither true nor predicted is not in scikit-learn's labels */
+            present++;
+            for (int k = 0; k < 3; k++)
+                macro[k] += v[k];
+        }
+        support_sum += row;
+        for (int k = 0; k < 3; k++)
+            weighted[k] += (double)row * v[k];
     }
-    m->macro_f1 = K ? f1_sum / (double)K : NAN;
+    m->macro_precision = present ? macro[0] / (double)present : NAN;
+    m->macro_recall = present ? macro[1] / (double)present : NAN;
+    m->macro_f1 = present ? macro[2] / (double)present : NAN;
+    m->weighted_precision = support_sum ? weighted[0] / (double)support_sum : NAN;
+    m->weighted_recall = support_sum ? weighted[1] / (double)support_sum : NAN;
+    m->weighted_f1 = support_sum ? weighted[2] / (double)support_sum : NAN;
 }
 
 static void regression_metrics(tr_metrics *m, const tr_loss *L, const float *A, const float *y, int64_t N)
@@ -430,6 +445,7 @@ static void regression_metrics(tr_metrics *m, const tr_loss *L, const float *A, 
         r2_sum += tot > 0.0 ? 1.0 - se / tot : (se == 0.0 ? 1.0 : 0.0);
     }
     m->mse = se_all / ((double)N * (double)O);
+    m->rmse = sqrt(m->mse);
     m->mae = ae_all / ((double)N * (double)O);
     m->r2 = r2_sum / (double)O;
 }
@@ -460,8 +476,12 @@ bool tr_metrics_get(const tr_metrics *m, const char *name, double *value)
         *value = m->accuracy;
     else if (cls && strcmp(name, "macro_f1") == 0)
         *value = m->macro_f1;
+    else if (cls && strcmp(name, "weighted_f1") == 0)
+        *value = m->weighted_f1;
     else if (!cls && strcmp(name, "mse") == 0)
         *value = m->mse;
+    else if (!cls && strcmp(name, "rmse") == 0)
+        *value = m->rmse;
     else if (!cls && strcmp(name, "mae") == 0)
         *value = m->mae;
     else if (!cls && strcmp(name, "r2") == 0)

@@ -564,6 +564,8 @@ struct tr_reduce {
     tr_grad_hook hook;
     /* the step in progress */
     bool update_finite;
+    bool measure;              /* this step sums the gradient's squared norm into step_sq */
+    double step_sq;
     int local_top;             /* local: tensors [local_top, n_tensors) updated this step */
     int n_buckets;
     const size_t *bucket_begin; /* ascending */
@@ -587,6 +589,8 @@ struct tr_reduce {
 
 static bool update(tr_reduce *r, size_t lo, size_t hi, float scale)
 {
+    if (r->measure) /* before the update: the gradient as it arrived, unclipped */
+        r->step_sq += r->ops.sq_norm(r->ops.ctx, lo, hi);
     const bool ok = r->ops.update(r->ops.ctx, lo, hi, scale);
     r->update_finite &= ok;
     return ok;
@@ -759,9 +763,9 @@ static int shared_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
     }
     atomic_thread_fence(memory_order_seq_cst);
     /* the sum of the statistics is also the barrier: after it every shard is updated */
-    double stats[5] = {st->loss, (double)st->correct, (double)st->rows, r->update_finite ? 0.0 : 1.0,
-                       st->stop ? 1.0 : 0.0};
-    int rc = tr_dist_sum_f64(r->d, stats, 5, err);
+    double stats[6] = {st->loss, (double)st->correct, (double)st->rows, r->update_finite ? 0.0 : 1.0,
+                       st->stop ? 1.0 : 0.0, r->step_sq};
+    int rc = tr_dist_sum_f64(r->d, stats, 6, err);
     atomic_thread_fence(memory_order_seq_cst);
     *r->comm_s += tr_seconds() - t0 - (*r->optim_s + *r->comm_s - nested0);
     if (rc)
@@ -773,6 +777,8 @@ static int shared_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
     st->rows = (int64_t)stats[2];
     st->stop = stats[4] > 0.0;
     st->nonfinite = !isfinite(stats[0]) ? "loss" : stats[3] != 0.0 ? "gradient" : NULL;
+    /* the node's ranks updated disjoint shards; every node all of them */
+    st->grad_norm = r->measure ? sqrt(stats[5] / (double)(r->d->size / r->d->local_size)) : NAN;
     return 0;
 }
 
@@ -797,6 +803,7 @@ static int allreduce_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
     }
     update_all(r);
     st->nonfinite = r->update_finite ? NULL : "gradient";
+    st->grad_norm = r->measure ? sqrt(r->step_sq) : NAN;
     return 0;
 }
 
@@ -918,19 +925,21 @@ static int exact_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
     }
     *r->optim_s += tr_seconds() - t1;
     atomic_thread_fence(memory_order_seq_cst);
-    double flags[3] = {r->update_finite ? 0.0 : 1.0, st->stop ? 1.0 : 0.0, rc ? 1.0 : 0.0};
-    const int frc = tr_dist_sum_f64(r->d, flags, 3, rc ? NULL : err);
+    double flags[4] = {r->update_finite ? 0.0 : 1.0, st->stop ? 1.0 : 0.0, rc ? 1.0 : 0.0, r->step_sq};
+    const int frc = tr_dist_sum_f64(r->d, flags, 4, rc ? NULL : err);
     atomic_thread_fence(memory_order_seq_cst);
     if (rc || frc)
         return rc ? rc : frc;
     st->stop = flags[1] > 0.0;
     st->nonfinite = !finite ? "loss or gradient" : flags[0] > 0.0 ? "gradient" : NULL;
+    st->grad_norm = r->measure ? sqrt(flags[3] / (double)(r->d->size / L)) : NAN; /* every node holds every shard */
     return 0;
 }
 
 static int local_finish(tr_reduce *r, tr_step_stats *st)
 {
     st->nonfinite = !isfinite(st->loss) ? "loss" : !r->update_finite ? "gradient" : NULL;
+    st->grad_norm = r->measure ? sqrt(r->step_sq) : NAN;
     return 0;
 }
 
@@ -1064,6 +1073,12 @@ tr_reduce_kind tr_reduce_kind_of(const tr_reduce *r) { return r->kind; }
 
 bool tr_reduce_shares_params(const tr_reduce *r) { return r->node != NULL; }
 
+void tr_reduce_measure_norm(tr_reduce *r, bool on)
+{
+    r->measure = on;
+    r->step_sq = 0.0;
+}
+
 void tr_reduce_begin(tr_reduce *r)
 {
     r->update_finite = true;
@@ -1120,6 +1135,7 @@ float *tr_reduce_chunk(tr_reduce *r, int64_t i, double loss)
 int tr_reduce_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
 {
     st->nonfinite = NULL;
+    st->grad_norm = NAN;
     switch (r->kind) {
     case TR_REDUCE_LOCAL:
         return local_finish(r, st);

@@ -10,6 +10,7 @@
 #include "trainer/fault.h"
 #include "trainer/files.h"
 #include "trainer/rundir.h"
+#include "trainer/steplog.h"
 #include "trainer/sched.h"
 
 #include <errno.h>
@@ -23,6 +24,7 @@
 
 typedef struct run_state {
     tr_metric_log *log;
+    tr_step_log *steps; /* the per-step log, or NULL */
     double time_base;   /* training seconds of the run before this process */
     double t_start;
     char monitor[32];
@@ -138,7 +140,8 @@ static int load(tr_trainer *t, const char *path, bool full, tr_ckpt_state *st, t
     tr_ckpt_parts parts = {.skip_params = !writer,
                            .optim = full && writer ? &t->optim : NULL,
                            .scaler = NULL,
-                           .state = full ? st : NULL};
+                           .state = full ? st : NULL,
+                           .plain_ok = !full};
     int rc = tr_ckpt_load(path, t->cfg, &t->model, &parts, err);
     rc = tr_dist_agree(t->dist, rc);
     if (!rc && full && !writer) { /* the others keep their own copy of the optimizer's counters */
@@ -245,6 +248,16 @@ static int claim_dir(tr_rundir *rd, const tr_run_options *o, const tr_config *c,
 }
 
 /* ------------------------------------------------------------------ the loop ---------- */
+
+/* A row of the per-step log (rank 0). */
+static int log_step(const tr_trainer *t, run_state *r, tr_err *err)
+{
+    const double denom = tr_loss_denominator(&t->loss, t->epoch_rows, (double)t->epoch_rows);
+    const tr_step_row row = {.step = (double)t->step, .epoch = (double)t->epoch + 1, .loss = t->step_loss,
+                             .running_loss = denom > 0 ? t->epoch_loss_sum / denom : NAN, .grad_norm = t->grad_norm,
+                             .lr = t->optim.lr};
+    return tr_step_log_append(r->steps, &row, err);
+}
 
 static void fill_row(const tr_trainer *t, const run_state *r, double seconds, int64_t rows, tr_log_row *row)
 {
@@ -395,6 +408,8 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
                                 .test = t->data.test.rows > 0,
                                 .phase_names = tr_phase_names};
         rc = tr_metric_log_open(&r.log, c->output.dir, &layout, keep_rows, err);
+        if (!rc && c->output.log_every_steps > 0)
+            rc = tr_step_log_open(&r.steps, c->output.dir, path[0] ? t->step : -1, err);
     }
     rc = tr_dist_agree(t->dist, rc);
     if (rc)
@@ -425,6 +440,8 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
             if (t->step + 1 == signal_step)
                 raise(SIGTERM);
             rc = tr_trainer_step(t, s, err);
+            if (!rc && c->output.log_every_steps > 0 && t->step % c->output.log_every_steps == 0)
+                rc = tr_dist_agree(t->dist, r.steps ? log_step(t, &r, err) : 0);
             if (rc)
                 goto done;
             if (t->stop_agreed) {
@@ -488,6 +505,7 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     t->seconds = r.time_base + (tr_seconds() - r.t_start);
 done:
     tr_metric_log_close(r.log);
+    tr_step_log_close(r.steps);
     tr_rundir_close(&rd);
     return rc;
 }

@@ -191,7 +191,8 @@ static file_role role_of(const char *dir, const char *name, char *what, size_t l
     if ((sscanf(name, "ckpt-%lld.%7s", &step, tail) == 2 && !strcmp(tail, "h5")) || !strcmp(name, "best.h5"))
         return ROLE_RESULT;
     if (strstr(name, ".tmp.") && (!strncmp(name, "ckpt-", 5) || !strncmp(name, "best.h5", 7) ||
-                                  !strncmp(name, "metrics.", 8) || !strncmp(name, "config.ini", 10) ||
+                                  !strncmp(name, "metrics.", 8) || !strncmp(name, "steps.", 6) ||
+                                  !strncmp(name, "config.ini", 10) ||
                                   !strncmp(name, "effective-config.ini", 20)))
         return ROLE_BYPRODUCT;
     int n_earlier, end = 0;
@@ -212,6 +213,8 @@ static file_role role_of(const char *dir, const char *name, char *what, size_t l
         return n != 0 ? ROLE_RESULT : ROLE_BYPRODUCT;
     }
     if ((!strcmp(name, "config.ini") || !strcmp(name, "effective-config.ini")) && written_by_trainer(path))
+        return ROLE_BYPRODUCT;
+    if (!strcmp(name, "steps.csv") || !strcmp(name, "steps.h5")) /* the per-step log goes with metrics.* */
         return ROLE_BYPRODUCT;
     return ROLE_NONE;
 }

@@ -540,6 +540,8 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     const double began = tr_seconds();
     t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, t->lr_scale);
     tr_step_stats st = {0};
+    const int64_t log_every = t->cfg->output.log_every_steps;
+    tr_reduce_measure_norm(t->reduce, log_every > 0 && (t->step + 1) % log_every == 0);
     tr_reduce_begin(t->reduce);
     if (tr_reduce_kind_of(t->reduce) == TR_REDUCE_EXACT) {
         st.loss = chunk_gradients(t, step_in_epoch, &st.correct, &st.rows);
@@ -568,6 +570,8 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
         rc = tr_fail(err, TR_EMPI, "summing batch-norm statistics over the ranks failed");
     if (rc)
         return rc;
+    t->step_loss = st.loss / tr_loss_denominator(&t->loss, st.rows, (double)st.rows);
+    t->grad_norm = st.grad_norm;
     t->epoch_loss_sum += st.loss;
     t->epoch_correct += st.correct;
     t->epoch_rows += st.rows;

@@ -72,6 +72,9 @@ typedef struct tr_ckpt_parts {
     tr_optim *optim;       /* NULL: not restored (--init-from) */
     tr_scaler *scaler;     /* NULL: not restored */
     tr_ckpt_state *state;  /* NULL: not restored */
+    bool plain_ok;         /* --init-from: a plain HDF5 file without the checksummed header (a PyTorch
+                            * state_dict written with h5py) is accepted; the header is checked where
+                            * there is one, the shapes and finiteness always */
 } tr_ckpt_parts;
 
 /* Writes a checkpoint of the run to `path` atomically (rank 0). */

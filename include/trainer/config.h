@@ -211,6 +211,7 @@ typedef struct tr_output_config {
     char dir[TR_PATH_MAX];
     int64_t checkpoint_every;       /* epochs; 0 = only at the end */
     int64_t checkpoint_every_steps; /* 0 = off */
+    int64_t log_every_steps;        /* the per-step log (steplog.h); 0 = off */
     int64_t keep_last;
     char best_metric[32];           /* auto, none, val_loss, test_accuracy, ... */
     tr_best_mode best_mode;

@@ -125,9 +125,12 @@ typedef struct tr_metrics {
     double accuracy;
     int64_t *confusion; /* (classes, classes): row = true class, column = predicted */
     double *precision, *recall, *f1; /* (classes) */
-    double macro_f1;
+    /* scikit-learn's classification_report averages: macro over the classes present in the
+     * targets or the predictions, weighted by each class's support (its true rows) */
+    double macro_precision, macro_recall, macro_f1;
+    double weighted_precision, weighted_recall, weighted_f1;
     /* regression (averaged over outputs, as scikit-learn's uniform_average) */
-    double mse, mae, r2;
+    double mse, rmse, mae, r2;
 } tr_metrics;
 
 /* Allocates the per-class arrays for `classes` classes (0 for regression). */
@@ -142,7 +145,7 @@ void tr_metrics_free(tr_metrics *m);
 void tr_metrics_compute(tr_metrics *m, const tr_loss *L, const float *Z, const float *A,
                         const float *y, const double *row_loss, int64_t N);
 
-/* The value a monitor named `name` (loss, accuracy, macro_f1, mse, mae, r2) has in m;
+/* The value a monitor named `name` (tr_metric_names) has in m;
  * returns false for an unknown name or one that does not apply to the task. */
 bool tr_metrics_get(const tr_metrics *m, const char *name, double *value);
 

@@ -61,6 +61,8 @@ typedef struct tr_step_stats {
     int64_t correct, rows; /* correct predictions (classification), rows */
     bool stop;             /* in: this rank was asked to stop; out: some rank was */
     const char *nonfinite; /* out: "loss", "gradient", "loss or gradient", or NULL */
+    double grad_norm;      /* out: the global L2 norm of the summed, regularised gradient before
+                            * clipping when tr_reduce_measure_norm asked for it, else NAN */
 } tr_step_stats;
 
 typedef struct tr_reduce tr_reduce;
@@ -82,6 +84,11 @@ tr_reduce_kind tr_reduce_kind_of(const tr_reduce *r);
 bool tr_reduce_shares_params(const tr_reduce *r);
 
 void tr_reduce_begin(tr_reduce *r);
+
+/* Whether the coming step measures the gradient's norm (tr_step_stats.grad_norm): one more
+ * pass over the gradient as it is applied, and no extra collective. Call before
+ * tr_reduce_begin. */
+void tr_reduce_measure_norm(tr_reduce *r, bool on);
 
 /* Whether the backward of micro-step j adds into the gradient buffer (else it overwrites). */
 bool tr_reduce_adds(const tr_reduce *r, int64_t j);

@@ -71,6 +71,8 @@ typedef struct tr_trainer {
     int64_t epoch_rows, epoch_correct;
     double train_loss;      /* running mean loss of the last finished epoch */
     double train_accuracy;  /* running accuracy of the last finished epoch (classification) */
+    double step_loss;       /* the last step's mean loss */
+    double grad_norm;       /* the last step's gradient norm before clipping (NAN when not measured) */
     tr_metrics train_metrics, val_metrics, test_metrics; /* last evaluation */
     bool has_train_metrics, has_val_metrics, has_test_metrics;
     double phase[TR_PHASE_COUNT]; /* seconds since the last evaluation line */
