@@ -14,59 +14,17 @@ data's range; classifiers get colour regions by predicted class (binary: shaded 
 """
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 
-import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import trainer_h5 as th  # noqa: E402
 
 
-def read_points(path):
-    th.require_file(path, "the data points to draw")
-    if path.endswith((".h5", ".hdf5")):
-        try:
-            with h5py.File(path, "r") as f:
-                if "X" not in f or "y" not in f:
-                    th.fail(f"{path}: needs /X (features) and /y (targets), as `trainer data gen` writes")
-                x, y = np.array(f["X"], dtype=np.float64), np.array(f["y"])
-        except OSError as e:
-            th.fail(f"{path}: not a readable HDF5 file ({e})")
-    else:
-        try:
-            data = np.genfromtxt(path, delimiter=",", names=True)
-        except ValueError as e:
-            th.fail(f"{path}: not a CSV file of numbers with a header line ({e})")
-        names = data.dtype.names or ()
-        if "y" not in names:
-            th.fail(f"{path}: no column y (expected x0, x1, ..., y as `trainer data gen` writes)")
-        x = np.column_stack([data[n] for n in names if n != "y"]).astype(np.float64)
-        y = data["y"]
-    if x.ndim == 1:
-        x = x[:, None]
-    y = y.reshape(len(y), -1)[:, 0] if y.ndim > 1 else y
-    if len(x) == 0:
-        th.fail(f"{path}: no rows")
-    return x, y
-
-
 def predict(trainer, checkpoint, grid, points):
-    """Runs `trainer predict` once on the rows of grid and points; returns the output file's
-    datasets for each, in that order."""
-    x = np.vstack([grid, points])
-    with tempfile.TemporaryDirectory() as tmp:
-        inp, out = os.path.join(tmp, "grid.h5"), os.path.join(tmp, "pred.h5")
-        with h5py.File(inp, "w") as f:
-            f["X"] = x.astype(np.float32)
-        r = subprocess.run([trainer, "predict", "--checkpoint", checkpoint, "--input", inp, "--output", out,
-                            "--features", "/X"], capture_output=True, text=True)
-        if r.returncode != 0:
-            th.fail(f"trainer predict failed (status {r.returncode}): {r.stderr.strip()}", r.returncode)
-        with h5py.File(out, "r") as f:
-            result = {k: np.array(f[k]) for k in f}
+    """`trainer predict` once on the rows of grid and points: the output's datasets for each."""
+    result = th.predict(trainer, checkpoint, np.vstack([grid, points]))
     n = len(grid)
     return {k: v[:n] for k, v in result.items()}, {k: v[n:] for k, v in result.items()}
 
@@ -86,15 +44,12 @@ def main():
         th.fail("--resolution must be 10 to 2000")
     ck = th.read_checkpoint(args.checkpoint)
     trainer = th.find_trainer(args.trainer)
-    x, y = read_points(args.data)
+    x, y, _ = th.read_points(args.data)
     widths = [int(w) for w in ck["layers"].split(",")] if ck["layers"] else []
     features = widths[0] if widths else x.shape[1]
     if x.shape[1] != features:
         th.fail(f"{args.data}: {x.shape[1]} features, but the model takes {features}")
-    loss = ck["config"].get("train.loss", "")
-    classifier = loss in ("bce", "bce_logits", "cross_entropy")
-    names = th.class_names(ck["config"].get("data.class_names", ""), 2 if widths and widths[-1] == 1 else
-                           (widths[-1] if widths else 2))
+    classifier, names, _ = th.model_classes(ck)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "decision.png")
 
     fig, ax = th.new_figure(size)

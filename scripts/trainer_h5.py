@@ -108,6 +108,109 @@ def read_run_config(run_dir):
     return {f"{s}.{k}": v for s in cfg.sections() for k, v in cfg[s].items()}
 
 
+CLASSIFICATION_LOSSES = ("bce", "bce_logits", "cross_entropy", "nll")
+
+
+def read_points(path, labels=None):
+    """(x, y, column names or None) of a data file: HDF5 (/X features, /y targets: what `trainer
+    data gen` and `trainer data convert` write), CSV with columns x0, x1, ..., y, or IDX images
+    (gzip or not) with labels = their IDX labels file (pixels / 255, as the trainer reads them)."""
+    require_file(path, "the data points to draw")
+    if labels is not None or path.endswith(("idx3-ubyte", "idx3-ubyte.gz")):
+        return read_idx(path, labels)
+    columns = None
+    if path.endswith((".h5", ".hdf5")):
+        try:
+            with h5py.File(path, "r") as f:
+                if "X" not in f or "y" not in f:
+                    fail(f"{path}: needs /X (features) and /y (targets), as `trainer data gen` writes")
+                x, y = np.array(f["X"], dtype=np.float64), np.array(f["y"])
+                names = attr_str(f["X"], "columns")
+                columns = [n.strip() for n in names.split(", ")] if names else None
+        except OSError as e:
+            fail(f"{path}: not a readable HDF5 file ({e})")
+    else:
+        try:
+            data = np.genfromtxt(path, delimiter=",", names=True)
+        except ValueError as e:
+            fail(f"{path}: not a CSV file of numbers with a header line ({e})")
+        names = data.dtype.names or ()
+        if "y" not in names:
+            fail(f"{path}: no column y (expected x0, x1, ..., y as `trainer data gen` writes)")
+        x = np.column_stack([data[n] for n in names if n != "y"]).astype(np.float64)
+        y = data["y"]
+    if x.ndim == 1:
+        x = x[:, None]
+    y = y.reshape(len(y), -1)[:, 0] if y.ndim > 1 else y
+    if len(x) == 0:
+        fail(f"{path}: no rows")
+    return x, y, columns
+
+
+def read_idx(images, labels):
+    """IDX images (N, rows, cols) as (N, rows * cols) / 255 and their labels."""
+    import gzip
+    import struct
+
+    def load(path):
+        require_file(path, "an IDX file")
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+            raw = f.read()
+        if len(raw) < 8 or raw[0] or raw[1] or raw[2] != 8:
+            fail(f"{path}: not an IDX file of unsigned bytes")
+        dims = struct.unpack(">" + "I" * raw[3], raw[4:4 + 4 * raw[3]])
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * raw[3]).reshape(dims)
+
+    if labels is None:
+        fail(f"{images}: IDX images need their labels file (--labels)")
+    x, y = load(images), load(labels)
+    if len(x) != len(y):
+        fail(f"{images}: {len(x)} images but {labels} has {len(y)} labels")
+    return x.reshape(len(x), -1).astype(np.float64) / 255.0, y.astype(np.int64), None
+
+
+def predict(trainer, checkpoint, x, layer=None):
+    """`trainer predict` (the trainer's own scaling and kernels) on the rows of x: the output
+    file's datasets ({"probabilities", "class"}, {"predictions"} or {"activations"})."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, out = os.path.join(tmp, "in.h5"), os.path.join(tmp, "pred.h5")
+        with h5py.File(inp, "w") as f:
+            f["X"] = np.asarray(x, dtype=np.float32)
+        cmd = [trainer, "predict", "--checkpoint", checkpoint, "--input", inp, "--output", out, "--features", "/X"]
+        r = subprocess.run(cmd + (["--layer", str(layer)] if layer is not None else []), capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            fail(f"trainer predict failed (status {r.returncode}): {r.stderr.strip()}", r.returncode)
+        with h5py.File(out, "r") as f:
+            return {k: np.array(f[k]) for k in f}
+
+
+def model_classes(ck):
+    """(is a classifier, its class names) of a checkpoint read with read_checkpoint."""
+    widths = [int(w) for w in ck["layers"].split(",")] if ck["layers"] else []
+    classifier = ck["config"].get("train.loss", "") in CLASSIFICATION_LOSSES
+    k = 2 if widths and widths[-1] == 1 else (widths[-1] if widths else 2)
+    return classifier, class_names(ck["config"].get("data.class_names", ""), k), widths
+
+
+def image_shape(features, spec=None):
+    """(rows, cols) of the images a row of `features` pixels holds: --shape RxC, or a square."""
+    if spec:
+        try:
+            r, c = (int(v) for v in spec.lower().split("x"))
+        except ValueError:
+            fail(f"--shape {spec}: expected ROWSxCOLS, e.g. 28x28")
+        if r * c != features:
+            fail(f"--shape {spec}: {r * c} pixels, but the rows have {features} features")
+        return r, c
+    side = int(round(features ** 0.5))
+    if side * side != features:
+        fail(f"{features} features are not a square image: give --shape ROWSxCOLS")
+    return side, side
+
+
 def class_names(names, classes):
     """A list of `classes` labels from a comma-separated `names` string ("" = 0, 1, ...)."""
     given = [n.strip() for n in names.split(",")] if names else []

@@ -48,6 +48,7 @@ static const char usage_main[] =
     "  data gen KIND --out FILE.h5|.csv [--KEY VALUE]   write a built-in data set to a file\n"
     "  data convert INPUT OUTPUT.h5 [--KEY VALUE]       any input to the layout training maps in place\n"
     "  bench CONFIG.ini [--steps N] [--warmup N]        time the step phases against sgemm alone\n"
+    "  activations --out FILE.csv                       every activation and its derivative on a grid\n"
     "  help config                                      list every configuration key\n"
     "\n"
     "options:\n"
@@ -96,14 +97,19 @@ static const char usage_eval[] =
 
 static const char usage_predict[] =
     "usage: trainer predict --checkpoint FILE.h5 --input IN.h5|IN.csv --output OUT.csv|OUT.h5\n"
-    "                       [--features /DATASET] [--columns NAME,NAME,...]\n"
+    "                       [--features /DATASET] [--columns NAME,NAME,...] [--layer K]\n"
     "\n"
     "Predicts every input row with the checkpoint's model and feature scaling. Classifiers\n"
     "write class probabilities (p0.. or p1) and the class; regressors their outputs (y0..).\n"
     "HDF5 input: the features dataset of the training run (/X unless --features); CSV input:\n"
     "the training run's feature columns (its `columns`, else every column but its `target`),\n"
     "or x0..x{F-1} of `trainer data gen` files, or --columns. HDF5 output: /probabilities and\n"
-    "/class, or /predictions.\n";
+    "/class, or /predictions. With text labels (or [data] class_names) a label column (HDF5: the\n"
+    "class_names attribute of /class) names each class; an input that still has the label column\n"
+    "has its labels checked (an unknown one is an error naming its row).\n"
+    "--layer K writes the activations of weight layer K instead (0 = the first hidden layer, as\n"
+    "in init.0; after its batch norm and activation, as the next layer reads them): columns\n"
+    "a0..a{W-1}, or /activations in HDF5.\n";
 
 static const char usage_data[] =
     "usage: trainer data gen KIND --out FILE.h5|FILE.csv [--KEY VALUE ...]\n"
@@ -128,6 +134,14 @@ static const char usage_data[] =
     "appears complete or not at all. Example:\n"
     "  trainer data convert train-images-idx3-ubyte.gz fashion.h5 --labels train-labels-idx1-ubyte.gz\n";
 
+static const char usage_activations[] =
+    "usage: trainer activations --out FILE.csv [--set model.leaky_slope=S] [--set model.elu_alpha=A]\n"
+    "\n"
+    "Writes every element-wise activation f and its derivative f' as the trainer's own kernels\n"
+    "compute them (the forward and backward passes of training) on 1201 points x in [-6, 6]:\n"
+    "columns x, <name>, d_<name>, ... (softmax and log_softmax act on rows and are left out).\n"
+    "scripts/plot_activations.py draws them.\n";
+
 static const char usage_bench[] =
     "usage: trainer bench CONFIG.ini [--steps N] [--warmup N] [--set section.key=value ...]\n"
     "\n"
@@ -142,7 +156,7 @@ typedef struct cli {
     int n_pos;
     const char *sets[MAX_SETS];
     int n_sets;
-    const char *out, *resume, *init_from, *checkpoint, *input, *output, *features, *columns;
+    const char *out, *resume, *init_from, *checkpoint, *input, *output, *features, *columns, *layer;
     long long steps, warmup;
     bool help, overwrite, new_data;
     char set_buf[MAX_SETS][TR_PATH_MAX + 64]; /* --KEY VALUE of `data gen` and `data convert`, as data.KEY=VALUE */
@@ -201,7 +215,8 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
     } valued[] = {{"--out", offsetof(cli, out)},           {"--resume", offsetof(cli, resume)},
                   {"--init-from", offsetof(cli, init_from)}, {"--checkpoint", offsetof(cli, checkpoint)},
                   {"--input", offsetof(cli, input)},       {"--output", offsetof(cli, output)},
-                  {"--features", offsetof(cli, features)}, {"--columns", offsetof(cli, columns)}};
+                  {"--features", offsetof(cli, features)}, {"--columns", offsetof(cli, columns)},
+                  {"--layer", offsetof(cli, layer)}};
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         const bool has_value = i + 1 < argc;
@@ -409,11 +424,19 @@ static int cmd_predict(const cli *a, tr_dist *d, tr_err *err)
     if (!a->checkpoint || !a->input || !a->output)
         return tr_fail(err, TR_EUSAGE, "trainer predict needs --checkpoint, --input and --output (see --help)");
     tr_predict_options o = {.checkpoint = a->checkpoint, .input = a->input, .output = a->output,
-                            .features = a->features, .columns = a->columns};
+                            .features = a->features, .columns = a->columns, .layer = -1};
+    if (a->layer) {
+        char *end;
+        const long k = strtol(a->layer, &end, 10);
+        if (end == a->layer || *end || k < 0 || k >= TR_MAX_LAYERS)
+            return tr_fail(err, TR_EUSAGE, "--layer %s: expected a layer number, 0 for the first weight layer",
+                           a->layer);
+        o.layer = (int)k;
+    }
     int64_t rows = 0;
     int rc = tr_predict(d, &o, &rows, err);
     if (!rc && d->rank == 0)
-        printf("wrote %s: %lld predictions\n", a->output, (long long)rows);
+        printf("wrote %s: %lld %s\n", a->output, (long long)rows, a->layer ? "rows of activations" : "predictions");
     return rc;
 }
 
@@ -483,6 +506,59 @@ static int cmd_data_gen(const cli *a, tr_dist *d, tr_err *err)
     return rc;
 }
 
+/* The header fields `trainer activations` writes: x, <activation>, d_<activation>. */
+static bool activation_field(const char *f)
+{
+    if (!strcmp(f, "x"))
+        return true;
+    return tr_activation_from_name(strncmp(f, "d_", 2) ? f : f + 2) >= 0;
+}
+
+static int cmd_activations(const cli *a, tr_dist *d, tr_err *err)
+{
+    if (!a->out)
+        return tr_fail(err, TR_EUSAGE, "trainer activations needs --out FILE.csv");
+    static const tr_output_kind table = {"trainer activations", NULL, activation_field};
+    tr_config c;
+    int rc = tr_config_load_string(&c, "trainer activations", "[model]\nlayers = 1, 1\n[train]\nloss = mse\n",
+                                   a->sets, a->n_sets, err);
+    if (!rc && d->rank == 0)
+        rc = tr_output_check(a->out, "--out", NULL, 0, &table, TR_EUSAGE, err);
+    enum { POINTS = 1201 };
+    static float x[POINTS], f[TR_ACT_COUNT][POINTS], df[TR_ACT_COUNT][POINTS], ones[POINTS];
+    tr_atomic w;
+    if (!rc && d->rank == 0)
+        rc = tr_atomic_begin(&w, a->out, true, TR_EIO, err);
+    if (!rc && d->rank == 0) {
+        for (int i = 0; i < POINTS; i++) {
+            x[i] = -6.0f + 12.0f * (float)i / (float)(POINTS - 1);
+            ones[i] = 1.0f;
+        }
+        fputs("x", w.f);
+        for (int k = 0; k < TR_ACT_COUNT; k++) {
+            if (k == TR_ACT_SOFTMAX || k == TR_ACT_LOG_SOFTMAX)
+                continue;
+            /* one row of POINTS units: every kernel here is element-wise */
+            tr_act_forward(f[k], x, 1, POINTS, (tr_activation)k, &c.model.act_params);
+            tr_act_backward(df[k], ones, x, f[k], 1, POINTS, (tr_activation)k, &c.model.act_params);
+            fprintf(w.f, ",%s,d_%s", tr_activation_name((tr_activation)k), tr_activation_name((tr_activation)k));
+        }
+        fputc('\n', w.f);
+        for (int i = 0; i < POINTS; i++) {
+            fprintf(w.f, "%.9g", (double)x[i]);
+            for (int k = 0; k < TR_ACT_COUNT; k++)
+                if (k != TR_ACT_SOFTMAX && k != TR_ACT_LOG_SOFTMAX)
+                    fprintf(w.f, ",%.9g,%.9g", (double)f[k][i], (double)df[k][i]);
+            fputc('\n', w.f);
+        }
+        rc = tr_atomic_commit(&w, TR_EIO, err);
+        if (!rc)
+            printf("wrote %s: %d activations and their derivatives at %d points\n", a->out, TR_ACT_COUNT - 2, POINTS);
+    }
+    tr_config_free(&c);
+    return rc;
+}
+
 static int cmd_bench(const cli *a, tr_dist *d, tr_err *err)
 {
     tr_config c;
@@ -538,7 +614,7 @@ static int run(const cli *a, tr_dist *d, tr_err *err, bool *reported)
         bool needs_config;
     } commands[] = {{"train", usage_train, true},     {"eval", usage_eval, true},   {"summary", usage_summary, true},
                     {"bench", usage_bench, true},     {"predict", usage_predict, false},
-                    {"data", usage_data, false}};
+                    {"data", usage_data, false},      {"activations", usage_activations, false}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(a->command, commands[i].name))
             continue;
@@ -556,7 +632,8 @@ static int run(const cli *a, tr_dist *d, tr_err *err, bool *reported)
         case 2: return cmd_summary(a, d, err);
         case 3: return cmd_bench(a, d, err);
         case 4: return cmd_predict(a, d, err);
-        default: return cmd_data_gen(a, d, err);
+        case 5: return cmd_data_gen(a, d, err);
+        default: return cmd_activations(a, d, err);
         }
     }
     if (!strcmp(a->command, "help")) {

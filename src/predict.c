@@ -141,6 +141,7 @@ static void in_close(pred_in *in)
 /* Output columns: class probabilities (+ class) or the network's outputs. */
 typedef struct out_layout {
     int64_t width;    /* value columns */
+    bool activations; /* a layer's activations (a<k>, /activations) */
     bool with_class;  /* + one class column */
     const char *class_names; /* + a label column (CSV) / a class_names attribute (HDF5), or NULL */
 } out_layout;
@@ -163,7 +164,10 @@ typedef struct pred_out {
     bool begun;
 } pred_out;
 
-static const char *values_name(const out_layout *lay) { return lay->with_class ? "/probabilities" : "/predictions"; }
+static const char *values_name(const out_layout *lay)
+{
+    return lay->activations ? "/activations" : lay->with_class ? "/probabilities" : "/predictions";
+}
 
 static int out_begin(pred_out *w, const char *path, int64_t rows, const out_layout *lay, const tr_loss *L, tr_err *err)
 {
@@ -192,7 +196,9 @@ static int out_begin(pred_out *w, const char *path, int64_t rows, const out_layo
     for (int64_t j = 0; j < lay->width; j++) {
         if (j)
             fputc(',', f);
-        if (cls_names && !tr_loss_takes_class_index(L) && lay->width == 1)
+        if (lay->activations)
+            fprintf(f, "a%lld", (long long)j);
+        else if (cls_names && !tr_loss_takes_class_index(L) && lay->width == 1)
             fputs("p1", f);
         else
             fprintf(f, "%s%lld", cls_names ? "p" : "y", (long long)j);
@@ -247,7 +253,7 @@ static bool prediction_field(const char *f)
 {
     if (!strcmp(f, "class") || !strcmp(f, "label"))
         return true;
-    if ((f[0] != 'p' && f[0] != 'y') || !f[1])
+    if ((f[0] != 'p' && f[0] != 'y' && f[0] != 'a') || !f[1])
         return false;
     for (const char *c = f + 1; *c; c++)
         if (*c < '0' || *c > '9')
@@ -255,7 +261,7 @@ static bool prediction_field(const char *f)
     return true;
 }
 
-static const char *const prediction_datasets[] = {"probabilities", "class", "predictions", NULL};
+static const char *const prediction_datasets[] = {"probabilities", "class", "predictions", "activations", NULL};
 static const tr_output_kind prediction_file = {"trainer predict", prediction_datasets, prediction_field};
 
 /* The command's files before anything is read: the checkpoint and the input are regular
@@ -314,8 +320,12 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
     /* (L is 0 when the checkpoint could not be read: rc is set then and nothing below runs) */
     const tr_loss loss = {.kind = c.train.loss, .width = c.model.widths[L],
                           .out_act = L > 0 ? c.model.act[L - 1] : TR_ACT_IDENTITY, .act_params = c.model.act_params};
-    const bool classify = !rc && tr_loss_task(&loss) == TR_TASK_CLASSIFICATION;
-    const out_layout lay = {.width = loss.width, .with_class = classify,
+    if (!rc && o->layer >= L)
+        rc = tr_fail(err, TR_EUSAGE, "--layer %d: the model has weight layers 0 to %d", o->layer, L - 1);
+    const bool acts = o->layer >= 0 && !rc;
+    const bool classify = !rc && !acts && tr_loss_task(&loss) == TR_TASK_CLASSIFICATION;
+    const out_layout lay = {.width = acts ? c.model.widths[o->layer + 1] : loss.width, .activations = acts,
+                            .with_class = classify,
                             .class_names = classify && c.data.class_names[0] ? c.data.class_names : NULL};
     const int64_t E = c.train.eval_batch, F = in.cols, per_rank = E * BATCHES_PER_RANK,
                   chunk = per_rank * d->size;
@@ -354,7 +364,9 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
             const int64_t k = e - r0 < E ? e - r0 : E;
             tr_model_forward(&m, x + (r0 - b) * F, k, NULL);
             const float *Z = m.layer[L - 1].Z, *A = m.layer[L - 1].A;
-            for (int64_t r = 0; r < k; r++)
+            if (acts) /* the layer's output as the next layer reads it (evaluation: no dropout) */
+                memcpy(vals + r0 * lay.width, m.layer[o->layer].output, (size_t)(k * lay.width) * sizeof *vals);
+            for (int64_t r = 0; !acts && r < k; r++)
                 row_values(&loss, Z + r * loss.width, A + r * loss.width, vals + (r0 + r) * lay.width, cls + r0 + r);
         }
         for (int64_t r = b; r < e; r++)

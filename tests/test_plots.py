@@ -85,6 +85,9 @@ for kind, extra in (("moons", []), ("blobs", ["--classes", "3"]), ("inverse", []
 expect_png([f"{S}/plot_metrics.py", binary], f"{binary}/metrics.png", (1000, 700), "plot_metrics default")
 expect_png([f"{S}/plot_metrics.py", regress, "--log", "--size", "640x480", "--out", f"{tmp}/m.png"], f"{tmp}/m.png",
            (640, 480), "plot_metrics regression, --log, --size")
+stepped = train("stepped", "output.log_every_steps=3")
+expect_png([f"{S}/plot_metrics.py", stepped], f"{stepped}/metrics.png", (1000, 700),
+           "plot_metrics with the per-step log (loss and gradient norm per step)")
 # plot_decision: binary and 3-class regions, 1-D regression fit
 expect_png([f"{S}/plot_decision.py", f"{binary}/best.h5", f"{tmp}/moons.h5", "--resolution", "60"],
            f"{binary}/decision.png", (800, 650), "plot_decision binary classifier")
@@ -96,6 +99,66 @@ expect_png([f"{S}/plot_decision.py", f"{regress}/best.h5", f"{tmp}/inverse.csv"]
 expect_png([f"{S}/plot_confusion.py", binary], f"{binary}/confusion.png", (800, 700), "plot_confusion")
 expect_png([f"{S}/plot_confusion.py", blobs, "--normalize", "--class-names", "a,b,c", "--epoch", "4", "--out",
             f"{tmp}/c3.png"], f"{tmp}/c3.png", (800, 700), "plot_confusion --normalize --epoch")
+
+# the course's pictures: image samples, one sample's probabilities, a scatter by predicted
+# class (features, PCA, a hidden layer), the activations as the trainer's kernels compute them
+digits_h5 = os.path.join(tmp, "digits.h5")
+have_digits = run([trainer, "data", "gen", "digits", "--out", digits_h5]).returncode == 0
+if have_digits:
+    r = run([trainer, "train", os.path.join(src, "datasets/configs/digits.ini"), "--set", f"output.dir={tmp}/digits",
+             "--set", "train.epochs=5"])
+    assert r.returncode == 0, r.stderr
+    dig = f"{tmp}/digits/best.h5"
+    expect_png([f"{S}/plot_samples.py", dig, digits_h5], f"{tmp}/digits/samples.png", (1000, 600), "plot_samples")
+    expect_png([f"{S}/plot_samples.py", dig, digits_h5, "--errors", "--rows", "2", "--cols", "5", "--size", "600x300",
+                "--out", f"{tmp}/err.png"], f"{tmp}/err.png", (600, 300), "plot_samples --errors")
+    expect_png([f"{S}/plot_probabilities.py", dig, digits_h5, "--row", "7"], f"{tmp}/digits/probabilities.png",
+               (900, 450), "plot_probabilities of an image")
+    expect_png([f"{S}/plot_probabilities.py", f"{binary}/best.h5", f"{tmp}/moons.h5", "--out", f"{tmp}/pb.png"],
+               f"{tmp}/pb.png", (900, 450), "plot_probabilities of a one-unit binary classifier")
+    expect_png([f"{S}/plot_scatter.py", dig, digits_h5], f"{tmp}/digits/scatter.png", (800, 650),
+               "plot_scatter, principal components")
+    expect_png([f"{S}/plot_scatter.py", dig, digits_h5, "--layer", "0", "--out", f"{tmp}/sl.png"], f"{tmp}/sl.png",
+               (800, 650), "plot_scatter of a hidden layer's activations")
+    expect_png([f"{S}/plot_scatter.py", f"{blobs}/best.h5", f"{tmp}/blobs.h5", "--features", "1,0", "--out",
+                f"{tmp}/sf.png"], f"{tmp}/sf.png", (800, 650), "plot_scatter of two features")
+    expect_error([f"{S}/plot_samples.py", f"{regress}/best.h5", f"{tmp}/inverse.csv"], "not a classifier",
+                 "plot_samples of a regression")
+    expect_error([f"{S}/plot_probabilities.py", dig, digits_h5, "--row", "5000"], "--row 5000",
+                 "plot_probabilities beyond the data")
+    expect_error([f"{S}/plot_scatter.py", dig, digits_h5, "--layer", "3"], "weight layers 0 to 1",
+                 "plot_scatter of a layer the model lacks")
+    expect_error([f"{S}/plot_samples.py", f"{blobs}/best.h5", f"{tmp}/blobs.h5"], "not a square image",
+                 "plot_samples of data that are not images")
+    # predict --layer: the hidden layer's activations are relu(x W^T + b) of the checkpoint's tensors
+    import h5py
+    import numpy as np
+    r = run([trainer, "predict", "--checkpoint", dig, "--input", digits_h5, "--output", f"{tmp}/l0.csv",
+             "--layer", "0"])
+    with h5py.File(dig, "r") as f, h5py.File(digits_h5, "r") as g:
+        w, b = f["model/0/weight"][...], f["model/0/bias"][...]
+        x = g["X"][...].astype(np.float32) / 16
+    want = np.maximum(x @ w.T + b, 0)
+    got = np.genfromtxt(f"{tmp}/l0.csv", delimiter=",", skip_header=1) if r.returncode == 0 else None
+    check(got is not None and got.shape == want.shape and np.abs(got - want).max() < 1e-4,
+          f"predict --layer 0 writes relu(x W^T + b) ({r.stderr.strip()})")
+    head = open(f"{tmp}/l0.csv").readline().strip().split(",") if r.returncode == 0 else []
+    check(head[:2] == ["a0", "a1"] and len(head) == 64, "predict --layer: columns a0..a63")
+expect_png([f"{S}/plot_activations.py", "--out", f"{tmp}/act.png"], f"{tmp}/act.png", (1200, 800),
+           "plot_activations")
+expect_png([f"{S}/plot_activations.py", "--only", "relu,leaky_relu", "--leaky-slope", "0.2", "--size", "600x300",
+            "--out", f"{tmp}/act2.png"], f"{tmp}/act2.png", (600, 300), "plot_activations --only --leaky-slope")
+expect_error([f"{S}/plot_activations.py", "--only", "swish"], "unknown activation swish",
+             "plot_activations of an unknown activation")
+r = run([trainer, "activations", "--out", f"{tmp}/acts.csv", "--set", "model.leaky_slope=0.2"])
+if check(r.returncode == 0, f"trainer activations ({r.stderr.strip()})"):
+    import numpy as np
+    t = np.genfromtxt(f"{tmp}/acts.csv", delimiter=",", names=True)
+    x = t["x"]
+    check(np.abs(t["d_tanh"] - (1 - np.tanh(x) ** 2)).max() < 1e-6 and
+          np.abs(t["d_sigmoid"] - t["sigmoid"] * (1 - t["sigmoid"])).max() < 1e-6 and
+          np.all(t["d_leaky_relu"][x < 0] == np.float32(0.2)) and np.all(t["d_relu"][x > 0] == 1),
+          "trainer activations: the kernels' derivatives are the functions' derivatives")
 
 # what each says when the run lacks what it needs
 empty = os.path.join(tmp, "empty")
@@ -113,7 +176,8 @@ expect_error([f"{S}/plot_decision.py", f"{empty}/best.h5", f"{tmp}/moons.h5"], "
 expect_error([f"{S}/plot_decision.py", f"{binary}/best.h5", f"{tmp}/inverse.csv"], "1 features, but the model takes 2",
              "plot_decision with data of the wrong width")
 expect_error([f"{S}/plot_metrics.py", binary, "--size", "big"], "WIDTHxHEIGHT", "plot_metrics with a bad --size")
-for script in ("plot_metrics.py", "plot_decision.py", "plot_confusion.py"):
+for script in ("plot_metrics.py", "plot_decision.py", "plot_confusion.py", "plot_samples.py",
+               "plot_probabilities.py", "plot_scatter.py", "plot_activations.py"):
     r = run([f"{S}/{script}", "--help"])
     check(r.returncode == 0 and "usage:" in r.stdout, f"{script} --help")
 

@@ -17,6 +17,7 @@ typedef struct tr_predict_options {
     const char *output;   /* .csv or .h5/.hdf5 */
     const char *features; /* HDF5 dataset of the input; NULL: the training run's [data] features */
     const char *columns;  /* CSV feature columns (names or indices); NULL: the training run's */
+    int layer;            /* >= 0: write the activations of this weight layer instead; -1: predictions */
 } tr_predict_options;
 
 /* Writes the predictions for every input row. Collective; returns the same code everywhere. */
