@@ -8,6 +8,7 @@ Data" set (4-node star grid, Arzamasov et al. 2018): 12 features and the stabili
   g1..g4      price elasticity, U(0.05, 1)
   stab        a stability margin: positive = unstable (synthetic formula, see below)
   stability   1 if stable (stab < 0), else 0
+  stabf       the same as a word, stable or unstable (the original's text label column)
 
 The margin is NOT the original simulation: it is a smooth function in which slow reactions
 (large tau) combined with strong price elasticity (large g) destabilise the grid, plus noise,
@@ -41,10 +42,11 @@ def main():
     stability = (stab < 0).astype(int)
     out = sys.stdout if a.out == "-" else open(a.out, "w")
     cols = [f"tau{i}" for i in range(1, 5)] + [f"p{i}" for i in range(1, 5)] + [f"g{i}" for i in range(1, 5)]
-    out.write(";".join(cols + ["stab", "stability"]) + "\n")
+    out.write(";".join(cols + ["stab", "stability", "stabf"]) + "\n")
     for r in range(n):
         vals = [f"{v:.4f}" for v in np.concatenate([tau[r], p[r], g[r]])]
-        out.write(";".join(vals + [f"{stab[r]:.5f}", str(stability[r])]) + "\n")
+        words = "stable" if stability[r] else "unstable"
+        out.write(";".join(vals + [f"{stab[r]:.5f}", str(stability[r]), words]) + "\n")
     if out is not sys.stdout:
         out.close()
     print(f"{n} rows, {stability.mean():.0%} stable", file=sys.stderr)
