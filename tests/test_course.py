@@ -110,6 +110,15 @@ def text_labels():
                 "--set", f"output.dir={tmp}/flowers2")
     check("a test file's unseen label names its row", r.returncode == 3 and "flowers-test.csv:3" in r.stderr,
           r.stderr.strip())
+    # the shipped example: the grid table's word column on 10000 rows reaches its documented 0.85
+    big = os.path.join(tmp, "grid10k.csv")
+    subprocess.run(["/usr/bin/python3", os.path.join(SOURCE, "scripts/make_grid_stability.py"), "--rows", "10000",
+                    "--out", big], check=True, capture_output=True)
+    r = trainer("train", os.path.join(SOURCE, "datasets/configs/grid_text_labels.ini"), "--set", f"data.path={big}",
+                "--set", f"output.dir={tmp}/grid")
+    acc = [float(v) for v in __import__("re").findall(r"test_acc ([0-9.]+)", r.stdout)]
+    check(f"grid_text_labels.ini: test accuracy {acc[-1] if acc else float('nan'):.3f} >= 0.83, classes named",
+          r.returncode == 0 and acc and acc[-1] >= 0.83 and "unstable" in r.stdout, r.stderr.strip())
 
 
 # ------------------------------------------------------------------ --init-from a state_dict
