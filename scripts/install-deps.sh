@@ -16,7 +16,7 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
   libopenblas-dev
-  libinih-dev librandom123-dev zlib1g-dev
+  libinih-dev librandom123-dev zlib1g-dev libsleef-dev
   libcriterion-dev
 )
 if [[ "${1:-}" == "--test" ]]; then

@@ -6,6 +6,7 @@
 #include "trainer/layers.h"
 
 #include "trainer/rng.h"
+#include "trainer/vmath.h"
 
 #include "vector_kernel.h"
 
@@ -37,7 +38,21 @@ const char *tr_activation_torch_name(tr_activation act)
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
-static inline float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+/* The transcendental parts go through vmath.h (SLEEF, whole vectors) in chunks of VCHUNK
+ * elements with scratch on the stack; the arithmetic around them is plain loops the AVX2
+ * clone vectorises. An element's value depends only on its inputs, never on its position. */
+enum { VCHUNK = 512 };
+
+/* s = sigmoid(z) = 1 / (1 + exp(-z)) over n <= VCHUNK elements. */
+static void sigmoid_chunk(float *s, const float *z, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        s[i] = -z[i];
+    tr_vexpf(s, s, n);
+    for (int64_t i = 0; i < n; i++)
+        s[i] = 1.0f / (1.0f + s[i]);
+}
 
 static void softmax_rows(float *A, const float *Z, int64_t B, int64_t W)
 {
@@ -47,12 +62,13 @@ static void softmax_rows(float *A, const float *Z, int64_t B, int64_t W)
         float mx = z[0];
         for (int64_t j = 1; j < W; j++)
             mx = z[j] > mx ? z[j] : mx;
+        for (int64_t j = 0; j < W; j++)
+            a[j] = z[j] - mx;
+        tr_vexpf(a, a, W);
         float sum = 0.0f;
-        for (int64_t j = 0; j < W; j++) {
-            a[j] = expf(z[j] - mx);
+        for (int64_t j = 0; j < W; j++)
             sum += a[j];
-        }
-        float inv = 1.0f / sum;
+        const float inv = 1.0f / sum;
         for (int64_t j = 0; j < W; j++)
             a[j] *= inv;
     }
@@ -67,9 +83,12 @@ static void log_softmax_rows(float *A, const float *Z, int64_t B, int64_t W)
         float mx = z[0];
         for (int64_t j = 1; j < W; j++)
             mx = z[j] > mx ? z[j] : mx;
+        for (int64_t j = 0; j < W; j++)
+            a[j] = z[j] - mx;
+        tr_vexpf(a, a, W); /* a holds exp(z - max) for the sum, then is overwritten */
         double sum = 0.0;
         for (int64_t j = 0; j < W; j++)
-            sum += exp((double)(z[j] - mx));
+            sum += a[j];
         const float lse = mx + (float)log(sum);
         for (int64_t j = 0; j < W; j++)
             a[j] = z[j] - lse;
@@ -77,119 +96,119 @@ static void log_softmax_rows(float *A, const float *Z, int64_t B, int64_t W)
 }
 
 TR_VECTOR_KERNEL void tr_act_forward(float *A, const float *Z, int64_t B, int64_t W, tr_activation act,
-                    const tr_act_params *p)
+                                     const tr_act_params *p)
 {
     const int64_t n = B * W;
     switch (act) {
     case TR_ACT_IDENTITY:
         memcpy(A, Z, (size_t)n * sizeof *A);
-        break;
-    case TR_ACT_SIGMOID:
-        for (int64_t i = 0; i < n; i++)
-            A[i] = sigmoidf(Z[i]);
-        break;
+        return;
     case TR_ACT_TANH:
-        for (int64_t i = 0; i < n; i++)
-            A[i] = tanhf(Z[i]);
-        break;
+        tr_vtanhf(A, Z, n);
+        return;
     case TR_ACT_RELU:
         for (int64_t i = 0; i < n; i++)
             A[i] = Z[i] > 0.0f ? Z[i] : 0.0f;
-        break;
+        return;
     case TR_ACT_LEAKY_RELU: {
         const float s = p->leaky_slope;
         for (int64_t i = 0; i < n; i++)
             A[i] = Z[i] > 0.0f ? Z[i] : s * Z[i];
-        break;
+        return;
     }
-    case TR_ACT_ELU: {
-        const float a = p->elu_alpha;
-        for (int64_t i = 0; i < n; i++)
-            A[i] = Z[i] > 0.0f ? Z[i] : a * expm1f(Z[i]);
-        break;
-    }
-    case TR_ACT_SELU:
-        for (int64_t i = 0; i < n; i++)
-            A[i] = SELU_SCALE * (Z[i] > 0.0f ? Z[i] : SELU_ALPHA * expm1f(Z[i]));
-        break;
-    case TR_ACT_GELU:
-        for (int64_t i = 0; i < n; i++)
-            A[i] = 0.5f * Z[i] * (1.0f + erff(Z[i] * INV_SQRT2));
-        break;
-    case TR_ACT_SILU:
-        for (int64_t i = 0; i < n; i++)
-            A[i] = Z[i] * sigmoidf(Z[i]);
-        break;
-    case TR_ACT_SOFTPLUS:
-        for (int64_t i = 0; i < n; i++)
-            A[i] = Z[i] > 20.0f ? Z[i] : log1pf(expf(Z[i]));
-        break;
     case TR_ACT_SOFTMAX:
         softmax_rows(A, Z, B, W);
-        break;
+        return;
     case TR_ACT_LOG_SOFTMAX:
         log_softmax_rows(A, Z, B, W);
+        return;
+    default:
         break;
-    case TR_ACT_COUNT:
-        break;
+    }
+    float t[VCHUNK];
+    for (int64_t c0 = 0; c0 < n; c0 += VCHUNK) {
+        const int64_t m = n - c0 < VCHUNK ? n - c0 : VCHUNK;
+        const float *z = Z + c0;
+        float *a = A + c0;
+        switch (act) {
+        case TR_ACT_SIGMOID:
+            sigmoid_chunk(a, z, m);
+            break;
+        case TR_ACT_ELU: {
+            const float al = p->elu_alpha;
+            tr_vexpm1f(t, z, m);
+            for (int64_t i = 0; i < m; i++)
+                a[i] = z[i] > 0.0f ? z[i] : al * t[i];
+            break;
+        }
+        case TR_ACT_SELU:
+            tr_vexpm1f(t, z, m);
+            for (int64_t i = 0; i < m; i++)
+                a[i] = SELU_SCALE * (z[i] > 0.0f ? z[i] : SELU_ALPHA * t[i]);
+            break;
+        case TR_ACT_GELU:
+            for (int64_t i = 0; i < m; i++)
+                t[i] = z[i] * INV_SQRT2;
+            tr_verff(t, t, m);
+            for (int64_t i = 0; i < m; i++)
+                a[i] = 0.5f * z[i] * (1.0f + t[i]);
+            break;
+        case TR_ACT_SILU:
+            sigmoid_chunk(t, z, m);
+            for (int64_t i = 0; i < m; i++)
+                a[i] = z[i] * t[i];
+            break;
+        case TR_ACT_SOFTPLUS:
+            for (int64_t i = 0; i < m; i++)
+                t[i] = z[i] > 20.0f ? 0.0f : z[i]; /* the threshold's side needs no exp */
+            tr_vexpf(t, t, m);
+            tr_vlog1pf(t, t, m);
+            for (int64_t i = 0; i < m; i++)
+                a[i] = z[i] > 20.0f ? z[i] : t[i];
+            break;
+        default:
+            break;
+        }
     }
 }
 
 TR_VECTOR_KERNEL void tr_act_backward(float *dZ, const float *dA, const float *Z, const float *A, int64_t B,
-                     int64_t W, tr_activation act, const tr_act_params *p)
+                                      int64_t W, tr_activation act, const tr_act_params *p)
 {
     const int64_t n = B * W;
     switch (act) {
     case TR_ACT_IDENTITY:
         if (dZ != dA)
             memcpy(dZ, dA, (size_t)n * sizeof *dZ);
-        break;
+        return;
     case TR_ACT_SIGMOID:
         for (int64_t i = 0; i < n; i++)
             dZ[i] = dA[i] * A[i] * (1.0f - A[i]);
-        break;
+        return;
     case TR_ACT_TANH:
         for (int64_t i = 0; i < n; i++)
             dZ[i] = dA[i] * (1.0f - A[i] * A[i]);
-        break;
+        return;
     case TR_ACT_RELU:
         for (int64_t i = 0; i < n; i++)
             dZ[i] = Z[i] > 0.0f ? dA[i] : 0.0f;
-        break;
+        return;
     case TR_ACT_LEAKY_RELU: {
         const float s = p->leaky_slope;
         for (int64_t i = 0; i < n; i++)
             dZ[i] = Z[i] > 0.0f ? dA[i] : s * dA[i];
-        break;
+        return;
     }
-    case TR_ACT_ELU: {
+    case TR_ACT_ELU: { /* alpha e^z = A + alpha where z <= 0 */
         const float a = p->elu_alpha;
         for (int64_t i = 0; i < n; i++)
-            dZ[i] = Z[i] > 0.0f ? dA[i] : dA[i] * a * expf(Z[i]);
-        break;
+            dZ[i] = Z[i] > 0.0f ? dA[i] : dA[i] * (A[i] + a);
+        return;
     }
-    case TR_ACT_SELU:
+    case TR_ACT_SELU: /* scale alpha e^z = A + scale alpha where z <= 0 */
         for (int64_t i = 0; i < n; i++)
-            dZ[i] = dA[i] * SELU_SCALE * (Z[i] > 0.0f ? 1.0f : SELU_ALPHA * expf(Z[i]));
-        break;
-    case TR_ACT_GELU:
-        for (int64_t i = 0; i < n; i++) {
-            const float z = Z[i];
-            const float cdf = 0.5f * (1.0f + erff(z * INV_SQRT2));
-            const float pdf = INV_SQRT_2PI * expf(-0.5f * z * z);
-            dZ[i] = dA[i] * (cdf + z * pdf);
-        }
-        break;
-    case TR_ACT_SILU:
-        for (int64_t i = 0; i < n; i++) {
-            const float s = sigmoidf(Z[i]);
-            dZ[i] = dA[i] * s * (1.0f + Z[i] * (1.0f - s));
-        }
-        break;
-    case TR_ACT_SOFTPLUS:
-        for (int64_t i = 0; i < n; i++)
-            dZ[i] = Z[i] > 20.0f ? dA[i] : dA[i] * sigmoidf(Z[i]);
-        break;
+            dZ[i] = Z[i] > 0.0f ? dA[i] * SELU_SCALE : dA[i] * (A[i] + SELU_SCALE * SELU_ALPHA);
+        return;
     case TR_ACT_SOFTMAX:
         for (int64_t r = 0; r < B; r++) {
             const float *a = A + r * W;
@@ -201,7 +220,7 @@ TR_VECTOR_KERNEL void tr_act_backward(float *dZ, const float *dA, const float *Z
             for (int64_t j = 0; j < W; j++)
                 dz[j] = a[j] * (da[j] - dot);
         }
-        break;
+        return;
     case TR_ACT_LOG_SOFTMAX: /* dz = da - softmax(z) sum(da) */
         for (int64_t r = 0; r < B; r++) {
             const float *a = A + r * W;
@@ -210,12 +229,47 @@ TR_VECTOR_KERNEL void tr_act_backward(float *dZ, const float *dA, const float *Z
             float sum = 0.0f;
             for (int64_t j = 0; j < W; j++)
                 sum += da[j];
-            for (int64_t j = 0; j < W; j++)
-                dz[j] = da[j] - expf(a[j]) * sum;
+            for (int64_t j0 = 0; j0 < W; j0 += VCHUNK) {
+                float e[VCHUNK];
+                const int64_t m = W - j0 < VCHUNK ? W - j0 : VCHUNK;
+                tr_vexpf(e, a + j0, m);
+                for (int64_t j = 0; j < m; j++)
+                    dz[j0 + j] = da[j0 + j] - e[j] * sum;
+            }
         }
+        return;
+    default:
         break;
-    case TR_ACT_COUNT:
-        break;
+    }
+    float t[VCHUNK], u[VCHUNK];
+    for (int64_t c0 = 0; c0 < n; c0 += VCHUNK) {
+        const int64_t m = n - c0 < VCHUNK ? n - c0 : VCHUNK;
+        const float *z = Z + c0, *da = dA + c0;
+        float *dz = dZ + c0;
+        switch (act) {
+        case TR_ACT_GELU:
+            for (int64_t i = 0; i < m; i++) {
+                t[i] = z[i] * INV_SQRT2;
+                u[i] = -0.5f * z[i] * z[i];
+            }
+            tr_verff(t, t, m);
+            tr_vexpf(u, u, m);
+            for (int64_t i = 0; i < m; i++)
+                dz[i] = da[i] * (0.5f * (1.0f + t[i]) + z[i] * INV_SQRT_2PI * u[i]);
+            break;
+        case TR_ACT_SILU:
+            sigmoid_chunk(t, z, m);
+            for (int64_t i = 0; i < m; i++)
+                dz[i] = da[i] * t[i] * (1.0f + z[i] * (1.0f - t[i]));
+            break;
+        case TR_ACT_SOFTPLUS:
+            sigmoid_chunk(t, z, m);
+            for (int64_t i = 0; i < m; i++)
+                dz[i] = z[i] > 20.0f ? da[i] : da[i] * t[i];
+            break;
+        default:
+            break;
+        }
     }
 }
 

@@ -1,0 +1,130 @@
+/*
+ * vmath.c: SLEEF's vector math over arrays (see vmath.h), one dispatch per process.
+ */
+#include "trainer/vmath.h"
+
+#include <stdlib.h>
+/* sleef.h declares each ISA's functions only where the compiler targets that ISA: declare
+ * them all; each is called only from a function compiled for its ISA, after the CPU check. */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+#include <immintrin.h>
+#include <sleef.h>
+#pragma GCC pop_options
+#include <string.h>
+
+typedef void (*array_fn)(float *, const float *, int64_t);
+
+/* Unaligned loads and stores without intrinsics (theirs carry the ISA of the include above,
+ * which does not inline into an AVX2 function). */
+__attribute__((target("avx2"))) static inline __m256 load8(const float *p)
+{
+    __m256 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+__attribute__((target("avx2"))) static inline void store8(float *p, __m256 v) { memcpy(p, &v, sizeof v); }
+__attribute__((target("avx512f"))) static inline __m512 load16(const float *p)
+{
+    __m512 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+__attribute__((target("avx512f"))) static inline void store16(float *p, __m512 v) { memcpy(p, &v, sizeof v); }
+
+/* One function over an array with one vector width: whole vectors, then the tail padded
+ * into a full vector (the same code computes every element). */
+#define AVX512_ARRAY(name, sleef)                                                             \
+    __attribute__((target("avx512f"))) static void name##_avx512(float *y, const float *x, int64_t n) \
+    {                                                                                           \
+        int64_t i = 0;                                                                          \
+        for (; i + 16 <= n; i += 16)                                                            \
+            store16(y + i, sleef##16_u10avx512f(load16(x + i)));                                \
+        if (i < n) {                                                                            \
+            float in[16] = {0}, out[16];                                                        \
+            memcpy(in, x + i, (size_t)(n - i) * sizeof *in);                                    \
+            store16(out, sleef##16_u10avx512f(load16(in)));                                     \
+            memcpy(y + i, out, (size_t)(n - i) * sizeof *out);                                  \
+        }                                                                                       \
+    }
+#define AVX2_ARRAY(name, sleef)                                                               \
+    __attribute__((target("avx2,fma"))) static void name##_avx2(float *y, const float *x, int64_t n) \
+    {                                                                                           \
+        int64_t i = 0;                                                                          \
+        for (; i + 8 <= n; i += 8)                                                              \
+            store8(y + i, sleef##8_u10avx2(load8(x + i)));                                      \
+        if (i < n) {                                                                            \
+            float in[8] = {0}, out[8];                                                          \
+            memcpy(in, x + i, (size_t)(n - i) * sizeof *in);                                    \
+            store8(out, sleef##8_u10avx2(load8(in)));                                           \
+            memcpy(y + i, out, (size_t)(n - i) * sizeof *out);                                  \
+        }                                                                                       \
+    }
+#define SCALAR_ARRAY(name, sleef)                                                             \
+    static void name##_fma(float *y, const float *x, int64_t n)                                 \
+    {                                                                                           \
+        for (int64_t i = 0; i < n; i++)                                                         \
+            y[i] = sleef##1_u10purecfma(x[i]);                                                  \
+    }                                                                                           \
+    static void name##_scalar(float *y, const float *x, int64_t n)                              \
+    {                                                                                           \
+        for (int64_t i = 0; i < n; i++)                                                         \
+            y[i] = sleef##1_u10purec(x[i]);                                                     \
+    }
+#define ALL_PATHS(name, sleef) AVX512_ARRAY(name, sleef) AVX2_ARRAY(name, sleef) SCALAR_ARRAY(name, sleef)
+
+ALL_PATHS(vexp, Sleef_expf)
+ALL_PATHS(vexpm1, Sleef_expm1f)
+ALL_PATHS(vtanh, Sleef_tanhf)
+ALL_PATHS(verf, Sleef_erff)
+ALL_PATHS(vlog1p, Sleef_log1pf)
+
+enum { P_AVX512, P_AVX2, P_FMA, P_SCALAR, N_PATHS };
+static const char *const path_names[N_PATHS] = {"avx512", "avx2", "fma", "scalar"};
+
+#define TABLE(name) {name##_avx512, name##_avx2, name##_fma, name##_scalar}
+static const array_fn table_exp[N_PATHS] = TABLE(vexp), table_expm1[N_PATHS] = TABLE(vexpm1),
+                      table_tanh[N_PATHS] = TABLE(vtanh), table_erf[N_PATHS] = TABLE(verf),
+                      table_log1p[N_PATHS] = TABLE(vlog1p);
+
+static int path = P_SCALAR;
+
+static bool available(int p)
+{
+    __builtin_cpu_init();
+    const bool fma = __builtin_cpu_supports("fma");
+    switch (p) {
+    case P_AVX512: return __builtin_cpu_supports("avx512f");
+    case P_AVX2: return __builtin_cpu_supports("avx2") && fma;
+    case P_FMA: return fma;
+    default: return true;
+    }
+}
+
+bool tr_vmath_select(const char *name)
+{
+    for (int p = 0; p < N_PATHS; p++)
+        if (!strcmp(name, path_names[p]) && available(p)) {
+            path = p;
+            return true;
+        }
+    return false;
+}
+
+/* The widest path the CPU runs, or the one TRAINER_VMATH asks for when the CPU runs it. */
+__attribute__((constructor)) static void choose_path(void)
+{
+    for (path = 0; !available(path); path++)
+        ;
+    const char *want = getenv("TRAINER_VMATH");
+    if (want)
+        tr_vmath_select(want);
+}
+
+const char *tr_vmath_path(void) { return path_names[path]; }
+
+void tr_vexpf(float *y, const float *x, int64_t n) { table_exp[path](y, x, n); }
+void tr_vexpm1f(float *y, const float *x, int64_t n) { table_expm1[path](y, x, n); }
+void tr_vtanhf(float *y, const float *x, int64_t n) { table_tanh[path](y, x, n); }
+void tr_verff(float *y, const float *x, int64_t n) { table_erf[path](y, x, n); }
+void tr_vlog1pf(float *y, const float *x, int64_t n) { table_log1p[path](y, x, n); }
