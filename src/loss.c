@@ -135,11 +135,12 @@ double tr_loss_weight_sum(const tr_loss *L, const float *y, int64_t B)
     return s;
 }
 
-/* log(x) clamped at -100, as PyTorch's BCELoss. */
-static double clamped_log(double x)
+/* log(x) clamped at -100, as PyTorch's BCELoss (in float, as PyTorch computes it: a double
+ * log per element was a tenth of the tiny networks' step). */
+static double clamped_log(float x)
 {
-    double l = log(x);
-    return l < -100.0 ? -100.0 : l;
+    const float l = logf(x);
+    return l < -100.0f ? -100.0 : (double)l;
 }
 
 /* Softmax cross-entropy of the rows of Z (the logits), gradient w.r.t. Z into dZ. */
@@ -253,15 +254,16 @@ double tr_loss_compute(const tr_loss *L, float *dZ, double *row_loss, const floa
             }
             case TR_LOSS_BCE: { /* A = sigmoid(Z); fused gradient w.r.t. Z */
                 const double a = A[i];
-                rl += -(pw * t * clamped_log(a) + (1.0 - t) * clamped_log(1.0 - a));
+                rl += -(pw * t * clamped_log(A[i]) + (1.0 - t) * clamped_log(1.0f - A[i]));
                 g = (float)(a * (1.0 + (pw - 1.0) * t) - pw * t);
                 break;
             }
             case TR_LOSS_BCE_LOGITS: { /* stable: log(1 + e^-|z|) + max(-z, 0) */
                 const double z = Z[i];
-                const double log_sig_neg = log1p(exp(-fabs(z))) + (z < 0 ? -z : 0.0);
+                const float e = expf(-fabsf(Z[i])); /* in float, as PyTorch */
+                const double log_sig_neg = (double)log1pf(e) + (z < 0 ? -z : 0.0);
                 rl += (1.0 - t) * z + (1.0 + (pw - 1.0) * t) * log_sig_neg;
-                const double s = 1.0 / (1.0 + exp(-z));
+                const double s = Z[i] >= 0.0f ? 1.0 / (1.0 + (double)e) : (double)e / (1.0 + (double)e);
                 g = (float)(s * (1.0 + (pw - 1.0) * t) - pw * t);
                 break;
             }

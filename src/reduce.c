@@ -190,12 +190,12 @@ int tr_grad_sync_finish(tr_grad_sync *s, double *wait_seconds, tr_err *err)
         return 0;
     while (s->started < s->n)
         start_bucket(s, s->started++);
-    const double t0 = tr_seconds();
+    const double t0 = tr_step_seconds();
     tr_watch_begin("the gradient exchange");
     int rc = MPI_Waitall(s->n, s->req, MPI_STATUSES_IGNORE);
     tr_watch_end();
     if (wait_seconds)
-        *wait_seconds += tr_seconds() - t0;
+        *wait_seconds += tr_step_seconds() - t0;
     if (s->async_rc) {
         if (err)
             *err = s->async_err_buf;
@@ -608,12 +608,12 @@ static float clip_scale(const tr_reduce *r, double sq)
 /* Every rank holds the summed gradient: the norm and the update are the same everywhere. */
 static void update_all(tr_reduce *r)
 {
-    const double t0 = tr_seconds();
+    const double t0 = tr_step_seconds();
     r->ops.begin(r->ops.ctx);
     r->update_finite = true;
     const size_t P = r->m->n_params;
     update(r, 0, P, clip_scale(r, r->clip_norm > 0.0 ? r->ops.sq_norm(r->ops.ctx, 0, P) : 0.0));
-    *r->optim_s += tr_seconds() - t0;
+    *r->optim_s += tr_step_seconds() - t0;
 }
 
 /* local: the tensors at or above `frontier` are final and no longer read by backward:
@@ -622,12 +622,12 @@ static void local_layer_done(void *ctx, size_t frontier)
 {
     tr_reduce *r = ctx;
     const tr_model *m = r->m;
-    const double t0 = tr_seconds();
+    const double t0 = tr_step_seconds();
     while (r->local_top > 0 && m->tensor[r->local_top - 1].offset >= frontier) {
         const tr_tensor *T = &m->tensor[--r->local_top];
         update(r, T->offset, T->offset + T->size, 1.0f);
     }
-    *r->optim_s += tr_seconds() - t0;
+    *r->optim_s += tr_step_seconds() - t0;
 }
 
 /* shared: this rank's shard of bucket k. */
@@ -655,7 +655,7 @@ static void shared_update_ready(tr_reduce *r)
         size_t sb, se;
         shard_of(r, k, &sb, &se);
         /* my shard of my own slot becomes the node sum: nobody else reads this range of it */
-        const double t0 = tr_seconds();
+        const double t0 = tr_step_seconds();
         float *restrict mine = r->m->grads;
         for (int j = 0; j < L; j++) {
             if (j == d->local_rank)
@@ -678,11 +678,11 @@ static void shared_update_ready(tr_reduce *r)
             r->step_rc = crc;
             r->step_err = cerr;
         }
-        const double t1 = tr_seconds();
+        const double t1 = tr_step_seconds();
         *r->comm_s += t1 - t0;
         if (r->clip_norm <= 0.0)
             update(r, sb, se, 1.0f);
-        *r->optim_s += tr_seconds() - t1;
+        *r->optim_s += tr_step_seconds() - t1;
         r->updated++;
     }
 }
@@ -732,7 +732,7 @@ static int fail_with(tr_reduce *r, tr_err *err)
 static int shared_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
 {
     shared_layer_done(r, 0);
-    const double t0 = tr_seconds();
+    const double t0 = tr_step_seconds();
     const double nested0 = *r->optim_s + *r->comm_s;
     tr_watch_begin("the node's gradient sum");
     for (int spins = 0; r->updated < r->n_buckets; spins++) {
@@ -753,13 +753,13 @@ static int shared_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
             return rc;
         sq /= (double)(r->d->size / r->d->local_size); /* every node holds every shard */
         const float scale = clip_scale(r, sq);
-        const double t1 = tr_seconds();
+        const double t1 = tr_step_seconds();
         for (int k = 0; k < r->n_buckets; k++) {
             size_t sb, se;
             shard_of(r, k, &sb, &se);
             update(r, sb, se, scale);
         }
-        *r->optim_s += tr_seconds() - t1;
+        *r->optim_s += tr_step_seconds() - t1;
     }
     atomic_thread_fence(memory_order_seq_cst);
     /* the sum of the statistics is also the barrier: after it every shard is updated */
@@ -767,7 +767,7 @@ static int shared_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
                        st->stop ? 1.0 : 0.0, r->step_sq};
     int rc = tr_dist_sum_f64(r->d, stats, 6, err);
     atomic_thread_fence(memory_order_seq_cst);
-    *r->comm_s += tr_seconds() - t0 - (*r->optim_s + *r->comm_s - nested0);
+    *r->comm_s += tr_step_seconds() - t0 - (*r->optim_s + *r->comm_s - nested0);
     if (rc)
         return rc;
     if (r->step_rc)
@@ -839,7 +839,7 @@ static int exact_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
 {
     const tr_model *m = r->m;
     const int T = m->n_tensors, L = r->node ? r->d->local_size : 1, me = r->node ? r->d->local_rank : 0;
-    const double t0 = tr_seconds();
+    const double t0 = tr_step_seconds();
     double *h = r->header;
     for (int t = 0; t <= T + 1; t++)
         h[H_MAXIMA + t] = 0.0;
@@ -909,7 +909,7 @@ static int exact_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
         st->correct = node_counts[0];
         st->rows = node_counts[1];
     }
-    const double t1 = tr_seconds();
+    const double t1 = tr_step_seconds();
     *r->comm_s += t1 - t0;
     /* the update of this rank's shard (every rank reaches the collectives below) */
     double sq = 0.0;
@@ -923,7 +923,7 @@ static int exact_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
         if (!rc)
             update(r, sb, se, clip_scale(r, sq));
     }
-    *r->optim_s += tr_seconds() - t1;
+    *r->optim_s += tr_step_seconds() - t1;
     atomic_thread_fence(memory_order_seq_cst);
     double flags[4] = {r->update_finite ? 0.0 : 1.0, st->stop ? 1.0 : 0.0, rc ? 1.0 : 0.0, r->step_sq};
     const int frc = tr_dist_sum_f64(r->d, flags, 4, rc ? NULL : err);

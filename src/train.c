@@ -361,7 +361,7 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
     const int L = m->n_layers;
     int64_t G, n;
     const int64_t *rows;
-    double t0 = tr_seconds();
+    double t0 = tr_step_seconds();
     tr_sampler_micro(s, j, &G, &rows, &n);
     const int64_t tag = s->epoch * ((int64_t)1 << 32) + j; /* micro-batch j of this epoch */
     if (!(t->prefetch && tr_prefetch_take(t->prefetch, tag, &t->xb, &t->yb)))
@@ -378,7 +378,7 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
         else
             prefetch_rows(&t->data.train, rows2, n2);
     }
-    double t1 = tr_seconds();
+    double t1 = tr_step_seconds();
     t->phase[TR_PHASE_DATA] += t1 - t0;
     *n_rows = n;
     /* a rank without rows of this micro-batch (more ranks than rows) still runs the forward
@@ -405,7 +405,7 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
         *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, n);
     if (t->fault_nan_step == t->step + 1)
         t->dZ[0] = NAN;
-    t->phase[TR_PHASE_FORWARD] += tr_seconds() - t1;
+    t->phase[TR_PHASE_FORWARD] += tr_step_seconds() - t1;
     return loss;
 }
 
@@ -488,11 +488,11 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
         openblas_set_num_threads(1); /* one thread per chunk: the kernels' order is fixed */
     double loss_sum = 0.0;
     for (int64_t k = c0; k < c1; k++) {
-        const double t0 = tr_seconds();
+        const double t0 = tr_step_seconds();
         const int64_t *cr = rows + k * C;
         const int64_t nk = n - k * C < C ? n - k * C : C;
         tr_dataset_gather(&t->data.train, cr, nk, t->xb, t->yb);
-        const double t1 = tr_seconds();
+        const double t1 = tr_step_seconds();
         t->fmode.step = t->step;
         t->fmode.rows = cr;
         t->fmode.global_rows = (double)nk; /* batch norm normalises the chunk */
@@ -504,13 +504,13 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
             *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, nk);
         if (t->fault_nan_step == t->step + 1)
             t->dZ[0] = NAN;
-        const double t2 = tr_seconds();
+        const double t2 = tr_step_seconds();
         tr_model_backward(m, tr_reduce_chunk(t->reduce, k - c0, loss), t->xb, t->dZ, nk, false, NULL);
         loss_sum += loss;
         *rows_done += nk;
         t->phase[TR_PHASE_DATA] += t1 - t0;
         t->phase[TR_PHASE_FORWARD] += t2 - t1;
-        t->phase[TR_PHASE_BACKWARD] += tr_seconds() - t2;
+        t->phase[TR_PHASE_BACKWARD] += tr_step_seconds() - t2;
     }
     if (t->threads > 1)
         openblas_set_num_threads(t->threads);
@@ -537,7 +537,7 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
 int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 {
     tr_model *m = &t->model;
-    const double began = tr_seconds();
+    const double began = tr_step_seconds();
     t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, t->lr_scale);
     tr_step_stats st = {0};
     const int64_t log_every = t->cfg->output.log_every_steps;
@@ -552,13 +552,13 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
             int64_t n;
             st.loss += micro_forward(t, first + j, &n, &st.correct);
             st.rows += n;
-            const double t0 = tr_seconds();
+            const double t0 = tr_step_seconds();
             const double nested0 = t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM];
             const tr_grad_hook *hook = tr_reduce_hook(t->reduce, j == n_micro - 1);
             tr_model_backward(m, m->grads, t->xb, t->dZ, n, tr_reduce_adds(t->reduce, j), hook);
             /* reductions and updates done inside the hooks are counted as comm and optimizer */
             t->phase[TR_PHASE_BACKWARD] +=
-                tr_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
+                tr_step_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
         }
     }
     st.stop = stop_requested(t) > 0.0;
@@ -577,14 +577,14 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     t->epoch_rows += st.rows;
     t->step++;
     t->phase_steps++;
-    tr_watch_step(t->step, tr_seconds() - began); /* the watchdog's deadline follows the step time */
+    tr_watch_step(t->step, tr_step_seconds() - began); /* the watchdog's deadline follows the step time */
     return 0;
 }
 
 
 int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr_err *err)
 {
-    const double t0 = tr_seconds();
+    const double t0 = tr_step_seconds();
     tr_model *mod = &t->model;
     tr_dist *d = t->dist;
     const int L = mod->n_layers;
@@ -608,7 +608,7 @@ int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr
         rc = tr_dist_allgather_f64(d, t->eval_loss, b, e - b, err);
     if (!rc)
         tr_metrics_compute(met, &t->loss, t->eval_Z, t->eval_A, ds->y, t->eval_loss, ds->rows);
-    t->phase[TR_PHASE_EVAL] += tr_seconds() - t0;
+    t->phase[TR_PHASE_EVAL] += tr_step_seconds() - t0;
     return rc;
 }
 

@@ -34,50 +34,50 @@ __attribute__((target("avx512f"))) static inline void store16(float *p, __m512 v
 
 /* One function over an array with one vector width: whole vectors, then the tail padded
  * into a full vector (the same code computes every element). */
-#define AVX512_ARRAY(name, sleef)                                                             \
+#define AVX512_ARRAY(name, sleef, u)                                                             \
     __attribute__((target("avx512f"))) static void name##_avx512(float *y, const float *x, int64_t n) \
     {                                                                                           \
         int64_t i = 0;                                                                          \
         for (; i + 16 <= n; i += 16)                                                            \
-            store16(y + i, sleef##16_u10avx512f(load16(x + i)));                                \
+            store16(y + i, sleef##16_##u##avx512f(load16(x + i)));                                \
         if (i < n) {                                                                            \
             float in[16] = {0}, out[16];                                                        \
             memcpy(in, x + i, (size_t)(n - i) * sizeof *in);                                    \
-            store16(out, sleef##16_u10avx512f(load16(in)));                                     \
+            store16(out, sleef##16_##u##avx512f(load16(in)));                                     \
             memcpy(y + i, out, (size_t)(n - i) * sizeof *out);                                  \
         }                                                                                       \
     }
-#define AVX2_ARRAY(name, sleef)                                                               \
+#define AVX2_ARRAY(name, sleef, u)                                                               \
     __attribute__((target("avx2,fma"))) static void name##_avx2(float *y, const float *x, int64_t n) \
     {                                                                                           \
         int64_t i = 0;                                                                          \
         for (; i + 8 <= n; i += 8)                                                              \
-            store8(y + i, sleef##8_u10avx2(load8(x + i)));                                      \
+            store8(y + i, sleef##8_##u##avx2(load8(x + i)));                                      \
         if (i < n) {                                                                            \
             float in[8] = {0}, out[8];                                                          \
             memcpy(in, x + i, (size_t)(n - i) * sizeof *in);                                    \
-            store8(out, sleef##8_u10avx2(load8(in)));                                           \
+            store8(out, sleef##8_##u##avx2(load8(in)));                                           \
             memcpy(y + i, out, (size_t)(n - i) * sizeof *out);                                  \
         }                                                                                       \
     }
-#define SCALAR_ARRAY(name, sleef)                                                             \
+#define SCALAR_ARRAY(name, sleef, u)                                                             \
     static void name##_fma(float *y, const float *x, int64_t n)                                 \
     {                                                                                           \
         for (int64_t i = 0; i < n; i++)                                                         \
-            y[i] = sleef##1_u10purecfma(x[i]);                                                  \
+            y[i] = sleef##1_##u##purecfma(x[i]);                                                  \
     }                                                                                           \
     static void name##_scalar(float *y, const float *x, int64_t n)                              \
     {                                                                                           \
         for (int64_t i = 0; i < n; i++)                                                         \
-            y[i] = sleef##1_u10purec(x[i]);                                                     \
+            y[i] = sleef##1_##u##purec(x[i]);                                                     \
     }
-#define ALL_PATHS(name, sleef) AVX512_ARRAY(name, sleef) AVX2_ARRAY(name, sleef) SCALAR_ARRAY(name, sleef)
+#define ALL_PATHS(name, sleef, u) AVX512_ARRAY(name, sleef, u) AVX2_ARRAY(name, sleef, u) SCALAR_ARRAY(name, sleef, u)
 
-ALL_PATHS(vexp, Sleef_expf)
-ALL_PATHS(vexpm1, Sleef_expm1f)
-ALL_PATHS(vtanh, Sleef_tanhf)
-ALL_PATHS(verf, Sleef_erff)
-ALL_PATHS(vlog1p, Sleef_log1pf)
+ALL_PATHS(vexp, Sleef_expf, u10)
+ALL_PATHS(vexpm1, Sleef_expm1f, u10)
+ALL_PATHS(vtanh, Sleef_tanhf, u35) /* 3.5 ULP: 2.8x faster than u10 (0.66 vs 1.87 us per 1280) */
+ALL_PATHS(verf, Sleef_erff, u10)
+ALL_PATHS(vlog1p, Sleef_log1pf, u10)
 
 enum { P_AVX512, P_AVX2, P_FMA, P_SCALAR, N_PATHS };
 static const char *const path_names[N_PATHS] = {"avx512", "avx2", "fma", "scalar"};

@@ -6,6 +6,7 @@
 #include "test_util.h"
 #include "trainer/reduce.h"
 #include "trainer/model.h"
+#include "trainer/rng.h"
 #include "trainer/sampler.h"
 
 #include <criterion/criterion.h>
@@ -339,4 +340,28 @@ Test(shares, block_read_ahead_lists_whole_blocks_in_source_order)
     int64_t next;
     cr_expect_eq(tr_sampler_block_rows(&s, 0, 10, out, &next), 0);
     tr_sampler_free(&s);
+}
+
+/* The epoch permutation (words generated 64 indices at a time, 8 Philox lanes at once) is
+ * exactly Fisher-Yates with tr_rng_below drawn one index at a time: orders are unchanged. */
+Test(sampler, permutation_is_fisher_yates_of_rng_below)
+{
+    const int64_t sizes[] = {1, 2, 7, 64, 65, 129, 1000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        const int64_t n = sizes[k];
+        int64_t *got = malloc((size_t)n * sizeof *got), *want = malloc((size_t)n * sizeof *want);
+        const tr_rng r = tr_rng_make(77);
+        tr_rng_permutation(got, n, r, TR_RNG_SHUFFLE, 3);
+        for (int64_t i = 0; i < n; i++)
+            want[i] = i;
+        for (int64_t i = n - 1; i > 0; i--) {
+            const int64_t j = (int64_t)tr_rng_below(r, TR_RNG_SHUFFLE, 3, (uint64_t)i, (uint64_t)i + 1);
+            const int64_t t = want[i];
+            want[i] = want[j];
+            want[j] = t;
+        }
+        cr_expect(memcmp(got, want, (size_t)n * sizeof *got) == 0, "n = %lld", (long long)n);
+        free(got);
+        free(want);
+    }
 }
