@@ -1,0 +1,120 @@
+#!/bin/bash
+# trainer against PyTorch in one run: the same network, batch, optimizer and data, one thread
+# per process, trained by `trainer train` and by a plain PyTorch loop
+# (scripts/bench/peers_torch.py) in alternation; each side's samples/s over whole epochs
+# (the data gather included, evaluation excluded; the first epoch is warm-up), medians over
+# REPEAT alternations, printed with their ratio. Then the time to accuracy of the shipped
+# Fashion-MNIST configs at np=1 and np=2: wall seconds from the command's start (loading
+# included) to the first evaluation with test accuracy >= 0.90.
+#
+#   scripts/bench/peers.sh [REPEAT] [EPOCHS]          (defaults 3 and 4)
+#   ONLY=moons|mlp784|wide2048 skips the others; NO_TTA=1 skips the time to accuracy.
+# PyTorch is Debian's python3-torch; without it the comparison is skipped with a message.
+# Run it once as set in the environment and once with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+# unset (env -u ...): both sides use this machine's OpenBLAS-free (PyTorch: its own) kernels.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPEAT=${1:-3}
+EPOCHS=${2:-4}
+[[ -x build/trainer ]] || scripts/build.sh >/dev/null
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+WORK=$(mktemp -d /tmp/trainer-peers.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+T=build/trainer
+
+# the data: moons (generated), Fashion-MNIST (converted; random rows of its shape without it)
+$T data gen moons --out "$WORK/moons.h5" --n 32768 --seed 1 >/dev/null
+FM=/usr/share/datasets/fashion-mnist
+if [[ -f $FM/train-images-idx3-ubyte.gz ]]; then
+  $T data convert $FM/train-images-idx3-ubyte.gz "$WORK/mlp784.h5" --labels $FM/train-labels-idx1-ubyte.gz >/dev/null
+else
+  $T data gen random --out "$WORK/mlp784.h5" --n 60000 --n_features 784 --classes 10 >/dev/null
+fi
+$T data gen random --out "$WORK/wide2048.h5" --n 16384 --n_features 1024 --classes 10 >/dev/null
+
+# name | layers | hidden activation | output activation | loss | optimizer | lr | batch
+NETS=(
+  "moons|2,20,20,1|tanh|sigmoid|bce|adam|0.01|32"
+  "mlp784|784,256,128,10|relu|identity|cross_entropy|adam|0.001|128"
+  "wide2048|1024,2048,2048,10|relu|identity|cross_entropy|momentum|0.01|512"
+)
+have_torch=1
+/usr/bin/python3 -c "import torch" 2>/dev/null || { have_torch=0; echo "PyTorch is not installed (apt-get install python3-torch): trainer alone"; }
+LOG=$WORK/peers.log
+for net in "${NETS[@]}"; do
+  IFS='|' read -r name layers act out loss opt lr batch <<<"$net"
+  [[ -n ${ONLY:-} && $ONLY != "$name" ]] && continue
+  cat > "$WORK/$name.ini" <<INI
+[model]
+layers = $layers
+activations = $act
+output_activation = $out
+[data]
+path = $WORK/$name.h5
+[train]
+loss = $loss
+optimizer = $opt
+lr = $lr
+batch_size = $batch
+drop_last = true
+epochs = $EPOCHS
+eval_every = 1
+threads = 1
+INI
+  for ((r = 0; r < REPEAT; r++)); do
+    $T train "$WORK/$name.ini" --set output.dir="$WORK/run-$name" --overwrite >/dev/null
+    tail -n +3 "$WORK/run-$name/metrics.csv" | /usr/bin/python3 -c '
+import csv, sys
+head = open(sys.argv[1]).readline().strip().split(",")
+for row in csv.reader(sys.stdin):
+    print("trainer", sys.argv[2], row[head.index("samples_per_s")])' "$WORK/run-$name/metrics.csv" "$name" >> "$LOG"
+    if ((have_torch)); then
+      /usr/bin/python3 scripts/bench/peers_torch.py "$WORK/$name.h5" "$layers" "$act" "$out" "$loss" "$opt" "$lr" \
+        "$batch" "$EPOCHS" | awk -v n="$name" '$1 == "EPOCH" && $2 > 1 { print "torch", n, $4 }' >> "$LOG"
+    fi
+  done
+done
+/usr/bin/python3 - "$LOG" <<'PY'
+import sys, statistics as st, collections
+v = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    who, net, sps = line.split()
+    v[(who, net)].append(float(sps))
+print("| network | trainer samples/s | PyTorch samples/s | trainer / PyTorch |")
+print("| --- | --- | --- | --- |")
+for net in ("moons", "mlp784", "wide2048"):
+    if not v[("trainer", net)]:
+        continue
+    a = st.median(v[("trainer", net)])
+    b = st.median(v[("torch", net)]) if v[("torch", net)] else float("nan")
+    print(f"| {net} | {a:,.0f} | {b:,.0f} | {a / b:.2f} |")
+PY
+
+[[ -n ${NO_TTA:-} ]] && exit 0
+[[ -f $FM/train-images-idx3-ubyte.gz ]] || { echo "no Fashion-MNIST (apt-get install dataset-fashion-mnist): no time to accuracy"; exit 0; }
+echo
+echo "| config | np | wall seconds to test accuracy >= 0.90 (loading included) | epoch | best test accuracy |"
+echo "| --- | --- | --- | --- | --- |"
+for cfg in fashion_mnist fashion_mnist_regularized; do
+  for np in 1 2; do
+    /usr/bin/python3 - "$np" "$cfg" "$WORK" <<'PY'
+import re, subprocess, sys, time
+np, cfg, work = sys.argv[1:4]
+cmd = ["mpirun", "-np", np, "--bind-to", "core", "build/trainer", "train", f"datasets/configs/{cfg}.ini",
+       "--set", f"output.dir={work}/tta-{cfg}-{np}", "--set", "train.eval_every=1", "--overwrite"]
+t0 = time.monotonic()
+p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+reached, best = None, 0.0
+for line in p.stdout:
+    m = re.search(r"epoch +(\d+)/\d+ .*test_acc ([0-9.]+)", line)
+    if m:
+        acc = float(m.group(2))
+        best = max(best, acc)
+        if reached is None and acc >= 0.90:
+            reached = (time.monotonic() - t0, int(m.group(1)))
+p.wait()
+print(f"| {cfg}.ini | {np} | {f'{reached[0]:.1f}' if reached else 'not reached'} | "
+      f"{reached[1] if reached else '-'} | {best:.4f} |")
+PY
+  done
+done
