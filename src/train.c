@@ -45,6 +45,16 @@ static int choose_threads(const tr_config *c, const tr_dist *d)
         return 0;
     if (c->train.deterministic)
         return 1;
+    /* a small network gains nothing from threads: OpenBLAS's hand-over costs more than the
+     * products (the moons net, 15k multiply-adds a step: 4.9 us on one thread, 7.2 on two);
+     * from about a million per rank and step they pay (784-256-128-10 at batch 128, 30M:
+     * 1.5-1.8 ms on one thread, 1.1-1.2 on two) */
+    double macs = 0.0;
+    for (int l = 0; l < c->model.n_layers; l++)
+        macs += (double)c->model.widths[l] * (double)c->model.widths[l + 1];
+    const int64_t batch = c->train.batch_size > 0 ? c->train.batch_size : INT64_C(1) << 20;
+    if (macs * (double)batch / (double)(d->size > 0 ? d->size : 1) < 1e6)
+        return 1;
     const int n = tr_dist_cpus() / (d->local_size > 0 ? d->local_size : 1);
     return n > 0 ? n : 1;
 }
