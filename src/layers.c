@@ -54,17 +54,23 @@ static void sigmoid_chunk(float *s, const float *z, int64_t n)
         s[i] = 1.0f / (1.0f + s[i]);
 }
 
+/* a = exp(z - max z) over one row of W; returns max z (the shift both softmaxes share). */
+static float exp_shifted(float *a, const float *z, int64_t W)
+{
+    float mx = z[0];
+    for (int64_t j = 1; j < W; j++)
+        mx = z[j] > mx ? z[j] : mx;
+    for (int64_t j = 0; j < W; j++)
+        a[j] = z[j] - mx;
+    tr_vexpf(a, a, W);
+    return mx;
+}
+
 static void softmax_rows(float *A, const float *Z, int64_t B, int64_t W)
 {
     for (int64_t r = 0; r < B; r++) {
-        const float *z = Z + r * W;
         float *a = A + r * W;
-        float mx = z[0];
-        for (int64_t j = 1; j < W; j++)
-            mx = z[j] > mx ? z[j] : mx;
-        for (int64_t j = 0; j < W; j++)
-            a[j] = z[j] - mx;
-        tr_vexpf(a, a, W);
+        exp_shifted(a, Z + r * W, W);
         float sum = 0.0f;
         for (int64_t j = 0; j < W; j++)
             sum += a[j];
@@ -80,12 +86,7 @@ static void log_softmax_rows(float *A, const float *Z, int64_t B, int64_t W)
     for (int64_t r = 0; r < B; r++) {
         const float *z = Z + r * W;
         float *a = A + r * W;
-        float mx = z[0];
-        for (int64_t j = 1; j < W; j++)
-            mx = z[j] > mx ? z[j] : mx;
-        for (int64_t j = 0; j < W; j++)
-            a[j] = z[j] - mx;
-        tr_vexpf(a, a, W); /* a holds exp(z - max) for the sum, then is overwritten */
+        const float mx = exp_shifted(a, z, W); /* a holds exp(z - max) for the sum, then is overwritten */
         double sum = 0.0;
         for (int64_t j = 0; j < W; j++)
             sum += a[j];

@@ -32,31 +32,18 @@ __attribute__((target("avx512f"))) static inline __m512 load16(const float *p)
 }
 __attribute__((target("avx512f"))) static inline void store16(float *p, __m512 v) { memcpy(p, &v, sizeof v); }
 
-/* One function over an array with one vector width: whole vectors, then the tail padded
+/* One function `fn` over an array, `lanes` at a time: whole vectors, then the tail padded
  * into a full vector (the same code computes every element). */
-#define AVX512_ARRAY(name, sleef, u)                                                             \
-    __attribute__((target("avx512f"))) static void name##_avx512(float *y, const float *x, int64_t n) \
+#define VECTOR_ARRAY(name, path, isa, lanes, load, store, fn)                                  \
+    __attribute__((target(isa))) static void name##_##path(float *y, const float *x, int64_t n) \
     {                                                                                           \
         int64_t i = 0;                                                                          \
-        for (; i + 16 <= n; i += 16)                                                            \
-            store16(y + i, sleef##16_##u##avx512f(load16(x + i)));                                \
+        for (; i + lanes <= n; i += lanes)                                                      \
+            store(y + i, fn(load(x + i)));                                                      \
         if (i < n) {                                                                            \
-            float in[16] = {0}, out[16];                                                        \
+            float in[lanes] = {0}, out[lanes];                                                  \
             memcpy(in, x + i, (size_t)(n - i) * sizeof *in);                                    \
-            store16(out, sleef##16_##u##avx512f(load16(in)));                                     \
-            memcpy(y + i, out, (size_t)(n - i) * sizeof *out);                                  \
-        }                                                                                       \
-    }
-#define AVX2_ARRAY(name, sleef, u)                                                               \
-    __attribute__((target("avx2,fma"))) static void name##_avx2(float *y, const float *x, int64_t n) \
-    {                                                                                           \
-        int64_t i = 0;                                                                          \
-        for (; i + 8 <= n; i += 8)                                                              \
-            store8(y + i, sleef##8_##u##avx2(load8(x + i)));                                      \
-        if (i < n) {                                                                            \
-            float in[8] = {0}, out[8];                                                          \
-            memcpy(in, x + i, (size_t)(n - i) * sizeof *in);                                    \
-            store8(out, sleef##8_##u##avx2(load8(in)));                                           \
+            store(out, fn(load(in)));                                                           \
             memcpy(y + i, out, (size_t)(n - i) * sizeof *out);                                  \
         }                                                                                       \
     }
@@ -71,7 +58,10 @@ __attribute__((target("avx512f"))) static inline void store16(float *p, __m512 v
         for (int64_t i = 0; i < n; i++)                                                         \
             y[i] = sleef##1_##u##purec(x[i]);                                                     \
     }
-#define ALL_PATHS(name, sleef, u) AVX512_ARRAY(name, sleef, u) AVX2_ARRAY(name, sleef, u) SCALAR_ARRAY(name, sleef, u)
+#define ALL_PATHS(name, sleef, u)                                                               \
+    VECTOR_ARRAY(name, avx512, "avx512f", 16, load16, store16, sleef##16_##u##avx512f)          \
+    VECTOR_ARRAY(name, avx2, "avx2,fma", 8, load8, store8, sleef##8_##u##avx2)                  \
+    SCALAR_ARRAY(name, sleef, u)
 
 ALL_PATHS(vexp, Sleef_expf, u10)
 ALL_PATHS(vexpm1, Sleef_expm1f, u10)
