@@ -27,10 +27,7 @@ def main():
     ap.add_argument("--range", default="-4,4", help="x range drawn, LO,HI within [-6, 6] (default -4,4)")
     ap.add_argument("--leaky-slope", type=float, help="leaky_relu's negative slope (default the trainer's 0.01)")
     ap.add_argument("--elu-alpha", type=float, help="elu's alpha (default 1)")
-    ap.add_argument("--out", default="activations.png", help="PNG to write (default activations.png)")
-    ap.add_argument("--size", default="1200x800", help="image size in pixels, WIDTHxHEIGHT (default 1200x800)")
-    ap.add_argument("--trainer", help="trainer binary (default: $TRAINER, build/trainer, or PATH)")
-    ap.add_argument("--title", help="figure title")
+    th.picture_arguments(ap, "activations.png", "1200x800")
     args = ap.parse_args()
     size = th.figure_size(args.size)
     try:
@@ -80,7 +77,7 @@ def main():
             ax.legend(fontsize="small")
     fig.suptitle(args.title or "activations and their derivatives, as the trainer's kernels compute them")
     fig.tight_layout()
-    th.save_figure(fig, args.out)
+    th.save_figure(fig, args.out or "activations.png")
 
 
 if __name__ == "__main__":

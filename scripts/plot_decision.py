@@ -33,11 +33,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("checkpoint", help="a checkpoint of the run (best.h5, ckpt-<step>.h5)")
     ap.add_argument("data", help="points to draw: HDF5 (/X, /y) or CSV (x0, ..., y)")
-    ap.add_argument("--out", help="PNG to write (default: decision.png beside the checkpoint)")
-    ap.add_argument("--size", default="800x650", help="image size in pixels, WIDTHxHEIGHT (default 800x650)")
+    th.picture_arguments(ap, "decision.png beside the checkpoint", "800x650")
     ap.add_argument("--resolution", type=int, default=300, help="grid points per axis (default 300)")
-    ap.add_argument("--trainer", help="trainer binary (default: $TRAINER, build/trainer, or PATH)")
-    ap.add_argument("--title", help="figure title")
     args = ap.parse_args()
     size = th.figure_size(args.size)
     if not 10 <= args.resolution <= 2000:
@@ -50,7 +47,7 @@ def main():
     if x.shape[1] != features:
         th.fail(f"{args.data}: {x.shape[1]} features, but the model takes {features}")
     classifier, names, _ = th.model_classes(ck)
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "decision.png")
+    out = th.out_beside_checkpoint(args, "decision.png")
 
     fig, ax = th.new_figure(size)
     if classifier and features == 2:

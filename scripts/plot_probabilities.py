@@ -26,20 +26,10 @@ def main():
     ap.add_argument("--row", type=int, default=0, help="the sample's row in DATA (default 0)")
     ap.add_argument("--labels", help="IDX labels file for IDX images")
     ap.add_argument("--shape", help="image ROWSxCOLS when the features are an image that is not square")
-    ap.add_argument("--out", help="PNG to write (default: probabilities.png beside the checkpoint)")
-    ap.add_argument("--size", default="900x450", help="image size in pixels, WIDTHxHEIGHT (default 900x450)")
-    ap.add_argument("--trainer", help="trainer binary (default: $TRAINER, build/trainer, or PATH)")
-    ap.add_argument("--title", help="figure title")
+    th.picture_arguments(ap, "probabilities.png beside the checkpoint", "900x450")
     args = ap.parse_args()
     size = th.figure_size(args.size)
-    ck = th.read_checkpoint(args.checkpoint)
-    classifier, names, widths = th.model_classes(ck)
-    if not classifier:
-        th.fail(f"{args.checkpoint}: not a classifier (loss {ck['config'].get('train.loss', '?')})")
-    trainer = th.find_trainer(args.trainer)
-    x, y, _ = th.read_points(args.data, args.labels)
-    if widths and x.shape[1] != widths[0]:
-        th.fail(f"{args.data}: {x.shape[1]} features, but the model takes {widths[0]}")
+    names, _, trainer, x, y, _ = th.classifier_and_points(args)
     if not 0 <= args.row < len(x):
         th.fail(f"--row {args.row}: the data have {len(x)} rows (0 to {len(x) - 1})")
     out = th.predict(trainer, args.checkpoint, x[args.row:args.row + 1])
@@ -68,8 +58,7 @@ def main():
     if args.title:
         fig.suptitle(args.title)
     fig.tight_layout()
-    th.save_figure(fig, args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
-                                                 "probabilities.png"))
+    th.save_figure(fig, th.out_beside_checkpoint(args, "probabilities.png"))
 
 
 if __name__ == "__main__":

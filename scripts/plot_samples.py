@@ -33,22 +33,12 @@ def main():
     ap.add_argument("--first", type=int, default=0, help="first data row shown (default 0)")
     ap.add_argument("--errors", action="store_true", help="only misclassified images")
     ap.add_argument("--shape", help="image ROWSxCOLS (default: a square)")
-    ap.add_argument("--out", help="PNG to write (default: samples.png beside the checkpoint)")
-    ap.add_argument("--size", default="1000x600", help="image size in pixels, WIDTHxHEIGHT (default 1000x600)")
-    ap.add_argument("--trainer", help="trainer binary (default: $TRAINER, build/trainer, or PATH)")
-    ap.add_argument("--title", help="figure title")
+    th.picture_arguments(ap, "samples.png beside the checkpoint", "1000x600")
     args = ap.parse_args()
     size = th.figure_size(args.size)
     if not (1 <= args.rows <= 20 and 1 <= args.cols <= 20):
         th.fail("--rows and --cols must be 1 to 20")
-    ck = th.read_checkpoint(args.checkpoint)
-    classifier, names, widths = th.model_classes(ck)
-    if not classifier:
-        th.fail(f"{args.checkpoint}: not a classifier (loss {ck['config'].get('train.loss', '?')})")
-    trainer = th.find_trainer(args.trainer)
-    x, y, _ = th.read_points(args.data, args.labels)
-    if widths and x.shape[1] != widths[0]:
-        th.fail(f"{args.data}: {x.shape[1]} features, but the model takes {widths[0]}")
+    names, _, trainer, x, y, _ = th.classifier_and_points(args)
     shape = th.image_shape(x.shape[1], args.shape)
     if not 0 <= args.first < len(x):
         th.fail(f"--first {args.first}: the data have {len(x)} rows")
@@ -73,7 +63,7 @@ def main():
         if len(pick) else "no samples"
     fig.suptitle(args.title or f"true / predicted: {what}")
     fig.tight_layout()
-    th.save_figure(fig, args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "samples.png"))
+    th.save_figure(fig, th.out_beside_checkpoint(args, "samples.png"))
 
 
 if __name__ == "__main__":

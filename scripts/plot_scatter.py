@@ -48,22 +48,12 @@ def main():
     ap.add_argument("--features", help="two columns to plot, by index or name (default: PCA beyond 2 columns)")
     ap.add_argument("--layer", type=int, help="plot the activations of weight layer K (0 = first hidden layer)")
     ap.add_argument("--max-points", type=int, default=5000, help="at most this many points (default 5000)")
-    ap.add_argument("--out", help="PNG to write (default: scatter.png beside the checkpoint)")
-    ap.add_argument("--size", default="800x650", help="image size in pixels, WIDTHxHEIGHT (default 800x650)")
-    ap.add_argument("--trainer", help="trainer binary (default: $TRAINER, build/trainer, or PATH)")
-    ap.add_argument("--title", help="figure title")
+    th.picture_arguments(ap, "scatter.png beside the checkpoint", "800x650")
     args = ap.parse_args()
     size = th.figure_size(args.size)
-    ck = th.read_checkpoint(args.checkpoint)
-    classifier, names, widths = th.model_classes(ck)
-    if not classifier:
-        th.fail(f"{args.checkpoint}: not a classifier (loss {ck['config'].get('train.loss', '?')})")
+    names, widths, trainer, x, y, columns = th.classifier_and_points(args)
     if args.layer is not None and not 0 <= args.layer < len(widths) - 1:
         th.fail(f"--layer {args.layer}: the model has weight layers 0 to {len(widths) - 2}")
-    trainer = th.find_trainer(args.trainer)
-    x, y, columns = th.read_points(args.data, args.labels)
-    if widths and x.shape[1] != widths[0]:
-        th.fail(f"{args.data}: {x.shape[1]} features, but the model takes {widths[0]}")
     if len(x) > args.max_points:
         keep = np.random.default_rng(0).choice(len(x), args.max_points, replace=False)
         x, y = x[np.sort(keep)], y[np.sort(keep)]
@@ -102,7 +92,7 @@ def main():
     ax.set(xlabel=axis[0], ylabel=axis[1])
     ax.set_title(args.title or f"predicted classes, accuracy {float(np.mean(~wrong)):.3f} on {len(x)} points")
     fig.tight_layout()
-    th.save_figure(fig, args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "scatter.png"))
+    th.save_figure(fig, th.out_beside_checkpoint(args, "scatter.png"))
 
 
 if __name__ == "__main__":

@@ -187,6 +187,36 @@ def predict(trainer, checkpoint, x, layer=None):
             return {k: np.array(f[k]) for k in f}
 
 
+def picture_arguments(ap, out_help, size, trainer=True):
+    """The options every picture script has: --out, --size, --trainer (when it runs the
+    trainer) and --title."""
+    ap.add_argument("--out", help=f"PNG to write (default: {out_help})")
+    ap.add_argument("--size", default=size, help=f"image size in pixels, WIDTHxHEIGHT (default {size})")
+    if trainer:
+        ap.add_argument("--trainer", help="trainer binary (default: $TRAINER, build/trainer, or PATH)")
+    ap.add_argument("--title", help="figure title")
+
+
+def out_beside_checkpoint(args, name):
+    """--out, or `name` in the checkpoint's directory."""
+    return args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), name)
+
+
+def classifier_and_points(args):
+    """What the pictures of a classifier's view of data start from: the checkpoint (a
+    classifier, else a clear failure), its class names and widths, the trainer binary, and
+    args.data (with args.labels for IDX) as (x, y, column names) of the width the model takes."""
+    ck = read_checkpoint(args.checkpoint)
+    classifier, names, widths = model_classes(ck)
+    if not classifier:
+        fail(f"{args.checkpoint}: not a classifier (loss {ck['config'].get('train.loss', '?')})")
+    trainer = find_trainer(args.trainer)
+    x, y, columns = read_points(args.data, args.labels)
+    if widths and x.shape[1] != widths[0]:
+        fail(f"{args.data}: {x.shape[1]} features, but the model takes {widths[0]}")
+    return names, widths, trainer, x, y, columns
+
+
 def model_classes(ck):
     """(is a classifier, its class names) of a checkpoint read with read_checkpoint."""
     widths = [int(w) for w in ck["layers"].split(",")] if ck["layers"] else []
