@@ -22,23 +22,12 @@ import tempfile
 import h5py
 import numpy as np
 
-TRAINER = os.path.abspath(sys.argv[1])
+import checks
+from checks import check, trainer
+
 SOURCE = os.path.abspath(sys.argv[2])
 sys.path.insert(0, os.path.join(SOURCE, "scripts"))
 tmp = tempfile.mkdtemp(prefix="trainer-course-")
-failures = 0
-
-
-def trainer(*args, env=None):
-    return subprocess.run([TRAINER] + list(args), capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, **(env or {})))
-
-
-def check(name, ok, detail=""):
-    global failures
-    print(("ok   " if ok else "FAIL ") + name + (f" ({detail})" if detail and not ok else ""), flush=True)
-    failures += 0 if ok else 1
-    return ok
 
 
 def write(path, text):
@@ -310,5 +299,5 @@ text_labels()
 init_from_plain()
 step_log()
 reports()
-print("all passed" if not failures else f"{failures} FAILED")
-sys.exit(1 if failures else 0)
+print("all passed" if not checks.failures else f"{checks.failures} FAILED")
+sys.exit(1 if checks.failures else 0)

@@ -10,27 +10,22 @@ datasets/README.md documents; a missing package gives a message naming it (statu
 """
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
 import h5py
 import numpy as np
 
-TRAINER = os.path.abspath(sys.argv[1])
+import checks
+from checks import check, trainer
+
 SOURCE = os.path.abspath(sys.argv[2])
 DATA_DIR = "/usr/lib/python3/dist-packages/sklearn/datasets/data"
-failures = 0
 
 
-def trainer(*args):
-    return subprocess.run([TRAINER] + list(args), capture_output=True, text=True, timeout=600)
-
-
-def check(name, ok, detail=""):
-    global failures
-    print(("ok   " if ok else "FAIL ") + name + (f" ({detail})" if detail and not ok else ""), flush=True)
-    failures += 0 if ok else 1
+def text(v):
+    """An HDF5 string attribute as str (h5py gives fixed-length ones as bytes)."""
+    return v.decode() if isinstance(v, (bytes, np.bytes_)) else v
 
 
 def sklearn_sets():
@@ -66,8 +61,8 @@ def main():
             continue
         with h5py.File(out, "r") as f:
             gx, gy = f["X"][...], f["y"][...]
-            got_features = [s.strip() for s in f["X"].attrs.get("columns", "").split(", ")]
-            got_classes = f["y"].attrs.get("class_names")
+            got_features = [s.strip() for s in text(f["X"].attrs.get("columns", "")).split(", ")]
+            got_classes = text(f["y"].attrs.get("class_names"))
         check(f"{name}: shape {X.shape}", gx.shape == X.shape, f"{gx.shape}")
         check(f"{name}: first row", np.array_equal(gx[0], X[0].astype(np.float32)), f"{gx[0][:5]} vs {X[0][:5]}")
         check(f"{name}: every value", np.array_equal(gx, X.astype(np.float32)))
@@ -114,8 +109,8 @@ def main():
                 "--set", f"output.dir={tmp}/two")
     check("two sources: status 2 naming them", r.returncode == 2 and "one source" in r.stderr, r.stderr.strip())
 
-    print("all passed" if not failures else f"{failures} FAILED")
-    return 1 if failures else 0
+    print("all passed" if not checks.failures else f"{checks.failures} FAILED")
+    return 1 if checks.failures else 0
 
 
 if __name__ == "__main__":

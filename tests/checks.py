@@ -1,0 +1,22 @@
+"""checks.py: what the Python end-to-end tests share: running the trainer binary their
+command line names (argv[1]) and counting checks, one line per check (ok or FAIL)."""
+import os
+import subprocess
+import sys
+
+TRAINER = os.path.abspath(sys.argv[1])
+failures = 0
+
+
+def trainer(*args, env=None, timeout=600):
+    """The trainer with these arguments (and extra environment), its output captured."""
+    return subprocess.run([TRAINER] + list(args), capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
+
+
+def check(name, ok, detail=""):
+    """Prints and counts one check; detail is shown when it fails. Returns ok."""
+    global failures
+    print(("ok   " if ok else "FAIL ") + name + (f" ({detail})" if detail and not ok else ""), flush=True)
+    failures += 0 if ok else 1
+    return ok
