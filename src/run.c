@@ -440,7 +440,7 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
             if (t->step + 1 == signal_step)
                 raise(SIGTERM);
             rc = tr_trainer_step(t, s, err);
-            if (!rc && c->output.log_every_steps > 0 && t->step % c->output.log_every_steps == 0)
+            if (!rc && tr_trainer_logs_step(t, t->step))
                 rc = tr_dist_agree(t->dist, r.steps ? log_step(t, &r, err) : 0);
             if (rc)
                 goto done;

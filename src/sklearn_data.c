@@ -172,7 +172,6 @@ static char *next_line(char **p, int64_t *line)
 static int parse_number(const char *cell, const char *path, int64_t line, int col, float *out, tr_err *err)
 {
     char *end;
-    errno = 0;
     const double v = strtod(cell, &end);
     if (end == cell || *end)
         return tr_fail(err, TR_EDATA, "%s:%lld: column %d: '%s' is not a number", path, (long long)line, col + 1, cell);

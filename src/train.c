@@ -544,14 +544,19 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
  *   finish the exchange: the summed gradient, the clipping norm, the optimizer update and
  *   the step's statistics, identical on every rank; then the divergence check
  */
+bool tr_trainer_logs_step(const tr_trainer *t, int64_t step)
+{
+    const int64_t every = t->cfg->output.log_every_steps;
+    return every > 0 && step % every == 0;
+}
+
 int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 {
     tr_model *m = &t->model;
     const double began = tr_step_seconds();
     t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, t->lr_scale);
     tr_step_stats st = {0};
-    const int64_t log_every = t->cfg->output.log_every_steps;
-    tr_reduce_measure_norm(t->reduce, log_every > 0 && (t->step + 1) % log_every == 0);
+    tr_reduce_measure_norm(t->reduce, tr_trainer_logs_step(t, t->step + 1));
     tr_reduce_begin(t->reduce);
     if (tr_reduce_kind_of(t->reduce) == TR_REDUCE_EXACT) {
         st.loss = chunk_gradients(t, step_in_epoch, &st.correct, &st.rows);
