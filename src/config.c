@@ -460,8 +460,10 @@ static const key_desc keys[] = {
      .doc = "Also evaluate the whole training set in evaluation mode (otherwise train loss/accuracy are running "
             "means over the epoch's batches)."},
     {.section = "train", .name = "threads", .kind = K_INT, FIELD(train.threads), .min = 0, .max = 1024, .def = "0",
-     .doc = "OpenBLAS threads per rank; 0 = OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set, else the node's CPUs "
-            "divided by the ranks on the node (1 in deterministic mode)."},
+     .doc = "OpenBLAS threads per rank; 0 = OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set, else the rank's share "
+            "of the CPUs in its affinity mask (bound by mpirun or srun to one core: 1; unbound: the node's CPUs "
+            "divided by its ranks), 1 for networks under a million multiply-adds per rank and step, and 1 in "
+            "deterministic mode. More threads than the rank's CPUs trains with a warning."},
     {.section = "train", .name = "deterministic", .kind = K_BOOL, FIELD(train.deterministic), .def = "false",
      .doc = "Bitwise reproducible on any layout: each optimizer step's rows are cut into chunks of chunk_rows "
             "rows, each chunk's gradient is computed on one thread (batch norm normalises per chunk) and the "

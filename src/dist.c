@@ -6,15 +6,64 @@
  * failure becomes TR_EMPI with MPI's own message. In a local world (impl == NULL) every
  * collective is the identity.
  */
+#define _GNU_SOURCE /* sched_getaffinity, cpu_set_t */
 #include "trainer/dist.h"
 
 #include "trainer/fault.h"
 #include "dist_impl.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+enum { MASK_WORDS = CPU_SETSIZE / 64 };
+
+/* This process's affinity mask as 64-bit words; the CPUs in it. */
+static int affinity(uint64_t mask[MASK_WORDS])
+{
+    memset(mask, 0, MASK_WORDS * sizeof *mask);
+    cpu_set_t set;
+    int n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        for (int c = 0; c < CPU_SETSIZE; c++)
+            if (CPU_ISSET(c, &set)) {
+                mask[c / 64] |= (uint64_t)1 << (c % 64);
+                n++;
+            }
+    }
+    if (n == 0) { /* no mask to read: every online CPU */
+        const long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (int)online : 1;
+        for (int c = 0; c < n && c < CPU_SETSIZE; c++)
+            mask[c / 64] |= (uint64_t)1 << (c % 64);
+    }
+    return n;
+}
+
+/* cpus_allowed and cpus of every rank of the node (collective over the node). */
+static int count_cpus(tr_dist *d, tr_err *err)
+{
+    uint64_t mine[MASK_WORDS];
+    d->cpus_allowed = d->cpus = affinity(mine);
+    if (!d->impl || d->local_size == 1)
+        return 0;
+    uint64_t *all = malloc((size_t)d->local_size * sizeof mine);
+    const int ok = all != NULL;
+    int all_ok = ok;
+    MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, d->impl->local), "MPI_Allreduce");
+    if (!all_ok) {
+        free(all);
+        return tr_fail(err, TR_ENOMEM, "out of memory (on some rank)");
+    }
+    const int rc = MPI_Allgather(mine, MASK_WORDS, MPI_UINT64_T, all, MASK_WORDS, MPI_UINT64_T, d->impl->local);
+    if (rc == MPI_SUCCESS)
+        d->cpus = tr_cpu_share(all, MASK_WORDS, d->local_size, d->local_rank);
+    free(all);
+    MPI_CHECK(rc, "MPI_Allgather (CPU affinity masks)");
+    return 0;
+}
 
 static int wrap(tr_dist *d, MPI_Comm comm, tr_err *err)
 {
@@ -39,7 +88,7 @@ static int wrap(tr_dist *d, MPI_Comm comm, tr_err *err)
         MPI_Comm_rank(node, &d->local_rank);
         MPI_Comm_size(node, &d->local_size);
     }
-    return 0;
+    return count_cpus(d, err);
 }
 
 int tr_dist_init(tr_dist *d, int *argc, char ***argv, tr_err *err)
@@ -65,6 +114,7 @@ void tr_dist_init_local(tr_dist *d)
 {
     memset(d, 0, sizeof *d);
     d->size = d->local_size = 1;
+    count_cpus(d, NULL);
 }
 
 int tr_dist_split(tr_dist *parent, int color, tr_dist *sub, tr_err *err)
@@ -244,10 +294,22 @@ int tr_dist_same_everywhere(tr_dist *d, const void *buf, size_t bytes, bool *sam
     return 0;
 }
 
-int tr_dist_cpus(void)
+int tr_cpu_share(const uint64_t *masks, int words, int n, int me)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    double share = 0.0;
+    for (int w = 0; w < words; w++)
+        for (int b = 0; b < 64; b++) {
+            const uint64_t bit = (uint64_t)1 << b;
+            if (!(masks[(size_t)me * (size_t)words + (size_t)w] & bit))
+                continue;
+            int k = 0;
+            for (int r = 0; r < n; r++)
+                k += (masks[(size_t)r * (size_t)words + (size_t)w] & bit) != 0;
+            share += 1.0 / k;
+        }
+    /* 1e-9: a third counted three times is still one */
+    const int whole = (int)(share + 1e-9);
+    return whole > 0 ? whole : 1;
 }
 
 /* ------------------------------------------------------------------ node memory -------- */

@@ -35,8 +35,10 @@ static int alloc_array(void **p, size_t n, size_t elem, tr_err *err)
     return 0;
 }
 
-/* OpenBLAS threads per rank: the config, else the environment, else the node's CPUs shared
- * by the ranks on the node (1 in deterministic mode, so every rank runs the same kernels). */
+/* OpenBLAS threads per rank: the config, else the environment, else this rank's share of the
+ * CPUs it may run on (dist.h: a rank that mpirun or srun bound to one core gets 1 thread, not
+ * the node's CPUs divided by the ranks: two threads on one core take turns at half speed);
+ * 1 in deterministic mode, so every rank runs the same kernels. */
 static int choose_threads(const tr_config *c, const tr_dist *d)
 {
     if (c->train.threads > 0)
@@ -55,8 +57,7 @@ static int choose_threads(const tr_config *c, const tr_dist *d)
     const int64_t batch = c->train.batch_size > 0 ? c->train.batch_size : INT64_C(1) << 20;
     if (macs * (double)batch / (double)(d->size > 0 ? d->size : 1) < 1e6)
         return 1;
-    const int n = tr_dist_cpus() / (d->local_size > 0 ? d->local_size : 1);
-    return n > 0 ? n : 1;
+    return d->cpus > 0 ? d->cpus : 1;
 }
 
 /* Batch-norm sums over the ranks (synchronised batch norm). */
@@ -264,6 +265,12 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     if (threads > 0)
         openblas_set_num_threads(threads);
     t->threads = openblas_get_num_threads();
+    if (t->threads > d->cpus && d->rank == 0) /* set by hand or the environment */
+        fprintf(stderr,
+                "trainer: warning: %d BLAS threads per rank, but rank 0 has %d CPU%s to itself (of %d in its affinity "
+                "mask): the threads take turns. Give each rank more cores (mpirun --map-by slot:PE=%d, srun "
+                "--cpus-per-task=%d) or set [train] threads = %d\n",
+                t->threads, d->cpus, d->cpus == 1 ? "" : "s", d->cpus_allowed, t->threads, t->threads, d->cpus);
     /* first: loading waits on the node's loading rank */
     int rc = tr_watchdog_start(d, c->train.watchdog, err);
     if (!rc)

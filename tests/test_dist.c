@@ -1,9 +1,11 @@
 /*
  * test_dist.c: the parts of the data-parallel machinery that need no second process: the
  * bucket plan, backward cut into row blocks at the bucket boundaries, the exact
- * (fixed-point) gradient sum, the chunked evaluation shares, and the rank slices.
+ * (fixed-point) gradient sum, the chunked evaluation shares, the rank slices, and each
+ * rank's share of the node's CPUs (the BLAS thread default).
  */
 #include "test_util.h"
+#include "trainer/dist.h"
 #include "trainer/reduce.h"
 #include "trainer/model.h"
 #include "trainer/rng.h"
@@ -364,4 +366,51 @@ Test(sampler, permutation_is_fisher_yates_of_rng_below)
         free(got);
         free(want);
     }
+}
+
+/* masks of n ranks, one 64-bit word each except where a test needs two */
+static int share1(const uint64_t *masks, int n, int me) { return tr_cpu_share(masks, 1, n, me); }
+
+Test(cpus, share_follows_the_launchers_binding)
+{
+    /* mpirun's default for 2 ranks: each bound to its own core -> one thread each, not the
+     * node's 4 CPUs divided by 2 */
+    const uint64_t bound[] = {0x1, 0x2};
+    cr_expect_eq(share1(bound, 2, 0), 1);
+    cr_expect_eq(share1(bound, 2, 1), 1);
+    /* --map-by slot:PE=2 (srun --cpus-per-task=2): two cores each */
+    const uint64_t pe2[] = {0x3, 0xc};
+    cr_expect_eq(share1(pe2, 2, 0), 2);
+    cr_expect_eq(share1(pe2, 2, 1), 2);
+    /* unbound (--bind-to none): the node's CPUs split between the ranks, rounded down */
+    const uint64_t none2[] = {0xf, 0xf}, none3[] = {0xf, 0xf, 0xf};
+    cr_expect_eq(share1(none2, 2, 0), 2);
+    cr_expect_eq(share1(none3, 3, 2), 1);
+    /* three ranks on three CPUs: a third counted three times is one */
+    const uint64_t three[] = {0x7, 0x7, 0x7};
+    for (int r = 0; r < 3; r++)
+        cr_expect_eq(share1(three, 3, r), 1);
+    /* overlapping masks: CPU 2 is shared, so rank 0 has 2.5 -> 2 and rank 1 has 1.5 -> 1 */
+    const uint64_t overlap[] = {0x7, 0xc};
+    cr_expect_eq(share1(overlap, 2, 0), 2);
+    cr_expect_eq(share1(overlap, 2, 1), 1);
+    /* more ranks than CPUs (oversubscribed): still one thread */
+    const uint64_t over[] = {0x1, 0x1, 0x1, 0x1};
+    cr_expect_eq(share1(over, 4, 3), 1);
+    /* alone: every CPU of its mask; an empty mask (nothing read) still one */
+    const uint64_t alone[] = {0xff}, empty[] = {0x0};
+    cr_expect_eq(share1(alone, 1, 0), 8);
+    cr_expect_eq(share1(empty, 1, 0), 1);
+    /* CPUs past 63 count: rank 0 {0, 64, 65}, rank 1 {65} -> 2.5 and 0.5 */
+    const uint64_t wide[] = {0x1, 0x3, 0x0, 0x2};
+    cr_expect_eq(tr_cpu_share(wide, 2, 2, 0), 2);
+    cr_expect_eq(tr_cpu_share(wide, 2, 2, 1), 1);
+}
+
+Test(cpus, local_world_counts_its_affinity_mask)
+{
+    tr_dist d;
+    tr_dist_init_local(&d);
+    cr_expect_geq(d.cpus_allowed, 1);
+    cr_expect_eq(d.cpus, d.cpus_allowed); /* alone on the node */
 }

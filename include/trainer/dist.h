@@ -21,6 +21,9 @@ typedef struct tr_dist_impl tr_dist_impl;
 typedef struct tr_dist {
     int rank, size;
     int local_rank, local_size; /* on this node */
+    int cpus_allowed;           /* CPUs this rank may run on: its affinity mask (a launcher's binding) */
+    int cpus;                   /* its share of them: a CPU that k ranks of the node may use counts 1/k
+                                 * (rounded down, at least 1); the BLAS thread default */
     tr_dist_impl *impl;         /* the communicator (dist.c); NULL in a local world */
 } tr_dist;
 
@@ -76,7 +79,9 @@ void tr_node_mem_free(tr_node_mem *mem);
 int tr_dist_node_bcast(tr_dist *d, void *buf, size_t bytes, tr_err *err);
 void tr_dist_node_barrier(tr_dist *d);
 
-/* Number of logical CPUs of this node (for the BLAS thread default). */
-int tr_dist_cpus(void);
+/* A rank's share of CPUs from the node's affinity masks (`words` 64-bit words per rank, n
+ * ranks): each CPU in rank me's mask counts 1/k, k the ranks whose masks hold it. Ranks bound
+ * to their own cores get all of theirs; unbound ranks split the node. At least 1. */
+int tr_cpu_share(const uint64_t *masks, int words, int n, int me);
 
 #endif
