@@ -121,7 +121,8 @@ static inline uint32_t nonfinite_bits(float x)
 }
 #define NONFINITE_BITS(x) nonfinite_bits(x)
 
-TR_VECTOR_KERNEL static uint32_t sgd(tr_optim *o, float *restrict p, float *restrict g, size_t n, float wd, size_t off)
+TR_VECTOR_KERNEL static uint32_t sgd(tr_optim *o, const float *pin, float *pout, float *restrict g, size_t n,
+                                    float wd, size_t off)
 {
     uint32_t bad = 0;
     const float lr = (float)o->lr;
@@ -130,28 +131,32 @@ TR_VECTOR_KERNEL static uint32_t sgd(tr_optim *o, float *restrict p, float *rest
     float *restrict buf = state(o, "momentum_buffer");
     const bool nesterov = o->cfg.kind == TR_OPTIM_NESTEROV;
     if (!buf) {
+#pragma GCC ivdep
         for (size_t i = 0; i < n; i++) {
             bad |= NONFINITE_BITS(g[i]);
-            p[i] -= lr * (g[i] + wd * p[i]);
+            const float pi = pin[i];
+            pout[i] = pi - lr * (g[i] + wd * pi);
             g[i] = 0.0f;
         }
         return bad;
     }
     buf += off;
     const bool first = o->step == 1; /* PyTorch: the buffer starts as a copy of d_p */
+#pragma GCC ivdep
     for (size_t i = 0; i < n; i++) {
         bad |= NONFINITE_BITS(g[i]);
-        const float d = g[i] + wd * p[i];
+        const float pi = pin[i];
+        const float d = g[i] + wd * pi;
         g[i] = 0.0f;
         buf[i] = first ? d : buf[i] * mu + damp * d;
         const float step = nesterov ? d + mu * buf[i] : buf[i];
-        p[i] -= lr * step;
+        pout[i] = pi - lr * step;
     }
     return bad;
 }
 
-TR_VECTOR_KERNEL static uint32_t rmsprop(tr_optim *o, float *restrict p, float *restrict g, size_t n, float wd,
-                                        size_t off)
+TR_VECTOR_KERNEL static uint32_t rmsprop(tr_optim *o, const float *pin, float *pout, float *restrict g, size_t n,
+                                        float wd, size_t off)
 {
     uint32_t bad = 0;
     const float lr = (float)o->lr;
@@ -166,9 +171,11 @@ TR_VECTOR_KERNEL static uint32_t rmsprop(tr_optim *o, float *restrict p, float *
         buf += off;
     if (gavg)
         gavg += off;
+#pragma GCC ivdep
     for (size_t i = 0; i < n; i++) {
         bad |= NONFINITE_BITS(g[i]);
-        const float d = g[i] + wd * p[i];
+        const float pi = pin[i];
+        const float d = g[i] + wd * pi;
         g[i] = 0.0f;
         sq[i] = sq[i] * alpha + one_m_alpha * d * d;
         float avg;
@@ -180,16 +187,16 @@ TR_VECTOR_KERNEL static uint32_t rmsprop(tr_optim *o, float *restrict p, float *
         }
         if (buf) {
             buf[i] = buf[i] * mu + d / avg;
-            p[i] -= lr * buf[i];
+            pout[i] = pi - lr * buf[i];
         } else {
-            p[i] -= lr * (d / avg);
+            pout[i] = pi - lr * (d / avg);
         }
     }
     return bad;
 }
 
-TR_VECTOR_KERNEL static uint32_t adam(tr_optim *o, float *restrict p, float *restrict g, size_t n, float wd,
-                                     size_t off)
+TR_VECTOR_KERNEL static uint32_t adam(tr_optim *o, const float *pin, float *pout, float *restrict g, size_t n,
+                                     float wd, size_t off)
 {
     uint32_t bad = 0;
     const bool decoupled = o->cfg.kind == TR_OPTIM_ADAMW;
@@ -207,28 +214,30 @@ TR_VECTOR_KERNEL static uint32_t adam(tr_optim *o, float *restrict p, float *res
     const float pmul = decoupled ? decay : 1.0f, gadd = decoupled ? 0.0f : wd;
     if (vmax) {
         vmax += off;
+#pragma GCC ivdep
         for (size_t i = 0; i < n; i++) {
             bad |= NONFINITE_BITS(g[i]);
-            const float pi = p[i] * pmul;
-            const float d = g[i] + gadd * p[i];
+            const float pi = pin[i] * pmul;
+            const float d = g[i] + gadd * pin[i];
             g[i] = 0.0f;
             m[i] = m[i] + w1 * (d - m[i]);
             v[i] = v[i] * b2 + one_m_b2 * d * d;
             vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];
             const float denom = sqrtf(vmax[i]) * inv_bc2_sqrt + eps;
-            p[i] = pi - step_size * (m[i] / denom);
+            pout[i] = pi - step_size * (m[i] / denom);
         }
         return bad;
     }
+#pragma GCC ivdep
     for (size_t i = 0; i < n; i++) {
         bad |= NONFINITE_BITS(g[i]);
-        const float pi = p[i] * pmul;
-        const float d = g[i] + gadd * p[i];
+        const float pi = pin[i] * pmul;
+        const float d = g[i] + gadd * pin[i];
         g[i] = 0.0f;
         m[i] = m[i] + w1 * (d - m[i]);
         v[i] = v[i] * b2 + one_m_b2 * d * d;
         const float denom = sqrtf(v[i]) * inv_bc2_sqrt + eps;
-        p[i] = pi - step_size * (m[i] / denom);
+        pout[i] = pi - step_size * (m[i] / denom);
     }
     return bad;
 }
@@ -271,6 +280,12 @@ double tr_penalty(const float *params, size_t begin, size_t end, double l1, doub
 
 bool tr_optim_update(tr_optim *o, float *params, float *grads, size_t begin, size_t end, const tr_optim_range *r)
 {
+    return tr_optim_update_to(o, params, params + begin, grads, begin, end, r);
+}
+
+bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *grads, size_t begin, size_t end,
+                        const tr_optim_range *r)
+{
     uint32_t bad = 0;
     if (!r)
         r = &tr_optim_plain;
@@ -278,20 +293,21 @@ bool tr_optim_update(tr_optim *o, float *params, float *grads, size_t begin, siz
     if (r->l1 != 0.0f || r->l2 != 0.0f || r->scale != 1.0f || r->clip > 0.0f)
         prepare(grads + begin, params + begin, end - begin, r);
     const size_t n = end - begin;
-    float *p = params + begin;
+    const float *p = params + begin;
+    float *q = out;
     float *g = grads + begin;
     switch (o->cfg.kind) {
     case TR_OPTIM_SGD:
     case TR_OPTIM_MOMENTUM:
     case TR_OPTIM_NESTEROV:
-        bad = sgd(o, p, g, n, wd, begin);
+        bad = sgd(o, p, q, g, n, wd, begin);
         break;
     case TR_OPTIM_RMSPROP:
-        bad = rmsprop(o, p, g, n, wd, begin);
+        bad = rmsprop(o, p, q, g, n, wd, begin);
         break;
     case TR_OPTIM_ADAM:
     case TR_OPTIM_ADAMW:
-        bad = adam(o, p, g, n, wd, begin);
+        bad = adam(o, p, q, g, n, wd, begin);
         break;
     case TR_OPTIM_COUNT:
         break;

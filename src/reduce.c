@@ -409,7 +409,7 @@ struct tr_node_group {
     MPI_Comm cross;     /* same local rank on every node (MPI_COMM_NULL on one node) */
     int local_size;
     size_t n_params;
-    float *params;
+    float *params[2];   /* the parameters; the second buffer only where updates go out of place */
     float **state;      /* (n_state) */
     void **slots;       /* (local_size) each rank's slot: its gradient (shared), chunks (exact) */
     _Atomic int64_t *counters; /* (n_counters) */
@@ -419,8 +419,8 @@ static void node_group_free(tr_node_group *g);
 
 static void *align64(void *p) { return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
-static int node_group_create(tr_node_group **out, tr_dist *d, size_t n_params, int n_state, int n_counters,
-                             size_t slot_bytes, tr_err *err)
+static int node_group_create(tr_node_group **out, tr_dist *d, size_t n_params, int n_param_bufs, int n_state,
+                             int n_counters, size_t slot_bytes, tr_err *err)
 {
     *out = NULL;
     if (!d->impl || d->size == 1)
@@ -452,7 +452,7 @@ static int node_group_create(tr_node_group **out, tr_dist *d, size_t n_params, i
     const size_t buf = n_params * sizeof(float) + 64;
     const size_t counters = ((size_t)n_counters * sizeof(int64_t) + 63) / 64 * 64 + 64;
     /* local rank 0 holds the counters, the parameters and the state; everyone a slot */
-    const size_t mine = slot_bytes + 64 + (d->local_rank == 0 ? counters + buf * (size_t)(1 + n_state) : 0);
+    const size_t mine = slot_bytes + 64 + (d->local_rank == 0 ? counters + buf * (size_t)(n_param_bufs + n_state) : 0);
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
@@ -473,8 +473,10 @@ static int node_group_create(tr_node_group **out, tr_dist *d, size_t n_params, i
         if (r == 0) {
             g->counters = (_Atomic int64_t *)(void *)c;
             c = align64(c + counters - 64);
-            g->params = (float *)(void *)c;
-            c = align64(c + buf - 64);
+            for (int i = 0; i < n_param_bufs; i++) {
+                g->params[i] = (float *)(void *)c;
+                c = align64(c + buf - 64);
+            }
             for (int i = 0; i < n_state; i++) {
                 g->state[i] = (float *)(void *)c;
                 c = align64(c + buf - 64);
@@ -485,7 +487,8 @@ static int node_group_create(tr_node_group **out, tr_dist *d, size_t n_params, i
     if (d->local_rank == 0) {
         for (int b = 0; b < n_counters; b++)
             atomic_init(&g->counters[b], 0);
-        memset(g->params, 0, n_params * sizeof(float));
+        for (int i = 0; i < n_param_bufs; i++)
+            memset(g->params[i], 0, n_params * sizeof(float));
         for (int i = 0; i < n_state; i++)
             memset(g->state[i], 0, n_params * sizeof(float));
     }
@@ -517,7 +520,7 @@ static void node_group_free(tr_node_group *g)
     free(g);
 }
 
-static float *node_group_params(tr_node_group *g) { return g->params; }
+static float *node_group_params(tr_node_group *g, int i) { return g->params[i]; }
 static float *node_group_state(tr_node_group *g, int i) { return g->state[i]; }
 static void *node_group_slot(tr_node_group *g, int local_rank) { return g->slots[local_rank]; }
 static bool node_group_multinode(const tr_node_group *g) { return g->cross != MPI_COMM_NULL; }
@@ -564,6 +567,9 @@ struct tr_reduce {
     tr_grad_hook hook;
     /* the step in progress */
     bool update_finite;
+    float *params_out;         /* shared: where this step's updates go (the buffer nobody reads in it) */
+    bool stream;               /* shared: params_out is written with streaming stores (STREAM_MIN) */
+    float *scratch;            /* (STREAM_BLOCK) updated values on their way to params_out */
     bool measure;              /* this step sums the gradient's squared norm into step_sq */
     double step_sq;
     int local_top;             /* local: tensors [local_top, n_tensors) updated this step */
@@ -587,11 +593,36 @@ struct tr_reduce {
     float *owned_grads;        /* exact with a node group: the model's private gradient, now ours */
 };
 
+/* shared: parameters updated at once into the scratch block (in this core's cache), then
+ * streamed to the node's buffer (mem.h). Only from STREAM_MIN parameters (256 KiB): a small
+ * model's parameters stay in the caches, and streamed out they would be read back from
+ * memory (the moons net at np=2, 501 parameters: 5.0 us a step streamed, 4.1 us plain;
+ * the 784 net, 235k: the optimizer 0.065 ms streamed, 0.10 plain) */
+#define STREAM_BLOCK ((size_t)8192)
+#define STREAM_MIN ((size_t)1 << 16)
+
 static bool update(tr_reduce *r, size_t lo, size_t hi, float scale)
 {
     if (r->measure) /* before the update: the gradient as it arrived, unclipped */
         r->step_sq += r->ops.sq_norm(r->ops.ctx, lo, hi);
-    const bool ok = r->ops.update(r->ops.ctx, lo, hi, scale);
+    bool ok = true;
+    if (!r->params_out) {
+        ok = r->ops.update(r->ops.ctx, lo, hi, scale, NULL);
+    } else if (!r->stream) {
+        ok = r->ops.update(r->ops.ctx, lo, hi, scale, r->params_out + lo);
+    } else {
+        for (int t = 0; t < r->m->n_tensors; t++) { /* the tensors' ranges: the padding stays zero */
+            const tr_tensor *T = &r->m->tensor[t];
+            const size_t e = T->offset + T->size < hi ? T->offset + T->size : hi;
+            for (size_t a = T->offset > lo ? T->offset : lo; a < e;) { /* blocks end on multiples of STREAM_BLOCK */
+                const size_t b = (a / STREAM_BLOCK + 1) * STREAM_BLOCK < e ? (a / STREAM_BLOCK + 1) * STREAM_BLOCK : e;
+                ok &= r->ops.update(r->ops.ctx, a, b, scale, r->scratch);
+                tr_stream_floats(r->params_out + a, r->scratch, b - a);
+                a = b;
+            }
+        }
+        tr_stream_fence(); /* before this rank's signal or the step's closing sum */
+    }
     r->update_finite &= ok;
     return ok;
 }
@@ -777,6 +808,7 @@ static int shared_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
     st->rows = (int64_t)stats[2];
     st->stop = stats[4] > 0.0;
     st->nonfinite = !isfinite(stats[0]) ? "loss" : stats[3] != 0.0 ? "gradient" : NULL;
+    tr_model_use_buffers(r->m, r->params_out, r->m->grads); /* every shard written: the next step reads it */
     /* the node's ranks updated disjoint shards; every node all of them */
     st->grad_norm = r->measure ? sqrt(stats[5] / (double)(r->d->size / r->d->local_size)) : NAN;
     return 0;
@@ -943,22 +975,22 @@ static int local_finish(tr_reduce *r, tr_step_stats *st)
     return 0;
 }
 
-/* The node's shared memory: parameters and optimizer state once per node, a slot of
- * slot_bytes per rank, n_counters step counters. The model's gradient becomes this rank's
- * slot (shared), or stays its own buffer (exact: the slot holds the chunks). NULL (and 0)
- * when the world cannot use it. */
-static int make_shared(tr_reduce *r, tr_optim *o, int n_counters, size_t slot_bytes, bool grads_in_slot,
-                       tr_err *err)
+/* The node's shared memory: parameters (n_param_bufs buffers) and optimizer state once per
+ * node, a slot of slot_bytes per rank, n_counters step counters. The model's gradient becomes
+ * this rank's slot (shared), or stays its own buffer (exact: the slot holds the chunks). NULL
+ * (and 0) when the world cannot use it. */
+static int make_shared(tr_reduce *r, tr_optim *o, int n_param_bufs, int n_counters, size_t slot_bytes,
+                       bool grads_in_slot, tr_err *err)
 {
     tr_dist *d = r->d;
-    int rc = node_group_create(&r->node, d, r->m->n_params, o->n_state, n_counters, slot_bytes, err);
+    int rc = node_group_create(&r->node, d, r->m->n_params, n_param_bufs, o->n_state, n_counters, slot_bytes, err);
     if (rc || !r->node)
         return rc;
     float *states[3];
     for (int i = 0; i < o->n_state; i++)
         states[i] = node_group_state(r->node, i);
     tr_optim_use_state(o, states);
-    float *params = node_group_params(r->node);
+    float *params = node_group_params(r->node, 0);
     if (d->local_rank == 0)
         memcpy(params, r->m->params, r->m->n_params * sizeof(float));
     if (!grads_in_slot && !r->m->external)
@@ -983,7 +1015,7 @@ static int exact_create(tr_reduce *r, tr_optim *o, const tr_train_config *tc, in
     const size_t slot = r->header_len * sizeof(double) + (size_t)chunk_bufs * r->chunk_stride * sizeof(float);
     int rc = 0;
     if (d->size > 1 && tc->comm != TR_COMM_ALLREDUCE)
-        rc = make_shared(r, o, 1, slot, false, err);
+        rc = make_shared(r, o, 1, 1, slot, false, err);
     if (!rc && !r->node && d->size > 1 && tc->comm == TR_COMM_SHARED)
         rc = tr_fail(err, TR_ECONFIG, "[train] comm = shared needs the same number of ranks on every node");
     if (rc)
@@ -1037,7 +1069,12 @@ int tr_reduce_create(tr_reduce **out, tr_dist *d, tr_model *m, tr_optim *o, cons
     } else if (!rc) {
         r->kind = TR_REDUCE_ALLREDUCE;
         if (tc->comm != TR_COMM_ALLREDUCE)
-            rc = make_shared(r, o, r->n_buckets, m->n_params * sizeof(float), true, err);
+            rc = make_shared(r, o, 2, r->n_buckets, m->n_params * sizeof(float), true, err);
+        if (!rc && r->node && m->n_params >= STREAM_MIN) {
+            r->stream = true;
+            r->scratch = tr_big_alloc(STREAM_BLOCK * sizeof(float));
+            rc = tr_dist_agree(d, r->scratch ? 0 : tr_fail(err, TR_ENOMEM, "out of memory"));
+        }
         if (!rc && r->node)
             r->kind = TR_REDUCE_SHARED;
         else if (!rc && tc->comm == TR_COMM_SHARED)
@@ -1065,6 +1102,7 @@ void tr_reduce_free(tr_reduce *r)
     free(r->maxima);
     free(r->exp);
     tr_big_free(r->cross_acc);
+    tr_big_free(r->scratch);
     tr_big_free(r->owned_grads);
     free(r);
 }
@@ -1091,6 +1129,9 @@ void tr_reduce_begin(tr_reduce *r)
         r->round++;
         r->signalled = r->updated = 0;
         r->ops.begin(r->ops.ctx);
+        /* the other buffer: every rank reads this step's parameters until the step ends */
+        const float *now = r->m->params;
+        r->params_out = node_group_params(r->node, now == node_group_params(r->node, 0) ? 1 : 0);
     }
 }
 

@@ -214,7 +214,7 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
 }
 
 static void ops_begin(void *ctx);
-static bool ops_update(void *ctx, size_t lo, size_t hi, float scale);
+static bool ops_update(void *ctx, size_t lo, size_t hi, float scale, float *out);
 static double ops_sq_norm(void *ctx, size_t lo, size_t hi);
 
 /* The collective part, reached by every rank once all have built their part: the check that
@@ -454,8 +454,9 @@ static double range_sq_norm(const tr_trainer *t, size_t lo, size_t hi)
     return sq;
 }
 
-/* Updates the parameters in [lo, hi), tensor by tensor; false when a value is not finite. */
-static bool update_range(tr_trainer *t, size_t lo, size_t hi, float scale)
+/* Updates the parameters in [lo, hi), tensor by tensor, in place or into out (from out[0]);
+ * false when a value is not finite. */
+static bool update_range(tr_trainer *t, size_t lo, size_t hi, float scale, float *out)
 {
     tr_model *m = &t->model;
     bool finite = true;
@@ -464,7 +465,7 @@ static bool update_range(tr_trainer *t, size_t lo, size_t hi, float scale)
         const size_t a = T->offset > lo ? T->offset : lo, b = T->offset + T->size < hi ? T->offset + T->size : hi;
         if (a < b) {
             const tr_optim_range r = range_of(t, T, scale);
-            finite &= tr_optim_update(&t->optim, m->params, m->grads, a, b, &r);
+            finite &= tr_optim_update_to(&t->optim, m->params, out ? out + (a - lo) : m->params + a, m->grads, a, b, &r);
         }
     }
     return finite;
@@ -473,7 +474,10 @@ static bool update_range(tr_trainer *t, size_t lo, size_t hi, float scale)
 /* The exchange's side of the optimizer (reduce.h): it decides which ranges, when and where. */
 static void ops_begin(void *ctx) { tr_optim_begin_step(&((tr_trainer *)ctx)->optim); }
 
-static bool ops_update(void *ctx, size_t lo, size_t hi, float scale) { return update_range(ctx, lo, hi, scale); }
+static bool ops_update(void *ctx, size_t lo, size_t hi, float scale, float *out)
+{
+    return update_range(ctx, lo, hi, scale, out);
+}
 
 static double ops_sq_norm(void *ctx, size_t lo, size_t hi) { return range_sq_norm(ctx, lo, hi); }
 

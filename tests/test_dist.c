@@ -2,10 +2,12 @@
  * test_dist.c: the parts of the data-parallel machinery that need no second process: the
  * bucket plan, backward cut into row blocks at the bucket boundaries, the exact
  * (fixed-point) gradient sum, the chunked evaluation shares, the rank slices, and each
- * rank's share of the node's CPUs (the BLAS thread default).
+ * rank's share of the node's CPUs (the BLAS thread default), and the streamed copy of the
+ * node-shared parameters.
  */
 #include "test_util.h"
 #include "trainer/dist.h"
+#include "trainer/mem.h"
 #include "trainer/reduce.h"
 #include "trainer/model.h"
 #include "trainer/rng.h"
@@ -413,4 +415,28 @@ Test(cpus, local_world_counts_its_affinity_mask)
     tr_dist_init_local(&d);
     cr_expect_geq(d.cpus_allowed, 1);
     cr_expect_eq(d.cpus, d.cpus_allowed); /* alone on the node */
+}
+
+/* The node-shared step streams its updated parameters (mem.h): every alignment of the
+ * destination and every length around the 16-byte steps copies exactly. */
+Test(stream, streamed_copy_equals_the_source)
+{
+    enum { M = 300 };
+    float src[M], dst[M + 8];
+    for (int i = 0; i < M; i++)
+        src[i] = (float)i * 0.5f - 7.0f;
+    for (int shift = 0; shift < 4; shift++)
+        for (int n = 0; n <= 37; n++) {
+            for (int i = 0; i < M + 8; i++)
+                dst[i] = -1.0f;
+            tr_stream_floats(dst + shift, src + 1, (size_t)n);
+            tr_stream_fence();
+            for (int i = 0; i < M + 8; i++) {
+                const float want = i >= shift && i < shift + n ? src[1 + i - shift] : -1.0f;
+                cr_assert(dst[i] == want, "shift %d, n %d: dst[%d] = %g, want %g", shift, n, i, dst[i], want);
+            }
+        }
+    tr_stream_floats(dst, src, M); /* a long run */
+    tr_stream_fence();
+    cr_expect(memcmp(dst, src, sizeof src) == 0);
 }

@@ -186,6 +186,42 @@ static void test_regularisers_agree(tr_dist *world)
     }
 }
 
+/* A model above the size from which the node-shared step streams its updates into the
+ * parameter buffer the step does not read (reduce.c, STREAM_MIN: 65536 parameters; this one
+ * has 92103, and zero padding between its tensors that must stay zero): at np=2 it gives the
+ * bits of the allreduce exchange (a sum of two is the same in either order), with clipping
+ * (the update after the global norm) and without, and np=3 matches np=1 to rounding (Adam
+ * magnifies the rounding of near-zero gradients: 1.6e-5 here). */
+static void test_streamed_updates(tr_dist *world)
+{
+    const char *opts[] = {"train.optimizer=adam", "train.optimizer=momentum"};
+    const char *clips[] = {"train.clip_norm=0", "train.clip_norm=0.5"};
+    for (int o = 0; o < 2; o++)
+        for (int k = 0; k < 2; k++) {
+            const char *shared[] = {"model.layers=2,300,300,3", opts[o], "train.lr=0.01", clips[k],
+                                    "train.comm=shared"};
+            const char *allreduce[] = {"model.layers=2,300,300,3", opts[o], "train.lr=0.01", clips[k],
+                                       "train.comm=allreduce"};
+            size_t n1 = 0, n2 = 0, n3 = 0, na = 0;
+            float *p1 = params_at(world, 1, shared, 5, 12, &n1);
+            float *p2 = params_at(world, 2, shared, 5, 12, &n2);
+            float *pa = params_at(world, 2, allreduce, 5, 12, &na);
+            float *p3 = params_at(world, 3, shared, 5, 12, &n3);
+            if (world->rank == 0 && p1 && p2 && pa && p3) {
+                CHECK(memcmp(p2, pa, n2 * sizeof *p2) == 0, "%s, %s: np=2 shared differs from allreduce by %g",
+                      opts[o], clips[k], rel_diff(pa, p2, n2));
+                CHECK(rel_diff(p1, p3, n1) < 1e-4, "%s, %s: np=3 differs from np=1 by %g", opts[o], clips[k],
+                      rel_diff(p1, p3, n1));
+                printf("92103 parameters, %s, %s: np=2 shared = allreduce bit for bit; np=3 vs np=1 %.2e\n", opts[o],
+                       clips[k], rel_diff(p1, p3, n1));
+            }
+            free(p1);
+            free(p2);
+            free(pa);
+            free(p3);
+        }
+}
+
 static void test_deterministic_bitwise(tr_dist *world)
 {
     /* micro-batches of 16 rows: 300 training rows -> 18 full steps of 64 rows */
@@ -392,6 +428,7 @@ int main(int argc, char **argv)
     test_same_start(&world);
     test_rank_counts_agree(&world);
     test_regularisers_agree(&world);
+    test_streamed_updates(&world);
     test_deterministic_bitwise(&world);
     test_distributed_eval(&world, dir);
     int total = failures;

@@ -99,6 +99,12 @@ extern const tr_optim_range tr_optim_plain;
  * range is then garbage and the run must stop without saving). */
 bool tr_optim_update(tr_optim *o, float *params, float *grads, size_t begin, size_t end, const tr_optim_range *r);
 
+/* The same, reading params and writing the updated values of [begin, end) to out[0, end -
+ * begin) (the same bits as in place; out may be params + begin). The node-shared step writes
+ * them to a scratch block and streams that to the buffer nobody reads in this step. */
+bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *grads, size_t begin, size_t end,
+                        const tr_optim_range *r);
+
 /* sum over [begin, end) of (g + l1 sign(p) + 2 l2 p)^2: the squared norm clipping looks at. */
 double tr_optim_sq_norm(const float *params, const float *grads, size_t begin, size_t end, float l1, float l2);
 

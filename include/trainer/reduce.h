@@ -51,7 +51,9 @@ typedef enum tr_reduce_kind { TR_REDUCE_LOCAL, TR_REDUCE_ALLREDUCE, TR_REDUCE_SH
 typedef struct tr_update_ops {
     void *ctx;
     void (*begin)(void *ctx);                                      /* an optimizer step starts */
-    bool (*update)(void *ctx, size_t lo, size_t hi, float scale);  /* false: a non-finite value */
+    /* false: a non-finite value. out: where the updated values of [lo, hi) go, from out[0]
+     * (NULL: in place) */
+    bool (*update)(void *ctx, size_t lo, size_t hi, float scale, float *out);
     double (*sq_norm)(void *ctx, size_t lo, size_t hi);            /* of the regularised gradient */
 } tr_update_ops;
 
