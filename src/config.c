@@ -479,7 +479,8 @@ static const key_desc keys[] = {
     {.section = "train", .name = "bucket_kb", .kind = K_I64, FIELD(train.bucket_kb),
      .min = 0, .max = 1e9, .def = "256",
      .doc = "Gradient allreduce bucket size in KiB; buckets start as soon as backward completes them (0 = one per"
-            " layer)."},
+            " layer). A weight is cut at row boundaries into blocks of at least 128 rows, so a bucket may be "
+            "larger."},
     {.section = "train", .name = "watchdog", .kind = K_DOUBLE, FIELD(train.watchdog), .min = 0, .max = 1e7,
      .def = "300",
      .doc = "Seconds a rank may wait for the others in one exchange before the watchdog ends the job, naming "

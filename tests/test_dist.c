@@ -23,7 +23,7 @@ static tr_model_config cfg3(void)
     tr_model_config c;
     memset(&c, 0, sizeof c);
     c.n_layers = 3;
-    const int64_t w[] = {37, 64, 48, 5};
+    const int64_t w[] = {37, 300, 140, 5}; /* weights of more than 128 rows: cut into row blocks */
     for (int i = 0; i < 4; i++)
         c.widths[i] = w[i];
     for (int i = 0; i < 3; i++) {
@@ -66,6 +66,17 @@ Test(buckets, plan_covers_the_buffer_on_row_boundaries)
             cr_expect_eq(n, 3, "one bucket per layer");
         if (targets[k] == 256)
             cr_expect(n > 5, "small buckets split the weights (%d buckets)", n);
+        for (int i = 0; i < n; i++) { /* a weight's blocks: 128 rows at least, but its lowest */
+            const size_t e = i + 1 < n ? b[i + 1] : m.n_params;
+            for (int t = 0; t < m.n_tensors; t++) {
+                const tr_tensor *T = &m.tensor[t];
+                if (T->is_weight && b[i] > T->offset && b[i] < T->offset + T->size) {
+                    const size_t end = e < T->offset + T->size ? e : T->offset + T->size;
+                    cr_expect((end - b[i]) / (size_t)T->cols >= 128, "target %zu: a block of %zu rows",
+                              targets[k], (end - b[i]) / (size_t)T->cols);
+                }
+            }
+        }
         if (targets[k] == (1 << 20))
             cr_expect_eq(n, 1, "everything fits one bucket");
         tr_grad_sync_free(s);
