@@ -2,7 +2,8 @@
 # The data-parallel benchmark: per-phase step time, samples/s and the fraction of the step
 # that cblas_sgemm alone needs for the same products, at np=1 and np=2 with one BLAS thread
 # per rank, for three networks. np=1 and np=2 runs alternate REPEAT times and the medians
-# are reported, because a shared machine's speed drifts.
+# are reported, because a shared machine's speed drifts (the last column adds the range of
+# the ratio over the alternating pairs).
 #
 #   scripts/bench/run.sh [REPEAT] [STEPS]        (defaults 3 and 1000)
 # Writes a Markdown table to standard output and the raw lines to build/bench.log.
@@ -48,6 +49,13 @@ for cfg in ["moons", "mlp784", "wide2048"]:
             sgemm_speedup = med("sgemm_ms", cfg, 1) / med("sgemm_ms", cfg, 2)
             eff = "%.0f%%" % (100 * speedup / 2)
             norm = "%.0f%%" % (100 * speedup / sgemm_speedup)
+            # the same ratio within each alternating pair of runs: its spread shows how far
+            # the machine drifted
+            pairs = [(float(b["samples_per_s"]) / float(a["samples_per_s"])) /
+                     (float(a["sgemm_ms"]) / float(b["sgemm_ms"]))
+                     for a, b in zip(rows[(cfg, 1)], rows[(cfg, 2)])]
+            if len(pairs) > 1:
+                norm += " (%.0f-%.0f%%)" % (100 * min(pairs), 100 * max(pairs))
         wait = med("comm_wait_ms", cfg, np)
         print("| %s %s | %d | %.3f | %.3f | %.3f | %.3f (%.1f%%) | %.3f | %.1f%% | %.0f | %s | %s |" % (
             cfg, rows[(cfg, np)][0]["layers"], np, step, med("forward_ms", cfg, np), med("backward_ms", cfg, np),
