@@ -1119,6 +1119,8 @@ tr_reduce_kind tr_reduce_kind_of(const tr_reduce *r) { return r->kind; }
 
 bool tr_reduce_shares_params(const tr_reduce *r) { return r->node != NULL; }
 
+bool tr_reduce_streams_params(const tr_reduce *r) { return r->stream; }
+
 void tr_reduce_measure_norm(tr_reduce *r, bool on)
 {
     r->measure = on;

@@ -345,6 +345,25 @@ static void prefetch_rows(const tr_dataset *ds, const int64_t *rows, int64_t n)
     }
 }
 
+/* The rows of micro-batch j when the exchange streamed the last step's parameters to memory
+ * (reduce.h): the first layer's weights, which the forward pass reads first, are requested
+ * between the rows, so their loads are in flight with the gather's own (784 net at np=2:
+ * forward -0.026 ms, gather +0.015 ms). */
+static void gather_with_weights(tr_trainer *t, const int64_t *rows, int64_t n)
+{
+    const tr_dataset *ds = &t->data.train;
+    const tr_layer *L0 = &t->model.layer[0];
+    const char *w = (const char *)L0->W;
+    const size_t bytes = (size_t)(L0->in * L0->out) * sizeof(float);
+    const size_t per_row = n > 0 ? (bytes / (size_t)n + 63) / 64 * 64 : bytes;
+    size_t at = 0;
+    for (int64_t i = 0; i < n; i++) {
+        for (const size_t end = at + per_row < bytes ? at + per_row : bytes; at < end; at += 64)
+            __builtin_prefetch(w + at, 0, 3);
+        tr_dataset_gather(ds, rows + i, 1, t->xb + (size_t)(i * ds->cols), t->yb + (size_t)(i * ds->tcols));
+    }
+}
+
 /* Block shuffle of a mapped file: the rows the reader (prefetch.h) should ask the disk for with
  * the job of micro-batch j, the rest of this window and the whole next one, in runs of the
  * file; *n = 0 once asked. Two buffers by turns: the reader may still read the last list. */
@@ -381,7 +400,11 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
     double t0 = tr_step_seconds();
     tr_sampler_micro(s, j, &G, &rows, &n);
     const int64_t tag = s->epoch * ((int64_t)1 << 32) + j; /* micro-batch j of this epoch */
-    if (!(t->prefetch && tr_prefetch_take(t->prefetch, tag, &t->xb, &t->yb)))
+    if (t->prefetch && tr_prefetch_take(t->prefetch, tag, &t->xb, &t->yb))
+        ; /* the helper gathered it */
+    else if (tr_reduce_streams_params(t->reduce))
+        gather_with_weights(t, rows, n);
+    else
         tr_dataset_gather(&t->data.train, rows, n, t->xb, t->yb);
     if (j + 1 < tr_sampler_micro_batches(s)) { /* the next batch's rows load while this one computes */
         int64_t G2, n2;

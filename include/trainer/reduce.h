@@ -85,6 +85,10 @@ tr_reduce_kind tr_reduce_kind_of(const tr_reduce *r);
  * local rank 0 writes them, e.g. when loading a checkpoint). */
 bool tr_reduce_shares_params(const tr_reduce *r);
 
+/* Whether each step's updated parameters go to memory with streaming stores (the shared
+ * exchange of a large model): the next forward pass then reads them from memory. */
+bool tr_reduce_streams_params(const tr_reduce *r);
+
 void tr_reduce_begin(tr_reduce *r);
 
 /* Whether the coming step measures the gradient's norm (tr_step_stats.grad_norm): one more
