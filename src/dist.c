@@ -52,17 +52,14 @@ static int count_cpus(tr_dist *d, tr_err *err)
     uint64_t *all = malloc((size_t)d->local_size * sizeof mine);
     const int ok = all != NULL;
     int all_ok = ok;
-    MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, d->impl->local), "MPI_Allreduce");
-    if (!all_ok) {
-        free(all);
-        return tr_fail(err, TR_ENOMEM, "out of memory (on some rank)");
-    }
-    const int rc = MPI_Allgather(mine, MASK_WORDS, MPI_UINT64_T, all, MASK_WORDS, MPI_UINT64_T, d->impl->local);
-    if (rc == MPI_SUCCESS)
+    int rc = MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, d->impl->local);
+    if (rc == MPI_SUCCESS && all_ok)
+        rc = MPI_Allgather(mine, MASK_WORDS, MPI_UINT64_T, all, MASK_WORDS, MPI_UINT64_T, d->impl->local);
+    if (rc == MPI_SUCCESS && all_ok)
         d->cpus = tr_cpu_share(all, MASK_WORDS, d->local_size, d->local_rank);
     free(all);
     MPI_CHECK(rc, "MPI_Allgather (CPU affinity masks)");
-    return 0;
+    return all_ok ? 0 : tr_fail(err, TR_ENOMEM, "out of memory (on some rank)");
 }
 
 static int wrap(tr_dist *d, MPI_Comm comm, tr_err *err)
