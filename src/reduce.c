@@ -322,8 +322,9 @@ static void fixed_point_sum(const tr_model *m, const int *exp, float *const *g, 
 {
     int64_t block[FIXED_BLOCK];
     for (int t = 0; t < m->n_tensors; t++) {
-        const tr_tensor *tt = &m->tensor[t];
-        const size_t a = tt->offset > lo ? tt->offset : lo, b = tt->offset + tt->size < hi ? tt->offset + tt->size : hi;
+        size_t a, b;
+        if (!tr_tensor_part(&m->tensor[t], lo, hi, &a, &b))
+            continue;
         const double scale = ldexp(1.0, -exp[t]), inv = ldexp(1.0, exp[t]);
         for (size_t i0 = a; i0 < b; i0 += FIXED_BLOCK) {
             const size_t nb = b - i0 < FIXED_BLOCK ? b - i0 : FIXED_BLOCK;
@@ -344,9 +345,8 @@ static void fixed_to_float(const tr_model *m, const int *exp, const int64_t *acc
                            float *out)
 {
     for (int t = 0; t < m->n_tensors; t++) {
-        const tr_tensor *tt = &m->tensor[t];
-        const size_t a = tt->offset > lo ? tt->offset : lo, b = tt->offset + tt->size < hi ? tt->offset + tt->size : hi;
-        if (a < b)
+        size_t a, b;
+        if (tr_tensor_part(&m->tensor[t], lo, hi, &a, &b))
             from_fixed(out + a, acc + (a - lo), b - a, ldexp(1.0, exp[t]), terms <= MAX_SMALL_SUM);
     }
 }
@@ -576,8 +576,8 @@ struct tr_reduce {
     /* the step in progress */
     bool update_finite;
     float *params_out;         /* shared: where this step's updates go (the buffer nobody reads in it) */
-    bool stream;               /* shared: params_out is written with streaming stores (STREAM_MIN) */
-    float *scratch;            /* (STREAM_BLOCK) updated values on their way to params_out */
+    float *scratch;            /* shared, from STREAM_MIN parameters: (STREAM_BLOCK) updated values on
+                                * their way to params_out, which is then written with streaming stores */
     bool measure;              /* this step sums the gradient's squared norm into step_sq */
     double step_sq;
     int local_top;             /* local: tensors [local_top, n_tensors) updated this step */
@@ -616,13 +616,14 @@ static bool update(tr_reduce *r, size_t lo, size_t hi, float scale)
     bool ok = true;
     if (!r->params_out) {
         ok = r->ops.update(r->ops.ctx, lo, hi, scale, NULL);
-    } else if (!r->stream) {
+    } else if (!r->scratch) {
         ok = r->ops.update(r->ops.ctx, lo, hi, scale, r->params_out + lo);
     } else {
         for (int t = 0; t < r->m->n_tensors; t++) { /* the tensors' ranges: the padding stays zero */
-            const tr_tensor *T = &r->m->tensor[t];
-            const size_t e = T->offset + T->size < hi ? T->offset + T->size : hi;
-            for (size_t a = T->offset > lo ? T->offset : lo; a < e;) { /* blocks end on multiples of STREAM_BLOCK */
+            size_t a, e;
+            if (!tr_tensor_part(&r->m->tensor[t], lo, hi, &a, &e))
+                continue;
+            while (a < e) { /* blocks end on multiples of STREAM_BLOCK */
                 const size_t b = (a / STREAM_BLOCK + 1) * STREAM_BLOCK < e ? (a / STREAM_BLOCK + 1) * STREAM_BLOCK : e;
                 ok &= r->ops.update(r->ops.ctx, a, b, scale, r->scratch);
                 tr_stream_floats(r->params_out + a, r->scratch, b - a);
@@ -1079,7 +1080,6 @@ int tr_reduce_create(tr_reduce **out, tr_dist *d, tr_model *m, tr_optim *o, cons
         if (tc->comm != TR_COMM_ALLREDUCE)
             rc = make_shared(r, o, 2, r->n_buckets, m->n_params * sizeof(float), true, err);
         if (!rc && r->node && m->n_params >= STREAM_MIN) {
-            r->stream = true;
             r->scratch = tr_big_alloc(STREAM_BLOCK * sizeof(float));
             rc = tr_dist_agree(d, r->scratch ? 0 : tr_fail(err, TR_ENOMEM, "out of memory"));
         }
@@ -1119,7 +1119,7 @@ tr_reduce_kind tr_reduce_kind_of(const tr_reduce *r) { return r->kind; }
 
 bool tr_reduce_shares_params(const tr_reduce *r) { return r->node != NULL; }
 
-bool tr_reduce_streams_params(const tr_reduce *r) { return r->stream; }
+bool tr_reduce_streams_params(const tr_reduce *r) { return r->scratch != NULL; }
 
 void tr_reduce_measure_norm(tr_reduce *r, bool on)
 {

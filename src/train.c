@@ -468,8 +468,8 @@ static double range_sq_norm(const tr_trainer *t, size_t lo, size_t hi)
     double sq = 0.0;
     for (int i = 0; i < m->n_tensors; i++) {
         const tr_tensor *T = &m->tensor[i];
-        const size_t a = T->offset > lo ? T->offset : lo, b = T->offset + T->size < hi ? T->offset + T->size : hi;
-        if (a < b) {
+        size_t a, b;
+        if (tr_tensor_part(T, lo, hi, &a, &b)) {
             const tr_optim_range r = range_of(t, T, 1.0f);
             sq += tr_optim_sq_norm(m->params, m->grads, a, b, r.l1, r.l2);
         }
@@ -485,8 +485,8 @@ static bool update_range(tr_trainer *t, size_t lo, size_t hi, float scale, float
     bool finite = true;
     for (int i = 0; i < m->n_tensors; i++) {
         const tr_tensor *T = &m->tensor[i];
-        const size_t a = T->offset > lo ? T->offset : lo, b = T->offset + T->size < hi ? T->offset + T->size : hi;
-        if (a < b) {
+        size_t a, b;
+        if (tr_tensor_part(T, lo, hi, &a, &b)) {
             const tr_optim_range r = range_of(t, T, scale);
             finite &= tr_optim_update_to(&t->optim, m->params, out ? out + (a - lo) : m->params + a, m->grads, a, b, &r);
         }

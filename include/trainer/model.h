@@ -37,6 +37,15 @@ typedef struct tr_tensor {
     size_t size;     /* rows * cols */
 } tr_tensor;
 
+/* The part [*a, *b) of the flat range [lo, hi) that lies in tensor T (work on a range is done
+ * tensor by tensor: the padding between tensors is never touched); false when none does. */
+static inline bool tr_tensor_part(const tr_tensor *T, size_t lo, size_t hi, size_t *a, size_t *b)
+{
+    *a = T->offset > lo ? T->offset : lo;
+    *b = T->offset + T->size < hi ? T->offset + T->size : hi;
+    return *a < *b;
+}
+
 /* A non-trainable buffer (batch-norm running statistics): name and place in m->buffers. */
 typedef struct tr_buffer {
     char name[40];   /* "<sequential index>/running_mean" or ".../running_var" */

@@ -96,12 +96,12 @@ typedef struct tr_trainer {
 int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err);
 void tr_trainer_free(tr_trainer *t);
 
-/* One optimizer step (micro-steps `step_in_epoch * accumulate ...` of the current epoch).
- * Afterwards t->stop_agreed says whether any rank has been asked to stop. */
 /* Whether the per-step log (steplog.h) takes a row after optimizer step `step` (1-based):
  * the step measures its gradient norm then, and the run writes the row. */
 bool tr_trainer_logs_step(const tr_trainer *t, int64_t step);
 
+/* One optimizer step (micro-steps `step_in_epoch * accumulate ...` of the current epoch).
+ * Afterwards t->stop_agreed says whether any rank has been asked to stop. */
 int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err);
 
 /* Evaluates a data set in evaluation mode into m (initialised by the caller). Each rank
