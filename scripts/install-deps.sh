@@ -1,7 +1,7 @@
 #!/bin/bash
 # Installs the Debian 12 packages trainer needs (as root or via sudo); skips apt-get when
 # everything is there already.
-#   scripts/install-deps.sh          build and run: compiler, CMake, MPI, HDF5, OpenBLAS, ...
+#   scripts/install-deps.sh          build and run: compiler, CMake, MPI, HDF5, OpenBLAS, oneDNN, ...
 #   scripts/install-deps.sh --test   also what the tests use: Criterion, Fashion-MNIST, the
 #                                    python3-sklearn data sets (its data files; scikit-learn
 #                                    itself checks the reports), Python
@@ -15,7 +15,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
-  libopenblas-dev
+  libopenblas-dev libdnnl-dev
   libinih-dev librandom123-dev zlib1g-dev libsleef-dev
   libcriterion-dev
 )

@@ -464,6 +464,20 @@ static const key_desc keys[] = {
             "of the CPUs in its affinity mask (bound by mpirun or srun to one core: 1; unbound: the node's CPUs "
             "divided by its ranks), 1 for networks under a million multiply-adds per rank and step, and 1 in "
             "deterministic mode. More threads than the rank's CPUs trains with a warning."},
+    {.section = "train", .name = "gemm", .kind = K_ENUM, FIELD(train.gemm), .names = tr_gemm_engine_names,
+     .def = "auto",
+     .doc = "The engine of every matrix product: openblas (OpenBLAS's sgemm), onednn (oneDNN's matmul, which "
+            "picks AVX-512, bf16 or AMX kernels for the CPU itself), or auto = whichever runs this model's own "
+            "products faster here, timed at start-up and agreed by the ranks (in deterministic mode without "
+            "timing: openblas for fp32, onednn for bf16). The choice is printed in the first line and recorded "
+            "in config.ini and the checkpoints."},
+    {.section = "train", .name = "precision", .kind = K_ENUM, FIELD(train.precision), .names = tr_precision_names,
+     .def = "fp32",
+     .doc = "Inputs of the matrix products: fp32, or bf16 (weights and activations rounded to the nearest "
+            "bfloat16, accumulated and returned in fp32, as PyTorch's CPU autocast computes nn.Linear); the "
+            "master weights, optimizer state, loss, softmax and every reduction stay fp32, and checkpoints are "
+            "fp32 in either. bf16 needs the onednn engine and a CPU with native bf16 products (avx512_bf16 or "
+            "AMX)."},
     {.section = "train", .name = "deterministic", .kind = K_BOOL, FIELD(train.deterministic), .def = "false",
      .doc = "Bitwise reproducible on any layout: each optimizer step's rows are cut into chunks of chunk_rows "
             "rows, each chunk's gradient is computed on one thread (batch norm normalises per chunk) and the "
@@ -1247,6 +1261,9 @@ static int finish(tr_config *c, tr_err *err)
             return tr_fail(err, TR_ECONFIG, "%s: [data] class_names: %lld names for %lld classes", c->path,
                            (long long)named, (long long)classes);
     }
+    if (t->precision == TR_PRECISION_BF16 && t->gemm == TR_GEMM_OPENBLAS)
+        return tr_fail(err, TR_ECONFIG, "%s: [train] precision = bf16 needs gemm = onednn or auto (the openblas engine "
+                                        "computes in fp32 only)", c->path);
     const tr_data_config *d = &c->data;
     const int sources = (d->generator[0] != 0) + (d->builtin[0] != 0) + (d->path[0] || d->images[0]);
     if (sources > 1)
@@ -1413,16 +1430,21 @@ void tr_config_free(tr_config *c)
     c->n_entries = 0;
 }
 
+void tr_config_record(tr_config *c, const char *section, const char *key, const char *value, const char *origin)
+{
+    for (int i = 0; i < c->n_entries; i++)
+        if (!strcmp(c->entries[i].section, section) && !strcmp(c->entries[i].key, key)) {
+            snprintf(c->entries[i].value, sizeof c->entries[i].value, "%s", value);
+            snprintf(c->entries[i].origin, sizeof c->entries[i].origin, "%s", origin);
+        }
+}
+
 void tr_config_adopt_class_names(tr_config *c, const char *names)
 {
     if (c->data.class_names[0] || !names || strlen(names) >= sizeof c->entries[0].value)
         return;
     snprintf(c->data.class_names, sizeof c->data.class_names, "%s", names);
-    for (int i = 0; i < c->n_entries; i++)
-        if (!strcmp(c->entries[i].section, "data") && !strcmp(c->entries[i].key, "class_names")) {
-            snprintf(c->entries[i].value, sizeof c->entries[i].value, "%s", names);
-            snprintf(c->entries[i].origin, sizeof c->entries[i].origin, "the data's labels");
-        }
+    tr_config_record(c, "data", "class_names", names, "the data's labels");
 }
 
 const char *tr_config_value(const tr_config *c, const char *section, const char *key)

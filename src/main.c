@@ -350,6 +350,8 @@ static int setup(const cli *a, tr_dist *d, tr_config *c, tr_trainer *t, tr_err *
         fprintf(stderr, "trainer: warning: %s\n", warning);
     if (!rc && t->data.class_names && tr_class_name_count(t->data.class_names) == tr_loss_classes(&t->loss))
         tr_config_adopt_class_names(c, t->data.class_names); /* every rank holds the same names */
+    if (!rc) /* config.ini and the checkpoints store the engine that ran */
+        tr_config_record(c, "train", "gemm", tr_name_of(tr_gemm_engine_names, t->gemm), t->gemm_how);
     return agree(d, rc, err, reported);
 }
 
@@ -367,10 +369,11 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
                    err, reported);
     FILE *out = t.out;
     if (!rc && out) {
-        fprintf(out, "trainer %s: %s, %d rank%s x %d BLAS thread%s, %lld training rows, %lld validation rows, "
-                     "%lld test rows, %zu parameters%s\n",
+        fprintf(out, "trainer %s: %s, %d rank%s x %d thread%s, gemm %s %s (%s), %lld training rows, %lld validation "
+                     "rows, %lld test rows, %zu parameters%s\n",
                 TRAINER_VERSION, a->config, d->size, d->size == 1 ? "" : "s", t.threads, t.threads == 1 ? "" : "s",
-                (long long)t.data.train.rows, (long long)t.data.val.rows, (long long)t.data.test.rows,
+                tr_name_of(tr_gemm_engine_names, t.gemm), tr_name_of(tr_precision_names, c.train.precision),
+                t.gemm_how, (long long)t.data.train.rows, (long long)t.data.val.rows, (long long)t.data.test.rows,
                 t.model.n_trainable, c.train.deterministic ? ", deterministic" : "");
         if (t.data.dropped)
             fprintf(out, "note: dropped %lld rows with non-finite values ([data] on_nonfinite = drop)\n",

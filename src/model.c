@@ -1,14 +1,16 @@
 /*
- * model.c: tensor table, flat buffers, initialisation schemes, and the BLAS forward and
- * backward passes of the MLP.
+ * model.c: tensor table, flat buffers, initialisation schemes, and the forward and backward
+ * passes of the MLP, whose matrix products go through the model's GEMM engine (gemm.h).
  *
  * Dimension letters: B rows, I layer input width, O layer output width (Ni, No in code:
  * cblas.h pulls in complex.h, whose macro I would clash).
- * Forward per layer:  Z (B,O) = X (B,I) W^T (I,O) + b     one sgemm (bias pre-filled rows)
+ * Forward per layer:  Z (B,O) = X (B,I) W^T (I,O) + b     one product (bias included)
  *                     A (B,O) = act(Z)
- * Backward per layer: dW (O,I) += dZ^T (O,B) X (B,I)      one sgemm
- *                     db (O)   += dZ^T (O,B) 1 (B)        one sgemv
- *                     dX (B,I)  = dZ (B,O) W (O,I)        one sgemm, then act' of the layer below
+ * Backward per layer: dW (O,I) += dZ^T (O,B) X (B,I)      one product (per row block)
+ *                     db (O)   += dZ^T (O,B) 1 (B)        column sums, in float
+ *                     dX (B,I)  = dZ (B,O) W (O,I)        one product, then act' of the layer below
+ * In bf16 the products read bf16 copies of their operands, each rounded once: W and the layer
+ * input X in the forward pass (X is kept for dW), dZ once per layer in backward.
  */
 #include "trainer/model.h"
 
@@ -18,7 +20,6 @@
 
 #include "vector_kernel.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,47 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
         else
             L->running_var = m->buffers + m->buffer[b].offset;
     }
+    int rc = tr_model_set_gemm(m, TR_GEMM_OPENBLAS, TR_PRECISION_FP32, err);
+    if (rc)
+        tr_model_free(m);
+    return rc;
+}
+
+int tr_model_set_gemm(tr_model *m, tr_gemm_engine engine, tr_precision p, tr_err *err)
+{
+    tr_gemm *g;
+    int rc = tr_gemm_create(&g, engine, p, err);
+    if (rc)
+        return rc;
+    tr_bf16 *half = NULL;
+    if (p == TR_PRECISION_BF16) { /* per layer: W (O, I) and its input (B, I); one dZ (B, max width) */
+        const size_t B = (size_t)m->max_batch;
+        size_t n = align_up(B * (size_t)m->max_width);
+        for (int l = 0; l < m->n_layers; l++)
+            n += align_up((size_t)(m->layer[l].out * m->layer[l].in)) + align_up(B * (size_t)m->layer[l].in);
+        half = tr_big_alloc(n * sizeof *half);
+        if (!half) {
+            tr_gemm_free(g);
+            return tr_fail(err, TR_ENOMEM, "cannot allocate the bf16 copies of the model (%zu values)", n);
+        }
+        tr_bf16 *h = half;
+        for (int l = 0; l < m->n_layers; l++) {
+            tr_layer *L = &m->layer[l];
+            L->W_half = h;
+            h += align_up((size_t)(L->out * L->in));
+            L->in_half = h;
+            h += align_up(B * (size_t)L->in);
+        }
+        m->dZ_half = h;
+    } else {
+        for (int l = 0; l < m->n_layers; l++)
+            m->layer[l].W_half = m->layer[l].in_half = NULL;
+        m->dZ_half = NULL;
+    }
+    tr_gemm_free(m->gemm);
+    tr_big_free(m->half);
+    m->gemm = g;
+    m->half = half;
     return 0;
 }
 
@@ -246,6 +288,10 @@ void tr_model_free(tr_model *m)
     tr_big_free(m->delta[1]);
     tr_big_free(m->ones);
     tr_big_free(m->sums);
+    tr_big_free(m->half);
+    tr_gemm_free(m->gemm);
+    m->half = NULL;
+    m->gemm = NULL;
     m->params = m->grads = m->buffers = m->work = m->delta[0] = m->delta[1] = m->ones = NULL;
     m->sums = NULL;
 }
@@ -432,30 +478,23 @@ static void bn_backward(tr_model *m, tr_layer *L, float *grads, float *d, int64_
     tr_bn_backward(d, dgamma, dbeta, d, L->xhat, L->bn_invstd, L->gamma, local, global, count, B, O);
 }
 
-/* Z = the bias in every row (the product is then added onto it): a loop, not a call per row
- * (on a 20-unit layer the calls cost more than the copying). */
-TR_VECTOR_KERNEL static void broadcast_rows(float *restrict Z, const float *restrict b, int64_t B, int64_t W)
-{
-    for (int64_t r = 0; r < B; r++)
-        for (int64_t j = 0; j < W; j++)
-            Z[r * W + j] = b[j];
-}
-
 const float *tr_model_forward(tr_model *m, const float *X, int64_t B, const tr_forward_mode *mode)
 {
     m->mode = mode;
     const float *in = X;
     for (int l = 0; l < m->n_layers; l++) {
         tr_layer *L = &m->layer[l];
-        const int Ni = (int)L->in, No = (int)L->out;
-        float beta = 0.0f;
-        if (L->b) {
-            broadcast_rows(L->Z, L->b, B, No);
-            beta = 1.0f;
+        const int64_t Ni = L->in, No = L->out;
+        const void *X_op = in, *W_op = L->W;
+        if (L->W_half) { /* bf16: the products' operands, rounded once */
+            tr_bf16_round(L->in_half, in, (size_t)(B * Ni));
+            tr_bf16_round(L->W_half, L->W, (size_t)(No * Ni));
+            X_op = L->in_half;
+            W_op = L->W_half;
         }
-        if (B > 0) /* a rank without rows still walks every layer: batch norm's sums are collective */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, No, Ni, 1.0f, in, Ni, L->W, Ni, beta, L->Z,
-                        No);
+        /* a rank without rows still walks every layer: batch norm's sums are collective */
+        tr_gemm_product(m->gemm, &(tr_gemm_call){.tb = true, .M = B, .N = No, .K = Ni, .A = X_op, .lda = Ni,
+                                                 .B = W_op, .ldb = Ni, .bias = L->b, .C = L->Z, .ldc = No});
         if (L->bn && !m->cfg.bn_after)
             bn_forward(m, L, L->Z, B, mode);
         if (L->A != L->act_in)
@@ -475,42 +514,45 @@ const float *tr_model_forward(tr_model *m, const float *X, int64_t B, const tr_f
     return m->layer[m->n_layers - 1].A;
 }
 
-/* dW rows [r0, r1) = beta dW + dZ[:, r0:r1]^T X: one sgemm on a column block of dZ. */
-static void weight_rows(float *dW, const float *dZ, const float *X, int64_t B, int Ni, int No, int r0, int r1,
-                        float beta)
+/* The operands of a backward product: dZ (B, No) and X (B, Ni), float or bf16 (gemm.h). */
+typedef struct backward_ops {
+    const void *dZ, *X;
+    size_t elem; /* bytes per value */
+} backward_ops;
+
+/* dW rows [r0, r1) = beta dW + dZ[:, r0:r1]^T X: one product on a column block of dZ (with no
+ * rows, the zero product: beta dW). */
+static void weight_rows(tr_gemm *g, float *dW, const backward_ops *op, int64_t B, int64_t Ni, int64_t No, int64_t r0,
+                        int64_t r1, float beta)
 {
-    if (B == 0) { /* no rows: the gradient of these rows is zero (BLAS may skip beta with K = 0) */
-        if (beta == 0.0f)
-            memset(dW + (size_t)r0 * (size_t)Ni, 0, (size_t)(r1 - r0) * (size_t)Ni * sizeof *dW);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1 - r0, Ni, (int)B, 1.0f, dZ + r0, No, X, Ni, beta,
-                dW + (size_t)r0 * (size_t)Ni, Ni);
+    tr_gemm_product(g, &(tr_gemm_call){.ta = true, .M = r1 - r0, .N = Ni, .K = B,
+                                       .A = (const char *)op->dZ + (size_t)r0 * op->elem, .lda = No, .B = op->X,
+                                       .ldb = Ni, .beta = beta, .C = dW + (size_t)r0 * (size_t)Ni, .ldc = Ni});
 }
 
 /* Weight gradient of one layer, in row blocks cut at the hook's splits, last block first. */
-static void weight_grad(const tr_layer *L, float *grads, const float *dZ, const float *X, int64_t B, float beta,
+static void weight_grad(tr_gemm *g, const tr_layer *L, float *grads, const backward_ops *op, int64_t B, float beta,
                         const tr_grad_hook *hook)
 {
-    const int Ni = (int)L->in, No = (int)L->out;
+    const int64_t Ni = L->in, No = L->out;
     float *dW = grads + L->w_off;
-    int r1 = No;
+    int64_t r1 = No;
     if (hook && hook->splits) {
         for (int k = hook->n_splits - 1; k >= 0; k--) {
             const size_t s = hook->splits[k];
             if (s <= L->w_off || s >= L->w_off + (size_t)No * (size_t)Ni)
                 continue;
-            const int r0 = (int)((s - L->w_off) / (size_t)Ni); /* splits are on row boundaries */
+            const int64_t r0 = (int64_t)((s - L->w_off) / (size_t)Ni); /* splits are on row boundaries */
             if (r0 >= r1)
                 continue;
-            weight_rows(dW, dZ, X, B, Ni, No, r0, r1, beta);
+            weight_rows(g, dW, op, B, Ni, No, r0, r1, beta);
             if (hook->ready)
                 hook->ready(hook->ctx, L->w_off + (size_t)r0 * (size_t)Ni);
             r1 = r0;
         }
     }
     if (r1 > 0)
-        weight_rows(dW, dZ, X, B, Ni, No, 0, r1, beta);
+        weight_rows(g, dW, op, B, Ni, No, 0, r1, beta);
     if (hook && hook->ready)
         hook->ready(hook->ctx, L->w_off);
 }
@@ -543,21 +585,26 @@ void tr_model_backward(tr_model *m, float *grads, const float *X, float *dZ_out,
     int scratch = 0;
     for (int l = m->n_layers - 1; l >= 0; l--) {
         tr_layer *L = &m->layer[l];
-        const int Ni = (int)L->in, No = (int)L->out;
+        const int64_t Ni = L->in, No = L->out;
         const tr_layer *below = l > 0 ? &m->layer[l - 1] : NULL;
         const float *in = X;
         if (below)
             in = below->dropout > 0.0f && m->mode ? below->D : below->output;
         if (L->b) {
-            if (B > 0)
-                cblas_sgemv(CblasRowMajor, CblasTrans, (int)B, No, 1.0f, dZ, No, m->ones, 1, beta, grads + L->b_off,
-                            1);
-            else if (beta == 0.0f)
-                memset(grads + L->b_off, 0, (size_t)No * sizeof *grads);
+            tr_gemm_column_sums(grads + L->b_off, dZ, m->ones, B, No, beta);
             if (hook && hook->ready)
                 hook->ready(hook->ctx, L->b_off);
         }
-        weight_grad(L, grads, dZ, in, B, beta, hook);
+        /* the products' operands: in bf16, dZ rounded here and the input as the forward pass
+         * rounded it (the same rows: forward ran on this X) */
+        backward_ops op = {.dZ = dZ, .X = in, .elem = sizeof(float)};
+        const void *W_op = L->W;
+        if (m->dZ_half) {
+            tr_bf16_round(m->dZ_half, dZ, (size_t)(B * No));
+            op = (backward_ops){.dZ = m->dZ_half, .X = L->in_half, .elem = sizeof(tr_bf16)};
+            W_op = L->W_half;
+        }
+        weight_grad(m->gemm, L, grads, &op, B, beta, hook);
         if (l == 0) {
             if (hook && hook->layer_done)
                 hook->layer_done(hook->ctx, L->w_off);
@@ -567,9 +614,8 @@ void tr_model_backward(tr_model *m, float *grads, const float *X, float *dZ_out,
         float *dA = m->delta[scratch];
         if (dA == dZ)
             dA = m->delta[scratch ^= 1];
-        if (B > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, Ni, No, 1.0f, dZ, No, L->W, Ni, 0.0f, dA,
-                        Ni);
+        tr_gemm_product(m->gemm, &(tr_gemm_call){.M = B, .N = Ni, .K = No, .A = op.dZ, .lda = No, .B = W_op,
+                                                 .ldb = Ni, .C = dA, .ldc = Ni});
         if (hook && hook->layer_done) /* W is no longer read: the layer may be updated */
             hook->layer_done(hook->ctx, L->w_off);
         if (hook && hook->progress)
@@ -577,6 +623,19 @@ void tr_model_backward(tr_model *m, float *grads, const float *X, float *dZ_out,
         hidden_backward(m, &m->layer[l - 1], grads, dA, B, accumulate, hook);
         dZ = dA;
     }
+}
+
+int tr_model_gemm_shapes(const tr_model *m, int64_t B, bool accumulate, tr_gemm_shape *shapes)
+{
+    int n = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const tr_layer *L = &m->layer[l];
+        shapes[n++] = (tr_gemm_shape){.tb = true, .M = B, .N = L->out, .K = L->in, .bias = L->b != NULL};
+        shapes[n++] = (tr_gemm_shape){.ta = true, .M = L->out, .N = L->in, .K = B, .beta = accumulate ? 1.0f : 0.0f};
+        if (l > 0)
+            shapes[n++] = (tr_gemm_shape){.M = B, .N = L->in, .K = L->out};
+    }
+    return n;
 }
 
 void tr_model_zero_grad(tr_model *m)

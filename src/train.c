@@ -14,7 +14,6 @@
 #include "trainer/fault.h"
 #include "trainer/sched.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -35,8 +34,8 @@ static int alloc_array(void **p, size_t n, size_t elem, tr_err *err)
     return 0;
 }
 
-/* OpenBLAS threads per rank: the config, else the environment, else this rank's share of the
- * CPUs it may run on (dist.h: a rank that mpirun or srun bound to one core gets 1 thread, not
+/* Threads of the products per rank (both engines: gemm.h): the config, else the environment,
+ * else this rank's share of the CPUs it may run on (dist.h: a rank that mpirun or srun bound to one core gets 1 thread, not
  * the node's CPUs divided by the ranks: two threads on one core take turns at half speed);
  * 1 in deterministic mode, so every rank runs the same kernels. */
 static int choose_threads(const tr_config *c, const tr_dist *d)
@@ -235,6 +234,40 @@ static int share_sampler(tr_trainer *t, tr_dist *d, tr_err *err)
     return 0;
 }
 
+/* [train] gemm and precision: the engine every rank computes with. auto times the engines on
+ * this model's products at this rank's rows (the timings summed over the ranks decide, so all
+ * choose alike); in deterministic mode it takes the fixed choice, since the bits depend on the
+ * engine and a timing may come out either way. Collective. */
+static int set_gemm(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err)
+{
+    const tr_precision p = c->train.precision;
+    tr_gemm_engine e = c->train.gemm;
+    t->gemm_how = "set";
+    for (int k = 0; k < TR_GEMM_ENGINE_COUNT; k++)
+        t->gemm_seconds[k] = NAN;
+    if (e == TR_GEMM_AUTO && c->train.deterministic) {
+        e = tr_gemm_fixed_choice(p);
+        t->gemm_how = "auto: deterministic mode's fixed choice";
+    } else if (e == TR_GEMM_AUTO) {
+        tr_gemm_shape shapes[3 * TR_MAX_LAYERS];
+        const int n = tr_model_gemm_shapes(&t->model, tr_sampler_max_local_rows(&t->sampler), c->train.accumulate > 1,
+                                           shapes);
+        double *sec = t->gemm_seconds;
+        int rc = tr_dist_agree(d, tr_gemm_time_engines(shapes, n, p, sec, err));
+        if (!rc)
+            rc = tr_dist_sum_f64(d, sec, TR_GEMM_ENGINE_COUNT, err);
+        if (rc)
+            return rc;
+        e = tr_gemm_fixed_choice(p); /* none can: its error follows */
+        for (int k = TR_GEMM_AUTO + 1; k < TR_GEMM_ENGINE_COUNT; k++)
+            if (isfinite(sec[k]) && (!isfinite(sec[e]) || sec[k] < sec[e]))
+                e = (tr_gemm_engine)k;
+        t->gemm_how = "auto: timed";
+    }
+    t->gemm = e;
+    return tr_dist_agree(d, tr_model_set_gemm(&t->model, e, p, err));
+}
+
 static int init_shared(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err)
 {
     /* every rank derives the same parameters from the seed; check rather than trust */
@@ -261,10 +294,7 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     t->cfg = c;
     t->dist = d;
     t->out = d->rank == 0 ? out : NULL;
-    const int threads = choose_threads(c, d);
-    if (threads > 0)
-        openblas_set_num_threads(threads);
-    t->threads = openblas_get_num_threads();
+    t->threads = tr_gemm_set_threads(choose_threads(c, d));
     if (t->threads > d->cpus && d->rank == 0) /* set by hand or the environment */
         fprintf(stderr,
                 "trainer: warning: %d BLAS threads per rank, but rank 0 has %d CPU%s to itself (of %d in its affinity "
@@ -279,6 +309,8 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
         rc = tr_data_load_node(&t->data, c, &t->loss, d, err);
     if (!rc)
         rc = tr_dist_agree(d, init_local(t, c, d, err));
+    if (!rc)
+        rc = set_gemm(t, c, d, err);
     if (!rc)
         rc = tr_dist_agree(d, init_shared(t, c, d, err));
     if (rc)
@@ -529,7 +561,7 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
     const int64_t nc = (n + C - 1) / C, P = t->dist->size, r = t->dist->rank;
     const int64_t c0 = (r * nc + P - 1) / P, c1 = ((r + 1) * nc + P - 1) / P;
     if (t->threads > 1)
-        openblas_set_num_threads(1); /* one thread per chunk: the kernels' order is fixed */
+        tr_gemm_set_threads(1); /* one thread per chunk: the kernels' order is fixed */
     double loss_sum = 0.0;
     for (int64_t k = c0; k < c1; k++) {
         const double t0 = tr_step_seconds();
@@ -557,7 +589,7 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
         t->phase[TR_PHASE_BACKWARD] += tr_step_seconds() - t2;
     }
     if (t->threads > 1)
-        openblas_set_num_threads(t->threads);
+        tr_gemm_set_threads(t->threads);
     if (t->bn_records) { /* every chunk's batch-norm statistics, applied in chunk order on every rank */
         const int64_t R = (int64_t)t->bn_record_size;
         if (tr_dist_allgather_f64(t->dist, t->bn_records, c0 * R, (c1 - c0) * R, NULL) && !m->comm_error)
@@ -613,6 +645,8 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     st.stop = stop_requested(t) > 0.0;
     int rc = tr_reduce_finish(t->reduce, &st, err);
     t->stop_agreed = st.stop;
+    if (!rc) /* a failed product wrote NaN: every rank sees the step as non-finite; this one says why */
+        rc = tr_gemm_failed(m->gemm, err);
     if (!rc && st.nonfinite)
         rc = diverged(t, st.nonfinite, err);
     if (!rc && m->comm_error)
@@ -650,7 +684,9 @@ int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr
         tr_loss_compute(&t->loss, NULL, t->eval_loss + r0, Z, A, ds->y + r0 * T, n, 1.0f);
     }
     /* every rank gets every row's results, so all compute the same metrics */
-    int rc = tr_dist_allgather_f32(d, t->eval_Z, b * O, (e - b) * O, err);
+    int rc = tr_dist_agree(d, tr_gemm_failed(mod->gemm, err));
+    if (!rc)
+        rc = tr_dist_allgather_f32(d, t->eval_Z, b * O, (e - b) * O, err);
     if (!rc)
         rc = tr_dist_allgather_f32(d, t->eval_A, b * O, (e - b) * O, err);
     if (!rc)

@@ -12,6 +12,7 @@
 
 #include "trainer/error.h"
 #include "trainer/files.h"
+#include "trainer/gemm.h"
 #include "trainer/layers.h"
 #include "trainer/loss.h"
 #include "trainer/names.h"
@@ -199,6 +200,8 @@ typedef struct tr_train_config {
     bool eval_train;
     int64_t accumulate;
     int threads;        /* BLAS threads per rank; 0 = environment, else CPUs / ranks on the node */
+    tr_gemm_engine gemm;    /* the products' engine (auto: chosen at start-up, see train.c) */
+    tr_precision precision; /* the products' input precision */
     bool deterministic; /* exact (fixed-point) gradient sums: bitwise equal for any rank count */
     int64_t chunk_rows; /* deterministic mode: rows per chunk of an optimizer step */
     int64_t bucket_kb;  /* gradient allreduce bucket size */
@@ -261,6 +264,10 @@ int tr_config_load_string(tr_config *c, const char *name, const char *text, cons
                           int n_sets, tr_err *err);
 
 void tr_config_free(tr_config *c);
+
+/* Records what a setting resolved to (gemm = auto's choice, ...) as its effective text value,
+ * so config.ini and the checkpoints store what ran; origin says where it came from. */
+void tr_config_record(tr_config *c, const char *section, const char *key, const char *value, const char *origin);
 
 /* The class names the data gave (text labels, names stored with the data) become [data]
  * class_names when the configuration names none, so checkpoints, `predict` and `eval` keep

@@ -1,10 +1,10 @@
 /*
  * model.h: the MLP: its table of parameter tensors, the flat buffers, initialisation, and
- * forward/backward through cblas_sgemm, with optional batch norm and dropout on hidden
- * layers.
+ * forward/backward through its GEMM engine (gemm.h: openblas or onednn, fp32 or bf16
+ * products), with optional batch norm and dropout on hidden layers.
  *
  * Dimension letters: B = rows in the batch, I = a layer's input width, O = its output width.
- * Layer l computes Z = X W^T + b (sgemm), then [BatchNorm1d before], act, [BatchNorm1d
+ * Layer l computes Z = X W^T + b (one product), then [BatchNorm1d before], act, [BatchNorm1d
  * after], [dropout]. Parameters follow PyTorch's layout: W (O, I) row-major, b (O), batch-norm
  * weight and bias (O). All trainable tensors live in one flat `params` buffer (the same layout
  * in `grads` and in every optimizer state), each at a 64-byte aligned offset; batch-norm
@@ -19,6 +19,7 @@
 
 #include "trainer/config.h"
 #include "trainer/error.h"
+#include "trainer/gemm.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -78,6 +79,9 @@ typedef struct tr_layer {
     float *bn_mean, *bn_invstd; /* (O) */
     float *act_in;        /* what the activation read: Z or Y */
     float *output;        /* the layer output: A or Y (before dropout) */
+    /* bf16 precision only (else NULL): views into m->half, rounded by the forward pass */
+    tr_bf16 *W_half;      /* (O, I) the weights */
+    tr_bf16 *in_half;     /* (max_batch, I) the layer's input, for dW in backward */
 } tr_layer;
 
 /*
@@ -137,6 +141,9 @@ typedef struct tr_model {
     float *delta[2];     /* (max_batch, max_width) backward scratch */
     float *ones;         /* (max_batch) of 1.0f: bias gradients as one sgemv */
     double *sums;        /* (4 max_width) batch-norm sums */
+    tr_gemm *gemm;       /* the products' engine and precision (owned) */
+    tr_bf16 *half;       /* bf16 precision: the layers' W_half and in_half, and dZ_half */
+    tr_bf16 *dZ_half;    /* (max_batch, max_width) backward's dZ, rounded */
     const tr_forward_mode *mode; /* of the last forward (backward needs it) */
     int comm_error;      /* a failed sum of a synchronised batch norm (0: none) */
 } tr_model;
@@ -147,9 +154,18 @@ size_t tr_model_bn_record_size(const tr_model *m);
 void tr_model_bn_apply(tr_model *m, const double *record);
 
 /* Builds the tensor table and allocates every buffer for batches of up to max_batch rows.
- * Parameters start at zero; call tr_model_init_params. */
+ * Parameters start at zero; call tr_model_init_params. Products run in OpenBLAS fp32 until
+ * tr_model_set_gemm says otherwise. */
 int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr_err *err);
 void tr_model_free(tr_model *m);
+
+/* The engine and precision of every product from now on (not auto: gemm.h's choice is the
+ * caller's); bf16 allocates the rounded copies. On failure the model keeps what it had. */
+int tr_model_set_gemm(tr_model *m, tr_gemm_engine engine, tr_precision p, tr_err *err);
+
+/* The products of one training step on B rows (forward, weight and input gradients per layer),
+ * as gemm.h's shapes; returns how many (at most 3 per layer). */
+int tr_model_gemm_shapes(const tr_model *m, int64_t B, bool accumulate, tr_gemm_shape *shapes);
 
 /* Makes the model use caller-owned parameter and gradient buffers (flat layout, n_params
  * floats each, 64-byte aligned), e.g. node-shared memory; its own are released. The

@@ -79,6 +79,11 @@ typedef struct tr_trainer {
     int64_t phase_steps;          /* steps behind phase[] */
     double seconds;         /* training wall time */
     int threads;            /* BLAS threads per rank in use */
+    /* the products' engine ([train] gemm resolved) and how it was chosen; with auto, the
+     * engines' summed timings over the ranks (seconds of one step's products; INFINITY: cannot) */
+    tr_gemm_engine gemm;
+    const char *gemm_how;   /* "set", "auto: timed", "auto: deterministic mode" */
+    double gemm_seconds[TR_GEMM_ENGINE_COUNT];
     FILE *out;              /* human output (rank 0), NULL elsewhere */
     /* test hook: poison this rank's gradient at this step (TRAINER_FAULT_NAN=rank:step) */
     int64_t fault_nan_step;
