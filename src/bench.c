@@ -1,10 +1,10 @@
 /*
- * bench.c: per-phase timing of training steps and the sgemm-only roofline.
+ * bench.c: per-phase timing of training steps and the products-only roofline.
  *
  * Roofline: per layer and micro-step, the forward product (B, O, I), the weight gradient
  * (O, I, B) and, above the first layer, the input gradient (B, I, O), with B this rank's
- * rows, timed on scratch buffers while every rank does the same (so memory contention is
- * as in training).
+ * rows, in the run's engine and precision (the model's tr_gemm), timed on scratch buffers
+ * while every rank does the same (so memory contention is as in training).
  */
 #include "trainer/bench.h"
 
@@ -12,7 +12,7 @@
 #include "trainer/mem.h"
 #include "trainer/rng.h"
 
-#include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -40,17 +40,20 @@ int tr_bench_data_sets(const tr_config *c, int64_t steps, int64_t warmup, char s
     return n;
 }
 
-/* Buffers laid out like the model's: one weight, gradient and activation buffer per layer. */
+/* Buffers laid out like the model's: one weight, gradient and activation buffer per layer;
+ * the products' inputs (act, W, dZ) in the precision's type. */
 typedef struct roofline {
     const tr_model *m;
     int64_t B;
-    float *act[TR_MAX_LAYERS + 1], *W[TR_MAX_LAYERS], *G[TR_MAX_LAYERS], *dZ, *dX;
+    void *act[TR_MAX_LAYERS + 1], *W[TR_MAX_LAYERS], *dZ;
+    float *out[TR_MAX_LAYERS + 1], *G[TR_MAX_LAYERS], *dX;
 } roofline;
 
 static void roofline_free(roofline *r)
 {
     for (int l = 0; l <= TR_MAX_LAYERS; l++) {
         tr_big_free(r->act[l]);
+        tr_big_free(r->out[l]);
         if (l < TR_MAX_LAYERS) {
             tr_big_free(r->W[l]);
             tr_big_free(r->G[l]);
@@ -61,60 +64,121 @@ static void roofline_free(roofline *r)
     memset(r, 0, sizeof *r);
 }
 
+/* n values of purpose `p` in [-0.5, 0.5) (+ 0.5 for activations) into dst, in the precision's type. */
+static void fill(void *dst, float *tmp, size_t n, bool half, uint32_t p, float shift)
+{
+    tr_rng g = tr_rng_make(1);
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = (float)tr_rng_uniform(g, 7, p, (uint64_t)i) - shift;
+    if (half)
+        tr_bf16_round(dst, tmp, n);
+    else
+        memcpy(dst, tmp, n * sizeof(float));
+}
+
 static int roofline_init(roofline *r, const tr_model *m, int64_t B, tr_err *err)
 {
     memset(r, 0, sizeof *r);
     r->m = m;
     r->B = B;
     const int L = m->n_layers;
-    r->dZ = tr_big_alloc((size_t)(B * m->max_width) * sizeof(float));
+    const bool half = tr_gemm_precision_of(m->gemm) == TR_PRECISION_BF16;
+    const size_t in = half ? sizeof(tr_bf16) : sizeof(float);
+    size_t most = (size_t)(B * m->max_width);
+    for (int l = 0; l < L; l++)
+        most = (size_t)(m->layer[l].in * m->layer[l].out) > most ? (size_t)(m->layer[l].in * m->layer[l].out) : most;
+    float *tmp = tr_big_alloc(most * sizeof(float));
+    r->dZ = tr_big_alloc((size_t)(B * m->max_width) * in);
     r->dX = tr_big_alloc((size_t)(B * m->max_width) * sizeof(float));
-    bool ok = r->dZ && r->dX;
-    tr_rng g = tr_rng_make(1);
+    bool ok = tmp && r->dZ && r->dX;
     for (int l = 0; l <= L && ok; l++) {
         const int64_t w = l == 0 ? m->layer[0].in : m->layer[l - 1].out;
-        r->act[l] = tr_big_alloc((size_t)(B * w) * sizeof(float));
-        ok = r->act[l] != NULL;
-        for (int64_t i = 0; ok && i < B * w; i++)
-            r->act[l][i] = (float)tr_rng_uniform(g, 7, (uint32_t)l, (uint64_t)i);
+        r->act[l] = tr_big_alloc((size_t)(B * w) * in);
+        r->out[l] = tr_big_alloc((size_t)(B * w) * sizeof(float));
+        ok = r->act[l] && r->out[l];
+        if (ok)
+            fill(r->act[l], tmp, (size_t)(B * w), half, (uint32_t)l, 0.0f);
         if (ok && l < L) {
             const size_t n = (size_t)(m->layer[l].in * m->layer[l].out);
-            r->W[l] = tr_big_alloc(n * sizeof(float));
+            r->W[l] = tr_big_alloc(n * in);
             r->G[l] = tr_big_alloc(n * sizeof(float));
             ok = r->W[l] && r->G[l];
-            for (size_t i = 0; ok && i < n; i++)
-                r->W[l][i] = (float)tr_rng_uniform(g, 7, 100u + (uint32_t)l, i) - 0.5f;
+            if (ok)
+                fill(r->W[l], tmp, n, half, 100u + (uint32_t)l, 0.5f);
         }
     }
-    for (int64_t i = 0; ok && i < B * m->max_width; i++)
-        r->dZ[i] = (float)tr_rng_uniform(g, 7, 200, (uint64_t)i) - 0.5f;
+    if (ok)
+        fill(r->dZ, tmp, (size_t)(B * m->max_width), half, 200, 0.5f);
+    tr_big_free(tmp);
     if (!ok) {
         roofline_free(r);
-        return tr_fail(err, TR_ENOMEM, "out of memory for the sgemm roofline buffers");
+        return tr_fail(err, TR_ENOMEM, "out of memory for the roofline buffers");
     }
     return 0;
 }
 
-/* The sgemm calls of `micro` micro-steps (forward, weight gradient, input gradient). */
+/* The products of `micro` micro-steps (forward, weight gradient, input gradient), through the
+ * model's engine. */
 static void roofline_run(const roofline *r, int64_t micro)
 {
     const tr_model *m = r->m;
-    const int L = m->n_layers, b = (int)r->B;
+    const int L = m->n_layers;
+    const int64_t b = r->B;
     for (int64_t k = 0; k < micro; k++) {
         for (int l = 0; l < L; l++) {
-            const int Ni = (int)m->layer[l].in, No = (int)m->layer[l].out;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, No, Ni, 1.0f, r->act[l], Ni, r->W[l], Ni, 1.0f,
-                        r->act[l + 1], No);
+            const int64_t Ni = m->layer[l].in, No = m->layer[l].out;
+            tr_gemm_product(m->gemm, &(tr_gemm_call){.tb = true, .M = b, .N = No, .K = Ni, .A = r->act[l], .lda = Ni,
+                                                     .B = r->W[l], .ldb = Ni, .bias = m->layer[l].b,
+                                                     .C = r->out[l + 1], .ldc = No});
         }
         for (int l = L - 1; l >= 0; l--) {
-            const int Ni = (int)m->layer[l].in, No = (int)m->layer[l].out;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, No, Ni, b, 1.0f, r->dZ, No, r->act[l], Ni, 1.0f,
-                        r->G[l], Ni);
+            const int64_t Ni = m->layer[l].in, No = m->layer[l].out;
+            tr_gemm_product(m->gemm, &(tr_gemm_call){.ta = true, .M = No, .N = Ni, .K = b, .A = r->dZ, .lda = No,
+                                                     .B = r->act[l], .ldb = Ni, .beta = 1.0f, .C = r->G[l], .ldc = Ni});
             if (l > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, Ni, No, 1.0f, r->dZ, No, r->W[l], Ni, 0.0f,
-                            r->dX, Ni);
+                tr_gemm_product(m->gemm, &(tr_gemm_call){.M = b, .N = Ni, .K = No, .A = r->dZ, .lda = No,
+                                                         .B = r->W[l], .ldb = Ni, .C = r->dX, .ldc = Ni});
         }
     }
+}
+
+/* MFLOP of one micro-step's products at B rows per rank. */
+static double step_mflop(const tr_model *m, int64_t B)
+{
+    tr_gemm_shape shapes[3 * TR_MAX_LAYERS];
+    const int n = tr_model_gemm_shapes(m, B, false, shapes);
+    double flop = 0.0;
+    for (int i = 0; i < n; i++)
+        flop += 2.0 * (double)shapes[i].M * (double)shapes[i].N * (double)shapes[i].K;
+    return flop / 1e6;
+}
+
+int tr_bench_measure_limit(const tr_config *c, tr_dist *d, int64_t rows, tr_bench_limit *l, tr_err *err)
+{
+    memset(l, 0, sizeof *l);
+    tr_model m;
+    int rc = tr_dist_agree(d, tr_model_init(&m, &c->model, rows, err));
+    if (rc)
+        return rc;
+    tr_dist_barrier(d);
+    tr_peak_measure(&l->peak);
+    double peaks[2] = {l->peak.fp32_gflops, l->peak.bf16_gflops};
+    rc = tr_dist_max_f64(d, peaks, 2, err);
+    l->peak.fp32_gflops = peaks[0];
+    l->peak.bf16_gflops = peaks[1];
+    tr_gemm_shape shapes[3 * TR_MAX_LAYERS];
+    const int n = tr_model_gemm_shapes(&m, rows, c->train.accumulate > 1, shapes);
+    const double mflop = step_mflop(&m, rows);
+    for (int p = 0; !rc && p < TR_PRECISION_COUNT; p++) {
+        tr_dist_barrier(d);
+        rc = tr_dist_agree(d, tr_gemm_time_engines(shapes, n, (tr_precision)p, l->seconds[p], err));
+        if (!rc) /* the slowest rank's */
+            rc = tr_dist_max_f64(d, l->seconds[p], TR_GEMM_ENGINE_COUNT, err);
+        for (int e = 0; e < TR_GEMM_ENGINE_COUNT; e++)
+            l->gflops[p][e] = isfinite(l->seconds[p][e]) ? mflop / l->seconds[p][e] / 1e3 : 0.0;
+    }
+    tr_model_free(&m);
+    return rc;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -139,7 +203,7 @@ int tr_bench_run(const tr_config *c, tr_dist *d, int64_t steps, int64_t warmup, 
     tr_sampler_set_epoch(&t.sampler, 0);
     for (int64_t s = 0; s < warmup && !rc; s++)
         rc = tr_trainer_step(&t, s, err);
-    /* short rounds: ROUND_STEPS training steps, then the same sgemm calls alone, so both see
+    /* short rounds: ROUND_STEPS training steps, then the same products alone, so both see
      * the same conditions of a shared machine while caches stay as they are in training;
      * medians over the rounds */
     int ROUNDS = (int)((steps + ROUND_STEPS - 1) / ROUND_STEPS);
@@ -149,7 +213,7 @@ int tr_bench_run(const tr_config *c, tr_dist *d, int64_t steps, int64_t warmup, 
         ROUNDS = 1;
     const int64_t per_round = (steps + ROUNDS - 1) / ROUNDS;
     const int64_t B = tr_sampler_max_local_rows(&t.sampler);
-    double step_s[MAX_ROUNDS], sgemm_s[MAX_ROUNDS], phase[MAX_ROUNDS][TR_PHASE_COUNT];
+    double step_s[MAX_ROUNDS], gemm_s[MAX_ROUNDS], phase[MAX_ROUNDS][TR_PHASE_COUNT];
     roofline roof;
     rc = tr_dist_agree(d, roofline_init(&roof, &t.model, B, err));
     int64_t s = warmup;
@@ -177,21 +241,21 @@ int tr_bench_run(const tr_config *c, tr_dist *d, int64_t steps, int64_t warmup, 
         if (!rc)
             rc = tr_dist_max_f64(d, times, 2, err); /* the slowest rank sets the pace */
         step_s[k] = times[0];
-        sgemm_s[k] = times[1];
+        gemm_s[k] = times[1];
     }
     roofline_free(&roof);
     if (!rc) {
         double ratio[MAX_ROUNDS], st[MAX_ROUNDS];
         for (int k = 0; k < ROUNDS; k++) {
-            ratio[k] = sgemm_s[k] / step_s[k];
+            ratio[k] = gemm_s[k] / step_s[k];
             st[k] = step_s[k];
         }
         qsort(st, ROUNDS, sizeof *st, cmp_double);
-        qsort(sgemm_s, ROUNDS, sizeof *sgemm_s, cmp_double);
+        qsort(gemm_s, ROUNDS, sizeof *gemm_s, cmp_double);
         qsort(ratio, ROUNDS, sizeof *ratio, cmp_double);
         r->step_ms = 1e3 * st[ROUNDS / 2] / (double)per_round;
-        r->sgemm_ms = 1e3 * sgemm_s[ROUNDS / 2] / (double)per_round;
-        r->sgemm_fraction = ratio[ROUNDS / 2];
+        r->gemm_ms = 1e3 * gemm_s[ROUNDS / 2] / (double)per_round;
+        r->gemm_fraction = ratio[ROUNDS / 2];
         for (int p = 0; p < TR_PHASE_COUNT; p++) {
             double v[MAX_ROUNDS];
             for (int k = 0; k < ROUNDS; k++)
@@ -203,6 +267,8 @@ int tr_bench_run(const tr_config *c, tr_dist *d, int64_t steps, int64_t warmup, 
         r->local_rows = B;
         r->threads = t.threads;
         r->params = t.model.n_trainable;
+        r->gemm = t.gemm;
+        r->mflop_per_sample = step_mflop(&t.model, B) / (double)B;
     }
     tr_trainer_free(&t);
     return rc;

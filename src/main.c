@@ -143,11 +143,15 @@ static const char usage_activations[] =
     "scripts/plot_activations.py draws them.\n";
 
 static const char usage_bench[] =
-    "usage: trainer bench CONFIG.ini [--steps N] [--warmup N] [--set section.key=value ...]\n"
+    "usage: trainer bench CONFIG.ini [--steps N] [--warmup N] [--limit] [--set section.key=value ...]\n"
     "\n"
     "Trains the configured model and optimizer for N steps (default 200, after 20 warm-up\n"
     "steps) on random data and prints the time per step by phase, samples/s, and the time\n"
-    "the step's matrix products take in cblas_sgemm alone (the roofline).\n";
+    "the step's matrix products take alone in the run's engine and precision (the roofline).\n"
+    "\n"
+    "  --limit   also measure the machine's limit: this core's fp32 and bf16 FMA peak (a loop\n"
+    "            on registers only) and every engine's products of one step in each precision\n"
+    "            the CPU has, each as a share of its peak, and the run's own share of it.\n";
 
 typedef struct cli {
     const char *command;
@@ -158,7 +162,7 @@ typedef struct cli {
     int n_sets;
     const char *out, *resume, *init_from, *checkpoint, *input, *output, *features, *columns, *layer;
     long long steps, warmup;
-    bool help, overwrite, new_data;
+    bool help, overwrite, new_data, limit;
     char set_buf[MAX_SETS][TR_PATH_MAX + 64]; /* --KEY VALUE of `data gen` and `data convert`, as data.KEY=VALUE */
 } cli;
 
@@ -236,6 +240,8 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
             a->overwrite = true;
         } else if (!strcmp(s, "--new-data")) {
             a->new_data = true;
+        } else if (!strcmp(s, "--limit")) {
+            a->limit = true;
         } else if (!strcmp(s, "--set")) {
             if (!has_value)
                 return tr_fail(err, TR_EUSAGE, "--set needs a value: --set section.key=value");
@@ -562,6 +568,39 @@ static int cmd_activations(const cli *a, tr_dist *d, tr_err *err)
     return rc;
 }
 
+/* The limit of `trainer bench --limit`: the peaks, each engine's products and this run's
+ * share, in words and as one LIMIT line of key=value pairs. */
+static void print_limit(const tr_config *c, const tr_dist *d, const tr_bench_result *r, const tr_bench_limit *l)
+{
+    const double peak[TR_PRECISION_COUNT] = {l->peak.fp32_gflops, l->peak.bf16_gflops};
+    printf("  limit of one core, measured: fp32 FMA %.1f GFLOP/s (%s), bf16 dot products %.1f GFLOP/s%s\n",
+           peak[0], l->peak.fp32_isa, peak[1], peak[1] > 0.0 ? "" : " (no native bf16)");
+    printf("  one step's products (%.3f MFLOP a sample, %lld rows per rank), each engine alone:\n",
+           r->mflop_per_sample, (long long)r->local_rows);
+    for (int p = 0; p < TR_PRECISION_COUNT; p++)
+        for (int e = TR_GEMM_AUTO + 1; e < TR_GEMM_ENGINE_COUNT; e++) {
+            if (!(l->gflops[p][e] > 0.0))
+                continue;
+            char what[128];
+            printf("    %-8s %s: %8.3f ms = %6.1f GFLOP/s = %5.1f%% of the %s peak  [%s]\n",
+                   tr_name_of(tr_gemm_engine_names, e), tr_name_of(tr_precision_names, p), 1e3 * l->seconds[p][e],
+                   l->gflops[p][e], 100.0 * l->gflops[p][e] / peak[p], tr_name_of(tr_precision_names, p),
+                   tr_gemm_describe((tr_gemm_engine)e, what, sizeof what));
+        }
+    const int p = c->train.precision;
+    const double cores = (double)d->size * (double)r->threads;
+    const double train = r->samples_per_s * r->mflop_per_sample / 1e3 / cores;
+    printf("  this run (%s %s): %.1f GFLOP/s per core = %.1f%% of the %s peak\n",
+           tr_name_of(tr_gemm_engine_names, r->gemm), tr_name_of(tr_precision_names, p), train,
+           100.0 * train / peak[p], tr_name_of(tr_precision_names, p));
+    printf("LIMIT fp32_peak=%.2f bf16_peak=%.2f mflop_per_sample=%.4f", peak[0], peak[1], r->mflop_per_sample);
+    for (int q = 0; q < TR_PRECISION_COUNT; q++)
+        for (int e = TR_GEMM_AUTO + 1; e < TR_GEMM_ENGINE_COUNT; e++)
+            printf(" %s_%s_gflops=%.2f", tr_name_of(tr_gemm_engine_names, e), tr_name_of(tr_precision_names, q),
+                   l->gflops[q][e]);
+    printf(" train_gflops_per_core=%.2f train_share=%.4f\n", train, train / peak[p]);
+}
+
 static int cmd_bench(const cli *a, tr_dist *d, tr_err *err)
 {
     tr_config c;
@@ -582,25 +621,35 @@ static int cmd_bench(const cli *a, tr_dist *d, tr_err *err)
     tr_config_free(&c);
     rc = tr_config_load(&c, a->config, sets, n, err);
     tr_bench_result r;
+    tr_bench_limit lim;
     if (!rc)
         rc = tr_bench_run(&c, d, a->steps, a->warmup, &r, err);
+    if (!rc && a->limit)
+        rc = tr_bench_measure_limit(&c, d, r.local_rows, &lim, err);
     if (!rc && d->rank == 0) {
         char layers[256] = "";
         size_t used = 0;
         for (int l = 0; l <= c.model.n_layers && used < sizeof layers - 16; l++)
             used += (size_t)snprintf(layers + used, sizeof layers - used, "%s%lld", l ? "-" : "",
                                      (long long)c.model.widths[l]);
-        printf("bench %s: layers %s, batch %lld (%lld rows per rank), %s, %d rank%s x %d thread%s, %zu params\n",
+        const char *engine = tr_name_of(tr_gemm_engine_names, r.gemm);
+        const tr_precision prec = c.train.precision;
+        printf("bench %s: layers %s, batch %lld (%lld rows per rank), %s, %d rank%s x %d thread%s, gemm %s %s, "
+               "%zu params\n",
                a->config, layers, (long long)c.train.batch_size, (long long)r.local_rows,
                tr_optim_name(c.train.optim.kind), d->size, d->size == 1 ? "" : "s", r.threads,
-               r.threads == 1 ? "" : "s", r.params);
+               r.threads == 1 ? "" : "s", engine, tr_name_of(tr_precision_names, prec), r.params);
         printf("  step %.3f ms:", r.step_ms);
         for (int p = 0; p < TR_PHASE_EVAL; p++)
             printf(" %s %.3f", tr_phase_names[p], r.phase_ms[p]);
-        printf("\n  sgemm alone %.3f ms = %.1f%% of the step; %.0f samples/s\n", r.sgemm_ms, 100.0 * r.sgemm_fraction,
-               r.samples_per_s);
-        printf("BENCH layers=%s batch=%lld np=%d threads=%d step_ms=%.4f sgemm_ms=%.4f sgemm_fraction=%.4f", layers,
-               (long long)c.train.batch_size, d->size, r.threads, r.step_ms, r.sgemm_ms, r.sgemm_fraction);
+        printf("\n  products alone %.3f ms = %.1f%% of the step; %.0f samples/s\n", r.gemm_ms,
+               100.0 * r.gemm_fraction, r.samples_per_s);
+        if (a->limit)
+            print_limit(&c, d, &r, &lim);
+        printf("BENCH layers=%s batch=%lld np=%d threads=%d gemm=%s precision=%s step_ms=%.4f gemm_ms=%.4f "
+               "gemm_fraction=%.4f",
+               layers, (long long)c.train.batch_size, d->size, r.threads, engine, tr_name_of(tr_precision_names, prec),
+               r.step_ms, r.gemm_ms, r.gemm_fraction);
         for (int p = 0; p < TR_PHASE_EVAL; p++)
             printf(" %s_ms=%.4f", tr_phase_names[p], r.phase_ms[p]);
         printf(" samples_per_s=%.1f\n", r.samples_per_s);
