@@ -1,9 +1,10 @@
 #!/bin/bash
 # trainer against PyTorch in one run: the same network, batch, optimizer and data, one thread
-# per process, trained by `trainer train` and by a plain PyTorch loop
-# (scripts/bench/peers_torch.py) in alternation; each side's samples/s over whole epochs
-# (the data gather included, evaluation excluded; the first epoch is warm-up), medians over
-# REPEAT alternations, printed with their ratio. Then the time to accuracy of the shipped
+# per process bound to one core, trained by `trainer train` in each engine x precision
+# (openblas fp32, onednn fp32, onednn bf16) and by a plain PyTorch loop
+# (scripts/bench/peers_torch.py) in fp32 and under bf16 autocast, all in alternation; each
+# one's samples/s over whole epochs (the data gather included, evaluation excluded; the first
+# epoch is warm-up), medians and ranges over REPEAT alternations, with the ratios to PyTorch. Then the time to accuracy of the shipped
 # Fashion-MNIST configs at np=1 and np=2: wall seconds from the command's start (loading
 # included) to the first evaluation with test accuracy >= 0.90.
 #
@@ -21,6 +22,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 WORK=$(mktemp -d /tmp/trainer-peers.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 T=build/trainer
+ONE_CORE="taskset -c ${CORE:-1}" # every process on the same single core
 
 # the data: moons (generated), Fashion-MNIST (converted; random rows of its shape without it)
 $T data gen moons --out "$WORK/moons.h5" --n 32768 --seed 1 >/dev/null
@@ -62,15 +64,24 @@ eval_every = 1
 threads = 1
 INI
   for ((r = 0; r < REPEAT; r++)); do
-    $T train "$WORK/$name.ini" --set output.dir="$WORK/run-$name" --overwrite >/dev/null
-    tail -n +3 "$WORK/run-$name/metrics.csv" | /usr/bin/python3 -c '
+    for variant in openblas-fp32 onednn-fp32 onednn-bf16; do
+      engine=${variant%-*} precision=${variant#*-}
+      $ONE_CORE $T train "$WORK/$name.ini" --set output.dir="$WORK/run-$name" --overwrite \
+        --set train.gemm="$engine" --set train.precision="$precision" >/dev/null
+      # the epochs' rows after the first (metrics.csv: a header, then one row per epoch)
+      tail -n +3 "$WORK/run-$name/metrics.csv" | /usr/bin/python3 -c '
 import csv, sys
 head = open(sys.argv[1]).readline().strip().split(",")
 for row in csv.reader(sys.stdin):
-    print("trainer", sys.argv[2], row[head.index("samples_per_s")])' "$WORK/run-$name/metrics.csv" "$name" >> "$LOG"
+    print("trainer-" + sys.argv[3], sys.argv[2], row[head.index("samples_per_s")])' \
+        "$WORK/run-$name/metrics.csv" "$name" "$variant" >> "$LOG"
+    done
     if ((have_torch)); then
-      /usr/bin/python3 scripts/bench/peers_torch.py "$WORK/$name.h5" "$layers" "$act" "$out" "$loss" "$opt" "$lr" \
-        "$batch" "$EPOCHS" | awk -v n="$name" '$1 == "EPOCH" && $2 > 1 { print "torch", n, $4 }' >> "$LOG"
+      for precision in fp32 bf16; do
+        OPENBLAS_NUM_THREADS=1 $ONE_CORE /usr/bin/python3 scripts/bench/peers_torch.py "$WORK/$name.h5" "$layers" \
+          "$act" "$out" "$loss" "$opt" "$lr" "$batch" "$EPOCHS" "$precision" |
+          awk -v n="$name" -v w="torch-$precision" '$1 == "EPOCH" && $2 > 1 { print w, n, $4 }' >> "$LOG"
+      done
     fi
   done
 done
@@ -80,14 +91,29 @@ v = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     who, net, sps = line.split()
     v[(who, net)].append(float(sps))
-print("| network | trainer samples/s | PyTorch samples/s | trainer / PyTorch |")
-print("| --- | --- | --- | --- |")
+who = ["trainer-openblas-fp32", "trainer-onednn-fp32", "trainer-onednn-bf16", "torch-fp32", "torch-bf16"]
+def cell(w, net):
+    x = v[(w, net)]
+    if not x:
+        return "-"
+    return f"{st.median(x):,.0f} ({min(x):,.0f}-{max(x):,.0f})"
+def ratio(w, ref, net):
+    if not v[(w, net)] or not v[(ref, net)]:
+        return "-"
+    return f"{st.median(v[(w, net)]) / st.median(v[(ref, net)]):.2f}"
+print("samples/s over whole epochs, median (range) of the alternations; ratios of the medians")
+print()
+print("| network | trainer openblas fp32 | trainer onednn fp32 | trainer onednn bf16 | PyTorch fp32 | PyTorch bf16 autocast "
+      "| best trainer fp32 / PyTorch fp32 | trainer bf16 / PyTorch fp32 | trainer bf16 / PyTorch bf16 |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for net in ("moons", "mlp784", "wide2048"):
-    if not v[("trainer", net)]:
+    if not any(v[(w, net)] for w in who):
         continue
-    a = st.median(v[("trainer", net)])
-    b = st.median(v[("torch", net)]) if v[("torch", net)] else float("nan")
-    print(f"| {net} | {a:,.0f} | {b:,.0f} | {a / b:.2f} |")
+    best32 = max(("trainer-openblas-fp32", "trainer-onednn-fp32"),
+                 key=lambda w: st.median(v[(w, net)]) if v[(w, net)] else 0)
+    print(f"| {net} | " + " | ".join(cell(w, net) for w in who) +
+          f" | {ratio(best32, 'torch-fp32', net)} | {ratio('trainer-onednn-bf16', 'torch-fp32', net)} "
+          f"| {ratio('trainer-onednn-bf16', 'torch-bf16', net)} |")
 PY
 
 [[ -n ${NO_TTA:-} ]] && exit 0

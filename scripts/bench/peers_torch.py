@@ -5,8 +5,15 @@ minibatches drawn by indexing the in-memory tensors each epoch (what a course's 
 without a DataLoader's worker processes), and prints one line per epoch:
 EPOCH n seconds samples_per_s loss.
 
-    peers_torch.py DATA.h5 LAYERS ACTS OUTPUT LOSS OPTIMIZER LR BATCH EPOCHS
+    peers_torch.py DATA.h5 LAYERS ACTS OUTPUT LOSS OPTIMIZER LR BATCH EPOCHS [fp32|bf16]
+
+bf16 runs the forward pass and the loss under torch.autocast("cpu", dtype=torch.bfloat16):
+nn.Linear then computes in oneDNN's bf16 kernels (PyTorch's own mixed precision on a CPU).
+Debian's PyTorch computes fp32 nn.Linear through the system BLAS (libblas.so.3, OpenBLAS
+here), whose own thread pool torch.set_num_threads does not size: the caller sets
+OPENBLAS_NUM_THREADS=1 for a one-thread comparison.
 """
+import contextlib
 import sys
 import time
 
@@ -22,6 +29,8 @@ except ImportError:
 
 def main():
     data, layers, acts, output, loss_name, opt_name, lr, batch, epochs = sys.argv[1:10]
+    precision = sys.argv[10] if len(sys.argv) > 10 else "fp32"
+    mixed = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
     torch.set_num_threads(1)
     torch.manual_seed(0)
     widths = [int(w) for w in layers.split(",")]
@@ -52,7 +61,11 @@ def main():
             idx = perm[s:s + b]
             xb, yb = X[idx], y[idx]
             opt.zero_grad()
-            loss = loss_fn(model(xb), yb)
+            with mixed():
+                out = model(xb)
+                if loss_name != "cross_entropy":  # BCE refuses autocast's bf16; PyTorch's own recipe
+                    out = out.float()
+                loss = loss_fn(out, yb)
             loss.backward()
             opt.step()
             total += float(loss)
