@@ -277,6 +277,24 @@ static int check_files(const tr_predict_options *o, tr_err *err)
     return rc;
 }
 
+/* The products in the engine and precision the checkpoint's run trained with (its /config;
+ * "auto" there is a checkpoint from before they were recorded: OpenBLAS fp32). Where this CPU
+ * cannot compute in that precision, fp32 with a warning: the predictions are then the
+ * model's exact fp32 ones rather than its bf16 ones. */
+static int use_training_gemm(tr_model *m, const tr_config *c, const tr_dist *d, tr_err *err)
+{
+    tr_gemm_engine e = c->train.gemm == TR_GEMM_AUTO ? tr_gemm_fixed_choice(c->train.precision) : c->train.gemm;
+    tr_precision p = c->train.precision;
+    char why[256];
+    if (!tr_gemm_supported(e, p, why, sizeof why)) {
+        if (d->rank == 0)
+            fprintf(stderr, "trainer: warning: the model trained with gemm = %s, precision = %s, but %s: predicting "
+                            "in fp32\n", tr_name_of(tr_gemm_engine_names, e), tr_name_of(tr_precision_names, p), why);
+        p = TR_PRECISION_FP32;
+    }
+    return tr_model_set_gemm(m, e, p, err);
+}
+
 /* Rows per chunk for every rank together: evaluation batches, a few per rank. */
 enum { BATCHES_PER_RANK = 8 };
 
@@ -297,6 +315,8 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
         rc = tr_ckpt_read_config(o->checkpoint, &c, err);
     if (!rc)
         rc = tr_model_init(&m, &c.model, c.train.eval_batch, err);
+    if (!rc)
+        rc = use_training_gemm(&m, &c, d, err);
     if (!rc) {
         sc.cols = c.model.widths[0];
         sc.center = calloc((size_t)sc.cols, sizeof *sc.center);

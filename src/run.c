@@ -186,8 +186,18 @@ static int find_resume(tr_trainer *t, const tr_run_options *o, char *path, size_
 static const char *const resume_fixed[][2] = {
     {"train", "loss"}, {"train", "reduction"}, {"output", "best_metric"}, {"output", "best_mode"}};
 
+/* The engine and precision a checkpoint's run computed with; checkpoints from before they were
+ * recorded hold the default "auto", and those runs computed with OpenBLAS. */
+static const char *stored_engine(const tr_config *was)
+{
+    const char *e = tr_config_value(was, "train", "gemm");
+    return !e[0] || !strcmp(e, "auto") ? "openblas" : e;
+}
+
 /* Refuses a resume whose loss (and so task), reduction or best-model metric differs from
- * the checkpoint's, naming each difference. Rank 0. */
+ * the checkpoint's, naming each difference; and one whose GEMM engine or precision differs
+ * in deterministic mode, where the bits depend on them (elsewhere it continues with a
+ * warning: the numbers then differ in rounding). Rank 0. */
 static int check_resumable(const tr_config *c, const char *path, tr_err *err)
 {
     tr_config was;
@@ -203,12 +213,25 @@ static int check_resumable(const tr_config *c, const char *path, tr_err *err)
             u += (size_t)snprintf(diff + u, sizeof diff - u, "%s[%s] %s = %s in the checkpoint, %s in the configuration",
                                   u ? "; " : "", resume_fixed[i][0], resume_fixed[i][1], a, b);
     }
+    char engine[256] = "";
+    const char *e0 = stored_engine(&was), *p0 = tr_config_value(&was, "train", "precision");
+    const char *e1 = tr_config_value(c, "train", "gemm"), *p1 = tr_config_value(c, "train", "precision");
+    if (strcmp(e0, e1) || strcmp(p0[0] ? p0 : "fp32", p1))
+        snprintf(engine, sizeof engine, "the checkpoint's run computed with gemm = %s, precision = %s; this one with %s, %s",
+                 e0, p0[0] ? p0 : "fp32", e1, p1);
     tr_config_free(&was);
     if (u)
         return tr_fail(err, TR_ECONFIG,
                        "%s: cannot resume: %s (best.h5 and the metric log would compare values of different kinds); "
                        "resume with the checkpoint's settings, or start a new run with --init-from %s",
                        path, diff, path);
+    if (engine[0] && c->train.deterministic)
+        return tr_fail(err, TR_ECONFIG,
+                       "%s: cannot resume in deterministic mode: %s, and the bits depend on them; set [train] gemm and "
+                       "precision as the checkpoint's run had them", path, engine);
+    if (engine[0])
+        fprintf(stderr, "trainer: warning: %s: %s (the results differ in rounding from an uninterrupted run)\n", path,
+                engine);
     return 0;
 }
 

@@ -6,8 +6,10 @@ a short step), Adam, dropout, 3 epochs: np in {1, 2, 3, 4, 7} x threads in {1, 2
 accumulate in {1, 3} (batch_size 96 or 32) must give byte-identical /model and /optimizer
 tensors in the final checkpoint; so must simulated multi-node layouts (the sum across nodes)
 and comm = allreduce (no node-shared memory); with batch norm the running statistics as well. A run stopped by a signal in mid-epoch at np=3 and resumed
-at np=2 must end with the same bits too. Controls show the comparison can fail: another
-chunk_rows, and the default (float) mode on two ranks, differ.
+at np=2 must end with the same bits too. Every GEMM engine and precision keeps the invariance
+(onednn fp32 and bf16, auto bf16, over np x threads x accumulation), and a resume with another
+engine or precision is refused. Controls show the comparison can fail: another chunk_rows,
+bf16 against fp32, and the default (float) mode on two ranks, differ.
 
     tests/test_deterministic.py TRAINER_BINARY SOURCE_DIR
 """
@@ -103,6 +105,39 @@ try:
         results[("float", np_)] = fingerprint(d)
     check("control: the default (float) mode differs between np 1 and 2",
           results[("float", 1)][0] != results[("float", 2)][0])
+
+    # every engine and precision (bf16 where the CPU has it): the same bits on every layout
+    probe = subprocess.run([TRAINER, "train", MOONS, "--set", "train.precision=bf16", "--set", "train.epochs=1",
+                            "--set", f"output.dir={work}/probe"], env=ENV, capture_output=True, text=True)
+    bf16 = probe.returncode == 0
+    if not bf16:
+        print("skip bf16 variants: " + (probe.stderr.strip().splitlines() or ["?"])[-1], flush=True)
+    variants = {}
+    for gemm, prec in (("onednn", "fp32"), ("onednn", "bf16"), ("auto", "bf16")):
+        if prec == "bf16" and not bf16:
+            continue
+        fps = set()
+        for np_, threads, acc in ((1, 1, 1), (2, 2, 3), (3, 1, 1), (4, 2, 3)):
+            d = os.path.join(work, f"{gemm}-{prec}-np{np_}-t{threads}-a{acc}")
+            run(np_, ["--set", f"train.batch_size={96 // acc}", "--set", f"train.accumulate={acc}",
+                      "--set", f"train.threads={threads}", "--set", f"train.gemm={gemm}",
+                      "--set", f"train.precision={prec}", "--set", f"output.dir={d}"])
+            fps.add(fingerprint(d))
+        variants[(gemm, prec)] = fps
+        check(f"gemm {gemm}, precision {prec}: np 1-4 x threads x accumulation give the same bits ({fps})",
+              len(fps) == 1)
+    if bf16:
+        check("control: bf16 differs from fp32 (onednn)",
+              variants[("onednn", "bf16")] != variants[("onednn", "fp32")])
+        check("auto in deterministic mode takes onednn for bf16: the same bits",
+              variants[("auto", "bf16")] == variants[("onednn", "bf16")])
+    # a deterministic resume with another engine is refused, naming both
+    d = os.path.join(work, "np1-t1-a1")
+    p = run(1, ["--set", "train.batch_size=96", "--set", "train.epochs=4", "--set", "train.gemm=onednn",
+                "--set", f"output.dir={d}", "--resume", d], expect=2)
+    check("a deterministic resume with gemm = onednn from an openblas run is refused",
+          "gemm = openblas" in p.stderr and "onednn" in p.stderr and "deterministic" in p.stderr)
+
 finally:
     if failures == 0:
         shutil.rmtree(work, ignore_errors=True)

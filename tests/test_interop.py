@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """PyTorch interop: a checkpoint exported with scripts/to_torch.py predicts what `trainer
 predict` predicts (to 1e-5), and weights imported with scripts/from_torch.py start a run
-from exactly those parameters. Exits 77 (skipped) when PyTorch is not installed.
+from exactly those parameters; training agrees with a PyTorch loop step for step with each
+GEMM engine (fp32), and a bf16 step agrees with PyTorch's own bf16 CPU path (autocast).
+Exits 77 (skipped) when PyTorch is not installed.
 
 usage: tests/test_interop.py TRAINER_BINARY SOURCE_DIR
 """
@@ -137,7 +139,9 @@ common = ["--set", "data.n=256", "--set", "data.test_fraction=0", "--set", "data
           "train.sync_bn=false"]
 import to_torch  # noqa: E402
 from trainer_h5 import read_checkpoint  # noqa: E402
-for name, (sets, how) in TRAIN_CASES.items():
+for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() for e in ("openblas", "onednn")):
+    name = f"{name} [gemm {engine}]"
+    sets = sets + ["--set", f"train.gemm={engine}"]
     d0, d1 = os.path.join(tmp, "t0"), os.path.join(tmp, "t1")
     run(trainer, "train", config, "--set", f"output.dir={d0}", *common, *sets, "--set", "train.epochs=0")
     run(trainer, "train", config, "--set", f"output.dir={d1}", *common, *sets, "--set", "train.epochs=3")
@@ -182,5 +186,90 @@ for name, (sets, how) in TRAIN_CASES.items():
     import shutil  # noqa: E402
     shutil.rmtree(d0)
     shutil.rmtree(d1)
+
+# ---------------------------------------------------------------- bf16 against PyTorch's bf16
+# One SGD step (lr 0.1, no momentum) of a 32-64-64-4 ReLU network on 128 rows, from the same
+# parameters: the update is -0.1 x the gradient, compared with the same step of PyTorch under
+# torch.autocast("cpu", dtype=torch.bfloat16). Both round the products' inputs (x, W, and in
+# backward the gradient flowing into each product) to bf16 alike; they differ where autocast
+# also rounds a product's output (the logits, each weight gradient, each input gradient) and
+# the trainer keeps fp32. A rounding to bf16 moves a value by at most 2^-9 of itself, so each
+# gradient element, a sum of terms dZ[r, o] x[r, i], moves by a few 2^-9 of the sum of its
+# terms' magnitudes (|dZ|^T |x|, measured on PyTorch's fp32 step), not of the gradient itself,
+# which cancels. Of autocast's three extra roundings, the weight gradient's is relative to the
+# gradient itself; the logits' and the input gradients' reach the sums' terms: the tolerance
+# is 3 roundings' worth, 3 x 2^-9 x lr x || |dZ|^T |x| ||, norm-wise over all tensors. And the
+# trainer's bf16 step must be nearer PyTorch's bf16 step than PyTorch's fp32 one (it rounds the
+# same inputs). Controls: the trainer's fp32 step differs from its bf16 step (bf16 was on) by
+# more than a tenth of the tolerance, and agrees with PyTorch fp32 to 1e-5.
+bf16_probe = subprocess.run([trainer, "train", config, "--set", "train.precision=bf16", "--set", "train.epochs=0",
+                             "--set", f"output.dir={tmp}/bf16-probe"], capture_output=True, text=True)
+if bf16_probe.returncode != 0:
+    print("skip bf16 against PyTorch: " + (bf16_probe.stderr.strip().splitlines() or ["?"])[-1])
+else:
+    LR = 0.1
+    sets = ["--set", "data.generator=random", "--set", "data.n=128", "--set", "data.n_features=32",
+            "--set", "data.classes=4", "--set", "model.layers=32,64,64,4", "--set", "model.activations=relu",
+            "--set", "model.output_activation=identity", "--set", "train.loss=cross_entropy",
+            "--set", "train.optimizer=sgd", "--set", f"train.lr={LR}", "--set", "train.batch_size=128",
+            "--set", "data.test_fraction=0", "--set", "data.scale=none", "--set", "train.shuffle=false",
+            "--set", "train.threads=1"]
+    steps = {}
+    for prec in ("fp32", "bf16"):
+        d = os.path.join(tmp, f"step-{prec}")
+        run(trainer, "train", config, "--set", f"output.dir={d}", *sets, "--set", "train.epochs=1",
+            "--set", f"train.precision={prec}", "--set", "output.checkpoint_every=1")
+        steps[prec] = {k: v.astype(np.float64) for k, v in
+                       read_checkpoint(os.path.join(d, "ckpt-000000001.h5"))["tensors"].items()}
+    d0 = os.path.join(tmp, "step-0")
+    run(trainer, "train", config, "--set", f"output.dir={d0}", *sets, "--set", "train.epochs=0")
+    initial = read_checkpoint(os.path.join(d0, "ckpt-000000000.h5"))
+    gen = os.path.join(tmp, "random.h5")
+    run(trainer, "data", "gen", "random", "--out", gen, "--n", "128", "--n_features", "32", "--classes", "4")
+    with h5py.File(gen, "r") as f:
+        X = torch.from_numpy(np.array(f["X"], dtype=np.float32))
+        Y = torch.from_numpy(np.array(f["y"])).long().reshape(-1)
+    torch_step, magnitude = {}, {}
+    for prec in ("fp32", "bf16"):
+        model = to_torch.build(initial).train()
+        opt = torch.optim.SGD(model.parameters(), lr=LR)
+        seen = {}
+        if prec == "fp32":  # each Linear's input and output gradient: the terms of its gradient
+            for name, mod in model.named_children():
+                if isinstance(mod, torch.nn.Linear):
+                    mod.register_forward_hook(lambda m, i, o, n=name: seen.__setitem__(n + ".x", i[0].detach()))
+                    mod.register_full_backward_hook(
+                        lambda m, gi, go, n=name: seen.__setitem__(n + ".dz", go[0].detach()))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=prec == "bf16"):
+            loss = torch.nn.functional.cross_entropy(model(X), Y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        torch_step[prec] = {k: v.detach().numpy().astype(np.float64) for k, v in model.state_dict().items()}
+        for n in {k.split(".")[0] for k in seen}:
+            dz, x = seen[n + ".dz"].abs().double(), seen[n + ".x"].abs().double()
+            magnitude[n + ".weight"] = (dz.t() @ x).numpy()
+            magnitude[n + ".bias"] = dz.sum(0).numpy()
+    start = {k: v.astype(np.float64) for k, v in initial["tensors"].items()}
+
+    def distance(a, b):
+        """|| update_a - update_b || over every tensor."""
+        return sum(float(np.sum(((a[k] - start[k]) - (b[k] - start[k])) ** 2)) for k in b) ** 0.5
+
+    scale = LR * sum(float(np.sum(m ** 2)) for m in magnitude.values()) ** 0.5
+    tol = 3 * 2 ** -9 * scale
+    e_bf = distance(steps["bf16"], torch_step["bf16"])
+    e_prec = distance(steps["bf16"], steps["fp32"])
+    e_32 = distance(steps["fp32"], torch_step["fp32"])
+    norm = distance(torch_step["fp32"], start)
+    print(f"     one bf16 step (update norm {norm:.3e}, terms' scale {scale:.3e}): trainer against PyTorch "
+          f"autocast {e_bf:.3e} (tolerance {tol:.3e}), against PyTorch fp32 {distance(steps['bf16'], torch_step['fp32']):.3e};"
+          f" PyTorch autocast against fp32 {distance(torch_step['bf16'], torch_step['fp32']):.3e}; trainer fp32 "
+          f"against PyTorch fp32 {e_32:.3e}")
+    check(e_bf < tol, f"a bf16 step agrees with PyTorch's autocast step ({e_bf:.3e} < {tol:.3e})")
+    check(e_bf < distance(steps["bf16"], torch_step["fp32"]),
+          "the bf16 step is nearer PyTorch's autocast step than PyTorch's fp32 step")
+    check(e_prec > tol / 10, f"control: the trainer's bf16 step differs from its fp32 step ({e_prec:.3e})")
+    check(e_32 < 1e-5 * norm, f"the same step in fp32 agrees with PyTorch fp32 ({e_32:.3e})")
 
 sys.exit(1 if failures else 0)
