@@ -305,3 +305,33 @@ Test(mpi, a_failed_statistics_sync_is_reported_also_with_eval_train)
         cr_expect(strstr(out, "batch-norm running statistics") != NULL, "eval_train %d: %s", eval_train, out);
     }
 }
+
+Test(cli, gemm_choice_is_printed_and_recorded_and_bf16_needs_the_cpu)
+{
+    char path[512], args[1024], cfg[1024], ini[512];
+    snprintf(path, sizeof path, "%s/ok.ini", dir);
+    snprintf(cfg, sizeof cfg, moons_cfg, dir);
+    write_text(path, cfg);
+    snprintf(args, sizeof args, "train %s --set train.gemm=onednn", path);
+    cr_expect_eq(trainer(args), 0, "%s", out);
+    cr_expect(strstr(out, "gemm onednn fp32 (set)") != NULL, "first line: %s", out);
+    snprintf(ini, sizeof ini, "%s/run/config.ini", dir);
+    FILE *f = fopen(ini, "r");
+    cr_assert_not_null(f);
+    char line[256];
+    bool recorded = false;
+    while (fgets(line, sizeof line, f))
+        recorded |= !strcmp(line, "gemm = onednn\n");
+    fclose(f);
+    cr_expect(recorded, "config.ini records gemm = onednn");
+    /* auto: timed, and what it chose is the recorded value */
+    snprintf(args, sizeof args, "train %s --overwrite", path);
+    cr_expect_eq(trainer(args), 0, "%s", out);
+    cr_expect(strstr(out, "(auto: timed)") != NULL, "first line: %s", out);
+    /* a CPU without bf16 products, as oneDNN's ISA limit simulates it: refused, status 2, named */
+    snprintf(args, sizeof args, "train %s --overwrite --set train.precision=bf16", path);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "ONEDNN_MAX_CPU_ISA=AVX512_CORE %s %s", TRAINER_BIN, args);
+    cr_expect_eq(run_cmd(cmd, out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "no native bf16") != NULL && strstr(out, "precision = bf16") != NULL, "%s", out);
+}

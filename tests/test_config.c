@@ -355,3 +355,25 @@ Test(config, joined_names_are_cut_to_the_buffer)
     cr_expect_eq(tr_name_index(tr_optim_names, "adamw"), TR_OPTIM_ADAMW);
     cr_expect_eq(tr_name_index(tr_optim_names, "adam "), -1);
 }
+
+Test(config, gemm_engine_and_precision_parse_and_contradictions_are_refused)
+{
+    tr_config c;
+    tr_err err = {0};
+    cr_assert_eq(load(&c, good, &err), 0, "%s", err.msg);
+    cr_expect_eq(c.train.gemm, TR_GEMM_AUTO);
+    cr_expect_eq(c.train.precision, TR_PRECISION_FP32);
+    tr_config_free(&c);
+    const char *sets[] = {"train.gemm=onednn", "train.precision=bf16"};
+    cr_assert_eq(tr_config_load_string(&c, "test.ini", good, sets, 2, &err), 0, "%s", err.msg);
+    cr_expect_eq(c.train.gemm, TR_GEMM_ONEDNN);
+    cr_expect_eq(c.train.precision, TR_PRECISION_BF16);
+    /* what ran is recorded over the setting (gemm = auto's choice) */
+    tr_config_record(&c, "train", "gemm", "openblas", "auto: timed");
+    cr_expect_str_eq(tr_config_value(&c, "train", "gemm"), "openblas");
+    tr_config_free(&c);
+    expect_error("[model]\nlayers = 2, 1\n[train]\nloss = mse\ngemm = mkl\n", "test.ini:5", "gemm", "onednn");
+    expect_error("[model]\nlayers = 2, 1\n[train]\nloss = mse\nprecision = fp16\n", "test.ini:5", "precision", "bf16");
+    expect_error("[model]\nlayers = 2, 1\n[train]\nloss = mse\ngemm = openblas\nprecision = bf16\n", "precision = bf16",
+                 "gemm = onednn", "openblas");
+}
