@@ -11,6 +11,7 @@
 #include "vector_kernel.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -125,7 +126,7 @@ int tr_gemm_failed(tr_gemm *g, tr_err *err)
 
 /* Round to nearest even on the bits: add 0x7fff plus the lowest kept bit, keep the upper half;
  * a NaN keeps its sign and becomes the quiet NaN (the addition could carry it into infinity). */
-TR_VECTOR_KERNEL void tr_bf16_round(tr_bf16 *restrict dst, const float *restrict src, size_t n)
+TR_VECTOR_KERNEL static void round_bits(tr_bf16 *restrict dst, const float *restrict src, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
@@ -134,6 +135,40 @@ TR_VECTOR_KERNEL void tr_bf16_round(tr_bf16 *restrict dst, const float *restrict
         const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
         dst[i] = (tr_bf16)(nan ? ((u >> 16) | 0x40u) : rounded);
     }
+}
+
+/* The same with the CPU's own conversion (vcvtneps2bf16: nearest even, NaN quieted alike),
+ * 16 values an instruction. It reads subnormal inputs as zero, so a block holding one is
+ * rounded on the bits instead: the results are round_bits' to the last bit. */
+__attribute__((target("avx512f,avx512bf16"))) static void round_native(tr_bf16 *restrict dst,
+                                                                       const float *restrict src, size_t n)
+{
+    const __m512i exponent = _mm512_set1_epi32(0x7f800000), mantissa = _mm512_set1_epi32(0x007fffff);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i u = _mm512_loadu_si512(src + i);
+        const __mmask16 subnormal = _mm512_testn_epi32_mask(u, exponent) & _mm512_test_epi32_mask(u, mantissa);
+        if (subnormal) {
+            round_bits(dst + i, src + i, 16);
+            continue;
+        }
+        const __m256bh h = _mm512_cvtneps_pbh(_mm512_castsi512_ps(u));
+        _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)h);
+    }
+    round_bits(dst + i, src + i, n - i);
+}
+
+void tr_bf16_round(tr_bf16 *restrict dst, const float *restrict src, size_t n)
+{
+    static int native = -1; /* decided once; a race only writes the same value */
+    if (native < 0) {
+        __builtin_cpu_init();
+        native = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+    }
+    if (native)
+        round_native(dst, src, n);
+    else
+        round_bits(dst, src, n);
 }
 
 float tr_bf16_to_float(tr_bf16 h)

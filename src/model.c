@@ -488,7 +488,8 @@ const float *tr_model_forward(tr_model *m, const float *X, int64_t B, const tr_f
         const void *X_op = in, *W_op = L->W;
         if (L->W_half) { /* bf16: the products' operands, rounded once */
             tr_bf16_round(L->in_half, in, (size_t)(B * Ni));
-            tr_bf16_round(L->W_half, L->W, (size_t)(No * Ni));
+            if (!m->held_rounded)
+                tr_bf16_round(L->W_half, L->W, (size_t)(No * Ni));
             X_op = L->in_half;
             W_op = L->W_half;
         }
@@ -511,7 +512,14 @@ const float *tr_model_forward(tr_model *m, const float *X, int64_t B, const tr_f
             in = L->D;
         }
     }
+    m->held_rounded = m->hold_weights;
     return m->layer[m->n_layers - 1].A;
+}
+
+void tr_model_hold_weights(tr_model *m, bool hold)
+{
+    m->hold_weights = hold;
+    m->held_rounded = false;
 }
 
 /* The operands of a backward product: dZ (B, No) and X (B, Ni), float or bf16 (gemm.h). */

@@ -380,6 +380,7 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
         if (rc)
             break;
         tr_scaler_apply(&sc, x, e - b);
+        tr_model_hold_weights(&m, true); /* the loaded parameters: bf16 rounds them once */
         for (int64_t r0 = b; r0 < e; r0 += E) {
             const int64_t k = e - r0 < E ? e - r0 : E;
             tr_model_forward(&m, x + (r0 - b) * F, k, NULL);
@@ -389,6 +390,7 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
             for (int64_t r = 0; !acts && r < k; r++)
                 row_values(&loss, Z + r * loss.width, A + r * loss.width, vals + (r0 + r) * lay.width, cls + r0 + r);
         }
+        tr_model_hold_weights(&m, false);
         for (int64_t r = b; r < e; r++)
             cd[r] = (double)cls[r];
         rc = tr_dist_allgather_f32(d, vals, b * lay.width, (e - b) * lay.width, err);

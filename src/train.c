@@ -624,6 +624,7 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     tr_step_stats st = {0};
     tr_reduce_measure_norm(t->reduce, tr_trainer_logs_step(t, t->step + 1));
     tr_reduce_begin(t->reduce);
+    tr_model_hold_weights(m, true); /* the update comes after every forward pass of the step */
     if (tr_reduce_kind_of(t->reduce) == TR_REDUCE_EXACT) {
         st.loss = chunk_gradients(t, step_in_epoch, &st.correct, &st.rows);
     } else {
@@ -642,6 +643,7 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
                 tr_step_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
         }
     }
+    tr_model_hold_weights(m, false);
     st.stop = stop_requested(t) > 0.0;
     int rc = tr_reduce_finish(t->reduce, &st, err);
     t->stop_agreed = st.stop;
@@ -675,6 +677,7 @@ int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr
     /* every rank holds the whole set: its rows are its share of whole chunks (possibly none) */
     int64_t b, e;
     tr_chunk_share(ds->rows, E, d->rank, d->size, &b, &e);
+    tr_model_hold_weights(mod, true);
     for (int64_t r0 = b; r0 < e; r0 += E) {
         const int64_t n = e - r0 < E ? e - r0 : E;
         tr_model_forward(mod, tr_dataset_block(ds, r0, n, t->eval_x), n, NULL);
@@ -683,6 +686,7 @@ int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr
         memcpy(t->eval_A + r0 * O, A, (size_t)(n * O) * sizeof(float));
         tr_loss_compute(&t->loss, NULL, t->eval_loss + r0, Z, A, ds->y + r0 * T, n, 1.0f);
     }
+    tr_model_hold_weights(mod, false);
     /* every rank gets every row's results, so all compute the same metrics */
     int rc = tr_dist_agree(d, tr_gemm_failed(mod->gemm, err));
     if (!rc)

@@ -93,6 +93,14 @@ Test(bf16, rounding_is_nearest_even_and_keeps_nan_and_infinity)
     }
     tr_bf16_round(h, x, N);
     int bad = 0;
+    for (int i = 0; i < N && bad < 5; i++) { /* one value at a time: the bit-level path, not the CPU's */
+        tr_bf16 one;
+        tr_bf16_round(&one, &x[i], 1);
+        if (one != h[i]) {
+            bad++;
+            cr_expect_eq(one, h[i], "0x%08x: alone 0x%04x, in a block 0x%04x", bits_of(x[i]), one, h[i]);
+        }
+    }
     for (int i = 0; i < N && bad < 5; i++) {
         if (isnan(x[i])) {
             bad += !isnan(tr_bf16_to_float(h[i]));

@@ -144,6 +144,8 @@ typedef struct tr_model {
     tr_gemm *gemm;       /* the products' engine and precision (owned) */
     tr_bf16 *half;       /* bf16 precision: the layers' W_half and in_half, and dZ_half */
     tr_bf16 *dZ_half;    /* (max_batch, max_width) backward's dZ, rounded */
+    bool hold_weights;   /* the parameters do not change (tr_model_hold_weights) */
+    bool held_rounded;   /* ... and the W_half already hold them */
     const tr_forward_mode *mode; /* of the last forward (backward needs it) */
     int comm_error;      /* a failed sum of a synchronised batch norm (0: none) */
 } tr_model;
@@ -162,6 +164,11 @@ void tr_model_free(tr_model *m);
 /* The engine and precision of every product from now on (not auto: gemm.h's choice is the
  * caller's); bf16 allocates the rounded copies. On failure the model keeps what it had. */
 int tr_model_set_gemm(tr_model *m, tr_gemm_engine engine, tr_precision p, tr_err *err);
+
+/* Between hold = true and hold = false the caller promises that the parameters do not change
+ * (the chunks of one evaluation, the micro-batches of one optimizer step): bf16 then rounds the
+ * weights once, in the first forward pass, instead of in every one. */
+void tr_model_hold_weights(tr_model *m, bool hold);
 
 /* The products of one training step on B rows (forward, weight and input gradients per layer),
  * as gemm.h's shapes; returns how many (at most 3 per layer). */
