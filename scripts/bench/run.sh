@@ -1,12 +1,15 @@
 #!/bin/bash
 # The data-parallel benchmark: per-phase step time, samples/s and the fraction of the step
-# that cblas_sgemm alone needs for the same products, at np=1 and np=2 with one BLAS thread
-# per rank, for three networks. np=1 and np=2 runs alternate REPEAT times and the medians
-# are reported, because a shared machine's speed drifts (the last column adds the range of
-# the ratio over the alternating pairs).
+# that the same products need alone (in the run's engine and precision), at np=1 and np=2
+# with one thread per rank, each rank bound to a core, for three networks and each engine x
+# precision (VARIANTS, default "openblas-fp32 onednn-fp32 onednn-bf16"; bf16 only where the
+# CPU has it). np=1 and np=2 runs alternate REPEAT times and the medians are reported,
+# because a shared machine's speed drifts (the last column adds the range of the ratio over
+# the alternating pairs). The first run also measures the machine's limit (trainer bench
+# --limit), and every rate is stated as a share of its precision's FMA peak per core.
 #
 #   scripts/bench/run.sh [REPEAT] [STEPS]        (defaults 3 and 1000)
-# Writes a Markdown table to standard output and the raw lines to build/bench.log.
+# Writes Markdown tables to standard output and the raw lines to build/bench.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPEAT=${1:-3}
@@ -16,49 +19,73 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 LOG=build/bench.log
 : > "$LOG"
 declare -A steps_for=([moons]=$((STEPS * 3)) [mlp784]=$STEPS [wide2048]=$((STEPS / 25 > 10 ? STEPS / 25 : 10)))
+VARIANTS=${VARIANTS:-openblas-fp32 onednn-fp32 onednn-bf16}
+build/trainer bench scripts/bench/mlp784.ini --steps 50 --limit --set train.threads=1 | grep '^LIMIT' >> "$LOG"
 for cfg in moons mlp784 wide2048; do
   n=${steps_for[$cfg]}
-  for ((r = 0; r < REPEAT; r++)); do
-    for np in 1 2; do
-      mpirun -np $np --bind-to core build/trainer bench scripts/bench/$cfg.ini --steps "$n" --warmup 10 \
-        --set train.threads=1 | grep '^BENCH' | sed "s/^BENCH/BENCH cfg=$cfg/" >> "$LOG"
+  for variant in $VARIANTS; do
+    engine=${variant%-*} precision=${variant#*-}
+    for ((r = 0; r < REPEAT; r++)); do
+      for np in 1 2; do
+        mpirun -np $np --bind-to core build/trainer bench scripts/bench/$cfg.ini --steps "$n" --warmup 10 \
+          --set train.threads=1 --set train.gemm="$engine" --set train.precision="$precision" 2>/dev/null |
+          grep '^BENCH' | sed "s/^BENCH/BENCH cfg=$cfg/" >> "$LOG" || echo "skipped $cfg $variant np=$np" >&2
+      done
     done
   done
 done
 /usr/bin/python3 - "$LOG" <<'PY'
 import sys, statistics as st, collections
 rows = collections.defaultdict(list)
+limit = {}
 for line in open(sys.argv[1]):
     kv = dict(f.split("=", 1) for f in line.split()[1:])
-    rows[(kv["cfg"], int(kv["np"]))].append(kv)
-def med(key, cfg, np):
-    return st.median(float(r[key]) for r in rows[(cfg, np)])
-print("| network | np | step ms | forward | backward | comm wait | optimizer | sgemm share | samples/s | scaling | scaling / sgemm scaling |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    if line.startswith("LIMIT"):
+        limit = {k: float(v) for k, v in kv.items()}
+        continue
+    rows[(kv["cfg"], kv["gemm"] + " " + kv["precision"], int(kv["np"]))].append(kv)
+print("Limit of one core (trainer bench --limit): fp32 FMA %.1f GFLOP/s, bf16 %.1f GFLOP/s; the 784 network's "
+      "products alone: openblas fp32 %.1f (%.0f%%), onednn fp32 %.1f (%.0f%%), onednn bf16 %.1f (%.0f%%)" % (
+          limit["fp32_peak"], limit["bf16_peak"],
+          limit["openblas_fp32_gflops"], 100 * limit["openblas_fp32_gflops"] / limit["fp32_peak"],
+          limit["onednn_fp32_gflops"], 100 * limit["onednn_fp32_gflops"] / limit["fp32_peak"],
+          limit["onednn_bf16_gflops"], 100 * limit["onednn_bf16_gflops"] / max(limit["bf16_peak"], 1e-9)))
+print()
+FLOP = {"moons": 2 * (2 * 20 + 20 * 20 + 20 * 1) * 2 + 2 * (20 * 20 + 20 * 1),
+         "mlp784": 2 * (784 * 256 + 256 * 128 + 128 * 10) * 2 + 2 * (256 * 128 + 128 * 10),
+         "wide2048": 2 * (1024 * 2048 + 2048 * 2048 + 2048 * 10) * 2 + 2 * (2048 * 2048 + 2048 * 10)}
+print("| network | gemm | np | step ms | forward | backward | comm wait | optimizer | products share | samples/s | "
+      "% of peak per core | scaling | scaling / products scaling |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for cfg in ["moons", "mlp784", "wide2048"]:
+  for variant in [v for v in dict.fromkeys(k[1] for k in rows) if any(k[0] == cfg for k in rows)]:
+    def med(key, cfg, np):
+        return st.median(float(r[key]) for r in rows[(cfg, variant, np)])
     for np in (1, 2):
-        if not rows[(cfg, np)]:
+        if not rows[(cfg, variant, np)]:
             continue
         step = med("step_ms", cfg, np)
         sps = med("samples_per_s", cfg, np)
+        peak = limit["bf16_peak" if variant.endswith("bf16") else "fp32_peak"]
+        share = "%.1f%%" % (100 * sps * FLOP[cfg] / 1e9 / np / peak)
         eff = norm = ""
         if np == 2:
             speedup = sps / med("samples_per_s", cfg, 1)
-            # how much faster the same sgemm calls run on 2 ranks than on 1 (the hardware's
-            # own parallel speedup for this work)
-            sgemm_speedup = med("sgemm_ms", cfg, 1) / med("sgemm_ms", cfg, 2)
+            # how much faster the same products run on 2 ranks than on 1 (the hardware's own
+            # parallel speedup for this work)
+            gemm_speedup = med("gemm_ms", cfg, 1) / med("gemm_ms", cfg, 2)
             eff = "%.0f%%" % (100 * speedup / 2)
-            norm = "%.0f%%" % (100 * speedup / sgemm_speedup)
+            norm = "%.0f%%" % (100 * speedup / gemm_speedup)
             # the same ratio within each alternating pair of runs: its spread shows how far
             # the machine drifted
             pairs = [(float(b["samples_per_s"]) / float(a["samples_per_s"])) /
-                     (float(a["sgemm_ms"]) / float(b["sgemm_ms"]))
-                     for a, b in zip(rows[(cfg, 1)], rows[(cfg, 2)])]
+                     (float(a["gemm_ms"]) / float(b["gemm_ms"]))
+                     for a, b in zip(rows[(cfg, variant, 1)], rows[(cfg, variant, 2)])]
             if len(pairs) > 1:
                 norm += " (%.0f-%.0f%%)" % (100 * min(pairs), 100 * max(pairs))
         wait = med("comm_wait_ms", cfg, np)
-        print("| %s %s | %d | %.3f | %.3f | %.3f | %.3f (%.1f%%) | %.3f | %.1f%% | %.0f | %s | %s |" % (
-            cfg, rows[(cfg, np)][0]["layers"], np, step, med("forward_ms", cfg, np), med("backward_ms", cfg, np),
-            wait, 100 * wait / step, med("optimizer_ms", cfg, np), 100 * med("sgemm_fraction", cfg, np), sps, eff,
-            norm))
+        print("| %s %s | %s | %d | %.3f | %.3f | %.3f | %.3f (%.1f%%) | %.3f | %.1f%% | %.0f | %s | %s | %s |" % (
+            cfg, rows[(cfg, variant, np)][0]["layers"], variant, np, step, med("forward_ms", cfg, np),
+            med("backward_ms", cfg, np), wait, 100 * wait / step, med("optimizer_ms", cfg, np),
+            100 * med("gemm_fraction", cfg, np), sps, share, eff, norm))
 PY
