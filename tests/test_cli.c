@@ -335,3 +335,31 @@ Test(cli, gemm_choice_is_printed_and_recorded_and_bf16_needs_the_cpu)
     cr_expect_eq(run_cmd(cmd, out, sizeof out), 2, "%s", out);
     cr_expect(strstr(out, "no native bf16") != NULL && strstr(out, "precision = bf16") != NULL, "%s", out);
 }
+
+Test(cli, checkpoints_move_between_precisions)
+{
+    char path[512], args[1024], cfg[1024];
+    snprintf(path, sizeof path, "%s/ok.ini", dir);
+    snprintf(cfg, sizeof cfg, moons_cfg, dir);
+    write_text(path, cfg);
+    /* bf16 where the CPU has it (else the fp32 run alone, checked the same way) */
+    snprintf(args, sizeof args, "train %s --set train.precision=bf16 --set train.epochs=1", path);
+    const bool bf16 = trainer(args) == 0;
+    if (!bf16)
+        cr_log_warn("no native bf16 here: %s", out);
+    /* a bf16 run's checkpoint continues in fp32 with a warning that names both */
+    snprintf(args, sizeof args, "train %s --set train.epochs=2 --set train.gemm=openblas --resume %s/run", path, dir);
+    if (bf16) {
+        cr_expect_eq(trainer(args), 0, "%s", out);
+        cr_expect(strstr(out, "warning") && strstr(out, "precision = bf16") && strstr(out, "openblas, fp32"), "%s", out);
+        cr_expect(strstr(out, "epoch   2/2") != NULL, "%s", out);
+    }
+    /* and in deterministic mode the same resume is refused */
+    snprintf(args, sizeof args, "train %s --overwrite --set train.deterministic=true --set train.epochs=1", path);
+    cr_expect_eq(trainer(args), 0, "%s", out);
+    snprintf(args, sizeof args,
+             "train %s --set train.deterministic=true --set train.epochs=2 --set train.gemm=onednn --resume %s/run",
+             path, dir);
+    cr_expect_eq(trainer(args), 2, "%s", out);
+    cr_expect(strstr(out, "cannot resume in deterministic mode") && strstr(out, "gemm = openblas"), "%s", out);
+}

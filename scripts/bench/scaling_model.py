@@ -29,12 +29,13 @@ NETS = {              # name: (parameters, measured step seconds at np=1 if no l
 }
 
 
-def measured(log):
+def measured(log, variant=("openblas", "fp32")):
+    """Median np=1 step seconds per network of one engine x precision in run.sh's log."""
     steps = {}
     try:
         for line in open(log):
             kv = dict(f.split("=", 1) for f in line.split()[1:])
-            if kv.get("np") == "1":
+            if kv.get("np") == "1" and (kv.get("gemm", variant[0]), kv.get("precision", variant[1])) == variant:
                 steps.setdefault(kv["cfg"], []).append(float(kv["step_ms"]) / 1e3)
     except OSError:
         return {}
