@@ -467,9 +467,9 @@ static const key_desc keys[] = {
     {.section = "train", .name = "gemm", .kind = K_ENUM, FIELD(train.gemm), .names = tr_gemm_engine_names,
      .def = "auto",
      .doc = "The engine of every matrix product: openblas (OpenBLAS's sgemm), onednn (oneDNN's matmul, which "
-            "picks AVX-512, bf16 or AMX kernels for the CPU itself), or auto = whichever runs this model's own "
-            "products faster here, timed at start-up and agreed by the ranks (in deterministic mode without "
-            "timing: openblas for fp32, onednn for bf16). The choice is printed in the first line and recorded "
+            "picks AVX-512, bf16 or AMX kernels for the CPU itself), or auto = openblas for fp32 and onednn for bf16, "
+            "unless the other engine runs this model's own products at least 10% faster here, timed at start-up and "
+            "agreed by the ranks (in deterministic mode without timing). The choice is printed in the first line and recorded "
             "in config.ini and the checkpoints."},
     {.section = "train", .name = "precision", .kind = K_ENUM, FIELD(train.precision), .names = tr_precision_names,
      .def = "fp32",

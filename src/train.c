@@ -234,6 +234,9 @@ static int share_sampler(tr_trainer *t, tr_dist *d, tr_err *err)
     return 0;
 }
 
+/* gemm = auto leaves the fixed choice only for an engine this much faster on the model. */
+#define GEMM_AUTO_MARGIN 0.10
+
 /* [train] gemm and precision: the engine every rank computes with. auto times the engines on
  * this model's products at this rank's rows (the timings summed over the ranks decide, so all
  * choose alike); in deterministic mode it takes the fixed choice, since the bits depend on the
@@ -258,9 +261,11 @@ static int set_gemm(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err)
             rc = tr_dist_sum_f64(d, sec, TR_GEMM_ENGINE_COUNT, err);
         if (rc)
             return rc;
+        /* the fixed choice stays unless another engine is clearly faster: timings within the
+         * margin would pick either from run to run, and with it the rounding */
         e = tr_gemm_fixed_choice(p); /* none can: its error follows */
         for (int k = TR_GEMM_AUTO + 1; k < TR_GEMM_ENGINE_COUNT; k++)
-            if (isfinite(sec[k]) && (!isfinite(sec[e]) || sec[k] < sec[e]))
+            if (isfinite(sec[k]) && (!isfinite(sec[e]) || sec[k] < (1.0 - GEMM_AUTO_MARGIN) * sec[e]))
                 e = (tr_gemm_engine)k;
         t->gemm_how = "auto: timed";
     }
