@@ -188,8 +188,6 @@ int tr_gemm_set_threads(int n)
     return in_force;
 }
 
-int tr_gemm_threads(void) { return openblas_get_num_threads(); }
-
 tr_gemm_engine tr_gemm_fixed_choice(tr_precision p)
 {
     return p == TR_PRECISION_BF16 ? TR_GEMM_ONEDNN : TR_GEMM_OPENBLAS;

@@ -64,8 +64,8 @@ run=$W/runs/trainer-$jid
 acc=$(last_value "$run" test_accuracy)
 awk -v a="$acc" 'BEGIN { exit !(a >= 0.95) }' || fail "test accuracy $acc < 0.95"
 h5ls "$run/ckpt-000000500.h5/model/0" | grep -q weight || fail "checkpoint has no /model/0/weight"
-grep -q "2 ranks x 2 BLAS threads" "trainer-$jid.out" || fail "the job did not run 2 ranks with 2 BLAS threads each"
-pass "train.sbatch: 2 ranks x 2 BLAS threads (from --cpus-per-task), 20 epochs, test accuracy $acc, checkpoints in $run"
+grep -q "2 ranks x 2 threads" "trainer-$jid.out" || fail "the job did not run 2 ranks with 2 threads each"
+pass "train.sbatch: 2 ranks x 2 threads (from --cpus-per-task), 20 epochs, test accuracy $acc, checkpoints in $run"
 
 # ---- 2. preemption: USR1 -> checkpoint -> requeue -> resume -> same final parameters ----
 LONG=(--set data.n=40000 --set model.layers=2,128,128,1 --set train.epochs=24 --set train.eval_every=4)

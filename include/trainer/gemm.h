@@ -95,7 +95,6 @@ float tr_bf16_to_float(tr_bf16 h);
  * n = 0 leaves what the environment set (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS) and makes
  * both use OpenBLAS's count. Returns the count in force. */
 int tr_gemm_set_threads(int n);
-int tr_gemm_threads(void);
 
 /* One product of a training step, by its shape (for the timings of gemm = auto and the
  * bench's roofline): the forward product (ta = 0, tb = 1), the weight gradient (ta = 1,
