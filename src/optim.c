@@ -13,6 +13,9 @@
 #include "vector_kernel.h"
 
 #include <math.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,6 +286,35 @@ bool tr_optim_update(tr_optim *o, float *params, float *grads, size_t begin, siz
     return tr_optim_update_to(o, params, params + begin, grads, begin, end, r);
 }
 
+/* The update's arithmetic flushes subnormal results and operands to zero (x86's FTZ and DAZ
+ * bits, set for the pass and restored after). A state that decays geometrically, such as
+ * Adam's or momentum's first moment of a weight whose gradient stays zero (a pixel that is
+ * blank in every image), reaches values whose decrement is subnormal, and every operation on
+ * those takes a slow microcode path: on Fashion-MNIST the 784 network's Adam pass grew from
+ * 0.113 to 0.149 ms a step after the second epoch. Flushed, such a state stays at its last
+ * value (below 1.2e-37 for Adam's first moment) instead of creeping towards zero, and the
+ * steps it makes are far below any weight's last bit. PyTorch keeps subnormals unless
+ * torch.set_flush_denormal(True); TensorFlow flushes them on CPUs. */
+static unsigned int flush_subnormals_begin(void)
+{
+#if defined(__SSE__)
+    const unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u); /* FTZ (bit 15) and DAZ (bit 6) */
+    return csr;
+#else
+    return 0;
+#endif
+}
+
+static void flush_subnormals_end(unsigned int csr)
+{
+#if defined(__SSE__)
+    _mm_setcsr(csr);
+#else
+    (void)csr;
+#endif
+}
+
 bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *grads, size_t begin, size_t end,
                         const tr_optim_range *r)
 {
@@ -296,6 +328,7 @@ bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *gra
     const float *p = params + begin;
     float *q = out;
     float *g = grads + begin;
+    const unsigned int csr = flush_subnormals_begin();
     switch (o->cfg.kind) {
     case TR_OPTIM_SGD:
     case TR_OPTIM_MOMENTUM:
@@ -312,5 +345,6 @@ bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *gra
     case TR_OPTIM_COUNT:
         break;
     }
+    flush_subnormals_end(csr);
     return (bad >> 31) == 0;
 }

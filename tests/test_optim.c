@@ -184,6 +184,32 @@ Test(optim, no_decay_range_is_left_alone_by_weight_decay)
     tr_optim_free(&o);
 }
 
+/* Under a zero gradient Adam's first moment decays as m - (1 - beta1) m (PyTorch's lerp);
+ * once the decrement is subnormal (m below about 1.2e-37) it is flushed to zero (the pass runs
+ * with FTZ and DAZ), so m stays where it is instead of creeping through the subnormal range;
+ * a normal-range decrement is applied exactly as without the flush, and the caller's
+ * floating-point mode is as it was afterwards. */
+Test(optim, subnormal_steps_are_flushed_and_the_mode_restored)
+{
+    tr_optim o;
+    tr_optim_config c = {.kind = TR_OPTIM_ADAM, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    cr_assert_eq(tr_optim_init(&o, &c, 2, NULL), 0);
+    float p[2] = {0.5f, 0.5f}, g[2] = {0.0f, 0.0f};
+    o.state[0].data[0] = 1e-37f; /* its decrement, 1e-38, is subnormal */
+    o.state[0].data[1] = 1e-3f;
+    o.state[1].data[0] = o.state[1].data[1] = 1e-6f;
+    volatile float tiny = 1e-30f, scale = 1e-10f; /* the caller's mode keeps subnormals */
+    cr_assert(tiny * scale > 0.0f, "the test's own arithmetic keeps subnormals");
+    const float m1 = o.state[0].data[1] - 0.1f * o.state[0].data[1];
+    tr_optim_begin_step(&o);
+    tr_optim_update(&o, p, g, 0, 2, &tr_optim_plain);
+    cr_expect(o.state[0].data[0] == 1e-37f, "a subnormal decrement was applied: %g", (double)o.state[0].data[0]);
+    cr_expect(fabsf(o.state[0].data[1] - m1) <= 1e-10f, "a normal first moment decays as without the flush: %g",
+              (double)o.state[0].data[1]);
+    cr_expect(tiny * scale > 0.0f, "the caller's floating-point mode was not restored");
+    tr_optim_free(&o);
+}
+
 Test(optim, state_names_are_pytorch_keys)
 {
     tr_optim o;
