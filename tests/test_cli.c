@@ -22,6 +22,15 @@ static void setup(void) { make_temp_dir(dir, sizeof dir); }
 TestSuite(cli, .init = setup);
 TestSuite(mpi, .init = setup); /* each test in its own directory, as the cli tests */
 
+/* DIR/NAME.ini holding moons_cfg (its run directory under DIR); the path into path. */
+static void write_moons_config(char *path, size_t len, const char *name)
+{
+    char cfg[1024];
+    snprintf(path, len, "%s/%s.ini", dir, name);
+    snprintf(cfg, sizeof cfg, moons_cfg, dir);
+    write_text(path, cfg);
+}
+
 static int trainer(const char *args)
 {
     char cmd[4096];
@@ -76,10 +85,8 @@ Test(cli, config_errors_exit_2_naming_the_key)
 
 Test(cli, set_override_errors_exit_2)
 {
-    char path[512], args[1024], cfg[1024];
-    snprintf(path, sizeof path, "%s/ok.ini", dir);
-    snprintf(cfg, sizeof cfg, moons_cfg, dir);
-    write_text(path, cfg);
+    char path[512], args[1024];
+    write_moons_config(path, sizeof path, "ok");
     snprintf(args, sizeof args, "train %s --set train.nope=1", path);
     cr_expect_eq(trainer(args), 2);
     cr_expect(strstr(out, "--set") && strstr(out, "nope"), "%s", out);
@@ -87,10 +94,8 @@ Test(cli, set_override_errors_exit_2)
 
 Test(cli, summary_prints_layers_and_total)
 {
-    char path[512], args[1024], cfg[1024];
-    snprintf(path, sizeof path, "%s/ok.ini", dir);
-    snprintf(cfg, sizeof cfg, moons_cfg, dir);
-    write_text(path, cfg);
+    char path[512], args[1024];
+    write_moons_config(path, sizeof path, "ok");
     snprintf(args, sizeof args, "summary %s", path);
     cr_expect_eq(trainer(args), 0, "%s", out);
     cr_expect(strstr(out, "Linear: 0") && strstr(out, "Tanh: 1") && strstr(out, "Sigmoid: 3"), "%s", out);
@@ -99,10 +104,8 @@ Test(cli, summary_prints_layers_and_total)
 
 Test(cli, train_runs_and_reports)
 {
-    char path[512], args[1024], cfg[1024];
-    snprintf(path, sizeof path, "%s/ok.ini", dir);
-    snprintf(cfg, sizeof cfg, moons_cfg, dir);
-    write_text(path, cfg);
+    char path[512], args[1024];
+    write_moons_config(path, sizeof path, "ok");
     snprintf(args, sizeof args, "train %s --set train.epochs=3", path);
     cr_expect_eq(trainer(args), 0, "%s", out);
     cr_expect(strstr(out, "epoch   3/3") != NULL, "%s", out);
@@ -218,10 +221,8 @@ static int mpirun(int np, const char *env, const char *args, double *seconds)
 
 Test(mpi, nan_on_one_rank_stops_every_rank_at_that_step)
 {
-    char path[512], args[1024], cfg[1024];
-    snprintf(path, sizeof path, "%s/nan.ini", dir);
-    snprintf(cfg, sizeof cfg, moons_cfg, dir);
-    write_text(path, cfg);
+    char path[512], args[1024];
+    write_moons_config(path, sizeof path, "nan");
     const char *modes[] = {"shared", "allreduce"};
     for (int k = 0; k < 2; k++) {
         snprintf(args, sizeof args, "train %s --set train.epochs=50 --set train.comm=%s", path, modes[k]);
@@ -243,10 +244,8 @@ Test(mpi, nan_on_one_rank_stops_every_rank_at_that_step)
 Test(mpi, ranks_without_rows_take_part)
 {
     /* a batch of 2 rows on 3 ranks: one rank has no rows in every step */
-    char path[512], args[1024], cfg[1024];
-    snprintf(path, sizeof path, "%s/few.ini", dir);
-    snprintf(cfg, sizeof cfg, moons_cfg, dir);
-    write_text(path, cfg);
+    char path[512], args[1024];
+    write_moons_config(path, sizeof path, "few");
     const char *modes[] = {"shared", "allreduce"};
     for (int k = 0; k < 2; k++) {
         snprintf(args, sizeof args, "train %s --overwrite --set train.batch_size=2 --set data.n=20 --set train.comm=%s", path,
@@ -258,10 +257,8 @@ Test(mpi, ranks_without_rows_take_part)
 
 Test(mpi, same_epoch_lines_on_one_and_two_ranks)
 {
-    char path[512], args[1024], cfg[1024];
-    snprintf(path, sizeof path, "%s/same.ini", dir);
-    snprintf(cfg, sizeof cfg, moons_cfg, dir);
-    write_text(path, cfg);
+    char path[512], args[1024];
+    write_moons_config(path, sizeof path, "same");
     snprintf(args, sizeof args, "train %s --overwrite --set train.deterministic=true --set train.epochs=3", path);
     cr_assert_eq(mpirun(1, "", args, NULL), 0, "%s", out);
     char one[4096];
@@ -279,10 +276,8 @@ Test(mpi, an_mpi_failure_in_the_cross_node_sum_is_an_mpi_error)
 {
     /* "nodes" of one rank (fault.h), so the node-shared step sums across nodes; that sum
      * fails: exit status 7 with the MPI call named, not a divergence (5) */
-    char path[512], args[1024], cfg[1024];
-    snprintf(path, sizeof path, "%s/cross.ini", dir);
-    snprintf(cfg, sizeof cfg, moons_cfg, dir);
-    write_text(path, cfg);
+    char path[512], args[1024];
+    write_moons_config(path, sizeof path, "cross");
     snprintf(args, sizeof args, "train %s --overwrite --set train.comm=shared", path);
     cr_expect_eq(mpirun(2, "TRAINER_TEST_RANKS_PER_NODE=1", args, NULL), 0, "the multi-node path trains: %s", out);
     cr_expect(strstr(out, "epoch   2/2") != NULL, "%s", out);
@@ -293,10 +288,8 @@ Test(mpi, an_mpi_failure_in_the_cross_node_sum_is_an_mpi_error)
 
 Test(mpi, a_failed_statistics_sync_is_reported_also_with_eval_train)
 {
-    char path[512], args[1024], cfg[1024];
-    snprintf(path, sizeof path, "%s/bn.ini", dir);
-    snprintf(cfg, sizeof cfg, moons_cfg, dir);
-    write_text(path, cfg);
+    char path[512], args[1024];
+    write_moons_config(path, sizeof path, "bn");
     for (int eval_train = 0; eval_train < 2; eval_train++) {
         snprintf(args, sizeof args,
                  "train %s --overwrite --set model.batchnorm=true --set train.sync_bn=false --set train.eval_train=%s",
@@ -308,10 +301,8 @@ Test(mpi, a_failed_statistics_sync_is_reported_also_with_eval_train)
 
 Test(cli, gemm_choice_is_printed_and_recorded_and_bf16_needs_the_cpu)
 {
-    char path[512], args[1024], cfg[1024], ini[512];
-    snprintf(path, sizeof path, "%s/ok.ini", dir);
-    snprintf(cfg, sizeof cfg, moons_cfg, dir);
-    write_text(path, cfg);
+    char path[512], args[1024], ini[512];
+    write_moons_config(path, sizeof path, "ok");
     snprintf(args, sizeof args, "train %s --set train.gemm=onednn", path);
     cr_expect_eq(trainer(args), 0, "%s", out);
     cr_expect(strstr(out, "gemm onednn fp32 (set)") != NULL, "first line: %s", out);
@@ -338,10 +329,8 @@ Test(cli, gemm_choice_is_printed_and_recorded_and_bf16_needs_the_cpu)
 
 Test(cli, checkpoints_move_between_precisions)
 {
-    char path[512], args[1024], cfg[1024];
-    snprintf(path, sizeof path, "%s/ok.ini", dir);
-    snprintf(cfg, sizeof cfg, moons_cfg, dir);
-    write_text(path, cfg);
+    char path[512], args[1024];
+    write_moons_config(path, sizeof path, "ok");
     /* bf16 where the CPU has it (else the fp32 run alone, checked the same way) */
     snprintf(args, sizeof args, "train %s --set train.precision=bf16 --set train.epochs=1", path);
     const bool bf16 = trainer(args) == 0;
