@@ -21,6 +21,7 @@
 #include "trainer/sklearn_data.h"
 #include "trainer/train.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,12 +376,17 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
                    err, reported);
     FILE *out = t.out;
     if (!rc && out) {
-        fprintf(out, "trainer %s: %s, %d rank%s x %d thread%s, gemm %s %s (%s), %lld training rows, %lld validation "
-                     "rows, %lld test rows, %zu parameters%s\n",
+        char timed[160] = ""; /* auto's timings of one step's products, summed over the ranks */
+        for (int e = TR_GEMM_AUTO + 1, u = 0; e < TR_GEMM_ENGINE_COUNT && u < (int)sizeof timed; e++)
+            if (isfinite(t.gemm_seconds[e]))
+                u += snprintf(timed + u, sizeof timed - (size_t)u, "%s%s %.3f ms", u ? ", " : "",
+                              tr_name_of(tr_gemm_engine_names, e), 1e3 * t.gemm_seconds[e]);
+        fprintf(out, "trainer %s: %s, %d rank%s x %d thread%s, gemm %s %s (%s%s%s), %lld training rows, %lld "
+                     "validation rows, %lld test rows, %zu parameters%s\n",
                 TRAINER_VERSION, a->config, d->size, d->size == 1 ? "" : "s", t.threads, t.threads == 1 ? "" : "s",
                 tr_name_of(tr_gemm_engine_names, t.gemm), tr_name_of(tr_precision_names, c.train.precision),
-                t.gemm_how, (long long)t.data.train.rows, (long long)t.data.val.rows, (long long)t.data.test.rows,
-                t.model.n_trainable, c.train.deterministic ? ", deterministic" : "");
+                t.gemm_how, timed[0] ? ", " : "", timed, (long long)t.data.train.rows, (long long)t.data.val.rows,
+                (long long)t.data.test.rows, t.model.n_trainable, c.train.deterministic ? ", deterministic" : "");
         if (t.data.dropped)
             fprintf(out, "note: dropped %lld rows with non-finite values ([data] on_nonfinite = drop)\n",
                     (long long)t.data.dropped);

@@ -35,8 +35,9 @@ static int alloc_array(void **p, size_t n, size_t elem, tr_err *err)
 }
 
 /* Threads of the products per rank (both engines: gemm.h): the config, else the environment,
- * else this rank's share of the CPUs it may run on (dist.h: a rank that mpirun or srun bound to one core gets 1 thread, not
- * the node's CPUs divided by the ranks: two threads on one core take turns at half speed);
+ * else this rank's share of the CPUs it may run on (dist.h: a rank that mpirun or srun bound
+ * to one core gets 1 thread, not the node's CPUs divided by the ranks: two threads on one core
+ * take turns at half speed);
  * 1 in deterministic mode, so every rank runs the same kernels. */
 static int choose_threads(const tr_config *c, const tr_dist *d)
 {

@@ -318,7 +318,8 @@ Test(cli, gemm_choice_is_printed_and_recorded_and_bf16_needs_the_cpu)
     /* auto: timed, and what it chose is the recorded value */
     snprintf(args, sizeof args, "train %s --overwrite", path);
     cr_expect_eq(trainer(args), 0, "%s", out);
-    cr_expect(strstr(out, "(auto: timed)") != NULL, "first line: %s", out);
+    cr_expect(strstr(out, "(auto: timed, openblas ") != NULL && strstr(out, " ms, onednn ") != NULL, "first line: %s",
+              out);
     /* a CPU without bf16 products, as oneDNN's ISA limit simulates it: refused, status 2, named */
     snprintf(args, sizeof args, "train %s --overwrite --set train.precision=bf16", path);
     char cmd[4096];
