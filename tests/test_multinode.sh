@@ -47,6 +47,16 @@ trap cleanup EXIT
 # shellcheck source=tests/slurm_jobs.sh
 . "$SRC/tests/slurm_jobs.sh" # fail, pass, wait_gone, job_field, wait_checkpoint, rank_pid
 
+# a clone or build under /tmp is out of the nodes' sight: the jobs run copies in W (the
+# binary links the system's libraries only; the scripts, configs and data sets beside it)
+if [[ $SRC == /tmp/* || $TRAINER == /tmp/* ]]; then
+    mkdir -p "$W/src" "$W/bin"
+    cp -a "$SRC/slurm" "$SRC/datasets" "$SRC/scripts" "$SRC/tests" "$W/src/"
+    cp "$TRAINER" "$W/bin/trainer"
+    SRC=$W/src TRAINER=$W/bin/trainer
+    export TRAINER TRAINER_HOME=$SRC
+fi
+
 t0=$(date +%s.%N)
 mkdir -p "$W/cluster"
 eval "$("$SRC/tests/slurm_cluster.sh" up "$W/cluster" 3)"
