@@ -658,7 +658,7 @@ static int cmd_bench(const cli *a, tr_dist *d, tr_err *err)
                r.step_ms, r.gemm_ms, r.gemm_fraction);
         for (int p = 0; p < TR_PHASE_EVAL; p++)
             printf(" %s_ms=%.4f", tr_phase_names[p], r.phase_ms[p]);
-        printf(" samples_per_s=%.1f\n", r.samples_per_s);
+        printf(" samples_per_s=%.1f mflop_per_sample=%.6f\n", r.samples_per_s, r.mflop_per_sample);
     }
     tr_config_free(&c);
     return rc;

@@ -3,7 +3,7 @@
  * passes of the MLP, whose matrix products go through the model's GEMM engine (gemm.h).
  *
  * Dimension letters: B rows, I layer input width, O layer output width (Ni, No in code:
- * cblas.h pulls in complex.h, whose macro I would clash).
+ * complex.h, which the BLAS headers pull in elsewhere, defines a macro I).
  * Forward per layer:  Z (B,O) = X (B,I) W^T (I,O) + b     one product (bias included)
  *                     A (B,O) = act(Z)
  * Backward per layer: dW (O,I) += dZ^T (O,B) X (B,I)      one product (per row block)
@@ -234,6 +234,7 @@ int tr_model_set_gemm(tr_model *m, tr_gemm_engine engine, tr_precision p, tr_err
     tr_big_free(m->half);
     m->gemm = g;
     m->half = half;
+    m->held_rounded = false; /* new copies hold nothing yet */
     return 0;
 }
 

@@ -41,7 +41,7 @@ for ((r = 0; r < REPEAT; r++)); do
     $ONE_CORE $T train "$WORK/fm.ini" --set output.dir="$WORK/run" --overwrite "${sets[@]}" |
       awk -v v="$variant" -v rows=60000 -v e="$EPOCHS" '/^trained/ { print "train", v, e * rows / $(NF - 4) }' >> "$LOG"
     $ONE_CORE $T bench scripts/bench/mlp784.ini --steps 1000 "${sets[@]}" |
-      awk -v v="$variant" -F'samples_per_s=' '/^BENCH/ { print "bench", v, $2 }' >> "$LOG"
+      awk -v v="$variant" -F'samples_per_s=' '/^BENCH/ { split($2, f, " "); print "bench", v, f[1] }' >> "$LOG"
   done
 done
 /usr/bin/python3 - "$LOG" <<'PY'

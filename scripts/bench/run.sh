@@ -51,9 +51,6 @@ print("Limit of one core (trainer bench --limit): fp32 FMA %.1f GFLOP/s, bf16 %.
           limit["onednn_fp32_gflops"], 100 * limit["onednn_fp32_gflops"] / limit["fp32_peak"],
           limit["onednn_bf16_gflops"], 100 * limit["onednn_bf16_gflops"] / max(limit["bf16_peak"], 1e-9)))
 print()
-FLOP = {"moons": 2 * (2 * 20 + 20 * 20 + 20 * 1) * 2 + 2 * (20 * 20 + 20 * 1),
-         "mlp784": 2 * (784 * 256 + 256 * 128 + 128 * 10) * 2 + 2 * (256 * 128 + 128 * 10),
-         "wide2048": 2 * (1024 * 2048 + 2048 * 2048 + 2048 * 10) * 2 + 2 * (2048 * 2048 + 2048 * 10)}
 print("| network | gemm | np | step ms | forward | backward | comm wait | optimizer | products share | samples/s | "
       "% of peak per core | scaling | scaling / products scaling |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -67,7 +64,7 @@ for cfg in ["moons", "mlp784", "wide2048"]:
         step = med("step_ms", cfg, np)
         sps = med("samples_per_s", cfg, np)
         peak = limit["bf16_peak" if variant.endswith("bf16") else "fp32_peak"]
-        share = "%.1f%%" % (100 * sps * FLOP[cfg] / 1e9 / np / peak)
+        share = "%.1f%%" % (100 * sps * med("mflop_per_sample", cfg, np) / 1e3 / np / peak)
         eff = norm = ""
         if np == 2:
             speedup = sps / med("samples_per_s", cfg, 1)
