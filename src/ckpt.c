@@ -278,12 +278,14 @@ static int write_all(int fd, const unsigned char *buf, size_t n)
  * plain POSIX calls: HDF5 never sees a full disk or an I/O error, whose handling in the
  * library (a file that cannot be flushed on close) crashes at exit; here each failure is a
  * clear error and the previous checkpoint stays as it was. */
-int tr_ckpt_save(const char *path, const tr_config *c, const tr_model *m, const tr_optim *o, const tr_scaler *sc,
-                 const tr_ckpt_state *st, tr_err *err)
+int tr_ckpt_build(tr_ckpt_image *img, const char *path, const tr_config *c, const tr_model *m, const tr_optim *o,
+                  const tr_scaler *sc, const tr_ckpt_state *st, tr_err *err)
 {
+    memset(img, 0, sizeof *img);
     tr_h5_quiet();
-    char tmp[TR_PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int rc = tr_path_format(img->path, sizeof img->path, TR_ECKPT, err, "%s", path);
+    if (rc)
+        return rc;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0) {
         if (fapl >= 0)
@@ -292,54 +294,75 @@ int tr_ckpt_save(const char *path, const tr_config *c, const tr_model *m, const 
     }
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_userblock(fcpl, TR_CKPT_HEADER);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    /* the core driver without a backing store never creates this name */
+    hid_t f = H5Fcreate(img->path, H5F_ACC_TRUNC, fcpl, fapl);
     H5Pclose(fcpl);
     H5Pclose(fapl);
     if (f < 0)
         return tr_fail(err, TR_ENOMEM, "%s: cannot create the in-memory checkpoint image", path);
-    int rc = write_contents(f, path, c, m, o, sc, st, err);
+    rc = write_contents(f, path, c, m, o, sc, st, err);
     if (!rc && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
         rc = tr_fail(err, TR_ECKPT, "%s: cannot complete the checkpoint image", path);
-    unsigned char *image = NULL;
-    ssize_t size = 0;
     if (!rc) {
         /* the image HDF5 hands out leaves the user block out: the header goes in front */
-        size = H5Fget_file_image(f, NULL, 0);
-        image = size > 0 ? malloc(TR_CKPT_HEADER + (size_t)size) : NULL;
-        if (!image || H5Fget_file_image(f, image + TR_CKPT_HEADER, (size_t)size) != size)
+        const ssize_t size = H5Fget_file_image(f, NULL, 0);
+        img->bytes = size > 0 ? malloc(TR_CKPT_HEADER + (size_t)size) : NULL;
+        if (!img->bytes || H5Fget_file_image(f, img->bytes + TR_CKPT_HEADER, (size_t)size) != size)
             rc = tr_fail(err, TR_ENOMEM, "%s: cannot take the checkpoint image (%lld bytes)", path, (long long)size);
-        size += TR_CKPT_HEADER;
+        img->size = TR_CKPT_HEADER + (size_t)size;
     }
     H5Fclose(f); /* in memory: nothing to flush to disk */
-    if (rc) {
-        free(image);
-        return rc;
-    }
-    stamp_header(image, (size_t)size);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (rc)
+        tr_ckpt_image_free(img);
+    return rc;
+}
+
+void tr_ckpt_image_free(tr_ckpt_image *img)
+{
+    free(img->bytes);
+    img->bytes = NULL;
+    img->size = 0;
+}
+
+int tr_ckpt_write(tr_ckpt_image *img, tr_err *err)
+{
+    const char *path = img->path;
+    char tmp[TR_PATH_MAX + 96];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    stamp_header(img->bytes, img->size);
+    int rc = 0;
+    const int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = tr_fail(err, TR_ECKPT, "%s: cannot create the checkpoint: %s", tmp, strerror(errno));
-        free(image);
+        tr_ckpt_image_free(img);
         return rc;
     }
-    if (write_all(fd, image, (size_t)size) != 0)
+    if (write_all(fd, img->bytes, img->size) != 0)
         rc = tr_fail(err, TR_ECKPT, "%s: cannot write the checkpoint (%lld bytes): %s; the earlier checkpoints are "
-                     "kept", path, (long long)size, strerror(errno));
+                     "kept", path, (long long)img->size, strerror(errno));
     else if (fsync(fd) != 0)
         rc = tr_fail(err, TR_ECKPT, "%s: fsync failed: %s", tmp, strerror(errno));
     if (close(fd) != 0 && !rc)
         rc = tr_fail(err, TR_ECKPT, "%s: closing the checkpoint failed: %s", tmp, strerror(errno));
-    free(image);
+    tr_ckpt_image_free(img);
     if (!rc && rename(tmp, path) != 0)
         rc = tr_fail(err, TR_ECKPT, "%s: cannot rename the checkpoint into place: %s", path, strerror(errno));
     if (rc) {
         unlink(tmp); /* the previous checkpoint stays as it was */
         return rc;
     }
-    char dir[TR_PATH_MAX];
+    char dir[sizeof img->path];
     dir_of(path, dir, sizeof dir);
     sync_path(dir); /* the rename itself survives a crash */
     return 0;
+}
+
+int tr_ckpt_save(const char *path, const tr_config *c, const tr_model *m, const tr_optim *o, const tr_scaler *sc,
+                 const tr_ckpt_state *st, tr_err *err)
+{
+    tr_ckpt_image img;
+    const int rc = tr_ckpt_build(&img, path, c, m, o, sc, st, err);
+    return rc ? rc : tr_ckpt_write(&img, err);
 }
 
 /* ------------------------------------------------------------------ reading ----------- */

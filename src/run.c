@@ -6,6 +6,7 @@
  */
 #include "trainer/run.h"
 
+#include "trainer/ckpt_writer.h"
 #include "trainer/clock.h"
 #include "trainer/fault.h"
 #include "trainer/files.h"
@@ -25,6 +26,7 @@
 typedef struct run_state {
     tr_metric_log *log;
     tr_step_log *steps; /* the per-step log, or NULL */
+    tr_ckpt_writer *writer; /* rank 0: writes the checkpoints behind the training */
     double time_base;   /* training seconds of the run before this process */
     double t_start;
     char monitor[32];
@@ -103,8 +105,10 @@ static tr_ckpt_state state_of(const tr_trainer *t, const run_state *r, int64_t s
     return s;
 }
 
-/* Rank 0 writes `path`; everyone agrees on the result (and waits: the parameters must not
- * change while rank 0 reads them). */
+/* Rank 0 builds the checkpoint of `path` in memory and hands it to the writer thread;
+ * everyone agrees on the result (and waits: the parameters must not change while rank 0
+ * copies them). The result includes an earlier write's failure: the writer's errors reach
+ * the run at the next checkpoint, or at the end (writes_done). */
 static int save(tr_trainer *t, run_state *r, const char *path, int64_t step_in_epoch, bool rotate, tr_err *err)
 {
     int rc = tr_trainer_sync_buffers(t, err); /* rank 0's batch-norm statistics go in the file */
@@ -112,13 +116,25 @@ static int save(tr_trainer *t, run_state *r, const char *path, int64_t step_in_e
         return rc;
     if (t->dist->rank == 0) {
         tr_ckpt_state s = state_of(t, r, step_in_epoch);
-        rc = tr_ckpt_save(path, t->cfg, &t->model, &t->optim, &t->data.scaler, &s, err);
-        if (!rc && rotate)
-            rc = tr_ckpt_rotate(t->cfg->output.dir, t->cfg->output.keep_last, t->step, err);
+        tr_ckpt_image img;
+        rc = tr_ckpt_build(&img, path, t->cfg, &t->model, &t->optim, &t->data.scaler, &s, err);
+        if (!rc)
+            rc = tr_ckpt_writer_submit(r->writer, &img, rotate ? t->cfg->output.dir : NULL,
+                                       t->cfg->output.keep_last, t->step, err);
     }
     rc = tr_dist_agree(t->dist, rc);
     if (rc && t->dist->rank != 0)
-        tr_fail(err, rc, "rank 0 could not write the checkpoint %s", path);
+        tr_fail(err, rc, "rank 0 could not write a checkpoint (its message names the file)");
+    return rc;
+}
+
+/* Every checkpoint handed over is on disk (or the first failure is the run's error): before
+ * the run says a checkpoint exists. */
+static int writes_done(tr_trainer *t, run_state *r, tr_err *err)
+{
+    const int rc = tr_dist_agree(t->dist, r->writer ? tr_ckpt_writer_wait(r->writer, err) : 0);
+    if (rc && t->dist->rank != 0)
+        tr_fail(err, rc, "rank 0 could not write a checkpoint (its message names the file)");
     return rc;
 }
 
@@ -431,6 +447,8 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
                                 .test = t->data.test.rows > 0,
                                 .phase_names = tr_phase_names};
         rc = tr_metric_log_open(&r.log, c->output.dir, &layout, keep_rows, err);
+        if (!rc)
+            rc = tr_ckpt_writer_open(&r.writer, err);
         if (!rc && c->output.log_every_steps > 0)
             rc = tr_step_log_open(&r.steps, c->output.dir, path[0] ? t->step : -1, err);
     }
@@ -471,6 +489,8 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
                 if (r.progress)
                     tr_log_progress_end(t->out);
                 rc = save_step(t, &r, s + 1, err);
+                if (!rc)
+                    rc = writes_done(t, &r, err);
                 if (!rc) {
                     char p[TR_PATH_MAX + 64];
                     tr_ckpt_path(p, sizeof p, c->output.dir, t->step);
@@ -525,8 +545,11 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     t->stopped_early = r.stop_early;
     if (r.last_ckpt_step != t->step) /* a resumed run that had nothing left to do still leaves one */
         rc = save_step(t, &r, 0, err);
+    if (!rc)
+        rc = writes_done(t, &r, err);
     t->seconds = r.time_base + (tr_seconds() - r.t_start);
 done:
+    tr_ckpt_writer_close(r.writer); /* an error on the way out: what was handed over is still written */
     tr_metric_log_close(r.log);
     tr_step_log_close(r.steps);
     tr_rundir_close(&rd);

@@ -6,6 +6,7 @@
  */
 #include "test_util.h"
 #include "trainer/ckpt.h"
+#include "trainer/ckpt_writer.h"
 #include "trainer/h5io.h"
 #include "trainer/run.h"
 #include "trainer/rundir.h"
@@ -170,6 +171,72 @@ Test(ckpt, round_trip_of_every_buffer)
     tr_config_free(&back);
     free(sc.center);
     free(sc.scale);
+    tr_trainer_free(&a);
+    tr_trainer_free(&b);
+    tr_config_free(&c);
+}
+
+/* The writer thread: an image built before the parameters change holds the old ones; the
+ * rotation follows the write; a failed write names its file, is returned by the next wait
+ * and submit, and nothing handed over after it is written. */
+Test(ckpt, the_writer_thread_writes_copies_in_order_and_a_failure_sticks)
+{
+    char run[400], text[2048];
+    snprintf(run, sizeof run, "%s/wr", dir);
+    snprintf(text, sizeof text, cfg_text, run);
+    tr_config c;
+    tr_err err = {0};
+    cr_assert_eq(tr_config_load_string(&c, "wr.ini", text, NULL, 0, &err), 0, "%s", err.msg);
+    tr_dist d;
+    tr_dist_init_local(&d);
+    tr_trainer a;
+    cr_assert_eq(tr_trainer_init(&a, &c, &d, NULL, &err), 0, "%s", err.msg);
+    tr_rundir rd;
+    cr_assert_eq(tr_rundir_open(&rd, run, &err), 0, "%s", err.msg);
+    tr_rundir_close(&rd);
+    tr_ckpt_writer *w;
+    cr_assert_eq(tr_ckpt_writer_open(&w, &err), 0, "%s", err.msg);
+    tr_sampler_set_epoch(&a.sampler, 0);
+    float *before = malloc(a.model.n_params * sizeof(float));
+    for (int64_t s = 1; s <= 4; s++) {
+        cr_assert_eq(tr_trainer_step(&a, s - 1, &err), 0, "%s", err.msg);
+        tr_ckpt_state st = {.epoch = 0, .step = s, .step_in_epoch = s, .lr = 0.01, .lr_scale = 1};
+        tr_ckpt_image img;
+        cr_assert_eq(tr_ckpt_build(&img, ckpt(run, s), &c, &a.model, &a.optim, &a.data.scaler, &st, &err), 0, "%s",
+                     err.msg);
+        cr_assert_eq(tr_ckpt_writer_submit(w, &img, run, 2, s, &err), 0, "%s", err.msg);
+        cr_expect_null(img.bytes, "the writer took the image over");
+        if (s == 4) /* changed after the hand-over: the file holds the parameters as they were */
+            memcpy(before, a.model.params, a.model.n_params * sizeof(float));
+    }
+    cr_assert_eq(tr_trainer_step(&a, 4, &err), 0, "%s", err.msg);
+    cr_assert_eq(tr_ckpt_writer_wait(w, &err), 0, "%s", err.msg);
+    cr_expect(access(ckpt(run, 1), F_OK) != 0 && access(ckpt(run, 2), F_OK) != 0, "rotated after the writes");
+    cr_expect(access(ckpt(run, 3), R_OK) == 0, "ckpt 3 kept");
+    tr_trainer b;
+    cr_assert_eq(tr_trainer_init(&b, &c, &d, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(tr_ckpt_load(ckpt(run, 4), &c, &b.model, &(tr_ckpt_parts){0}, &err), 0, "%s", err.msg);
+    cr_expect(memcmp(before, b.model.params, a.model.n_params * sizeof(float)) == 0, "the image is a copy");
+    cr_expect(memcmp(a.model.params, b.model.params, a.model.n_params * sizeof(float)) != 0, "a step was taken");
+    /* a write that fails: its reason and file, at the wait and at every later submit */
+    char missing[600], later[600];
+    snprintf(missing, sizeof missing, "%s/no-such-dir/ckpt-5.h5", run);
+    snprintf(later, sizeof later, "%s/later.h5", run);
+    tr_ckpt_state st = {.step = 5, .lr = 0.01, .lr_scale = 1};
+    tr_ckpt_image img;
+    cr_assert_eq(tr_ckpt_build(&img, missing, &c, &a.model, &a.optim, &a.data.scaler, &st, &err), 0, "%s", err.msg);
+    cr_assert_eq(tr_ckpt_writer_submit(w, &img, NULL, 0, 5, &err), 0, "%s", err.msg);
+    tr_err e = {0};
+    cr_expect_eq(tr_ckpt_writer_wait(w, &e), TR_ECKPT);
+    cr_expect(strstr(e.msg, "no-such-dir/ckpt-5.h5") && strstr(e.msg, "No such file or directory"), "%s", e.msg);
+    cr_assert_eq(tr_ckpt_build(&img, later, &c, &a.model, &a.optim, &a.data.scaler, &st, &err), 0, "%s", err.msg);
+    e = (tr_err){0};
+    cr_expect_eq(tr_ckpt_writer_submit(w, &img, NULL, 0, 5, &e), TR_ECKPT);
+    cr_expect(strstr(e.msg, "no-such-dir/ckpt-5.h5") != NULL, "%s", e.msg);
+    cr_expect_null(img.bytes, "a refused image is freed");
+    tr_ckpt_writer_close(w);
+    cr_expect(access(later, F_OK) != 0, "nothing is written after a failure");
+    free(before);
     tr_trainer_free(&a);
     tr_trainer_free(&b);
     tr_config_free(&c);

@@ -77,9 +77,30 @@ typedef struct tr_ckpt_parts {
                             * there is one, the shapes and finiteness always */
 } tr_ckpt_parts;
 
-/* Writes a checkpoint of the run to `path` atomically (rank 0). */
+/* Writes a checkpoint of the run to `path` atomically (rank 0): tr_ckpt_build, then
+ * tr_ckpt_write. */
 int tr_ckpt_save(const char *path, const tr_config *c, const tr_model *m, const tr_optim *o, const tr_scaler *sc,
                  const tr_ckpt_state *st, tr_err *err);
+
+/* A checkpoint built in memory and not yet written: everything it holds is a copy, so the
+ * run may go on changing its parameters while the image is written (ckpt_writer.h). */
+typedef struct tr_ckpt_image {
+    char path[TR_PATH_MAX + 32]; /* where it goes */
+    unsigned char *bytes;        /* the header block (stamped by tr_ckpt_write), then the HDF5 file */
+    size_t size;
+} tr_ckpt_image;
+
+/* The checkpoint of the run as it is now, in memory (HDF5's own work: the calling thread). */
+int tr_ckpt_build(tr_ckpt_image *img, const char *path, const tr_config *c, const tr_model *m, const tr_optim *o,
+                  const tr_scaler *sc, const tr_ckpt_state *st, tr_err *err);
+
+/* Stamps the header (length and CRC-32), writes a temporary file beside the path, syncs it,
+ * renames it over the path and syncs the directory; frees the image either way. Plain POSIX
+ * calls: any thread. On failure the temporary file is removed and the earlier file kept. */
+int tr_ckpt_write(tr_ckpt_image *img, tr_err *err);
+
+/* Frees an image that will not be written. */
+void tr_ckpt_image_free(tr_ckpt_image *img);
 
 /* Loads the parameters (and the parts asked for) into a model built from `c`. A different
  * architecture is an error listing every difference; a truncated or corrupt file, a missing
