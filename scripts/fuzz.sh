@@ -16,7 +16,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 ((${#targets[@]})) || targets=(config csv idx ckpt h5data metrics)
-command -v clang-14 >/dev/null || { echo "fuzz.sh: needs clang-14 and libclang-rt-14-dev (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 2; }
+command -v clang-14 >/dev/null || { echo "fuzz.sh: needs clang-14 and libclang-rt-14-dev (scripts/install-deps.sh --fuzz)" >&2; exit 2; }
 
 CC=clang-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAINER_FUZZ=ON >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null

@@ -9,6 +9,7 @@
 #                                    munge (the test clusters of tests/test_slurm.sh and
 #                                    tests/test_multinode.sh), iproute2 and util-linux (the
 #                                    namespace nodes' network)
+#   scripts/install-deps.sh --fuzz   also clang-14 and its libFuzzer runtime (scripts/fuzz.sh)
 set -euo pipefail
 
 PACKAGES=(
@@ -25,6 +26,9 @@ if [[ "${1:-}" == "--test" ]]; then
     python3 python3-numpy python3-h5py python3-matplotlib python3-torch python3-sklearn
     slurm-wlm munge valgrind procps iproute2 util-linux
   )
+fi
+if [[ "${1:-}" == "--fuzz" ]]; then
+  PACKAGES+=(clang-14 libclang-rt-14-dev)
 fi
 
 missing=()

@@ -4,13 +4,27 @@
 #include "trainer/vmath.h"
 
 #include <stdlib.h>
-/* sleef.h declares each ISA's functions only where the compiler targets that ISA: declare
- * them all; each is called only from a function compiled for its ISA, after the CPU check. */
+/* sleef.h declares each ISA's functions only where the compiler targets that ISA (it tests
+ * __AVX2__, __AVX512F__, and FP_FAST_FMA for the scalar FMA path): they are declared for
+ * all; each is called only from a function compiled for its ISA, after the CPU check. GCC:
+ * its target pragma around the include. clang has no such pragma and wants the callee's own
+ * target on a vector argument, so the functions used are declared here with theirs
+ * (ALL_PATHS, below). */
+#if defined(__clang__)
+#include <immintrin.h>
+#include <sleef.h>
+#define SLEEF_ISA_DECLS(sleef, u)                                                              \
+    __attribute__((target("avx512f"))) extern __m512 sleef##16_##u##avx512f(__m512);           \
+    __attribute__((target("avx2,fma"))) extern __m256 sleef##8_##u##avx2(__m256);               \
+    __attribute__((target("fma"))) extern float sleef##1_##u##purecfma(float);
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
 #include <immintrin.h>
 #include <sleef.h>
 #pragma GCC pop_options
+#define SLEEF_ISA_DECLS(sleef, u)
+#endif
 #include <string.h>
 
 typedef void (*array_fn)(float *, const float *, int64_t);
@@ -59,6 +73,7 @@ __attribute__((target("avx512f"))) static inline void store16(float *p, __m512 v
             y[i] = sleef##1_##u##purec(x[i]);                                                     \
     }
 #define ALL_PATHS(name, sleef, u)                                                               \
+    SLEEF_ISA_DECLS(sleef, u)                                                                   \
     VECTOR_ARRAY(name, avx512, "avx512f", 16, load16, store16, sleef##16_##u##avx512f)          \
     VECTOR_ARRAY(name, avx2, "avx2,fma", 8, load8, store8, sleef##8_##u##avx2)                  \
     SCALAR_ARRAY(name, sleef, u)
