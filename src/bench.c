@@ -33,8 +33,14 @@ int tr_bench_data_sets(const tr_config *c, int64_t steps, int64_t warmup, char s
     if (rows * row_bytes < ((int64_t)64 << 20))
         rows = ((int64_t)64 << 20) / row_bytes;
     int n = 0;
-    if (max < 8)
+    if (max < 15)
         return 0;
+    /* whatever source the configuration names (files, a built-in set) gives way to the
+     * random rows: one source */
+    static const char *const sources[] = {"path", "test_path", "images", "labels", "test_images", "test_labels",
+                                          "builtin"};
+    for (size_t i = 0; i < sizeof sources / sizeof *sources; i++)
+        snprintf(sets[n++], 128, "data.%s=", sources[i]);
     snprintf(sets[n++], 128, "data.generator=random");
     snprintf(sets[n++], 128, "data.n=%lld", (long long)rows);
     snprintf(sets[n++], 128, "data.n_features=%lld", (long long)c->model.widths[0]);

@@ -331,7 +331,8 @@ int tr_ckpt_write(tr_ckpt_image *img, tr_err *err)
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     stamp_header(img->bytes, img->size);
     int rc = 0;
-    const int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    unlink(tmp); /* a dead process's leftover under this process's ID, or a link: never written through */
+    const int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = tr_fail(err, TR_ECKPT, "%s: cannot create the checkpoint: %s", tmp, strerror(errno));
         tr_ckpt_image_free(img);
@@ -355,6 +356,13 @@ int tr_ckpt_write(tr_ckpt_image *img, tr_err *err)
     dir_of(path, dir, sizeof dir);
     sync_path(dir); /* the rename itself survives a crash */
     return 0;
+}
+
+bool tr_ckpt_written_by_trainer(const char *path)
+{
+    char line[64];
+    return tr_file_first_line(path, line, sizeof line) && strlen(line) == strlen(TR_CKPT_MAGIC) - 1 &&
+           !strncmp(line, TR_CKPT_MAGIC, strlen(line));
 }
 
 int tr_ckpt_save(const char *path, const tr_config *c, const tr_model *m, const tr_optim *o, const tr_scaler *sc,
@@ -498,6 +506,41 @@ static int check_finite(hid_t f, const char *path, tr_err *err)
     return sc.rc;
 }
 
+/* The /model datasets a model does not have (unexpected keys, as PyTorch's load_state_dict
+ * calls them): counted, and the first few named. */
+typedef struct key_scan {
+    const tr_model *m;
+    int unknown;
+    char names[256];
+} key_scan;
+
+static bool model_has(const tr_model *m, const char *name)
+{
+    for (int t = 0; t < m->n_tensors; t++)
+        if (!strcmp(name, m->tensor[t].name))
+            return true;
+    for (int b = 0; b < m->n_buffers; b++) {
+        char nbt[48];
+        snprintf(nbt, sizeof nbt, "%d/num_batches_tracked", m->layer[m->buffer[b].layer].bn_seq);
+        if (!strcmp(name, m->buffer[b].name) || !strcmp(name, nbt))
+            return true;
+    }
+    return false;
+}
+
+static herr_t scan_key(hid_t g, const char *name, const H5O_info_t *info, void *data)
+{
+    (void)g;
+    key_scan *k = data;
+    if (info->type != H5O_TYPE_DATASET || model_has(k->m, name))
+        return 0;
+    if (k->unknown++ < 4) {
+        const size_t u = strlen(k->names);
+        snprintf(k->names + u, sizeof k->names - u, "%s/model/%s", u ? ", " : "", name);
+    }
+    return 0;
+}
+
 int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckpt_parts *parts, tr_err *err)
 {
     hid_t f;
@@ -526,16 +569,39 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
     if (!rc && !tr_h5_exists(f, "/model"))
         rc = tr_fail(err, TR_ECKPT, "%s: no /model group (a trainer checkpoint, or for --init-from /model/<i>/weight "
                                     "and /model/<i>/bias named as nn.Sequential names them)", path);
+    const bool non_strict = parts && parts->non_strict;
+    key_scan keys = {.m = m};
+    if (!rc && H5Ovisit_by_name(f, "/model", H5_INDEX_NAME, H5_ITER_INC, scan_key, &keys, H5P_DEFAULT) < 0)
+        rc = tr_fail(err, TR_ECKPT, "%s: cannot list /model", path);
+    if (!rc && keys.unknown && !non_strict)
+        rc = tr_fail(err, TR_ECKPT, "%s: %d tensor%s the model does not have (%s%s): refused, as PyTorch's "
+                                    "load_state_dict(strict=True) refuses unexpected keys; --non-strict loads the "
+                                    "tensors that match and leaves the others as initialised", path, keys.unknown,
+                     keys.unknown == 1 ? "" : "s", keys.names, keys.unknown > 4 ? ", ..." : "");
     const bool want_params = !(parts && parts->skip_params);
     /* parameters: read into a scratch copy first, so a bad file changes nothing */
     float *params = calloc(m->n_params + 1, sizeof *params);
     if (!rc && !params)
         rc = tr_fail(err, TR_ENOMEM, "out of memory");
+    int missing = 0;
+    char missing_names[256] = "";
     for (int t = 0; !rc && want_params && t < m->n_tensors; t++) {
         char name[64];
         snprintf(name, sizeof name, "/model/%s", m->tensor[t].name);
+        if (non_strict && !tr_h5_exists(f, name)) { /* a missing key keeps its initial value */
+            memcpy(params + m->tensor[t].offset, m->params + m->tensor[t].offset, m->tensor[t].size * sizeof *params);
+            if (missing++ < 4)
+                snprintf(missing_names + strlen(missing_names), sizeof missing_names - strlen(missing_names),
+                         "%s%s", missing > 1 ? ", " : "", name);
+            continue;
+        }
         rc = read_tensor(f, path, name, &m->tensor[t], params + m->tensor[t].offset, err);
     }
+    if (!rc && non_strict && (missing || keys.unknown) && parts->note)
+        fprintf(parts->note, "trainer: note: --non-strict: %s: %d tensor%s of the model not in the file, kept as "
+                             "initialised%s%s%s; %d in the file not in the model, ignored%s%s%s\n", path, missing,
+                missing == 1 ? "" : "s", missing ? " (" : "", missing_names, missing > 4 ? ", ...)" : missing ? ")" : "", keys.unknown,
+                keys.unknown ? " (" : "", keys.names, keys.unknown > 4 ? ", ...)" : keys.unknown ? ")" : "");
     /* batch-norm running statistics (absent in files exported from PyTorch without them: kept) */
     float *bufs = calloc(m->n_buffer_floats + 1, sizeof *bufs);
     int64_t batches[TR_MAX_LAYERS] = {0};
@@ -836,6 +902,9 @@ int tr_ckpt_rotate(const char *dir, int64_t keep, int64_t newest, tr_err *err)
             continue;
         char p[TR_PATH_MAX + 300];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        struct stat st;
+        if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || !tr_ckpt_written_by_trainer(p))
+            continue; /* a link, or a file the trainer did not write: never deleted */
         if (unlink(p) != 0 && errno != ENOENT)
             rc = tr_fail(err, TR_ECKPT, "%s: cannot delete an old checkpoint: %s", p, strerror(errno));
     }

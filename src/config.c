@@ -218,8 +218,9 @@ static const key_desc keys[] = {
     {.section = "model", .name = "bn_momentum", .kind = K_FLOAT, FIELD(model.bn_momentum),
      .min = 0, .max = 1, .def = "0.1",
      .doc = "Batch norm running-statistics momentum (PyTorch's)."},
-    {.section = "model", .name = "bn_eps", .kind = K_FLOAT, FIELD(model.bn_eps), .min = 0, .max = 1, .def = "1e-5",
-     .doc = "Batch norm epsilon."},
+    {.section = "model", .name = "bn_eps", .kind = K_FLOAT, FIELD(model.bn_eps), .min = 1e-30, .max = 1,
+     .def = "1e-5", .doc = "Batch norm epsilon, added to the variance before its square root: positive, so a "
+                           "constant feature divides by sqrt(eps), not by zero."},
     {.section = "model", .name = "leaky_slope", .kind = K_FLOAT, FIELD(model.act_params.leaky_slope),
      .min = 0, .max = INF, .def = "0.01",
      .doc = "Negative slope of leaky_relu."},
@@ -600,13 +601,16 @@ static int parse_double(const char *s, double *out)
     return 0;
 }
 
+/* 0, -1 when s is not an integer, -2 when it is one beyond int64_t. */
 static int parse_i64(const char *s, int64_t *out)
 {
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE)
+    if (end == s || *end != '\0')
         return -1;
+    if (errno == ERANGE)
+        return -2;
     *out = v;
     return 0;
 }
@@ -628,16 +632,33 @@ static int parse_bool(const char *s, bool *out)
 }
 
 /* Splits a comma-separated list in place; returns the count or -1 if more than max. */
+/* Splits a comma-separated list in place into trimmed items: their count, 0 for an empty
+ * value, -1 for more than max items, -2 for an empty item (two commas in a row, or one at
+ * an end). */
 static int split_list(char *s, char **items, int max)
 {
+    if (!*trim(s))
+        return 0;
     int n = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (char *item = s;;) {
+        char *comma = strchr(item, ',');
+        if (comma)
+            *comma = '\0';
         if (n == max)
             return -1;
-        items[n++] = trim(tok);
+        items[n] = trim(item);
+        if (!*items[n++])
+            return -2;
+        if (!comma)
+            return n;
+        item = comma + 1;
     }
-    return n;
+}
+
+/* What split_list's negative count means. */
+static const char *list_problem(int n)
+{
+    return n == -2 ? "an empty item (two commas in a row, or one at an end)" : "too many items";
 }
 
 static int check_range(const key_desc *k, double v, const char *where, int layer, const char *value, tr_err *err)
@@ -669,7 +690,16 @@ static int apply_value(tr_config *c, const key_desc *k, const char *value, int l
     case K_I64:
     case K_INT: {
         int64_t v;
-        if (parse_i64(value, &v))
+        const int p = parse_i64(value, &v);
+        if (p == -2) {
+            char why[128];
+            if (isfinite(k->max))
+                snprintf(why, sizeof why, "too large (at most %.0f)", k->max);
+            else
+                snprintf(why, sizeof why, "too large for a 64-bit integer");
+            return bad_value(err, where, k, layer, value, why);
+        }
+        if (p)
             return bad_value(err, where, k, layer, value, "not an integer");
         if (check_range(k, (double)v, where, layer, value, err))
             return TR_ECONFIG;
@@ -683,8 +713,10 @@ static int apply_value(tr_config *c, const key_desc *k, const char *value, int l
         char *end;
         errno = 0;
         unsigned long long v = strtoull(value, &end, 0);
-        if (end == value || *end || errno == ERANGE || value[0] == '-')
+        if (end == value || *end || value[0] == '-')
             return bad_value(err, where, k, layer, value, "not a non-negative integer");
+        if (errno == ERANGE)
+            return bad_value(err, where, k, layer, value, "too large (at most 18446744073709551615)");
         *(uint64_t *)base = v;
         return 0;
     }
@@ -741,14 +773,21 @@ static int set_layers(tr_config *c, const key_desc *k, const char *value, int la
     char *items[TR_MAX_LAYERS + 2];
     int n = split_list(buf, items, TR_MAX_LAYERS + 1);
     if (n < 0)
-        return bad_value(err, where, k, layer, value, "too many layers (at most 64 weight layers)");
+        return bad_value(err, where, k, layer, value,
+                         n == -2 ? list_problem(n) : "too many layers (at most 64 weight layers)");
     if (n < 2)
         return bad_value(err, where, k, layer, value, "needs at least an input and an output width");
     for (int i = 0; i < n; i++) {
         int64_t w;
-        if (parse_i64(items[i], &w) || w < 1 || w > 100000000) {
+        const int p = parse_i64(items[i], &w);
+        if (p == -1 || (p == 0 && w < 1)) {
             char why[128];
             snprintf(why, sizeof why, "width %d ('%s') is not a positive integer", i, items[i]);
+            return bad_value(err, where, k, layer, value, why);
+        }
+        if (p == -2 || w > 100000000) {
+            char why[128];
+            snprintf(why, sizeof why, "width %d ('%s') is too large (at most 100000000)", i, items[i]);
             return bad_value(err, where, k, layer, value, why);
         }
         c->model.widths[i] = w;
@@ -934,14 +973,20 @@ static int set_class_weights(tr_config *c, const key_desc *k, const char *value,
     snprintf(buf, sizeof buf, "%s", value);
     char *items[1024];
     const int n = split_list(buf, items, 1024);
+    if (n == -2)
+        return bad_value(err, where, k, layer, value, list_problem(n));
     if (n < 1)
         return bad_value(err, where, k, layer, value, "give none, auto or one weight per class (at most 1024)");
+    double sum = 0.0;
     for (int i = 0; i < n; i++) {
         double w;
         if (parse_double(items[i], &w) || w < 0.0)
             return bad_value(err, where, k, layer, value, "class weights must be non-negative numbers");
         c->train.class_weights[i] = (float)w;
+        sum += w;
     }
+    if (sum <= 0.0) /* every row would weigh nothing: the loss is 0/0 */
+        return bad_value(err, where, k, layer, value, "at least one class weight must be positive");
     c->train.n_class_weights = n;
     return 0;
 }
@@ -958,6 +1003,9 @@ static int resolve_layer_lists(tr_config *c, tr_err *err)
         const char *key = pass == 0 ? "dropout" : "batchnorm";
         char *items[TR_MAX_LAYERS + 1];
         const int n = split_list(buf, items, TR_MAX_LAYERS);
+        if (n < 0)
+            return tr_fail(err, TR_ECONFIG, "%s: [model] %s = %s: %s", where, key,
+                           pass == 0 ? pa->dropout : pa->batchnorm, list_problem(n));
         if (n < 1) /* an empty value (a model without hidden layers also needs one) */
             return tr_fail(err, TR_ECONFIG, "%s: [model] %s: no value; give one value for all hidden layers, or one "
                                             "per hidden layer", where, key);
@@ -1183,6 +1231,8 @@ static int resolve_activations(tr_config *c, tr_err *err)
     snprintf(buf, sizeof buf, "%s", act_list);
     char *items[TR_MAX_LAYERS + 1];
     int n = split_list(buf, items, TR_MAX_LAYERS);
+    if (n < 0)
+        return tr_fail(err, TR_ECONFIG, "%s: [model] activations = %s: %s", act_list_where, act_list, list_problem(n));
     const bool have_output = strcmp(act_output, "auto") != 0;
     if (n < 1)
         return tr_fail(err, TR_ECONFIG, "%s: [model] activations = %s: give one activation per weight layer",

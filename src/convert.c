@@ -37,8 +37,9 @@ static int write_features(hid_t f, const char *path, const tr_dataset *ds, FILE 
     H5Pset_layout(dcpl, H5D_CONTIGUOUS);
     H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY); /* one run of bytes, at a known offset */
     hid_t d = H5Dcreate2(f, "/X", H5T_NATIVE_FLOAT, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    char why[200];
+    int rc = d < 0 ? tr_fail(err, TR_EIO, "%s: cannot create /X: %s", path, tr_h5_why(why, sizeof why)) : 0;
     H5Pclose(dcpl);
-    int rc = d < 0 ? tr_fail(err, TR_EIO, "%s: cannot create /X (disk full?)", path) : 0;
     const int64_t block = ds->cols > 0 && ds->cols < (1 << 20) ? (1 << 22) / ds->cols + 1 : 1;
     for (int64_t r0 = 0; !rc && r0 < ds->rows; r0 += block) {
         const int64_t n = ds->rows - r0 < block ? ds->rows - r0 : block;
@@ -46,7 +47,8 @@ static int write_features(hid_t f, const char *path, const tr_dataset *ds, FILE 
         hid_t mem = H5Screate_simple(2, count, NULL);
         H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
         if (H5Dwrite(d, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, tr_dataset_stored_row(ds, r0)) < 0)
-            rc = tr_fail(err, TR_EIO, "%s: cannot write /X rows %lld.. (disk full?)", path, (long long)r0);
+            rc = tr_fail(err, TR_EIO, "%s: cannot write /X rows %lld..: %s", path, (long long)r0,
+                         tr_h5_why(why, sizeof why));
         H5Sclose(mem);
         if (progress)
             fprintf(progress, "\rwriting %s: %3.0f%% of %lld rows", path, 100.0 * (double)(r0 + n) / (double)ds->rows,
@@ -77,9 +79,11 @@ static int names_attr(hid_t f, const char *path, const char *obj, const char *na
 static int write_converted(const tr_dataset *ds, const char *tmp, const char *path, const char *input,
                            FILE *progress, FILE *out, tr_err *err)
 {
+    tr_h5_quiet();
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    char why[200];
     if (f < 0)
-        return tr_fail(err, TR_EIO, "%s: cannot create", path);
+        return tr_fail(err, TR_EIO, "%s: cannot create: %s", path, tr_h5_why(why, sizeof why));
     int rc = write_features(f, path, ds, progress, err);
     if (!rc)
         rc = tr_h5_write_targets(f, path, "/y", ds->y, ds->rows, ds->tcols, class_labels(ds), err);
@@ -89,8 +93,10 @@ static int write_converted(const tr_dataset *ds, const char *tmp, const char *pa
         rc = names_attr(f, path, "/y", "class_names", ds->class_names, out, err);
     if (!rc)
         rc = tr_h5_attr_str(f, path, "/", "source", input, err);
-    if (H5Fclose(f) < 0 && !rc)
-        rc = tr_fail(err, TR_EIO, "%s: closing failed (disk full?)", path);
+    if (rc)
+        H5Fclose(f);
+    else
+        rc = tr_h5_finish(f, path, err);
     return rc;
 }
 

@@ -251,6 +251,8 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
     n_lines += len > 0 && text[len - 1] != '\n';
 
     char *p = text;
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
+        p += 3; /* a UTF-8 byte order mark (spreadsheets write one) is not part of the first name */
     int64_t line_no = 0;
     /* first non-blank line: header or first row; fixes the column count */
     char *first = NULL;
@@ -281,6 +283,25 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
     if (!o->header)
         for (int c = 0; c < ncols; c++)
             names[c] = ""; /* unnamed */
+    /* a header names every column once, and is not a row of numbers (which header = true would
+     * drop without a word) */
+    bool all_numbers = true;
+    for (int c = 0; o->header && !rc && c < ncols; c++) {
+        all_numbers = all_numbers && is_number(names[c]);
+        if (!names[c][0])
+            rc = tr_fail(err, TR_EDATA, "%s:%lld: column %d has no name (an empty field in the header line)", path,
+                         (long long)line_no, c + 1);
+        for (int d = 0; !rc && d < c; d++)
+            if (!strcmp(names[c], names[d]))
+                rc = tr_fail(err, TR_EDATA, "%s:%lld: columns %d and %d are both named '%s'", path,
+                             (long long)line_no, d + 1, c + 1, names[c]);
+    }
+    if (o->header && !rc && all_numbers)
+        rc = tr_fail(err, TR_EDATA, "%s:%lld: the first line holds numbers, not column names, but [data] header = "
+                                    "true would read it as the header: set header = false, or add a header line",
+                     path, (long long)line_no);
+    if (rc)
+        goto done;
 
     int nt = 0, nf = 0;
     if (o->no_target) {
@@ -450,11 +471,8 @@ done:
     return rc;
 }
 
-int tr_csv_write(const tr_dataset *ds, const char *path, char delimiter, tr_err *err)
+int tr_csv_write(const tr_dataset *ds, FILE *f, const char *path, char delimiter, tr_err *err)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return tr_fail(err, TR_EIO, "%s: cannot write: %s", path, strerror(errno));
     for (int64_t c = 0; c < ds->cols; c++) {
         if (c)
             fputc(delimiter, f);
@@ -478,7 +496,8 @@ int tr_csv_write(const tr_dataset *ds, const char *path, char delimiter, tr_err 
             fprintf(f, "%c%.9g", delimiter, (double)ds->y[r * ds->tcols + c]);
         fputc('\n', f);
     }
-    if (fclose(f) != 0)
+    /* a write that failed on the way (a full disk) leaves the stream's error flag */
+    if (ferror(f) || fflush(f) != 0)
         return tr_fail(err, TR_EIO, "%s: write failed: %s", path, strerror(errno));
     return 0;
 }

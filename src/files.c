@@ -2,6 +2,7 @@
  * files.c: regular-file checks for inputs, same-file detection for outputs, checked path
  * formatting, and outputs written through a temporary file and a rename (see files.h).
  */
+#define _GNU_SOURCE /* SEEK_HOLE */
 #include "trainer/files.h"
 
 #include "trainer/h5io.h"
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int tr_path_format(char *buf, size_t len, int code, tr_err *err, const char *fmt, ...)
@@ -100,6 +102,39 @@ bool tr_same_file(const char *a, const char *b)
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+bool tr_file_first_line(const char *path, char *buf, size_t len)
+{
+    struct stat st;
+    if (len == 0 || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    const bool ok = fgets(buf, (int)len, f) != NULL;
+    fclose(f);
+    if (ok)
+        buf[strcspn(buf, "\r\n")] = '\0';
+    return ok;
+}
+
+int tr_output_not_linked(const char *path, const char *what, int code, tr_err *err)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return 0;
+    if (S_ISLNK(st.st_mode))
+        return tr_fail(err, code, "%s %s: is a symbolic link; the trainer never writes through a link or replaces "
+                                  "one (remove the link, or choose another name)", what, path);
+    if (!S_ISREG(st.st_mode))
+        return tr_fail(err, code, "%s %s: is %s; the output must be a regular file", what, path,
+                       kind_of(st.st_mode));
+    if (st.st_nlink > 1)
+        return tr_fail(err, code, "%s %s: the file has %lu other hard link%s; the trainer does not replace a file "
+                                  "that other names share (remove the other links, or choose another name)",
+                       what, path, (unsigned long)st.st_nlink - 1, st.st_nlink == 2 ? "" : "s");
+    return 0;
+}
+
 /* Whether an existing file is of `kind`: an HDF5 file with only its datasets at the root, or
  * a CSV file whose header fields all pass its test. */
 static bool of_kind(const char *path, const tr_output_kind *kind)
@@ -130,13 +165,13 @@ int tr_output_check(const char *path, const char *what, const char *const *reads
     if (strlen(path) >= TR_PATH_MAX)
         return tr_fail(err, code, "%s: path too long (%zu characters, at most %d)", what, strlen(path),
                        TR_PATH_MAX - 1);
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return tr_fail(err, code, "%s %s: is %s; the output must be a regular file", what, path, kind_of(st.st_mode));
     for (int i = 0; i < n_reads; i++)
         if (reads[i] && tr_same_file(path, reads[i]))
             return tr_fail(err, code, "%s %s is %s, which this command reads: refusing to write over it", what, path,
                            strcmp(path, reads[i]) ? reads[i] : "the same file");
+    const int rc = tr_output_not_linked(path, what, code, err);
+    if (rc)
+        return rc;
     if (kind && access(path, F_OK) == 0 && !of_kind(path, kind))
         return tr_fail(err, code, "%s %s: the file exists and is not one %s wrote; refusing to replace it (remove it "
                                   "or choose another name)", what, path, kind->command);
@@ -151,8 +186,11 @@ int tr_atomic_begin(tr_atomic *a, const char *path, bool open_file, int code, tr
         rc = tr_path_format(a->tmp, sizeof a->tmp, code, err, "%s.tmp.%ld", path, (long)getpid());
     if (rc)
         return rc;
+    /* the name carries this process's ID: whatever holds it is a dead process's leftover (or a
+     * link someone made); it goes, and the file is created anew, never opened through a link */
+    unlink(a->tmp);
     if (open_file) {
-        const int fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        const int fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         a->f = fd >= 0 ? fdopen(fd, "w") : NULL;
         if (!a->f) {
             rc = tr_fail(err, code, "%s: cannot write: %s", path, strerror(errno));
@@ -183,11 +221,31 @@ void tr_sync_dir_of(const char *path)
     }
 }
 
+/* libhdf5 1.10 can lose a failed write: on a full disk, rows that went through its sieve
+ * buffer are dropped while every call, the flush and the close report success, and the file
+ * keeps holes where they belong. Every range of a file it wrote was written, so a hole is
+ * that loss. */
+static int check_no_holes(int fd, const char *path, int code, tr_err *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size == 0)
+        return 0;
+    const off_t hole = lseek(fd, 0, SEEK_HOLE);
+    if (hole < 0 || hole >= st.st_size)
+        return 0;
+    struct statvfs vfs;
+    const bool full = fstatvfs(fd, &vfs) == 0 && (unsigned long long)vfs.f_bavail * vfs.f_frsize < (1u << 20);
+    return tr_fail(err, code, "%s: write failed: %s (bytes from offset %lld were never written; the HDF5 library "
+                              "reported success)", path, full ? strerror(ENOSPC) : "data lost", (long long)hole);
+}
+
 int tr_atomic_commit(tr_atomic *a, int code, tr_err *err)
 {
     int rc = 0;
     if (a->f) {
-        const bool ok = fflush(a->f) == 0 && fsync(fileno(a->f)) == 0;
+        /* a write that failed earlier (a full disk) leaves the stream's error flag set even
+         * when the final flush succeeds */
+        const bool ok = !ferror(a->f) && fflush(a->f) == 0 && fsync(fileno(a->f)) == 0;
         const int e = errno;
         if (fclose(a->f) != 0 || !ok)
             rc = tr_fail(err, code, "%s: write failed: %s", a->path, strerror(ok ? errno : e));
@@ -196,6 +254,8 @@ int tr_atomic_commit(tr_atomic *a, int code, tr_err *err)
         const int fd = open(a->tmp, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || fsync(fd) != 0)
             rc = tr_fail(err, code, "%s: write failed: %s", a->path, strerror(errno));
+        else
+            rc = check_no_holes(fd, a->path, code, err);
         if (fd >= 0)
             close(fd);
     }

@@ -195,8 +195,9 @@ static int save_h5(const tr_dataset *ds, const char *tmp, const char *path, bool
 {
     tr_h5_quiet();
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    char why[200];
     if (f < 0)
-        return tr_fail(err, TR_EIO, "%s: cannot create (directory missing or not writable?)", path);
+        return tr_fail(err, TR_EIO, "%s: cannot create: %s", path, tr_h5_why(why, sizeof why));
     int rc = tr_h5_write_f32(f, path, "/X", ds->X, ds->rows, ds->cols, err);
     if (!rc)
         rc = tr_h5_write_targets(f, path, "/y", ds->y, ds->rows, ds->tcols, labels, err);
@@ -204,8 +205,10 @@ static int save_h5(const tr_dataset *ds, const char *tmp, const char *path, bool
         rc = tr_h5_attr_str(f, path, "/X", "columns", ds->column_names, err);
     if (!rc && ds->class_names)
         rc = tr_h5_attr_str(f, path, "/y", "class_names", ds->class_names, err);
-    if (H5Fclose(f) < 0 && !rc)
-        rc = tr_fail(err, TR_EIO, "%s: closing failed (disk full?)", path);
+    if (rc)
+        H5Fclose(f);
+    else
+        rc = tr_h5_finish(f, path, err);
     return rc;
 }
 
@@ -233,10 +236,10 @@ int tr_dataset_save(const tr_dataset *ds, const char *path, bool labels, tr_err 
     int rc = tr_output_check(path, "--out", NULL, 0, &generated_file, TR_EUSAGE, err);
     tr_atomic a;
     if (!rc)
-        rc = tr_atomic_begin(&a, path, false, TR_EIO, err);
+        rc = tr_atomic_begin(&a, path, csv, TR_EIO, err);
     if (rc)
         return rc;
-    rc = csv ? tr_csv_write(ds, a.tmp, ',', err) : save_h5(ds, a.tmp, path, labels, err);
+    rc = csv ? tr_csv_write(ds, a.f, path, ',', err) : save_h5(ds, a.tmp, path, labels, err);
     if (rc) {
         tr_atomic_abort(&a);
         return rc;

@@ -25,6 +25,54 @@ void tr_h5_quiet(void)
     }
 }
 
+/* The walk of tr_h5_why: the system's reason where a driver call failed, else the innermost
+ * description. */
+typedef struct why_walk {
+    char *buf;
+    size_t len;
+    bool system;
+} why_walk;
+
+static herr_t why_step(unsigned n, const H5E_error2_t *e, void *data)
+{
+    why_walk *w = data;
+    const char *desc = e && e->desc ? e->desc : "";
+    const char *m = strstr(desc, "error message = '");
+    if (m) {
+        m += strlen("error message = '");
+        snprintf(w->buf, w->len, "%.*s", (int)strcspn(m, "'"), m);
+        w->system = true;
+        return 1; /* found: stop */
+    }
+    if (n == 0 && desc[0])
+        snprintf(w->buf, w->len, "HDF5: %s", desc);
+    return 0;
+}
+
+const char *tr_h5_why(char *buf, size_t len)
+{
+    snprintf(buf, len, "HDF5 gave no reason");
+    why_walk w = {.buf = buf, .len = len};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, why_step, &w);
+    return buf;
+}
+
+int tr_h5_finish(hid_t file, const char *path, tr_err *err)
+{
+    char why[200] = "";
+    /* the flush reports what a close may not: data still in HDF5's buffers that did not fit
+     * on the disk (H5Fclose of 1.10 can succeed and leave holes where the rows were) */
+    const bool flushed = H5Fflush(file, H5F_SCOPE_LOCAL) >= 0;
+    if (!flushed)
+        tr_h5_why(why, sizeof why);
+    const bool closed = H5Fclose(file) >= 0;
+    if (flushed && !closed)
+        tr_h5_why(why, sizeof why);
+    if (!flushed || !closed)
+        return tr_fail(err, TR_EIO, "%s: cannot complete the file: %s", path, why);
+    return 0;
+}
+
 /* libhdf5 1.10 can crash on a damaged file (found by tests/fuzz/fuzz_h5data.c: a NULL
  * copy inside a group lookup). While a user's HDF5 file is open, a crash becomes the data
  * error it is: the file named on stderr and exit status 3, never a core dump that says
@@ -82,8 +130,16 @@ int tr_h5_open(hid_t *file, const char *path, tr_err *err)
     guard(path);
     *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (*file < 0) {
+        char why[200];
+        tr_h5_why(why, sizeof why);
         unguard();
-        return tr_fail(err, TR_EDATA, "%s: cannot open as HDF5 (corrupt or truncated?)", path);
+        if (strstr(why, "temporarily unavailable")) /* EAGAIN from flock: HDF5's file locking */
+            return tr_fail(err, TR_EDATA, "%s: locked by another process that has it open for writing (HDF5's file "
+                                          "locking): wait until it is done, or read a copy", path);
+        if (strstr(why, "already open for write"))
+            return tr_fail(err, TR_EDATA, "%s: marked as open for writing by another process (if that process was "
+                                          "killed, `h5clear -s %s` clears the mark)", path, path);
+        return tr_fail(err, TR_EDATA, "%s: cannot open as HDF5 (%s; damaged or truncated?)", path, why);
     }
     return 0;
 }
@@ -105,18 +161,33 @@ static herr_t root_name_known(hid_t group, const char *name, const H5L_info_t *i
     return 1; /* stops the iteration: a name not in the list */
 }
 
-bool tr_h5_root_holds_only(const char *path, const char *const *names)
+/* Opens an existing file for a look at its root: as a SWMR reader first (a metric log whose
+ * writer was killed stays marked as open for writing), then plainly; one read attempt, no
+ * retries with sleeps on a damaged file. */
+static hid_t open_to_look(const char *path)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    H5Pset_metadata_read_attempts(fapl, 1);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    H5Pclose(fapl);
+    return f >= 0 ? f : H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+}
+
+int tr_h5_root_check(const char *path, const char *const *names)
 {
     if (!tr_h5_is_file(path))
-        return false;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        return 0;
+    hid_t f = open_to_look(path);
     if (f < 0)
-        return false;
+        return -1;
     hsize_t idx = 0;
     const herr_t st = H5Literate(f, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, root_name_known, (void *)names);
     H5Fclose(f);
-    return st == 0;
+    return st == 0 ? 1 : 0;
 }
+
+bool tr_h5_root_holds_only(const char *path, const char *const *names) { return tr_h5_root_check(path, names) == 1; }
 
 void tr_h5_close(hid_t file)
 {
@@ -355,8 +426,10 @@ static int make_groups(hid_t file, const char *path, const char *name, tr_err *e
         *p = '\0';
         if (H5Lexists(file, buf, H5P_DEFAULT) <= 0) {
             hid_t g = H5Gcreate2(file, buf, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-            if (g < 0)
-                return tr_fail(err, TR_EIO, "%s: cannot create group %s", path, buf);
+            if (g < 0) {
+                char why[200];
+                return tr_fail(err, TR_EIO, "%s: cannot create group %s: %s", path, buf, tr_h5_why(why, sizeof why));
+            }
             H5Gclose(g);
         }
         *p = '/';
@@ -376,11 +449,14 @@ static int write_dataset(hid_t file, const char *path, const char *name, hid_t t
     herr_t st = d < 0 ? -1 : 0;
     if (st >= 0 && rows > 0 && data) /* no data: created, written later by rows */
         st = H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    char why[200];
+    if (st < 0)
+        tr_h5_why(why, sizeof why);
     if (d >= 0)
         H5Dclose(d);
     H5Sclose(s);
     if (st < 0)
-        return tr_fail(err, TR_EIO, "%s: cannot write dataset %s (disk full?)", path, name);
+        return tr_fail(err, TR_EIO, "%s: cannot write dataset %s: %s", path, name, why);
     return 0;
 }
 
@@ -408,14 +484,17 @@ static int write_rows(hid_t file, const char *path, const char *name, hid_t type
     herr_t st = fs < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
     if (st >= 0)
         st = H5Dwrite(d, type, ms, fs, H5P_DEFAULT, data);
+    char why[200];
+    if (st < 0)
+        tr_h5_why(why, sizeof why);
     H5Sclose(ms);
     if (fs >= 0)
         H5Sclose(fs);
     if (d >= 0)
         H5Dclose(d);
     if (st < 0)
-        return tr_fail(err, TR_EIO, "%s: cannot write rows %lld..%lld of %s (disk full?)", path, (long long)row_begin,
-                       (long long)(row_begin + n - 1), name);
+        return tr_fail(err, TR_EIO, "%s: cannot write rows %lld..%lld of %s: %s", path, (long long)row_begin,
+                       (long long)(row_begin + n - 1), name, why);
     return 0;
 }
 
@@ -465,11 +544,14 @@ static int write_attr(hid_t file, const char *path, const char *obj, const char 
     hid_t s = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate_by_name(file, obj, name, type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     herr_t st = a < 0 ? -1 : H5Awrite(a, type, v);
+    char why[200];
+    if (st < 0)
+        tr_h5_why(why, sizeof why);
     if (a >= 0)
         H5Aclose(a);
     H5Sclose(s);
     if (st < 0)
-        return tr_fail(err, TR_EIO, "%s: cannot write attribute %s of %s", path, name, obj);
+        return tr_fail(err, TR_EIO, "%s: cannot write attribute %s of %s: %s", path, name, obj, why);
     return 0;
 }
 

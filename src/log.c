@@ -155,8 +155,9 @@ static hid_t col_type(const col_t *c) { return c->kind == COL_CONFUSION ? H5T_NA
 static int create_datasets(tr_metric_log *l, tr_err *err)
 {
     hid_t g = H5Gcreate2(l->file, "/metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    char why[200];
     if (g < 0)
-        return tr_fail(err, TR_EIO, "%s: cannot create /metrics", l->h5_path);
+        return tr_fail(err, TR_EIO, "%s: cannot create /metrics: %s", l->h5_path, tr_h5_why(why, sizeof why));
     H5Gclose(g);
     const hsize_t K = (hsize_t)(l->classes > 0 ? l->classes : 1);
     for (int i = 0; i < l->n_cols; i++) {
@@ -169,10 +170,12 @@ static int create_datasets(tr_metric_log *l, tr_err *err)
         char path[80];
         snprintf(path, sizeof path, "/metrics/%s", c->name);
         c->dset = H5Dcreate2(l->file, path, col_type(c), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        if (c->dset < 0)
+            tr_h5_why(why, sizeof why);
         H5Pclose(dcpl);
         H5Sclose(space);
         if (c->dset < 0)
-            return tr_fail(err, TR_EIO, "%s: cannot create %s", l->h5_path, path);
+            return tr_fail(err, TR_EIO, "%s: cannot create %s: %s", l->h5_path, path, why);
     }
     return 0;
 }
@@ -359,8 +362,10 @@ static int h5_write_from_csv(tr_metric_log *l, const double *vals, int64_t rows,
     const char *tmp = a.tmp;
     l->file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (l->file < 0) {
+        char why[200];
+        tr_h5_why(why, sizeof why);
         tr_atomic_abort(&a);
-        return tr_fail(err, TR_EIO, "%s: cannot create", l->h5_path);
+        return tr_fail(err, TR_EIO, "%s: cannot create: %s", l->h5_path, why);
     }
     const int k = n_scalars(l);
     const size_t K = (size_t)(l->classes > 0 ? l->classes : 1);
@@ -382,13 +387,16 @@ static int h5_write_from_csv(tr_metric_log *l, const double *vals, int64_t rows,
                     ((int64_t *)buf)[(size_t)r * per_row + q] = -1;
             }
         j += c->kind == COL_SCALAR;
+        char why[200];
         if (H5Dwrite(c->dset, col_type(c), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-            rc = tr_fail(err, TR_EIO, "%s: cannot write %s", tmp, c->name);
+            rc = tr_fail(err, TR_EIO, "%s: cannot write %s: %s", l->h5_path, c->name, tr_h5_why(why, sizeof why));
     }
     free(buf);
     close_datasets(l);
-    if (H5Fclose(l->file) < 0 && !rc)
-        rc = tr_fail(err, TR_EIO, "%s: cannot close", tmp);
+    if (rc)
+        H5Fclose(l->file);
+    else
+        rc = tr_h5_finish(l->file, l->h5_path, err);
     l->file = -1;
     if (rc) {
         tr_atomic_abort(&a);
@@ -464,7 +472,7 @@ static int rebuild_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *
     close_datasets(&src);
     H5Fclose(old);
     close_datasets(l);
-    if (l->file >= 0 && H5Fclose(l->file) < 0)
+    if (l->file >= 0 && (rc ? H5Fclose(l->file) : tr_h5_finish(l->file, l->h5_path, NULL)) != 0)
         rc = -1;
     l->file = -1;
     if (rc || tr_atomic_commit(&a, TR_EIO, err)) {
@@ -570,6 +578,18 @@ static int reopen_log(tr_metric_log *l, int64_t keep_rows, hid_t fapl, tr_err *e
 
 /* ------------------------------------------------------------------ public ------------- */
 
+bool tr_metric_log_written_by_trainer(const char *path)
+{
+    const size_t n = strlen(path);
+    if (n > 4 && !strcmp(path + n - 4, ".csv")) {
+        char line[64];
+        return tr_file_first_line(path, line, sizeof line) && !strncmp(line, "epoch,step,", 11);
+    }
+    /* one that does not open is a killed writer's (a resume rebuilds or sets it aside) */
+    static const char *const root[] = {"metrics", NULL};
+    return tr_h5_root_check(path, root) != 0;
+}
+
 int tr_metric_log_open(tr_metric_log **out, const char *dir, const tr_log_layout *layout, int64_t keep_rows,
                        tr_err *err)
 {
@@ -598,7 +618,8 @@ int tr_metric_log_open(tr_metric_log **out, const char *dir, const tr_log_layout
         l->rows = 0;
         l->file = H5Fcreate(l->h5_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
         if (l->file < 0) {
-            rc = tr_fail(err, TR_EIO, "%s: cannot create the metric log", l->h5_path);
+            char why[200];
+            rc = tr_fail(err, TR_EIO, "%s: cannot create the metric log: %s", l->h5_path, tr_h5_why(why, sizeof why));
             goto fail;
         }
         rc = create_datasets(l, err);
@@ -629,8 +650,9 @@ int tr_metric_log_append(tr_metric_log *l, const tr_log_row *r, tr_err *err)
 {
     const int64_t K = l->classes;
     const hsize_t row = (hsize_t)l->rows;
+    char why[200];
     if (set_rows(l, l->rows + 1) < 0)
-        return tr_fail(err, TR_EIO, "%s: cannot extend the metric log (disk full?)", l->h5_path);
+        return tr_fail(err, TR_EIO, "%s: cannot extend the metric log: %s", l->h5_path, tr_h5_why(why, sizeof why));
     bool first = true;
     for (int i = 0; i < l->n_cols; i++) {
         col_t *c = &l->cols[i];
@@ -656,16 +678,22 @@ int tr_metric_log_append(tr_metric_log *l, const tr_log_row *r, tr_err *err)
         } else if (m) {
             st = H5Dwrite(c->dset, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, m->confusion);
         }
+        if (st < 0)
+            tr_h5_why(why, sizeof why);
         H5Sclose(ms);
         H5Sclose(fs);
-        if (st < 0 || (l->swmr && H5Dflush(c->dset) < 0))
-            return tr_fail(err, TR_EIO, "%s: cannot write %s (disk full?)", l->h5_path, c->name);
+        if (st >= 0 && l->swmr && H5Dflush(c->dset) < 0) {
+            st = -1;
+            tr_h5_why(why, sizeof why);
+        }
+        if (st < 0)
+            return tr_fail(err, TR_EIO, "%s: cannot write %s: %s", l->h5_path, c->name, why);
     }
     fputc('\n', l->csv);
-    if (fflush(l->csv) != 0)
+    if (ferror(l->csv) || fflush(l->csv) != 0)
         return tr_fail(err, TR_EIO, "%s: write failed: %s", l->csv_path, strerror(errno));
     if (!l->swmr && H5Fflush(l->file, H5F_SCOPE_LOCAL) < 0)
-        return tr_fail(err, TR_EIO, "%s: cannot flush the metric log (disk full?)", l->h5_path);
+        return tr_fail(err, TR_EIO, "%s: cannot flush the metric log: %s", l->h5_path, tr_h5_why(why, sizeof why));
     l->rows++;
     return 0;
 }

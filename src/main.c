@@ -60,11 +60,12 @@ static const char usage_main[] =
     "Exit status: 0 ok, 2 usage or configuration error, 3 data error, 4 file or checkpoint\n"
     "I/O error, 5 training diverged, 6 out of memory, 7 MPI error, 8 a rank stopped answering\n"
     "(the watchdog; resume with --resume), 70 internal error,\n"
-    "75 stopped by a signal (TERM, USR1, INT, HUP, PIPE) after writing a checkpoint (resume with --resume).\n";
+    "75 stopped by a signal (TERM, USR1, INT, HUP, PIPE) after writing a checkpoint (resume with --resume),\n"
+    "130 a second SIGINT: ended at once, no checkpoint.\n";
 
 static const char usage_train[] =
     "usage: trainer train CONFIG.ini [--set section.key=value ...] [--resume DIR] [--init-from FILE.h5]\n"
-    "                     [--overwrite] [--new-data]\n"
+    "                     [--overwrite] [--new-data] [--non-strict]\n"
     "\n"
     "Trains the model described by CONFIG.ini ([model], [data], [train], [output]).\n"
     "  --set section.key=value   override one configuration value (repeatable),\n"
@@ -77,10 +78,13 @@ static const char usage_train[] =
     "                            metric log are deleted); without it such a directory is refused\n"
     "  --new-data                resume although the training data differ from those the\n"
     "                            checkpoint was trained on (rows, columns, fingerprint)\n"
+    "  --non-strict              with --init-from: load the tensors whose names match and keep\n"
+    "                            the others as initialised (PyTorch's strict=False); without it\n"
+    "                            a tensor the model does not have, or lacks, is an error\n"
     "  -h, --help                show this help\n"
     "SIGTERM, SIGUSR1, SIGHUP, SIGPIPE (and a first SIGINT) make every rank stop at the next\n"
     "step, after rank 0 has written a checkpoint (during start-up: at once, nothing written):\n"
-    "exit status 75. A second SIGINT aborts at once.\n"
+    "exit status 75. A second SIGINT aborts at once: exit status 130, no checkpoint.\n"
     "See `trainer help config` for every key and its default.\n";
 
 static const char usage_summary[] =
@@ -163,7 +167,7 @@ typedef struct cli {
     int n_sets;
     const char *out, *resume, *init_from, *checkpoint, *input, *output, *features, *columns, *layer;
     long long steps, warmup;
-    bool help, overwrite, new_data, limit;
+    bool help, overwrite, new_data, non_strict, limit;
     char set_buf[MAX_SETS][TR_PATH_MAX + 64]; /* --KEY VALUE of `data gen` and `data convert`, as data.KEY=VALUE */
 } cli;
 
@@ -241,6 +245,8 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
             a->overwrite = true;
         } else if (!strcmp(s, "--new-data")) {
             a->new_data = true;
+        } else if (!strcmp(s, "--non-strict")) {
+            a->non_strict = true;
         } else if (!strcmp(s, "--limit")) {
             a->limit = true;
         } else if (!strcmp(s, "--set")) {
@@ -366,6 +372,12 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
 {
     if (a->overwrite && a->resume)
         return tr_fail(err, TR_EUSAGE, "--overwrite and --resume contradict each other: choose one");
+    if (a->resume && a->init_from)
+        return tr_fail(err, TR_EUSAGE, "--resume %s and --init-from %s contradict each other: --resume continues a run "
+                                       "(its parameters, optimizer state and position), --init-from starts a new run "
+                                       "from another file's parameters; give one of them", a->resume, a->init_from);
+    if (a->non_strict && !a->init_from)
+        return tr_fail(err, TR_EUSAGE, "--non-strict applies to --init-from, which is not given");
     tr_config c;
     tr_trainer t;
     int rc = setup(a, d, &c, &t, err, reported);
@@ -395,7 +407,8 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
     if (!rc) {
         tr_run_options o = {.resume_dir = a->resume, .init_from = a->init_from, .stop = &stop_requested,
                             .overwrite = a->overwrite,
-                            .new_data = a->new_data};
+                            .new_data = a->new_data,
+                            .non_strict = a->non_strict};
         rc = tr_run(&t, &o, err); /* every rank returns the same code */
     }
     if (!rc && out) {
@@ -472,13 +485,34 @@ static int cmd_summary(const cli *a, tr_dist *d, tr_err *err)
     return rc;
 }
 
+/* `data gen` and `data convert` take [data] keys as options (--noise 0.2 is data.noise=0.2,
+ * parsed as a --set): a message about such a set names the option the user gave. */
+static int name_the_option(int rc, const char *command, tr_err *err)
+{
+    if (!rc || !err)
+        return rc;
+    char key[64], rest[sizeof err->msg];
+    int end = 0;
+    if (sscanf(err->msg, "--set: [data] %63[^ =] = %n", key, &end) == 1 && end > 0) {
+        /* "--set: [data] n = -5: must be ..." -> "--n -5: must be ..." */
+        snprintf(rest, sizeof rest, "%s", err->msg + end);
+        snprintf(err->msg, sizeof err->msg, "--%s %.900s", key, rest);
+    } else if (sscanf(err->msg, "--set: unknown key '%63[^']' in section [data]", key) == 1) {
+        snprintf(err->msg, sizeof err->msg, "%s: unknown option --%s (its options are [data] keys: see `trainer help "
+                                            "config`)", command, key);
+    }
+    return rc;
+}
+
 static int cmd_data_convert(const cli *a, tr_dist *d, tr_err *err)
 {
     if (a->n_pos != 3)
         return tr_fail(err, TR_EUSAGE, "usage: trainer data convert INPUT OUTPUT.h5 [--KEY VALUE ...]");
     tr_config c;
-    int rc = tr_config_load_string(&c, "trainer data convert", "[model]\nlayers = 1, 1\n[train]\nloss = mse\n",
-                                   a->sets, a->n_sets, err);
+    int rc = name_the_option(tr_config_load_string(&c, "trainer data convert",
+                                                   "[model]\nlayers = 1, 1\n[train]\nloss = mse\n", a->sets, a->n_sets,
+                                                   err),
+                             "trainer data convert", err);
     if (!rc && d->rank == 0)
         rc = tr_convert(&c.data, a->pos[1], a->pos[2], isatty(STDERR_FILENO) ? stderr : NULL, stdout, err);
     tr_config_free(&c);
@@ -506,7 +540,8 @@ static int cmd_data_gen(const cli *a, tr_dist *d, tr_err *err)
     snprintf(text, sizeof text, "[model]\nlayers = 1, 1\n[train]\nloss = mse\n[data]\n%s = %s\n",
              real ? "builtin" : "generator", kind);
     tr_config c;
-    int rc = tr_config_load_string(&c, "trainer data gen", text, a->sets, a->n_sets, err);
+    int rc = name_the_option(tr_config_load_string(&c, "trainer data gen", text, a->sets, a->n_sets, err),
+                             "trainer data gen", err);
     tr_dataset ds = {0};
     if (!rc)
         rc = real ? tr_sklearn_read(&ds, kind, c.data.builtin_dir, err) : tr_generate(&ds, &c.data, err);

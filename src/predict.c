@@ -182,8 +182,9 @@ static int out_begin(pred_out *w, const char *path, int64_t rows, const out_layo
     if (h5) {
         tr_h5_quiet();
         w->h5 = H5Fcreate(w->a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        char why[200];
         if (w->h5 < 0)
-            return tr_fail(err, TR_EIO, "--output %s: cannot create", path);
+            return tr_fail(err, TR_EIO, "--output %s: cannot create: %s", path, tr_h5_why(why, sizeof why));
         rc = tr_h5_create_f32(w->h5, path, values_name(lay), rows, lay->width, err);
         if (!rc && lay->with_class)
             rc = tr_h5_create_i64(w->h5, path, "/class", rows, err);
@@ -229,7 +230,7 @@ static int out_rows(pred_out *w, const char *path, int64_t r0, const float *v, c
         }
         fputc('\n', f);
     }
-    return ferror(f) ? tr_fail(err, TR_EIO, "--output %s: write failed (disk full?)", path) : 0;
+    return ferror(f) ? tr_fail(err, TR_EIO, "--output %s: write failed: %s", path, strerror(errno)) : 0;
 }
 
 /* Completes the output when rc is 0, else removes the temporary file. */
@@ -238,8 +239,10 @@ static int out_end(pred_out *w, const char *path, int rc, tr_err *err)
     if (!w->begun)
         return rc;
     w->begun = false;
-    if (w->h5 >= 0 && H5Fclose(w->h5) < 0 && !rc)
-        rc = tr_fail(err, TR_EIO, "--output %s: write failed (disk full?)", path);
+    if (w->h5 >= 0 && rc)
+        H5Fclose(w->h5);
+    else if (w->h5 >= 0)
+        rc = tr_h5_finish(w->h5, path, err);
     w->h5 = -1;
     if (rc) {
         tr_atomic_abort(&w->a);

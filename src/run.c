@@ -76,6 +76,45 @@ bool tr_run_monitor(const tr_trainer *t, char *name, size_t len, bool *lower_bet
     return false;
 }
 
+/* The monitored metric exists in this run, or the configuration contradicts its data: a
+ * best_metric of a set the run does not have (val_loss without validation rows), of the
+ * other task (test_r2 of a classifier), or none while early stopping or the plateau schedule
+ * follow it would never choose best.h5 nor fire, silently. */
+static int check_monitor(const tr_trainer *t, tr_err *err)
+{
+    const tr_config *c = t->cfg;
+    const char *want = c->output.best_metric;
+    const tr_train_config *tc = &c->train;
+    if (!strcmp(want, "none")) {
+        if (tc->early_stopping || tc->lr_schedule == TR_SCHED_PLATEAU)
+            return tr_fail(err, TR_ECONFIG, "[output] best_metric = none, but %s follows it: choose the metric to "
+                                            "follow (e.g. val_loss)", tc->early_stopping ? "[train] early_stopping"
+                                                                                         : "[train] lr_schedule = plateau");
+        return 0;
+    }
+    if (!strcmp(want, "auto"))
+        return 0;
+    const char *metric = strchr(want, '_') + 1;
+    const bool cls = tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION;
+    if (!strncmp(want, "val_", 4) && t->data.val.rows == 0)
+        return tr_fail(err, TR_ECONFIG, "[output] best_metric = %s: the run has no validation rows (set [data] "
+                                        "val_fraction, or choose a test_ or train_ metric, or none)", want);
+    if (!strncmp(want, "test_", 5) && t->data.test.rows == 0)
+        return tr_fail(err, TR_ECONFIG, "[output] best_metric = %s: the run has no test rows (set [data] "
+                                        "test_fraction or test_path, or choose a val_ or train_ metric, or none)", want);
+    tr_metrics probe = {.task = cls ? TR_TASK_CLASSIFICATION : TR_TASK_REGRESSION};
+    double v;
+    if (!tr_metrics_get(&probe, metric, &v))
+        return tr_fail(err, TR_ECONFIG, "[output] best_metric = %s: %s is a %s metric, and this run %s ([train] loss "
+                                        "= %s)", want, metric, cls ? "regression" : "classification",
+                       cls ? "classifies" : "regresses", tr_loss_name(t->loss.kind));
+    if (!strncmp(want, "train_", 6) && !tc->eval_train && strcmp(metric, "loss") && strcmp(metric, "accuracy"))
+        return tr_fail(err, TR_ECONFIG, "[output] best_metric = %s: the training set's %s is computed only with "
+                                        "[train] eval_train = true (without it: train_loss, train_accuracy)", want,
+                       metric);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ checkpoints ------- */
 
 static tr_ckpt_state state_of(const tr_trainer *t, const run_state *r, int64_t step_in_epoch)
@@ -150,14 +189,16 @@ static int save_step(tr_trainer *t, run_state *r, int64_t step_in_epoch, tr_err 
 
 /* Loads a checkpoint on every rank; in the node-shared mode one rank per node writes the
  * shared parameters and optimizer state. */
-static int load(tr_trainer *t, const char *path, bool full, tr_ckpt_state *st, tr_err *err)
+static int load(tr_trainer *t, const char *path, bool full, bool non_strict, tr_ckpt_state *st, tr_err *err)
 {
     const bool writer = !tr_reduce_shares_params(t->reduce) || t->dist->local_rank == 0;
     tr_ckpt_parts parts = {.skip_params = !writer,
                            .optim = full && writer ? &t->optim : NULL,
                            .scaler = NULL,
                            .state = full ? st : NULL,
-                           .plain_ok = !full};
+                           .plain_ok = !full,
+                           .non_strict = non_strict,
+                           .note = t->dist->rank == 0 ? stderr : NULL};
     int rc = tr_ckpt_load(path, t->cfg, &t->model, &parts, err);
     rc = tr_dist_agree(t->dist, rc);
     if (!rc && full && !writer) { /* the others keep their own copy of the optimizer's counters */
@@ -251,6 +292,57 @@ static int check_resumable(const tr_config *c, const char *path, tr_err *err)
     return 0;
 }
 
+/* The step of the epoch a checkpoint resumes at, in this run's steps. A checkpoint saved in
+ * the middle of an epoch has trained that epoch's first rows (its steps x its rows per step)
+ * in an order that depends only on the keys below; the run continues exactly after them when
+ * the order is the same and they are whole steps of this run's size, and refuses otherwise
+ * (another batch size would read the position as its own steps, skipping or repeating rows). */
+static int resume_position(const tr_config *c, const char *path, const tr_ckpt_state *st, int64_t *start,
+                           FILE *out, tr_err *err)
+{
+    *start = st->step_in_epoch;
+    if (st->step_in_epoch == 0)
+        return 0;
+    tr_config was;
+    int rc = tr_ckpt_read_config(path, &was, err);
+    if (rc)
+        return rc;
+    static const char *const order_keys[][2] = {{"train", "seed"},          {"train", "shuffle"},
+                                                {"train", "shuffle_block"}, {"train", "shuffle_window"},
+                                                {"train", "drop_last"}};
+    for (size_t i = 0; !rc && i < sizeof order_keys / sizeof order_keys[0]; i++) {
+        const char *a = tr_config_value(&was, order_keys[i][0], order_keys[i][1]);
+        const char *b = tr_config_value(c, order_keys[i][0], order_keys[i][1]);
+        if (strcmp(a, b))
+            rc = tr_fail(err, TR_ECONFIG,
+                         "%s was saved in the middle of epoch %lld, whose remaining rows follow that epoch's order; "
+                         "[%s] %s = %s there and %s now gives another order: resume with %s, or from a checkpoint "
+                         "at the end of an epoch", path, (long long)st->epoch + 1, order_keys[i][0],
+                         order_keys[i][1], a, b, a);
+    }
+    const int64_t old_rows = was.train.batch_size * was.train.accumulate;
+    const int64_t new_rows = c->train.batch_size * c->train.accumulate;
+    const int64_t done = st->step_in_epoch * old_rows;
+    if (!rc && done % new_rows != 0)
+        rc = tr_fail(err, TR_ECONFIG,
+                     "%s was saved after %lld rows of epoch %lld (%lld steps of batch_size %lld x accumulate %lld); "
+                     "steps of %lld rows (batch_size %lld x accumulate %lld) cannot continue exactly there: resume "
+                     "with batch_size = %lld and accumulate = %lld, or from a checkpoint at the end of an epoch",
+                     path, (long long)done, (long long)st->epoch + 1, (long long)st->step_in_epoch,
+                     (long long)was.train.batch_size, (long long)was.train.accumulate, (long long)new_rows,
+                     (long long)c->train.batch_size, (long long)c->train.accumulate,
+                     (long long)was.train.batch_size, (long long)was.train.accumulate);
+    if (!rc && new_rows != old_rows) {
+        *start = done / new_rows;
+        if (out)
+            fprintf(out, "the checkpoint was saved after %lld rows of epoch %lld: the run continues there, at step "
+                         "%lld of %lld rows\n", (long long)done, (long long)st->epoch + 1, (long long)*start + 1,
+                    (long long)new_rows);
+    }
+    tr_config_free(&was);
+    return rc;
+}
+
 /* Makes the run directory this run's: an earlier run there (not the one being resumed) is
  * refused, deleted (--overwrite) or set aside (resume = auto found nothing to resume).
  * Rank 0. */
@@ -262,8 +354,16 @@ static int claim_dir(tr_rundir *rd, const tr_run_options *o, const tr_config *c,
     char *slash = strrchr(dir_of_ckpt, '/');
     if (slash)
         *slash = '\0';
-    if (resume_path[0] && tr_same_file(dir_of_ckpt, rd->dir))
-        return 0; /* resuming this directory's own run */
+    const bool own = resume_path[0] && tr_same_file(dir_of_ckpt, rd->dir);
+    /* nothing the run reads is written over, moved or deleted, and nothing is written
+     * through a link or over a file the trainer did not write (rundir.h); a resume of this
+     * directory's own run reads its own checkpoint, which rotation deletes in its time */
+    const tr_data_config *dc = &c->data;
+    const char *const reads[] = {c->path,        dc->path,        dc->test_path,  dc->images,     dc->labels,
+                                 dc->test_images, dc->test_labels, o->init_from,   own ? NULL : resume_path};
+    const int checked = tr_rundir_check_files(rd, reads, (int)(sizeof reads / sizeof *reads), err);
+    if (checked || own)
+        return checked;
     char list[1024];
     if (tr_rundir_earlier_run(rd, list, sizeof list) == 0)
         return 0;
@@ -375,9 +475,13 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     t->stop_flag = o->stop;
     r.has_monitor = strcmp(c->output.best_metric, "none") != 0;
 
+    /* a contradiction in the configuration first (every rank sees the same data sizes) */
+    int rc = check_monitor(t, err);
+    if (rc)
+        return rc;
     /* the run directory (rank 0 owns it for the whole run), then where to start */
     tr_rundir rd = {.lock_fd = -1};
-    int rc = t->dist->rank == 0 ? tr_rundir_open(&rd, c->output.dir, err) : 0;
+    rc = t->dist->rank == 0 ? tr_rundir_open(&rd, c->output.dir, err) : 0;
     rc = tr_dist_agree(t->dist, rc);
     if (rc) {
         tr_rundir_close(&rd);
@@ -392,7 +496,7 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     tr_ckpt_state st = {0};
     int64_t start_in_epoch = 0, keep_rows = -1;
     if (!rc && path[0]) {
-        rc = load(t, path, true, &st, err);
+        rc = load(t, path, true, false, &st, err);
         if (!rc && st.data.known && !o->new_data &&
             (st.data.rows != t->data.train.rows || st.data.cols != t->data.train.cols ||
              st.data.fingerprint != t->data.fingerprint))
@@ -403,10 +507,11 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
                          path, t->data.source, (long long)st.data.rows, (long long)st.data.cols,
                          (unsigned long long)st.data.fingerprint, (long long)t->data.train.rows,
                          (long long)t->data.train.cols, (unsigned long long)t->data.fingerprint);
+        if (!rc)
+            rc = resume_position(c, path, &st, &start_in_epoch, t->dist->rank == 0 && !o->quiet ? t->out : NULL, err);
         if (!rc) {
             t->epoch = st.epoch;
             t->step = st.step;
-            start_in_epoch = st.step_in_epoch;
             t->epoch_loss_sum = st.epoch_loss_sum;
             t->epoch_rows = st.epoch_rows;
             t->epoch_correct = st.epoch_correct;
@@ -426,9 +531,12 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
             if (t->out && !o->quiet)
                 fprintf(t->out, "resumed from %s: epoch %lld, step %lld\n", path, (long long)st.epoch,
                         (long long)st.step);
+            if (o->init_from && t->dist->rank == 0) /* resume = auto found the run: a requeued job */
+                fprintf(stderr, "trainer: note: --init-from %s is not used: resume = auto continues the run in %s, "
+                                "which started from it\n", o->init_from, c->output.dir);
         }
     } else if (!rc && o->init_from) {
-        rc = load(t, o->init_from, false, NULL, err);
+        rc = load(t, o->init_from, false, o->non_strict, NULL, err);
         if (!rc && t->out && !o->quiet)
             fprintf(t->out, "initialised from %s (parameters only)\n", o->init_from);
     }

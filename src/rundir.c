@@ -4,8 +4,11 @@
  */
 #include "trainer/rundir.h"
 
+#include "trainer/ckpt.h"
 #include "trainer/files.h"
 #include "trainer/h5io.h"
+#include "trainer/log.h"
+#include "trainer/steplog.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -53,7 +56,7 @@ static int lock_dir(tr_rundir *r, tr_err *err)
     int rc = tr_path_format(path, sizeof path, TR_EIO, err, "%s/%s", r->dir, LOCK_NAME);
     if (rc)
         return rc;
-    const int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    const int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return tr_fail(err, TR_EIO, "%s: cannot create the run directory's lock: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -181,42 +184,124 @@ static long long h5_rows(const char *path)
     return rows;
 }
 
+/* The names a run writes in its directory. */
+typedef enum file_name {
+    NAME_OTHER,      /* not one of the run's */
+    NAME_CHECKPOINT, /* ckpt-<step>.h5, best.h5 */
+    NAME_TEMP,       /* <one of the run's names>.tmp.<pid>: a write under way, or a dead one's */
+    NAME_METRIC_LOG, /* metrics.csv, metrics.h5, metrics.earlier-N.csv/.h5 */
+    NAME_STEP_LOG,   /* steps.csv, steps.h5 */
+    NAME_CONFIG,     /* config.ini, effective-config.ini */
+} file_name;
+
+static file_name name_kind(const char *name)
+{
+    long long step;
+    char tail[8];
+    if ((sscanf(name, "ckpt-%lld.%7s", &step, tail) == 2 && !strcmp(tail, "h5")) || !strcmp(name, "best.h5"))
+        return NAME_CHECKPOINT;
+    if (strstr(name, ".tmp.") && (!strncmp(name, "ckpt-", 5) || !strncmp(name, "best.h5", 7) ||
+                                  !strncmp(name, "metrics.", 8) || !strncmp(name, "steps.", 6) ||
+                                  !strncmp(name, "config.ini", 10) ||
+                                  !strncmp(name, "effective-config.ini", 20)))
+        return NAME_TEMP;
+    int n_earlier, end = 0;
+    if (!strcmp(name, "metrics.csv") || !strcmp(name, "metrics.h5") ||
+        (sscanf(name, "metrics.earlier-%d.%n", &n_earlier, &end) == 1 && end > 0 &&
+         (!strcmp(name + end, "h5") || !strcmp(name + end, "csv"))))
+        return NAME_METRIC_LOG;
+    if (!strcmp(name, "steps.csv") || !strcmp(name, "steps.h5"))
+        return NAME_STEP_LOG;
+    if (!strcmp(name, "config.ini") || !strcmp(name, "effective-config.ini"))
+        return NAME_CONFIG;
+    return NAME_OTHER;
+}
+
+/* Whether a file under one of the run's names is the trainer's, by its contents. */
+static bool written_here(const char *path, file_name kind)
+{
+    struct stat st;
+    if (kind != NAME_OTHER && stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+        return true; /* empty: a write that was cut short before its first line (nothing to lose) */
+    switch (kind) {
+    case NAME_CHECKPOINT:
+        return tr_ckpt_written_by_trainer(path);
+    case NAME_METRIC_LOG:
+        return tr_metric_log_written_by_trainer(path);
+    case NAME_STEP_LOG:
+        return tr_step_log_written_by_trainer(path);
+    case NAME_CONFIG:
+        return written_by_trainer(path);
+    case NAME_TEMP:
+        return true; /* named after a process ID: nobody else's */
+    case NAME_OTHER:
+        break;
+    }
+    return false;
+}
+
+/* A regular file with one name (what lstat says): the only kind the run replaces or deletes. */
+static bool plain_file(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1;
+}
+
 static file_role role_of(const char *dir, const char *name, char *what, size_t len)
 {
     char path[TR_PATH_MAX + 300];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(what, len, "%s", name);
-    long long step;
-    char tail[8];
-    if ((sscanf(name, "ckpt-%lld.%7s", &step, tail) == 2 && !strcmp(tail, "h5")) || !strcmp(name, "best.h5"))
+    const file_name kind = name_kind(name);
+    if (kind == NAME_OTHER || !plain_file(path) || !written_here(path, kind))
+        return ROLE_NONE; /* a user's file, or a link: never deleted or moved */
+    if (kind == NAME_CHECKPOINT)
         return ROLE_RESULT;
-    if (strstr(name, ".tmp.") && (!strncmp(name, "ckpt-", 5) || !strncmp(name, "best.h5", 7) ||
-                                  !strncmp(name, "metrics.", 8) || !strncmp(name, "steps.", 6) ||
-                                  !strncmp(name, "config.ini", 10) ||
-                                  !strncmp(name, "effective-config.ini", 20)))
+    if (kind == NAME_TEMP || kind == NAME_CONFIG || kind == NAME_STEP_LOG) /* steps.* go with metrics.* */
         return ROLE_BYPRODUCT;
-    int n_earlier, end = 0;
-    if (sscanf(name, "metrics.earlier-%d.%n", &n_earlier, &end) == 1 && end > 0 &&
-        (!strcmp(name + end, "h5") || !strcmp(name + end, "csv")))
+    if (strcmp(name, "metrics.csv") && strcmp(name, "metrics.h5"))
         return ROLE_RESULT; /* a metric log a resume kept under another name */
     if (!strcmp(name, "metrics.csv")) {
         const long long n = csv_rows(path);
         snprintf(what, len, "%s (%lld rows)", name, n);
         return n > 0 ? ROLE_RESULT : ROLE_BYPRODUCT;
     }
-    if (!strcmp(name, "metrics.h5")) {
-        const long long n = h5_rows(path);
-        if (n >= 0)
-            snprintf(what, len, "%s (%lld rows)", name, n);
-        else
-            snprintf(what, len, "%s (unreadable)", name);
-        return n != 0 ? ROLE_RESULT : ROLE_BYPRODUCT;
+    const long long n = h5_rows(path);
+    if (n >= 0)
+        snprintf(what, len, "%s (%lld rows)", name, n);
+    else
+        snprintf(what, len, "%s (unreadable)", name);
+    return n != 0 ? ROLE_RESULT : ROLE_BYPRODUCT;
+}
+
+int tr_rundir_check_files(const tr_rundir *r, const char *const *reads, int n_reads, tr_err *err)
+{
+    DIR *d = opendir(r->dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        const file_name kind = name_kind(e->d_name);
+        if (kind == NAME_OTHER)
+            continue;
+        char path[TR_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", r->dir, e->d_name);
+        for (int i = 0; !rc && i < n_reads; i++)
+            if (reads[i] && reads[i][0] && tr_same_file(path, reads[i]))
+                rc = tr_fail(err, TR_ECONFIG,
+                             "[output] dir = %s: %s is %s, which this run reads; the run writes that name: move "
+                             "the file, or choose another dir", r->dir, e->d_name,
+                             strcmp(path, reads[i]) ? reads[i] : "an input");
+        if (!rc && kind != NAME_CONFIG) /* a user's own config.ini is kept (tr_rundir_write_config) */
+            rc = tr_output_not_linked(path, "[output] dir:", TR_ECONFIG, err);
+        if (!rc && kind != NAME_CONFIG && !written_here(path, kind))
+            rc = tr_fail(err, TR_ECONFIG,
+                         "[output] dir = %s: %s exists and is not a file the trainer wrote; the run would replace "
+                         "it: move it away, or choose another dir", r->dir, e->d_name);
     }
-    if ((!strcmp(name, "config.ini") || !strcmp(name, "effective-config.ini")) && written_by_trainer(path))
-        return ROLE_BYPRODUCT;
-    if (!strcmp(name, "steps.csv") || !strcmp(name, "steps.h5")) /* the per-step log goes with metrics.* */
-        return ROLE_BYPRODUCT;
-    return ROLE_NONE;
+    closedir(d);
+    return rc;
 }
 
 /* Calls fn for each of the trainer's files in the directory; stops at a non-zero return. */
@@ -330,11 +415,11 @@ int tr_rundir_write_config(const tr_rundir *r, const tr_config *c, tr_err *err)
     if (rc)
         return rc;
     struct stat st;
-    if (lstat(path, &st) == 0 && !written_by_trainer(path)) { /* the user's own: keep it */
+    if (lstat(path, &st) == 0 && (!plain_file(path) || !written_by_trainer(path))) { /* the user's own: keep it */
         rc = tr_path_format(path, sizeof path, TR_EIO, err, "%s/effective-config.ini", r->dir);
         if (rc)
             return rc;
-        if (lstat(path, &st) == 0 && !written_by_trainer(path)) {
+        if (lstat(path, &st) == 0 && (!plain_file(path) || !written_by_trainer(path))) {
             fprintf(stderr, "trainer: note: %s/config.ini and %s are the user's own files; the effective "
                             "configuration is not written\n", r->dir, path);
             return 0;

@@ -98,7 +98,8 @@ static int write_h5(tr_step_log *l, const double *rows, int64_t n, tr_err *err)
     tr_h5_quiet();
     hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hid_t g = f >= 0 ? H5Gcreate2(f, "/steps", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
-    rc = g < 0 ? tr_fail(err, TR_EIO, "%s: cannot create", l->h5_path) : 0;
+    char why[200];
+    rc = g < 0 ? tr_fail(err, TR_EIO, "%s: cannot create: %s", l->h5_path, tr_h5_why(why, sizeof why)) : 0;
     double *col = calloc((size_t)n + 1, sizeof *col);
     if (!rc && !col)
         rc = tr_fail(err, TR_ENOMEM, "out of memory");
@@ -112,7 +113,7 @@ static int write_h5(tr_step_log *l, const double *rows, int64_t n, tr_err *err)
         for (int64_t r = 0; r < n; r++)
             col[r] = rows[r * N_COLS + k];
         if (d < 0 || (n > 0 && H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, col) < 0))
-            rc = tr_fail(err, TR_EIO, "%s: cannot write %s", l->h5_path, name);
+            rc = tr_fail(err, TR_EIO, "%s: cannot write %s: %s", l->h5_path, name, tr_h5_why(why, sizeof why));
         if (d >= 0)
             H5Dclose(d);
         H5Pclose(dcpl);
@@ -121,13 +122,28 @@ static int write_h5(tr_step_log *l, const double *rows, int64_t n, tr_err *err)
     free(col);
     if (g >= 0)
         H5Gclose(g);
-    if (f >= 0 && H5Fclose(f) < 0 && !rc)
-        rc = tr_fail(err, TR_EIO, "%s: closing failed (disk full?)", l->h5_path);
+    if (f >= 0 && rc)
+        H5Fclose(f);
+    else if (f >= 0)
+        rc = tr_h5_finish(f, l->h5_path, err);
     if (rc) {
         tr_atomic_abort(&a);
         return rc;
     }
     return tr_atomic_commit(&a, TR_EIO, err);
+}
+
+bool tr_step_log_written_by_trainer(const char *path)
+{
+    const size_t n = strlen(path);
+    if (n > 4 && !strcmp(path + n - 4, ".csv")) {
+        char line[256], want[256] = "";
+        for (int k = 0; k < N_COLS; k++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", k ? "," : "", tr_step_log_columns[k]);
+        return tr_file_first_line(path, line, sizeof line) && !strcmp(line, want);
+    }
+    static const char *const root[] = {"steps", NULL};
+    return tr_h5_root_check(path, root) != 0; /* one that does not open: a killed writer's */
 }
 
 int tr_step_log_open(tr_step_log **out, const char *dir, int64_t keep_through_step, tr_err *err)
@@ -173,23 +189,27 @@ int tr_step_log_append(tr_step_log *l, const tr_step_row *row, tr_err *err)
     double v[N_COLS];
     row_values(row, v);
     csv_row(l->csv, v);
-    if (fflush(l->csv) != 0)
-        return tr_fail(err, TR_EIO, "%s: write failed (disk full?)", l->csv_path);
+    if (ferror(l->csv) || fflush(l->csv) != 0)
+        return tr_fail(err, TR_EIO, "%s: write failed: %s", l->csv_path, strerror(errno));
     const hsize_t at[1] = {(hsize_t)l->rows}, one[1] = {1}, size[1] = {(hsize_t)l->rows + 1};
     for (int k = 0; k < N_COLS; k++) {
+        char why[200];
         if (H5Dset_extent(l->dset[k], size) < 0)
-            return tr_fail(err, TR_EIO, "%s: cannot extend /steps", l->h5_path);
+            return tr_fail(err, TR_EIO, "%s: cannot extend /steps: %s", l->h5_path, tr_h5_why(why, sizeof why));
         hid_t fs = H5Dget_space(l->dset[k]), ms = H5Screate_simple(1, one, NULL);
         H5Sselect_hyperslab(fs, H5S_SELECT_SET, at, NULL, one, NULL);
         const herr_t st = H5Dwrite(l->dset[k], H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, &v[k]);
+        if (st < 0)
+            tr_h5_why(why, sizeof why);
         H5Sclose(ms);
         H5Sclose(fs);
         if (st < 0)
-            return tr_fail(err, TR_EIO, "%s: write failed (disk full?)", l->h5_path);
+            return tr_fail(err, TR_EIO, "%s: write failed: %s", l->h5_path, why);
     }
     l->rows++;
+    char why[200];
     if (H5Fflush(l->file, H5F_SCOPE_LOCAL) < 0)
-        return tr_fail(err, TR_EIO, "%s: flush failed (disk full?)", l->h5_path);
+        return tr_fail(err, TR_EIO, "%s: flush failed: %s", l->h5_path, tr_h5_why(why, sizeof why));
     return 0;
 }
 

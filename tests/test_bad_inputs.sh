@@ -81,9 +81,90 @@ expect "truncated HDF5 data file" 3 "truncated.h5" -- "${csv[@]}" --set data.pat
 expect "HDF5 data without the dataset" 3 "/features_here" -- "${csv[@]}" --set data.path=good.h5 --set data.features=/features_here \
     --set output.dir="$W/r"
 
+# every parsed list, table and number is strict; every message names the real cause (issue 27,
+# class 4)
+expect "a width too large" 2 "width 1 ('200000000') is too large (at most 100000000)" -- \
+    "${train[@]}" --set model.layers=2,200000000,1
+expect "a seed beyond 64 bits" 2 "seed = 99999999999999999999: too large" -- \
+    "${train[@]}" --set train.seed=99999999999999999999
+expect "an empty list item" 2 "layers = 2,,1: an empty item" -- "${train[@]}" --set model.layers=2,,1
+expect "a trailing comma" 2 "an empty item" -- "${train[@]}" --set model.layers=2,4,1,
+expect "class weights all zero" 2 "at least one class weight must be positive" -- \
+    "${train[@]}" --set train.class_weights=0,0
+expect "bn_eps = 0" 2 "[model] bn_eps = 0: must be between" -- "${train[@]}" --set model.bn_eps=0
+expect "data gen --n -5 names the option" 2 "--n -5: must be between" -- "$T" data gen moons --n -5 --out g.csv
+check "  and no --set the user never gave" bash -c "! grep -q -- '--set' '$W/err.txt'"
+expect "data gen with an unknown option" 2 "unknown option --colour" -- "$T" data gen moons --colour red --out g.csv
+printf '\xef\xbb\xbfx0,x1,y\n0.1,0.2,0\n0.3,0.4,1\n0.5,0.1,1\n' >bom.csv
+expect "a CSV with a UTF-8 byte order mark: its first column is x0" 0 "" -- \
+    "${csv[@]}" --set data.path=bom.csv --set data.columns=x0,x1 --set data.target=y --set data.test_fraction=0 \
+    --set output.dir="$W/bom"
+printf 'x0,x0,y\n0.1,0.2,0\n0.3,0.4,1\n' >dup.csv
+expect "duplicated column names" 3 "dup.csv:1: columns 1 and 2 are both named 'x0'" -- \
+    "${csv[@]}" --set data.path=dup.csv --set output.dir="$W/r"
+printf 'x0,,y\n0.1,0.2,0\n0.3,0.4,1\n' >noname.csv
+expect "an empty column name" 3 "noname.csv:1: column 2 has no name" -- \
+    "${csv[@]}" --set data.path=noname.csv --set output.dir="$W/r"
+printf '0.1,0.2,0\n0.3,0.4,1\n0.5,0.1,1\n' >noheader.csv
+expect "numbers where the header is expected" 3 "the first line holds numbers, not column names" -- \
+    "${csv[@]}" --set data.path=noheader.csv --set output.dir="$W/r"
+expect "... read with header = false" 0 "" -- "${csv[@]}" --set data.path=noheader.csv --set data.header=false \
+    --set data.test_fraction=0 --set output.dir="$W/noheader"
+printf 'x0;x1;y\n1,234;0.2;0\n0.3;0.4;1\n' >thousands.csv
+expect "a thousands separator" 3 "thousands.csv:2: column 1 ('x0'): '1,234' is not a number" -- \
+    "${csv[@]}" --set data.path=thousands.csv --set output.dir="$W/r"
+"$T" data gen moons --out locked.h5 --n 300 >/dev/null
+/usr/bin/python3 - "$T" "$MOONS" "$W" <<'PY'
+import subprocess, sys, h5py
+T, moons, W = sys.argv[1:]
+with h5py.File("locked.h5", "a"):  # another process holds it open for writing
+    r = subprocess.run([T, "train", moons, "--set", "data.generator=", "--set", "data.path=locked.h5",
+                        "--set", f"output.dir={W}/r"], capture_output=True, text=True, timeout=60)
+ok = r.returncode == 3 and "locked by another process" in r.stderr
+print(("ok   " if ok else "FAIL ") + "an HDF5 file another process writes: " + r.stderr.strip()[-160:])
+sys.exit(0 if ok else 1)
+PY
+[[ $? -eq 0 ]] || failures=$((failures + 1))
+expect "bench on a config that reads a data file" 0 "" -- "$T" bench "$W/bom/config.ini" --steps 5
 # ---- checkpoints and the run directory -------------------------------------------------------
 expect "architecture mismatch on resume" 4 "the architecture differs from the configuration; layers 2,20,20,1" -- \
     "${train[@]}" --set output.dir="$W/prev" --set output.resume=auto --set model.layers=2,8,1
+# a run never trains or evaluates something other than what it says (issue 27, class 3)
+small=("${train[@]}" --set data.n=200 --set train.batch_size=8 --set train.epochs=2)
+TRAINER_TEST_SIGNAL_AT_STEP=0:5 "${small[@]}" --set output.dir=mid >/dev/null 2>&1 # 40 rows of epoch 1
+for b in 80 20 4; do rm -rf "mid$b" && cp -r mid "mid$b"; done
+expect "mid-epoch resume at a batch size the rows done do not divide" 2 "saved after 40 rows of epoch 1" -- \
+    "${small[@]}" --set train.batch_size=80 --resume mid80 --set output.dir=mid80
+expect "mid-epoch resume at batch 20: continues at row 40" 0 "" -- \
+    "${small[@]}" --set train.batch_size=20 --resume mid20 --set output.dir=mid20
+check "  5 + 6 + 8 steps" grep -q "trained 2 epochs (19 steps)" "$W/out.txt"
+expect "mid-epoch resume at batch 4: continues at row 40" 0 "" -- \
+    "${small[@]}" --set train.batch_size=4 --resume mid4 --set output.dir=mid4
+check "  5 + 30 + 40 steps" grep -q "trained 2 epochs (75 steps)" "$W/out.txt"
+expect "mid-epoch resume with another seed (another order)" 2 "[train] seed = 0 there and 7 now" -- \
+    "${small[@]}" --set train.seed=7 --resume mid --set output.dir=mid
+expect "best_metric = val_loss without validation rows" 2 "[output] best_metric = val_loss: the run has no validation rows" -- \
+    "${train[@]}" --set output.best_metric=val_loss --set output.dir="$W/r"
+expect "best_metric = test_r2 of a classifier" 2 "r2 is a regression metric" -- \
+    "${train[@]}" --set output.best_metric=test_r2 --set output.dir="$W/r"
+expect "best_metric = none with early stopping" 2 "best_metric = none, but [train] early_stopping follows it" -- \
+    "${train[@]}" --set output.best_metric=none --set train.early_stopping=true --set output.dir="$W/r"
+expect "--resume with --init-from" 2 "contradict each other" -- \
+    "${train[@]}" --resume "$W/prev" --init-from "$W/prev/best.h5"
+/usr/bin/python3 - "$W/prev/best.h5" <<'PY'
+import sys, h5py, numpy as np
+src = h5py.File(sys.argv[1], "r")
+def copy(name, obj):  # returns None: h5py's visit stops at the first other value
+    if name.startswith("model/") and isinstance(obj, h5py.Dataset):
+        f.create_dataset(name, data=obj[()])
+with h5py.File("state_dict_extra.h5", "w") as f:  # a PyTorch state_dict with one key too many
+    src.visititems(copy)
+    f["model/9/weight"] = np.zeros((3, 3), np.float32)
+PY
+expect "--init-from a state_dict with a tensor the model lacks" 4 "/model/9/weight): refused" -- \
+    "${train[@]}" --init-from state_dict_extra.h5 --set output.dir="$W/r"
+expect "... with --non-strict: loads the others" 0 "0 tensors of the model not in the file, kept as initialised; 1 in the file not in the model, ignored" -- \
+    "${train[@]}" --init-from state_dict_extra.h5 --non-strict --set output.dir="$W/nonstrict"
 head -c 3000 "$W/prev/best.h5" >trunc_ckpt.h5
 expect "truncated checkpoint (predict)" 4 "trunc_ckpt.h5" -- \
     "$T" predict --checkpoint trunc_ckpt.h5 --input one.csv --output p.csv
@@ -94,6 +175,50 @@ expect "output directory is a file" 4 "[output] dir = a_file: exists and is not 
     "${train[@]}" --set output.dir=a_file
 expect "output directory under a file" 4 "a_file/run" -- "${train[@]}" --set output.dir=a_file/run
 check "  earlier run's files unchanged by all of the above" [ "$(sums "$W/prev")" == "$before" ]
+
+# ---- a run directory's files are the trainer's (issue 27, class 1) ---------------------------
+# a file under one of the run's names that the trainer did not write, a link, or an input of
+# the run: refused before anything is written (status 2), and the file is unchanged
+for name in metrics.csv metrics.h5 steps.csv steps.h5 best.h5 ckpt-000000005.h5; do
+    mkdir -p "own_$name" && printf 'my notes\n1,2\n' >"own_$name/$name"
+    expect "user's own $name in a fresh run dir" 2 "$name exists and is not a file the trainer wrote" -- \
+        "${train[@]}" --set output.dir="own_$name" --set output.log_every_steps=2
+    check "  $name kept" grep -q "my notes" "own_$name/$name"
+    expect "user's own $name with --overwrite" 2 "$name exists and is not a file the trainer wrote" -- \
+        "${train[@]}" --set output.dir="own_$name" --set output.log_every_steps=2 --overwrite
+    check "  $name kept" grep -q "my notes" "own_$name/$name"
+done
+echo precious >precious.txt
+mkdir -p linked && ln -sf ../precious.txt linked/metrics.csv
+expect "metrics.csv a symlink to an outside file" 2 "metrics.csv: is a symbolic link" -- \
+    "${train[@]}" --set output.dir=linked
+check "  the outside file unchanged" grep -qx precious precious.txt
+"${train[@]}" --set output.dir=hard >/dev/null 2>&1 && ln hard/best.h5 best-link.h5
+expect "best.h5 with another hard link, --overwrite" 2 "best.h5: the file has 1 other hard link" -- \
+    "${train[@]}" --set output.dir=hard --overwrite
+check "  the other link's file unchanged" cmp hard/best.h5 best-link.h5
+rm best-link.h5
+expect "--init-from the run dir's best.h5 with --overwrite" 2 "best.h5 is an input" -- \
+    "${train[@]}" --set output.dir=hard --overwrite --init-from hard/best.h5
+check "  best.h5 kept" test -f hard/best.h5
+mkdir -p data_in_dir && "$T" data gen moons --out data_in_dir/steps.h5 --n 200 >/dev/null
+cp data_in_dir/steps.h5 steps_copy.h5
+expect "data.path = the run dir's steps.h5" 2 "steps.h5" -- \
+    "${csv[@]}" --set data.path=data_in_dir/steps.h5 --set output.dir=data_in_dir --set output.log_every_steps=2
+check "  the training data unchanged" cmp data_in_dir/steps.h5 steps_copy.h5
+"$T" data gen moons --out gen.csv --n 20 >/dev/null && ln -sf gen.csv gen-link.csv && ln gen.csv gen-hard.csv
+expect "data gen --out a symlink" 2 "gen-link.csv: is a symbolic link" -- "$T" data gen moons --out gen-link.csv --n 20
+expect "data gen --out a file with another hard link" 2 "other hard link" -- "$T" data gen moons --out gen.csv --n 20
+printf 'my,table\n1,2\n' >mine.csv
+expect "data gen --out a user's file" 2 "not one trainer data gen wrote" -- "$T" data gen moons --out mine.csv --n 20
+check "  the user's file unchanged" grep -q my,table mine.csv
+"$T" data gen moons --out pin.csv --n 20 >/dev/null && ln -sf gen.csv pin-link.csv
+expect "predict --output a symlink" 2 "pin-link.csv: is a symbolic link" -- \
+    "$T" predict --checkpoint hard/best.h5 --input pin.csv --output pin-link.csv
+expect "predict --output = its input" 2 "which this command reads" -- \
+    "$T" predict --checkpoint hard/best.h5 --input pin.csv --output pin.csv
+"$T" data gen moons --out conv.h5 --n 20 >/dev/null && ln -sf conv.h5 conv-link.h5
+expect "data convert to a symlink" 2 "conv-link.h5: is a symbolic link" -- "$T" data convert pin.csv conv-link.h5
 
 # ---- the file system says no ------------------------------------------------------------------
 if [[ $is_root -eq 1 ]] && mkdir -p small && mount -t tmpfs -o size=1200k tmpfs small 2>/dev/null; then
@@ -109,6 +234,24 @@ if [[ $is_root -eq 1 ]] && mkdir -p small && mount -t tmpfs -o size=1200k tmpfs 
     expect "disk full under the metric log" 4 "metrics.h5: cannot" -- \
         "${train[@]}" --set train.epochs=300 --set train.eval_every=1 --set output.checkpoint_every=0 \
         --set output.dir="$W/small/run"
+    umount small && mounted=()
+    # every other output on a full disk: status 4, the system's reason, no file left (issue 27,
+    # class 2: libhdf5 also loses writes silently, which the trainer detects)
+    mount -t tmpfs -o size=64k tmpfs small && mounted+=("$W/small")
+    "$T" data gen moons --out big.csv --n 100000 >/dev/null
+    "${train[@]}" --set output.dir=pred_run >/dev/null 2>&1
+    for out in g.csv g.h5; do
+        expect "data gen to a full disk ($out)" 4 "small/$out: " -- "$T" data gen moons --out "small/$out" --n 100000
+        check "  says why" grep -q "No space left on device" "$W/err.txt"
+        check "  no file left" bash -c "! ls '$W'/small/* 2>/dev/null"
+    done
+    expect "data convert to a full disk" 4 "No space left on device" -- "$T" data convert big.csv small/c.h5
+    check "  no file left" bash -c "! ls '$W'/small/* 2>/dev/null"
+    for out in p.csv p.h5; do
+        expect "predict to a full disk ($out)" 4 "No space left on device" -- \
+            "$T" predict --checkpoint pred_run/best.h5 --input big.csv --output "small/$out"
+        check "  no file left" bash -c "! ls '$W'/small/* 2>/dev/null"
+    done
     umount small && mounted=()
 else
     echo "skip disk full (needs root and tmpfs mounts)"

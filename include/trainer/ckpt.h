@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define TR_CKPT_FORMAT_VERSION 1
 
@@ -75,6 +76,10 @@ typedef struct tr_ckpt_parts {
     bool plain_ok;         /* --init-from: a plain HDF5 file without the checksummed header (a PyTorch
                             * state_dict written with h5py) is accepted; the header is checked where
                             * there is one, the shapes and finiteness always */
+    bool non_strict;       /* --non-strict (PyTorch's strict=False): /model tensors the model does not have
+                            * are ignored and the model's tensors the file lacks keep their values;
+                            * otherwise either is an error */
+    FILE *note;            /* where --non-strict says what it skipped (NULL: silent) */
 } tr_ckpt_parts;
 
 /* Writes a checkpoint of the run to `path` atomically (rank 0): tr_ckpt_build, then
@@ -99,11 +104,15 @@ int tr_ckpt_build(tr_ckpt_image *img, const char *path, const tr_config *c, cons
  * calls: any thread. On failure the temporary file is removed and the earlier file kept. */
 int tr_ckpt_write(tr_ckpt_image *img, tr_err *err);
 
+/* Whether the file starts with the header every checkpoint the trainer writes has. */
+bool tr_ckpt_written_by_trainer(const char *path);
+
 /* Frees an image that will not be written. */
 void tr_ckpt_image_free(tr_ckpt_image *img);
 
 /* Loads the parameters (and the parts asked for) into a model built from `c`. A different
- * architecture is an error listing every difference; a truncated or corrupt file, a missing
+ * architecture is an error listing every difference, and so is a /model tensor the model
+ * does not have (unless non_strict); a truncated or corrupt file, a missing
  * or mis-shaped tensor, an optimizer of another kind are errors naming the file. */
 int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckpt_parts *parts, tr_err *err);
 

@@ -29,7 +29,8 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
  * Returns -1 if unknown, 0 for auto. */
 int tr_csv_delimiter(const char *name);
 
-/* Writes ds as CSV with a header x0..x{F-1},y0..y{T-1} (or the given names). */
-int tr_csv_write(const tr_dataset *ds, const char *path, char delimiter, tr_err *err);
+/* Writes ds as CSV (header x0..., y or y0...) to f; `path` names the file in a message.
+ * Checks the stream: a write that failed (a full disk) is TR_EIO with the system's reason. */
+int tr_csv_write(const tr_dataset *ds, FILE *f, const char *path, char delimiter, tr_err *err);
 
 #endif

@@ -7,7 +7,8 @@
  *   - a path that does not fit a buffer is refused, never truncated into another path;
  *   - an output never replaces a file the same command reads (compared by device and
  *     inode, so links and other spellings of a path are caught) nor anything but a regular
- *     file;
+ *     file, and never a symbolic link or a file with other hard links (nothing is written
+ *     through a link);
  *   - an output appears under its final name complete or not at all (a temporary file in
  *     the same directory, flushed, synced and renamed; then the directory is synced).
  */
@@ -39,6 +40,16 @@ FILE *tr_input_fopen(const char *path, const char *what, int code, tr_err *err);
 
 /* Whether a and b exist and are the same file (device and inode). */
 bool tr_same_file(const char *a, const char *b);
+
+/* The start of a regular file's first line (at most len - 1 bytes, without its end of line)
+ * into buf; false when the file cannot be read or is empty. */
+bool tr_file_first_line(const char *path, char *buf, size_t len);
+
+/* 0 when an existing file may be replaced or appended to by an output: a regular file (not
+ * a symbolic link, which the trainer never writes through or replaces) with no other hard
+ * link (whose other names would change too, or keep what the trainer deletes); else `code`
+ * naming `what` and `path`. A missing file passes. */
+int tr_output_not_linked(const char *path, const char *what, int code, tr_err *err);
 
 /* Which existing files an output may replace: only those an earlier run of the same
  * command wrote, recognised by their contents (a user's data, a checkpoint or any other

@@ -76,10 +76,24 @@ void tr_h5_quiet(void);
  * trainer closes its files itself. */
 void tr_h5_no_atexit(void);
 
+/* Why the HDF5 call that just failed failed, into buf (returned): the system's reason where
+ * a file operation failed ("No space left on device"), else HDF5's innermost description.
+ * Call it before any other HDF5 call, which clears the error stack. */
+const char *tr_h5_why(char *buf, size_t len);
+
+/* Flushes and closes a file the trainer wrote: TR_EIO naming `path` and the reason when
+ * either fails (the file is closed either way). */
+int tr_h5_finish(hid_t file, const char *path, tr_err *err);
+
 /* Whether path is a regular file in HDF5 format. */
 bool tr_h5_is_file(const char *path);
 
 /* Whether path is an HDF5 file whose root holds no link but those in names (NULL-ended). */
 bool tr_h5_root_holds_only(const char *path, const char *const *names);
+
+/* The same, telling a file that does not open apart: 1 holds only those names, 0 holds
+ * others or is not an HDF5 file, -1 has HDF5's signature but does not open (damaged, or its
+ * writer was killed while writing). */
+int tr_h5_root_check(const char *path, const char *const *names);
 
 #endif

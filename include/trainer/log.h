@@ -51,6 +51,11 @@ int tr_metric_log_open(tr_metric_log **log, const char *dir, const tr_log_layout
                        tr_err *err);
 int tr_metric_log_append(tr_metric_log *log, const tr_log_row *row, tr_err *err);
 int64_t tr_metric_log_rows(const tr_metric_log *log);
+
+/* Whether a metrics.csv or metrics.h5 (or a metrics.earlier-N.* kept by a resume) is one
+ * the trainer wrote: the CSV header starts with epoch,step; the HDF5 root holds /metrics
+ * alone, or the file has HDF5's signature but does not open (its writer was killed). */
+bool tr_metric_log_written_by_trainer(const char *path);
 void tr_metric_log_close(tr_metric_log *log);
 
 /* The evaluation line: epoch, step, losses and accuracies (or R2), lr, samples/s. */

@@ -15,6 +15,7 @@
 typedef struct tr_run_options {
     const char *resume_dir; /* --resume DIR; NULL: [output] resume decides */
     const char *init_from;  /* --init-from FILE: parameters only; NULL: none */
+    bool non_strict;        /* --non-strict: --init-from takes the tensors that match (ckpt.h) */
     volatile sig_atomic_t *stop; /* set by a signal handler; NULL: no signals */
     bool quiet;             /* no human lines (tests) */
     bool overwrite;         /* --overwrite: an earlier run in [output] dir is deleted */

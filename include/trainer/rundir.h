@@ -16,7 +16,8 @@
  * to resume) into such a directory is refused unless the user asks to replace it
  * (--overwrite: the earlier run's files are deleted) or resume = auto found no valid
  * checkpoint there (the earlier files are then moved into DIR/previous-N/ and the run says
- * so). Files the trainer did not write (a user's own config.ini) are never touched.
+ * so). Files the trainer did not write (a user's own config.ini) are never touched: only
+ * files recognised as the trainer's by their contents, and never through a link.
  */
 #ifndef TRAINER_RUNDIR_H
 #define TRAINER_RUNDIR_H
@@ -38,6 +39,13 @@ int tr_rundir_open(tr_rundir *r, const char *dir, tr_err *err);
 
 /* Releases the lock (the directory and its files stay). Accepts a closed or zeroed one. */
 void tr_rundir_close(tr_rundir *r);
+
+/* Refuses (TR_ECONFIG naming the file) a directory where the run would write through or
+ * over something not its own: a file under one of the run's names (checkpoints, best.h5,
+ * metrics.*, steps.*) that the trainer did not write (recognised by its contents), that is
+ * a symbolic link or has other hard links, or that is one of `reads` (the run's inputs,
+ * compared by device and inode). A user's own config.ini is not refused: it is kept. */
+int tr_rundir_check_files(const tr_rundir *r, const char *const *reads, int n_reads, tr_err *err);
 
 /* The earlier run's files in the directory ("ckpt-000000100.h5, best.h5, metrics.csv (12
  * rows)") into list; returns how many (0: none, the directory is free for a new run). */

@@ -14,6 +14,7 @@
 
 #include "trainer/error.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* One row; the columns, in this order, are named by tr_step_log_columns. */
@@ -24,6 +25,11 @@ typedef struct tr_step_row {
 extern const char *const tr_step_log_columns[]; /* NULL-terminated */
 
 typedef struct tr_step_log tr_step_log;
+
+/* Whether a steps.csv or steps.h5 is one the trainer wrote (the CSV's header is exactly the
+ * columns above; the HDF5 root holds /steps alone, or the file has HDF5's signature but
+ * does not open: its writer was killed). */
+bool tr_step_log_written_by_trainer(const char *path);
 
 /* Creates DIR/steps.h5 and DIR/steps.csv, or (keep_through_step >= 0) keeps the rows of an
  * earlier log up to that step and continues it. */
