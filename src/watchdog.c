@@ -12,6 +12,7 @@
 #include "dist_impl.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -121,10 +122,30 @@ static wd_status my_status(void)
     return s;
 }
 
+/* TRAINER_STATUS_FILE (set by scripts/mpirun.sh): a line "8 watchdog rank R" is appended
+ * before this rank exits with the watchdog's status, so a launcher that cannot end the job
+ * (mpirun waiting for a lost node's daemon) learns the verdict. Formatted at start;
+ * async-signal-safe (open, write, close). */
+static char verdict_path[1024], verdict_line[64];
+
+static void record_verdict(void)
+{
+    if (!verdict_path[0])
+        return;
+    const int fd = open(verdict_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return;
+    if (write(fd, verdict_line, strlen(verdict_line)) < 0) {
+        /* the exit status still says it */
+    }
+    close(fd);
+}
+
 /* The answers did not come and MPI did not let go: leave anyway. */
 static void on_backstop(int sig)
 {
     (void)sig;
+    record_verdict();
     tr_write_stderr("trainer: error: watchdog: a wait on other ranks passed its deadline and the ranks could not be "
               "asked which is missing; exiting with status 8 (resume from the last checkpoint)\n");
     _exit(8);
@@ -265,6 +286,7 @@ static void alarm_raised(const wd_status *first)
         lowest++;
     if (lowest == wd.rank)
         report(all, answered);
+    record_verdict();
     _exit(8); /* TR_EWATCHDOG's status; the main thread is stuck, nothing else to unwind */
 }
 
@@ -304,6 +326,11 @@ int tr_watchdog_start(tr_dist *d, double deadline_s, tr_err *err)
     wd.rank = d->rank;
     wd.size = d->size;
     wd.deadline = deadline_s;
+    const char *verdict = getenv("TRAINER_STATUS_FILE");
+    if (verdict && strlen(verdict) < sizeof verdict_path) {
+        snprintf(verdict_path, sizeof verdict_path, "%s", verdict);
+        snprintf(verdict_line, sizeof verdict_line, "8 watchdog rank %d\n", d->rank);
+    }
     wd.hosts = calloc((size_t)d->size, sizeof *wd.hosts);
     wd.peers = calloc((size_t)d->size, sizeof *wd.peers);
     int rc = wd.hosts && wd.peers ? 0 : TR_ENOMEM;

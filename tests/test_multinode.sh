@@ -19,6 +19,8 @@
 #      -> the job resumes and completes
 #   7. node loss: node2's link taken down mid-run -> the watchdog names it, SLURM marks node2
 #      DOWN and requeues the job, which resumes on node1 + node3 and completes
+#   8. node loss under plain mpirun (scripts/mpirun.sh, tests/ns_agent.sh as its ssh): node3's
+#      link taken down -> named, status 8 within the deadline plus about 30 s
 # then tears the cluster down (only what it started). Exit 77 (skipped) when not root or the
 # packages are missing.
 set -euo pipefail
@@ -187,5 +189,38 @@ grep -q "trained 4 epochs" "trainer-mn-$jid.out" || fail "the resumed job did no
 pass "node2 lost (link down): named, node2 DOWN, the job requeued onto node1 + node3, resumed and completed" \
     "($(($(date +%s) - t_lost)) s from the link going down to the end); the job's log:"
 grep -E "^== |watchdog:|resumed from|[Nn]ode failure" "trainer-mn-$jid.out" | sed 's/^/    /'
+
+# ---- 8. node loss under plain mpirun (no SLURM): scripts/mpirun.sh ends the job ------------------
+# mpirun on node1 starts node3's daemon through tests/ns_agent.sh (its ssh); node3's link goes
+# down mid-run. The watchdog (5 s) names rank 1 on node3 and the ranks exit 8, but mpirun
+# itself would wait for the lost daemon for many minutes: scripts/mpirun.sh must return 8
+# within the deadline plus about 30 s.
+node1=$(awk '$2 == "slurmd" && $3 == "node1" {print $1}' "$W/cluster/started.pids")
+ns3=$(awk '$1 == "netns" && $2 ~ /-n3$/ {print $2}' "$W/cluster/started.net")
+mkdir -p "$W/plain"
+(
+    for _ in $(seq 600); do ls "$W/plain/run"/ckpt-*.h5 >/dev/null 2>&1 && break; sleep 0.1; done
+    sleep 1
+    ip -n "$ns3" link set eth0 down
+    date +%s.%N >"$W/plain/t_down"
+) &
+set +e
+(cd "$W/plain" && timeout 150 nsenter -t "$node1" -n -u -m -- env CLUSTER_DIR="$W/cluster" \
+    TRAINER_STATUS_DIR="$W/plain" "$SRC/scripts/mpirun.sh" --host node1:1,node3:1 \
+    --mca plm_rsh_agent "$SRC/tests/ns_agent.sh" --mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 \
+    "$TRAINER" train "$MOONS" "${LONG[@]}" --set train.epochs=2000 --set train.watchdog=5 \
+    --set output.dir="$W/plain/run" >"$W/plain/out.txt" 2>&1)
+rc=$?
+set -e
+t_end=$(date +%s.%N)
+wait
+for p in $(ip netns pids "$ns3"); do # the lost node's daemon and rank, not its slurmd
+    [[ $(cat "/proc/$p/comm" 2>/dev/null) == slurmd ]] || kill -9 "$p" 2>/dev/null || true
+done
+took=$(awk -v a="$t_end" -v b="$(cat "$W/plain/t_down" 2>/dev/null || echo 0)" 'BEGIN {printf "%.0f", a - b}')
+[[ $rc -eq 8 ]] || fail "plain mpirun with node3 lost: status $rc (want 8): $(grep -v '^epoch' "$W/plain/out.txt" | tail -5)"
+grep -q "watchdog: rank 1 on node3 did not answer" "$W/plain/out.txt" || fail "the lost node3 was not named"
+((took <= 45)) || fail "plain mpirun with node3 lost ended $took s after the link went down (want <= 45)"
+pass "node3 lost under plain mpirun (scripts/mpirun.sh): named, status 8, $took s after the link went down"
 
 echo "all multi-node checks passed in $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN {printf "%.0f", a - b}') s"

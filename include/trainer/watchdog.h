@@ -14,6 +14,10 @@
  * that answered exits with status 8 (TR_EWATCHDOG), which slurm/train.sbatch requeues: the job
  * resumes from the last checkpoint (checkpoints are written whole or not at all).
  *
+ * With TRAINER_STATUS_FILE set (scripts/mpirun.sh sets it), a rank appends "8 watchdog rank R"
+ * to that file before it exits, so a launcher that cannot end the job itself (mpirun waiting
+ * for a lost node's daemon) learns the verdict and ends it.
+ *
  * A wait that ends before the deadline (a rank stopped with SIGSTOP and continued in time, a
  * slow file system that recovers) changes nothing. Alone, or with watchdog = 0, nothing runs.
  */
