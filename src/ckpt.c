@@ -156,6 +156,8 @@ static int write_contents(hid_t f, const char *path, const tr_config *c, const t
                 rc = tr_h5_attr_i64(f, path, "/data", "cols", st->data.cols, err);
             if (!rc)
                 rc = tr_h5_attr_i64(f, path, "/data", "fingerprint", st->data.fingerprint, err);
+            if (!rc && st->data.columns)
+                rc = tr_h5_attr_str(f, path, "/data", "columns", st->data.columns, err);
         }
         /* the seeds, for a reader (a resume takes them from /config) */
         const struct {
@@ -772,6 +774,35 @@ static herr_t collect_attr(hid_t loc, const char *name, const H5A_info_t *info, 
     }
     snprintf(a->sets[a->n++], sizeof a->sets[0], "%s=%s", name, value);
     return 0;
+}
+
+int tr_ckpt_read_columns(const char *path, char **names, tr_err *err)
+{
+    *names = NULL;
+    hid_t f;
+    int rc = open_checked(&f, path, true, err);
+    if (rc)
+        return rc;
+    if (tr_h5_exists(f, "/data") && H5Aexists_by_name(f, "/data", "columns", H5P_DEFAULT) > 0) {
+        hid_t a = H5Aopen_by_name(f, "/data", "columns", H5P_DEFAULT, H5P_DEFAULT);
+        hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+        const size_t n = t >= 0 ? H5Tget_size(t) : 0;
+        *names = n > 0 ? calloc(n + 1, 1) : NULL;
+        if (!*names)
+            rc = tr_fail(err, TR_ECKPT, "%s: cannot read /data columns", path);
+        else
+            rc = tr_h5_get_attr_str(f, path, "/data", "columns", *names, n + 1, err);
+        if (t >= 0)
+            H5Tclose(t);
+        if (a >= 0)
+            H5Aclose(a);
+        if (rc) {
+            free(*names);
+            *names = NULL;
+        }
+    }
+    H5Fclose(f);
+    return rc;
 }
 
 int tr_ckpt_read_config(const char *path, tr_config *c, tr_err *err)

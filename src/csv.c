@@ -139,8 +139,9 @@ static char detect_delimiter(const char *line)
 static int resolve_columns(const char *spec, char **names, int ncols, bool header, int *out, int *nout,
                            const char *path, const char *key, tr_err *err)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", spec);
+    char *buf = strdup(spec); /* a list of hundreds of names is never cut */
+    if (!buf)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
     *nout = 0;
     char *save = NULL;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -165,11 +166,19 @@ static int resolve_columns(const char *spec, char **names, int ncols, bool heade
                 for (int c = 0; c < ncols && used < sizeof cols - 64; c++)
                     used += (size_t)snprintf(cols + used, sizeof cols - used, "%s%s", c ? ", " : "", names[c]);
             }
-            return tr_fail(err, TR_EDATA, "%s: [data] %s: no column '%s' (the file has %d columns%s%s%s)", path, key,
-                           tok, ncols, header ? ": " : "", cols, header ? "" : "; without a header give 0-based indices");
+            const int rc = tr_fail(err, TR_EDATA, "%s: %s: no column '%s' (the file has %d columns%s%s%s)", path, key,
+                                   tok, ncols, header ? ": " : "", cols,
+                                   header ? "" : "; without a header give 0-based indices");
+            free(buf);
+            return rc;
+        }
+        if (*nout == MAX_COLS) {
+            free(buf);
+            return tr_fail(err, TR_EDATA, "%s: %s: more than %d columns", path, key, MAX_COLS);
         }
         out[(*nout)++] = idx;
     }
+    free(buf);
     return 0;
 }
 
@@ -308,11 +317,11 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
         /* prediction input: leave out the training target column if the file has it */
         if (o->target && *o->target && o->header && !(o->columns && *o->columns)) {
             tr_err ignore;
-            if (resolve_columns(o->target, names, ncols, true, targ, &nt, path, "target", &ignore))
+            if (resolve_columns(o->target, names, ncols, true, targ, &nt, path, "[data] target", &ignore))
                 nt = 0;
         }
     } else if (o->target && *o->target) {
-        rc = resolve_columns(o->target, names, ncols, o->header, targ, &nt, path, "target", err);
+        rc = resolve_columns(o->target, names, ncols, o->header, targ, &nt, path, "[data] target", err);
     } else {
         targ[0] = ncols - 1;
         nt = 1;
@@ -323,7 +332,8 @@ int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64
     if (o->no_target)
         nt = 0;
     if (o->columns && *o->columns) {
-        rc = resolve_columns(o->columns, names, ncols, o->header, feat, &nf, path, "columns", err);
+        rc = resolve_columns(o->columns, names, ncols, o->header, feat, &nf, path,
+                             o->columns_key ? o->columns_key : "[data] columns", err);
         if (rc)
             goto done;
     } else {

@@ -515,7 +515,8 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
     for (int k = 0; k < 2; k++) /* the fingerprint samples single rows: no megabytes read around each */
         tr_map_advise(&d->maps[k], TR_MAP_RANDOM);
     d->fingerprint = tr_data_fingerprint(&d->train);
-    if (d->train.class_names && !(d->class_names = strdup(d->train.class_names))) {
+    if ((d->train.class_names && !(d->class_names = strdup(d->train.class_names))) ||
+        (d->train.column_names && !(d->feature_names = strdup(d->train.column_names)))) {
         rc = tr_fail(err, TR_ENOMEM, "out of memory");
         goto fail;
     }
@@ -563,4 +564,6 @@ void tr_data_free(tr_data *d)
     tr_unmap(&d->maps[1]);
     free(d->class_names);
     d->class_names = NULL;
+    free(d->feature_names);
+    d->feature_names = NULL;
 }

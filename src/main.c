@@ -421,6 +421,19 @@ static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
     return rc;
 }
 
+/* The data's feature columns (names) against those a checkpoint's model was trained on. */
+static int same_columns(const char *ckpt, const char *data_names, const char *source, tr_err *err)
+{
+    char *trained = NULL;
+    int rc = tr_ckpt_read_columns(ckpt, &trained, err);
+    if (!rc && trained && strcmp(trained, data_names))
+        rc = tr_fail(err, TR_EDATA, "%s: the feature columns are %.300s; %s was trained on %.300s (another order or "
+                                    "other columns would be read as the model's inputs): choose them with [data] columns",
+                     source, data_names, ckpt, trained);
+    free(trained);
+    return rc;
+}
+
 static int cmd_eval(const cli *a, tr_dist *d, tr_err *err, bool *reported)
 {
     if (!a->checkpoint)
@@ -433,6 +446,9 @@ static int cmd_eval(const cli *a, tr_dist *d, tr_err *err, bool *reported)
         tr_ckpt_parts parts = {.skip_params = !writer};
         rc = agree(d, tr_ckpt_load(a->checkpoint, &c, &t.model, &parts, err), err, reported);
     }
+    if (!rc) /* the columns the data names are those the model was trained on, in that order */
+        rc = agree(d, t.data.feature_names ? same_columns(a->checkpoint, t.data.feature_names, t.data.source, err) : 0,
+                   err, reported);
     if (!rc)
         rc = tr_trainer_evaluate_all(&t, err);
     if (!rc && t.out) {

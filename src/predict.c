@@ -66,15 +66,21 @@ static int read_labeled(tr_dataset *ds, const tr_config *c, bool *done, tr_err *
     return 0;
 }
 
-static int read_csv(tr_dataset *ds, const tr_config *c, const tr_predict_options *o, tr_err *err)
+/* The input's feature columns: --columns; else the training run's [data] columns; else, in a
+ * file with a header, the columns the model was trained on by name (`trained`, from the
+ * checkpoint: another order or a missing column is never read as the model's inputs). */
+static int read_csv(tr_dataset *ds, const tr_config *c, const tr_predict_options *o, const char *trained,
+                    tr_err *err)
 {
+    const bool by_training_names = !o->columns && !c->data.columns[0] && trained && c->data.header;
     tr_csv_options co = {.delimiter = (char)tr_csv_delimiter(c->data.delimiter_name),
                          .header = c->data.header,
                          .target = c->data.target,
-                         .columns = o->columns ? o->columns : c->data.columns,
+                         .columns = o->columns ? o->columns : by_training_names ? trained : c->data.columns,
+                         .columns_key = by_training_names ? "the columns the model was trained on" : NULL,
                          .no_target = true};
     int64_t dropped;
-    if (c->data.class_names[0] && c->data.header && !o->columns) {
+    if (c->data.class_names[0] && c->data.header && !o->columns && !by_training_names) {
         snprintf(ds->source, sizeof ds->source, "%s", o->input);
         bool done;
         const int rc = read_labeled(ds, c, &done, err);
@@ -83,7 +89,7 @@ static int read_csv(tr_dataset *ds, const tr_config *c, const tr_predict_options
     }
     int rc = tr_csv_read(ds, o->input, &co, &dropped, err);
     const int64_t F = c->model.widths[0];
-    if (!rc && ds->cols != F && !o->columns && c->data.header) {
+    if (!rc && ds->cols != F && !o->columns && !by_training_names && c->data.header) {
         /* `trainer data gen`'s layout x0, x1, ..., y: take the x columns */
         char cols[4096];
         size_t u = 0;
@@ -100,7 +106,7 @@ static int read_csv(tr_dataset *ds, const tr_config *c, const tr_predict_options
     return rc;
 }
 
-static int in_open(pred_in *in, const tr_config *c, const tr_predict_options *o, tr_err *err)
+static int in_open(pred_in *in, const tr_config *c, const tr_predict_options *o, const char *trained, tr_err *err)
 {
     memset(in, 0, sizeof *in);
     in->h5 = -1;
@@ -113,7 +119,7 @@ static int in_open(pred_in *in, const tr_config *c, const tr_predict_options *o,
     }
     if (!ends_with(o->input, ".csv") && !ends_with(o->input, ".txt"))
         return tr_fail(err, TR_EUSAGE, "--input %s: expected a .h5, .hdf5 or .csv file", o->input);
-    int rc = read_csv(&in->all, c, o, err);
+    int rc = read_csv(&in->all, c, o, trained, err);
     in->rows = in->all.rows;
     in->cols = in->all.cols;
     return rc;
@@ -313,6 +319,7 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
     float *x = NULL, *vals = NULL;
     int64_t *cls = NULL;
     double *cd = NULL;
+    char *trained = NULL; /* the feature columns the model was trained on, when the checkpoint names them */
     int rc = tr_dist_agree(d, d->rank == 0 ? check_files(o, err) : 0);
     if (!rc)
         rc = tr_ckpt_read_config(o->checkpoint, &c, err);
@@ -334,7 +341,9 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
         rc = tr_ckpt_load(o->checkpoint, &c, &m, &parts, err);
     }
     if (!rc)
-        rc = in_open(&in, &c, o, err);
+        rc = tr_ckpt_read_columns(o->checkpoint, &trained, err);
+    if (!rc)
+        rc = in_open(&in, &c, o, trained, err);
     if (!rc && in.cols != c.model.widths[0])
         rc = tr_fail(err, TR_EDATA, "%s: %lld feature columns, the model takes %lld (choose them with --columns)",
                      o->input, (long long)in.cols, (long long)c.model.widths[0]);
@@ -414,6 +423,7 @@ int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_er
     free(vals);
     free(cls);
     free(cd);
+    free(trained);
     tr_scaler_free(&sc);
     in_close(&in);
     tr_model_free(&m);

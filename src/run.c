@@ -140,7 +140,8 @@ static tr_ckpt_state state_of(const tr_trainer *t, const run_state *r, int64_t s
     s.data = (tr_ckpt_data){.rows = t->data.train.rows,
                             .cols = t->data.train.cols,
                             .fingerprint = t->data.fingerprint,
-                            .known = true};
+                            .known = true,
+                            .columns = t->data.feature_names};
     return s;
 }
 

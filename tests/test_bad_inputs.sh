@@ -143,6 +143,19 @@ expect "mid-epoch resume at batch 4: continues at row 40" 0 "" -- \
 check "  5 + 30 + 40 steps" grep -q "trained 2 epochs (75 steps)" "$W/out.txt"
 expect "mid-epoch resume with another seed (another order)" 2 "[train] seed = 0 there and 7 now" -- \
     "${small[@]}" --set train.seed=7 --resume mid --set output.dir=mid
+"$T" data gen moons --out named.csv --n 300 >/dev/null # columns x0, x1, y
+"${csv[@]}" --set data.path=named.csv --set output.dir=named_run >/dev/null 2>&1
+printf 'x1,x0\n0.5,1.0\n' >swapped.csv && printf 'x0,x1\n1.0,0.5\n' >ordered.csv && printf 'a,b\n1.0,0.5\n' >unnamed.csv
+expect "predict: the input's columns in another order" 0 "" -- \
+    "$T" predict --checkpoint named_run/best.h5 --input swapped.csv --output p_swapped.csv
+"$T" predict --checkpoint named_run/best.h5 --input ordered.csv --output p_ordered.csv >/dev/null 2>&1
+check "  read by name: the prediction of the same row in the trained order" cmp p_swapped.csv p_ordered.csv
+expect "predict: an input without the trained columns" 3 "no column 'x0'" -- \
+    "$T" predict --checkpoint named_run/best.h5 --input unnamed.csv --output p_unnamed.csv
+printf 'x1,x0,y\n0.5,1.0,1\n0.2,0.1,0\n1,1,1\n' >swapped_eval.csv
+expect "eval: data whose columns differ from the trained ones" 3 "was trained on x0, x1" -- \
+    "$T" eval "$MOONS" --set data.generator= --set data.path=swapped_eval.csv --set data.test_fraction=0 \
+    --checkpoint named_run/best.h5
 expect "best_metric = val_loss without validation rows" 2 "[output] best_metric = val_loss: the run has no validation rows" -- \
     "${train[@]}" --set output.best_metric=val_loss --set output.dir="$W/r"
 expect "best_metric = test_r2 of a classifier" 2 "r2 is a regression metric" -- \

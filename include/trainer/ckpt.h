@@ -13,6 +13,8 @@
  *   /scaler               attrs: kind; datasets center, scale (float32 (features))
  *   /state                attrs: epoch, step, step_in_epoch, running epoch sums, metric_rows,
  *                         time_s, seeds, schedule and early-stopping state
+ *   /data                 attrs: rows, cols, fingerprint of the training set; columns, the feature
+ *                         columns' names when its file named them (predict reads inputs by them)
  * A checkpoint is written to a temporary file in the same directory, flushed, synced, closed
  * and renamed over its name, so a crash at any moment leaves the previous one readable.
  */
@@ -58,6 +60,8 @@
 typedef struct tr_ckpt_data {
     int64_t rows, cols, fingerprint; /* of the training set (data.h tr_data_fingerprint) */
     bool known;
+    const char *columns; /* writing: the feature columns' names ("a, b, ...") or NULL; not read back here
+                          * (tr_ckpt_read_columns) */
 } tr_ckpt_data;
 
 typedef struct tr_ckpt_state {
@@ -115,6 +119,10 @@ void tr_ckpt_image_free(tr_ckpt_image *img);
  * does not have (unless non_strict); a truncated or corrupt file, a missing
  * or mis-shaped tensor, an optimizer of another kind are errors naming the file. */
 int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckpt_parts *parts, tr_err *err);
+
+/* The names of the feature columns the checkpoint's model was trained on ("a, b, ..."),
+ * malloc'd into *names, or NULL when the file does not record them. */
+int tr_ckpt_read_columns(const char *path, char **names, tr_err *err);
 
 /* Rebuilds the configuration a checkpoint was trained with (for predict). */
 int tr_ckpt_read_config(const char *path, tr_config *c, tr_err *err);

@@ -18,6 +18,7 @@ typedef struct tr_csv_options {
     bool header;         /* the first line names the columns */
     const char *target;  /* comma-separated target column names or 0-based indices; "" = the last column */
     const char *columns; /* feature columns, same syntax; "" = every column but the targets */
+    const char *columns_key; /* what `columns` is called in a message (NULL: "[data] columns") */
     bool drop_nonfinite; /* drop rows with nan/inf instead of failing */
     bool no_target;      /* features only (prediction input): `target` names columns to leave out if present */
 } tr_csv_options;

@@ -30,6 +30,8 @@ typedef struct tr_data {
     int64_t dropped;               /* rows dropped for non-finite values */
     int64_t fingerprint;           /* of the training set (tr_data_fingerprint), stored in checkpoints */
     char *class_names;             /* the classes the data named (text labels), "a, b, ..." or NULL */
+    char *feature_names;           /* the training set's feature columns as its file names them, "a, b, ..."
+                                    * or NULL (on the ranks that loaded it); stored in checkpoints */
     struct tr_node_mem *shared;    /* the node-shared memory the sets borrow (data_node.h), or NULL */
     tr_mapping maps[2];            /* the mapped training and test files the views read */
 } tr_data;
