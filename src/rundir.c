@@ -287,13 +287,14 @@ int tr_rundir_check_files(const tr_rundir *r, const char *const *reads, int n_re
             continue;
         char path[TR_PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", r->dir, e->d_name);
-        for (int i = 0; !rc && i < n_reads; i++)
+        for (int i = 0; !rc && kind != NAME_CONFIG && i < n_reads; i++) /* config.ini: kept, see below */
             if (reads[i] && reads[i][0] && tr_same_file(path, reads[i]))
                 rc = tr_fail(err, TR_ECONFIG,
                              "[output] dir = %s: %s is %s, which this run reads; the run writes that name: move "
                              "the file, or choose another dir", r->dir, e->d_name,
                              strcmp(path, reads[i]) ? reads[i] : "an input");
-        if (!rc && kind != NAME_CONFIG) /* a user's own config.ini is kept (tr_rundir_write_config) */
+        if (!rc && kind != NAME_CONFIG) /* config.ini is kept when not the trainer's to replace
+                                         * (tr_rundir_write_config) */
             rc = tr_output_not_linked(path, "[output] dir:", TR_ECONFIG, err);
         if (!rc && kind != NAME_CONFIG && !written_here(path, kind))
             rc = tr_fail(err, TR_ECONFIG,
@@ -414,14 +415,17 @@ int tr_rundir_write_config(const tr_rundir *r, const tr_config *c, tr_err *err)
     int rc = tr_path_format(path, sizeof path, TR_EIO, err, "%s/config.ini", r->dir);
     if (rc)
         return rc;
+    /* kept: the user's own, a link, or the configuration this run reads (a run started from
+     * an earlier run's config.ini) */
     struct stat st;
-    if (lstat(path, &st) == 0 && (!plain_file(path) || !written_by_trainer(path))) { /* the user's own: keep it */
+    if (lstat(path, &st) == 0 && (!plain_file(path) || !written_by_trainer(path) || tr_same_file(path, c->path))) {
         rc = tr_path_format(path, sizeof path, TR_EIO, err, "%s/effective-config.ini", r->dir);
         if (rc)
             return rc;
-        if (lstat(path, &st) == 0 && (!plain_file(path) || !written_by_trainer(path))) {
-            fprintf(stderr, "trainer: note: %s/config.ini and %s are the user's own files; the effective "
-                            "configuration is not written\n", r->dir, path);
+        if (lstat(path, &st) == 0 &&
+            (!plain_file(path) || !written_by_trainer(path) || tr_same_file(path, c->path))) {
+            fprintf(stderr, "trainer: note: %s/config.ini and %s are kept (the user's own, or this run's "
+                            "configuration); the effective configuration is not written\n", r->dir, path);
             return 0;
         }
     }

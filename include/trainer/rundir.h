@@ -44,7 +44,8 @@ void tr_rundir_close(tr_rundir *r);
  * over something not its own: a file under one of the run's names (checkpoints, best.h5,
  * metrics.*, steps.*) that the trainer did not write (recognised by its contents), that is
  * a symbolic link or has other hard links, or that is one of `reads` (the run's inputs,
- * compared by device and inode). A user's own config.ini is not refused: it is kept. */
+ * compared by device and inode). config.ini is not refused: a user's own, a link or the run's
+ * own configuration file is kept (tr_rundir_write_config). */
 int tr_rundir_check_files(const tr_rundir *r, const char *const *reads, int n_reads, tr_err *err);
 
 /* The earlier run's files in the directory ("ckpt-000000100.h5, best.h5, metrics.csv (12
@@ -59,7 +60,7 @@ int tr_rundir_set_aside(tr_rundir *r, char *where, size_t len, tr_err *err);
 
 /* Writes the effective configuration (through a temporary file and a rename) to
  * DIR/config.ini, or to DIR/effective-config.ini when DIR/config.ini is a file the trainer
- * did not write (a user's own configuration is never overwritten). */
+ * did not write, a link, or the configuration file this run reads (never overwritten). */
 int tr_rundir_write_config(const tr_rundir *r, const tr_config *c, tr_err *err);
 
 /* The first line of every configuration file the trainer writes. */
