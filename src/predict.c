@@ -115,6 +115,21 @@ static int in_open(pred_in *in, const tr_config *c, const tr_predict_options *o,
         int rc = tr_h5_open(&in->h5, o->input, err);
         if (!rc)
             rc = tr_h5_shape(in->h5, o->input, in->name, &in->rows, &in->cols, NULL, err);
+        /* a file that names its columns must name those the model was trained on, in order */
+        if (!rc && trained && H5Aexists_by_name(in->h5, in->name, "columns", H5P_DEFAULT) > 0) {
+            const size_t len = strlen(trained) + 2;
+            char *names = calloc(len + 1, 1);
+            tr_err ignore;
+            if (names && !tr_h5_get_attr_str(in->h5, o->input, in->name, "columns", names, len, &ignore) &&
+                strcmp(names, trained))
+                rc = tr_fail(err, TR_EDATA, "%s: the columns of %s are %.300s; the model was trained on %.300s (another "
+                                            "order or other columns would be read as its inputs)", o->input, in->name,
+                             names, trained);
+            else if (names && strcmp(names, trained)) /* longer than the trained list: not the same */
+                rc = tr_fail(err, TR_EDATA, "%s: the columns of %s are not those the model was trained on (%.300s)",
+                             o->input, in->name, trained);
+            free(names);
+        }
         return rc;
     }
     if (!ends_with(o->input, ".csv") && !ends_with(o->input, ".txt"))

@@ -152,6 +152,9 @@ expect "predict: the input's columns in another order" 0 "" -- \
 check "  read by name: the prediction of the same row in the trained order" cmp p_swapped.csv p_ordered.csv
 expect "predict: an input without the trained columns" 3 "no column 'x0'" -- \
     "$T" predict --checkpoint named_run/best.h5 --input unnamed.csv --output p_unnamed.csv
+printf 'x1,x0,y\n0.5,1.0,1\n' >swapped_rows.csv && "$T" data convert swapped_rows.csv swapped.h5 >/dev/null
+expect "predict: an HDF5 input naming its columns in another order" 3 "the columns of /X are x1, x0" -- \
+    "$T" predict --checkpoint named_run/best.h5 --input swapped.h5 --output p_swapped_h5.csv
 printf 'x1,x0,y\n0.5,1.0,1\n0.2,0.1,0\n1,1,1\n' >swapped_eval.csv
 expect "eval: data whose columns differ from the trained ones" 3 "was trained on x0, x1" -- \
     "$T" eval "$MOONS" --set data.generator= --set data.path=swapped_eval.csv --set data.test_fraction=0 \
