@@ -456,6 +456,14 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
     if (!all.source[0])
         snprintf(all.source, sizeof all.source, "%s", d->source);
     d->dropped += dropped;
+    /* text labels take the order of [data] class_names when it names them (a checkpoint's
+     * classes, for eval and --init-from): the same word is the same class, whatever words
+     * this file holds; a word not among them is an error naming its row */
+    if (dc->class_names[0] && all.class_names) {
+        rc = tr_data_renumber_classes(&all, dc->class_names, err);
+        if (rc)
+            goto fail;
+    }
 
     /* the test set: separate files or a held-out fraction */
     const bool test_files = dc->test_path[0] || dc->test_images[0];

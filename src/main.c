@@ -368,8 +368,38 @@ static int setup(const cli *a, tr_dist *d, tr_config *c, tr_trainer *t, tr_err *
     return agree(d, rc, err, reported);
 }
 
-static int cmd_train(const cli *a, tr_dist *d, tr_err *err, bool *reported)
+/* The classes of a checkpoint's model become [data] class_names when the configuration names
+ * none: text labels then get the model's class numbers whichever words the data hold (an
+ * evaluation file without one class would otherwise number the others from 0). *b is a
+ * copy of *a with that --set added. */
+static void with_checkpoint_classes(const cli *a, const char *ckpt, cli *b, char *set, size_t len)
 {
+    *b = *a;
+    if (!ckpt || b->n_sets >= MAX_SETS)
+        return;
+    tr_config now, was;
+    tr_err ignore;
+    if (tr_config_load(&now, a->config, a->sets, a->n_sets, &ignore) != 0) {
+        tr_config_free(&now);
+        return; /* the error is setup's to report */
+    }
+    const bool named = now.data.class_names[0] != '\0';
+    tr_config_free(&now);
+    if (!named && tr_ckpt_read_config(ckpt, &was, &ignore) == 0) {
+        if (was.data.class_names[0] && strlen(was.data.class_names) < len - 32) {
+            snprintf(set, len, "data.class_names=%s", was.data.class_names);
+            b->sets[b->n_sets++] = set;
+        }
+        tr_config_free(&was);
+    }
+}
+
+static int cmd_train(const cli *a_in, tr_dist *d, tr_err *err, bool *reported)
+{
+    static cli with_classes; /* large: not on the stack */
+    char classes_set[1000];
+    with_checkpoint_classes(a_in, a_in->init_from, &with_classes, classes_set, sizeof classes_set);
+    const cli *a = &with_classes;
     if (a->overwrite && a->resume)
         return tr_fail(err, TR_EUSAGE, "--overwrite and --resume contradict each other: choose one");
     if (a->resume && a->init_from)
@@ -434,10 +464,14 @@ static int same_columns(const char *ckpt, const char *data_names, const char *so
     return rc;
 }
 
-static int cmd_eval(const cli *a, tr_dist *d, tr_err *err, bool *reported)
+static int cmd_eval(const cli *a_in, tr_dist *d, tr_err *err, bool *reported)
 {
-    if (!a->checkpoint)
+    if (!a_in->checkpoint)
         return tr_fail(err, TR_EUSAGE, "trainer eval needs --checkpoint FILE.h5 (see trainer eval --help)");
+    static cli with_classes; /* large: not on the stack */
+    char classes_set[1000];
+    with_checkpoint_classes(a_in, a_in->checkpoint, &with_classes, classes_set, sizeof classes_set);
+    const cli *a = &with_classes;
     tr_config c;
     tr_trainer t;
     int rc = setup(a, d, &c, &t, err, reported);

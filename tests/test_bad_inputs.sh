@@ -159,6 +159,28 @@ printf 'x1,x0,y\n0.5,1.0,1\n0.2,0.1,0\n1,1,1\n' >swapped_eval.csv
 expect "eval: data whose columns differ from the trained ones" 3 "was trained on x0, x1" -- \
     "$T" eval "$MOONS" --set data.generator= --set data.path=swapped_eval.csv --set data.test_fraction=0 \
     --checkpoint named_run/best.h5
+# text labels: the model's classes decide the numbers, whatever words a file holds
+/usr/bin/python3 - <<'PY'
+import random
+random.seed(1)
+names = ["cat", "dog", "fish"]
+for path, n, first in (("animals.csv", 300, 0), ("animals_no_cat.csv", 60, 1)):
+    with open(path, "w") as f:
+        f.write("x0,x1,y\n")
+        for _ in range(n):
+            k = random.randrange(first, 3)
+            f.write(f"{k + random.gauss(0, 0.3):.3f},{-k + random.gauss(0, 0.3):.3f},{names[k]}\n")
+PY
+animals=("$MOONS" --set data.generator= --set data.path=animals.csv --set data.test_fraction=0
+    --set model.layers=2,16,3 --set model.output_activation=identity --set train.loss=cross_entropy --set train.lr=0.05
+    --set train.epochs=20 --set train.batch_size=32)
+"$T" train "${animals[@]}" --set output.dir=animals_run >/dev/null 2>&1
+expect "eval on a file without one of the classes" 0 "" -- "$T" eval "${animals[@]}" --set data.path=animals_no_cat.csv \
+    --set train.eval_train=true --checkpoint animals_run/best.h5
+check "  the other classes keep their numbers (accuracy, not 0)" grep -qE "accuracy 0\.9[0-9]" "$W/out.txt"
+printf 'x0,x1,y\n1,-1,dog\n2,-2,bird\n' >bird.csv
+expect "eval on a file with a class the model does not have" 3 "label 'bird' is not one of the classes (cat, dog, fish)" -- \
+    "$T" eval "${animals[@]}" --set data.path=bird.csv --set train.eval_train=true --checkpoint animals_run/best.h5
 expect "best_metric = val_loss without validation rows" 2 "[output] best_metric = val_loss: the run has no validation rows" -- \
     "${train[@]}" --set output.best_metric=val_loss --set output.dir="$W/r"
 expect "best_metric = test_r2 of a classifier" 2 "r2 is a regression metric" -- \
