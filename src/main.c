@@ -464,6 +464,16 @@ static int same_columns(const char *ckpt, const char *data_names, const char *so
     return rc;
 }
 
+/* Whether two scalers scale every feature alike (both none, or the same kind and arrays). */
+static bool same_scaler(const tr_scaler *a, const tr_scaler *b)
+{
+    if (a->kind == TR_SCALE_NONE || b->kind == TR_SCALE_NONE)
+        return a->kind == b->kind;
+    return a->kind == b->kind && a->cols == b->cols &&
+           !memcmp(a->center, b->center, (size_t)a->cols * sizeof(float)) &&
+           !memcmp(a->scale, b->scale, (size_t)a->cols * sizeof(float));
+}
+
 static int cmd_eval(const cli *a_in, tr_dist *d, tr_err *err, bool *reported)
 {
     if (!a_in->checkpoint)
@@ -475,11 +485,24 @@ static int cmd_eval(const cli *a_in, tr_dist *d, tr_err *err, bool *reported)
     tr_config c;
     tr_trainer t;
     int rc = setup(a, d, &c, &t, err, reported);
+    /* the checkpoint's scaler, to compare with the one fitted on this configuration's rows */
+    tr_scaler trained = {.cols = c.model.widths[0]};
     if (!rc) {
+        trained.center = calloc((size_t)trained.cols + 1, sizeof(float));
+        trained.scale = calloc((size_t)trained.cols + 1, sizeof(float));
         const bool writer = !tr_reduce_shares_params(t.reduce) || d->local_rank == 0;
-        tr_ckpt_parts parts = {.skip_params = !writer};
-        rc = agree(d, tr_ckpt_load(a->checkpoint, &c, &t.model, &parts, err), err, reported);
+        tr_ckpt_parts parts = {.skip_params = !writer, .scaler = &trained};
+        rc = agree(d, trained.center && trained.scale ? tr_ckpt_load(a->checkpoint, &c, &t.model, &parts, err)
+                                                      : tr_fail(err, TR_ENOMEM, "out of memory"),
+                   err, reported);
     }
+    if (!rc) /* the rows are scaled as in training (a scaler fitted on other rows is another model input) */
+        rc = agree(d, same_scaler(&trained, &t.data.scaler) ? 0 : tr_fail(err, TR_EDATA,
+                   "%s: the feature scaling fitted on these training rows differs from the one %s was trained with "
+                   "(the data differ from the training run's): to evaluate on other data, give it as [data] "
+                   "test_path in the training configuration, or use trainer predict", t.data.source, a->checkpoint),
+                   err, reported);
+    tr_scaler_free(&trained);
     if (!rc) /* the columns the data names are those the model was trained on, in that order */
         rc = agree(d, t.data.feature_names ? same_columns(a->checkpoint, t.data.feature_names, t.data.source, err) : 0,
                    err, reported);

@@ -181,6 +181,12 @@ check "  the other classes keep their numbers (accuracy, not 0)" grep -qE "accur
 printf 'x0,x1,y\n1,-1,dog\n2,-2,bird\n' >bird.csv
 expect "eval on a file with a class the model does not have" 3 "label 'bird' is not one of the classes (cat, dog, fish)" -- \
     "$T" eval "${animals[@]}" --set data.path=bird.csv --set train.eval_train=true --checkpoint animals_run/best.h5
+"$T" train "$MOONS" --set data.generator= --set data.path=named.csv --set data.scale=standard --set output.dir=scaled_run \
+    >/dev/null 2>&1
+head -61 named.csv >named_part.csv
+expect "eval on other rows than training's (another fitted scaling)" 3 "the feature scaling fitted on these training rows differs" -- \
+    "$T" eval "$MOONS" --set data.generator= --set data.path=named_part.csv --set data.scale=standard \
+    --set train.eval_train=true --checkpoint scaled_run/best.h5
 expect "best_metric = val_loss without validation rows" 2 "[output] best_metric = val_loss: the run has no validation rows" -- \
     "${train[@]}" --set output.best_metric=val_loss --set output.dir="$W/r"
 expect "best_metric = test_r2 of a classifier" 2 "r2 is a regression metric" -- \
