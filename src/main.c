@@ -22,6 +22,7 @@
 #include "trainer/train.h"
 
 #include <math.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -851,6 +852,14 @@ int main(int argc, char **argv)
     rc = tr_dist_agree(&d, own);
     if (rc && !reported)
         report_failure(&d, own, &err);
+    /* standard output is an output too: under a redirect to a full disk or a failing device
+     * its lines are lost, which is an error (a reader that went away, `| head`, is not) */
+    errno = 0;
+    if (!rc && (fflush(stdout) != 0 || ferror(stdout)) && errno != EPIPE) {
+        fprintf(stderr, "trainer: error: standard output: %s\n",
+                errno ? strerror(errno) : "a write failed (a full disk or a failing device under the redirect?)");
+        rc = TR_EIO;
+    }
     tr_dist_finalize(&d);
     return tr_exit_code(rc);
 }

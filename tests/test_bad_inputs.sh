@@ -264,6 +264,10 @@ expect "predict --output = its input" 2 "which this command reads" -- \
 "$T" data gen moons --out conv.h5 --n 20 >/dev/null && ln -sf conv.h5 conv-link.h5
 expect "data convert to a symlink" 2 "conv-link.h5: is a symbolic link" -- "$T" data convert pin.csv conv-link.h5
 
+expect "standard output to a full device (data gen)" 4 "standard output" -- bash -c "'$T' data gen moons --out fullout.csv --n 10 >/dev/full"
+expect "standard output to a full device (train)" 4 "standard output" -- \
+    bash -c "'$T' train '$MOONS' --set train.epochs=1 --set output.dir='$W/fullout' >/dev/full"
+
 # ---- the file system says no ------------------------------------------------------------------
 if [[ $is_root -eq 1 ]] && mkdir -p small && mount -t tmpfs -o size=1200k tmpfs small 2>/dev/null; then
     mounted+=("$W/small")
