@@ -268,6 +268,23 @@ expect "standard output to a full device (data gen)" 4 "standard output" -- bash
 expect "standard output to a full device (train)" 4 "standard output" -- \
     bash -c "'$T' train '$MOONS' --set train.epochs=1 --set output.dir='$W/fullout' >/dev/full"
 
+# a second SIGINT while the first one's stop waits for a checkpoint write (paused 30 s): at once, 130
+TRAINER_TEST_CKPT_PAUSE=1:30 timeout 60 "${train[@]}" --set train.epochs=100000 --set output.dir="$W/interrupted" \
+    >/dev/null 2>"$W/err.txt" &
+victim=$!
+sleep 1.5
+kill -INT "$victim"
+sleep 1
+kill -INT "$victim"
+wait "$victim"
+status=$?
+if [[ $status -eq 130 ]] && grep -q "second interrupt, aborting" "$W/err.txt"; then
+    echo "ok   a second SIGINT                          status 130"
+else
+    echo "FAIL a second SIGINT: status $status (want 130): $(tail -c 300 "$W/err.txt")"
+    failures=$((failures + 1))
+fi
+
 # ---- the file system says no ------------------------------------------------------------------
 if [[ $is_root -eq 1 ]] && mkdir -p small && mount -t tmpfs -o size=1200k tmpfs small 2>/dev/null; then
     mounted+=("$W/small")
