@@ -9,7 +9,8 @@
 # corpus in build-fuzz/corpus/TARGET (not committed). A crash, leak or timeout is saved as
 # tests/fuzz/corpus/TARGET/crash-<sha1> (libFuzzer's artifact), so it becomes a regression
 # input that `ctest -L fuzz` replays in every build from then on; fix the code, then commit
-# the file. Exit status: 0 when no target found anything, 1 otherwise.
+# the file. Exit status: 0 when no target found anything, 1 when one did, 2 when the targets do
+# not build (or clang-14 is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -18,8 +19,13 @@ targets=("$@")
 ((${#targets[@]})) || targets=(config csv idx ckpt h5data metrics)
 command -v clang-14 >/dev/null || { echo "fuzz.sh: needs clang-14 and libclang-rt-14-dev (scripts/install-deps.sh --fuzz)" >&2; exit 2; }
 
-CC=clang-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAINER_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null
+mkdir -p build-fuzz
+if ! { CC=clang-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAINER_FUZZ=ON &&
+    cmake --build build-fuzz -j"$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}"); } >build-fuzz/build.log 2>&1; then
+    tail -30 build-fuzz/build.log >&2
+    echo "fuzz.sh: the fuzz targets do not build (build-fuzz/build.log)" >&2
+    exit 2
+fi
 export ASAN_OPTIONS=fast_unwind_on_malloc=0:detect_stack_use_after_return=0:allocator_may_return_null=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -334,7 +334,8 @@ static bool plain_number(hid_t type)
 /* Whether a dataset's stored bytes can hold what its layout claims. libhdf5 1.10 trusts a
  * damaged file here and copies past its own buffers (found by tests/fuzz/fuzz_h5data.c: an
  * unfiltered chunk stored shorter than the chunk), so the sizes are checked first. Filtered
- * (compressed) chunks are decoded into whole-chunk buffers and need no check. */
+ * (compressed) chunks are decoded into whole-chunk buffers and need no size check; every
+ * chunk must fit the dataset's fixed dimensions. */
 static bool storage_consistent(hid_t d)
 {
     hid_t dcpl = H5Dget_create_plist(d), type = H5Dget_type(d), space = H5Dget_space(d);
@@ -349,13 +350,22 @@ static bool storage_consistent(hid_t d)
             ok = stored == whole;
         } else if (layout == H5D_CONTIGUOUS) {
             ok = stored == 0 || stored == whole; /* 0: never written, read as the fill value */
-        } else if (layout == H5D_CHUNKED && H5Pget_nfilters(dcpl) == 0) {
-            hsize_t dims[H5S_MAX_RANK];
+        } else if (layout == H5D_CHUNKED) {
+            /* HDF5 creates no chunk larger than a fixed dimension: a file claiming one is
+             * damaged, and libhdf5 1.10 reads freed memory on it (fuzz_h5data, a deflated
+             * chunk of 5 x 512 in a 20 x 2 dataset) */
+            hsize_t dims[H5S_MAX_RANK], cur[H5S_MAX_RANK], max[H5S_MAX_RANK];
             const int rank = H5Pget_chunk(dcpl, H5S_MAX_RANK, dims);
-            hsize_t chunk = elem;
-            for (int i = 0; i < rank; i++)
-                chunk *= dims[i];
-            ok = rank > 0 && chunk > 0 && stored % chunk == 0;
+            const int drank = H5Sget_simple_extent_dims(space, cur, max);
+            ok = rank > 0 && rank == drank;
+            for (int i = 0; ok && i < rank; i++)
+                ok = dims[i] > 0 && (max[i] == H5S_UNLIMITED || dims[i] <= max[i]);
+            if (ok && H5Pget_nfilters(dcpl) == 0) {
+                hsize_t chunk = elem;
+                for (int i = 0; i < rank; i++)
+                    chunk *= dims[i];
+                ok = chunk > 0 && stored % chunk == 0;
+            }
         }
     }
     if (dcpl >= 0)
