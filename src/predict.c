@@ -42,11 +42,11 @@ typedef struct pred_in {
  * last column when the run's target was the last column): read without that column, and its
  * words must be classes of the model (an unseen label is an error naming its row). *done
  * tells whether it was read so (else the input has no such column and ds is untouched). */
-static int read_labeled(tr_dataset *ds, const tr_config *c, bool *done, tr_err *err)
+static int read_labeled(tr_dataset *ds, const tr_config *c, const char *columns, bool *done, tr_err *err)
 {
     *done = false;
     tr_csv_options co = {.delimiter = (char)tr_csv_delimiter(c->data.delimiter_name), .header = true,
-                         .target = c->data.target, .columns = c->data.columns};
+                         .target = c->data.target, .columns = columns};
     tr_dataset labeled;
     int64_t dropped;
     tr_err ignore;
@@ -80,10 +80,10 @@ static int read_csv(tr_dataset *ds, const tr_config *c, const tr_predict_options
                          .columns_key = by_training_names ? "the columns the model was trained on" : NULL,
                          .no_target = true};
     int64_t dropped;
-    if (c->data.class_names[0] && c->data.header && !o->columns && !by_training_names) {
+    if (c->data.class_names[0] && c->data.header && !o->columns) {
         snprintf(ds->source, sizeof ds->source, "%s", o->input);
         bool done;
-        const int rc = read_labeled(ds, c, &done, err);
+        const int rc = read_labeled(ds, c, co.columns, &done, err);
         if (rc || done)
             return rc;
     }
