@@ -103,6 +103,10 @@ int tr_hdf5_load(tr_dataset *ds, tr_mapping *map, const char *path, const char *
             rc = tr_fail(err, TR_EDATA, "%s: rows [%lld, %lld) of %lld requested", path, (long long)row_begin,
                          (long long)row_end, (long long)xr);
         if (!rc)
+            rc = tr_h5_check_stored(f, path, features, err);
+        if (!rc)
+            rc = tr_h5_check_stored(f, path, targets, err);
+        if (!rc)
             rc = tr_dataset_alloc(ds, row_end - row_begin, xc, yc, err);
         for (int64_t r = 0; !rc && r < ds->rows; r++)
             ds->origin[r] = row_begin + r;

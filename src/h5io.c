@@ -444,6 +444,40 @@ static bool deflated_chunks_whole(hid_t d, hid_t dcpl, size_t elem, int64_t row_
     return ok;
 }
 
+int tr_h5_check_stored(hid_t file, const char *path, const char *name, tr_err *err)
+{
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0)
+        return tr_fail(err, TR_EDATA, "%s: no dataset %s", path, name);
+    hid_t dcpl = H5Dget_create_plist(d), type = H5Dget_type(d), space = H5Dget_space(d);
+    const hssize_t n = H5Sget_simple_extent_npoints(space);
+    const double claimed = (double)(n > 0 ? n : 0) * (double)H5Tget_size(type);
+    const double stored = (double)H5Dget_storage_size(d);
+    bool plausible = true, deflate_only = true;
+    if (claimed > 0 && H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        const int nf = H5Pget_nfilters(dcpl);
+        for (int i = 0; i < nf; i++) {
+            unsigned flags, cd[8];
+            size_t ncd = 8;
+            const H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, 0, NULL, NULL);
+            deflate_only = deflate_only && (id == H5Z_FILTER_DEFLATE || id == H5Z_FILTER_SHUFFLE ||
+                                            id == H5Z_FILTER_FLETCHER32);
+        }
+        /* unfiltered chunks hold at least the values; deflate shrinks at most ~1032 times */
+        plausible = nf == 0 ? stored >= claimed : !deflate_only || stored * 1100.0 >= claimed;
+    } else if (claimed > 0) {
+        plausible = stored >= claimed; /* contiguous or compact: every value stored */
+    }
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Pclose(dcpl);
+    H5Dclose(d);
+    if (!plausible)
+        return tr_fail(err, TR_EDATA, "%s: %s claims %.0f bytes of values but the file stores %.0f for it (damaged or "
+                                      "truncated?)", path, name, claimed, stored);
+    return 0;
+}
+
 int tr_h5_read_rows(hid_t file, const char *path, const char *name, int64_t row_begin, int64_t row_end, int64_t cols,
                     float *out, tr_err *err)
 {

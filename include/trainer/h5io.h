@@ -81,6 +81,11 @@ void tr_h5_no_atexit(void);
  * Call it before any other HDF5 call, which clears the error stack. */
 const char *tr_h5_why(char *buf, size_t len);
 
+/* 0 when the file stores as many bytes for dataset `name` as its shape claims (allowing for
+ * deflate's at most ~1032-fold compression); else TR_EDATA: a damaged file that claims
+ * gigabytes in a few kilobytes is refused before anything is allocated for it. */
+int tr_h5_check_stored(hid_t file, const char *path, const char *name, tr_err *err);
+
 /* Flushes and closes a file the trainer wrote: TR_EIO naming `path` and the reason when
  * either fails (the file is closed either way). */
 int tr_h5_finish(hid_t file, const char *path, tr_err *err);
