@@ -382,23 +382,32 @@ static bool storage_consistent(hid_t d)
  * libhdf5 1.10 trusts a damaged chunk that inflates to fewer and copies past its buffer
  * (fuzz_h5data); the check inflates each raw chunk with zlib first. Pipelines of shuffle,
  * deflate and a final fletcher32 are checked; other filters are left to HDF5. */
-static bool deflated_chunks_whole(hid_t d, hid_t dcpl, size_t elem, int64_t row_begin, int64_t row_end)
+/* Whether a chunk pipeline is made of shuffle, deflate and fletcher32 only (the ones the
+ * checks below understand); the positions of deflate and fletcher32 in it (-1: absent). */
+static bool deflate_pipeline(hid_t dcpl, int *deflate, int *fletcher)
 {
+    *deflate = *fletcher = -1;
     const int nf = H5Pget_nfilters(dcpl);
-    int deflate = -1, fletcher = -1;
     for (int i = 0; i < nf; i++) {
         unsigned flags, cd[8];
         size_t ncd = 8;
         const H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, 0, NULL, NULL);
         if (id == H5Z_FILTER_DEFLATE)
-            deflate = i;
+            *deflate = i;
         else if (id == H5Z_FILTER_FLETCHER32)
-            fletcher = i;
+            *fletcher = i;
         else if (id != H5Z_FILTER_SHUFFLE)
-            return true; /* another pipeline: HDF5's to decode */
+            return false;
     }
-    if (deflate < 0 || (fletcher >= 0 && fletcher != nf - 1))
-        return true;
+    return true;
+}
+
+static bool deflated_chunks_whole(hid_t d, hid_t dcpl, size_t elem, int64_t row_begin, int64_t row_end)
+{
+    int deflate, fletcher;
+    if (!deflate_pipeline(dcpl, &deflate, &fletcher) || deflate < 0 ||
+        (fletcher >= 0 && fletcher != H5Pget_nfilters(dcpl) - 1))
+        return true; /* another pipeline: HDF5's to decode */
     hsize_t dims[H5S_MAX_RANK];
     const int rank = H5Pget_chunk(dcpl, H5S_MAX_RANK, dims);
     size_t bytes = elem;
@@ -453,18 +462,12 @@ int tr_h5_check_stored(hid_t file, const char *path, const char *name, tr_err *e
     const hssize_t n = H5Sget_simple_extent_npoints(space);
     const double claimed = (double)(n > 0 ? n : 0) * (double)H5Tget_size(type);
     const double stored = (double)H5Dget_storage_size(d);
-    bool plausible = true, deflate_only = true;
+    bool plausible = true;
     if (claimed > 0 && H5Pget_layout(dcpl) == H5D_CHUNKED) {
-        const int nf = H5Pget_nfilters(dcpl);
-        for (int i = 0; i < nf; i++) {
-            unsigned flags, cd[8];
-            size_t ncd = 8;
-            const H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, 0, NULL, NULL);
-            deflate_only = deflate_only && (id == H5Z_FILTER_DEFLATE || id == H5Z_FILTER_SHUFFLE ||
-                                            id == H5Z_FILTER_FLETCHER32);
-        }
+        int deflate, fletcher;
+        const bool deflate_only = deflate_pipeline(dcpl, &deflate, &fletcher);
         /* unfiltered chunks hold at least the values; deflate shrinks at most ~1032 times */
-        plausible = nf == 0 ? stored >= claimed : !deflate_only || stored * 1100.0 >= claimed;
+        plausible = H5Pget_nfilters(dcpl) == 0 ? stored >= claimed : !deflate_only || stored * 1100.0 >= claimed;
     } else if (claimed > 0) {
         plausible = stored >= claimed; /* contiguous or compact: every value stored */
     }

@@ -283,20 +283,21 @@ int tr_rundir_check_files(const tr_rundir *r, const char *const *reads, int n_re
     int rc = 0;
     while (!rc && (e = readdir(d))) {
         const file_name kind = name_kind(e->d_name);
-        if (kind == NAME_OTHER)
+        /* config.ini is never refused: when it is not the trainer's to replace it is kept
+         * (tr_rundir_write_config) */
+        if (kind == NAME_OTHER || kind == NAME_CONFIG)
             continue;
         char path[TR_PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", r->dir, e->d_name);
-        for (int i = 0; !rc && kind != NAME_CONFIG && i < n_reads; i++) /* config.ini: kept, see below */
+        for (int i = 0; !rc && i < n_reads; i++)
             if (reads[i] && reads[i][0] && tr_same_file(path, reads[i]))
                 rc = tr_fail(err, TR_ECONFIG,
                              "[output] dir = %s: %s is %s, which this run reads; the run writes that name: move "
                              "the file, or choose another dir", r->dir, e->d_name,
                              strcmp(path, reads[i]) ? reads[i] : "an input");
-        if (!rc && kind != NAME_CONFIG) /* config.ini is kept when not the trainer's to replace
-                                         * (tr_rundir_write_config) */
+        if (!rc)
             rc = tr_output_not_linked(path, "[output] dir:", TR_ECONFIG, err);
-        if (!rc && kind != NAME_CONFIG && !written_here(path, kind))
+        if (!rc && !written_here(path, kind))
             rc = tr_fail(err, TR_ECONFIG,
                          "[output] dir = %s: %s exists and is not a file the trainer wrote; the run would replace "
                          "it: move it away, or choose another dir", r->dir, e->d_name);
