@@ -124,18 +124,26 @@ static const char *ckpt(const char *run, int64_t step)
     return path[k];
 }
 
+/* The config for run directory DIR/<name> loaded into *c, and a one-rank trainer *a on it. */
+static void trainer_for(const char *name, char *run, size_t len, tr_config *c, tr_dist *d, tr_trainer *a)
+{
+    char text[2048];
+    snprintf(run, len, "%s/%s", dir, name);
+    snprintf(text, sizeof text, cfg_text, run);
+    tr_err err = {0};
+    cr_assert_eq(tr_config_load_string(c, name, text, NULL, 0, &err), 0, "%s", err.msg);
+    tr_dist_init_local(d);
+    cr_assert_eq(tr_trainer_init(a, c, d, NULL, &err), 0, "%s", err.msg);
+}
+
 Test(ckpt, round_trip_of_every_buffer)
 {
-    char run[400], text[2048];
-    snprintf(run, sizeof run, "%s/rt", dir);
-    snprintf(text, sizeof text, cfg_text, run);
+    char run[400];
     tr_config c;
     tr_err err = {0};
-    cr_assert_eq(tr_config_load_string(&c, "rt.ini", text, NULL, 0, &err), 0, "%s", err.msg);
     tr_dist d;
-    tr_dist_init_local(&d);
     tr_trainer a, b;
-    cr_assert_eq(tr_trainer_init(&a, &c, &d, NULL, &err), 0, "%s", err.msg);
+    trainer_for("rt", run, sizeof run, &c, &d, &a);
     tr_sampler_set_epoch(&a.sampler, 0);
     for (int s = 0; s < 7; s++)
         cr_assert_eq(tr_trainer_step(&a, s, &err), 0, "%s", err.msg);
@@ -181,16 +189,12 @@ Test(ckpt, round_trip_of_every_buffer)
  * and submit, and nothing handed over after it is written. */
 Test(ckpt, the_writer_thread_writes_copies_in_order_and_a_failure_sticks)
 {
-    char run[400], text[2048];
-    snprintf(run, sizeof run, "%s/wr", dir);
-    snprintf(text, sizeof text, cfg_text, run);
+    char run[400];
     tr_config c;
     tr_err err = {0};
-    cr_assert_eq(tr_config_load_string(&c, "wr.ini", text, NULL, 0, &err), 0, "%s", err.msg);
     tr_dist d;
-    tr_dist_init_local(&d);
     tr_trainer a;
-    cr_assert_eq(tr_trainer_init(&a, &c, &d, NULL, &err), 0, "%s", err.msg);
+    trainer_for("wr", run, sizeof run, &c, &d, &a);
     tr_rundir rd;
     cr_assert_eq(tr_rundir_open(&rd, run, &err), 0, "%s", err.msg);
     tr_rundir_close(&rd);
