@@ -13,6 +13,8 @@
 #include "trainer/rng.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -202,6 +204,40 @@ static int cmp_double(const void *a, const void *b)
 #define MAX_ROUNDS 64
 #define ROUND_STEPS 20
 
+/* The round trip of one cache line between local ranks 0 and 1 (a flag each sets in turn in
+ * node-shared memory), in ns; NAN with fewer than two ranks on the node. What the node-shared
+ * exchange pays per line that crosses cores: the host of a virtual machine may place its two
+ * CPUs on one core complex (about 60 ns here) or on two (about 370 ns), and the 784 network's
+ * backward pass at np=2 then takes 0.18 or 0.31 ms; a benchmark table must say which it saw.
+ * Collective. */
+static double core_round_trip_ns(tr_dist *d, tr_err *err)
+{
+    enum { TRIPS = 10000 };
+    void *base;
+    tr_node_mem *mem;
+    if (tr_node_mem_alloc(d, 64, &base, &mem, err))
+        return NAN;
+    double ns = NAN;
+    _Atomic int *flag = base;
+    if (mem && d->local_rank == 0)
+        atomic_store(flag, 0);
+    tr_dist_node_barrier(d);
+    if (mem && d->local_rank < 2) {
+        const int me = d->local_rank;
+        const double t0 = tr_seconds();
+        for (int i = 0; i < TRIPS; i++) { /* rank 0 turns 0 into 1, rank 1 turns 1 into 0 */
+            for (int spins = 0; atomic_load_explicit(flag, memory_order_acquire) != me; spins++)
+                if (spins > 1000) /* the other rank may share this CPU (oversubscribed) */
+                    sched_yield();
+            atomic_store_explicit(flag, 1 - me, memory_order_release);
+        }
+        ns = 1e9 * (tr_seconds() - t0) / TRIPS;
+    }
+    tr_dist_node_barrier(d);
+    tr_node_mem_free(mem);
+    return ns;
+}
+
 int tr_bench_run(const tr_config *c, tr_dist *d, int64_t steps, int64_t warmup, tr_bench_result *r, tr_err *err)
 {
     memset(r, 0, sizeof *r);
@@ -256,6 +292,9 @@ int tr_bench_run(const tr_config *c, tr_dist *d, int64_t steps, int64_t warmup, 
         gemm_s[k] = times[1];
     }
     roofline_free(&roof);
+    r->core_rtt_ns = NAN;
+    if (!rc)
+        r->core_rtt_ns = core_round_trip_ns(d, err);
     if (!rc) {
         double ratio[MAX_ROUNDS], st[MAX_ROUNDS];
         for (int k = 0; k < ROUNDS; k++) {

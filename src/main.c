@@ -758,7 +758,8 @@ static int cmd_bench(const cli *a, tr_dist *d, tr_err *err)
         for (int p = 0; p < TR_PHASE_EVAL; p++)
             printf(" %s %.3f", tr_phase_names[p], r.phase_ms[p]);
         printf("\n  products alone %.3f ms = %.1f%% of the step; %.0f samples/s\n", r.gemm_ms,
-               100.0 * r.gemm_fraction, r.samples_per_s);
+               100.0 * r.gemm_fraction, r.samples_per_s);        if (isfinite(r.core_rtt_ns))
+            printf("  a cache line between local ranks 0 and 1: %.0f ns there and back\n", r.core_rtt_ns);
         if (a->limit)
             print_limit(&c, d, &r, &lim);
         printf("BENCH layers=%s batch=%lld np=%d threads=%d gemm=%s precision=%s step_ms=%.4f gemm_ms=%.4f "
@@ -767,7 +768,10 @@ static int cmd_bench(const cli *a, tr_dist *d, tr_err *err)
                r.step_ms, r.gemm_ms, r.gemm_fraction);
         for (int p = 0; p < TR_PHASE_EVAL; p++)
             printf(" %s_ms=%.4f", tr_phase_names[p], r.phase_ms[p]);
-        printf(" samples_per_s=%.1f mflop_per_sample=%.6f\n", r.samples_per_s, r.mflop_per_sample);
+        printf(" samples_per_s=%.1f mflop_per_sample=%.6f", r.samples_per_s, r.mflop_per_sample);
+        if (isfinite(r.core_rtt_ns))
+            printf(" core_rtt_ns=%.0f", r.core_rtt_ns);
+        printf("\n");
     }
     tr_config_free(&c);
     return rc;

@@ -2,6 +2,7 @@
 # BLAS threads per rank follow the CPUs the launcher gives each rank: mpirun binds ranks to
 # one core each by default (then one thread: two would take turns on that core), unbound
 # ranks split the node's CPUs, and threads set by hand beyond a rank's CPUs are warned about.
+# At np=2 the bench also reports the round trip of a cache line between the two ranks.
 #   tests/test_threads.sh TRAINER SOURCE_DIR
 set -u
 TRAINER=$1
@@ -26,6 +27,9 @@ if ((cpus >= 2)); then
   check "np=1 unbound: every CPU ($cpus)" test "$(threads_of)" = "$cpus"
   expect "np=2 bound to cores" 0 "" -- mpirun -np 2 --bind-to core "${BENCH[@]}"
   check "np=2 bound to cores: 1 thread each" test "$(threads_of)" = 1
+  # the bench states the placement it ran in: a cache line's round trip between the ranks
+  check "np=2: the bench reports the ranks' core round trip" grep -Eq 'core_rtt_ns=[1-9][0-9]*' "$W/out.txt"
+  check "np=1: no round trip to report" bash -c "! mpirun -np 1 ${BENCH[*]} | grep -q core_rtt_ns"
   expect "np=2 unbound" 0 "" -- mpirun -np 2 --bind-to none "${BENCH[@]}"
   check "np=2 unbound: half the CPUs each" test "$(threads_of)" = $((cpus / 2))
 else

@@ -27,6 +27,7 @@ typedef struct tr_bench_result {
     size_t params;
     tr_gemm_engine gemm;              /* the engine the run chose */
     double mflop_per_sample;          /* the products of one sample's forward and backward pass */
+    double core_rtt_ns;               /* a cache line's round trip between local ranks 0 and 1 (NAN: one) */
 } tr_bench_result;
 
 /* The machine's limit beside the model's products (trainer bench --limit). */

@@ -6,7 +6,10 @@
 # CPU has it). np=1 and np=2 runs alternate REPEAT times and the medians are reported,
 # because a shared machine's speed drifts (the last column adds the range of the ratio over
 # the alternating pairs). The first run also measures the machine's limit (trainer bench
-# --limit), and every rate is stated as a share of its precision's FMA peak per core.
+# --limit), and every rate is stated as a share of its precision's FMA peak per core. A second
+# table splits the np=2 runs by where the host placed the two CPUs (the round trip of a cache
+# line between the ranks, which trainer bench measures: a virtual machine's two CPUs may share
+# a core complex or not, and the node-shared exchange pays for every line that crosses).
 #
 #   scripts/bench/run.sh [REPEAT] [STEPS]        (defaults 3 and 1000)
 # Writes Markdown tables to standard output and the raw lines to build/bench.log.
@@ -37,6 +40,8 @@ done
 /usr/bin/python3 - "$LOG" <<'PY'
 import sys, statistics as st, collections
 rows = collections.defaultdict(list)
+placement = collections.defaultdict(list)
+NEAR_NS = 150
 limit = {}
 for line in open(sys.argv[1]):
     kv = dict(f.split("=", 1) for f in line.split()[1:])
@@ -80,9 +85,26 @@ for cfg in ["moons", "mlp784", "wide2048"]:
                      for a, b in zip(rows[(cfg, variant, 1)], rows[(cfg, variant, 2)])]
             if len(pairs) > 1:
                 norm += " (%.0f-%.0f%%)" % (100 * min(pairs), 100 * max(pairs))
+            # the pairs by where the host put the two CPUs (trainer bench's core_rtt_ns: one
+            # core complex ~60 ns, two ~370 ns; the exchange's shared lines cost accordingly)
+            for r, p in zip(rows[(cfg, variant, 2)], pairs):
+                rtt = float(r.get("core_rtt_ns", "nan"))
+                placement[(cfg, variant, "near" if rtt < NEAR_NS else "far" if rtt >= NEAR_NS else "?")].append(
+                    (p, rtt))
         wait = med("comm_wait_ms", cfg, np)
         print("| %s %s | %s | %d | %.3f | %.3f | %.3f | %.3f (%.1f%%) | %.3f | %.1f%% | %.0f | %s | %s | %s |" % (
             cfg, rows[(cfg, variant, np)][0]["layers"], variant, np, step, med("forward_ms", cfg, np),
             med("backward_ms", cfg, np), wait, 100 * wait / step, med("optimizer_ms", cfg, np),
             100 * med("gemm_fraction", cfg, np), sps, share, eff, norm))
+print()
+print("By placement of the two ranks' CPUs (a cache line's round trip between them, < %d ns: one core complex):"
+      % NEAR_NS)
+print()
+print("| network | gemm | placement | pairs | round trip ns | scaling / products scaling (median, range) |")
+print("| --- | --- | --- | --- | --- | --- |")
+for (cfg, variant, where), v in sorted(placement.items()):
+    ratios = [p for p, _ in v]
+    print("| %s | %s | %s | %d | %.0f | %.0f%% (%.0f-%.0f%%) |" % (
+        cfg, variant, where, len(v), st.median(r for _, r in v), 100 * st.median(ratios), 100 * min(ratios),
+        100 * max(ratios)))
 PY
