@@ -1,6 +1,6 @@
 /*
- * dist.c: the process group and its small collectives (dist.h). With reduce.c (gradient
- * exchange) the only files that call MPI.
+ * dist.c: the process group, its small collectives and node-shared memory (dist.h). The
+ * other files that call MPI are named in dist_impl.h.
  *
  * Every MPI call returns errors (MPI_ERRORS_RETURN on our communicator) and is checked; a
  * failure becomes TR_EMPI with MPI's own message. In a local world (impl == NULL) every
@@ -343,6 +343,39 @@ int tr_node_mem_alloc(tr_dist *d, size_t bytes, void **base, tr_node_mem **out, 
     MPI_Win_shared_query(m->win, 0, &size, &unit, base);
     *out = m;
     return 0;
+}
+
+int tr_node_mem_alloc_parts(tr_dist *d, size_t mine, tr_node_mem **out, tr_err *err)
+{
+    *out = NULL;
+    if (!d->impl || d->local_size < 2)
+        return tr_fail(err, TR_EINTERNAL, "node-shared parts need several ranks on the node");
+    tr_node_mem *m = calloc(1, sizeof *m);
+    if (!m)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    void *base = NULL;
+    tr_watch_begin("an allocation of node-shared memory");
+    int rc = MPI_Win_allocate_shared((MPI_Aint)mine, 1, info, d->impl->local, &base, &m->win);
+    tr_watch_end();
+    MPI_Info_free(&info);
+    if (rc != MPI_SUCCESS) {
+        free(m);
+        return mpi_fail(err, rc, "MPI_Win_allocate_shared (node-shared memory)");
+    }
+    *out = m;
+    return 0;
+}
+
+void *tr_node_mem_part(const tr_node_mem *m, int local_rank)
+{
+    MPI_Aint size;
+    int unit;
+    void *p = NULL;
+    MPI_Win_shared_query(m->win, local_rank, &size, &unit, &p);
+    return p;
 }
 
 void tr_node_mem_free(tr_node_mem *m)

@@ -1,6 +1,7 @@
 /*
  * dist_impl.h (private): the MPI side of tr_dist, shared by the files that call MPI: dist.c
- * (the process group and small collectives), reduce.c (gradient exchange) and watchdog.c.
+ * (the process group, small collectives, node-shared memory), the gradient exchange
+ * (reduce.c, grad_sync.c, node_group.c) and watchdog.c (its status exchange).
  * Every blocking wait on other ranks there is bracketed by tr_watch_begin/end (watchdog.h).
  */
 #ifndef TRAINER_DIST_IMPL_H
@@ -17,6 +18,9 @@ struct tr_dist_impl {
     MPI_Comm local; /* ranks sharing this node */
     bool owns_mpi;  /* this world called MPI_Init */
 };
+
+/* The most elements one MPI call carries (its counts are int). */
+#define TR_MPI_MAX_COUNT ((size_t)1 << 30)
 
 static inline int mpi_fail(tr_err *err, int rc, const char *what)
 {

@@ -9,6 +9,7 @@
 #include "trainer/optim.h"
 
 #include "trainer/mem.h"
+#include "trainer/model.h"
 
 #include "vector_kernel.h"
 
@@ -347,4 +348,60 @@ bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *gra
     }
     flush_subnormals_end(csr);
     return (bad >> 31) == 0;
+}
+
+void tr_optim_set_rules(tr_optim *o, const tr_optim_rules *rules) { o->rules = *rules; }
+
+static bool penalized(const tr_optim *o, const tr_tensor *T) { return o->rules.penalize_all || T->is_weight; }
+
+/* The regularisation and clipping of tensor T in this step (see tr_optim_range). */
+static tr_optim_range range_of(const tr_optim *o, const tr_tensor *T, float scale)
+{
+    const bool pen = penalized(o, T);
+    return (tr_optim_range){.decay = pen,
+                            .l1 = pen ? (float)o->rules.l1 : 0.0f,
+                            .l2 = pen ? (float)o->rules.l2 : 0.0f,
+                            .scale = scale,
+                            .clip = (float)o->rules.clip};
+}
+
+bool tr_optim_step_range(tr_optim *o, struct tr_model *m, size_t lo, size_t hi, float scale, float *out)
+{
+    bool finite = true;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tr_tensor *T = &m->tensor[i];
+        size_t a, b;
+        if (tr_tensor_part(T, lo, hi, &a, &b)) {
+            const tr_optim_range r = range_of(o, T, scale);
+            finite &= tr_optim_update_to(o, m->params, out ? out + (a - lo) : m->params + a, m->grads, a, b, &r);
+        }
+    }
+    return finite;
+}
+
+double tr_optim_grad_sq_norm(const tr_optim *o, const struct tr_model *m, size_t lo, size_t hi)
+{
+    double sq = 0.0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tr_tensor *T = &m->tensor[i];
+        size_t a, b;
+        if (tr_tensor_part(T, lo, hi, &a, &b)) {
+            const tr_optim_range r = range_of(o, T, 1.0f);
+            sq += tr_optim_sq_norm(m->params, m->grads, a, b, r.l1, r.l2);
+        }
+    }
+    return sq;
+}
+
+double tr_optim_penalty(const tr_optim *o, const struct tr_model *m)
+{
+    if (o->rules.l1 == 0.0 && o->rules.l2 == 0.0)
+        return 0.0;
+    double p = 0.0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tr_tensor *T = &m->tensor[i];
+        if (penalized(o, T))
+            p += tr_penalty(m->params, T->offset, T->offset + T->size, o->rules.l1, o->rules.l2);
+    }
+    return p;
 }

@@ -24,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *const tr_phase_names[TR_PHASE_COUNT] = {"data", "forward", "backward", "comm_wait", "optimizer", "eval"};
 
 static int alloc_array(void **p, size_t n, size_t elem, tr_err *err)
 {
@@ -158,6 +157,11 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
     rc = tr_optim_init(&t->optim, &c->train.optim, t->model.n_params, err);
     if (rc)
         return rc;
+    tr_optim_set_rules(&t->optim, &(tr_optim_rules){.l1 = c->train.l1,
+                                                    .l2 = c->train.l2,
+                                                    .clip = c->train.clip_value,
+                                                    .penalize_all = c->train.penalize_all});
+    tr_phase_clock_init(&t->clock, t->phase);
     /* batch norm sums its statistics over the ranks (sync_bn), or normalises each rank's
      * slice; in deterministic mode each chunk */
     t->fmode = (tr_forward_mode){.seed = c->train.seed,
@@ -212,10 +216,6 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
         rc = tr_metrics_init(&t->test_metrics, task, K, err);
     return rc;
 }
-
-static void ops_begin(void *ctx);
-static bool ops_update(void *ctx, size_t lo, size_t hi, float scale, float *out);
-static double ops_sq_norm(void *ctx, size_t lo, size_t hi);
 
 /* The collective part, reached by every rank once all have built their part: the check that
  * the replicas start equal, and the gradient exchange. */
@@ -286,10 +286,8 @@ static int init_shared(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *er
     rc = share_sampler(t, d, err);
     if (rc)
         return rc;
-    const tr_update_ops ops = {.ctx = t, .begin = ops_begin, .update = ops_update, .sq_norm = ops_sq_norm};
     tr_watch_begin("setting up the gradient exchange"); /* its collectives, as one wait */
-    rc = tr_reduce_create(&t->reduce, d, &t->model, &t->optim, &c->train, t->n_chunk_bufs, &ops,
-                          &t->phase[TR_PHASE_COMM], &t->phase[TR_PHASE_OPTIM], err);
+    rc = tr_reduce_create(&t->reduce, d, &t->model, &t->optim, &c->train, t->n_chunk_bufs, &t->clock, err);
     tr_watch_end();
     return rc;
 }
@@ -435,7 +433,7 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
     const int L = m->n_layers;
     int64_t G, n;
     const int64_t *rows;
-    double t0 = tr_step_seconds();
+    tr_phase_enter(&t->clock, TR_PHASE_DATA);
     tr_sampler_micro(s, j, &G, &rows, &n);
     const int64_t tag = s->epoch * ((int64_t)1 << 32) + j; /* micro-batch j of this epoch */
     if (t->prefetch && tr_prefetch_take(t->prefetch, tag, &t->xb, &t->yb))
@@ -456,8 +454,8 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
         else
             prefetch_rows(&t->data.train, rows2, n2);
     }
-    double t1 = tr_step_seconds();
-    t->phase[TR_PHASE_DATA] += t1 - t0;
+    tr_phase_leave(&t->clock);
+    tr_phase_enter(&t->clock, TR_PHASE_FORWARD);
     *n_rows = n;
     /* a rank without rows of this micro-batch (more ranks than rows) still runs the forward
      * pass on zero rows: synchronised batch norm sums over every rank */
@@ -483,64 +481,9 @@ static double micro_forward(tr_trainer *t, int64_t j, int64_t *n_rows, int64_t *
         *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, n);
     if (t->fault_nan_step == t->step + 1)
         t->dZ[0] = NAN;
-    t->phase[TR_PHASE_FORWARD] += tr_step_seconds() - t1;
+    tr_phase_leave(&t->clock);
     return loss;
 }
-
-/* The regularisation and clipping of tensor T in this step (see tr_optim_range). */
-static tr_optim_range range_of(const tr_trainer *t, const tr_tensor *T, float scale)
-{
-    const tr_train_config *tc = &t->cfg->train;
-    const bool pen = tc->penalize_all || T->is_weight;
-    return (tr_optim_range){.decay = pen,
-                            .l1 = pen ? (float)tc->l1 : 0.0f,
-                            .l2 = pen ? (float)tc->l2 : 0.0f,
-                            .scale = scale,
-                            .clip = (float)tc->clip_value};
-}
-
-/* The squared norm of (gradient + penalty gradient) over [lo, hi), tensor by tensor. */
-static double range_sq_norm(const tr_trainer *t, size_t lo, size_t hi)
-{
-    const tr_model *m = &t->model;
-    double sq = 0.0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const tr_tensor *T = &m->tensor[i];
-        size_t a, b;
-        if (tr_tensor_part(T, lo, hi, &a, &b)) {
-            const tr_optim_range r = range_of(t, T, 1.0f);
-            sq += tr_optim_sq_norm(m->params, m->grads, a, b, r.l1, r.l2);
-        }
-    }
-    return sq;
-}
-
-/* Updates the parameters in [lo, hi), tensor by tensor, in place or into out (from out[0]);
- * false when a value is not finite. */
-static bool update_range(tr_trainer *t, size_t lo, size_t hi, float scale, float *out)
-{
-    tr_model *m = &t->model;
-    bool finite = true;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const tr_tensor *T = &m->tensor[i];
-        size_t a, b;
-        if (tr_tensor_part(T, lo, hi, &a, &b)) {
-            const tr_optim_range r = range_of(t, T, scale);
-            finite &= tr_optim_update_to(&t->optim, m->params, out ? out + (a - lo) : m->params + a, m->grads, a, b, &r);
-        }
-    }
-    return finite;
-}
-
-/* The exchange's side of the optimizer (reduce.h): it decides which ranges, when and where. */
-static void ops_begin(void *ctx) { tr_optim_begin_step(&((tr_trainer *)ctx)->optim); }
-
-static bool ops_update(void *ctx, size_t lo, size_t hi, float scale, float *out)
-{
-    return update_range(ctx, lo, hi, scale, out);
-}
-
-static double ops_sq_norm(void *ctx, size_t lo, size_t hi) { return range_sq_norm(ctx, lo, hi); }
 
 /* Deterministic mode: the step's rows (in the epoch's order) are cut into chunks of
  * chunk_rows rows, the last one shorter; this rank computes the gradients of its share of
@@ -570,11 +513,12 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
         tr_gemm_set_threads(1); /* one thread per chunk: the kernels' order is fixed */
     double loss_sum = 0.0;
     for (int64_t k = c0; k < c1; k++) {
-        const double t0 = tr_step_seconds();
+        tr_phase_enter(&t->clock, TR_PHASE_DATA);
         const int64_t *cr = rows + k * C;
         const int64_t nk = n - k * C < C ? n - k * C : C;
         tr_dataset_gather(&t->data.train, cr, nk, t->xb, t->yb);
-        const double t1 = tr_step_seconds();
+        tr_phase_leave(&t->clock);
+        tr_phase_enter(&t->clock, TR_PHASE_FORWARD);
         t->fmode.step = t->step;
         t->fmode.rows = cr;
         t->fmode.global_rows = (double)nk; /* batch norm normalises the chunk */
@@ -586,13 +530,12 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
             *correct += tr_loss_count_correct(&t->loss, m->layer[L - 1].Z, m->layer[L - 1].A, t->yb, nk);
         if (t->fault_nan_step == t->step + 1)
             t->dZ[0] = NAN;
-        const double t2 = tr_step_seconds();
+        tr_phase_leave(&t->clock);
+        tr_phase_enter(&t->clock, TR_PHASE_BACKWARD);
         tr_model_backward(m, tr_reduce_chunk(t->reduce, k - c0, loss), t->xb, t->dZ, nk, false, NULL);
+        tr_phase_leave(&t->clock);
         loss_sum += loss;
         *rows_done += nk;
-        t->phase[TR_PHASE_DATA] += t1 - t0;
-        t->phase[TR_PHASE_FORWARD] += t2 - t1;
-        t->phase[TR_PHASE_BACKWARD] += tr_step_seconds() - t2;
     }
     if (t->threads > 1)
         tr_gemm_set_threads(t->threads);
@@ -640,13 +583,11 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
             int64_t n;
             st.loss += micro_forward(t, first + j, &n, &st.correct);
             st.rows += n;
-            const double t0 = tr_step_seconds();
-            const double nested0 = t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM];
+            /* reductions and updates inside the hooks open their own phases */
+            tr_phase_enter(&t->clock, TR_PHASE_BACKWARD);
             const tr_grad_hook *hook = tr_reduce_hook(t->reduce, j == n_micro - 1);
             tr_model_backward(m, m->grads, t->xb, t->dZ, n, tr_reduce_adds(t->reduce, j), hook);
-            /* reductions and updates done inside the hooks are counted as comm and optimizer */
-            t->phase[TR_PHASE_BACKWARD] +=
-                tr_step_seconds() - t0 - (t->phase[TR_PHASE_OPTIM] + t->phase[TR_PHASE_COMM] - nested0);
+            tr_phase_leave(&t->clock);
         }
     }
     tr_model_hold_weights(m, false);
@@ -672,10 +613,9 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     return 0;
 }
 
-
 int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr_err *err)
 {
-    const double t0 = tr_step_seconds();
+    tr_phase_enter(&t->clock, TR_PHASE_EVAL);
     tr_model *mod = &t->model;
     tr_dist *d = t->dist;
     const int L = mod->n_layers;
@@ -703,7 +643,7 @@ int tr_trainer_evaluate(tr_trainer *t, const tr_dataset *ds, tr_metrics *met, tr
         rc = tr_dist_allgather_f64(d, t->eval_loss, b, e - b, err);
     if (!rc)
         tr_metrics_compute(met, &t->loss, t->eval_Z, t->eval_A, ds->y, t->eval_loss, ds->rows);
-    t->phase[TR_PHASE_EVAL] += tr_step_seconds() - t0;
+    tr_phase_leave(&t->clock);
     return rc;
 }
 
@@ -720,19 +660,7 @@ int tr_trainer_sync_buffers(tr_trainer *t, tr_err *err)
     return rc;
 }
 
-double tr_trainer_penalty(const tr_trainer *t)
-{
-    const tr_train_config *tc = &t->cfg->train;
-    if (tc->l1 == 0.0 && tc->l2 == 0.0)
-        return 0.0;
-    double p = 0.0;
-    for (int i = 0; i < t->model.n_tensors; i++) {
-        const tr_tensor *T = &t->model.tensor[i];
-        if (tc->penalize_all || T->is_weight)
-            p += tr_penalty(t->model.params, T->offset, T->offset + T->size, tc->l1, tc->l2);
-    }
-    return p;
-}
+double tr_trainer_penalty(const tr_trainer *t) { return tr_optim_penalty(&t->optim, &t->model); }
 
 int tr_trainer_evaluate_all(tr_trainer *t, tr_err *err)
 {

@@ -1,13 +1,14 @@
 /*
  * test_dist.c: the parts of the data-parallel machinery that need no second process: the
  * bucket plan, backward cut into row blocks at the bucket boundaries, the exact
- * (fixed-point) gradient sum, the chunked evaluation shares, the rank slices, and each
+ * (fixed-point) gradient sum as the deterministic mode's exchange runs it, the chunked evaluation shares, the rank slices, and each
  * rank's share of the node's CPUs (the BLAS thread default), and the streamed copy of the
  * node-shared parameters.
  */
 #include "test_util.h"
 #include "trainer/dist.h"
 #include "trainer/mem.h"
+#include "trainer/optim.h"
 #include "trainer/reduce.h"
 #include "trainer/model.h"
 #include "trainer/rng.h"
@@ -46,7 +47,7 @@ Test(buckets, plan_covers_the_buffer_on_row_boundaries)
     const size_t targets[] = {0, 256, 4096, 1 << 20};
     for (int k = 0; k < 4; k++) {
         tr_grad_sync *s;
-        cr_assert_eq(tr_grad_sync_create(&s, &d, &m, targets[k], false, NULL), 0);
+        cr_assert_eq(tr_grad_sync_create(&s, &d, &m, targets[k], NULL), 0);
         const size_t *b;
         const int n = tr_grad_sync_buckets(s, &b);
         cr_expect(n >= 1);
@@ -111,7 +112,7 @@ Test(buckets, backward_in_row_blocks_equals_whole_backward)
     tr_dist d;
     tr_dist_init_local(&d);
     tr_grad_sync *s;
-    cr_assert_eq(tr_grad_sync_create(&s, &d, &m, 512, false, NULL), 0);
+    cr_assert_eq(tr_grad_sync_create(&s, &d, &m, 512, NULL), 0);
     const size_t *b;
     const int n = tr_grad_sync_buckets(s, &b);
     frontier_log log = {.n = 0};
@@ -171,36 +172,58 @@ Test(buckets, backward_overwrites_when_not_accumulating)
     tr_model_free(&m);
 }
 
+/* One step of the exact strategy, as training runs it (reduce.c's exact_finish), on one
+ * rank: the K chunks given in `order`, SGD with lr 1 from zero parameters, so the parameters
+ * come out as minus the summed gradient. */
+static void exact_step(tr_model *m, float *const *chunks, const double *loss, const int *order, int K,
+                       tr_step_stats *st)
+{
+    tr_dist d;
+    tr_dist_init_local(&d);
+    tr_optim o;
+    cr_assert_eq(tr_optim_init(&o, &(tr_optim_config){.kind = TR_OPTIM_SGD, .lr = 1.0}, m->n_params, NULL), 0);
+    const tr_train_config tc = {.deterministic = true, .comm = TR_COMM_AUTO};
+    double seconds[TR_PHASE_COUNT] = {0};
+    tr_phase_clock clock;
+    tr_phase_clock_init(&clock, seconds);
+    tr_reduce *r;
+    cr_assert_eq(tr_reduce_create(&r, &d, m, &o, &tc, K, &clock, NULL), 0);
+    memset(m->params, 0, m->n_params * sizeof(float));
+    tr_reduce_begin(r);
+    for (int i = 0; i < K; i++)
+        memcpy(tr_reduce_chunk(r, i, loss[order[i]]), chunks[order[i]], m->n_params * sizeof(float));
+    *st = (tr_step_stats){.correct = 3, .rows = 9};
+    cr_assert_eq(tr_reduce_finish(r, st, NULL), 0);
+    tr_reduce_free(r);
+    tr_optim_free(&o);
+}
+
 Test(exact_sum, is_order_independent_and_close_to_the_float_sum)
 {
     tr_model_config c = cfg3();
     tr_model m;
     tr_model_init(&m, &c, 8, NULL);
-    tr_dist d;
-    tr_dist_init_local(&d);
-    tr_grad_sync *s;
-    cr_assert_eq(tr_grad_sync_create(&s, &d, &m, 0, true, NULL), 0);
     enum { K = 4 };
-    float *micro[K], *rev[K];
-    double loss[K] = {1.5, 2.25, 1e-3, 7.0}, loss_rev[K];
+    float *micro[K];
+    const double loss[K] = {1.5, 2.25, 1e-3, 7.0};
+    const int forward[K] = {0, 1, 2, 3}, backward[K] = {3, 2, 1, 0};
     for (int j = 0; j < K; j++) {
         micro[j] = calloc(m.n_params, sizeof(float));
         for (int t = 0; t < m.n_tensors; t++) /* magnitudes spread over orders of magnitude */
             fill_uniform(micro[j] + m.tensor[t].offset, m.tensor[t].size, -powf(10.0f, (float)(t - 3)),
                          powf(10.0f, (float)(t - 3)), 100 + (uint64_t)(j * 10 + t));
-        rev[K - 1 - j] = micro[j];
-        loss_rev[K - 1 - j] = loss[j];
     }
     float *out1 = calloc(m.n_params, sizeof(float)), *out2 = calloc(m.n_params, sizeof(float));
-    const int64_t counts[2] = {3, 9};
-    int64_t tot[2];
-    double l1, l2;
-    cr_assert_eq(tr_grad_sync_exact(s, micro, loss, K, counts, out1, &l1, tot, NULL), 0);
-    cr_assert_eq(tr_grad_sync_exact(s, rev, loss_rev, K, counts, out2, &l2, tot, NULL), 0);
+    tr_step_stats s1, s2;
+    exact_step(&m, micro, loss, forward, K, &s1);
+    memcpy(out1, m.params, m.n_params * sizeof(float));
+    exact_step(&m, micro, loss, backward, K, &s2);
+    memcpy(out2, m.params, m.n_params * sizeof(float));
+    cr_expect(s1.nonfinite == NULL && s2.nonfinite == NULL);
     cr_expect(memcmp(out1, out2, m.n_params * sizeof(float)) == 0, "the exact sum depends on the order");
-    cr_expect(l1 == l2 && fabs(l1 - 10.751) < 1e-9, "loss sum %.17g", l1);
-    cr_expect(tot[0] == 3 && tot[1] == 9);
-    /* close to the sum in double */
+    cr_expect(s1.loss == s2.loss && fabs(s1.loss - 10.751) < 1e-9, "loss sum %.17g", s1.loss);
+    cr_expect(s1.correct == 3 && s1.rows == 9);
+    /* close to the sum in double (the parameters are minus the sum) */
     double worst = 0.0;
     for (int t = 0; t < m.n_tensors; t++)
         for (size_t i = 0; i < m.tensor[t].size; i++) {
@@ -208,18 +231,24 @@ Test(exact_sum, is_order_independent_and_close_to_the_float_sum)
             double want = 0.0;
             for (int j = 0; j < K; j++)
                 want += micro[j][k];
-            const double err = fabs(out1[k] - want) / (fabs(want) + 1e-30);
+            const double err = fabs(-out1[k] - want) / (fabs(want) + 1e-30);
             worst = err > worst && fabs(want) > 1e-6 * powf(10.0f, (float)(t - 3)) ? err : worst;
         }
     cr_expect(worst < 1e-6, "relative error %g", worst);
+    /* control: a float sum in the two orders differs somewhere, or the test proves nothing */
+    bool float_orders_differ = false;
+    for (size_t k = 0; k < m.n_params && !float_orders_differ; k++)
+        float_orders_differ = ((micro[0][k] + micro[1][k]) + micro[2][k]) + micro[3][k] !=
+                              ((micro[3][k] + micro[2][k]) + micro[1][k]) + micro[0][k];
+    cr_expect(float_orders_differ, "control: the float sums agree in both orders");
     /* a non-finite value anywhere is a divergence, not garbage */
     micro[1][m.tensor[2].offset + 3] = NAN;
-    cr_expect_eq(tr_grad_sync_exact(s, micro, loss, K, counts, out1, &l1, tot, NULL), TR_EDIVERGED);
+    exact_step(&m, micro, loss, forward, K, &s1);
+    cr_expect(s1.nonfinite != NULL, "a NaN gradient passed the exact sum");
     for (int j = 0; j < K; j++)
         free(micro[j]);
     free(out1);
     free(out2);
-    tr_grad_sync_free(s);
     tr_model_free(&m);
 }
 

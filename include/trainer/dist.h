@@ -72,6 +72,11 @@ int tr_dist_same_everywhere(tr_dist *d, const void *buf, size_t bytes, bool *sam
  * the world (every rank calls it, whatever its node's size). */
 typedef struct tr_node_mem tr_node_mem;
 int tr_node_mem_alloc(tr_dist *d, size_t bytes, void **base, tr_node_mem **mem, tr_err *err);
+/* The same with a part from every rank of the node, `mine` bytes from this one (the parts
+ * need not be contiguous); tr_node_mem_part gives each part's address on this rank. Only for
+ * nodes of more than one rank (d->local_size > 1). Collective over the node. */
+int tr_node_mem_alloc_parts(tr_dist *d, size_t mine, tr_node_mem **mem, tr_err *err);
+void *tr_node_mem_part(const tr_node_mem *mem, int local_rank);
 /* Collective over the node, like the allocation; accepts NULL. */
 void tr_node_mem_free(tr_node_mem *mem);
 

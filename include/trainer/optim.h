@@ -55,8 +55,16 @@ typedef struct tr_optim_state {
     float *data;      /* (n) in the flat parameter layout */
 } tr_optim_state;
 
+/* [train]'s regularisation: the penalties l1 sum|p| + l2 sum p^2 on weights (on every
+ * tensor with penalize_all), and clip_value on every gradient (0: none). */
+typedef struct tr_optim_rules {
+    double l1, l2, clip;
+    bool penalize_all;
+} tr_optim_rules;
+
 typedef struct tr_optim {
     tr_optim_config cfg;
+    tr_optim_rules rules; /* none until tr_optim_set_rules */
     bool external;   /* the state buffers belong to someone else (tr_optim_use_state) */
     double lr;       /* current learning rate (a schedule may change it) */
     int64_t step;    /* optimizer steps taken */
@@ -74,6 +82,8 @@ void tr_optim_free(tr_optim *o);
 /* Makes the optimizer use caller-owned state buffers (n floats each, in the order of
  * o->state, e.g. node-shared memory); its own are released, values are not copied. */
 void tr_optim_use_state(tr_optim *o, float *const *buffers);
+
+void tr_optim_set_rules(tr_optim *o, const tr_optim_rules *rules);
 
 /* Starts step t+1: increments the step count and computes the bias corrections. */
 void tr_optim_begin_step(tr_optim *o);
@@ -107,6 +117,16 @@ bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *gra
 
 /* sum over [begin, end) of (g + l1 sign(p) + 2 l2 p)^2: the squared norm clipping looks at. */
 double tr_optim_sq_norm(const float *params, const float *grads, size_t begin, size_t end, float l1, float l2);
+
+/* Over the model's flat parameters, tensor by tensor under o->rules: the update of [lo, hi)
+ * (in place, or into out from out[0]; scale: clip_grad_norm_'s factor, 1 for none), false
+ * when a value is not finite; and the squared norm of the regularised gradient there. What
+ * the gradient exchange calls on the ranges it owns, when they are summed. */
+struct tr_model;
+bool tr_optim_step_range(tr_optim *o, struct tr_model *m, size_t lo, size_t hi, float scale, float *out);
+double tr_optim_grad_sq_norm(const tr_optim *o, const struct tr_model *m, size_t lo, size_t hi);
+/* The penalty's value over the model (the loss the log reports adds it). */
+double tr_optim_penalty(const tr_optim *o, const struct tr_model *m);
 
 /* l1 sum |p| + l2 sum p^2 over [begin, end): the penalty's value. */
 double tr_penalty(const float *params, size_t begin, size_t end, double l1, double l2);

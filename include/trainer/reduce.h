@@ -1,7 +1,9 @@
 /*
  * reduce.h: gradient exchange. Every way of summing the ranks' gradients and of applying the
- * optimizer to the sum lives behind this interface, in src/reduce.c (with dist.c the only
- * file that calls MPI):
+ * optimizer to the sum lives behind this interface. src/reduce.c holds the step protocol of
+ * each strategy, on three building blocks: grad_sync.c (the bucket plan and the bucketed
+ * MPI_Iallreduce), fixed_sum.c (the fixed-point sum) and node_group.c (the node-shared
+ * memory). Calls go one way: train.c -> reduce.c -> optim.c.
  *
  *   local      one rank: each tensor is updated as soon as backward is done with it, while
  *              its gradient is still in cache
@@ -37,25 +39,16 @@
 #include "trainer/config.h"
 #include "trainer/dist.h"
 #include "trainer/error.h"
+#include "trainer/grad_sync.h"
 #include "trainer/model.h"
 #include "trainer/optim.h"
+#include "trainer/phase.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef enum tr_reduce_kind { TR_REDUCE_LOCAL, TR_REDUCE_ALLREDUCE, TR_REDUCE_SHARED, TR_REDUCE_EXACT } tr_reduce_kind;
-
-/* What the trainer does to a range of parameters; the exchange decides which ranges, when,
- * and on which rank. */
-typedef struct tr_update_ops {
-    void *ctx;
-    void (*begin)(void *ctx);                                      /* an optimizer step starts */
-    /* false: a non-finite value. out: where the updated values of [lo, hi) go, from out[0]
-     * (NULL: in place) */
-    bool (*update)(void *ctx, size_t lo, size_t hi, float scale, float *out);
-    double (*sq_norm)(void *ctx, size_t lo, size_t hi);            /* of the regularised gradient */
-} tr_update_ops;
 
 /* A step's statistics: this rank's going into tr_reduce_finish, all ranks' coming out. */
 typedef struct tr_step_stats {
@@ -71,10 +64,11 @@ typedef struct tr_reduce tr_reduce;
 
 /* Chooses the strategy from [train] comm and deterministic and the world, and builds it:
  * for `shared`, moves the model's parameters and the optimizer's state into the node's
- * shared memory. chunk_bufs: gradient buffers for the exact strategy (chunks one rank
- * computes in a step). Phase times go to *comm_s and *optim_s. Collective. */
+ * shared memory. The exchange applies o (its rules included) to the ranges it owns as they
+ * are summed. chunk_bufs: gradient buffers for the exact strategy (chunks one rank computes
+ * in a step). Summing opens comm_wait and updating optimizer on `clock`. Collective. */
 int tr_reduce_create(tr_reduce **r, tr_dist *d, tr_model *m, tr_optim *o, const tr_train_config *tc,
-                     int64_t chunk_bufs, const tr_update_ops *ops, double *comm_s, double *optim_s, tr_err *err);
+                     int64_t chunk_bufs, tr_phase_clock *clock, tr_err *err);
 /* Frees the exchange; the model and optimizer that point into its shared memory must be
  * freed first. Accepts NULL. */
 void tr_reduce_free(tr_reduce *r);
@@ -109,38 +103,5 @@ float *tr_reduce_chunk(tr_reduce *r, int64_t i, double loss);
 /* Completes the step: every rank's gradient summed, the optimizer applied, the statistics
  * summed. An MPI failure keeps its own status (TR_EMPI) whatever else happened. Collective. */
 int tr_reduce_finish(tr_reduce *r, tr_step_stats *st, tr_err *err);
-
-/* ------------------------------------------------ building blocks (exposed for tests) -- */
-
-typedef struct tr_grad_sync tr_grad_sync;
-
-/* Plans buckets of about bucket_bytes (0 = one bucket per layer) over the model's flat
- * gradient layout, cutting large weight tensors at row boundaries. Collective. */
-int tr_grad_sync_create(tr_grad_sync **s, tr_dist *d, const tr_model *m, size_t bucket_bytes, bool exact,
-                        tr_err *err);
-void tr_grad_sync_free(tr_grad_sync *s);
-
-/* Number of buckets and their begin offsets (ascending). */
-int tr_grad_sync_buckets(const tr_grad_sync *s, const size_t **begins);
-
-/* Arms the sync for one step on `grads` and fills `hook` for tr_model_backward: buckets
- * start as backward completes them. */
-void tr_grad_sync_begin(tr_grad_sync *s, float *grads, tr_grad_hook *hook);
-
-/* Starts any bucket not started yet, waits for all, and adds the time spent waiting to
- * *wait_seconds. After it, every rank holds the sum of all ranks' gradients. */
-int tr_grad_sync_finish(tr_grad_sync *s, double *wait_seconds, tr_err *err);
-
-/*
- * Exact sum of gradients: micro[j] (j < n_micro) are this rank's gradients (flat layout),
- * loss[j] their loss sums, counts[0..1] this rank's (correct predictions, rows). Every value
- * is rounded once to a 64-bit fixed-point grid per tensor, 2^(e-40) with 2^e above the
- * largest magnitude of that tensor on any rank, and the integers are summed, which is
- * associative. Writes the sum to out (flat layout), the total loss and counts. Returns
- * TR_EDIVERGED on every rank when any value anywhere is not finite.
- */
-int tr_grad_sync_exact(tr_grad_sync *s, float *const *micro, const double *loss, int n_micro,
-                       const int64_t counts[2], float *out, double *loss_total, int64_t counts_total[2],
-                       tr_err *err);
 
 #endif

@@ -20,24 +20,13 @@
 #include "trainer/loss.h"
 #include "trainer/model.h"
 #include "trainer/optim.h"
+#include "trainer/phase.h"
 #include "trainer/reduce.h"
 #include "trainer/sampler.h"
 
 #include <signal.h>
 #include <stdio.h>
 
-/* Where a step's time goes (seconds, summed since the last evaluation line). */
-typedef enum tr_phase {
-    TR_PHASE_DATA,     /* gathering the batch rows */
-    TR_PHASE_FORWARD,  /* forward pass and loss */
-    TR_PHASE_BACKWARD, /* backward pass (starting gradient buckets) */
-    TR_PHASE_COMM,     /* waiting for the gradient allreduce */
-    TR_PHASE_OPTIM,    /* optimizer update */
-    TR_PHASE_EVAL,     /* evaluation */
-    TR_PHASE_COUNT
-} tr_phase;
-
-extern const char *const tr_phase_names[TR_PHASE_COUNT];
 
 typedef struct tr_trainer {
     const tr_config *cfg;
@@ -76,6 +65,7 @@ typedef struct tr_trainer {
     tr_metrics train_metrics, val_metrics, test_metrics; /* last evaluation */
     bool has_train_metrics, has_val_metrics, has_test_metrics;
     double phase[TR_PHASE_COUNT]; /* seconds since the last evaluation line */
+    tr_phase_clock clock;         /* charges phase[] */
     int64_t phase_steps;          /* steps behind phase[] */
     double seconds;         /* training wall time */
     int threads;            /* BLAS threads per rank in use */
