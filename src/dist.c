@@ -348,8 +348,8 @@ int tr_node_mem_alloc(tr_dist *d, size_t bytes, void **base, tr_node_mem **out, 
 int tr_node_mem_alloc_parts(tr_dist *d, size_t mine, tr_node_mem **out, tr_err *err)
 {
     *out = NULL;
-    if (!d->impl || d->local_size < 2)
-        return tr_fail(err, TR_EINTERNAL, "node-shared parts need several ranks on the node");
+    if (!d->impl)
+        return tr_fail(err, TR_EINTERNAL, "node-shared memory needs MPI");
     tr_node_mem *m = calloc(1, sizeof *m);
     if (!m)
         return tr_fail(err, TR_ENOMEM, "out of memory");

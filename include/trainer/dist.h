@@ -1,7 +1,8 @@
 /*
- * dist.h: the process group and the small collectives the trainer uses. src/dist.c,
- * src/reduce.c (gradient exchange, reduce.h) and src/watchdog.c are the only files that call
- * MPI; everything else sees this context and these functions.
+ * dist.h: the process group, the small collectives the trainer uses and node-shared
+ * memory. The files that call MPI are dist.c, the gradient exchange (reduce.c, grad_sync.c,
+ * node_group.c) and watchdog.c (src/dist_impl.h); everything else sees this context and
+ * these functions.
  *
  * A single rank started without mpirun is a world of size 1 (MPI singleton), so the same
  * binary serves a laptop, `mpirun -np N` and `srun`. tr_dist_init_local gives a world of one
@@ -73,8 +74,8 @@ int tr_dist_same_everywhere(tr_dist *d, const void *buf, size_t bytes, bool *sam
 typedef struct tr_node_mem tr_node_mem;
 int tr_node_mem_alloc(tr_dist *d, size_t bytes, void **base, tr_node_mem **mem, tr_err *err);
 /* The same with a part from every rank of the node, `mine` bytes from this one (the parts
- * need not be contiguous); tr_node_mem_part gives each part's address on this rank. Only for
- * nodes of more than one rank (d->local_size > 1). Collective over the node. */
+ * need not be contiguous); tr_node_mem_part gives each part's address on this rank (a node
+ * of one rank has one part). Needs MPI (d->impl). Collective over the node. */
 int tr_node_mem_alloc_parts(tr_dist *d, size_t mine, tr_node_mem **mem, tr_err *err);
 void *tr_node_mem_part(const tr_node_mem *mem, int local_rank);
 /* Collective over the node, like the allocation; accepts NULL. */
