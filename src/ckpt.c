@@ -254,7 +254,7 @@ static int write_all(int fd, const unsigned char *buf, size_t n)
     static int writes = 0;
     writes++;
     int nth, secs;
-    const bool pause_here = tr_fault_pair("TRAINER_TEST_CKPT_PAUSE", &nth, &secs) && nth == writes;
+    const bool pause_here = tr_fault_ckpt_pause(&nth, &secs) && nth == writes;
     size_t done = 0;
     while (done < n) {
         size_t chunk = n - done;
@@ -543,18 +543,29 @@ static herr_t scan_key(hid_t g, const char *name, const H5O_info_t *info, void *
     return 0;
 }
 
-int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckpt_parts *parts, tr_err *err)
+/* Everything tr_ckpt_load reads, held until all of it has been read: a bad file changes
+ * nothing. */
+typedef struct staged {
+    float *params;                  /* (n_params) */
+    float *bufs;                    /* (n_buffer_floats) batch-norm running statistics */
+    int64_t batches[TR_MAX_LAYERS]; /* num_batches_tracked */
+    bool have_bufs;
+    float *state[3];                /* the optimizer's */
+    int64_t ostep;
+    double olr;
+    float *center, *scale;          /* the scaler (NULL: none in the file) */
+    int64_t scale_kind;
+    tr_ckpt_state run;
+} staged;
+
+/* The file is a trainer checkpoint of a format this trainer reads (a file exported from
+ * PyTorch carries only /model: full false), with this configuration's architecture. */
+static int check_format(hid_t f, const char *path, bool full, const tr_config *c, const tr_model *m, tr_err *err)
 {
-    hid_t f;
-    int rc = open_checked(&f, path, parts && parts->plain_ok, err);
-    if (rc)
-        return rc;
-    rc = check_finite(f, path, err);
-    char fmt[64] = "";
-    int64_t version = 0;
-    /* a file exported from PyTorch (scripts/from_torch.py) carries only /model */
-    const bool full = tr_h5_exists(f, "/config");
-    if (!rc && full) {
+    int rc = 0;
+    if (full) {
+        char fmt[64] = "";
+        int64_t version = 0;
         rc = tr_h5_get_attr_str(f, path, "/", "format", fmt, sizeof fmt, err);
         if (!rc && strcmp(fmt, "trainer-checkpoint"))
             rc = tr_fail(err, TR_ECKPT, "%s: format '%s' is not a trainer checkpoint", path, fmt);
@@ -564,185 +575,227 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
             rc = tr_fail(err, TR_ECKPT, "%s: format version %lld is newer than this trainer's (%d)", path,
                          (long long)version, TR_CKPT_FORMAT_VERSION);
     }
-    if (!rc && (full || tr_h5_exists(f, "/model")))
-        rc = tr_h5_exists(f, "/model") && H5Aexists_by_name(f, "/model", "layers", H5P_DEFAULT) > 0
-                 ? check_architecture(f, path, c, m, err)
-                 : 0;
     if (!rc && !tr_h5_exists(f, "/model"))
-        rc = tr_fail(err, TR_ECKPT, "%s: no /model group (a trainer checkpoint, or for --init-from /model/<i>/weight "
-                                    "and /model/<i>/bias named as nn.Sequential names them)", path);
+        return tr_fail(err, TR_ECKPT, "%s: no /model group (a trainer checkpoint, or for --init-from /model/<i>/weight "
+                                      "and /model/<i>/bias named as nn.Sequential names them)", path);
+    if (!rc && H5Aexists_by_name(f, "/model", "layers", H5P_DEFAULT) > 0)
+        rc = check_architecture(f, path, c, m, err);
+    return rc;
+}
+
+/* The parameters, tensor by tensor; strict as PyTorch's load_state_dict unless non_strict
+ * (then a tensor the file lacks keeps the model's value, and parts->note says what was
+ * skipped). */
+static int read_params(hid_t f, const char *path, const tr_model *m, const tr_ckpt_parts *parts, staged *g,
+                       tr_err *err)
+{
     const bool non_strict = parts && parts->non_strict;
     key_scan keys = {.m = m};
-    if (!rc && H5Ovisit_by_name(f, "/model", H5_INDEX_NAME, H5_ITER_INC, scan_key, &keys, H5P_DEFAULT) < 0)
-        rc = tr_fail(err, TR_ECKPT, "%s: cannot list /model", path);
-    if (!rc && keys.unknown && !non_strict)
-        rc = tr_fail(err, TR_ECKPT, "%s: %d tensor%s the model does not have (%s%s): refused, as PyTorch's "
-                                    "load_state_dict(strict=True) refuses unexpected keys; --non-strict loads the "
-                                    "tensors that match and leaves the others as initialised", path, keys.unknown,
-                     keys.unknown == 1 ? "" : "s", keys.names, keys.unknown > 4 ? ", ..." : "");
-    const bool want_params = !(parts && parts->skip_params);
-    /* parameters: read into a scratch copy first, so a bad file changes nothing */
-    float *params = calloc(m->n_params + 1, sizeof *params);
-    if (!rc && !params)
-        rc = tr_fail(err, TR_ENOMEM, "out of memory");
-    int missing = 0;
+    if (H5Ovisit_by_name(f, "/model", H5_INDEX_NAME, H5_ITER_INC, scan_key, &keys, H5P_DEFAULT) < 0)
+        return tr_fail(err, TR_ECKPT, "%s: cannot list /model", path);
+    if (keys.unknown && !non_strict)
+        return tr_fail(err, TR_ECKPT, "%s: %d tensor%s the model does not have (%s%s): refused, as PyTorch's "
+                                      "load_state_dict(strict=True) refuses unexpected keys; --non-strict loads the "
+                                      "tensors that match and leaves the others as initialised", path, keys.unknown,
+                       keys.unknown == 1 ? "" : "s", keys.names, keys.unknown > 4 ? ", ..." : "");
+    if (parts && parts->skip_params)
+        return 0;
+    int rc = 0, missing = 0;
     char missing_names[256] = "";
-    for (int t = 0; !rc && want_params && t < m->n_tensors; t++) {
+    for (int t = 0; !rc && t < m->n_tensors; t++) {
+        const tr_tensor *T = &m->tensor[t];
         char name[64];
-        snprintf(name, sizeof name, "/model/%s", m->tensor[t].name);
+        snprintf(name, sizeof name, "/model/%s", T->name);
         if (non_strict && !tr_h5_exists(f, name)) { /* a missing key keeps its initial value */
-            memcpy(params + m->tensor[t].offset, m->params + m->tensor[t].offset, m->tensor[t].size * sizeof *params);
+            memcpy(g->params + T->offset, m->params + T->offset, T->size * sizeof *g->params);
             if (missing++ < 4)
-                snprintf(missing_names + strlen(missing_names), sizeof missing_names - strlen(missing_names),
-                         "%s%s", missing > 1 ? ", " : "", name);
+                snprintf(missing_names + strlen(missing_names), sizeof missing_names - strlen(missing_names), "%s%s",
+                         missing > 1 ? ", " : "", name);
             continue;
         }
-        rc = read_tensor(f, path, name, &m->tensor[t], params + m->tensor[t].offset, err);
+        rc = read_tensor(f, path, name, T, g->params + T->offset, err);
     }
     if (!rc && non_strict && (missing || keys.unknown) && parts->note)
         fprintf(parts->note, "trainer: note: --non-strict: %s: %d tensor%s of the model not in the file, kept as "
                              "initialised%s%s%s; %d in the file not in the model, ignored%s%s%s\n", path, missing,
-                missing == 1 ? "" : "s", missing ? " (" : "", missing_names, missing > 4 ? ", ...)" : missing ? ")" : "", keys.unknown,
-                keys.unknown ? " (" : "", keys.names, keys.unknown > 4 ? ", ...)" : keys.unknown ? ")" : "");
-    /* batch-norm running statistics (absent in files exported from PyTorch without them: kept) */
-    float *bufs = calloc(m->n_buffer_floats + 1, sizeof *bufs);
-    int64_t batches[TR_MAX_LAYERS] = {0};
-    bool have_bufs = m->n_buffers > 0 && want_params;
-    if (!rc && !bufs)
-        rc = tr_fail(err, TR_ENOMEM, "out of memory");
-    for (int b = 0; !rc && have_bufs && b < m->n_buffers; b++) {
+                missing == 1 ? "" : "s", missing ? " (" : "", missing_names, missing > 4 ? ", ...)" : missing ? ")" : "",
+                keys.unknown, keys.unknown ? " (" : "", keys.names, keys.unknown > 4 ? ", ...)" : keys.unknown ? ")" : "");
+    return rc;
+}
+
+/* Batch-norm running statistics: required in a full checkpoint, kept as they are when a file
+ * exported from PyTorch lacks them. */
+static int read_buffers(hid_t f, const char *path, const tr_model *m, bool full, staged *g, tr_err *err)
+{
+    g->have_bufs = m->n_buffers > 0;
+    for (int b = 0; g->have_bufs && b < m->n_buffers; b++) {
         const tr_buffer *B = &m->buffer[b];
         char name[64];
         snprintf(name, sizeof name, "/model/%s", B->name);
         if (!tr_h5_exists(f, name)) {
-            have_bufs = full ? (rc = tr_fail(err, TR_ECKPT, "%s: %s is missing", path, name), false) : false;
-            break;
+            g->have_bufs = false;
+            return full ? tr_fail(err, TR_ECKPT, "%s: %s is missing", path, name) : 0;
         }
         int64_t rows, cols;
-        rc = tr_h5_shape(f, path, name, &rows, &cols, NULL, err);
+        int rc = tr_h5_shape(f, path, name, &rows, &cols, NULL, err);
         if (!rc && (rows != (int64_t)B->size || cols != 1))
             rc = tr_fail(err, TR_ECKPT, "%s: %s has %lld values, the model needs %zu", path, name, (long long)rows,
                          B->size);
         if (!rc)
-            rc = tr_h5_read_rows(f, path, name, 0, rows, 1, bufs + B->offset, err);
+            rc = tr_h5_read_rows(f, path, name, 0, rows, 1, g->bufs + B->offset, err);
         char nbt[64];
         snprintf(nbt, sizeof nbt, "/model/%d/num_batches_tracked", m->layer[B->layer].bn_seq);
         if (!rc && strstr(B->name, "running_mean") && tr_h5_exists(f, nbt)) {
             float v;
             rc = tr_h5_read_rows(f, path, nbt, 0, 1, 1, &v, err);
-            batches[B->layer] = (int64_t)v;
+            g->batches[B->layer] = (int64_t)v;
         }
-    }
-    /* optimizer state */
-    tr_optim *o = parts ? parts->optim : NULL;
-    float *state[3] = {NULL, NULL, NULL};
-    int64_t ostep = 0;
-    double olr = 0.0;
-    if (!rc && o) {
-        char kind[32];
-        rc = tr_h5_get_attr_str(f, path, "/optimizer", "kind", kind, sizeof kind, err);
-        if (!rc && strcmp(kind, tr_optim_name(o->cfg.kind)))
-            rc = tr_fail(err, TR_ECKPT, "%s: the checkpoint's optimizer is %s, the configuration's %s", path, kind,
-                         tr_optim_name(o->cfg.kind));
-        if (!rc)
-            rc = tr_h5_get_attr_i64(f, path, "/optimizer", "step", &ostep, err);
-        if (!rc)
-            rc = tr_h5_get_attr_f64(f, path, "/optimizer", "lr", &olr, err);
-        if (!rc && !isfinite(olr))
-            rc = tr_fail(err, TR_ECKPT, "%s: /optimizer lr is %g, not a finite number", path, olr);
-        for (int s = 0; !rc && s < o->n_state; s++) {
-            state[s] = calloc(m->n_params + 1, sizeof(float));
-            if (!state[s]) {
-                rc = tr_fail(err, TR_ENOMEM, "out of memory");
-                break;
-            }
-            for (int t = 0; !rc && t < m->n_tensors; t++) {
-                char name[96];
-                snprintf(name, sizeof name, "/optimizer/%s/%s", o->state[s].name, m->tensor[t].name);
-                rc = read_tensor(f, path, name, &m->tensor[t], state[s] + m->tensor[t].offset, err);
-                if (rc)
-                    rc = tr_fail(err, TR_ECKPT, "%s: optimizer state %s is missing or damaged (optimizer options "
-                                                "changed since the checkpoint?)", path, name);
-            }
-        }
-    }
-    /* scaling */
-    tr_scaler *sc = parts ? parts->scaler : NULL;
-    float *center = NULL, *scale = NULL;
-    int64_t scale_kind = 0;
-    if (!rc && sc && tr_h5_exists(f, "/scaler/center")) {
-        int64_t rows, cols;
-        rc = tr_h5_shape(f, path, "/scaler/center", &rows, &cols, NULL, err);
-        if (!rc && rows != m->layer[0].in)
-            rc = tr_fail(err, TR_ECKPT, "%s: scaler of %lld features for a model of %lld inputs", path,
-                         (long long)rows, (long long)m->layer[0].in);
-        if (!rc) { /* rows is the model's input width now, not whatever the file claims */
-            center = calloc((size_t)rows + 1, sizeof *center);
-            scale = calloc((size_t)rows + 1, sizeof *scale);
-        }
-        if (!rc && (!center || !scale))
-            rc = tr_fail(err, TR_ENOMEM, "out of memory");
-        if (!rc)
-            rc = tr_h5_read_rows(f, path, "/scaler/center", 0, rows, 1, center, err);
-        if (!rc)
-            rc = tr_h5_read_rows(f, path, "/scaler/scale", 0, rows, 1, scale, err);
-        if (!rc)
-            rc = tr_h5_get_attr_i64(f, path, "/scaler", "kind", &scale_kind, err);
-    }
-    /* progress */
-    tr_ckpt_state *st = parts ? parts->state : NULL;
-    tr_ckpt_state s = {0};
-    if (!rc && st) {
-#define GET_STATE(type, name, meaning)                                                                   \
-    if (!rc)                                                                                             \
-        rc = _Generic(s.name, int64_t: tr_h5_get_attr_i64, double: tr_h5_get_attr_f64)(f, path, "/state", #name, \
-                                                                                         &s.name, err);
-        TR_CKPT_STATE(GET_STATE)
-#undef GET_STATE
-        s.data.known = !rc && tr_h5_exists(f, "/data") &&
-                       tr_h5_get_attr_i64(f, path, "/data", "rows", &s.data.rows, NULL) == 0 &&
-                       tr_h5_get_attr_i64(f, path, "/data", "cols", &s.data.cols, NULL) == 0 &&
-                       tr_h5_get_attr_i64(f, path, "/data", "fingerprint", &s.data.fingerprint, NULL) == 0;
         if (rc)
-            rc = tr_fail(err, TR_ECKPT, "%s: the run state is missing or damaged: %s", path, err ? err->msg : "");
-        if (!rc && !(isfinite(s.lr) && isfinite(s.lr_scale) && isfinite(s.time_s) && isfinite(s.epoch_loss_sum)))
-            rc = tr_fail(err, TR_ECKPT, "%s: the run state (/state lr, lr_scale, time_s, epoch_loss_sum) holds a "
-                                        "non-finite value", path);
+            return rc;
     }
-    H5Fclose(f);
-    /* all read: commit */
-    if (!rc) {
-        if (want_params)
-            memcpy(m->params, params, m->n_params * sizeof *params);
-        if (have_bufs) {
-            memcpy(m->buffers, bufs, m->n_buffer_floats * sizeof *bufs);
+    return 0;
+}
+
+/* The optimizer's kind (it must be the configuration's), step, rate and state buffers. */
+static int read_optimizer(hid_t f, const char *path, const tr_model *m, const tr_optim *o, staged *g, tr_err *err)
+{
+    char kind[32];
+    int rc = tr_h5_get_attr_str(f, path, "/optimizer", "kind", kind, sizeof kind, err);
+    if (!rc && strcmp(kind, tr_optim_name(o->cfg.kind)))
+        rc = tr_fail(err, TR_ECKPT, "%s: the checkpoint's optimizer is %s, the configuration's %s", path, kind,
+                     tr_optim_name(o->cfg.kind));
+    if (!rc)
+        rc = tr_h5_get_attr_i64(f, path, "/optimizer", "step", &g->ostep, err);
+    if (!rc)
+        rc = tr_h5_get_attr_f64(f, path, "/optimizer", "lr", &g->olr, err);
+    if (!rc && !isfinite(g->olr))
+        rc = tr_fail(err, TR_ECKPT, "%s: /optimizer lr is %g, not a finite number", path, g->olr);
+    for (int s = 0; !rc && s < o->n_state; s++) {
+        if (!(g->state[s] = calloc(m->n_params + 1, sizeof(float))))
+            return tr_fail(err, TR_ENOMEM, "out of memory");
+        for (int t = 0; !rc && t < m->n_tensors; t++) {
+            char name[96];
+            snprintf(name, sizeof name, "/optimizer/%s/%s", o->state[s].name, m->tensor[t].name);
+            if (read_tensor(f, path, name, &m->tensor[t], g->state[s] + m->tensor[t].offset, err))
+                rc = tr_fail(err, TR_ECKPT, "%s: optimizer state %s is missing or damaged (optimizer options "
+                                            "changed since the checkpoint?)", path, name);
+        }
+    }
+    return rc;
+}
+
+/* The feature scaling, when the file has one: as wide as the model's input. */
+static int read_scaler(hid_t f, const char *path, const tr_model *m, staged *g, tr_err *err)
+{
+    if (!tr_h5_exists(f, "/scaler/center"))
+        return 0;
+    int64_t rows, cols;
+    int rc = tr_h5_shape(f, path, "/scaler/center", &rows, &cols, NULL, err);
+    if (!rc && rows != m->layer[0].in)
+        rc = tr_fail(err, TR_ECKPT, "%s: scaler of %lld features for a model of %lld inputs", path, (long long)rows,
+                     (long long)m->layer[0].in);
+    if (rc)
+        return rc;
+    /* rows is the model's input width now, not whatever the file claims */
+    g->center = calloc((size_t)rows + 1, sizeof *g->center);
+    g->scale = calloc((size_t)rows + 1, sizeof *g->scale);
+    if (!g->center || !g->scale)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    rc = tr_h5_read_rows(f, path, "/scaler/center", 0, rows, 1, g->center, err);
+    if (!rc)
+        rc = tr_h5_read_rows(f, path, "/scaler/scale", 0, rows, 1, g->scale, err);
+    if (!rc)
+        rc = tr_h5_get_attr_i64(f, path, "/scaler", "kind", &g->scale_kind, err);
+    return rc;
+}
+
+/* The run's progress (/state, TR_CKPT_STATE) and the data it was trained on (/data). */
+static int read_run_state(hid_t f, const char *path, staged *g, tr_err *err)
+{
+    tr_ckpt_state *s = &g->run;
+    int rc = 0;
+#define GET_STATE(type, name, meaning)                                                                            \
+    if (!rc)                                                                                                      \
+        rc = _Generic(s->name, int64_t: tr_h5_get_attr_i64, double: tr_h5_get_attr_f64)(f, path, "/state", #name, \
+                                                                                          &s->name, err);
+    TR_CKPT_STATE(GET_STATE)
+#undef GET_STATE
+    s->data.known = !rc && tr_h5_exists(f, "/data") &&
+                    tr_h5_get_attr_i64(f, path, "/data", "rows", &s->data.rows, NULL) == 0 &&
+                    tr_h5_get_attr_i64(f, path, "/data", "cols", &s->data.cols, NULL) == 0 &&
+                    tr_h5_get_attr_i64(f, path, "/data", "fingerprint", &s->data.fingerprint, NULL) == 0;
+    if (rc)
+        return tr_fail(err, TR_ECKPT, "%s: the run state is missing or damaged: %s", path, err ? err->msg : "");
+    if (!(isfinite(s->lr) && isfinite(s->lr_scale) && isfinite(s->time_s) && isfinite(s->epoch_loss_sum)))
+        return tr_fail(err, TR_ECKPT, "%s: the run state (/state lr, lr_scale, time_s, epoch_loss_sum) holds a "
+                                      "non-finite value", path);
+    return 0;
+}
+
+/* Everything read: into the model, the optimizer, the scaler and the state asked for. */
+static void commit(tr_model *m, const tr_ckpt_parts *parts, staged *g)
+{
+    if (!(parts && parts->skip_params)) {
+        memcpy(m->params, g->params, m->n_params * sizeof *g->params);
+        if (g->have_bufs) {
+            memcpy(m->buffers, g->bufs, m->n_buffer_floats * sizeof *g->bufs);
             for (int l = 0; l < m->n_layers; l++)
-                m->layer[l].bn_batches = batches[l];
+                m->layer[l].bn_batches = g->batches[l];
         }
-        if (o) {
-            for (int k = 0; k < o->n_state; k++)
-                memcpy(o->state[k].data, state[k], m->n_params * sizeof(float));
-            o->step = ostep;
-            o->lr = olr;
-        }
-        if (sc && center) { /* the scaler takes the file's arrays, whatever it held before */
-            free(sc->center);
-            free(sc->scale);
-            sc->center = center;
-            sc->scale = scale;
-            sc->cols = m->layer[0].in;
-            sc->kind = (tr_scale_kind)scale_kind;
-            center = scale = NULL;
-        }
-        if (st)
-            *st = s;
     }
-    free(params);
-    free(bufs);
+    tr_optim *o = parts ? parts->optim : NULL;
+    if (o) {
+        for (int k = 0; k < o->n_state; k++)
+            memcpy(o->state[k].data, g->state[k], m->n_params * sizeof(float));
+        o->step = g->ostep;
+        o->lr = g->olr;
+    }
+    tr_scaler *sc = parts ? parts->scaler : NULL;
+    if (sc && g->center) { /* the scaler takes the file's arrays, whatever it held before */
+        free(sc->center);
+        free(sc->scale);
+        sc->center = g->center;
+        sc->scale = g->scale;
+        sc->cols = m->layer[0].in;
+        sc->kind = (tr_scale_kind)g->scale_kind;
+        g->center = g->scale = NULL;
+    }
+    if (parts && parts->state)
+        *parts->state = g->run;
+}
+
+int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckpt_parts *parts, tr_err *err)
+{
+    hid_t f;
+    int rc = open_checked(&f, path, parts && parts->plain_ok, err);
+    if (rc)
+        return rc;
+    const bool full = tr_h5_exists(f, "/config"); /* else a file exported from PyTorch: /model only */
+    staged g = {.params = calloc(m->n_params + 1, sizeof(float)), .bufs = calloc(m->n_buffer_floats + 1, sizeof(float))};
+    rc = check_finite(f, path, err);
+    if (!rc && (!g.params || !g.bufs))
+        rc = tr_fail(err, TR_ENOMEM, "out of memory");
+    if (!rc)
+        rc = check_format(f, path, full, c, m, err);
+    if (!rc)
+        rc = read_params(f, path, m, parts, &g, err);
+    if (!rc && !(parts && parts->skip_params))
+        rc = read_buffers(f, path, m, full, &g, err);
+    if (!rc && parts && parts->optim)
+        rc = read_optimizer(f, path, m, parts->optim, &g, err);
+    if (!rc && parts && parts->scaler)
+        rc = read_scaler(f, path, m, &g, err);
+    if (!rc && parts && parts->state)
+        rc = read_run_state(f, path, &g, err);
+    H5Fclose(f);
+    if (!rc)
+        commit(m, parts, &g);
+    free(g.params);
+    free(g.bufs);
     for (int k = 0; k < 3; k++)
-        free(state[k]);
-    free(center);
-    free(scale);
+        free(g.state[k]);
+    free(g.center);
+    free(g.scale);
     return rc;
 }
 

@@ -15,7 +15,6 @@ const char *const tr_loss_names[] = {TR_LOSS_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_reduction_names[] = {TR_REDUCTION_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_metric_names[] = {"loss", "accuracy", "macro_f1", "weighted_f1", "mse", "rmse", "mae", "r2", NULL};
 
-int tr_loss_from_name(const char *name) { return tr_name_index(tr_loss_names, name); }
 
 const char *tr_loss_name(tr_loss_kind kind) { return tr_name_of(tr_loss_names, kind); }
 

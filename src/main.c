@@ -11,6 +11,7 @@
 #include "trainer/convert.h"
 #include "trainer/dist.h"
 #include "trainer/error.h"
+#include "trainer/fault.h"
 #include "trainer/files.h"
 #include "trainer/generate.h"
 #include "trainer/h5io.h"
@@ -838,6 +839,8 @@ int main(int argc, char **argv)
         fputs(usage_main, a.help ? stdout : stderr);
         return a.help ? 0 : tr_exit_code(TR_EUSAGE);
     }
+    if (!rc)
+        rc = tr_faults_load(&err); /* a test hook set to a malformed value */
     if (rc) {
         fprintf(stderr, "trainer: %s\n", err.msg);
         return tr_exit_code(rc);

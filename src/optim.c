@@ -22,7 +22,6 @@
 
 const char *const tr_optim_names[] = {TR_OPTIM_MAP(TR_ENUM_NAME) NULL};
 
-int tr_optim_from_name(const char *name) { return tr_name_index(tr_optim_names, name); }
 
 const char *tr_optim_name(tr_optim_kind kind) { return tr_name_of(tr_optim_names, kind); }
 

@@ -116,14 +116,11 @@ bool tr_vmath_select(const char *name)
     return false;
 }
 
-/* The widest path the CPU runs, or the one TRAINER_VMATH asks for when the CPU runs it. */
+/* The widest path the CPU runs (the TRAINER_VMATH test hook may select another: fault.h). */
 __attribute__((constructor)) static void choose_path(void)
 {
     for (path = 0; !available(path); path++)
         ;
-    const char *want = getenv("TRAINER_VMATH");
-    if (want)
-        tr_vmath_select(want);
 }
 
 const char *tr_vmath_path(void) { return path_names[path]; }

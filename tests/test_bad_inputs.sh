@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_bad_inputs.sh: every bad input of the README's reliability table, each with a time
+# test_bad_inputs.sh: every bad input of tests/README.md's reliability table, each with a time
 # limit: the documented exit status, a message naming the file, key or row, and the results
 # of an earlier run left intact.
 #
@@ -45,6 +45,15 @@ mkdir -p a_dir.ini
 expect "config that is a directory" 2 "a_dir.ini: is a directory" -- "$T" train a_dir.ini
 head -c 2000 /dev/urandom >binary.ini
 expect "binary config file" 2 "binary.ini" -- "$T" train binary.ini
+
+# a test hook (README "Environment") set to a malformed value is refused, not ignored
+expect "malformed test hook" 2 "TRAINER_FAULT_NAN=1:x: expected two non-negative integers" -- \
+  env TRAINER_FAULT_NAN=1:x "${train[@]}" --set output.dir="$W/hook"
+expect "unknown MPI fault site" 2 "TRAINER_FAULT_MPI=cross-sum: expected cross_sum or sync_buffers" -- \
+  env TRAINER_FAULT_MPI=cross-sum "${train[@]}" --set output.dir="$W/hook"
+expect "unknown vector-math path" 2 "TRAINER_VMATH=avx1024: not a path this CPU runs" -- \
+  env TRAINER_VMATH=avx1024 "${train[@]}" --set output.dir="$W/hook"
+expect "a vector-math path that exists" 0 "" -- env TRAINER_VMATH=scalar "${train[@]}" --set output.dir="$W/hook"
 
 # ---- data -------------------------------------------------------------------------------------
 expect "missing data file" 3 "/no/such/data.csv: cannot open: No such file or directory" -- \

@@ -63,7 +63,6 @@ typedef struct tr_loss {
     float pos_weight;           /* bce_logits positive-class weight (1.0 = none) */
 } tr_loss;
 
-int tr_loss_from_name(const char *name);
 const char *tr_loss_name(tr_loss_kind kind);
 
 /* Checks that the loss can follow the output activation and width (e.g. bce needs a sigmoid

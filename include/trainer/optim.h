@@ -33,7 +33,6 @@ typedef enum tr_optim_kind {
 } tr_optim_kind;
 
 extern const char *const tr_optim_names[]; /* NULL-terminated, in tr_optim_kind order */
-int tr_optim_from_name(const char *name);
 const char *tr_optim_name(tr_optim_kind kind);
 
 typedef struct tr_optim_config {
