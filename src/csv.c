@@ -231,251 +231,271 @@ static int map_words(tr_dataset *ds, const char **words, int64_t rows, const cha
     return rc;
 }
 
-int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64_t *dropped, tr_err *err)
+/* One file being read: the text (split into lines in place as it is read), the column
+ * layout the first line fixed, and which columns are features and targets. */
+typedef struct csv_reader {
+    const char *path;
+    const tr_csv_options *o;
+    char *text, *p;      /* the whole file; the next unread line */
+    int64_t n_lines, line_no;
+    char *first;         /* the first non-blank line (header or first row) */
+    int64_t first_line_no;
+    char delim;
+    int ncols, nf, nt;
+    char **names, **cells; /* (MAX_COLS) */
+    int *feat, *targ;      /* (MAX_COLS) column indices */
+    char *header_copy;     /* names[] point into it */
+    /* a target column of words (stable/unstable, species names) holds class names: each
+     * row's word is kept and mapped to its index among the sorted names once all are read */
+    const char **words;
+    bool text_labels;
+} csv_reader;
+
+/* The next line (NUL-terminated in place), or NULL at the end. */
+static char *next_line(csv_reader *r)
 {
-    memset(ds, 0, sizeof *ds);
-    *dropped = 0;
-    size_t len;
-    char *text = read_all(path, &len, err);
-    if (!text)
-        return err ? err->code : TR_EDATA;
-    int rc = 0;
-    char **cells = malloc(MAX_COLS * sizeof *cells);
-    char **names = malloc(MAX_COLS * sizeof *names);
-    int *feat = malloc(MAX_COLS * sizeof *feat), *targ = malloc(MAX_COLS * sizeof *targ);
-    char *header_copy = NULL;
-    /* a target column of words (stable/unstable, species names) holds class names: each row's
-     * word is kept and mapped to its index among the sorted names once all are read */
-    const char **words = NULL;
-    bool text_labels = false;
-    if (!cells || !names || !feat || !targ) {
-        rc = tr_fail(err, TR_ENOMEM, "out of memory");
-        goto done;
-    }
+    if (!*r->p)
+        return NULL;
+    char *nl = strchr(r->p, '\n');
+    if (nl)
+        *nl = '\0';
+    char *line = r->p;
+    r->p = nl ? nl + 1 : r->p + strlen(r->p);
+    r->line_no++;
+    return line;
+}
 
-    /* line starts */
-    int64_t n_lines = 0;
-    for (size_t i = 0; i < len; i++)
-        n_lines += text[i] == '\n';
-    n_lines += len > 0 && text[len - 1] != '\n';
-
-    char *p = text;
-    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
-        p += 3; /* a UTF-8 byte order mark (spreadsheets write one) is not part of the first name */
-    int64_t line_no = 0;
-    /* first non-blank line: header or first row; fixes the column count */
-    char *first = NULL;
-    while (*p) {
-        char *nl = strchr(p, '\n');
-        if (nl)
-            *nl = '\0';
-        line_no++;
-        char *line = p;
-        p = nl ? nl + 1 : p + strlen(p);
-        if (!blank(line)) {
-            first = line;
-            break;
-        }
+/* The first non-blank line fixes the delimiter (unless set) and the column count; with a
+ * header it names every column once and is not a row of numbers (which header = true would
+ * drop without a word). */
+static int read_first_line(csv_reader *r, tr_err *err)
+{
+    const tr_csv_options *o = r->o;
+    if (r->p[0] == '\xEF' && r->p[1] == '\xBB' && r->p[2] == '\xBF')
+        r->p += 3; /* a UTF-8 byte order mark (spreadsheets write one) is not part of the first name */
+    for (char *line; !r->first && (line = next_line(r));)
+        if (!blank(line))
+            r->first = line;
+    if (!r->first)
+        return tr_fail(err, TR_EDATA, "%s: empty file (no rows)", r->path);
+    r->first_line_no = r->line_no;
+    r->delim = o->delimiter ? o->delimiter : detect_delimiter(r->first);
+    if (!(r->header_copy = strdup(r->first)))
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    r->ncols = split(r->header_copy, r->delim, r->names);
+    if (r->ncols < 0)
+        return tr_fail(err, TR_EDATA, "%s:%lld: more than %d columns", r->path, (long long)r->line_no, MAX_COLS);
+    if (!o->header) {
+        for (int c = 0; c < r->ncols; c++)
+            r->names[c] = ""; /* unnamed */
+        return 0;
     }
-    if (!first) {
-        rc = tr_fail(err, TR_EDATA, "%s: empty file (no rows)", path);
-        goto done;
-    }
-    const char delim = o->delimiter ? o->delimiter : detect_delimiter(first);
-    header_copy = strdup(first);
-    const int64_t first_line_no = line_no;
-    int ncols = split(header_copy, delim, names);
-    if (ncols < 0) {
-        rc = tr_fail(err, TR_EDATA, "%s:%lld: more than %d columns", path, (long long)line_no, MAX_COLS);
-        goto done;
-    }
-    if (!o->header)
-        for (int c = 0; c < ncols; c++)
-            names[c] = ""; /* unnamed */
-    /* a header names every column once, and is not a row of numbers (which header = true would
-     * drop without a word) */
     bool all_numbers = true;
-    for (int c = 0; o->header && !rc && c < ncols; c++) {
-        all_numbers = all_numbers && is_number(names[c]);
-        if (!names[c][0])
-            rc = tr_fail(err, TR_EDATA, "%s:%lld: column %d has no name (an empty field in the header line)", path,
-                         (long long)line_no, c + 1);
-        for (int d = 0; !rc && d < c; d++)
-            if (!strcmp(names[c], names[d]))
-                rc = tr_fail(err, TR_EDATA, "%s:%lld: columns %d and %d are both named '%s'", path,
-                             (long long)line_no, d + 1, c + 1, names[c]);
+    for (int c = 0; c < r->ncols; c++) {
+        all_numbers = all_numbers && is_number(r->names[c]);
+        if (!r->names[c][0])
+            return tr_fail(err, TR_EDATA, "%s:%lld: column %d has no name (an empty field in the header line)",
+                           r->path, (long long)r->line_no, c + 1);
+        for (int d = 0; d < c; d++)
+            if (!strcmp(r->names[c], r->names[d]))
+                return tr_fail(err, TR_EDATA, "%s:%lld: columns %d and %d are both named '%s'", r->path,
+                               (long long)r->line_no, d + 1, c + 1, r->names[c]);
     }
-    if (o->header && !rc && all_numbers)
-        rc = tr_fail(err, TR_EDATA, "%s:%lld: the first line holds numbers, not column names, but [data] header = "
-                                    "true would read it as the header: set header = false, or add a header line",
-                     path, (long long)line_no);
-    if (rc)
-        goto done;
+    if (all_numbers)
+        return tr_fail(err, TR_EDATA, "%s:%lld: the first line holds numbers, not column names, but [data] header = "
+                                      "true would read it as the header: set header = false, or add a header line",
+                       r->path, (long long)r->line_no);
+    return 0;
+}
 
-    int nt = 0, nf = 0;
+/* Which columns are targets ([data] target, else the last; none for prediction input, which
+ * leaves the training target out when it has it) and which are features ([data] columns,
+ * else the rest). */
+static int choose_columns(csv_reader *r, tr_err *err)
+{
+    const tr_csv_options *o = r->o;
+    int rc = 0;
     if (o->no_target) {
-        /* prediction input: leave out the training target column if the file has it */
         if (o->target && *o->target && o->header && !(o->columns && *o->columns)) {
             tr_err ignore;
-            if (resolve_columns(o->target, names, ncols, true, targ, &nt, path, "[data] target", &ignore))
-                nt = 0;
+            if (resolve_columns(o->target, r->names, r->ncols, true, r->targ, &r->nt, r->path, "[data] target",
+                                &ignore))
+                r->nt = 0;
         }
     } else if (o->target && *o->target) {
-        rc = resolve_columns(o->target, names, ncols, o->header, targ, &nt, path, "[data] target", err);
+        rc = resolve_columns(o->target, r->names, r->ncols, o->header, r->targ, &r->nt, r->path, "[data] target", err);
     } else {
-        targ[0] = ncols - 1;
-        nt = 1;
+        r->targ[0] = r->ncols - 1;
+        r->nt = 1;
     }
     if (rc)
-        goto done;
-    const int n_left_out = nt; /* prediction: columns dropped, not targets */
+        return rc;
+    const int n_left_out = r->nt; /* prediction: columns dropped, not targets */
     if (o->no_target)
-        nt = 0;
+        r->nt = 0;
     if (o->columns && *o->columns) {
-        rc = resolve_columns(o->columns, names, ncols, o->header, feat, &nf, path,
+        rc = resolve_columns(o->columns, r->names, r->ncols, o->header, r->feat, &r->nf, r->path,
                              o->columns_key ? o->columns_key : "[data] columns", err);
         if (rc)
-            goto done;
+            return rc;
     } else {
-        for (int c = 0; c < ncols; c++) {
+        for (int c = 0; c < r->ncols; c++) {
             bool is_t = false;
-            for (int k = 0; k < (o->no_target ? n_left_out : nt); k++)
-                is_t |= targ[k] == c;
+            for (int k = 0; k < (o->no_target ? n_left_out : r->nt); k++)
+                is_t |= r->targ[k] == c;
             if (!is_t)
-                feat[nf++] = c;
+                r->feat[r->nf++] = c;
         }
     }
-    if (nf == 0) {
-        rc = tr_fail(err, TR_EDATA, "%s: no feature columns (the file has %d column%s, all used as targets)", path,
-                     ncols, ncols == 1 ? "" : "s");
-        goto done;
+    if (r->nf == 0)
+        return tr_fail(err, TR_EDATA, "%s: no feature columns (the file has %d column%s, all used as targets)",
+                       r->path, r->ncols, r->ncols == 1 ? "" : "s");
+    for (int i = 0; i < r->nf; i++)
+        for (int k = 0; k < r->nt; k++)
+            if (r->feat[i] == r->targ[k])
+                return tr_fail(err, TR_EDATA, "%s: column %d is both a feature ([data] columns) and a target",
+                               r->path, r->feat[i]);
+    return 0;
+}
+
+/* One cell of line `line_no`, column `col`, as a float; *finite false for NaN or infinity
+ * (an error unless [data] on_nonfinite = drop). */
+static int read_cell(const csv_reader *r, const char *cell, int col, int64_t line_no, float *out, bool *finite,
+                     tr_err *err)
+{
+    const tr_csv_options *o = r->o;
+    const char *open = o->header ? " ('" : "", *name = o->header ? r->names[col] : "", *close = o->header ? "')" : "";
+    char *end;
+    errno = 0;
+    const double v = strtod(cell, &end);
+    if (end == cell || *end)
+        return tr_fail(err, TR_EDATA, "%s:%lld: column %d%s%s%s: '%s' is not a number", r->path, (long long)line_no,
+                       col + 1, open, name, close, cell);
+    const bool overflow = errno == ERANGE ? isinf(v) : isfinite(v) && fabs(v) > 3.4028234663852886e38;
+    if (overflow)
+        return tr_fail(err, TR_EDATA, "%s:%lld: column %d%s%s%s: %s is too large for a 32-bit float (|x| <= 3.4e38)",
+                       r->path, (long long)line_no, col + 1, open, name, close, cell);
+    if (!isfinite(v)) {
+        if (!o->drop_nonfinite)
+            return tr_fail(err, TR_EDATA,
+                           "%s:%lld: column %d%s%s%s: %s is not a finite float (set [data] on_nonfinite = drop to "
+                           "skip such rows)",
+                           r->path, (long long)line_no, col + 1, open, name, close, cell);
+        *finite = false;
     }
-    for (int i = 0; i < nf; i++)
-        for (int k = 0; k < nt; k++)
-            if (feat[i] == targ[k]) {
-                rc = tr_fail(err, TR_EDATA, "%s: column %d is both a feature ([data] columns) and a target", path,
-                             feat[i]);
-                goto done;
-            }
+    *out = (float)v;
+    return 0;
+}
 
-    rc = tr_dataset_alloc(ds, n_lines, nf, nt, err);
-    if (rc)
-        goto done;
-
+/* Every data row into ds (the first line too without a header); rows with a non-finite
+ * value are counted in *dropped when they may be dropped. Returns the rows kept in *rows. */
+static int read_rows(csv_reader *r, tr_dataset *ds, int64_t *rows_out, int64_t *dropped, tr_err *err)
+{
+    const int nf = r->nf, nt = r->nt;
     int64_t rows = 0;
-    /* rows: the first line too when there is no header */
-    char *line = o->header ? NULL : first;
-    int64_t cur_line = o->header ? line_no : first_line_no;
-    for (;;) {
+    char *line = r->o->header ? NULL : r->first;
+    int64_t cur_line = r->first_line_no;
+    for (;; line = NULL) {
         if (!line) {
-            if (!*p)
+            if (!(line = next_line(r)))
                 break;
-            char *nl = strchr(p, '\n');
-            if (nl)
-                *nl = '\0';
-            line = p;
-            p = nl ? nl + 1 : p + strlen(p);
-            cur_line = ++line_no;
+            cur_line = r->line_no;
         }
-        if (blank(line)) {
-            line = NULL;
+        if (blank(line))
             continue;
-        }
-        int n = split(line, delim, cells);
-        if (n != ncols) {
-            rc = tr_fail(err, TR_EDATA, "%s:%lld: %d column%s, expected %d like line %lld (ragged row)", path,
-                         (long long)cur_line, n, n == 1 ? "" : "s", ncols, (long long)first_line_no);
-            goto done;
+        const int n = split(line, r->delim, r->cells);
+        if (n != r->ncols)
+            return tr_fail(err, TR_EDATA, "%s:%lld: %d column%s, expected %d like line %lld (ragged row)", r->path,
+                           (long long)cur_line, n, n == 1 ? "" : "s", r->ncols, (long long)r->first_line_no);
+        if (!r->text_labels && rows == 0 && nt == 1 && !r->o->no_target && !is_number(r->cells[r->targ[0]])) {
+            r->text_labels = true;
+            if (!(r->words = malloc((size_t)r->n_lines * sizeof *r->words + 1)))
+                return tr_fail(err, TR_ENOMEM, "out of memory");
         }
         bool finite = true;
-        if (!text_labels && rows == 0 && nt == 1 && !o->no_target && !is_number(cells[targ[0]])) {
-            text_labels = true;
-            words = malloc((size_t)n_lines * sizeof *words + 1);
-            if (!words) {
-                rc = tr_fail(err, TR_ENOMEM, "out of memory");
-                goto done;
-            }
+        for (int i = 0; i < nf; i++) {
+            const int rc = read_cell(r, r->cells[r->feat[i]], r->feat[i], cur_line, ds->X + rows * nf + i, &finite, err);
+            if (rc)
+                return rc;
         }
-        for (int pass = 0; pass < 2; pass++) {
-            const int *idx = pass ? targ : feat;
-            const int cnt = pass ? nt : nf;
-            float *dst = pass ? ds->y + rows * nt : ds->X + rows * nf;
-            if (pass && text_labels) {
-                words[rows] = cells[idx[0]]; /* points into text, kept until the end */
-                continue;
+        if (r->text_labels)
+            r->words[rows] = r->cells[r->targ[0]]; /* points into text, kept until the end */
+        else
+            for (int k = 0; k < nt; k++) {
+                const int rc = read_cell(r, r->cells[r->targ[k]], r->targ[k], cur_line, ds->y + rows * nt + k, &finite,
+                                         err);
+                if (rc)
+                    return rc;
             }
-            for (int i = 0; i < cnt; i++) {
-                const char *cell = cells[idx[i]];
-                char *end;
-                errno = 0;
-                double v = strtod(cell, &end);
-                if (end == cell || *end) {
-                    rc = tr_fail(err, TR_EDATA, "%s:%lld: column %d%s%s%s: '%s' is not a number", path,
-                                 (long long)cur_line, idx[i] + 1, o->header ? " ('" : "",
-                                 o->header ? names[idx[i]] : "", o->header ? "')" : "", cell);
-                    goto done;
-                }
-                const bool overflow = errno == ERANGE ? isinf(v) : isfinite(v) && fabs(v) > 3.4028234663852886e38;
-                if (overflow) {
-                    rc = tr_fail(err, TR_EDATA, "%s:%lld: column %d%s%s%s: %s is too large for a 32-bit float "
-                                 "(|x| <= 3.4e38)", path, (long long)cur_line, idx[i] + 1, o->header ? " ('" : "",
-                                 o->header ? names[idx[i]] : "", o->header ? "')" : "", cell);
-                    goto done;
-                }
-                if (!isfinite(v)) {
-                    if (!o->drop_nonfinite) {
-                        rc = tr_fail(err, TR_EDATA,
-                                     "%s:%lld: column %d%s%s%s: %s is not a finite float (set [data] on_nonfinite = "
-                                     "drop to skip such rows)",
-                                     path, (long long)cur_line, idx[i] + 1, o->header ? " ('" : "",
-                                     o->header ? names[idx[i]] : "", o->header ? "')" : "", cell);
-                        goto done;
-                    }
-                    finite = false;
-                }
-                dst[i] = (float)v;
-            }
-        }
         if (finite)
             ds->origin[rows++] = cur_line;
         else
             (*dropped)++;
-        line = NULL;
     }
-    if (rows == 0) {
-        rc = tr_fail(err, TR_EDATA, "%s: no data rows%s", path, *dropped ? " left after dropping non-finite ones" : "");
-        goto done;
-    }
-    if (text_labels) {
-        rc = map_words(ds, words, rows, path, o->header ? names[targ[0]] : NULL, err);
-        if (rc)
-            goto done;
-    }
-    if (o->header) { /* the feature columns' names, for converted files */
-        size_t bytes = 1;
-        for (int i = 0; i < nf; i++)
-            bytes += strlen(names[feat[i]]) + 2;
-        if (!(ds->column_names = malloc(bytes))) {
-            rc = tr_fail(err, TR_ENOMEM, "out of memory");
-            goto done;
-        }
-        size_t used = 0;
-        ds->column_names[0] = '\0';
-        for (int i = 0; i < nf; i++)
-            used += (size_t)snprintf(ds->column_names + used, bytes - used, "%s%s", i ? ", " : "", names[feat[i]]);
-    }
-    ds->rows = rows;
-    ds->origin_is_line = true;
-    snprintf(ds->source, sizeof ds->source, "%s", path);
+    *rows_out = rows;
+    if (rows == 0)
+        return tr_fail(err, TR_EDATA, "%s: no data rows%s", r->path, *dropped ? " left after dropping non-finite ones" : "");
+    return 0;
+}
 
-done:
-    free(words);
-    free(text);
-    free(cells);
-    free(names);
-    free(feat);
-    free(targ);
-    free(header_copy);
+/* The feature columns' names, "a, b, ...", for converted files. */
+static int keep_column_names(tr_dataset *ds, const csv_reader *r, tr_err *err)
+{
+    size_t bytes = 1;
+    for (int i = 0; i < r->nf; i++)
+        bytes += strlen(r->names[r->feat[i]]) + 2;
+    if (!(ds->column_names = malloc(bytes)))
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    size_t used = 0;
+    ds->column_names[0] = '\0';
+    for (int i = 0; i < r->nf; i++)
+        used += (size_t)snprintf(ds->column_names + used, bytes - used, "%s%s", i ? ", " : "", r->names[r->feat[i]]);
+    return 0;
+}
+
+int tr_csv_read(tr_dataset *ds, const char *path, const tr_csv_options *o, int64_t *dropped, tr_err *err)
+{
+    memset(ds, 0, sizeof *ds);
+    *dropped = 0;
+    csv_reader r = {.path = path, .o = o};
+    size_t len;
+    r.text = read_all(path, &len, err);
+    if (!r.text)
+        return err ? err->code : TR_EDATA;
+    r.p = r.text;
+    for (size_t i = 0; i < len; i++)
+        r.n_lines += r.text[i] == '\n';
+    r.n_lines += len > 0 && r.text[len - 1] != '\n';
+    r.cells = malloc(MAX_COLS * sizeof *r.cells);
+    r.names = malloc(MAX_COLS * sizeof *r.names);
+    r.feat = malloc(MAX_COLS * sizeof *r.feat);
+    r.targ = malloc(MAX_COLS * sizeof *r.targ);
+    int rc = r.cells && r.names && r.feat && r.targ ? 0 : tr_fail(err, TR_ENOMEM, "out of memory");
+    if (!rc)
+        rc = read_first_line(&r, err);
+    if (!rc)
+        rc = choose_columns(&r, err);
+    if (!rc)
+        rc = tr_dataset_alloc(ds, r.n_lines, r.nf, r.nt, err);
+    int64_t rows = 0;
+    if (!rc)
+        rc = read_rows(&r, ds, &rows, dropped, err);
+    if (!rc && r.text_labels)
+        rc = map_words(ds, r.words, rows, path, o->header ? r.names[r.targ[0]] : NULL, err);
+    if (!rc && o->header)
+        rc = keep_column_names(ds, &r, err);
+    if (!rc) {
+        ds->rows = rows;
+        ds->origin_is_line = true;
+        snprintf(ds->source, sizeof ds->source, "%s", path);
+    }
+    free(r.words);
+    free(r.text);
+    free(r.cells);
+    free(r.names);
+    free(r.feat);
+    free(r.targ);
+    free(r.header_copy);
     if (rc)
         tr_dataset_free(ds);
     return rc;

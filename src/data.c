@@ -426,126 +426,135 @@ static int renumber_classes(tr_dataset *test, const tr_dataset *train, tr_err *e
     return tr_data_renumber_classes(test, train->class_names, err);
 }
 
-int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
+/* The configured primary set (generator, built-in, IDX, HDF5 or CSV) into *all, its text
+ * labels numbered by [data] class_names when that names them (a checkpoint's classes, for
+ * eval and --init-from: the same word is the same class whatever words this file holds; a
+ * word not among them is an error naming its row). */
+static int load_primary(tr_data *d, const tr_config *c, tr_data_format fmt, tr_dataset *all, tr_err *err)
 {
-    memset(d, 0, sizeof *d);
     const tr_data_config *dc = &c->data;
-    tr_dataset all = {0}, rest = {0};
-    int rc = 0;
     int64_t dropped = 0;
-    const tr_data_format fmt = resolve_format(dc);
-
-    /* the primary set */
+    int rc;
     if (dc->generator[0]) {
         snprintf(d->source, sizeof d->source, "[data] generator = %s", dc->generator);
-        rc = tr_generate(&all, dc, err);
+        rc = tr_generate(all, dc, err);
     } else if (dc->builtin[0]) {
         snprintf(d->source, sizeof d->source, "[data] builtin = %s", dc->builtin);
-        rc = tr_sklearn_read(&all, dc->builtin, dc->builtin_dir, err);
+        rc = tr_sklearn_read(all, dc->builtin, dc->builtin_dir, err);
     } else if (fmt == TR_FORMAT_IDX) {
         if (!dc->images[0] || !dc->labels[0])
             return tr_fail(err, TR_ECONFIG, "%s: [data] format = idx needs both images and labels", c->path);
         snprintf(d->source, sizeof d->source, "%s", dc->images);
-        rc = read_source(&all, &d->maps[0], dc, fmt, NULL, dc->images, dc->labels, &dropped, err);
+        rc = read_source(all, &d->maps[0], dc, fmt, NULL, dc->images, dc->labels, &dropped, err);
     } else if (dc->path[0]) {
         snprintf(d->source, sizeof d->source, "%s", dc->path);
-        rc = read_source(&all, &d->maps[0], dc, fmt, dc->path, NULL, NULL, &dropped, err);
+        rc = read_source(all, &d->maps[0], dc, fmt, dc->path, NULL, NULL, &dropped, err);
     } else {
         return tr_fail(err, TR_ECONFIG,
                        "%s: [data] has no source: set generator, builtin, path (HDF5 or CSV) or images and labels (IDX)",
                        c->path);
     }
     if (rc)
-        goto fail;
-    if (!all.source[0])
-        snprintf(all.source, sizeof all.source, "%s", d->source);
+        return rc;
+    if (!all->source[0])
+        snprintf(all->source, sizeof all->source, "%s", d->source);
     d->dropped += dropped;
-    /* text labels take the order of [data] class_names when it names them (a checkpoint's
-     * classes, for eval and --init-from): the same word is the same class, whatever words
-     * this file holds; a word not among them is an error naming its row */
-    if (dc->class_names[0] && all.class_names) {
-        rc = tr_data_renumber_classes(&all, dc->class_names, err);
-        if (rc)
-            goto fail;
-    }
+    if (dc->class_names[0] && all->class_names)
+        return tr_data_renumber_classes(all, dc->class_names, err);
+    return 0;
+}
 
-    /* the test set: separate files or a held-out fraction */
+/* The test set from its own files (then all of *all goes to *rest), else a held-out fraction
+ * of *all. */
+static int load_test(tr_data *d, const tr_config *c, tr_data_format fmt, tr_dataset *all, tr_dataset *rest,
+                     tr_err *err)
+{
+    const tr_data_config *dc = &c->data;
+    if (!dc->test_path[0] && !dc->test_images[0])
+        return split_set(all, dc->test_fraction, dc->split_seed, 0, dc->split_shuffle, rest, &d->test, err);
+    const char *tsrc = fmt == TR_FORMAT_IDX ? dc->test_images : dc->test_path;
+    if (fmt == TR_FORMAT_IDX && !dc->test_labels[0])
+        return tr_fail(err, TR_ECONFIG, "%s: [data] test_images needs test_labels", c->path);
+    if (fmt != TR_FORMAT_IDX && !dc->test_path[0])
+        return tr_fail(err, TR_ECONFIG, "%s: [data] test_images/test_labels are for format = idx; use test_path",
+                       c->path);
+    int64_t dropped = 0;
+    int rc = read_source(&d->test, &d->maps[1], dc, fmt, tsrc, dc->test_images, dc->test_labels, &dropped, err);
+    if (rc)
+        return rc;
+    if (!d->test.source[0])
+        snprintf(d->test.source, sizeof d->test.source, "%s", tsrc);
+    rc = renumber_classes(&d->test, all, err);
+    if (rc)
+        return rc;
+    d->dropped += dropped;
+    *rest = *all;
+    memset(all, 0, sizeof *all);
+    return 0;
+}
+
+/* The validation set from the training rows; at least one training row must remain, and the
+ * test set must have the training set's columns. */
+static int split_validation(tr_data *d, const tr_config *c, tr_dataset *rest, tr_err *err)
+{
+    const tr_data_config *dc = &c->data;
     const bool test_files = dc->test_path[0] || dc->test_images[0];
-    if (test_files) {
-        const char *tsrc = fmt == TR_FORMAT_IDX ? dc->test_images : dc->test_path;
-        if (fmt == TR_FORMAT_IDX && !dc->test_labels[0]) {
-            rc = tr_fail(err, TR_ECONFIG, "%s: [data] test_images needs test_labels", c->path);
-            goto fail;
-        }
-        if (fmt != TR_FORMAT_IDX && !dc->test_path[0]) {
-            rc = tr_fail(err, TR_ECONFIG, "%s: [data] test_images/test_labels are for format = idx; use test_path",
-                         c->path);
-            goto fail;
-        }
-        rc = read_source(&d->test, &d->maps[1], dc, fmt, tsrc, dc->test_images, dc->test_labels, &dropped, err);
-        if (rc)
-            goto fail;
-        if (!d->test.source[0])
-            snprintf(d->test.source, sizeof d->test.source, "%s", tsrc);
-        rc = renumber_classes(&d->test, &all, err);
-        if (rc)
-            goto fail;
-        d->dropped += dropped;
-        rest = all;
-        memset(&all, 0, sizeof all);
-    } else {
-        rc = split_set(&all, dc->test_fraction, dc->split_seed, 0, dc->split_shuffle, &rest, &d->test, err);
-        if (rc)
-            goto fail;
-    }
-    /* the validation set, from the training rows */
     const double val_of_rest = test_files ? dc->val_fraction : dc->val_fraction / (1.0 - dc->test_fraction);
-    rc = split_set(&rest, val_of_rest, dc->split_seed, 1, dc->split_shuffle, &d->train, &d->val, err);
+    int rc = split_set(rest, val_of_rest, dc->split_seed, 1, dc->split_shuffle, &d->train, &d->val, err);
     if (rc)
-        goto fail;
-    if (d->train.rows < 1) {
-        rc = tr_fail(err, TR_EDATA, "%s: no training rows left after the split (%lld rows, test_fraction %g, "
-                                    "val_fraction %g)",
-                     d->source, (long long)(rest.rows), dc->test_fraction, dc->val_fraction);
-        goto fail;
-    }
-    if (d->test.rows > 0 && d->test.cols != d->train.cols) {
-        rc = tr_fail(err, TR_EDATA, "%s: the test data have %lld feature columns, the training data %lld",
-                     dc->test_path[0] ? dc->test_path : dc->test_images, (long long)d->test.cols,
-                     (long long)d->train.cols);
-        goto fail;
-    }
+        return rc;
+    if (d->train.rows < 1)
+        return tr_fail(err, TR_EDATA, "%s: no training rows left after the split (%lld rows, test_fraction %g, "
+                                      "val_fraction %g)",
+                       d->source, (long long)(rest->rows), dc->test_fraction, dc->val_fraction);
+    if (d->test.rows > 0 && d->test.cols != d->train.cols)
+        return tr_fail(err, TR_EDATA, "%s: the test data have %lld feature columns, the training data %lld",
+                       dc->test_path[0] ? dc->test_path : dc->test_images, (long long)d->test.cols,
+                       (long long)d->train.cols);
+    return 0;
+}
 
-    /* scaling: fitted on the training rows only */
-    rc = tr_scaler_fit(&d->scaler, dc->scale, dc->scale_divisor, &d->train, err);
+/* The scaling fitted on the training rows only and applied to every set; the training set's
+ * fingerprint and names; every set checked against the model and loss. */
+static int finish_sets(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
+{
+    const tr_data_config *dc = &c->data;
+    int rc = tr_scaler_fit(&d->scaler, dc->scale, dc->scale_divisor, &d->train, err);
     if (rc)
-        goto fail;
+        return rc;
     tr_dataset *sets[3] = {&d->train, &d->val, &d->test};
     for (int i = 0; i < 3; i++)
         tr_data_use_scaler(sets[i], &d->scaler);
-
     for (int k = 0; k < 2; k++) /* the fingerprint samples single rows: no megabytes read around each */
         tr_map_advise(&d->maps[k], TR_MAP_RANDOM);
     d->fingerprint = tr_data_fingerprint(&d->train);
     if ((d->train.class_names && !(d->class_names = strdup(d->train.class_names))) ||
-        (d->train.column_names && !(d->feature_names = strdup(d->train.column_names)))) {
-        rc = tr_fail(err, TR_ENOMEM, "out of memory");
-        goto fail;
-    }
+        (d->train.column_names && !(d->feature_names = strdup(d->train.column_names))))
+        return tr_fail(err, TR_ENOMEM, "out of memory");
     rc = check_fit(&d->train, "training", c, L, err);
     if (!rc)
         rc = check_fit(&d->val, "validation", c, L, err);
     if (!rc)
         rc = check_fit(&d->test, "test", c, L, err);
+    return rc;
+}
+
+int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
+{
+    memset(d, 0, sizeof *d);
+    tr_dataset all = {0}, rest = {0};
+    const tr_data_format fmt = resolve_format(&c->data);
+    int rc = load_primary(d, c, fmt, &all, err);
+    if (!rc)
+        rc = load_test(d, c, fmt, &all, &rest, err);
+    if (!rc)
+        rc = split_validation(d, c, &rest, err);
+    if (!rc)
+        rc = finish_sets(d, c, L, err);
+    tr_dataset_free(&all);
+    tr_dataset_free(&rest);
     if (rc)
-        goto fail;
-    tr_dataset_free(&all);
-    tr_dataset_free(&rest);
-    return 0;
-fail:
-    tr_dataset_free(&all);
-    tr_dataset_free(&rest);
-    tr_data_free(d);
+        tr_data_free(d);
     return rc;
 }
 

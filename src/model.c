@@ -71,15 +71,10 @@ static tr_tensor *add_tensor(tr_model *m, int l, tr_tensor_kind kind, int seq, i
     return t;
 }
 
-int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr_err *err)
+/* The layers' shapes, activations, batch norm and dropout from the configuration; the
+ * widest layer. */
+static int64_t plan_layers(tr_model *m, const tr_model_config *cfg)
 {
-    memset(m, 0, sizeof *m);
-    m->cfg = *cfg;
-    m->n_layers = cfg->n_layers;
-    m->max_batch = max_batch < 1 ? 1 : max_batch;
-    if (cfg->n_layers < 1 || cfg->n_layers > TR_MAX_LAYERS)
-        return tr_fail(err, TR_ECONFIG, "model needs 1 to %d weight layers", TR_MAX_LAYERS);
-
     int64_t max_width = cfg->widths[0];
     size_t bn_record = 0;
     for (int l = 0; l < m->n_layers; l++) {
@@ -97,13 +92,19 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
             bn_record += 2 * (size_t)L->out + 1;
         max_width = L->out > max_width ? L->out : max_width;
     }
+    return max_width;
+}
+
+/* The tensor table in Sequential order (Linear weight, bias, then batch-norm weight, bias)
+ * and the batch-norm running statistics, with their offsets in the flat buffers. */
+static void build_tensor_table(tr_model *m)
+{
     sequential_indices(m);
-    /* tensor table in Sequential order: Linear weight, bias, then batch-norm weight, bias */
     size_t off = 0, boff = 0;
     for (int l = 0; l < m->n_layers; l++) {
         tr_layer *L = &m->layer[l];
         add_tensor(m, l, TR_T_WEIGHT, L->seq_index, L->out, L->in, &off);
-        if (cfg->bias)
+        if (m->cfg.bias)
             add_tensor(m, l, TR_T_BIAS, L->seq_index, L->out, 1, &off);
         if (L->bn) {
             add_tensor(m, l, TR_T_BN_WEIGHT, L->bn_seq, L->out, 1, &off);
@@ -120,39 +121,13 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
     }
     m->n_params = off;
     m->n_buffer_floats = boff;
-    m->max_width = max_width;
+}
 
-    /* workspace per layer: Z, [Y], [A], [D, mask], [xhat, mean, invstd] */
+/* Each layer's views into the workspace (Z, [Y, xhat, mean, invstd], [A], [D, mask]) and
+ * into the running statistics. */
+static void bind_workspace(tr_model *m)
+{
     const size_t B = (size_t)m->max_batch;
-    size_t work = 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        const tr_layer *L = &m->layer[l];
-        const size_t zs = align_up(B * (size_t)L->out);
-        work += zs;                                   /* Z */
-        work += L->act != TR_ACT_IDENTITY ? zs : 0;   /* A */
-        work += L->bn ? 2 * zs + 2 * align_up((size_t)L->out) : 0; /* Y, xhat, mean, invstd */
-        work += L->dropout > 0.0f ? 2 * zs : 0;       /* D, mask */
-    }
-    const size_t delta = align_up(B * (size_t)max_width);
-    m->params = alloc_floats(m->n_params);
-    m->grads = alloc_floats(m->n_params);
-    m->buffers = alloc_floats(m->n_buffer_floats);
-    m->work = alloc_floats(work);
-    m->delta[0] = alloc_floats(delta);
-    m->delta[1] = alloc_floats(delta);
-    m->ones = alloc_floats(B);
-    m->sums = tr_big_alloc(4 * (size_t)max_width * sizeof(double));
-    if (!m->params || !m->grads || !m->buffers || !m->work || !m->delta[0] || !m->delta[1] || !m->ones || !m->sums) {
-        tr_model_free(m);
-        return tr_fail(err, TR_ENOMEM, "cannot allocate the model (%zu parameters, %lld-row workspace)",
-                       m->n_params, (long long)max_batch);
-    }
-    for (size_t i = 0; i < B; i++)
-        m->ones[i] = 1.0f;
-
-    /* views */
-    tr_model_use_buffers(m, m->params, m->grads);
-    m->external = false;
     float *w = m->work;
     for (int l = 0; l < m->n_layers; l++) {
         tr_layer *L = &m->layer[l];
@@ -193,6 +168,51 @@ int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr
         else
             L->running_var = m->buffers + m->buffer[b].offset;
     }
+}
+
+int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr_err *err)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->n_layers = cfg->n_layers;
+    m->max_batch = max_batch < 1 ? 1 : max_batch;
+    if (cfg->n_layers < 1 || cfg->n_layers > TR_MAX_LAYERS)
+        return tr_fail(err, TR_ECONFIG, "model needs 1 to %d weight layers", TR_MAX_LAYERS);
+    const int64_t max_width = plan_layers(m, cfg);
+    build_tensor_table(m);
+    m->max_width = max_width;
+
+    /* workspace per layer: Z, [Y], [A], [D, mask], [xhat, mean, invstd] */
+    const size_t B = (size_t)m->max_batch;
+    size_t work = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const tr_layer *L = &m->layer[l];
+        const size_t zs = align_up(B * (size_t)L->out);
+        work += zs;                                   /* Z */
+        work += L->act != TR_ACT_IDENTITY ? zs : 0;   /* A */
+        work += L->bn ? 2 * zs + 2 * align_up((size_t)L->out) : 0; /* Y, xhat, mean, invstd */
+        work += L->dropout > 0.0f ? 2 * zs : 0;       /* D, mask */
+    }
+    const size_t delta = align_up(B * (size_t)max_width);
+    m->params = alloc_floats(m->n_params);
+    m->grads = alloc_floats(m->n_params);
+    m->buffers = alloc_floats(m->n_buffer_floats);
+    m->work = alloc_floats(work);
+    m->delta[0] = alloc_floats(delta);
+    m->delta[1] = alloc_floats(delta);
+    m->ones = alloc_floats(B);
+    m->sums = tr_big_alloc(4 * (size_t)max_width * sizeof(double));
+    if (!m->params || !m->grads || !m->buffers || !m->work || !m->delta[0] || !m->delta[1] || !m->ones || !m->sums) {
+        tr_model_free(m);
+        return tr_fail(err, TR_ENOMEM, "cannot allocate the model (%zu parameters, %lld-row workspace)",
+                       m->n_params, (long long)max_batch);
+    }
+    for (size_t i = 0; i < B; i++)
+        m->ones[i] = 1.0f;
+
+    tr_model_use_buffers(m, m->params, m->grads);
+    m->external = false;
+    bind_workspace(m);
     int rc = tr_model_set_gemm(m, TR_GEMM_OPENBLAS, TR_PRECISION_FP32, err);
     if (rc)
         tr_model_free(m);

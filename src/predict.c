@@ -322,126 +322,161 @@ static int use_training_gemm(tr_model *m, const tr_config *c, const tr_dist *d, 
 /* Rows per chunk for every rank together: evaluation batches, a few per rank. */
 enum { BATCHES_PER_RANK = 8 };
 
-int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_err *err)
-{
+/* One prediction: the model and its scaling from the checkpoint, the input and output, and
+ * the buffers of one chunk. */
+typedef struct prediction {
     tr_config c;
     tr_model m;
-    pred_in in = {.h5 = -1};
-    pred_out out = {.h5 = -1};
-    tr_scaler sc = {0};
-    memset(&c, 0, sizeof c);
-    memset(&m, 0, sizeof m);
-    float *x = NULL, *vals = NULL;
-    int64_t *cls = NULL;
-    double *cd = NULL;
-    char *trained = NULL; /* the feature columns the model was trained on, when the checkpoint names them */
+    tr_scaler sc;
+    pred_in in;
+    pred_out out;
+    char *trained; /* the feature columns the model was trained on, when the checkpoint names them */
+    tr_loss loss;
+    out_layout lay;
+    bool acts;     /* --layer: activations, not predictions */
+    int64_t E, F, per_rank, chunk;
+    float *x, *vals;
+    int64_t *cls;
+    double *cd;    /* classes travel as doubles */
+} prediction;
+
+/* The checkpoint's configuration, model (in the training run's engine) and scaling; the
+ * input opened and checked against the model's width. */
+static int load_model(prediction *p, tr_dist *d, const tr_predict_options *o, tr_err *err)
+{
+    tr_scaler *sc = &p->sc;
     int rc = tr_dist_agree(d, d->rank == 0 ? check_files(o, err) : 0);
     if (!rc)
-        rc = tr_ckpt_read_config(o->checkpoint, &c, err);
+        rc = tr_ckpt_read_config(o->checkpoint, &p->c, err);
     if (!rc)
-        rc = tr_model_init(&m, &c.model, c.train.eval_batch, err);
+        rc = tr_model_init(&p->m, &p->c.model, p->c.train.eval_batch, err);
     if (!rc)
-        rc = use_training_gemm(&m, &c, d, err);
+        rc = use_training_gemm(&p->m, &p->c, d, err);
     if (!rc) {
-        sc.cols = c.model.widths[0];
-        sc.center = calloc((size_t)sc.cols, sizeof *sc.center);
-        sc.scale = calloc((size_t)sc.cols, sizeof *sc.scale);
-        for (int64_t k = 0; sc.scale && k < sc.cols; k++)
-            sc.scale[k] = 1.0f;
-        if (!sc.center || !sc.scale)
+        sc->cols = p->c.model.widths[0];
+        sc->center = calloc((size_t)sc->cols, sizeof *sc->center);
+        sc->scale = calloc((size_t)sc->cols, sizeof *sc->scale);
+        for (int64_t k = 0; sc->scale && k < sc->cols; k++)
+            sc->scale[k] = 1.0f;
+        if (!sc->center || !sc->scale)
             rc = tr_fail(err, TR_ENOMEM, "out of memory");
     }
     if (!rc) {
-        tr_ckpt_parts parts = {.scaler = &sc};
-        rc = tr_ckpt_load(o->checkpoint, &c, &m, &parts, err);
+        tr_ckpt_parts parts = {.scaler = sc};
+        rc = tr_ckpt_load(o->checkpoint, &p->c, &p->m, &parts, err);
     }
     if (!rc)
-        rc = tr_ckpt_read_columns(o->checkpoint, &trained, err);
+        rc = tr_ckpt_read_columns(o->checkpoint, &p->trained, err);
     if (!rc)
-        rc = in_open(&in, &c, o, trained, err);
-    if (!rc && in.cols != c.model.widths[0])
+        rc = in_open(&p->in, &p->c, o, p->trained, err);
+    if (!rc && p->in.cols != p->c.model.widths[0])
         rc = tr_fail(err, TR_EDATA, "%s: %lld feature columns, the model takes %lld (choose them with --columns)",
-                     o->input, (long long)in.cols, (long long)c.model.widths[0]);
-    rc = tr_dist_agree(d, rc);
-    const int L = c.model.n_layers;
-    /* (L is 0 when the checkpoint could not be read: rc is set then and nothing below runs) */
-    const tr_loss loss = {.kind = c.train.loss, .width = c.model.widths[L],
-                          .out_act = L > 0 ? c.model.act[L - 1] : TR_ACT_IDENTITY, .act_params = c.model.act_params};
-    if (!rc && o->layer >= L)
-        rc = tr_fail(err, TR_EUSAGE, "--layer %d: the model has weight layers 0 to %d", o->layer, L - 1);
-    const bool acts = o->layer >= 0 && !rc;
-    const bool classify = !rc && !acts && tr_loss_task(&loss) == TR_TASK_CLASSIFICATION;
-    const out_layout lay = {.width = acts ? c.model.widths[o->layer + 1] : loss.width, .activations = acts,
-                            .with_class = classify,
-                            .class_names = classify && c.data.class_names[0] ? c.data.class_names : NULL};
-    const int64_t E = c.train.eval_batch, F = in.cols, per_rank = E * BATCHES_PER_RANK,
-                  chunk = per_rank * d->size;
-    if (!rc) {
-        x = calloc((size_t)(per_rank * F) + 1, sizeof *x);
-        vals = calloc((size_t)(chunk * lay.width) + 1, sizeof *vals);
-        cls = calloc((size_t)chunk + 1, sizeof *cls);
-        cd = calloc((size_t)chunk + 1, sizeof *cd); /* classes travel as doubles */
-        if (!x || !vals || !cls || !cd)
-            rc = tr_fail(err, TR_ENOMEM, "out of memory for a chunk of %lld predictions", (long long)chunk);
-    }
-    if (!rc && d->rank == 0)
-        rc = out_begin(&out, o->output, in.rows, &lay, &loss, err);
-    rc = tr_dist_agree(d, rc);
-    for (int64_t c0 = 0; !rc && c0 < in.rows; c0 += chunk) {
-        const int64_t n = in.rows - c0 < chunk ? in.rows - c0 : chunk;
-        int64_t b, e; /* this rank's rows of the chunk */
-        tr_chunk_share(n, E, d->rank, d->size, &b, &e);
-        rc = in_rows(&in, o->input, c0 + b, c0 + e, x, err);
-        double first_bad = -INFINITY; /* minus the first row with a non-finite feature, over all ranks */
-        for (int64_t i = 0; !rc && i < (e - b) * F; i++)
-            if (!isfinite(x[i])) {
-                first_bad = -(double)(c0 + b + i / F);
-                break;
-            }
-        rc = tr_dist_agree(d, rc);
-        if (!rc) /* every rank names the row, rank 0 (which reports) included */
-            rc = tr_dist_max_f64(d, &first_bad, 1, err);
-        if (!rc && first_bad > -INFINITY)
-            rc = tr_fail(err, TR_EDATA, "%s: row %lld (0-based) has a non-finite feature", o->input,
-                         (long long)-first_bad);
-        if (rc)
+                     o->input, (long long)p->in.cols, (long long)p->c.model.widths[0]);
+    return tr_dist_agree(d, rc);
+}
+
+/* What the output holds (predictions with classes, values, or a layer's activations) and the
+ * buffers of one chunk: BATCHES_PER_RANK evaluation batches per rank. */
+static int plan_output(prediction *p, tr_dist *d, const tr_predict_options *o, tr_err *err)
+{
+    const tr_config *c = &p->c;
+    const int L = c->model.n_layers;
+    p->loss = (tr_loss){.kind = c->train.loss, .width = c->model.widths[L], .out_act = c->model.act[L - 1],
+                        .act_params = c->model.act_params};
+    if (o->layer >= L)
+        return tr_fail(err, TR_EUSAGE, "--layer %d: the model has weight layers 0 to %d", o->layer, L - 1);
+    p->acts = o->layer >= 0;
+    const bool classify = !p->acts && tr_loss_task(&p->loss) == TR_TASK_CLASSIFICATION;
+    p->lay = (out_layout){.width = p->acts ? c->model.widths[o->layer + 1] : p->loss.width,
+                          .activations = p->acts,
+                          .with_class = classify,
+                          .class_names = classify && c->data.class_names[0] ? c->data.class_names : NULL};
+    p->E = c->train.eval_batch;
+    p->F = p->in.cols;
+    p->per_rank = p->E * BATCHES_PER_RANK;
+    p->chunk = p->per_rank * d->size;
+    p->x = calloc((size_t)(p->per_rank * p->F) + 1, sizeof *p->x);
+    p->vals = calloc((size_t)(p->chunk * p->lay.width) + 1, sizeof *p->vals);
+    p->cls = calloc((size_t)p->chunk + 1, sizeof *p->cls);
+    p->cd = calloc((size_t)p->chunk + 1, sizeof *p->cd);
+    if (!p->x || !p->vals || !p->cls || !p->cd)
+        return tr_fail(err, TR_ENOMEM, "out of memory for a chunk of %lld predictions", (long long)p->chunk);
+    return 0;
+}
+
+/* The chunk of n rows from row c0: each rank reads and predicts its share, every rank gets
+ * every row's results, and rank 0 appends them to the output. A non-finite feature is an
+ * error naming the first such row, on every rank. */
+static int predict_chunk(prediction *p, tr_dist *d, const tr_predict_options *o, int64_t c0, int64_t n, tr_err *err)
+{
+    const int64_t E = p->E, F = p->F, W = p->lay.width;
+    const int L = p->c.model.n_layers;
+    int64_t b, e; /* this rank's rows of the chunk */
+    tr_chunk_share(n, E, d->rank, d->size, &b, &e);
+    int rc = in_rows(&p->in, o->input, c0 + b, c0 + e, p->x, err);
+    double first_bad = -INFINITY; /* minus the first row with a non-finite feature, over all ranks */
+    for (int64_t i = 0; !rc && i < (e - b) * F; i++)
+        if (!isfinite(p->x[i])) {
+            first_bad = -(double)(c0 + b + i / F);
             break;
-        tr_scaler_apply(&sc, x, e - b);
-        tr_model_hold_weights(&m, true); /* the loaded parameters: bf16 rounds them once */
-        for (int64_t r0 = b; r0 < e; r0 += E) {
-            const int64_t k = e - r0 < E ? e - r0 : E;
-            tr_model_forward(&m, x + (r0 - b) * F, k, NULL);
-            const float *Z = m.layer[L - 1].Z, *A = m.layer[L - 1].A;
-            if (acts) /* the layer's output as the next layer reads it (evaluation: no dropout) */
-                memcpy(vals + r0 * lay.width, m.layer[o->layer].output, (size_t)(k * lay.width) * sizeof *vals);
-            for (int64_t r = 0; !acts && r < k; r++)
-                row_values(&loss, Z + r * loss.width, A + r * loss.width, vals + (r0 + r) * lay.width, cls + r0 + r);
         }
-        tr_model_hold_weights(&m, false);
-        for (int64_t r = b; r < e; r++)
-            cd[r] = (double)cls[r];
-        rc = tr_dist_allgather_f32(d, vals, b * lay.width, (e - b) * lay.width, err);
-        if (!rc)
-            rc = tr_dist_allgather_f64(d, cd, b, e - b, err);
-        for (int64_t r = 0; !rc && r < n; r++)
-            cls[r] = (int64_t)cd[r];
-        if (!rc && d->rank == 0)
-            rc = out_rows(&out, o->output, c0, vals, cls, n, &lay, err);
-        rc = tr_dist_agree(d, rc);
+    rc = tr_dist_agree(d, rc);
+    if (!rc) /* every rank names the row, rank 0 (which reports) included */
+        rc = tr_dist_max_f64(d, &first_bad, 1, err);
+    if (!rc && first_bad > -INFINITY)
+        rc = tr_fail(err, TR_EDATA, "%s: row %lld (0-based) has a non-finite feature", o->input,
+                     (long long)-first_bad);
+    if (rc)
+        return rc;
+    tr_scaler_apply(&p->sc, p->x, e - b);
+    tr_model_hold_weights(&p->m, true); /* the loaded parameters: bf16 rounds them once */
+    for (int64_t r0 = b; r0 < e; r0 += E) {
+        const int64_t k = e - r0 < E ? e - r0 : E;
+        tr_model_forward(&p->m, p->x + (r0 - b) * F, k, NULL);
+        const float *Z = p->m.layer[L - 1].Z, *A = p->m.layer[L - 1].A;
+        if (p->acts) /* the layer's output as the next layer reads it (evaluation: no dropout) */
+            memcpy(p->vals + r0 * W, p->m.layer[o->layer].output, (size_t)(k * W) * sizeof *p->vals);
+        for (int64_t r = 0; !p->acts && r < k; r++)
+            row_values(&p->loss, Z + r * p->loss.width, A + r * p->loss.width, p->vals + (r0 + r) * W,
+                       p->cls + r0 + r);
     }
+    tr_model_hold_weights(&p->m, false);
+    for (int64_t r = b; r < e; r++)
+        p->cd[r] = (double)p->cls[r];
+    rc = tr_dist_allgather_f32(d, p->vals, b * W, (e - b) * W, err);
+    if (!rc)
+        rc = tr_dist_allgather_f64(d, p->cd, b, e - b, err);
+    for (int64_t r = 0; !rc && r < n; r++)
+        p->cls[r] = (int64_t)p->cd[r];
+    if (!rc && d->rank == 0)
+        rc = out_rows(&p->out, o->output, c0, p->vals, p->cls, n, &p->lay, err);
+    return tr_dist_agree(d, rc);
+}
+
+int tr_predict(tr_dist *d, const tr_predict_options *o, int64_t *rows_out, tr_err *err)
+{
+    prediction p = {.in = {.h5 = -1}, .out = {.h5 = -1}};
+    int rc = load_model(&p, d, o, err);
+    if (!rc)
+        rc = tr_dist_agree(d, plan_output(&p, d, o, err));
+    if (!rc && d->rank == 0)
+        rc = out_begin(&p.out, o->output, p.in.rows, &p.lay, &p.loss, err);
+    rc = tr_dist_agree(d, rc);
+    for (int64_t c0 = 0; !rc && c0 < p.in.rows; c0 += p.chunk)
+        rc = predict_chunk(&p, d, o, c0, p.in.rows - c0 < p.chunk ? p.in.rows - c0 : p.chunk, err);
     if (d->rank == 0)
-        rc = out_end(&out, o->output, rc, err);
+        rc = out_end(&p.out, o->output, rc, err);
     rc = tr_dist_agree(d, rc);
     if (rows_out)
-        *rows_out = in.rows;
-    free(x);
-    free(vals);
-    free(cls);
-    free(cd);
-    free(trained);
-    tr_scaler_free(&sc);
-    in_close(&in);
-    tr_model_free(&m);
-    tr_config_free(&c);
+        *rows_out = p.in.rows;
+    free(p.x);
+    free(p.vals);
+    free(p.cls);
+    free(p.cd);
+    free(p.trained);
+    tr_scaler_free(&p.sc);
+    in_close(&p.in);
+    tr_model_free(&p.m);
+    tr_config_free(&p.c);
     return rc;
 }

@@ -117,32 +117,59 @@ static int check_monitor(const tr_trainer *t, tr_err *err)
 
 /* ------------------------------------------------------------------ checkpoints ------- */
 
+/* The run's state a checkpoint carries (ckpt.h TR_CKPT_STATE) and where each field lives in
+ * the trainer (t) or the run (r): state_of saves and restore_state resumes from this one list.
+ * The fields not listed are derived: step_in_epoch, metric_rows, time_s, lr, the
+ * has_best flags and plateau_best (NaN: none). */
+#define RUN_STATE(X)                          \
+    X(epoch, t->epoch)                        \
+    X(step, t->step)                          \
+    X(epoch_loss_sum, t->epoch_loss_sum)      \
+    X(epoch_rows, t->epoch_rows)              \
+    X(epoch_correct, t->epoch_correct)        \
+    X(best_value, r->best_value)              \
+    X(best_epoch, r->best_epoch)              \
+    X(lr_scale, t->lr_scale)                  \
+    X(plateau_bad, r->plateau.bad)            \
+    X(es_best, r->es.best)                    \
+    X(bad_evals, r->es.bad)
+
 static tr_ckpt_state state_of(const tr_trainer *t, const run_state *r, int64_t step_in_epoch)
 {
     tr_ckpt_state s = {0};
-    s.epoch = t->epoch;
-    s.step = t->step;
+#define SAVE(field, place) s.field = place;
+    RUN_STATE(SAVE)
+#undef SAVE
     s.step_in_epoch = step_in_epoch;
-    s.epoch_loss_sum = step_in_epoch ? t->epoch_loss_sum : 0.0;
-    s.epoch_rows = step_in_epoch ? t->epoch_rows : 0;
-    s.epoch_correct = step_in_epoch ? t->epoch_correct : 0;
+    if (step_in_epoch == 0) { /* at an epoch's end the next one starts its sums afresh */
+        s.epoch_loss_sum = 0.0;
+        s.epoch_rows = s.epoch_correct = 0;
+    }
     s.metric_rows = tr_metric_log_rows(r->log);
     s.time_s = r->time_base + (tr_seconds() - r->t_start);
     s.lr = t->optim.lr;
-    s.best_value = r->best_value;
-    s.best_epoch = r->best_epoch;
-    s.lr_scale = t->lr_scale;
     s.plateau_best = r->plateau.has_best ? r->plateau.best : NAN;
-    s.plateau_bad = r->plateau.bad;
     s.es_has_best = r->es.has_best;
-    s.es_best = r->es.best;
-    s.bad_evals = r->es.bad;
     s.data = (tr_ckpt_data){.rows = t->data.train.rows,
                             .cols = t->data.train.cols,
                             .fingerprint = t->data.fingerprint,
                             .known = true,
                             .columns = t->data.feature_names};
     return s;
+}
+
+/* The inverse of state_of: the trainer and the run continue where the checkpoint was. */
+static void restore_state(tr_trainer *t, run_state *r, const tr_ckpt_state *st)
+{
+#define RESTORE(field, place) place = st->field;
+    RUN_STATE(RESTORE)
+#undef RESTORE
+    r->time_base = st->time_s;
+    r->plateau.has_best = !isnan(st->plateau_best);
+    r->plateau.best = st->plateau_best;
+    r->plateau.scale = st->lr_scale;
+    r->es.has_best = st->es_has_best != 0;
+    r->last_ckpt_step = st->step;
 }
 
 /* Rank 0 builds the checkpoint of `path` in memory and hands it to the writer thread;
@@ -467,6 +494,171 @@ static int after_eval(tr_trainer *t, run_state *r, double seconds, int64_t rows,
     return rc;
 }
 
+/* A checkpoint resumed: its data must be the run's (unless --new-data), its position one
+ * this configuration can continue at, and then the trainer and the run continue where it
+ * was. */
+static int resume_from(tr_trainer *t, run_state *r, const tr_run_options *o, const char *path,
+                       int64_t *start_in_epoch, int64_t *keep_rows, tr_err *err)
+{
+    const tr_config *c = t->cfg;
+    tr_ckpt_state st = {0};
+    int rc = load(t, path, true, false, &st, err);
+    if (!rc && st.data.known && !o->new_data &&
+        (st.data.rows != t->data.train.rows || st.data.cols != t->data.train.cols ||
+         st.data.fingerprint != t->data.fingerprint))
+        rc = tr_fail(err, TR_EDATA,
+                     "%s was trained on other data than %s gives now (training rows %lld, columns %lld, "
+                     "fingerprint %08llx; now %lld, %lld, %08llx): the file changed, or the split or "
+                     "filtering did; restore the data, or pass --new-data to continue on these",
+                     path, t->data.source, (long long)st.data.rows, (long long)st.data.cols,
+                     (unsigned long long)st.data.fingerprint, (long long)t->data.train.rows,
+                     (long long)t->data.train.cols, (unsigned long long)t->data.fingerprint);
+    if (!rc)
+        rc = resume_position(c, path, &st, start_in_epoch, t->dist->rank == 0 && !o->quiet ? t->out : NULL, err);
+    if (rc)
+        return rc;
+    restore_state(t, r, &st);
+    *keep_rows = st.metric_rows;
+    if (t->out && !o->quiet)
+        fprintf(t->out, "resumed from %s: epoch %lld, step %lld\n", path, (long long)st.epoch, (long long)st.step);
+    if (o->init_from && t->dist->rank == 0) /* resume = auto found the run: a requeued job */
+        fprintf(stderr, "trainer: note: --init-from %s is not used: resume = auto continues the run in %s, "
+                        "which started from it\n", o->init_from, c->output.dir);
+    return 0;
+}
+
+/* Where the run starts, in the run directory rank 0 holds: a checkpoint to resume (path,
+ * else ""), --init-from, or the configured initialisation; then the effective configuration
+ * is written. *keep_rows: the metric-log rows the resumed checkpoint belongs to (-1: new). */
+static int start_run(tr_trainer *t, run_state *r, tr_rundir *rd, const tr_run_options *o, char *path, size_t len,
+                     int64_t *start_in_epoch, int64_t *keep_rows, tr_err *err)
+{
+    const tr_config *c = t->cfg;
+    int rc = find_resume(t, o, path, len, err);
+    if (!rc && path[0])
+        rc = tr_dist_agree(t->dist, t->dist->rank == 0 ? check_resumable(c, path, err) : 0);
+    if (!rc)
+        rc = tr_dist_agree(t->dist, t->dist->rank == 0 ? claim_dir(rd, o, c, path, t->out, err) : 0);
+    if (!rc && path[0]) {
+        rc = resume_from(t, r, o, path, start_in_epoch, keep_rows, err);
+    } else if (!rc && o->init_from) {
+        rc = load(t, o->init_from, false, o->non_strict, NULL, err);
+        if (!rc && t->out && !o->quiet)
+            fprintf(t->out, "initialised from %s (parameters only)\n", o->init_from);
+    }
+    if (!rc && t->dist->rank == 0)
+        rc = tr_rundir_write_config(rd, c, err);
+    return tr_dist_agree(t->dist, rc);
+}
+
+/* Rank 0's outputs besides the checkpoints: the metric log (keeping keep_rows rows of a
+ * resumed one), the checkpoint writer, the per-step log; and whether a progress line shows. */
+static int open_outputs(tr_trainer *t, run_state *r, const tr_run_options *o, bool resumed, int64_t keep_rows,
+                        tr_err *err)
+{
+    const tr_config *c = t->cfg;
+    int rc = 0;
+    if (t->dist->rank == 0) {
+        tr_log_layout layout = {.task = tr_loss_task(&t->loss),
+                                .classes = tr_loss_classes(&t->loss),
+                                .train_eval = c->train.eval_train,
+                                .val = t->data.val.rows > 0,
+                                .test = t->data.test.rows > 0,
+                                .phase_names = tr_phase_names};
+        rc = tr_metric_log_open(&r->log, c->output.dir, &layout, keep_rows, err);
+        if (!rc)
+            rc = tr_ckpt_writer_open(&r->writer, err);
+        if (!rc && c->output.log_every_steps > 0)
+            rc = tr_step_log_open(&r->steps, c->output.dir, resumed ? t->step : -1, err);
+    }
+    /* auto: a terminal, and not under a launcher (mpirun hands ranks a pseudo-terminal even
+     * when its own output goes to a file) */
+    const bool launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") ||
+                          getenv("SLURM_PROCID");
+    r->progress = t->out && !o->quiet &&
+                  (c->output.progress == TR_PROGRESS_ALWAYS ||
+                   (c->output.progress == TR_PROGRESS_AUTO && !launched && isatty(fileno(t->out))));
+    return tr_dist_agree(t->dist, rc);
+}
+
+/* The stop every rank agreed on (a signal): a checkpoint at this step, every write done, and
+ * TR_ESTOPPED with the command that continues. */
+static int stop_with_checkpoint(tr_trainer *t, run_state *r, int64_t step_in_epoch, tr_err *err)
+{
+    if (r->progress)
+        tr_log_progress_end(t->out);
+    int rc = save_step(t, r, step_in_epoch, err);
+    if (!rc)
+        rc = writes_done(t, r, err);
+    if (rc)
+        return rc;
+    char p[TR_PATH_MAX + 64];
+    tr_ckpt_path(p, sizeof p, t->cfg->output.dir, t->step);
+    return tr_fail(err, TR_ESTOPPED,
+                   "stopped by a signal at epoch %lld, step %lld; checkpoint %s written; continue with "
+                   "trainer train CONFIG --resume %s",
+                   (long long)t->epoch + 1, (long long)t->step, p, t->cfg->output.dir);
+}
+
+/* The steps of the current epoch from step `first`, with the per-step log, the stop on a
+ * signal, step checkpoints and the progress line. signal_step: the test hook's (fault.h). */
+static int epoch_steps(tr_trainer *t, run_state *r, int64_t first, int64_t signal_step, tr_err *err)
+{
+    const tr_config *c = t->cfg;
+    const int64_t steps = tr_sampler_steps(&t->sampler);
+    for (int64_t s = first; s < steps; s++) {
+        if (t->step + 1 == signal_step) /* the real handler and the agreement, exercised */
+            raise(SIGTERM);
+        int rc = tr_trainer_step(t, s, err);
+        if (!rc && tr_trainer_logs_step(t, t->step))
+            rc = tr_dist_agree(t->dist, r->steps ? log_step(t, r, err) : 0);
+        if (!rc && t->stop_agreed)
+            rc = stop_with_checkpoint(t, r, s + 1, err);
+        if (!rc && c->output.checkpoint_every_steps > 0 && t->step % c->output.checkpoint_every_steps == 0 &&
+            s + 1 < steps)
+            rc = save_step(t, r, s + 1, err);
+        if (rc)
+            return rc;
+        if (r->progress && tr_seconds() - r->last_progress > 0.1) {
+            r->last_progress = tr_seconds();
+            const double denom = tr_loss_denominator(&t->loss, t->epoch_rows, (double)t->epoch_rows);
+            tr_log_progress(t->out, t->epoch + 1, c->train.epochs, s + 1, steps,
+                            denom > 0 ? t->epoch_loss_sum / denom : 0.0);
+        }
+    }
+    if (r->progress)
+        tr_log_progress_end(t->out);
+    return 0;
+}
+
+/* An epoch is done: its running loss and accuracy, the evaluation when one is due (with the
+ * seconds and rows since the last), and the epoch's checkpoint. */
+static int end_epoch(tr_trainer *t, run_state *r, double *since_eval, int64_t *rows_since_eval, tr_err *err)
+{
+    const tr_config *c = t->cfg;
+    t->epoch++;
+    const double rows = (double)t->epoch_rows;
+    t->train_loss = t->epoch_loss_sum / tr_loss_denominator(&t->loss, t->epoch_rows, rows);
+    const double per_row = tr_loss_takes_class_index(&t->loss) ? 1.0 : (double)t->loss.width;
+    t->train_accuracy = tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION
+                            ? (double)t->epoch_correct / (rows * per_row)
+                            : NAN;
+    *rows_since_eval += t->epoch_rows;
+    if (t->epoch % c->train.eval_every == 0 || t->epoch == c->train.epochs) {
+        int rc = tr_trainer_evaluate_all(t, err);
+        if (!rc)
+            rc = after_eval(t, r, *since_eval, *rows_since_eval, err);
+        if (rc)
+            return rc;
+        *since_eval = 0.0;
+        *rows_since_eval = 0;
+    }
+    const bool last = t->epoch == c->train.epochs || r->stop_early;
+    if ((c->output.checkpoint_every > 0 && t->epoch % c->output.checkpoint_every == 0) || last)
+        return save_step(t, r, 0, err);
+    return 0;
+}
+
 int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
 {
     const tr_config *c = t->cfg;
@@ -482,182 +674,37 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
         return rc;
     /* the run directory (rank 0 owns it for the whole run), then where to start */
     tr_rundir rd = {.lock_fd = -1};
-    rc = t->dist->rank == 0 ? tr_rundir_open(&rd, c->output.dir, err) : 0;
-    rc = tr_dist_agree(t->dist, rc);
-    if (rc) {
-        tr_rundir_close(&rd);
-        return rc;
-    }
+    rc = tr_dist_agree(t->dist, t->dist->rank == 0 ? tr_rundir_open(&rd, c->output.dir, err) : 0);
     char path[TR_PATH_MAX + 300];
-    rc = find_resume(t, o, path, sizeof path, err);
-    if (!rc && path[0])
-        rc = tr_dist_agree(t->dist, t->dist->rank == 0 ? check_resumable(c, path, err) : 0);
-    if (!rc)
-        rc = tr_dist_agree(t->dist, t->dist->rank == 0 ? claim_dir(&rd, o, c, path, t->out, err) : 0);
-    tr_ckpt_state st = {0};
     int64_t start_in_epoch = 0, keep_rows = -1;
-    if (!rc && path[0]) {
-        rc = load(t, path, true, false, &st, err);
-        if (!rc && st.data.known && !o->new_data &&
-            (st.data.rows != t->data.train.rows || st.data.cols != t->data.train.cols ||
-             st.data.fingerprint != t->data.fingerprint))
-            rc = tr_fail(err, TR_EDATA,
-                         "%s was trained on other data than %s gives now (training rows %lld, columns %lld, "
-                         "fingerprint %08llx; now %lld, %lld, %08llx): the file changed, or the split or "
-                         "filtering did; restore the data, or pass --new-data to continue on these",
-                         path, t->data.source, (long long)st.data.rows, (long long)st.data.cols,
-                         (unsigned long long)st.data.fingerprint, (long long)t->data.train.rows,
-                         (long long)t->data.train.cols, (unsigned long long)t->data.fingerprint);
-        if (!rc)
-            rc = resume_position(c, path, &st, &start_in_epoch, t->dist->rank == 0 && !o->quiet ? t->out : NULL, err);
-        if (!rc) {
-            t->epoch = st.epoch;
-            t->step = st.step;
-            t->epoch_loss_sum = st.epoch_loss_sum;
-            t->epoch_rows = st.epoch_rows;
-            t->epoch_correct = st.epoch_correct;
-            r.time_base = st.time_s;
-            r.best_value = st.best_value;
-            r.best_epoch = st.best_epoch;
-            r.plateau.has_best = !isnan(st.plateau_best);
-            r.plateau.best = st.plateau_best;
-            r.plateau.bad = st.plateau_bad;
-            r.plateau.scale = st.lr_scale;
-            t->lr_scale = st.lr_scale;
-            r.es.has_best = st.es_has_best != 0;
-            r.es.best = st.es_best;
-            r.es.bad = st.bad_evals;
-            r.last_ckpt_step = st.step;
-            keep_rows = st.metric_rows;
-            if (t->out && !o->quiet)
-                fprintf(t->out, "resumed from %s: epoch %lld, step %lld\n", path, (long long)st.epoch,
-                        (long long)st.step);
-            if (o->init_from && t->dist->rank == 0) /* resume = auto found the run: a requeued job */
-                fprintf(stderr, "trainer: note: --init-from %s is not used: resume = auto continues the run in %s, "
-                                "which started from it\n", o->init_from, c->output.dir);
-        }
-    } else if (!rc && o->init_from) {
-        rc = load(t, o->init_from, false, o->non_strict, NULL, err);
-        if (!rc && t->out && !o->quiet)
-            fprintf(t->out, "initialised from %s (parameters only)\n", o->init_from);
-    }
-    if (!rc && t->dist->rank == 0)
-        rc = tr_rundir_write_config(&rd, c, err);
-    rc = tr_dist_agree(t->dist, rc);
-    if (rc)
-        goto done;
-
-    /* the metric log (rank 0) */
-    if (t->dist->rank == 0) {
-        tr_log_layout layout = {.task = tr_loss_task(&t->loss),
-                                .classes = tr_loss_classes(&t->loss),
-                                .train_eval = c->train.eval_train,
-                                .val = t->data.val.rows > 0,
-                                .test = t->data.test.rows > 0,
-                                .phase_names = tr_phase_names};
-        rc = tr_metric_log_open(&r.log, c->output.dir, &layout, keep_rows, err);
-        if (!rc)
-            rc = tr_ckpt_writer_open(&r.writer, err);
-        if (!rc && c->output.log_every_steps > 0)
-            rc = tr_step_log_open(&r.steps, c->output.dir, path[0] ? t->step : -1, err);
-    }
-    rc = tr_dist_agree(t->dist, rc);
-    if (rc)
-        goto done;
-    /* auto: a terminal, and not under a launcher (mpirun hands ranks a pseudo-terminal even
-     * when its own output goes to a file) */
-    const bool launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") ||
-                          getenv("SLURM_PROCID");
-    r.progress = t->out && !o->quiet &&
-                 (c->output.progress == TR_PROGRESS_ALWAYS ||
-                  (c->output.progress == TR_PROGRESS_AUTO && !launched && isatty(fileno(t->out))));
-
+    if (!rc)
+        rc = start_run(t, &r, &rd, o, path, sizeof path, &start_in_epoch, &keep_rows, err);
+    if (!rc)
+        rc = open_outputs(t, &r, o, path[0] != '\0', keep_rows, err);
+    const int64_t signal_step = tr_fault_signal_step(t->dist->rank);
     double since_eval = 0.0;
     int64_t rows_since_eval = 0;
-    const bool cls = tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION;
-    /* a test hook (fault.h): this rank sends itself SIGTERM after that step, which exercises
-     * the real handler and the agreement */
-    const int64_t signal_step = tr_fault_rank_step("TRAINER_TEST_SIGNAL_AT_STEP", t->dist->rank);
-    while (t->epoch < c->train.epochs) {
+    while (!rc && t->epoch < c->train.epochs && !r.stop_early) {
         const double t0 = tr_seconds();
         tr_sampler_set_epoch(&t->sampler, t->epoch);
         if (start_in_epoch == 0) {
             t->epoch_loss_sum = 0.0;
             t->epoch_rows = t->epoch_correct = 0;
         }
-        const int64_t steps = tr_sampler_steps(&t->sampler);
-        for (int64_t s = start_in_epoch; s < steps; s++) {
-            if (t->step + 1 == signal_step)
-                raise(SIGTERM);
-            rc = tr_trainer_step(t, s, err);
-            if (!rc && tr_trainer_logs_step(t, t->step))
-                rc = tr_dist_agree(t->dist, r.steps ? log_step(t, &r, err) : 0);
-            if (rc)
-                goto done;
-            if (t->stop_agreed) {
-                if (r.progress)
-                    tr_log_progress_end(t->out);
-                rc = save_step(t, &r, s + 1, err);
-                if (!rc)
-                    rc = writes_done(t, &r, err);
-                if (!rc) {
-                    char p[TR_PATH_MAX + 64];
-                    tr_ckpt_path(p, sizeof p, c->output.dir, t->step);
-                    rc = tr_fail(err, TR_ESTOPPED,
-                                 "stopped by a signal at epoch %lld, step %lld; checkpoint %s written; continue with "
-                                 "trainer train CONFIG --resume %s",
-                                 (long long)t->epoch + 1, (long long)t->step, p, c->output.dir);
-                }
-                goto done;
-            }
-            if (c->output.checkpoint_every_steps > 0 && t->step % c->output.checkpoint_every_steps == 0 &&
-                s + 1 < steps) {
-                rc = save_step(t, &r, s + 1, err);
-                if (rc)
-                    goto done;
-            }
-            if (r.progress && tr_seconds() - r.last_progress > 0.1) {
-                r.last_progress = tr_seconds();
-                const double denom = tr_loss_denominator(&t->loss, t->epoch_rows, (double)t->epoch_rows);
-                tr_log_progress(t->out, t->epoch + 1, c->train.epochs, s + 1, steps,
-                                denom > 0 ? t->epoch_loss_sum / denom : 0.0);
-            }
-        }
+        rc = epoch_steps(t, &r, start_in_epoch, signal_step, err);
         start_in_epoch = 0;
-        if (r.progress)
-            tr_log_progress_end(t->out);
-        t->epoch++;
-        const double rows = (double)t->epoch_rows;
-        t->train_loss = t->epoch_loss_sum / tr_loss_denominator(&t->loss, t->epoch_rows, rows);
-        const double per_row = tr_loss_takes_class_index(&t->loss) ? 1.0 : (double)t->loss.width;
-        t->train_accuracy = cls ? (double)t->epoch_correct / (rows * per_row) : NAN;
         since_eval += tr_seconds() - t0;
-        rows_since_eval += t->epoch_rows;
-        if (t->epoch % c->train.eval_every == 0 || t->epoch == c->train.epochs) {
-            rc = tr_trainer_evaluate_all(t, err);
-            if (!rc)
-                rc = after_eval(t, &r, since_eval, rows_since_eval, err);
-            if (rc)
-                goto done;
-            since_eval = 0.0;
-            rows_since_eval = 0;
-        }
-        const bool last = t->epoch == c->train.epochs || r.stop_early;
-        if ((c->output.checkpoint_every > 0 && t->epoch % c->output.checkpoint_every == 0) || last) {
-            rc = save_step(t, &r, 0, err);
-            if (rc)
-                goto done;
-        }
-        if (r.stop_early)
-            break;
+        if (!rc)
+            rc = end_epoch(t, &r, &since_eval, &rows_since_eval, err);
     }
-    t->stopped_early = r.stop_early;
-    if (r.last_ckpt_step != t->step) /* a resumed run that had nothing left to do still leaves one */
-        rc = save_step(t, &r, 0, err);
-    if (!rc)
-        rc = writes_done(t, &r, err);
-    t->seconds = r.time_base + (tr_seconds() - r.t_start);
-done:
+    if (!rc) {
+        t->stopped_early = r.stop_early;
+        if (r.last_ckpt_step != t->step) /* a resumed run that had nothing left to do still leaves one */
+            rc = save_step(t, &r, 0, err);
+        if (!rc)
+            rc = writes_done(t, &r, err);
+        t->seconds = r.time_base + (tr_seconds() - r.t_start);
+    }
     tr_ckpt_writer_close(r.writer); /* an error on the way out: what was handed over is still written */
     tr_metric_log_close(r.log);
     tr_step_log_close(r.steps);

@@ -115,6 +115,56 @@ static int init_loss(tr_trainer *t, const tr_config *c, tr_err *err)
 
 /* Everything a rank builds on its own once the data are loaded: model, optimizer, buffers.
  * No collective here: a failure on one rank must not leave the others waiting in one. */
+/* The batch, evaluation and read-ahead buffers for batches of max_local rows (max_rows with
+ * the evaluation's), and the metrics. */
+static int alloc_buffers(tr_trainer *t, const tr_config *c, int64_t max_local, int64_t max_rows, tr_err *err)
+{
+    const int64_t F = c->model.widths[0], O = t->loss.width, T = tr_loss_target_width(&t->loss);
+    int64_t eval_rows = t->data.test.rows > t->data.val.rows ? t->data.test.rows : t->data.val.rows;
+    if (c->train.eval_train && t->data.train.rows > eval_rows)
+        eval_rows = t->data.train.rows;
+    int rc = alloc_array((void **)&t->xb, (size_t)(max_local * F), sizeof(float), err);
+    if (!rc)
+        rc = alloc_array((void **)&t->yb, (size_t)(max_local * T), sizeof(float), err);
+    if (!rc)
+        rc = alloc_array((void **)&t->dZ, (size_t)(max_rows * O), sizeof(float), err);
+    if (!rc)
+        rc = alloc_array((void **)&t->eval_Z, (size_t)(eval_rows * O), sizeof(float), err);
+    /* a shuffled mapped file is read in single rows (global) or in the blocks the trainer asks
+     * for ahead (block): the system's own read-ahead would read rows not needed yet */
+    for (int k = 0; k < 2; k++)
+        tr_map_advise(&t->data.maps[k], c->train.shuffle != TR_SHUFFLE_NONE ? TR_MAP_RANDOM : TR_MAP_RUNS);
+    /* rows of a mapped file not all in memory: gathered ahead by a helper thread, which takes
+     * the waits for the disk (a file in the page cache is gathered in place, like memory: the
+     * hand-over between threads would cost more than the copy) */
+    if (!rc && t->data.train.x_borrowed && !tr_map_resident(&t->data.maps[0]))
+        rc = tr_prefetch_create(&t->prefetch, (size_t)(max_local * F), (size_t)(max_local * T),
+                                c->train.shuffle == TR_SHUFFLE_BLOCK, err);
+    if (!rc && t->prefetch && c->train.shuffle == TR_SHUFFLE_BLOCK) { /* two windows ahead (read_ahead) */
+        const int64_t B = t->sampler.block_rows, W = B * t->sampler.window_blocks, n = t->data.train.rows;
+        const size_t cap = (size_t)((2 * W < n ? 2 * W : n) + 2 * B); /* tr_sampler_block_rows' bound */
+        rc = alloc_array((void **)&t->ahead[0], cap, sizeof(int64_t), err);
+        if (!rc)
+            rc = alloc_array((void **)&t->ahead[1], cap, sizeof(int64_t), err);
+        t->ahead_epoch = -1;
+    }
+    if (!rc) /* evaluation chunks of views (dataset.h) are gathered here */
+        rc = alloc_array((void **)&t->eval_x, (size_t)(c->train.eval_batch * F), sizeof(float), err);
+    if (!rc)
+        rc = alloc_array((void **)&t->eval_A, (size_t)(eval_rows * O), sizeof(float), err);
+    if (!rc)
+        rc = alloc_array((void **)&t->eval_loss, (size_t)eval_rows, sizeof(double), err);
+    const tr_task task = tr_loss_task(&t->loss);
+    const int64_t K = tr_loss_classes(&t->loss);
+    if (!rc)
+        rc = tr_metrics_init(&t->train_metrics, task, K, err);
+    if (!rc)
+        rc = tr_metrics_init(&t->val_metrics, task, K, err);
+    if (!rc)
+        rc = tr_metrics_init(&t->test_metrics, task, K, err);
+    return rc;
+}
+
 static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err)
 {
     int rc = set_class_weights(t, err);
@@ -170,51 +220,7 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
                                  .ctx = d};
     t->base_lr = c->train.optim.lr;
     t->lr_scale = 1.0;
-
-    const int64_t F = c->model.widths[0], O = t->loss.width, T = tr_loss_target_width(&t->loss);
-    int64_t eval_rows = t->data.test.rows > t->data.val.rows ? t->data.test.rows : t->data.val.rows;
-    if (c->train.eval_train && t->data.train.rows > eval_rows)
-        eval_rows = t->data.train.rows;
-    rc = alloc_array((void **)&t->xb, (size_t)(max_local * F), sizeof(float), err);
-    if (!rc)
-        rc = alloc_array((void **)&t->yb, (size_t)(max_local * T), sizeof(float), err);
-    if (!rc)
-        rc = alloc_array((void **)&t->dZ, (size_t)(max_rows * O), sizeof(float), err);
-    if (!rc)
-        rc = alloc_array((void **)&t->eval_Z, (size_t)(eval_rows * O), sizeof(float), err);
-    /* a shuffled mapped file is read in single rows (global) or in the blocks the trainer asks
-     * for ahead (block): the system's own read-ahead would read rows not needed yet */
-    for (int k = 0; k < 2; k++)
-        tr_map_advise(&t->data.maps[k], c->train.shuffle != TR_SHUFFLE_NONE ? TR_MAP_RANDOM : TR_MAP_RUNS);
-    /* rows of a mapped file not all in memory: gathered ahead by a helper thread, which takes
-     * the waits for the disk (a file in the page cache is gathered in place, like memory: the
-     * hand-over between threads would cost more than the copy) */
-    if (!rc && t->data.train.x_borrowed && !tr_map_resident(&t->data.maps[0]))
-        rc = tr_prefetch_create(&t->prefetch, (size_t)(max_local * F), (size_t)(max_local * T),
-                                c->train.shuffle == TR_SHUFFLE_BLOCK, err);
-    if (!rc && t->prefetch && c->train.shuffle == TR_SHUFFLE_BLOCK) { /* two windows ahead (read_ahead) */
-        const int64_t B = t->sampler.block_rows, W = B * t->sampler.window_blocks, n = t->data.train.rows;
-        const size_t cap = (size_t)((2 * W < n ? 2 * W : n) + 2 * B); /* tr_sampler_block_rows' bound */
-        rc = alloc_array((void **)&t->ahead[0], cap, sizeof(int64_t), err);
-        if (!rc)
-            rc = alloc_array((void **)&t->ahead[1], cap, sizeof(int64_t), err);
-        t->ahead_epoch = -1;
-    }
-    if (!rc) /* evaluation chunks of views (dataset.h) are gathered here */
-        rc = alloc_array((void **)&t->eval_x, (size_t)(c->train.eval_batch * F), sizeof(float), err);
-    if (!rc)
-        rc = alloc_array((void **)&t->eval_A, (size_t)(eval_rows * O), sizeof(float), err);
-    if (!rc)
-        rc = alloc_array((void **)&t->eval_loss, (size_t)eval_rows, sizeof(double), err);
-    const tr_task task = tr_loss_task(&t->loss);
-    const int64_t K = tr_loss_classes(&t->loss);
-    if (!rc)
-        rc = tr_metrics_init(&t->train_metrics, task, K, err);
-    if (!rc)
-        rc = tr_metrics_init(&t->val_metrics, task, K, err);
-    if (!rc)
-        rc = tr_metrics_init(&t->test_metrics, task, K, err);
-    return rc;
+    return alloc_buffers(t, c, max_local, max_rows, err);
 }
 
 /* The collective part, reached by every rank once all have built their part: the check that
@@ -320,7 +326,7 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     if (rc)
         return rc;
 
-    t->fault_nan_step = tr_fault_rank_step("TRAINER_FAULT_NAN", d->rank); /* a test hook (fault.h) */
+    t->fault_nan_step = tr_fault_nan_step(d->rank); /* a test hook (fault.h) */
     return rc;
 }
 
@@ -549,8 +555,14 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
     return loss_sum;
 }
 
+bool tr_trainer_logs_step(const tr_trainer *t, int64_t step)
+{
+    const int64_t every = t->cfg->output.log_every_steps;
+    return every > 0 && step % every == 0;
+}
+
 /*
- * One optimizer step, the data flow of DESIGN.md:
+ * One optimizer step:
  *   for each micro-batch of the step: gather this rank's rows -> forward -> loss and dZ
  *       (scaled by 1 / (accumulate * global denominator)) -> backward into the gradient;
  *       the last backward carries the exchange's hook, which starts summing (and, where the
@@ -559,12 +571,6 @@ static double chunk_gradients(tr_trainer *t, int64_t step_in_epoch, int64_t *cor
  *   finish the exchange: the summed gradient, the clipping norm, the optimizer update and
  *   the step's statistics, identical on every rank; then the divergence check
  */
-bool tr_trainer_logs_step(const tr_trainer *t, int64_t step)
-{
-    const int64_t every = t->cfg->output.log_every_steps;
-    return every > 0 && step % every == 0;
-}
-
 int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 {
     tr_model *m = &t->model;
