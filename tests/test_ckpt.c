@@ -46,16 +46,7 @@ static const char *config_for(const char *run)
     return path;
 }
 
-static int trainer(const char *env, int np, const char *args)
-{
-    char cmd[8192];
-    if (np > 0)
-        snprintf(cmd, sizeof cmd, "%s timeout 200 %s -np %d --oversubscribe %s %s", env, MPIEXEC, np, TRAINER_BIN,
-                 args);
-    else
-        snprintf(cmd, sizeof cmd, "%s timeout 200 %s %s", env, TRAINER_BIN, args);
-    return run_cmd(cmd, out, sizeof out);
-}
+static int trainer(const char *env, int np, const char *args) { return run_trainer(env, np, 200, args, out, sizeof out); }
 
 /* The /model tensors of the config's network (2 -> 12 -> 3, no batch norm). */
 static const char *const plain_tensors[] = {"/model/0/weight", "/model/0/bias", "/model/2/weight", "/model/2/bias",

@@ -31,12 +31,7 @@ static void write_moons_config(char *path, size_t len, const char *name)
     write_text(path, cfg);
 }
 
-static int trainer(const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s", TRAINER_BIN, args);
-    return run_cmd(cmd, out, sizeof out);
-}
+static int trainer(const char *args) { return run_trainer("", 0, 0, args, out, sizeof out); }
 
 Test(cli, version_and_help)
 {
@@ -112,10 +107,10 @@ Test(cli, train_runs_and_reports)
     cr_expect(strstr(out, "confusion matrix") == NULL, "no test set, no report: %s", out);
 }
 
-Test(cli, readme_configuration_reference_is_current)
+Test(cli, configuration_reference_is_current)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/README.md", SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/datasets/configs/README.md", SOURCE_DIR);
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "cannot open %s", path);
     static char readme[1 << 18];
@@ -124,14 +119,14 @@ Test(cli, readme_configuration_reference_is_current)
     fclose(f);
     const char *begin = strstr(readme, "<!-- config-reference:begin -->\n\n");
     const char *end = strstr(readme, "<!-- config-reference:end -->");
-    cr_assert(begin && end && end > begin, "README lacks the config-reference markers");
+    cr_assert(begin && end && end > begin, "%s lacks the config-reference markers", path);
     begin += strlen("<!-- config-reference:begin -->\n\n");
     cr_assert_eq(trainer("help config"), 0);
     size_t len = strlen(out);
     while (len > 0 && out[len - 1] == '\n')
         len--;
     cr_expect(strncmp(begin, out, len) == 0 && begin[len] == '\n',
-              "README.md's configuration reference is stale: run scripts/update-readme.sh");
+              "datasets/configs/README.md's reference is stale: run scripts/update-readme.sh");
 }
 
 Test(cli, data_gen_writes_hdf5_and_csv)
@@ -208,11 +203,9 @@ Test(cli, data_errors_exit_3_naming_file_and_row)
 
 static int mpirun(int np, const char *env, const char *args, double *seconds)
 {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s timeout 120 %s -np %d --oversubscribe %s %s", env, MPIEXEC, np, TRAINER_BIN, args);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = run_cmd(cmd, out, sizeof out);
+    const int rc = run_trainer(env, np, 120, args, out, sizeof out);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (seconds)
         *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
@@ -322,9 +315,7 @@ Test(cli, gemm_choice_is_printed_and_recorded_and_bf16_needs_the_cpu)
               out);
     /* a CPU without bf16 products, as oneDNN's ISA limit simulates it: refused, status 2, named */
     snprintf(args, sizeof args, "train %s --overwrite --set train.precision=bf16", path);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "ONEDNN_MAX_CPU_ISA=AVX512_CORE %s %s", TRAINER_BIN, args);
-    cr_expect_eq(run_cmd(cmd, out, sizeof out), 2, "%s", out);
+    cr_expect_eq(run_trainer("ONEDNN_MAX_CPU_ISA=AVX512_CORE", 0, 0, args, out, sizeof out), 2, "%s", out);
     cr_expect(strstr(out, "no native bf16") != NULL && strstr(out, "precision = bf16") != NULL, "%s", out);
 }
 

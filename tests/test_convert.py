@@ -19,23 +19,19 @@ import subprocess
 import sys
 import tempfile
 
+import checks
+from checks import check
+
 import h5py
 import numpy as np
 
 from checkpoint_hash import fingerprint
 
 TRAINER = os.path.abspath(sys.argv[1])
-failures = 0
 
 
 def trainer(*args):
     return subprocess.run([TRAINER] + list(args), capture_output=True, text=True, timeout=300)
-
-
-def check(name, ok, detail=""):
-    global failures
-    print(("ok   " if ok else "FAIL ") + name + (f" ({detail})" if detail and not ok else ""), flush=True)
-    failures += 0 if ok else 1
 
 
 def mappable(path):
@@ -138,9 +134,9 @@ try:
           p.stderr)
 finally:
     os.chdir("/")
-    if failures == 0:
+    if checks.failures == 0:
         shutil.rmtree(work, ignore_errors=True)
     else:
         print(f"files kept in {work}")
-print(f"{failures} failed" if failures else "all convert checks passed")
-sys.exit(1 if failures else 0)
+print(f"{checks.failures} failed" if checks.failures else "all convert checks passed")
+sys.exit(1 if checks.failures else 0)

@@ -18,12 +18,14 @@ import sys
 import tempfile
 import time
 
+import checks
+from checks import check
+
 TRAINER = os.path.abspath(sys.argv[1])
 SRC = os.path.abspath(sys.argv[2])
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMPI_MCA_rmaps_base_oversubscribe="1")
 FASHION = "/usr/share/datasets/fashion-mnist"
-failures = 0
 
 
 def descendants(root):
@@ -68,12 +70,6 @@ def peak_anon_mb(np_, args):
     if p.returncode != 0:
         raise SystemExit(f"FAIL: {' '.join(cmd)}: status {p.returncode}\n{p.stderr.read()[-2000:]}")
     return peak / 1024.0
-
-
-def check(name, ok):
-    global failures
-    print(("ok   " if ok else "FAIL ") + name, flush=True)
-    failures += 0 if ok else 1
 
 
 def growth_per_rank(args):
@@ -137,5 +133,5 @@ try:
             rows * (cols + 1) * 4 / 2**20)
 finally:
     shutil.rmtree(work, ignore_errors=True)
-print(f"{failures} failed" if failures else "all data-memory checks passed")
-sys.exit(1 if failures else 0)
+print(f"{checks.failures} failed" if checks.failures else "all data-memory checks passed")
+sys.exit(1 if checks.failures else 0)

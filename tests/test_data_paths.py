@@ -23,6 +23,9 @@ import sys
 import tempfile
 import time
 
+import checks
+from checks import check
+
 import h5py
 import numpy as np
 
@@ -32,7 +35,6 @@ TRAINER = os.path.abspath(sys.argv[1])
 SRC = os.path.abspath(sys.argv[2])
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMPI_MCA_rmaps_base_oversubscribe="1")
-failures = 0
 
 
 def run(np_, args, env=None, expect=0, wait=True):
@@ -45,12 +47,6 @@ def run(np_, args, env=None, expect=0, wait=True):
     if p.returncode != expect:
         raise SystemExit(f"FAIL: {' '.join(args)} at np={np_}: status {p.returncode} (want {expect})\n{errs[-2000:]}")
     return out + errs
-
-
-def check(name, ok):
-    global failures
-    print(("ok   " if ok else "FAIL ") + name, flush=True)
-    failures += 0 if ok else 1
 
 
 def write_h5(path, X, y):
@@ -159,9 +155,9 @@ try:
                 "--new-data"])
     check("  and continues with --new-data", "resumed from" in p)
 finally:
-    if failures == 0:
+    if checks.failures == 0:
         shutil.rmtree(work, ignore_errors=True)
     else:
         print(f"files kept in {work}")
-print(f"{failures} failed" if failures else "all data-path checks passed")
-sys.exit(1 if failures else 0)
+print(f"{checks.failures} failed" if checks.failures else "all data-path checks passed")
+sys.exit(1 if checks.failures else 0)

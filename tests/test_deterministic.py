@@ -19,6 +19,9 @@ import subprocess
 import sys
 import tempfile
 
+import checks
+from checks import check
+
 import checkpoint_hash
 
 TRAINER = os.path.abspath(sys.argv[1])
@@ -29,7 +32,6 @@ ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
 COMMON = ["--set", "data.n=1251", "--set", "data.test_fraction=0.2", "--set", "train.epochs=3",
           "--set", "train.eval_every=3", "--set", "model.dropout=0.1", "--set", "train.deterministic=true",
           "--set", "train.chunk_rows=16", "--set", "output.checkpoint_every=0"]
-failures = 0
 
 
 def run(np_, args, env=None, expect=0):
@@ -44,12 +46,6 @@ def run(np_, args, env=None, expect=0):
 def fingerprint(run_dir):
     """The checkpoint hash and the newest checkpoint's name (its step)."""
     return checkpoint_hash.fingerprint(run_dir), os.path.basename(checkpoint_hash.newest_checkpoint(run_dir))
-
-
-def check(name, ok):
-    global failures
-    print(("ok   " if ok else "FAIL ") + name, flush=True)
-    failures += 0 if ok else 1
 
 
 work = tempfile.mkdtemp(prefix="trainer-det.")
@@ -139,9 +135,9 @@ try:
           "gemm = openblas" in p.stderr and "onednn" in p.stderr and "deterministic" in p.stderr)
 
 finally:
-    if failures == 0:
+    if checks.failures == 0:
         shutil.rmtree(work, ignore_errors=True)
     else:
         print(f"files kept in {work}")
-print(f"{failures} failed" if failures else "all deterministic-mode checks passed")
-sys.exit(1 if failures else 0)
+print(f"{checks.failures} failed" if checks.failures else "all deterministic-mode checks passed")
+sys.exit(1 if checks.failures else 0)

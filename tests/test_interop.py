@@ -12,6 +12,9 @@ import subprocess
 import sys
 import tempfile
 
+import checks
+from checks import check
+
 try:
     import torch
 except ImportError:
@@ -24,7 +27,6 @@ trainer, source = sys.argv[1], sys.argv[2]
 scripts = os.path.join(source, "scripts")
 sys.path.insert(0, scripts)
 tmp = tempfile.mkdtemp(prefix="trainer-interop-")
-failures = 0
 
 
 def run(*args):
@@ -33,12 +35,6 @@ def run(*args):
         print(" ".join(args), "failed:", r.stdout, r.stderr, sep="\n")
         sys.exit(1)
     return r.stdout
-
-
-def check(ok, msg):
-    global failures
-    print(("ok   " if ok else "FAIL ") + msg)
-    failures += not ok
 
 
 CASES = {
@@ -85,7 +81,7 @@ for name, (sets, kind) in CASES.items():
         y = torch.softmax(y, dim=1)
     got = y.numpy()
     diff = float(np.max(np.abs(got - want)))
-    check(got.shape == want.shape and diff < 1e-5, f"{name}: PyTorch predictions match trainer predict ({diff:.2e})")
+    check(f"{name}: PyTorch predictions match trainer predict ({diff:.2e})", got.shape == want.shape and diff < 1e-5)
     # import into a new run: --init-from with 0 epochs keeps the parameters exactly
     init = os.path.join(tmp, f"{name}-init.h5")
     run("/usr/bin/python3", os.path.join(scripts, "from_torch.py"), pt, init)
@@ -95,7 +91,7 @@ for name, (sets, kind) in CASES.items():
     last = sorted(p for p in os.listdir(again) if p.startswith("ckpt-"))[-1]
     with h5py.File(ckpt, "r") as a, h5py.File(os.path.join(again, last), "r") as b:
         same = all(np.array_equal(a["model"][i][k], b["model"][i][k]) for i in a["model"] for k in a["model"][i])
-    check(same, f"{name}: from_torch.py + --init-from restore the parameters bit for bit")
+    check(f"{name}: from_torch.py + --init-from restore the parameters bit for bit", same)
 
 # ---------------------------------------------------------------- training agrees with PyTorch
 # The same initial parameters, the same batches in the same order: a few epochs of trainer
@@ -182,7 +178,7 @@ for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() fo
     state = model.state_dict()
     worst = max(float(np.max(np.abs(state[k].numpy().astype(np.float64) - done[k].astype(np.float64))))
                 for k in state)
-    check(worst < 2e-5, f"{name}: 12 steps of trainer and of PyTorch agree ({worst:.2e} largest difference)")
+    check(f"{name}: 12 steps of trainer and of PyTorch agree ({worst:.2e} largest difference)", worst < 2e-5)
     import shutil  # noqa: E402
     shutil.rmtree(d0)
     shutil.rmtree(d1)
@@ -266,10 +262,9 @@ else:
           f"autocast {e_bf:.3e} (tolerance {tol:.3e}), against PyTorch fp32 {distance(steps['bf16'], torch_step['fp32']):.3e};"
           f" PyTorch autocast against fp32 {distance(torch_step['bf16'], torch_step['fp32']):.3e}; trainer fp32 "
           f"against PyTorch fp32 {e_32:.3e}")
-    check(e_bf < tol, f"a bf16 step agrees with PyTorch's autocast step ({e_bf:.3e} < {tol:.3e})")
-    check(e_bf < distance(steps["bf16"], torch_step["fp32"]),
-          "the bf16 step is nearer PyTorch's autocast step than PyTorch's fp32 step")
-    check(e_prec > tol / 10, f"control: the trainer's bf16 step differs from its fp32 step ({e_prec:.3e})")
-    check(e_32 < 1e-5 * norm, f"the same step in fp32 agrees with PyTorch fp32 ({e_32:.3e})")
+    check(f"a bf16 step agrees with PyTorch's autocast step ({e_bf:.3e} < {tol:.3e})", e_bf < tol)
+    check("the bf16 step is nearer PyTorch's autocast step than PyTorch's fp32 step", e_bf < distance(steps["bf16"], torch_step["fp32"]))
+    check(f"control: the trainer's bf16 step differs from its fp32 step ({e_prec:.3e})", e_prec > tol / 10)
+    check(f"the same step in fp32 agrees with PyTorch fp32 ({e_32:.3e})", e_32 < 1e-5 * norm)
 
-sys.exit(1 if failures else 0)
+sys.exit(1 if checks.failures else 0)

@@ -24,6 +24,9 @@ import subprocess
 import sys
 import tempfile
 
+import checks
+from checks import check
+
 import h5py
 import numpy as np
 
@@ -33,13 +36,6 @@ TRAINER = os.path.abspath(sys.argv[1])
 CGROOT = "/sys/fs/cgroup/memory"
 LIMIT = 160 << 20
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-failures = 0
-
-
-def check(name, ok, detail=""):
-    global failures
-    print(("ok   " if ok else "FAIL ") + name + (f"\n{detail}" if detail and not ok else ""), flush=True)
-    failures += 0 if ok else 1
 
 
 def evict(path):
@@ -144,5 +140,5 @@ finally:
         os.rmdir(cg)
     except OSError:
         pass
-print(f"{failures} failed" if failures else "all larger-than-memory checks passed")
-sys.exit(1 if failures else 0)
+print(f"{checks.failures} failed" if checks.failures else "all larger-than-memory checks passed")
+sys.exit(1 if checks.failures else 0)

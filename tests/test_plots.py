@@ -11,6 +11,9 @@ import subprocess
 import sys
 import tempfile
 
+import checks
+from checks import check
+
 trainer, src = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 try:
     import h5py  # noqa: F401
@@ -20,13 +23,6 @@ except ImportError as e:
     sys.exit(77)
 
 tmp = tempfile.mkdtemp(prefix="trainer-plots-")
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
 
 
 def run(cmd, **kw):
@@ -57,17 +53,17 @@ def png_size(path):
 def expect_png(cmd, path, size, what):
     r = run(cmd)
     if r.returncode != 0:
-        check(False, f"{what}: exit {r.returncode}: {r.stderr.strip()}")
+        check(f"{what}: exit {r.returncode}: {r.stderr.strip()}", False)
         return
     ok = os.path.exists(path) and os.path.getsize(path) > 5000 and png_size(path) == size
-    check(ok, f"{what}: {path} is a PNG of {size[0]}x{size[1]} "
-              f"(got {png_size(path) if os.path.exists(path) else 'no file'})")
+    check(f"{what}: {path} is a PNG of {size[0]}x{size[1]} "
+              f"(got {png_size(path) if os.path.exists(path) else 'no file'})", ok)
 
 
 def expect_error(cmd, needle, what):
     r = run(cmd)
-    check(r.returncode == 2 and needle in r.stderr, f"{what}: status 2 and '{needle}' (got {r.returncode}: "
-                                                    f"{r.stderr.strip()[-200:]})")
+    check(f"{what}: status 2 and '{needle}' (got {r.returncode}: "
+                                                    f"{r.stderr.strip()[-200:]})", r.returncode == 2 and needle in r.stderr)
 
 
 S = os.path.join(src, "scripts")
@@ -140,10 +136,9 @@ if have_digits:
         x = g["X"][...].astype(np.float32) / 16
     want = np.maximum(x @ w.T + b, 0)
     got = np.genfromtxt(f"{tmp}/l0.csv", delimiter=",", skip_header=1) if r.returncode == 0 else None
-    check(got is not None and got.shape == want.shape and np.abs(got - want).max() < 1e-4,
-          f"predict --layer 0 writes relu(x W^T + b) ({r.stderr.strip()})")
+    check(f"predict --layer 0 writes relu(x W^T + b) ({r.stderr.strip()})", got is not None and got.shape == want.shape and np.abs(got - want).max() < 1e-4)
     head = open(f"{tmp}/l0.csv").readline().strip().split(",") if r.returncode == 0 else []
-    check(head[:2] == ["a0", "a1"] and len(head) == 64, "predict --layer: columns a0..a63")
+    check("predict --layer: columns a0..a63", head[:2] == ["a0", "a1"] and len(head) == 64)
 expect_png([f"{S}/plot_activations.py", "--out", f"{tmp}/act.png"], f"{tmp}/act.png", (1200, 800),
            "plot_activations")
 expect_png([f"{S}/plot_activations.py", "--only", "relu,leaky_relu", "--leaky-slope", "0.2", "--size", "600x300",
@@ -151,14 +146,13 @@ expect_png([f"{S}/plot_activations.py", "--only", "relu,leaky_relu", "--leaky-sl
 expect_error([f"{S}/plot_activations.py", "--only", "swish"], "unknown activation swish",
              "plot_activations of an unknown activation")
 r = run([trainer, "activations", "--out", f"{tmp}/acts.csv", "--set", "model.leaky_slope=0.2"])
-if check(r.returncode == 0, f"trainer activations ({r.stderr.strip()})"):
+if check(f"trainer activations ({r.stderr.strip()})", r.returncode == 0):
     import numpy as np
     t = np.genfromtxt(f"{tmp}/acts.csv", delimiter=",", names=True)
     x = t["x"]
-    check(np.abs(t["d_tanh"] - (1 - np.tanh(x) ** 2)).max() < 1e-6 and
+    check("trainer activations: the kernels' derivatives are the functions' derivatives", np.abs(t["d_tanh"] - (1 - np.tanh(x) ** 2)).max() < 1e-6 and
           np.abs(t["d_sigmoid"] - t["sigmoid"] * (1 - t["sigmoid"])).max() < 1e-6 and
-          np.all(t["d_leaky_relu"][x < 0] == np.float32(0.2)) and np.all(t["d_relu"][x > 0] == 1),
-          "trainer activations: the kernels' derivatives are the functions' derivatives")
+          np.abs(t["d_leaky_relu"][x < 0] - 0.2).max() < 1e-6 and np.all(t["d_relu"][x > 0] == 1))
 
 # what each says when the run lacks what it needs
 empty = os.path.join(tmp, "empty")
@@ -179,10 +173,10 @@ expect_error([f"{S}/plot_metrics.py", binary, "--size", "big"], "WIDTHxHEIGHT", 
 for script in ("plot_metrics.py", "plot_decision.py", "plot_confusion.py", "plot_samples.py",
                "plot_probabilities.py", "plot_scatter.py", "plot_activations.py"):
     r = run([f"{S}/{script}", "--help"])
-    check(r.returncode == 0 and "usage:" in r.stdout, f"{script} --help")
+    check(f"{script} --help", r.returncode == 0 and "usage:" in r.stdout)
 
-if failures:
-    print(f"{len(failures)} failed; files kept in {tmp}")
+if checks.failures:
+    print(f"{checks.failures} failed; files kept in {tmp}")
     sys.exit(1)
 shutil.rmtree(tmp)
 print("all plot checks passed")

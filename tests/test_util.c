@@ -62,6 +62,17 @@ int run_cmd(const char *cmd, char *out, size_t outlen)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+int run_trainer(const char *env, int np, int timeout_s, const char *args, char *out, size_t outlen)
+{
+    char limit[32] = "", launcher[600] = "", cmd[8192];
+    if (timeout_s > 0)
+        snprintf(limit, sizeof limit, "timeout %d", timeout_s);
+    if (np > 0)
+        snprintf(launcher, sizeof launcher, "%s -np %d --oversubscribe", MPIEXEC, np);
+    snprintf(cmd, sizeof cmd, "%s %s %s %s %s", env ? env : "", limit, launcher, TRAINER_BIN, args);
+    return run_cmd(cmd, out, outlen);
+}
+
 void make_temp_dir(char *buf, size_t len)
 {
     snprintf(buf, len, "/tmp/trainer-test-XXXXXX");

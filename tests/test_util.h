@@ -21,6 +21,11 @@ double max_abs(const double *v, size_t n);
  * returns the exit status (or -1 if it did not exit normally). */
 int run_cmd(const char *cmd, char *out, size_t outlen);
 
+/* Runs the trainer binary with `args`: under `mpirun -np np --oversubscribe` when np > 0,
+ * with the `env` assignments ("A=1 B=2", or "") in front, killed after timeout_s seconds
+ * when timeout_s > 0; output as run_cmd. The harness every C test runs the trainer with. */
+int run_trainer(const char *env, int np, int timeout_s, const char *args, char *out, size_t outlen);
+
 /* A new empty directory under /tmp (path written into buf). */
 void make_temp_dir(char *buf, size_t len);
 

@@ -19,7 +19,7 @@ VG=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=defin
 M=$SRC/datasets/configs/moons.ini
 SMALL=(--set data.n=200 --set train.threads=1 --set model.batchnorm=true --set model.dropout=0.2)
 
-check() { # check NAME STATUS COMMAND...: the command under memcheck, expected to exit STATUS
+memcheck() { # memcheck NAME STATUS COMMAND...: the command under memcheck, expected to exit STATUS
     local name=$1 want=$2
     shift 2
     "${VG[@]}" --log-file="$W/$name.vg" "$@" >"$W/$name.out" 2>&1
@@ -35,12 +35,12 @@ check() { # check NAME STATUS COMMAND...: the command under memcheck, expected t
     fi
 }
 
-check train 0 "$T" train "$M" "${SMALL[@]}" --set train.epochs=2 --set output.dir=run
-check resume 0 "$T" train "$M" "${SMALL[@]}" --set train.epochs=3 --set output.dir=run --set output.resume=auto
-check eval 0 "$T" eval "$M" "${SMALL[@]}" --checkpoint run/best.h5
+memcheck train 0 "$T" train "$M" "${SMALL[@]}" --set train.epochs=2 --set output.dir=run
+memcheck resume 0 "$T" train "$M" "${SMALL[@]}" --set train.epochs=3 --set output.dir=run --set output.resume=auto
+memcheck eval 0 "$T" eval "$M" "${SMALL[@]}" --checkpoint run/best.h5
 "$T" data gen moons --out points.csv --n 50 >/dev/null
-check predict 0 "$T" predict --checkpoint run/best.h5 --input points.csv --output predictions.csv
-check bad_config 2 "$T" train "$M" --set train.lr=fast
-check bad_checkpoint 4 "$T" eval "$M" --checkpoint points.csv
+memcheck predict 0 "$T" predict --checkpoint run/best.h5 --input points.csv --output predictions.csv
+memcheck bad_config 2 "$T" train "$M" --set train.lr=fast
+memcheck bad_checkpoint 4 "$T" eval "$M" --checkpoint points.csv
 [[ $failures -eq 0 ]] || { echo "$failures failed; logs in $W"; exit 1; }
 echo "all memcheck runs clean"

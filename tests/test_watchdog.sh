@@ -18,11 +18,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 W=$(mktemp -d /tmp/trainer-watchdog.XXXXXX)
 trap 'pkill -9 -f "$W/" 2>/dev/null; rm -rf "$W"' EXIT
 failures=0
-check() { # check NAME CONDITION...
-    local name=$1
-    shift
-    if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/expect.sh" # check NAME CONDITION...
 cat >"$W/wd.ini" <<EOF
 [model]
 layers = 2, 16, 2
