@@ -1,5 +1,5 @@
 #!/bin/bash
-# Regenerates the pictures the README shows (scripts/plots/*.png) with the plotting scripts:
+# Regenerates the pictures datasets/README.md shows (scripts/plots/*.png) with the plotting scripts:
 # the two-moons decision regions and learning curves, and the Fashion-MNIST confusion matrix
 # (needs the dataset-fashion-mnist package). About a minute on 2 cores.
 #   scripts/make_readme_plots.sh [BUILD_DIR]

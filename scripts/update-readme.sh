@@ -1,5 +1,5 @@
 #!/bin/bash
-# Regenerates the configuration reference in README.md from `trainer help config`
+# Regenerates the configuration reference in datasets/configs/README.md from `trainer help config`
 # (the key table in src/config.c is the single source; a test fails when they differ).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,9 +8,10 @@ ref=$(build/trainer help config)
 /usr/bin/python3 - "$ref" <<'PY'
 import sys, re
 ref = sys.argv[1].rstrip("\n") + "\n"
-text = open("README.md").read()
+doc = "datasets/configs/README.md"
+text = open(doc).read()
 begin, end = "<!-- config-reference:begin -->\n", "<!-- config-reference:end -->"
 i, j = text.index(begin) + len(begin), text.index(end)
-open("README.md", "w").write(text[:i] + "\n" + ref + "\n" + text[j:])
+open(doc, "w").write(text[:i] + "\n" + ref + "\n" + text[j:])
 PY
-echo "README.md configuration reference updated"
+echo "datasets/configs/README.md: configuration reference updated"
