@@ -1,6 +1,7 @@
 """checks.py: what the Python end-to-end tests share: running the trainer binary their
 command line names (argv[1]) and counting checks, one line per check (ok or FAIL)."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -20,3 +21,15 @@ def check(name, ok, detail=""):
     print(("ok   " if ok else "FAIL ") + name + (f" ({detail})" if detail and not ok else ""), flush=True)
     failures += 0 if ok else 1
     return ok
+
+
+def finish(work=None):
+    """The test's last line and exit status; `work` (a directory) is removed when every check
+    passed, and kept and named when one failed."""
+    if work:
+        if failures == 0:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"files kept in {work}")
+    print("all passed" if not failures else f"{failures} FAILED")
+    sys.exit(1 if failures else 0)

@@ -39,10 +39,7 @@ static const char *cfg_text =
 static const char *config_for(const char *run)
 {
     static char path[1400];
-    char text[2048];
-    snprintf(path, sizeof path, "%s/%s.ini", dir, strrchr(run, '/') ? strrchr(run, '/') + 1 : run);
-    snprintf(text, sizeof text, cfg_text, run);
-    write_text(path, text);
+    write_config(path, sizeof path, dir, strrchr(run, '/') ? strrchr(run, '/') + 1 : run, cfg_text, run);
     return path;
 }
 

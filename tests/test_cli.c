@@ -25,10 +25,7 @@ TestSuite(mpi, .init = setup); /* each test in its own directory, as the cli tes
 /* DIR/NAME.ini holding moons_cfg (its run directory under DIR); the path into path. */
 static void write_moons_config(char *path, size_t len, const char *name)
 {
-    char cfg[1024];
-    snprintf(path, len, "%s/%s.ini", dir, name);
-    snprintf(cfg, sizeof cfg, moons_cfg, dir);
-    write_text(path, cfg);
+    write_config(path, len, dir, name, moons_cfg, dir);
 }
 
 static int trainer(const char *args) { return run_trainer("", 0, 0, args, out, sizeof out); }

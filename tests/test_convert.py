@@ -13,7 +13,6 @@ not write, is never replaced.
 import glob
 import gzip
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -134,9 +133,4 @@ try:
           p.stderr)
 finally:
     os.chdir("/")
-    if checks.failures == 0:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"files kept in {work}")
-print(f"{checks.failures} failed" if checks.failures else "all convert checks passed")
-sys.exit(1 if checks.failures else 0)
+checks.finish(work)

@@ -57,5 +57,4 @@ if len(accuracy["fp32"]) == len(accuracy["bf16"]) == len(SEEDS):
     checks.check(f"bf16's mean test accuracy is within 0.3 points of fp32's ({100 * (m16 - m32):+.2f} points)",
                  abs(m16 - m32) <= 0.003)
 shutil.rmtree(work, ignore_errors=True)
-print("all passed" if not checks.failures else f"{checks.failures} FAILED")
-sys.exit(1 if checks.failures else 0)
+checks.finish()

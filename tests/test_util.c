@@ -79,6 +79,14 @@ void make_temp_dir(char *buf, size_t len)
     cr_assert_not_null(mkdtemp(buf), "mkdtemp");
 }
 
+void write_config(char *path, size_t len, const char *dir, const char *name, const char *fmt, const char *arg)
+{
+    char text[8192];
+    snprintf(path, len, "%s/%s.ini", dir, name);
+    snprintf(text, sizeof text, fmt, arg);
+    write_text(path, text);
+}
+
 void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");

@@ -32,4 +32,9 @@ void make_temp_dir(char *buf, size_t len);
 /* Writes text to path (aborts the test on failure). */
 void write_text(const char *path, const char *text);
 
+/* Writes the configuration DIR/NAME.ini from fmt, a configuration text with one %s (usually
+ * its run directory) filled with arg; its path into path. With run_trainer: the harness of
+ * "configuration text -> run -> read the checkpoint". */
+void write_config(char *path, size_t len, const char *dir, const char *name, const char *fmt, const char *arg);
+
 #endif
