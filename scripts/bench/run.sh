@@ -11,6 +11,10 @@
 # line between the ranks, which trainer bench measures: a virtual machine's two CPUs may share
 # a core complex or not, and the node-shared exchange pays for every line that crosses).
 #
+# With root (and TWO_NODES unset or 1), every np=2 run is followed by the same on two namespace
+# nodes of tests/slurm_cluster.sh, one rank each over TCP (scripts/bench/link.sh measures that
+# link): the table's "2 nodes" rows, and the share of one node's np=2 speed they keep.
+#
 #   scripts/bench/run.sh [REPEAT] [STEPS]        (defaults 3 and 1000)
 # Writes Markdown tables to standard output and the raw lines to build/bench.log.
 set -euo pipefail
@@ -23,6 +27,23 @@ LOG=build/bench.log
 : > "$LOG"
 declare -A steps_for=([moons]=$((STEPS * 3)) [mlp784]=$STEPS [wide2048]=$((STEPS / 25 > 10 ? STEPS / 25 : 10)))
 VARIANTS=${VARIANTS:-openblas-fp32 onednn-fp32 onednn-bf16}
+TWO_NODES=${TWO_NODES:-1}
+[[ $(id -u) -eq 0 ]] || TWO_NODES=0
+if [[ $TWO_NODES == 1 ]]; then # the nodes see this file system but not this /tmp
+  W=$(mktemp -d /var/tmp/trainer-bench.XXXXXX)
+  trap 'tests/slurm_cluster.sh down "$W/cluster" >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
+  export SLURM_TEST_CTLD_PORT=$((26000 + ($$ % 2000) * 2)) SLURM_TEST_SLURMD_PORT=$((26001 + ($$ % 2000) * 2))
+  mkdir -p "$W/cluster"
+  eval "$(tests/slurm_cluster.sh up "$W/cluster" 2)" >/dev/null
+  node1=$(awk '$2 == "slurmd" && $3 == "node1" {print $1}' "$W/cluster/started.pids")
+fi
+# bench ARGS...: the benchmark on two nodes, one unbound rank each (the nodes share this
+# machine's cores: bound ranks would both take core 0)
+two_nodes() {
+  nsenter -t "$node1" -n -u -m -- env CLUSTER_DIR="$W/cluster" \
+    mpirun --host node1:1,node2:1 --bind-to none --mca plm_rsh_agent "$PWD/tests/ns_agent.sh" \
+    --mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 "$PWD/build/trainer" bench "$@"
+}
 build/trainer bench scripts/bench/mlp784.ini --steps 50 --limit --set train.threads=1 | grep '^LIMIT' >> "$LOG"
 for cfg in moons mlp784 wide2048; do
   n=${steps_for[$cfg]}
@@ -34,6 +55,11 @@ for cfg in moons mlp784 wide2048; do
           --set train.threads=1 --set train.gemm="$engine" --set train.precision="$precision" 2>/dev/null |
           grep '^BENCH' | sed "s/^BENCH/BENCH cfg=$cfg/" >> "$LOG" || echo "skipped $cfg $variant np=$np" >&2
       done
+      if [[ $TWO_NODES == 1 ]]; then
+        two_nodes "$PWD/scripts/bench/$cfg.ini" --steps "$n" --warmup 10 --set train.threads=1 \
+          --set train.gemm="$engine" --set train.precision="$precision" 2>/dev/null |
+          grep '^BENCH' | sed "s/^BENCH/BENCH cfg=$cfg layout=2nodes/" >> "$LOG" || echo "skipped $cfg $variant 2 nodes" >&2
+      fi
     done
   done
 done
@@ -48,7 +74,8 @@ for line in open(sys.argv[1]):
     if line.startswith("LIMIT"):
         limit = {k: float(v) for k, v in kv.items()}
         continue
-    rows[(kv["cfg"], kv["gemm"] + " " + kv["precision"], int(kv["np"]))].append(kv)
+    layout = int(kv["np"]) if kv.get("layout") != "2nodes" else "2 nodes"
+    rows[(kv["cfg"], kv["gemm"] + " " + kv["precision"], layout)].append(kv)
 print("Limit of one core (trainer bench --limit): fp32 FMA %.1f GFLOP/s, bf16 %.1f GFLOP/s; the 784 network's "
       "products alone: openblas fp32 %.1f (%.0f%%), onednn fp32 %.1f (%.0f%%), onednn bf16 %.1f (%.0f%%)" % (
           limit["fp32_peak"], limit["bf16_peak"],
@@ -63,14 +90,23 @@ for cfg in ["moons", "mlp784", "wide2048"]:
   for variant in [v for v in dict.fromkeys(k[1] for k in rows) if any(k[0] == cfg for k in rows)]:
     def med(key, cfg, np):
         return st.median(float(r[key]) for r in rows[(cfg, variant, np)])
-    for np in (1, 2):
+    for np in (1, 2, "2 nodes"):
         if not rows[(cfg, variant, np)]:
             continue
         step = med("step_ms", cfg, np)
         sps = med("samples_per_s", cfg, np)
         peak = limit["bf16_peak" if variant.endswith("bf16") else "fp32_peak"]
-        share = "%.1f%%" % (100 * sps * med("mflop_per_sample", cfg, np) / 1e3 / np / peak)
+        ranks = 2 if np == "2 nodes" else np
+        share = "%.1f%%" % (100 * sps * med("mflop_per_sample", cfg, np) / 1e3 / ranks / peak)
         eff = norm = ""
+        if np == "2 nodes" and rows[(cfg, variant, 2)]:
+            # what two nodes keep of one node's two ranks (the exchange over TCP instead of
+            # shared memory), median and range over the alternating runs
+            keep = [float(b["samples_per_s"]) / float(a["samples_per_s"])
+                    for a, b in zip(rows[(cfg, variant, 2)], rows[(cfg, variant, np)])]
+            eff = "%.0f%% of 1 node" % (100 * sps / med("samples_per_s", cfg, 2))
+            if len(keep) > 1:
+                eff += " (%.0f-%.0f%%)" % (100 * min(keep), 100 * max(keep))
         if np == 2:
             speedup = sps / med("samples_per_s", cfg, 1)
             # how much faster the same products run on 2 ranks than on 1 (the hardware's own
@@ -92,7 +128,7 @@ for cfg in ["moons", "mlp784", "wide2048"]:
                 placement[(cfg, variant, "near" if rtt < NEAR_NS else "far" if rtt >= NEAR_NS else "?")].append(
                     (p, rtt))
         wait = med("comm_wait_ms", cfg, np)
-        print("| %s %s | %s | %d | %.3f | %.3f | %.3f | %.3f (%.1f%%) | %.3f | %.1f%% | %.0f | %s | %s | %s |" % (
+        print("| %s %s | %s | %s | %.3f | %.3f | %.3f | %.3f (%.1f%%) | %.3f | %.1f%% | %.0f | %s | %s | %s |" % (
             cfg, rows[(cfg, variant, np)][0]["layers"], variant, np, step, med("forward_ms", cfg, np),
             med("backward_ms", cfg, np), wait, 100 * wait / step, med("optimizer_ms", cfg, np),
             100 * med("gemm_fraction", cfg, np), sps, share, eff, norm))
