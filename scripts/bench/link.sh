@@ -4,7 +4,8 @@
 # ranks on this node (shared memory), then with one rank on each of two namespace nodes
 # (tests/slurm_cluster.sh: network namespaces on a veth bridge, Open MPI's TCP transport: an
 # Ethernet-class link that exists only inside the namespaces; the nodes share this machine's
-# cores, so their ranks are not bound: each would take core 0). Needs root for the nodes.
+# cores, so node1's rank is pinned to core 0 and node2's to core 1: mpirun would bind both to
+# core 0). Needs root for the nodes.
 #
 #   scripts/bench/link.sh [SECONDS_PER_SIZE]        (default 0.2)
 # Writes the probe's tables to standard output and its LINK/FIT lines to build/link.log.
@@ -27,6 +28,8 @@ node1=$(awk '$2 == "slurmd" && $3 == "node1" {print $1}' "$W/cluster/started.pid
 echo
 echo "## two namespace nodes, 1 rank each (TCP over a veth bridge)"
 nsenter -t "$node1" -n -u -m -- env CLUSTER_DIR="$W/cluster" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-    mpirun --host node1:1,node2:1 --bind-to none --mca plm_rsh_agent "$PWD/tests/ns_agent.sh" \
+    mpirun --bind-to none --mca plm_rsh_agent "$PWD/tests/ns_agent.sh" \
     --mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 \
-    "$PWD/build/link_probe" --seconds "$SECONDS_PER_SIZE" | tee -a "$LOG" | grep -v '^LINK\|^FIT'
+    --host node1:1 -np 1 taskset -c 0 "$PWD/build/link_probe" --seconds "$SECONDS_PER_SIZE" : \
+    --host node2:1 -np 1 taskset -c 1 "$PWD/build/link_probe" --seconds "$SECONDS_PER_SIZE" |
+    tee -a "$LOG" | grep -v '^LINK\|^FIT'

@@ -37,12 +37,15 @@ if [[ $TWO_NODES == 1 ]]; then # the nodes see this file system but not this /tm
   eval "$(tests/slurm_cluster.sh up "$W/cluster" 2)" >/dev/null
   node1=$(awk '$2 == "slurmd" && $3 == "node1" {print $1}' "$W/cluster/started.pids")
 fi
-# bench ARGS...: the benchmark on two nodes, one unbound rank each (the nodes share this
-# machine's cores: bound ranks would both take core 0)
+# bench ARGS...: the benchmark on two nodes, one rank each, node1's on core 0 and node2's on
+# core 1 (the nodes share this machine's cores: mpirun would bind both to core 0, and unbound
+# ranks drift between cores)
 two_nodes() {
   nsenter -t "$node1" -n -u -m -- env CLUSTER_DIR="$W/cluster" \
-    mpirun --host node1:1,node2:1 --bind-to none --mca plm_rsh_agent "$PWD/tests/ns_agent.sh" \
-    --mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 "$PWD/build/trainer" bench "$@"
+    mpirun --bind-to none --mca plm_rsh_agent "$PWD/tests/ns_agent.sh" \
+    --mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 \
+    --host node1:1 -np 1 taskset -c 0 "$PWD/build/trainer" bench "$@" : \
+    --host node2:1 -np 1 taskset -c 1 "$PWD/build/trainer" bench "$@"
 }
 build/trainer bench scripts/bench/mlp784.ini --steps 50 --limit --set train.threads=1 | grep '^LIMIT' >> "$LOG"
 for cfg in moons mlp784 wide2048; do
