@@ -4,7 +4,7 @@ at 2 to 1024 nodes (one rank per node, the per-rank batch fixed: weak scaling), 
 compute time of a step measured on this machine and an allreduce cost model with published
 InfiniBand HDR figures, and the bucket size and `accumulate` that keep the exchange small.
 
-    scripts/bench/scaling_model.py [build/bench.log]
+    scripts/bench/scaling_model.py [build/bench.log [build/link.log]]
 
 Measured: the step time at np=1 (median of the `trainer bench` lines in the log, written by
 scripts/bench/run.sh; built-in figures of this machine when there is no log). Assumed (HDR
@@ -15,6 +15,11 @@ recursive halving and doubling, what Open MPI uses for these sizes):
 Efficiency E = T_step / (T_step + T_exposed), with T_exposed = T(p, n) when nothing overlaps,
 or max(0, T(p, n) - T_backward) when the buckets overlap the backward pass (about half of
 the step for these networks).
+
+The same model on this machine's own link: with scripts/bench/link.sh's log (its two-host FIT
+line: alpha and beta measured between two namespace nodes) and run.sh's two-node rows, a
+second table puts the model's two-node step (the np=1 step halved, as the ranks halve the
+rows, plus the exposed exchange) beside the measured one.
 """
 import math
 import statistics
@@ -46,6 +51,52 @@ def allreduce(p, nbytes):
     return 2 * math.log2(p) * ALPHA + 2 * (p - 1) / p * nbytes * BW ** -1
 
 
+def measured_link(log):
+    """alpha (s) and beta (s/byte) of the two-host FIT line of link.sh's log, or None."""
+    try:
+        for line in open(log):
+            if line.startswith("FIT") and " hosts=2 " in line:
+                kv = dict(f.split("=", 1) for f in line.split()[1:])
+                return float(kv["alpha_us"]) * 1e-6, 1.0 / (float(kv["bandwidth_GBps"]) * 1e9)
+    except OSError:
+        pass
+    return None
+
+
+def two_nodes(bench_log, link_log):
+    """The model's two-node step on the measured link beside run.sh's two-node measurement."""
+    link = measured_link(link_log)
+    if not link:
+        return
+    alpha, beta = link
+    rows = {}
+    for line in open(bench_log):
+        if not line.startswith("BENCH"):
+            continue
+        kv = dict(f.split("=", 1) for f in line.split()[1:])
+        key = (kv["cfg"], kv["gemm"] + " " + kv["precision"], kv.get("layout", "np" + kv["np"]))
+        rows.setdefault(key, []).append(kv)
+    print()
+    print(f"On this machine's link (alpha {1e6 * alpha:.2f} us, 1/beta {1e-9 / beta:.2f} GB/s between two "
+          "namespace nodes): the model's two-node step against run.sh's")
+    print()
+    print("| network | gemm | exchange T(2, n) | backward | model step (no overlap - full overlap) | measured step | "
+          "measured comm wait |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for (cfg, variant, layout), r2 in sorted(rows.items()):
+        if layout != "2nodes" or (cfg, variant, "np1") not in rows:
+            continue
+        med = lambda rs, k: statistics.median(float(x[k]) for x in rs)  # noqa: E731
+        r1 = rows[(cfg, variant, "np1")]
+        n = 4 * NETS[cfg][0]
+        t = 2 * alpha + n * beta  # T(2, n)
+        compute = med(r1, "step_ms") / 2 / 1e3
+        bwd = med(r2, "backward_ms") / 1e3
+        print(f"| {cfg} | {variant} | {1e3 * t:.3f} ms | {1e3 * bwd:.3f} ms | {1e3 * (compute + t):.3f} - "
+              f"{1e3 * (compute + max(0.0, t - bwd)):.3f} ms | {med(r2, 'step_ms'):.3f} ms | "
+              f"{med(r2, 'comm_wait_ms'):.3f} ms |")
+
+
 def main():
     got = measured(sys.argv[1] if len(sys.argv) > 1 else "build/bench.log")
     ps = [2, 8, 64, 256, 1024]
@@ -74,3 +125,5 @@ def main():
 
 if __name__ == "__main__":
     main()
+    two_nodes(sys.argv[1] if len(sys.argv) > 1 else "build/bench.log",
+              sys.argv[2] if len(sys.argv) > 2 else "build/link.log")
