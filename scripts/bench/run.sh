@@ -29,24 +29,8 @@ declare -A steps_for=([moons]=$((STEPS * 3)) [mlp784]=$STEPS [wide2048]=$((STEPS
 VARIANTS=${VARIANTS:-openblas-fp32 onednn-fp32 onednn-bf16}
 TWO_NODES=${TWO_NODES:-1}
 [[ $(id -u) -eq 0 ]] || TWO_NODES=0
-if [[ $TWO_NODES == 1 ]]; then # the nodes see this file system but not this /tmp
-  W=$(mktemp -d /var/tmp/trainer-bench.XXXXXX)
-  trap 'tests/slurm_cluster.sh down "$W/cluster" >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
-  export SLURM_TEST_CTLD_PORT=$((26000 + ($$ % 2000) * 2)) SLURM_TEST_SLURMD_PORT=$((26001 + ($$ % 2000) * 2))
-  mkdir -p "$W/cluster"
-  eval "$(tests/slurm_cluster.sh up "$W/cluster" 2)" >/dev/null
-  node1=$(awk '$2 == "slurmd" && $3 == "node1" {print $1}' "$W/cluster/started.pids")
-fi
-# bench ARGS...: the benchmark on two nodes, one rank each, node1's on core 0 and node2's on
-# core 1 (the nodes share this machine's cores: mpirun would bind both to core 0, and unbound
-# ranks drift between cores)
-two_nodes() {
-  nsenter -t "$node1" -n -u -m -- env CLUSTER_DIR="$W/cluster" \
-    mpirun --bind-to none --mca plm_rsh_agent "$PWD/tests/ns_agent.sh" \
-    --mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 \
-    --host node1:1 -np 1 taskset -c 0 "$PWD/build/trainer" bench "$@" : \
-    --host node2:1 -np 1 taskset -c 1 "$PWD/build/trainer" bench "$@"
-}
+source scripts/bench/two_nodes.sh # two_nodes_up, two_nodes
+if [[ $TWO_NODES == 1 ]]; then two_nodes_up 26000; fi
 build/trainer bench scripts/bench/mlp784.ini --steps 50 --limit --set train.threads=1 | grep '^LIMIT' >> "$LOG"
 for cfg in moons mlp784 wide2048; do
   n=${steps_for[$cfg]}
@@ -59,7 +43,7 @@ for cfg in moons mlp784 wide2048; do
           grep '^BENCH' | sed "s/^BENCH/BENCH cfg=$cfg/" >> "$LOG" || echo "skipped $cfg $variant np=$np" >&2
       done
       if [[ $TWO_NODES == 1 ]]; then
-        two_nodes "$PWD/scripts/bench/$cfg.ini" --steps "$n" --warmup 10 --set train.threads=1 \
+        two_nodes "$PWD/build/trainer" bench "$PWD/scripts/bench/$cfg.ini" --steps "$n" --warmup 10 --set train.threads=1 \
           --set train.gemm="$engine" --set train.precision="$precision" 2>/dev/null |
           grep '^BENCH' | sed "s/^BENCH/BENCH cfg=$cfg layout=2nodes/" >> "$LOG" || echo "skipped $cfg $variant 2 nodes" >&2
       fi
