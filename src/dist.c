@@ -321,28 +321,13 @@ int tr_node_mem_alloc(tr_dist *d, size_t bytes, void **base, tr_node_mem **out, 
     *out = NULL;
     if (!d->impl)
         return 0;
-    /* every rank agrees (nodes of one rank too: the world's collectives must match) */
-    tr_node_mem *m = d->local_size > 1 ? calloc(1, sizeof *m) : NULL;
-    if (tr_dist_agree(d, d->local_size > 1 && !m ? TR_ENOMEM : 0)) {
-        free(m);
-        return tr_fail(err, TR_ENOMEM, "out of memory (on some rank)");
-    }
-    if (d->local_size == 1)
-        return 0; /* alone on the node: the caller keeps its own memory */
-    const MPI_Aint mine = d->local_rank == 0 ? (MPI_Aint)(bytes ? bytes : 1) : 0;
-    tr_watch_begin("an allocation of node-shared memory");
-    int rc = MPI_Win_allocate_shared(mine, 1, MPI_INFO_NULL, d->impl->local, base, &m->win);
-    tr_watch_end();
-    if (rc != MPI_SUCCESS) {
-        free(m);
-        *base = NULL;
-        return mpi_fail(err, rc, "MPI_Win_allocate_shared (node-shared data)");
-    }
-    MPI_Aint size;
-    int unit;
-    MPI_Win_shared_query(m->win, 0, &size, &unit, base);
-    *out = m;
-    return 0;
+    if (d->local_size == 1) /* alone on the node: the caller keeps its own memory; the world's
+                             * agreement of the other nodes' allocations still runs */
+        return tr_dist_agree(d, 0) ? tr_fail(err, TR_ENOMEM, "out of memory (on some rank)") : 0;
+    const int rc = tr_node_mem_alloc_parts(d, d->local_rank == 0 ? (bytes ? bytes : 1) : 0, out, err);
+    if (!rc)
+        *base = tr_node_mem_part(*out, 0);
+    return rc;
 }
 
 int tr_node_mem_alloc_parts(tr_dist *d, size_t mine, tr_node_mem **out, tr_err *err)
@@ -350,9 +335,13 @@ int tr_node_mem_alloc_parts(tr_dist *d, size_t mine, tr_node_mem **out, tr_err *
     *out = NULL;
     if (!d->impl)
         return tr_fail(err, TR_EINTERNAL, "node-shared memory needs MPI");
+    /* agreed before the collective allocation: a rank that failed here must not leave the
+     * others waiting in it (every rank of the world calls this) */
     tr_node_mem *m = calloc(1, sizeof *m);
-    if (!m)
-        return tr_fail(err, TR_ENOMEM, "out of memory");
+    if (tr_dist_agree(d, m ? 0 : TR_ENOMEM)) {
+        free(m);
+        return tr_fail(err, TR_ENOMEM, "out of memory (on some rank)");
+    }
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");

@@ -22,6 +22,18 @@ struct tr_dist_impl {
 /* The most elements one MPI call carries (its counts are int). */
 #define TR_MPI_MAX_COUNT ((size_t)1 << 30)
 
+/* MPI_Allreduce in place of n values of `type` (elem bytes each) over comm, in pieces one MPI
+ * call can carry; MPI's return code. */
+static inline int mpi_allreduce_pieces(void *buf, size_t n, size_t elem, MPI_Datatype type, MPI_Op op, MPI_Comm comm)
+{
+    int rc = MPI_SUCCESS;
+    for (size_t off = 0; off < n && rc == MPI_SUCCESS; off += TR_MPI_MAX_COUNT) {
+        const size_t k = n - off < TR_MPI_MAX_COUNT ? n - off : TR_MPI_MAX_COUNT;
+        rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)k, type, op, comm);
+    }
+    return rc;
+}
+
 static inline int mpi_fail(tr_err *err, int rc, const char *what)
 {
     char msg[MPI_MAX_ERROR_STRING];

@@ -53,9 +53,13 @@ static void read_hooks(void)
         hooks.nan = (rank_step){(int)a, (int64_t)b};
     if (read_pair("TRAINER_TEST_SIGNAL_AT_STEP", &a, &b))
         hooks.signal = (rank_step){(int)a, (int64_t)b};
-    if (read_pair("TRAINER_TEST_CKPT_PAUSE", &a, &b) && a > 0) {
-        hooks.pause_nth = (int)a;
-        hooks.pause_seconds = (int)b;
+    if (read_pair("TRAINER_TEST_CKPT_PAUSE", &a, &b)) {
+        if (a > 0) {
+            hooks.pause_nth = (int)a;
+            hooks.pause_seconds = (int)b;
+        } else { /* writes count from 1: a 0 would never pause, silently */
+            complain("TRAINER_TEST_CKPT_PAUSE", getenv("TRAINER_TEST_CKPT_PAUSE"), "N:SECONDS counts writes from 1");
+        }
     }
     const char *site = getenv("TRAINER_FAULT_MPI");
     if (site) {

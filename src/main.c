@@ -759,7 +759,8 @@ static int cmd_bench(const cli *a, tr_dist *d, tr_err *err)
         for (int p = 0; p < TR_PHASE_EVAL; p++)
             printf(" %s %.3f", tr_phase_names[p], r.phase_ms[p]);
         printf("\n  products alone %.3f ms = %.1f%% of the step; %.0f samples/s\n", r.gemm_ms,
-               100.0 * r.gemm_fraction, r.samples_per_s);        if (isfinite(r.core_rtt_ns))
+               100.0 * r.gemm_fraction, r.samples_per_s);
+        if (isfinite(r.core_rtt_ns))
             printf("  a cache line between local ranks 0 and 1: %.0f ns there and back\n", r.core_rtt_ns);
         if (a->limit)
             print_limit(&c, d, &r, &lim);

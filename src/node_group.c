@@ -137,12 +137,8 @@ int tr_node_group_cross_sum(tr_node_group *g, float *buf, int64_t n, tr_err *err
         return 0;
     if (tr_fault_mpi("cross_sum")) /* a test hook (fault.h) */
         return mpi_fail(err, MPI_ERR_OTHER, "MPI_Allreduce (cross-node gradient shard)");
-    int rc = MPI_SUCCESS;
     tr_watch_begin("the gradient exchange between nodes");
-    for (int64_t off = 0; off < n && rc == MPI_SUCCESS; off += (int64_t)TR_MPI_MAX_COUNT) {
-        const int64_t k = n - off < (int64_t)TR_MPI_MAX_COUNT ? n - off : (int64_t)TR_MPI_MAX_COUNT;
-        rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)k, MPI_FLOAT, MPI_SUM, g->cross);
-    }
+    const int rc = mpi_allreduce_pieces(buf, (size_t)n, sizeof *buf, MPI_FLOAT, MPI_SUM, g->cross);
     tr_watch_end();
     MPI_CHECK(rc, "MPI_Allreduce (cross-node gradient shard)");
     return 0;

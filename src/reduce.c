@@ -20,16 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* In-place sum of n int64 (or double maxima) over comm, in pieces one MPI call can carry. */
+/* In-place sum of n int64 (or the double maxima) over comm. */
 static int allreduce_pieces(void *buf, size_t n, MPI_Datatype type, MPI_Op op, MPI_Comm comm, const char *what,
                             tr_err *err)
 {
-    int rc = MPI_SUCCESS;
     tr_watch_begin("the gradient exchange");
-    for (size_t off = 0; off < n && rc == MPI_SUCCESS; off += TR_MPI_MAX_COUNT) {
-        const size_t k = n - off < TR_MPI_MAX_COUNT ? n - off : TR_MPI_MAX_COUNT;
-        rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * 8, (int)k, type, op, comm);
-    }
+    const int rc = mpi_allreduce_pieces(buf, n, 8, type, op, comm);
     tr_watch_end();
     MPI_CHECK(rc, what);
     return 0;
@@ -184,9 +180,7 @@ static void shared_update_ready(tr_reduce *r)
         /* every shard is summed even after a failure (the other nodes wait in the same
          * calls); the first failure is the step's result, with its own status */
         tr_err cerr;
-        const int crc = tr_node_group_cross(r->node) != MPI_COMM_NULL
-                            ? tr_node_group_cross_sum(r->node, mine + sb, (int64_t)(se - sb), &cerr)
-                            : 0;
+        const int crc = tr_node_group_cross_sum(r->node, mine + sb, (int64_t)(se - sb), &cerr);
         if (crc && !r->step_rc) {
             r->step_rc = crc;
             r->step_err = cerr;

@@ -51,6 +51,8 @@ expect "malformed test hook" 2 "TRAINER_FAULT_NAN=1:x: expected two non-negative
   env TRAINER_FAULT_NAN=1:x "${train[@]}" --set output.dir="$W/hook"
 expect "unknown MPI fault site" 2 "TRAINER_FAULT_MPI=cross-sum: expected cross_sum or sync_buffers" -- \
   env TRAINER_FAULT_MPI=cross-sum "${train[@]}" --set output.dir="$W/hook"
+expect "a checkpoint pause that never comes" 2 "TRAINER_TEST_CKPT_PAUSE=0:30: N:SECONDS counts writes from 1" -- \
+  env TRAINER_TEST_CKPT_PAUSE=0:30 "${train[@]}" --set output.dir="$W/hook"
 expect "unknown vector-math path" 2 "TRAINER_VMATH=avx1024: not a path this CPU runs" -- \
   env TRAINER_VMATH=avx1024 "${train[@]}" --set output.dir="$W/hook"
 expect "a vector-math path that exists" 0 "" -- env TRAINER_VMATH=scalar "${train[@]}" --set output.dir="$W/hook"

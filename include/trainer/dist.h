@@ -75,10 +75,11 @@ typedef struct tr_node_mem tr_node_mem;
 int tr_node_mem_alloc(tr_dist *d, size_t bytes, void **base, tr_node_mem **mem, tr_err *err);
 /* The same with a part from every rank of the node, `mine` bytes from this one (the parts
  * need not be contiguous); tr_node_mem_part gives each part's address on this rank (a node
- * of one rank has one part). Needs MPI (d->impl). Collective over the node. */
+ * of one rank has one part), even alone on the node. Needs MPI (d->impl). Collective over
+ * the world, like tr_node_mem_alloc. */
 int tr_node_mem_alloc_parts(tr_dist *d, size_t mine, tr_node_mem **mem, tr_err *err);
 void *tr_node_mem_part(const tr_node_mem *mem, int local_rank);
-/* Collective over the node, like the allocation; accepts NULL. */
+/* Collective over the node; accepts NULL. */
 void tr_node_mem_free(tr_node_mem *mem);
 
 /* Broadcast from local rank 0 to the ranks of its node, and a barrier of the node. */
