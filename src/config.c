@@ -506,6 +506,12 @@ static const key_desc keys[] = {
      .doc = "How gradients are summed: shared = parameters and optimizer state once per node in MPI shared memory, "
             "each rank reduces and updates a shard (needs the same number of ranks on every node); allreduce = "
             "MPI_Iallreduce of buckets overlapping backward, replicated optimizer; auto = shared when possible."},
+    {.section = "train", .name = "grad_compression", .kind = K_ENUM, FIELD(train.grad_compression),
+     .names = tr_compression_names, .def = "none",
+     .doc = "The gradient's format between ranks, as PyTorch DDP's compression hooks: bf16 or fp16 halves the "
+            "bytes (each rank's gradient rounded to 16 bits, summed in 16 bits, widened back; a sum past fp16's "
+            "65504 is infinite and ends the run as diverged). With comm = shared only the sum between nodes "
+            "is compressed (one node: no effect). Not with deterministic = true."},
     {.section = "train", .name = "eval_batch_size", .kind = K_I64, FIELD(train.eval_batch),
      .min = 1, .max = 1e9, .def = "256",
      .doc = "Rows per evaluation chunk; chunks are spread over the ranks, so metrics do not depend on the rank "
@@ -1311,6 +1317,10 @@ static int finish(tr_config *c, tr_err *err)
             return tr_fail(err, TR_ECONFIG, "%s: [data] class_names: %lld names for %lld classes", c->path,
                            (long long)named, (long long)classes);
     }
+    if (t->deterministic && t->grad_compression != TR_COMPRESS_NONE)
+        return tr_fail(err, TR_ECONFIG, "%s: [train] grad_compression = %s rounds the gradient sums: not with "
+                                        "deterministic = true (exact sums)", c->path,
+                       tr_compression_names[t->grad_compression]);
     if (t->precision == TR_PRECISION_BF16 && t->gemm == TR_GEMM_OPENBLAS)
         return tr_fail(err, TR_ECONFIG, "%s: [train] precision = bf16 needs gemm = onednn or auto (the openblas engine "
                                         "computes in fp32 only)", c->path);

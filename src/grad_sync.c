@@ -1,10 +1,12 @@
 /*
  * grad_sync.c: the bucket plan over the flat gradient and the bucketed MPI_Iallreduce
- * (grad_sync.h). Every MPI failure becomes TR_EMPI with MPI's message.
+ * (grad_sync.h), in fp32 or compressed (grad_wire.h). Every MPI failure becomes TR_EMPI with
+ * MPI's message.
  */
 #include "trainer/grad_sync.h"
 
 #include "dist_impl.h"
+#include "grad_wire.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@ struct tr_grad_sync {
     size_t *end;      /* (n) */
     size_t *splits;   /* (n) the begins, ascending, for tr_grad_hook */
     MPI_Request *req; /* (n) */
+    tr_grad_wire wire; /* the format buckets travel in */
     int started;      /* buckets started this step (0..n), in descending order */
     float *grads;
     tr_err *async_err; /* first MPI failure inside a hook */
@@ -83,14 +86,18 @@ static int plan(tr_grad_sync *s, size_t target, tr_err *err)
     return 0;
 }
 
-int tr_grad_sync_create(tr_grad_sync **out, tr_dist *d, const tr_model *m, size_t bucket_bytes, tr_err *err)
+int tr_grad_sync_create(tr_grad_sync **out, tr_dist *d, const tr_model *m, size_t bucket_bytes,
+                        tr_compression compression, tr_err *err)
 {
     tr_grad_sync *s = calloc(1, sizeof *s);
     if (!s)
         return tr_fail(err, TR_ENOMEM, "out of memory");
     s->d = d;
     s->m = m;
+    s->wire.op = MPI_OP_NULL;
     int rc = plan(s, bucket_bytes / sizeof(float), err);
+    if (!rc && d->size > 1)
+        rc = tr_grad_wire_init(&s->wire, compression, m->n_params, err);
     if (rc) {
         tr_grad_sync_free(s);
         return rc;
@@ -107,6 +114,7 @@ void tr_grad_sync_free(tr_grad_sync *s)
     free(s->end);
     free(s->splits);
     free(s->req);
+    tr_grad_wire_free(&s->wire);
     free(s);
 }
 
@@ -116,12 +124,14 @@ int tr_grad_sync_buckets(const tr_grad_sync *s, const size_t **begins)
     return s->n;
 }
 
+struct tr_grad_wire *tr_grad_sync_wire(tr_grad_sync *s) { return &s->wire; }
+
 static bool communicating(const tr_grad_sync *s) { return s->d->impl && s->d->size > 1; }
 
 static void start_bucket(tr_grad_sync *s, int i)
 {
     const size_t b = s->begin[i], n = s->end[i] - b;
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, s->grads + b, (int)n, MPI_FLOAT, MPI_SUM, s->d->impl->comm, &s->req[i]);
+    int rc = tr_grad_wire_start(&s->wire, s->grads, b, n, s->d->impl->comm, &s->req[i]);
     if (rc != MPI_SUCCESS && !s->async_rc) {
         s->req[i] = MPI_REQUEST_NULL;
         s->async_rc = mpi_fail(&s->async_err_buf, rc, "MPI_Iallreduce");
@@ -179,5 +189,7 @@ int tr_grad_sync_finish(tr_grad_sync *s, tr_err *err)
     }
     if (rc != MPI_SUCCESS)
         return mpi_fail(err, rc, "MPI_Waitall (gradient buckets)");
+    for (int i = 0; i < s->n; i++)
+        tr_grad_wire_land(&s->wire, s->grads, s->begin[i], s->end[i] - s->begin[i]);
     return 0;
 }

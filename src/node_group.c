@@ -131,14 +131,14 @@ bool tr_node_group_complete(const tr_node_group *g, int b, int64_t r)
     return atomic_load_explicit(&g->counters[b], memory_order_acquire) >= r * g->local_size;
 }
 
-int tr_node_group_cross_sum(tr_node_group *g, float *buf, int64_t n, tr_err *err)
+int tr_node_group_cross_sum(tr_node_group *g, tr_grad_wire *wire, float *grads, size_t off, size_t n, tr_err *err)
 {
     if (g->cross == MPI_COMM_NULL)
         return 0;
     if (tr_fault_mpi("cross_sum")) /* a test hook (fault.h) */
         return mpi_fail(err, MPI_ERR_OTHER, "MPI_Allreduce (cross-node gradient shard)");
     tr_watch_begin("the gradient exchange between nodes");
-    const int rc = mpi_allreduce_pieces(buf, (size_t)n, sizeof *buf, MPI_FLOAT, MPI_SUM, g->cross);
+    const int rc = tr_grad_wire_sum(wire, grads, off, n, g->cross);
     tr_watch_end();
     MPI_CHECK(rc, "MPI_Allreduce (cross-node gradient shard)");
     return 0;

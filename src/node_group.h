@@ -12,6 +12,7 @@
 #include "trainer/dist.h"
 #include "trainer/error.h"
 #include "dist_impl.h"
+#include "grad_wire.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,7 +40,8 @@ MPI_Comm tr_node_group_cross(const tr_node_group *g);
 void tr_node_group_signal(tr_node_group *g, int b, int64_t r);
 bool tr_node_group_complete(const tr_node_group *g, int b, int64_t r);
 
-/* Sums buf (n floats) over the cross communicator in place; nothing on one node. */
-int tr_node_group_cross_sum(tr_node_group *g, float *buf, int64_t n, tr_err *err);
+/* Sums grads[off, off + n) over the cross communicator in place, in the wire's format;
+ * nothing on one node. */
+int tr_node_group_cross_sum(tr_node_group *g, tr_grad_wire *wire, float *grads, size_t off, size_t n, tr_err *err);
 
 #endif

@@ -180,7 +180,7 @@ static void shared_update_ready(tr_reduce *r)
         /* every shard is summed even after a failure (the other nodes wait in the same
          * calls); the first failure is the step's result, with its own status */
         tr_err cerr;
-        const int crc = tr_node_group_cross_sum(r->node, mine + sb, (int64_t)(se - sb), &cerr);
+        const int crc = tr_node_group_cross_sum(r->node, tr_grad_sync_wire(r->sync), mine, sb, se - sb, &cerr);
         if (crc && !r->step_rc) {
             r->step_rc = crc;
             r->step_err = cerr;
@@ -545,7 +545,8 @@ int tr_reduce_create(tr_reduce **out, tr_dist *d, tr_model *m, tr_optim *o, cons
     r->clip_norm = tc->clip_norm;
     r->clock = clock;
     /* the exact strategy keeps its own buffers (exact_create): the sync only plans buckets */
-    rc = tr_grad_sync_create(&r->sync, d, m, (size_t)tc->bucket_kb * 1024, err);
+    rc = tr_grad_sync_create(&r->sync, d, m, (size_t)tc->bucket_kb * 1024,
+                             tc->deterministic ? TR_COMPRESS_NONE : tc->grad_compression, err);
     if (!rc)
         r->n_buckets = tr_grad_sync_buckets(r->sync, &r->bucket_begin);
     if (!rc && tc->deterministic) {

@@ -370,9 +370,11 @@ static double stop_requested(const tr_trainer *t)
  * The parameters may already hold the bad update; nothing is saved after this. */
 static int diverged(const tr_trainer *t, const char *what, tr_err *err)
 {
+    const bool fp16 = t->cfg->train.grad_compression == TR_COMPRESS_FP16 && t->dist->size > 1;
     return tr_fail(err, TR_EDIVERGED,
-                   "training diverged at epoch %lld, step %lld: the %s is not finite (try a lower [train] lr)",
-                   (long long)t->epoch + 1, (long long)t->step + 1, what);
+                   "training diverged at epoch %lld, step %lld: the %s is not finite (try a lower [train] lr%s)",
+                   (long long)t->epoch + 1, (long long)t->step + 1, what,
+                   fp16 ? ", or grad_compression = bf16: fp16 sums end at 65504" : "");
 }
 
 /* Asks the memory system for the listed rows (into the outer caches) ahead of their use. */

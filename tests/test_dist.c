@@ -47,7 +47,7 @@ Test(buckets, plan_covers_the_buffer_on_row_boundaries)
     const size_t targets[] = {0, 256, 4096, 1 << 20};
     for (int k = 0; k < 4; k++) {
         tr_grad_sync *s;
-        cr_assert_eq(tr_grad_sync_create(&s, &d, &m, targets[k], NULL), 0);
+        cr_assert_eq(tr_grad_sync_create(&s, &d, &m, targets[k], TR_COMPRESS_NONE, NULL), 0);
         const size_t *b;
         const int n = tr_grad_sync_buckets(s, &b);
         cr_expect(n >= 1);
@@ -112,7 +112,7 @@ Test(buckets, backward_in_row_blocks_equals_whole_backward)
     tr_dist d;
     tr_dist_init_local(&d);
     tr_grad_sync *s;
-    cr_assert_eq(tr_grad_sync_create(&s, &d, &m, 512, NULL), 0);
+    cr_assert_eq(tr_grad_sync_create(&s, &d, &m, 512, TR_COMPRESS_NONE, NULL), 0);
     const size_t *b;
     const int n = tr_grad_sync_buckets(s, &b);
     frontier_log log = {.n = 0};

@@ -6,6 +6,7 @@
  */
 #include "test_util.h"
 #include "trainer/gemm.h"
+#include "trainer/half.h"
 #include "trainer/model.h"
 
 #include <criterion/criterion.h>
@@ -197,6 +198,141 @@ static void check_product(tr_gemm *g, tr_precision p, bool ta, bool tb, int64_t 
             cr_expect_eq(bits_of(C[i * ldc + j]), bits_of(C0[i * ldc + j]), "padding C[%lld,%lld] written",
                          (long long)i, (long long)j);
     free(Af), free(Bf), free(C), free(C0), free(bv), free(Ah), free(Bh), free(R), free(bound);
+}
+
+/* fp16's value of bits h, from its fields with ldexp (not the code under test). */
+static double fp16_value(uint16_t h)
+{
+    const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    const double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+/* The nearest fp16 by distances in double (ties: the even one; from 65520 up: infinity, the
+ * tie between 65504 and the next step 65536 going to the even 65536 = infinity). */
+static uint16_t nearest_fp16(float x)
+{
+    const uint16_t sign = signbit(x) ? 0x8000 : 0;
+    const double a = fabs((double)x);
+    if (a >= 65520.0)
+        return sign | 0x7c00;
+    uint16_t lo = 0, hi = 0x7bff; /* the largest finite value not above a, by bisection */
+    while (lo < hi) {
+        const uint16_t mid = (uint16_t)((lo + hi + 1) / 2);
+        if (fp16_value(mid) <= a)
+            lo = mid;
+        else
+            hi = (uint16_t)(mid - 1);
+    }
+    const uint16_t up = (uint16_t)(lo + 1);
+    const double dl = a - fp16_value(lo), du = up == 0x7c00 ? 65536.0 - a : fp16_value(up) - a;
+    return sign | (dl < du ? lo : du < dl ? up : (lo & 1) ? up : lo);
+}
+
+Test(fp16, rounding_is_nearest_even_widening_exact_for_every_value)
+{
+    /* every fp16 value widens to its value, and rounds back to itself */
+    for (uint32_t h = 0; h < 65536; h++) {
+        const uint16_t b = (uint16_t)h;
+        float f;
+        tr_fp16_widen(&f, &b, 1);
+        const double want = fp16_value(b);
+        if (isnan(want)) {
+            cr_expect(isnan(f) && (signbit(f) != 0) == (h >> 15 != 0), "0x%04x: widened to %g", h, f);
+            continue;
+        }
+        cr_expect((double)f == want && (signbit(f) != 0) == (h >> 15 != 0), "0x%04x: widened to %.9g, want %.9g", h, f, want);
+        uint16_t back;
+        tr_fp16_round(&back, &f, 1);
+        cr_expect_eq(back, b, "0x%04x: round trip gives 0x%04x", h, back);
+    }
+    const struct {
+        float in;
+        uint16_t out;
+    } cases[] = {
+        {1.0f, 0x3c00},           {1.0f + 0x1p-11f, 0x3c00}, /* a tie, to the even 1 */
+        {1.0f + 0x3p-11f, 0x3c02}, /* a tie above an odd value: up */
+        {65504.0f, 0x7bff},       {65519.99f, 0x7bff},       {65520.0f, 0x7c00}, /* the start of infinity */
+        {-65520.0f, 0xfc00},      {INFINITY, 0x7c00},        {0x1p-24f, 0x0001}, /* the smallest subnormal */
+        {0x1p-25f, 0x0000},       /* half of it: a tie, to zero */
+        {0x3p-26f, 0x0001},       /* above the tie */
+        {0x3p-25f, 0x0002},       /* 1.5 units: a tie, to the even 2 */
+        {0x1p-14f, 0x0400},       /* the smallest normal */
+        {0x1.ff8p-15f, 0x03ff},   /* the largest subnormal */
+        {0x1.ffcp-15f, 0x0400},   /* its tie with the smallest normal: up to the even one */
+        {-0.0f, 0x8000},          {1e-30f, 0x0000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint16_t h;
+        tr_fp16_round(&h, &cases[i].in, 1);
+        cr_expect_eq(h, cases[i].out, "%a -> 0x%04x, want 0x%04x", cases[i].in, h, cases[i].out);
+    }
+    const uint32_t nans[] = {0x7fc00000u, 0x7f800001u, 0xffffffffu, 0x7fffffffu};
+    for (size_t i = 0; i < 4; i++) {
+        const float x = float_of(nans[i]);
+        uint16_t h[8];
+        float xs[8] = {x, x, x, x, x, x, x, x};
+        tr_fp16_round(h, xs, 8);      /* the CPU's conversion */
+        tr_fp16_round(h + 1, &x, 1);  /* the bits */
+        cr_expect(h[0] == h[1], "NaN 0x%08x: 0x%04x in a block, 0x%04x alone", nans[i], h[0], h[1]);
+        cr_expect(isnan(fp16_value(h[0])) && (h[0] >> 15) == (nans[i] >> 31), "NaN 0x%08x -> 0x%04x", nans[i], h[0]);
+    }
+    /* a million floats around fp16's range, half of them ties, in a block and one at a time */
+    enum { N = 1 << 20 };
+    float *x = malloc(N * sizeof *x);
+    uint16_t *h = malloc(N * sizeof *h);
+    cr_assert(x && h);
+    uint64_t s = 88172645463325252u;
+    for (int i = 0; i < N; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        /* exponents 2^-28 .. 2^17, either sign */
+        uint32_t u = (uint32_t)(s & 0x807fffffu) | ((uint32_t)(99 + (s >> 32) % 46) << 23);
+        if (i % 2 == 0) /* a tie at fp16's precision where the value is normal there */
+            u = (u & ~0x1fffu) | 0x1000u;
+        x[i] = float_of(u);
+    }
+    tr_fp16_round(h, x, N);
+    int bad = 0;
+    for (int i = 0; i < N && bad < 5; i++) {
+        uint16_t one;
+        tr_fp16_round(&one, &x[i], 1);
+        const uint16_t want = nearest_fp16(x[i]);
+        if (one != h[i] || h[i] != want) {
+            bad++;
+            cr_expect(0, "%a: block 0x%04x, alone 0x%04x, nearest 0x%04x", x[i], h[i], one, want);
+        }
+    }
+    free(x);
+    free(h);
+}
+
+Test(fp16, compressed_sums_round_the_float_sum_once)
+{
+    enum { N = 1000 };
+    float a[N], b[N];
+    uint64_t s = 1234567u;
+    for (int i = 0; i < N; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        a[i] = (float)((double)(s % 20001) - 10000.0) * 0.37f;
+        b[i] = (float)((double)((s >> 20) % 20001) - 10000.0) * (i < 10 ? 7.0f : 0.013f); /* some overflow fp16 */
+    }
+    for (int kind = TR_COMPRESS_BF16; kind <= TR_COMPRESS_FP16; kind++) {
+        uint16_t ha[N], hb[N], want[N];
+        float wa[N], wb[N], sum[N];
+        tr_half_round((tr_compression)kind, ha, a, N);
+        tr_half_round((tr_compression)kind, hb, b, N);
+        tr_half_widen((tr_compression)kind, wa, ha, N);
+        tr_half_widen((tr_compression)kind, wb, hb, N);
+        for (int i = 0; i < N; i++)
+            sum[i] = wa[i] + wb[i];
+        tr_half_round((tr_compression)kind, want, sum, N);
+        for (int i = 0; i < N; i++) /* the reference rounding, value by value */
+            cr_assert_eq(want[i], kind == TR_COMPRESS_FP16 ? nearest_fp16(sum[i]) : nearest_bf16(bits_of(sum[i])),
+                         "%s: %g", tr_compression_names[kind], sum[i]);
+        tr_half_sum((tr_compression)kind, ha, hb, N);
+        cr_expect(memcmp(ha, want, sizeof want) == 0, "%s: the sum differs from round(a + b)",
+                  tr_compression_names[kind]);
+    }
 }
 
 Test(gemm, every_engine_matches_plain_loops_in_every_layout)

@@ -10,6 +10,8 @@
 #      those of 4 ranks on one node (mpirun here)
 #   2. 2 nodes x 2 tasks, comm = allreduce, and 3 nodes x 1 task, comm = shared (default
 #      mode): equal to one node's run of as many ranks to 1e-5
+#      2 nodes x 1 task with grad_compression = bf16: bit for bit one node's 2 ranks
+#      compressing over comm = allreduce (each rounds its own gradient, one sum of two)
 #   3. an uneven layout, 2 + 1 tasks: runs (comm = auto falls back to the allreduce) and
 #      equals one node's 3 ranks to 1e-5
 #   4. SIGUSR1 to a 2-node job: checkpoint, requeue, resume across nodes, bitwise equal to
@@ -113,6 +115,10 @@ on_nodes shared --nodes=3 --ntasks-per-node=1 -- --set train.comm=shared >/dev/n
 one_node shared1 3 --set train.comm=shared
 same "$W/shared" "$W/shared1" 1e-5 || fail "3 x 1 (comm = shared) differs from one node by more than 1e-5"
 pass "2 x 2 (allreduce) and 3 x 1 (shared): equal to one node's runs to 1e-5"
+on_nodes bf16 --nodes=2 --ntasks-per-node=1 -- --set train.grad_compression=bf16 >/dev/null
+one_node bf16_1 2 --set train.comm=allreduce --set train.grad_compression=bf16
+same "$W/bf16" "$W/bf16_1" || fail "2 x 1 with grad_compression = bf16 differs from one node's 2 ranks (allreduce, bf16)"
+pass "2 x 1, gradients in bf16 between the nodes: bitwise one node's 2 ranks compressing over allreduce"
 
 # ---- 3. uneven: 2 + 1 tasks --------------------------------------------------------------------
 jid=$(RUN_DIR="$W/uneven" timeout 300 sbatch --parsable --wait --nodes=2 --ntasks=3 --cpus-per-task=1 \

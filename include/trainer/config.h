@@ -13,6 +13,7 @@
 #include "trainer/error.h"
 #include "trainer/files.h"
 #include "trainer/gemm.h"
+#include "trainer/half.h"
 #include "trainer/layers.h"
 #include "trainer/loss.h"
 #include "trainer/names.h"
@@ -206,6 +207,7 @@ typedef struct tr_train_config {
     int64_t chunk_rows; /* deterministic mode: rows per chunk of an optimizer step */
     int64_t bucket_kb;  /* gradient allreduce bucket size */
     tr_comm_mode comm;  /* how gradients are summed over ranks */
+    tr_compression grad_compression; /* the gradient's format between ranks (between nodes with comm = shared) */
     int64_t eval_batch; /* rows per evaluation chunk */
     double watchdog;    /* seconds a wait on other ranks may last (watchdog.h); 0 = off */
 } tr_train_config;

@@ -3,13 +3,15 @@
  * Buckets are cut from the top of the flat buffer down (the order backward completes it),
  * large weights at row boundaries; each bucket's MPI_Iallreduce starts as soon as backward has
  * finished it, overlapping the backward of the layers below. The other strategies of the
- * exchange (reduce.h) use the plan alone.
+ * exchange (reduce.h) use the plan alone, and the shared one the wire format for its sums
+ * across nodes.
  */
 #ifndef TRAINER_GRAD_SYNC_H
 #define TRAINER_GRAD_SYNC_H
 
 #include "trainer/dist.h"
 #include "trainer/error.h"
+#include "trainer/half.h"
 #include "trainer/model.h"
 
 #include <stddef.h>
@@ -17,9 +19,14 @@
 typedef struct tr_grad_sync tr_grad_sync;
 
 /* Plans buckets of about bucket_bytes (0 = one bucket per layer) over the model's flat
- * gradient layout, cutting large weight tensors at row boundaries. Collective. */
-int tr_grad_sync_create(tr_grad_sync **s, tr_dist *d, const tr_model *m, size_t bucket_bytes, tr_err *err);
+ * gradient layout, cutting large weight tensors at row boundaries; between ranks the buckets
+ * travel in fp32 or compressed to 16 bits (half.h). Collective. */
+int tr_grad_sync_create(tr_grad_sync **s, tr_dist *d, const tr_model *m, size_t bucket_bytes,
+                        tr_compression compression, tr_err *err);
 void tr_grad_sync_free(tr_grad_sync *s);
+
+/* The format between ranks (grad_wire.h, private). */
+struct tr_grad_wire *tr_grad_sync_wire(tr_grad_sync *s);
 
 /* Number of buckets and their begin offsets (ascending). */
 int tr_grad_sync_buckets(const tr_grad_sync *s, const size_t **begins);

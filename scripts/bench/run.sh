@@ -13,7 +13,9 @@
 #
 # With root (and TWO_NODES unset or 1), every np=2 run is followed by the same on two namespace
 # nodes of tests/slurm_cluster.sh, one rank each over TCP (scripts/bench/link.sh measures that
-# link): the table's "2 nodes" rows, and the share of one node's np=2 speed they keep.
+# link): the table's "2 nodes" rows, and the share of one node's np=2 speed they keep. Those
+# runs repeat for each of TWO_NODE_MODES (default "fp32 bf16": the gradient between the nodes
+# in fp32, and compressed to bf16; also fp16 and deterministic).
 #
 #   scripts/bench/run.sh [REPEAT] [STEPS]        (defaults 3 and 1000)
 # Writes Markdown tables to standard output and the raw lines to build/bench.log.
@@ -28,6 +30,7 @@ LOG=build/bench.log
 declare -A steps_for=([moons]=$((STEPS * 3)) [mlp784]=$STEPS [wide2048]=$((STEPS / 25 > 10 ? STEPS / 25 : 10)))
 VARIANTS=${VARIANTS:-openblas-fp32 onednn-fp32 onednn-bf16}
 TWO_NODES=${TWO_NODES:-1}
+TWO_NODE_MODES=${TWO_NODE_MODES:-fp32 bf16}
 [[ $(id -u) -eq 0 ]] || TWO_NODES=0
 source scripts/bench/two_nodes.sh # two_nodes_up, two_nodes
 if [[ $TWO_NODES == 1 ]]; then two_nodes_up 26000; fi
@@ -42,11 +45,17 @@ for cfg in moons mlp784 wide2048; do
           --set train.threads=1 --set train.gemm="$engine" --set train.precision="$precision" 2>/dev/null |
           grep '^BENCH' | sed "s/^BENCH/BENCH cfg=$cfg/" >> "$LOG" || echo "skipped $cfg $variant np=$np" >&2
       done
-      if [[ $TWO_NODES == 1 ]]; then
+      for mode in $([[ $TWO_NODES == 1 ]] && echo "$TWO_NODE_MODES"); do
+        case $mode in
+          fp32) extra=() ;;
+          deterministic) extra=(--set train.deterministic=true) ;;
+          *) extra=(--set train.grad_compression="$mode") ;;
+        esac
         two_nodes "$PWD/build/trainer" bench "$PWD/scripts/bench/$cfg.ini" --steps "$n" --warmup 10 --set train.threads=1 \
-          --set train.gemm="$engine" --set train.precision="$precision" 2>/dev/null |
-          grep '^BENCH' | sed "s/^BENCH/BENCH cfg=$cfg layout=2nodes/" >> "$LOG" || echo "skipped $cfg $variant 2 nodes" >&2
-      fi
+          --set train.gemm="$engine" --set train.precision="$precision" "${extra[@]}" 2>/dev/null |
+          grep '^BENCH' | sed "s/^BENCH/BENCH cfg=$cfg layout=2nodes mode=$mode/" >> "$LOG" ||
+          echo "skipped $cfg $variant 2 nodes $mode" >&2
+      done
     done
   done
 done
@@ -61,7 +70,7 @@ for line in open(sys.argv[1]):
     if line.startswith("LIMIT"):
         limit = {k: float(v) for k, v in kv.items()}
         continue
-    layout = int(kv["np"]) if kv.get("layout") != "2nodes" else "2 nodes"
+    layout = int(kv["np"]) if kv.get("layout") != "2nodes" else ("2 nodes " + kv["mode"]).replace(" fp32", "")
     rows[(kv["cfg"], kv["gemm"] + " " + kv["precision"], layout)].append(kv)
 print("Limit of one core (trainer bench --limit): fp32 FMA %.1f GFLOP/s, bf16 %.1f GFLOP/s; the 784 network's "
       "products alone: openblas fp32 %.1f (%.0f%%), onednn fp32 %.1f (%.0f%%), onednn bf16 %.1f (%.0f%%)" % (
@@ -77,16 +86,17 @@ for cfg in ["moons", "mlp784", "wide2048"]:
   for variant in [v for v in dict.fromkeys(k[1] for k in rows) if any(k[0] == cfg for k in rows)]:
     def med(key, cfg, np):
         return st.median(float(r[key]) for r in rows[(cfg, variant, np)])
-    for np in (1, 2, "2 nodes"):
+    two_nodes = sorted({k[2] for k in rows if k[0] == cfg and k[1] == variant and isinstance(k[2], str)}, key=len)
+    for np in [1, 2] + two_nodes:
         if not rows[(cfg, variant, np)]:
             continue
         step = med("step_ms", cfg, np)
         sps = med("samples_per_s", cfg, np)
         peak = limit["bf16_peak" if variant.endswith("bf16") else "fp32_peak"]
-        ranks = 2 if np == "2 nodes" else np
+        ranks = 2 if np in two_nodes else np
         share = "%.1f%%" % (100 * sps * med("mflop_per_sample", cfg, np) / 1e3 / ranks / peak)
         eff = norm = ""
-        if np == "2 nodes" and rows[(cfg, variant, 2)]:
+        if np in two_nodes and rows[(cfg, variant, 2)]:
             # what two nodes keep of one node's two ranks (the exchange over TCP instead of
             # shared memory), median and range over the alternating runs
             keep = [float(b["samples_per_s"]) / float(a["samples_per_s"])

@@ -74,25 +74,30 @@ def two_nodes(bench_log, link_log):
         if not line.startswith("BENCH"):
             continue
         kv = dict(f.split("=", 1) for f in line.split()[1:])
-        key = (kv["cfg"], kv["gemm"] + " " + kv["precision"], kv.get("layout", "np" + kv["np"]))
+        layout = kv.get("layout", "np" + kv["np"])
+        if layout == "2nodes":
+            layout += " " + kv.get("mode", "fp32")
+        key = (kv["cfg"], kv["gemm"] + " " + kv["precision"], layout)
         rows.setdefault(key, []).append(kv)
     print()
     print(f"On this machine's link (alpha {1e6 * alpha:.2f} us, 1/beta {1e-9 / beta:.2f} GB/s between two "
           "namespace nodes): the model's two-node step against run.sh's")
     print()
-    print("| network | gemm | exchange T(2, n) | backward | model step (no overlap - full overlap) | measured step | "
+    print("| network | gemm | between nodes | exchange T(2, n) | backward | model step (no overlap - full overlap) | measured step | "
           "measured comm wait |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for (cfg, variant, layout), r2 in sorted(rows.items()):
-        if layout != "2nodes" or (cfg, variant, "np1") not in rows:
+        if not layout.startswith("2nodes") or (cfg, variant, "np1") not in rows:
             continue
+        mode = layout.split()[1]
         med = lambda rs, k: statistics.median(float(x[k]) for x in rs)  # noqa: E731
         r1 = rows[(cfg, variant, "np1")]
-        n = 4 * NETS[cfg][0]
+        # bytes a parameter: 16-bit compressed, fp32, or the exact sum's int64
+        n = {"bf16": 2, "fp16": 2, "deterministic": 8}.get(mode, 4) * NETS[cfg][0]
         t = 2 * alpha + n * beta  # T(2, n)
         compute = med(r1, "step_ms") / 2 / 1e3
         bwd = med(r2, "backward_ms") / 1e3
-        print(f"| {cfg} | {variant} | {1e3 * t:.3f} ms | {1e3 * bwd:.3f} ms | {1e3 * (compute + t):.3f} - "
+        print(f"| {cfg} | {variant} | {mode} | {1e3 * t:.3f} ms | {1e3 * bwd:.3f} ms | {1e3 * (compute + t):.3f} - "
               f"{1e3 * (compute + max(0.0, t - bwd)):.3f} ms | {med(r2, 'step_ms'):.3f} ms | "
               f"{med(r2, 'comm_wait_ms'):.3f} ms |")
 
