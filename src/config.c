@@ -8,6 +8,7 @@
  * value came from ("file.ini:12", "--set") and the key.
  */
 #include "trainer/config.h"
+#include "trainer/sched.h"
 
 #include "trainer/files.h"
 
@@ -129,6 +130,21 @@ static bool best_metric_accepts(const char *n)
     char set[8];
     snprintf(set, sizeof set, "%.*s", (int)(sep - n), n);
     return tr_name_index(metric_set_names, set) >= 0 && tr_name_index(tr_metric_names, sep + 1) >= 0;
+}
+
+static const char *stop_at_choices(char *buf, size_t size)
+{
+    char sets[64], metrics[256];
+    snprintf(buf, size, "empty, or SET_METRIC >= VALUE or SET_METRIC <= VALUE, with SET %s and METRIC %s",
+             tr_names_join(metric_set_names, sets, sizeof sets), tr_names_join(tr_metric_names, metrics, sizeof metrics));
+    return buf;
+}
+
+static bool stop_at_accepts(const char *n)
+{
+    tr_stop_target target;
+    return !*n || (tr_stop_target_parse(n, &target) && tr_name_index(best_metric_words, target.metric) < 0 &&
+                   best_metric_accepts(target.metric));
 }
 
 /* init fields (arg of set_init_field); +16 = the bias spec */
@@ -394,6 +410,12 @@ static const key_desc keys[] = {
     {.section = "train", .name = "min_delta", .kind = K_DOUBLE, FIELD(train.min_delta),
      .min = 0, .max = INF, .def = "0",
      .doc = "early stopping: the smallest change that counts as an improvement."},
+    {.section = "train", .name = "stop_at", .kind = K_CHOICE, FIELD(train.stop_at), .accepts = stop_at_accepts,
+     .describe = stop_at_choices, .def = "",
+     .doc = "A target that ends training at the first evaluation meeting it, e.g. test_accuracy >= 0.9 or val_loss "
+            "<= 0.3 (any logged metric; evaluations follow eval_every): the checkpoint is written, and the time "
+            "from the command's start (loading included) is printed in the last line and stored in metrics.h5 "
+            "(attributes time_to_target_s, target_epoch, target_step, stop_at of /metrics)."},
     {.section = "train", .name = "sync_bn", .kind = K_BOOL, FIELD(train.sync_bn), .def = "true",
      .doc = "Batch norm statistics over the global batch (sums reduced over the ranks: the same as one rank); "
             "false: each rank normalises its slice (DDP's default) and rank 0's running statistics are used for "

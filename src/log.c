@@ -700,6 +700,32 @@ int tr_metric_log_append(tr_metric_log *l, const tr_log_row *r, tr_err *err)
 
 int64_t tr_metric_log_rows(const tr_metric_log *l) { return l ? l->rows : 0; }
 
+int tr_metric_log_mark_target(tr_metric_log *l, const char *stop_at, double seconds, int64_t epoch, int64_t step,
+                              tr_err *err)
+{
+    /* a SWMR writer cannot add attributes: the file is closed and opened again without it
+     * (no row follows: the target ended the run) */
+    close_datasets(l);
+    H5Fclose(l->file);
+    hid_t fapl = latest_fapl();
+    l->file = H5Fopen(l->h5_path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    l->swmr = false;
+    char why[200];
+    if (l->file < 0)
+        return tr_fail(err, TR_EIO, "%s: cannot reopen the metric log: %s", l->h5_path, tr_h5_why(why, sizeof why));
+    int rc = tr_h5_attr_str(l->file, l->h5_path, "/metrics", "stop_at", stop_at, err);
+    if (!rc)
+        rc = tr_h5_attr_f64(l->file, l->h5_path, "/metrics", "time_to_target_s", seconds, err);
+    if (!rc)
+        rc = tr_h5_attr_i64(l->file, l->h5_path, "/metrics", "target_epoch", epoch, err);
+    if (!rc)
+        rc = tr_h5_attr_i64(l->file, l->h5_path, "/metrics", "target_step", step, err);
+    if (!rc && H5Fflush(l->file, H5F_SCOPE_LOCAL) < 0)
+        rc = tr_fail(err, TR_EIO, "%s: cannot flush the metric log: %s", l->h5_path, tr_h5_why(why, sizeof why));
+    return rc;
+}
+
 void tr_metric_log_close(tr_metric_log *l)
 {
     if (!l)

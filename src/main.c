@@ -7,6 +7,7 @@
  */
 #include "trainer/bench.h"
 #include "trainer/ckpt.h"
+#include "trainer/clock.h"
 #include "trainer/config.h"
 #include "trainer/convert.h"
 #include "trainer/dist.h"
@@ -396,6 +397,8 @@ static void with_checkpoint_classes(const cli *a, const char *ckpt, cli *b, char
     }
 }
 
+static double command_started;
+
 static int cmd_train(const cli *a_in, tr_dist *d, tr_err *err, bool *reported)
 {
     static cli with_classes; /* large: not on the stack */
@@ -438,6 +441,7 @@ static int cmd_train(const cli *a_in, tr_dist *d, tr_err *err, bool *reported)
     }
     if (!rc) {
         tr_run_options o = {.resume_dir = a->resume, .init_from = a->init_from, .stop = &stop_requested,
+                            .started = command_started,
                             .overwrite = a->overwrite,
                             .new_data = a->new_data,
                             .non_strict = a->non_strict};
@@ -445,8 +449,14 @@ static int cmd_train(const cli *a_in, tr_dist *d, tr_err *err, bool *reported)
     }
     if (!rc && out) {
         print_reports(out, &t);
-        fprintf(out, "\ntrained %lld epochs (%lld steps) in %.2f s; run directory %s\n", (long long)t.epoch,
+        fprintf(out, "\ntrained %lld epochs (%lld steps) in %.2f s; run directory %s", (long long)t.epoch,
                 (long long)t.step, t.seconds, c.output.dir);
+        if (isfinite(t.time_to_target))
+            fprintf(out, "; stop_at %s met after epoch %lld: %.2f s from the start (loading included)",
+                    c.train.stop_at, (long long)t.target_epoch, t.time_to_target);
+        else if (c.train.stop_at[0])
+            fprintf(out, "; stop_at %s not met", c.train.stop_at);
+        fputc('\n', out);
     }
     tr_trainer_free(&t);
     tr_config_free(&c);
@@ -823,6 +833,7 @@ static int run(const cli *a, tr_dist *d, tr_err *err, bool *reported)
 
 int main(int argc, char **argv)
 {
+    command_started = tr_seconds(); /* stop_at's time to target counts from here */
     tr_h5_no_atexit(); /* a full disk under metrics.h5 must end in exit status 4, not a crash */
     /* whole lines in batch logs (SLURM's --output file), in order with stderr's messages */
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -40,21 +40,18 @@ typedef struct run_state {
     tr_plateau plateau;
     tr_early_stop es;
     bool stop_early;
+    tr_stop_target target;     /* [train] stop_at */
+    bool has_target;
+    double t_command;          /* tr_seconds() when the command started */
 } run_state;
 
 /* ------------------------------------------------------------------ monitor ----------- */
 
-bool tr_run_monitor(const tr_trainer *t, char *name, size_t len, bool *lower_better, double *value)
+/* The value of a logged metric (SET_METRIC: val_loss, test_accuracy, ...) after the last
+ * evaluation; false when the run has none. */
+static bool metric_value(const tr_trainer *t, const char *want, double *value)
 {
-    const char *want = t->cfg->output.best_metric;
-    if (!strcmp(want, "none"))
-        return false;
-    if (!strcmp(want, "auto"))
-        want = t->data.val.rows > 0 ? "val_loss" : t->data.test.rows > 0 ? "test_loss" : "train_loss";
-    snprintf(name, len, "%s", want);
     const char *metric = strchr(want, '_') + 1;
-    const tr_best_mode mode = t->cfg->output.best_mode;
-    *lower_better = mode == TR_BEST_MIN || (mode == TR_BEST_AUTO && !tr_metric_higher_is_better(metric));
     const tr_metrics *m = NULL;
     if (!strncmp(want, "val_", 4))
         m = t->has_val_metrics ? &t->val_metrics : NULL;
@@ -76,43 +73,62 @@ bool tr_run_monitor(const tr_trainer *t, char *name, size_t len, bool *lower_bet
     return false;
 }
 
-/* The monitored metric exists in this run, or the configuration contradicts its data: a
- * best_metric of a set the run does not have (val_loss without validation rows), of the
- * other task (test_r2 of a classifier), or none while early stopping or the plateau schedule
- * follow it would never choose best.h5 nor fire, silently. */
+bool tr_run_monitor(const tr_trainer *t, char *name, size_t len, bool *lower_better, double *value)
+{
+    const char *want = t->cfg->output.best_metric;
+    if (!strcmp(want, "none"))
+        return false;
+    if (!strcmp(want, "auto"))
+        want = t->data.val.rows > 0 ? "val_loss" : t->data.test.rows > 0 ? "test_loss" : "train_loss";
+    snprintf(name, len, "%s", want);
+    const tr_best_mode mode = t->cfg->output.best_mode;
+    *lower_better = mode == TR_BEST_MIN || (mode == TR_BEST_AUTO && !tr_metric_higher_is_better(strchr(want, '_') + 1));
+    return metric_value(t, want, value);
+}
+
+/* A metric a key names (SET_METRIC) exists in this run, or the configuration contradicts
+ * its data: a set the run does not have (val_loss without validation rows), the other
+ * task's metric (test_r2 of a classifier), a training metric only eval_train computes. */
+static int check_metric(const tr_trainer *t, const char *key, const char *value, const char *want, tr_err *err)
+{
+    const char *metric = strchr(want, '_') + 1;
+    const bool cls = tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION;
+    if (!strncmp(want, "val_", 4) && t->data.val.rows == 0)
+        return tr_fail(err, TR_ECONFIG, "%s = %s: the run has no validation rows (set [data] val_fraction, or "
+                                        "choose a test_ or train_ metric)", key, value);
+    if (!strncmp(want, "test_", 5) && t->data.test.rows == 0)
+        return tr_fail(err, TR_ECONFIG, "%s = %s: the run has no test rows (set [data] test_fraction or test_path, "
+                                        "or choose a val_ or train_ metric)", key, value);
+    tr_metrics probe = {.task = cls ? TR_TASK_CLASSIFICATION : TR_TASK_REGRESSION};
+    double v;
+    if (!tr_metrics_get(&probe, metric, &v))
+        return tr_fail(err, TR_ECONFIG, "%s = %s: %s is a %s metric, and this run %s ([train] loss = %s)", key, value,
+                       metric, cls ? "regression" : "classification", cls ? "classifies" : "regresses",
+                       tr_loss_name(t->loss.kind));
+    if (!strncmp(want, "train_", 6) && !t->cfg->train.eval_train && strcmp(metric, "loss") && strcmp(metric, "accuracy"))
+        return tr_fail(err, TR_ECONFIG, "%s = %s: the training set's %s is computed only with [train] eval_train = "
+                                        "true (without it: train_loss, train_accuracy)", key, value, metric);
+    return 0;
+}
+
+/* best_metric and stop_at name metrics the run has; best_metric = none while early stopping
+ * or the plateau schedule follow it would never choose best.h5 nor fire, silently. */
 static int check_monitor(const tr_trainer *t, tr_err *err)
 {
     const tr_config *c = t->cfg;
     const char *want = c->output.best_metric;
     const tr_train_config *tc = &c->train;
-    if (!strcmp(want, "none")) {
-        if (tc->early_stopping || tc->lr_schedule == TR_SCHED_PLATEAU)
-            return tr_fail(err, TR_ECONFIG, "[output] best_metric = none, but %s follows it: choose the metric to "
-                                            "follow (e.g. val_loss)", tc->early_stopping ? "[train] early_stopping"
-                                                                                         : "[train] lr_schedule = plateau");
-        return 0;
-    }
-    if (!strcmp(want, "auto"))
-        return 0;
-    const char *metric = strchr(want, '_') + 1;
-    const bool cls = tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION;
-    if (!strncmp(want, "val_", 4) && t->data.val.rows == 0)
-        return tr_fail(err, TR_ECONFIG, "[output] best_metric = %s: the run has no validation rows (set [data] "
-                                        "val_fraction, or choose a test_ or train_ metric, or none)", want);
-    if (!strncmp(want, "test_", 5) && t->data.test.rows == 0)
-        return tr_fail(err, TR_ECONFIG, "[output] best_metric = %s: the run has no test rows (set [data] "
-                                        "test_fraction or test_path, or choose a val_ or train_ metric, or none)", want);
-    tr_metrics probe = {.task = cls ? TR_TASK_CLASSIFICATION : TR_TASK_REGRESSION};
-    double v;
-    if (!tr_metrics_get(&probe, metric, &v))
-        return tr_fail(err, TR_ECONFIG, "[output] best_metric = %s: %s is a %s metric, and this run %s ([train] loss "
-                                        "= %s)", want, metric, cls ? "regression" : "classification",
-                       cls ? "classifies" : "regresses", tr_loss_name(t->loss.kind));
-    if (!strncmp(want, "train_", 6) && !tc->eval_train && strcmp(metric, "loss") && strcmp(metric, "accuracy"))
-        return tr_fail(err, TR_ECONFIG, "[output] best_metric = %s: the training set's %s is computed only with "
-                                        "[train] eval_train = true (without it: train_loss, train_accuracy)", want,
-                       metric);
-    return 0;
+    if (!strcmp(want, "none") && (tc->early_stopping || tc->lr_schedule == TR_SCHED_PLATEAU))
+        return tr_fail(err, TR_ECONFIG, "[output] best_metric = none, but %s follows it: choose the metric to "
+                                        "follow (e.g. val_loss)", tc->early_stopping ? "[train] early_stopping"
+                                                                                     : "[train] lr_schedule = plateau");
+    int rc = 0;
+    if (strcmp(want, "none") && strcmp(want, "auto"))
+        rc = check_metric(t, "[output] best_metric", want, want, err);
+    tr_stop_target target;
+    if (!rc && tc->stop_at[0] && tr_stop_target_parse(tc->stop_at, &target))
+        rc = check_metric(t, "[train] stop_at", tc->stop_at, target.metric, err);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ checkpoints ------- */
@@ -491,6 +507,17 @@ static int after_eval(tr_trainer *t, run_state *r, double seconds, int64_t rows,
                         (long long)r->best_epoch);
         }
     }
+    /* the target: every rank holds the same metrics, so every rank stops at the same epoch */
+    if (!rc && r->has_target && metric_value(t, r->target.metric, &v) && tr_stop_target_met(&r->target, v)) {
+        r->stop_early = true;
+        t->target_value = v;
+        t->time_to_target = tr_seconds() - r->t_command;
+        t->target_epoch = t->epoch;
+        t->target_step = t->step;
+        if (t->out && !r->quiet)
+            fprintf(t->out, "stop_at %s: %s = %.6g after epoch %lld (step %lld), %.2f s from the start\n",
+                    tc->stop_at, r->target.metric, v, (long long)t->epoch, (long long)t->step, t->time_to_target);
+    }
     return rc;
 }
 
@@ -663,6 +690,9 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
 {
     const tr_config *c = t->cfg;
     run_state r = {.t_start = tr_seconds(), .best_epoch = -1, .last_ckpt_step = -1, .quiet = o->quiet};
+    r.t_command = o->started > 0.0 ? o->started : r.t_start;
+    r.has_target = c->train.stop_at[0] && tr_stop_target_parse(c->train.stop_at, &r.target);
+    t->time_to_target = NAN;
     tr_plateau_init(&r.plateau);
     tr_early_stop_init(&r.es);
     t->stop_flag = o->stop;
@@ -703,6 +733,10 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
             rc = save_step(t, &r, 0, err);
         if (!rc)
             rc = writes_done(t, &r, err);
+        if (!rc && r.log && isfinite(t->time_to_target))
+            rc = tr_metric_log_mark_target(r.log, c->train.stop_at, t->time_to_target, t->target_epoch,
+                                           t->target_step, err);
+        rc = tr_dist_agree(t->dist, rc);
         t->seconds = r.time_base + (tr_seconds() - r.t_start);
     }
     tr_ckpt_writer_close(r.writer); /* an error on the way out: what was handed over is still written */

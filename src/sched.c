@@ -5,6 +5,9 @@
 #include "trainer/sched.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t step, double plateau_scale)
 {
@@ -83,4 +86,37 @@ bool tr_early_stop_update(tr_early_stop *e, double value, bool lower_better, dou
         return false;
     }
     return ++e->bad >= patience;
+}
+
+bool tr_stop_target_parse(const char *text, tr_stop_target *target)
+{
+    memset(target, 0, sizeof *target);
+    const char *ge = strstr(text, ">="), *le = strstr(text, "<=");
+    const char *op = ge ? ge : le;
+    if (!op || (ge && le))
+        return false;
+    const char *a = text, *b = op;
+    while (*a == ' ' || *a == '\t')
+        a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+        b--;
+    if (b == a || (size_t)(b - a) >= sizeof target->metric)
+        return false;
+    for (const char *c = a; c < b; c++)
+        if (*c == ' ' || *c == '\t')
+            return false;
+    snprintf(target->metric, sizeof target->metric, "%.*s", (int)(b - a), a);
+    target->at_least = op == ge;
+    char *end;
+    target->value = strtod(op + 2, &end);
+    if (end == op + 2) /* no number */
+        return false;
+    while (*end == ' ' || *end == '\t')
+        end++;
+    return !*end && isfinite(target->value);
+}
+
+bool tr_stop_target_met(const tr_stop_target *target, double value)
+{
+    return target->at_least ? value >= target->value : value <= target->value;
 }

@@ -113,3 +113,30 @@ Test(early_stopping, stops_after_patience_evaluations_without_improvement)
     cr_expect(!tr_early_stop_update(&e, NAN, true, 0.0, 2));
     cr_expect(tr_early_stop_update(&e, NAN, true, 0.0, 2));
 }
+
+Test(stop_at, parses_the_target_and_meets_it_on_its_side_only)
+{
+    tr_stop_target t;
+    cr_assert(tr_stop_target_parse("test_accuracy >= 0.9", &t));
+    cr_expect_str_eq(t.metric, "test_accuracy");
+    cr_expect(t.at_least);
+    cr_expect_eq(t.value, 0.9);
+    cr_expect(tr_stop_target_met(&t, 0.9) && tr_stop_target_met(&t, 0.95) && !tr_stop_target_met(&t, 0.8999));
+    cr_expect(!tr_stop_target_met(&t, NAN));
+    cr_assert(tr_stop_target_parse("  val_loss<=3e-1 ", &t));
+    cr_expect_str_eq(t.metric, "val_loss");
+    cr_expect(!t.at_least);
+    cr_expect(tr_stop_target_met(&t, 0.3) && !tr_stop_target_met(&t, 0.31) && !tr_stop_target_met(&t, NAN));
+    const char *bad[] = {"",
+                         "test_accuracy > 0.9",
+                         "test_accuracy >= ",
+                         ">= 0.9",
+                         "test accuracy >= 0.9",
+                         "test_accuracy >= 0.9x",
+                         "test_accuracy >= nan",
+                         "test_accuracy >= inf",
+                         "test_accuracy >= 0.9 <= 1",
+                         "a_very_long_metric_name_beyond_the_buffer >= 1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect(!tr_stop_target_parse(bad[i], &t), "'%s' was taken", bad[i]);
+}

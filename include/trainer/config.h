@@ -190,6 +190,7 @@ typedef struct tr_train_config {
     bool early_stopping;
     int64_t patience;
     double min_delta;
+    char stop_at[64];   /* "" or a target, SET_METRIC >= VALUE or <= VALUE (sched.h) */
     tr_optim_config optim;
     int64_t epochs;
     int64_t batch_size; /* global rows per micro-step; 0 = the whole training set */

@@ -51,6 +51,10 @@ int tr_metric_log_open(tr_metric_log **log, const char *dir, const tr_log_layout
                        tr_err *err);
 int tr_metric_log_append(tr_metric_log *log, const tr_log_row *row, tr_err *err);
 int64_t tr_metric_log_rows(const tr_metric_log *log);
+/* [train] stop_at was met: its text, the seconds from the command's start, the epoch and
+ * step, as attributes of /metrics in metrics.h5 (the log takes no row after it). */
+int tr_metric_log_mark_target(tr_metric_log *log, const char *stop_at, double seconds, int64_t epoch, int64_t step,
+                              tr_err *err);
 
 /* Whether a metrics.csv or metrics.h5 (or a metrics.earlier-N.* kept by a resume) is one
  * the trainer wrote: the CSV header starts with epoch,step; the HDF5 root holds /metrics

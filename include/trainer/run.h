@@ -20,6 +20,7 @@ typedef struct tr_run_options {
     bool quiet;             /* no human lines (tests) */
     bool overwrite;         /* --overwrite: an earlier run in [output] dir is deleted */
     bool new_data;          /* --new-data: resume although the training data differ from the checkpoint's */
+    double started;         /* tr_seconds() at the command's start, for stop_at's time to target (0: tr_run's) */
 } tr_run_options;
 
 /* Trains the configured epochs. Rank 0 writes the metric log, the checkpoints and best.h5.

@@ -48,4 +48,18 @@ void tr_early_stop_init(tr_early_stop *e);
 /* Returns true when training should stop after this evaluation. */
 bool tr_early_stop_update(tr_early_stop *e, double value, bool lower_better, double min_delta, int64_t patience);
 
+/* [train] stop_at: "SET_METRIC >= VALUE" or "SET_METRIC <= VALUE" (e.g. test_accuracy >= 0.9). */
+typedef struct tr_stop_target {
+    char metric[32]; /* e.g. test_accuracy */
+    bool at_least;   /* >= (else <=) */
+    double value;
+} tr_stop_target;
+
+/* Parses a stop_at value (spaces around the operator optional); false when it is not of that
+ * form or the value is not a finite number. The metric's name is not checked here. */
+bool tr_stop_target_parse(const char *text, tr_stop_target *target);
+
+/* The target is met by this value of its metric (never by NaN). */
+bool tr_stop_target_met(const tr_stop_target *target, double value);
+
 #endif

@@ -1,0 +1,87 @@
+#!/usr/bin/python3
+"""Training recipes for time to accuracy: the target that ends a run ([train] stop_at).
+
+On the two-moons network (evaluation every epoch):
+  - test_accuracy >= 0.97 at np=1 and np=2 stops at the first evaluation that meets it:
+    every earlier evaluation in metrics.h5 is below the target, the last one meets it, the
+    run ends before its configured epochs with status 0, the checkpoint of that step is
+    written, the last line gives the time from the command's start, and /metrics carries
+    stop_at, time_to_target_s (no more than the process's wall time), target_epoch and
+    target_step;
+  - a lower-is-better target (val_loss <= 0.2 with a validation split) the same way;
+  - a target never met trains every epoch, says so in the last line and writes no
+    attributes.
+
+    tests/test_recipes.py TRAINER_BINARY SOURCE_DIR
+"""
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+
+import checks
+from checks import check
+
+TRAINER = os.path.abspath(sys.argv[1])
+SRC = os.path.abspath(sys.argv[2])
+MOONS = os.path.join(SRC, "datasets", "configs", "moons.ini")
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
+def train(np_, run_dir, *sets):
+    cmd = [TRAINER] if np_ == 1 else ["mpirun", "-np", str(np_), "--oversubscribe", "--bind-to", "none", TRAINER]
+    args = ["train", MOONS, "--set", "train.eval_every=1", "--set", "train.epochs=60", "--set", f"output.dir={run_dir}"]
+    for s in sets:
+        args += ["--set", s]
+    t0 = time.monotonic()
+    p = subprocess.run(cmd + args, env=ENV, capture_output=True, text=True, timeout=300)
+    return p, time.monotonic() - t0
+
+
+def log(run_dir):
+    with h5py.File(os.path.join(run_dir, "metrics.h5"), "r") as f:
+        g = f["metrics"]
+        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in g.attrs.items()}
+        return {k: g[k][()] for k in g}, attrs
+
+
+work = tempfile.mkdtemp(prefix="trainer-recipes.")
+try:
+    for np_, target, metric, sets in ((1, "test_accuracy >= 0.97", "test_accuracy", []),
+                                      (2, "test_accuracy >= 0.97", "test_accuracy", []),
+                                      (1, "val_loss <= 0.2", "val_loss", ["data.val_fraction=0.2"])):
+        d = os.path.join(work, f"np{np_}-{metric}")
+        p, wall = train(np_, d, f"train.stop_at={target}", *sets)
+        name = f"np={np_}, stop_at {target}"
+        if not check(f"{name}: trains (status 0)", p.returncode == 0, p.stderr[-800:]):
+            continue
+        cols, attrs = log(d)
+        values, epochs = cols[metric], [int(e) for e in cols["epoch"]]
+        met = [v >= 0.97 if ">=" in target else v <= 0.2 for v in values]
+        check(f"{name}: stops at the first evaluation that meets it (epoch {epochs[-1]} of 60)",
+              met[-1] and not any(met[:-1]) and epochs[-1] < 60, f"{list(zip(epochs, values))}")
+        last = p.stdout.strip().splitlines()[-1]
+        check(f"{name}: the last line gives the time to target", f"stop_at {target} met after epoch {epochs[-1]}:" in last
+              and "from the start (loading included)" in last, last)
+        check(f"{name}: metrics.h5 /metrics attributes",
+              attrs.get("stop_at") == target and attrs.get("target_epoch") == epochs[-1]
+              and attrs.get("target_step") == int(cols["step"][-1]) and 0 < attrs.get("time_to_target_s", -1) <= wall,
+              f"{attrs}, wall {wall:.2f} s")
+        check(f"{name}: the checkpoint of the target's step is written",
+              os.path.exists(os.path.join(d, "ckpt-%09d.h5" % int(cols["step"][-1]))), str(glob.glob(d + "/*.h5")))
+
+    d = os.path.join(work, "never")
+    p, _ = train(1, d, "train.stop_at=test_accuracy >= 1.5", "train.epochs=5")
+    cols, attrs = log(d)
+    check("a target never met: every epoch, 'not met' in the last line, no attributes",
+          p.returncode == 0 and cols["epoch"][-1] == 5 and "stop_at test_accuracy >= 1.5 not met" in p.stdout
+          and "time_to_target_s" not in attrs, p.stdout[-300:] + p.stderr[-300:])
+except BaseException:  # a crash keeps the files for a look
+    print(f"files kept in {work}")
+    raise
+checks.finish(work)
