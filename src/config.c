@@ -352,6 +352,10 @@ static const key_desc keys[] = {
     {.section = "train", .name = "huber_delta", .kind = K_DOUBLE, FIELD(train.huber_delta),
      .min = 1e-30, .max = INF, .def = "1",
      .doc = "delta of the huber loss."},
+    {.section = "train", .name = "label_smoothing", .kind = K_DOUBLE, FIELD(train.label_smoothing), .min = 0,
+     .max = 1, .def = "0",
+     .doc = "cross_entropy: PyTorch's label_smoothing e: the target is (1 - e) on the class plus e / classes on "
+            "every class (with class_weights, each class's term weighted, the mean over the rows' weights)."},
     {.section = "train", .name = "pos_weight", .kind = K_DOUBLE, FIELD(train.pos_weight),
      .min = 0, .max = INF, .def = "1",
      .doc = "Weight of the positive class in bce and bce_logits (PyTorch's pos_weight)."},
@@ -1322,6 +1326,9 @@ static int finish(tr_config *c, tr_err *err)
     if (t->n_class_weights > 0 && t->loss != TR_LOSS_CROSS_ENTROPY && t->loss != TR_LOSS_NLL)
         return tr_fail(err, TR_ECONFIG, "%s: [train] class_weights lists apply to cross_entropy; for bce and bce_logits "
                                         "use pos_weight (or class_weights = auto)", c->path);
+    if (t->label_smoothing > 0.0 && t->loss != TR_LOSS_CROSS_ENTROPY)
+        return tr_fail(err, TR_ECONFIG, "%s: [train] label_smoothing = %g applies to loss = cross_entropy only (as "
+                                        "PyTorch's CrossEntropyLoss)", c->path, t->label_smoothing);
     if (t->n_class_weights > 0 && t->n_class_weights != c->model.widths[c->model.n_layers])
         return tr_fail(err, TR_ECONFIG, "%s: [train] class_weights: %lld weights for %lld classes (output units)",
                        c->path, (long long)t->n_class_weights, (long long)c->model.widths[c->model.n_layers]);

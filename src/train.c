@@ -109,7 +109,8 @@ static int init_loss(tr_trainer *t, const tr_config *c, tr_err *err)
                         .out_act = c->model.act[L - 1],
                         .act_params = c->model.act_params,
                         .huber_delta = (float)c->train.huber_delta,
-                        .pos_weight = (float)c->train.pos_weight};
+                        .pos_weight = (float)c->train.pos_weight,
+                        .label_smoothing = (float)c->train.label_smoothing};
     return tr_loss_check(&t->loss, err);
 }
 

@@ -118,6 +118,12 @@ TRAIN_CASES = {
          "--set", "train.loss=cross_entropy", "--set", "train.class_weights=1,2,0.5",
          "--set", "train.optimizer=adam", "--set", "train.lr=0.05"],
         dict(loss="ce", opt="adam", class_weights=[1.0, 2.0, 0.5])),
+    "adam + weighted cross-entropy + label smoothing": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=relu", "--set", "model.output_activation=identity",
+         "--set", "train.loss=cross_entropy", "--set", "train.class_weights=1,2,0.5",
+         "--set", "train.label_smoothing=0.1", "--set", "train.optimizer=adam", "--set", "train.lr=0.05"],
+        dict(loss="ce", opt="adam", class_weights=[1.0, 2.0, 0.5], label_smoothing=0.1)),
     # what a course does and PyTorch accepts: CrossEntropyLoss after nn.Softmax (applied twice)
     "softmax output + cross-entropy (softmax twice)": (
         ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
@@ -165,7 +171,8 @@ for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() fo
                 loss = torch.nn.functional.nll_loss(out, y.long())
             else:
                 weight = torch.tensor(how["class_weights"]) if "class_weights" in how else None
-                loss = torch.nn.functional.cross_entropy(out, y.long(), weight=weight)
+                loss = torch.nn.functional.cross_entropy(out, y.long(), weight=weight,
+                                                         label_smoothing=how.get("label_smoothing", 0.0))
             if "l2" in how:
                 loss = loss + how["l2"] * sum((m.weight ** 2).sum() for m in model if isinstance(m, torch.nn.Linear))
             opt.zero_grad()

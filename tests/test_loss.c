@@ -96,6 +96,41 @@ Test(loss, every_gradient_matches_central_difference)
     tr_loss wnll = make(TR_LOSS_NLL, TR_ACT_LOG_SOFTMAX, O);
     wnll.class_weights = cw;
     gradient_check(wnll, ycls, 13);
+    /* label smoothing: plain, with class weights, after a log_softmax output */
+    tr_loss ls = make(TR_LOSS_CROSS_ENTROPY, TR_ACT_IDENTITY, O);
+    ls.label_smoothing = 0.1f;
+    gradient_check(ls, ycls, 14);
+    ls.class_weights = cw;
+    ls.label_smoothing = 0.3f;
+    gradient_check(ls, ycls, 15);
+    ls.class_weights = NULL;
+    ls.out_act = TR_ACT_LOG_SOFTMAX;
+    gradient_check(ls, ycls, 16);
+}
+
+/* PyTorch's CrossEntropyLoss(weight=w, label_smoothing=e) of one row, written out:
+ * (1 - e) w_c (-log p_c) + e/K sum_k w_k (-log p_k), from log p_k = z_k - log sum exp z. */
+Test(loss, label_smoothing_closed_form)
+{
+    const float z[3] = {0.5f, -1.0f, 2.0f}, y[1] = {1.0f}, w[3] = {1.0f, 2.0f, 3.0f};
+    const double lse = log(exp(0.5) + exp(-1.0) + exp(2.0));
+    for (int weighted = 0; weighted < 2; weighted++) {
+        tr_loss L = make(TR_LOSS_CROSS_ENTROPY, TR_ACT_IDENTITY, 3);
+        L.label_smoothing = 0.2f;
+        L.class_weights = weighted ? w : NULL;
+        double smooth = 0.0;
+        for (int k = 0; k < 3; k++)
+            smooth += (weighted ? w[k] : 1.0) * (lse - z[k]);
+        const double want = 0.8 * (weighted ? 2.0 : 1.0) * (lse - z[1]) + (double)0.2f / 3.0 * smooth;
+        const double got = tr_loss_compute(&L, NULL, NULL, z, z, y, 1, 1.0f);
+        cr_expect(fabs(got - want) < 1e-6 * want, "weighted %d: %.9g, want %.9g", weighted, got, want);
+        /* e = 0 is the plain loss, bit for bit */
+        L.label_smoothing = 0.0f;
+        tr_loss plain = make(TR_LOSS_CROSS_ENTROPY, TR_ACT_IDENTITY, 3);
+        plain.class_weights = L.class_weights;
+        cr_expect(tr_loss_compute(&L, NULL, NULL, z, z, y, 1, 1.0f) ==
+                  tr_loss_compute(&plain, NULL, NULL, z, z, y, 1, 1.0f));
+    }
 }
 
 Test(loss, nll_of_log_softmax_equals_cross_entropy_of_logits)

@@ -61,6 +61,7 @@ typedef struct tr_loss {
     float huber_delta;          /* HuberLoss delta (1.0) */
     const float *class_weights; /* (classes) or NULL; borrowed */
     float pos_weight;           /* bce_logits positive-class weight (1.0 = none) */
+    float label_smoothing;      /* cross_entropy: PyTorch's label_smoothing (0 = none) */
 } tr_loss;
 
 const char *tr_loss_name(tr_loss_kind kind);
