@@ -381,7 +381,9 @@ static const key_desc keys[] = {
      .names = tr_schedule_names, .def = "constant",
      .doc = "Learning rate per epoch e: step: lr gamma^floor(e / step_size); exponential: lr gamma^e; cosine: "
             "eta_min + (lr - eta_min)(1 + cos(pi e / cosine_epochs))/2; plateau: times plateau_factor after "
-            "plateau_patience evaluations without improvement of best_metric."},
+            "plateau_patience evaluations without improvement of best_metric. Per optimizer step s of S: "
+            "cosine_steps: linear warm-up over warmup_steps W, then eta_min + (lr - eta_min)(1 + cos(pi (s - W) / "
+            "(S - W)))/2; onecycle: PyTorch's OneCycleLR with max_lr = lr (the onecycle_ keys)."},
     {.section = "train", .name = "step_size", .kind = K_I64, FIELD(train.step_size),
      .min = 1, .max = 1e9, .def = "10",
      .doc = "step schedule: epochs between decays."},
@@ -392,6 +394,24 @@ static const key_desc keys[] = {
      .doc = "cosine schedule: period in epochs (T_max); 0 = epochs."},
     {.section = "train", .name = "eta_min", .kind = K_DOUBLE, FIELD(train.eta_min), .min = 0, .max = INF, .def = "0",
      .doc = "cosine schedule: the lowest learning rate."},
+    {.section = "train", .name = "onecycle_pct_start", .kind = K_DOUBLE, FIELD(train.onecycle_pct_start),
+     .min = 0, .max = 1, .def = "0.3",
+     .doc = "onecycle schedule: the share of the steps spent raising the rate (PyTorch's pct_start)."},
+    {.section = "train", .name = "onecycle_div_factor", .kind = K_DOUBLE, FIELD(train.onecycle_div_factor),
+     .min = 1e-12, .max = INF, .def = "25",
+     .doc = "onecycle schedule: the first rate is lr / div_factor."},
+    {.section = "train", .name = "onecycle_final_div_factor", .kind = K_DOUBLE,
+     FIELD(train.onecycle_final_div_factor), .min = 1e-12, .max = INF, .def = "1e4",
+     .doc = "onecycle schedule: the last rate is lr / (div_factor x final_div_factor)."},
+    {.section = "train", .name = "onecycle_cycle_momentum", .kind = K_BOOL, FIELD(train.onecycle_cycle_momentum),
+     .def = "true",
+     .doc = "onecycle schedule: move the momentum (SGD's momentum, Adam's beta1) inversely to the rate, between "
+            "onecycle_max_momentum and onecycle_base_momentum (PyTorch's cycle_momentum); needs an optimizer "
+            "with momentum."},
+    {.section = "train", .name = "onecycle_base_momentum", .kind = K_DOUBLE, FIELD(train.onecycle_base_momentum),
+     .min = 0, .max = 1, .def = "0.85", .doc = "onecycle schedule: the momentum at the highest rate."},
+    {.section = "train", .name = "onecycle_max_momentum", .kind = K_DOUBLE, FIELD(train.onecycle_max_momentum),
+     .min = 0, .max = 1, .def = "0.95", .doc = "onecycle schedule: the momentum at the lowest rates."},
     {.section = "train", .name = "warmup_steps", .kind = K_I64, FIELD(train.warmup_steps),
      .min = 0, .max = 1e12, .def = "0",
      .doc = "Linear warm-up: the scheduled rate times (step + 1) / warmup_steps for the first optimizer steps."},
@@ -1326,6 +1346,14 @@ static int finish(tr_config *c, tr_err *err)
     if (t->n_class_weights > 0 && t->loss != TR_LOSS_CROSS_ENTROPY && t->loss != TR_LOSS_NLL)
         return tr_fail(err, TR_ECONFIG, "%s: [train] class_weights lists apply to cross_entropy; for bce and bce_logits "
                                         "use pos_weight (or class_weights = auto)", c->path);
+    if (t->lr_schedule == TR_SCHED_ONECYCLE && t->onecycle_cycle_momentum &&
+        !(o->kind == TR_OPTIM_ADAM || o->kind == TR_OPTIM_ADAMW || o->momentum > 0.0))
+        return tr_fail(err, TR_ECONFIG, "%s: [train] lr_schedule = onecycle cycles the momentum, and optimizer = %s "
+                                        "has none: set momentum > 0, or onecycle_cycle_momentum = false", c->path,
+                       tr_optim_names[o->kind]);
+    if (t->lr_schedule == TR_SCHED_ONECYCLE && t->warmup_steps > 0)
+        return tr_fail(err, TR_ECONFIG, "%s: [train] lr_schedule = onecycle has its own warm-up (onecycle_pct_start): "
+                                        "warmup_steps must be 0", c->path);
     if (t->label_smoothing > 0.0 && t->loss != TR_LOSS_CROSS_ENTROPY)
         return tr_fail(err, TR_ECONFIG, "%s: [train] label_smoothing = %g applies to loss = cross_entropy only (as "
                                         "PyTorch's CrossEntropyLoss)", c->path, t->label_smoothing);

@@ -9,9 +9,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t step, double plateau_scale)
+/* PyTorch's _annealing_cos: from start (pct 0) to end (pct 1). */
+static double anneal_cos(double start, double end, double pct) { return end + (start - end) / 2.0 * (cos(M_PI * pct) + 1.0); }
+
+/* OneCycleLR's phase of step s: which of its two phases, and how far into it. */
+static void onecycle_phase(const tr_train_config *tc, int64_t s, int64_t total, int *phase, double *pct)
+{
+    const double end0 = tc->onecycle_pct_start * (double)total - 1.0, end1 = (double)total - 1.0;
+    const double x = (double)(s < total ? s : total - 1);
+    if (x <= end0) {
+        *phase = 0;
+        *pct = x / end0;
+    } else {
+        *phase = 1;
+        *pct = (x - end0) / (end1 - end0);
+    }
+}
+
+double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t step, int64_t total_steps,
+                double plateau_scale)
 {
     double v = lr;
+    if (tc->lr_schedule == TR_SCHED_COSINE_STEPS) {
+        const int64_t W = tc->warmup_steps, S = total_steps;
+        if (step < W)
+            return lr * (double)(step + 1) / (double)W;
+        const double e = (double)(step - W < S - W ? step - W : S - W), T = (double)(S - W);
+        return tc->eta_min + (lr - tc->eta_min) * (1.0 + cos(M_PI * e / (T > 0 ? T : 1.0))) / 2.0;
+    }
+    if (tc->lr_schedule == TR_SCHED_ONECYCLE) {
+        const double initial = lr / tc->onecycle_div_factor, lowest = initial / tc->onecycle_final_div_factor;
+        int phase;
+        double pct;
+        onecycle_phase(tc, step, total_steps, &phase, &pct);
+        return phase == 0 ? anneal_cos(initial, lr, pct) : anneal_cos(lr, lowest, pct);
+    }
     switch ((tr_lr_schedule)tc->lr_schedule) {
     case TR_SCHED_CONSTANT:
         break;
@@ -30,10 +62,25 @@ double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t ste
     case TR_SCHED_PLATEAU:
         v = lr * plateau_scale;
         break;
+    case TR_SCHED_COSINE_STEPS: /* above */
+    case TR_SCHED_ONECYCLE:
+        break;
     }
     if (tc->warmup_steps > 0 && step < tc->warmup_steps)
         v *= (double)(step + 1) / (double)tc->warmup_steps;
     return v;
+}
+
+bool tr_momentum_at(const tr_train_config *tc, int64_t step, int64_t total_steps, double *momentum)
+{
+    if (tc->lr_schedule != TR_SCHED_ONECYCLE || !tc->onecycle_cycle_momentum)
+        return false;
+    int phase;
+    double pct;
+    onecycle_phase(tc, step, total_steps, &phase, &pct);
+    const double lo = tc->onecycle_base_momentum, hi = tc->onecycle_max_momentum;
+    *momentum = phase == 0 ? anneal_cos(hi, lo, pct) : anneal_cos(lo, hi, pct);
+    return true;
 }
 
 void tr_plateau_init(tr_plateau *p)

@@ -181,6 +181,13 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
     if (tr_sampler_micro_batches(&t->sampler) < 1)
         return tr_fail(err, TR_EDATA, "%s: %lld training rows make no full batch of %lld with drop_last = true",
                        t->data.source, (long long)t->data.train.rows, (long long)t->sampler.batch);
+    /* OneCycleLR divides by its first phase's length, pct_start x total steps - 1 */
+    const int64_t total_steps = c->train.epochs * tr_sampler_steps(&t->sampler);
+    if (c->train.lr_schedule == TR_SCHED_ONECYCLE && total_steps > 0 &&
+        c->train.onecycle_pct_start * (double)total_steps <= 1.0)
+        return tr_fail(err, TR_ECONFIG, "[train] lr_schedule = onecycle: onecycle_pct_start %g x %lld steps (%lld "
+                                        "epochs) leaves its rising phase no step: train longer or raise it",
+                       c->train.onecycle_pct_start, (long long)total_steps, (long long)c->train.epochs);
     /* deterministic mode computes chunks of chunk_rows rows, dealt out to the ranks */
     int64_t max_local = tr_sampler_max_local_rows(&t->sampler), step_chunks = 0;
     if (c->train.deterministic) {
@@ -578,7 +585,12 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
 {
     tr_model *m = &t->model;
     const double began = tr_step_seconds();
-    t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, t->lr_scale);
+    const int64_t total_steps = t->cfg->train.epochs * tr_sampler_steps(&t->sampler);
+    t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, total_steps, t->lr_scale);
+    double momentum;
+    if (tr_momentum_at(&t->cfg->train, t->step, total_steps, &momentum))
+        *(t->optim.cfg.kind == TR_OPTIM_ADAM || t->optim.cfg.kind == TR_OPTIM_ADAMW ? &t->optim.cfg.beta1
+                                                                                   : &t->optim.cfg.momentum) = momentum;
     tr_step_stats st = {0};
     tr_reduce_measure_norm(t->reduce, tr_trainer_logs_step(t, t->step + 1));
     tr_reduce_begin(t->reduce);

@@ -124,6 +124,27 @@ TRAIN_CASES = {
          "--set", "train.loss=cross_entropy", "--set", "train.class_weights=1,2,0.5",
          "--set", "train.label_smoothing=0.1", "--set", "train.optimizer=adam", "--set", "train.lr=0.05"],
         dict(loss="ce", opt="adam", class_weights=[1.0, 2.0, 0.5], label_smoothing=0.1)),
+    # per-step schedules: OneCycleLR (momentum cycled for SGD, beta1 for Adam), and a linear
+    # warm-up followed by a cosine over the remaining steps
+    "momentum + onecycle": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=relu", "--set", "model.output_activation=identity",
+         "--set", "train.loss=cross_entropy", "--set", "train.optimizer=momentum", "--set", "train.lr=0.1",
+         "--set", "train.lr_schedule=onecycle"],
+        dict(loss="ce", opt="momentum", onecycle=True)),
+    "adam + onecycle (beta1 cycled) + label smoothing": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=relu", "--set", "model.output_activation=identity",
+         "--set", "train.loss=cross_entropy", "--set", "train.optimizer=adam", "--set", "train.lr=0.05",
+         "--set", "train.lr_schedule=onecycle", "--set", "train.onecycle_pct_start=0.25",
+         "--set", "train.label_smoothing=0.05"],
+        dict(loss="ce", opt="adam", onecycle=True, pct_start=0.25, label_smoothing=0.05)),
+    "adam + warm-up and cosine per step": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=relu", "--set", "model.output_activation=identity",
+         "--set", "train.loss=cross_entropy", "--set", "train.optimizer=adam", "--set", "train.lr=0.05",
+         "--set", "train.lr_schedule=cosine_steps", "--set", "train.warmup_steps=3", "--set", "train.eta_min=0.001"],
+        dict(loss="ce", opt="adam", cosine_steps=(3, 0.001))),
     # what a course does and PyTorch accepts: CrossEntropyLoss after nn.Softmax (applied twice)
     "softmax output + cross-entropy (softmax twice)": (
         ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
@@ -161,6 +182,15 @@ for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() fo
     else:
         opt = torch.optim.Adam(model.parameters(), lr=0.05)
     sched = torch.optim.lr_scheduler.StepLR(opt, 1, how["step_gamma"]) if "step_gamma" in how else None
+    per_step = None  # 3 epochs of 4 steps
+    if how.get("onecycle"):
+        per_step = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=opt.param_groups[0]["lr"], total_steps=12,
+                                                       pct_start=how.get("pct_start", 0.3))
+    elif "cosine_steps" in how:
+        warm, eta_min = how["cosine_steps"]
+        per_step = torch.optim.lr_scheduler.SequentialLR(opt, [
+            torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / warm, end_factor=1.0, total_iters=warm - 1),
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=12 - warm, eta_min=eta_min)], milestones=[warm])
     for epoch in range(3):
         for b in range(0, 256, 64):
             x, y = X[b:b + 64], Y[b:b + 64]
@@ -180,6 +210,8 @@ for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() fo
             if "clip" in how:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), how["clip"])
             opt.step()
+            if per_step:
+                per_step.step()
         if sched:
             sched.step()
     state = model.state_dict()

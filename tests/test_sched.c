@@ -35,9 +35,9 @@ Test(schedule, step_exponential_and_constant_follow_their_formulas)
     const double step_want[10] = {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.0125};
     double exp_want = 0.1;
     for (int e = 0; e < 10; e++) {
-        expect_lr(tr_lr_at(&c, 0.1, e, 1000, 1.0), 0.1, "constant", e);
-        expect_lr(tr_lr_at(&s, 0.1, e, 1000, 1.0), step_want[e], "step", e);
-        expect_lr(tr_lr_at(&x, 0.1, e, 1000, 1.0), exp_want, "exponential", e);
+        expect_lr(tr_lr_at(&c, 0.1, e, 1000, 0, 1.0), 0.1, "constant", e);
+        expect_lr(tr_lr_at(&s, 0.1, e, 1000, 0, 1.0), step_want[e], "step", e);
+        expect_lr(tr_lr_at(&x, 0.1, e, 1000, 0, 1.0), exp_want, "exponential", e);
         exp_want *= 0.9;
     }
 }
@@ -46,14 +46,14 @@ Test(schedule, cosine_anneals_to_eta_min_and_stays)
 {
     tr_train_config c = schedule(TR_SCHED_COSINE);
     c.cosine_epochs = 10;
-    expect_lr(tr_lr_at(&c, 0.1, 0, 0, 1.0), 0.1, "cosine", 0);
-    expect_lr(tr_lr_at(&c, 0.1, 5, 0, 1.0), (0.1 + 0.001) / 2, "cosine", 5);
-    expect_lr(tr_lr_at(&c, 0.1, 10, 0, 1.0), 0.001, "cosine", 10);
-    expect_lr(tr_lr_at(&c, 0.1, 15, 0, 1.0), 0.001, "cosine", 15);
+    expect_lr(tr_lr_at(&c, 0.1, 0, 0, 0, 1.0), 0.1, "cosine", 0);
+    expect_lr(tr_lr_at(&c, 0.1, 5, 0, 0, 1.0), (0.1 + 0.001) / 2, "cosine", 5);
+    expect_lr(tr_lr_at(&c, 0.1, 10, 0, 0, 1.0), 0.001, "cosine", 10);
+    expect_lr(tr_lr_at(&c, 0.1, 15, 0, 0, 1.0), 0.001, "cosine", 15);
     for (int e = 0; e <= 10; e++)
-        expect_lr(tr_lr_at(&c, 0.1, e, 0, 1.0), 0.001 + (0.1 - 0.001) * (1 + cos(M_PI * e / 10)) / 2, "cosine", e);
+        expect_lr(tr_lr_at(&c, 0.1, e, 0, 0, 1.0), 0.001 + (0.1 - 0.001) * (1 + cos(M_PI * e / 10)) / 2, "cosine", e);
     c.cosine_epochs = 0; /* the whole run */
-    expect_lr(tr_lr_at(&c, 0.1, 10, 0, 1.0), (0.1 + 0.001) / 2, "cosine over epochs", 10);
+    expect_lr(tr_lr_at(&c, 0.1, 10, 0, 0, 1.0), (0.1 + 0.001) / 2, "cosine over epochs", 10);
 }
 
 Test(schedule, warmup_ramps_linearly_over_the_first_steps)
@@ -62,8 +62,55 @@ Test(schedule, warmup_ramps_linearly_over_the_first_steps)
     c.warmup_steps = 4;
     const double want[6] = {0.025, 0.05, 0.075, 0.1, 0.1, 0.1};
     for (int s = 0; s < 6; s++)
-        expect_lr(tr_lr_at(&c, 0.1, 0, s, 1.0), want[s], "warm-up step", s);
-    expect_lr(tr_lr_at(&c, 0.1, 3, 1, 1.0), 0.05 * 0.5, "warm-up on a decayed rate", 3);
+        expect_lr(tr_lr_at(&c, 0.1, 0, s, 0, 1.0), want[s], "warm-up step", s);
+    expect_lr(tr_lr_at(&c, 0.1, 3, 1, 0, 1.0), 0.05 * 0.5, "warm-up on a decayed rate", 3);
+}
+
+Test(schedule, cosine_steps_warms_up_then_anneals_over_the_remaining_steps)
+{
+    tr_train_config c = schedule(TR_SCHED_COSINE_STEPS);
+    c.warmup_steps = 10;
+    c.eta_min = 0.001;
+    for (int s = 0; s < 10; s++)
+        expect_lr(tr_lr_at(&c, 0.1, 0, s, 110, 1.0), 0.1 * (s + 1) / 10.0, "warm-up step", s);
+    expect_lr(tr_lr_at(&c, 0.1, 3, 10, 110, 1.0), 0.1, "first cosine step", 10);
+    expect_lr(tr_lr_at(&c, 0.1, 3, 60, 110, 1.0), (0.1 + 0.001) / 2, "half way", 60);
+    expect_lr(tr_lr_at(&c, 0.1, 3, 110, 110, 1.0), 0.001, "the end", 110);
+    expect_lr(tr_lr_at(&c, 0.1, 3, 150, 110, 1.0), 0.001, "past the end", 150);
+    for (int s = 10; s <= 110; s += 7)
+        expect_lr(tr_lr_at(&c, 0.1, 0, s, 110, 1.0), 0.001 + 0.099 * (1 + cos(M_PI * (s - 10) / 100.0)) / 2,
+                  "cosine step", s);
+}
+
+/* OneCycleLR(max_lr 0.1, total_steps 100, pct_start 0.3): its phases end at steps 29 and 99. */
+Test(schedule, onecycle_rises_to_lr_then_falls_with_the_momentum_mirrored)
+{
+    tr_train_config c = schedule(TR_SCHED_ONECYCLE);
+    c.onecycle_pct_start = 0.3;
+    c.onecycle_div_factor = 25;
+    c.onecycle_final_div_factor = 1e4;
+    c.onecycle_cycle_momentum = true;
+    c.onecycle_base_momentum = 0.85;
+    c.onecycle_max_momentum = 0.95;
+    const double lo = 0.1 / 25, end = lo / 1e4;
+    expect_lr(tr_lr_at(&c, 0.1, 0, 0, 100, 1.0), lo, "onecycle start", 0);
+    expect_lr(tr_lr_at(&c, 0.1, 0, 29, 100, 1.0), 0.1, "onecycle top", 29);
+    expect_lr(tr_lr_at(&c, 0.1, 0, 99, 100, 1.0), end, "onecycle end", 99);
+    expect_lr(tr_lr_at(&c, 0.1, 0, 120, 100, 1.0), end, "onecycle past the end", 120);
+    for (int s = 0; s < 100; s += 9) {
+        const bool up = s <= 29;
+        const double pct = up ? s / 29.0 : (s - 29.0) / 70.0;
+        const double a = (1 + cos(M_PI * pct)) / 2; /* 1 -> 0 */
+        expect_lr(tr_lr_at(&c, 0.1, 0, s, 100, 1.0), up ? 0.1 + (lo - 0.1) * a : end + (0.1 - end) * a, "onecycle", s);
+        double m = -1;
+        cr_assert(tr_momentum_at(&c, s, 100, &m));
+        expect_lr(m, up ? 0.85 + (0.95 - 0.85) * a : 0.95 + (0.85 - 0.95) * a, "onecycle momentum", s);
+    }
+    c.onecycle_cycle_momentum = false;
+    double m = -1;
+    cr_expect(!tr_momentum_at(&c, 5, 100, &m) && m == -1, "no momentum cycling when off");
+    c = schedule(TR_SCHED_COSINE_STEPS);
+    cr_expect(!tr_momentum_at(&c, 5, 100, &m) && m == -1, "no momentum cycling in other schedules");
 }
 
 Test(schedule, plateau_reduces_after_patience_bad_evaluations)
@@ -81,7 +128,7 @@ Test(schedule, plateau_reduces_after_patience_bad_evaluations)
     for (int i = 0; i < 13; i++) {
         const bool reduced = tr_plateau_update(&p, &c, 0.1, loss[i], true);
         cr_expect_eq(reduced, reduced_want[i], "evaluation %d: reduced %d", i, reduced);
-        expect_lr(tr_lr_at(&c, 0.1, i, 1000, p.scale), 0.1 * scale_want[i], "plateau", i);
+        expect_lr(tr_lr_at(&c, 0.1, i, 1000, 0, p.scale), 0.1 * scale_want[i], "plateau", i);
     }
     /* at min_lr nothing changes any more */
     for (int i = 0; i < 6; i++)

@@ -108,7 +108,9 @@ typedef struct tr_model_config {
     X(TR_SCHED_STEP, "step")            \
     X(TR_SCHED_EXPONENTIAL, "exponential") \
     X(TR_SCHED_COSINE, "cosine")        \
-    X(TR_SCHED_PLATEAU, "plateau")
+    X(TR_SCHED_PLATEAU, "plateau")      \
+    X(TR_SCHED_COSINE_STEPS, "cosine_steps") \
+    X(TR_SCHED_ONECYCLE, "onecycle")
 #define TR_COMM_MAP(X)                  \
     X(TR_COMM_AUTO, "auto")             \
     X(TR_COMM_SHARED, "shared")         \
@@ -188,6 +190,9 @@ typedef struct tr_train_config {
     tr_lr_schedule lr_schedule;
     int64_t step_size, cosine_epochs, warmup_steps, plateau_patience;
     double gamma, eta_min, plateau_factor, plateau_threshold, min_lr;
+    double onecycle_pct_start, onecycle_div_factor, onecycle_final_div_factor; /* PyTorch's OneCycleLR */
+    bool onecycle_cycle_momentum;
+    double onecycle_base_momentum, onecycle_max_momentum;
     bool early_stopping;
     int64_t patience;
     double min_delta;

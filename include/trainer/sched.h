@@ -12,14 +12,28 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The learning rate for epoch `epoch` (0-based) at optimizer step `step` (0-based):
- *   constant     lr
- *   step         lr * gamma^floor(epoch / step_size)
- *   exponential  lr * gamma^epoch
- *   cosine       eta_min + (lr - eta_min) (1 + cos(pi * min(epoch, T) / T)) / 2,  T = cosine_epochs or epochs
- *   plateau      lr * plateau_scale (plateau_scale from tr_plateau_update)
- * then times (step + 1) / warmup_steps while step < warmup_steps. */
-double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t step, double plateau_scale);
+/* The learning rate for epoch `epoch` (0-based) at optimizer step `step` (0-based) of a run
+ * of total_steps optimizer steps:
+ *   constant      lr
+ *   step          lr * gamma^floor(epoch / step_size)
+ *   exponential   lr * gamma^epoch
+ *   cosine        eta_min + (lr - eta_min) (1 + cos(pi * min(epoch, T) / T)) / 2,  T = cosine_epochs or epochs
+ *   plateau       lr * plateau_scale (plateau_scale from tr_plateau_update)
+ * then times (step + 1) / warmup_steps while step < warmup_steps; or per optimizer step:
+ *   cosine_steps  lr (step + 1) / W for step < W = warmup_steps, then eta_min + (lr - eta_min)
+ *                 (1 + cos(pi (step - W) / (S - W))) / 2, S = total_steps (PyTorch's
+ *                 SequentialLR of LinearLR(1 / W, total_iters = W - 1) and CosineAnnealingLR(S - W))
+ *   onecycle      PyTorch's OneCycleLR(max_lr = lr, total_steps = S, pct_start, div_factor,
+ *                 final_div_factor, anneal_strategy = cos, three_phase = False): from lr /
+ *                 div_factor up to lr over the first pct_start S - 1 steps, then down to lr /
+ *                 (div_factor final_div_factor) at step S - 1 (and there after it). */
+double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t step, int64_t total_steps,
+                double plateau_scale);
+
+/* onecycle with onecycle_cycle_momentum: the momentum (SGD's momentum, Adam's beta1) at this
+ * step, from max_momentum down to base_momentum while the rate rises and back; false (and
+ * *momentum untouched) for every other schedule. */
+bool tr_momentum_at(const tr_train_config *tc, int64_t step, int64_t total_steps, double *momentum);
 
 /* ReduceLROnPlateau (PyTorch, threshold mode rel, no cooldown). */
 typedef struct tr_plateau {
