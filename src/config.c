@@ -449,7 +449,7 @@ static const key_desc keys[] = {
      .doc = "The torch.optim optimizer (momentum and nesterov are SGD with those options)."},
     {.section = "train", .name = "lr", .kind = K_DOUBLE, FIELD(train.optim.lr),
      .min = 0, .max = INF, .flags = F_AUTO, .def = "auto",
-     .doc = "Learning rate; `auto` = PyTorch's default for the optimizer (1e-3; rmsprop 1e-2)."},
+     .doc = "Learning rate; `auto` = PyTorch's default for the optimizer (1e-3; rmsprop and adagrad 1e-2)."},
     {.section = "train", .name = "momentum", .kind = K_DOUBLE, FIELD(train.optim.momentum),
      .min = 0, .max = 1, .flags = F_AUTO, .def = "auto",
      .doc = "Momentum factor; `auto` = 0.9 for momentum/nesterov, 0 for sgd and rmsprop."},
@@ -462,8 +462,14 @@ static const key_desc keys[] = {
     {.section = "train", .name = "beta2", .kind = K_DOUBLE, FIELD(train.optim.beta2),
      .min = 0, .max = 0.999999999, .def = "0.999",
      .doc = "Adam/AdamW second-moment decay."},
-    {.section = "train", .name = "eps", .kind = K_DOUBLE, FIELD(train.optim.eps), .min = 0, .max = 1, .def = "1e-8",
-     .doc = "Denominator term of rmsprop, adam, adamw."},
+    {.section = "train", .name = "eps", .kind = K_DOUBLE, FIELD(train.optim.eps), .min = 0, .max = 1,
+     .flags = F_AUTO, .def = "auto",
+     .doc = "Denominator term of rmsprop, adam, adamw, adagrad; `auto` = PyTorch's default (1e-8; adagrad 1e-10)."},
+    {.section = "train", .name = "lr_decay", .kind = K_DOUBLE, FIELD(train.optim.lr_decay), .min = 0, .max = INF,
+     .def = "0", .doc = "Adagrad: the rate at step t is lr / (1 + (t - 1) lr_decay)."},
+    {.section = "train", .name = "initial_accumulator_value", .kind = K_DOUBLE,
+     FIELD(train.optim.initial_accumulator_value), .min = 0, .max = INF, .def = "0",
+     .doc = "Adagrad: the starting value of the sum of squared gradients."},
     {.section = "train", .name = "alpha", .kind = K_DOUBLE, FIELD(train.optim.alpha),
      .min = 0, .max = 0.999999999, .def = "0.99",
      .doc = "RMSprop smoothing constant."},
@@ -1333,7 +1339,9 @@ static int finish(tr_config *c, tr_err *err)
     tr_train_config *t = &c->train;
     tr_optim_config *o = &t->optim;
     if (isnan(o->lr))
-        o->lr = o->kind == TR_OPTIM_RMSPROP ? 1e-2 : 1e-3;
+        o->lr = o->kind == TR_OPTIM_RMSPROP || o->kind == TR_OPTIM_ADAGRAD ? 1e-2 : 1e-3;
+    if (isnan(o->eps))
+        o->eps = o->kind == TR_OPTIM_ADAGRAD ? 1e-10 : 1e-8;
     if (isnan(o->momentum))
         o->momentum = (o->kind == TR_OPTIM_MOMENTUM || o->kind == TR_OPTIM_NESTEROV) ? 0.9 : 0.0;
     if (isnan(o->weight_decay))
@@ -1347,9 +1355,9 @@ static int finish(tr_config *c, tr_err *err)
         return tr_fail(err, TR_ECONFIG, "%s: [train] class_weights lists apply to cross_entropy; for bce and bce_logits "
                                         "use pos_weight (or class_weights = auto)", c->path);
     if (t->lr_schedule == TR_SCHED_ONECYCLE && t->onecycle_cycle_momentum &&
-        !(o->kind == TR_OPTIM_ADAM || o->kind == TR_OPTIM_ADAMW || o->momentum > 0.0))
+        !(o->kind == TR_OPTIM_ADAM || o->kind == TR_OPTIM_ADAMW || (o->kind != TR_OPTIM_ADAGRAD && o->momentum > 0.0)))
         return tr_fail(err, TR_ECONFIG, "%s: [train] lr_schedule = onecycle cycles the momentum, and optimizer = %s "
-                                        "has none: set momentum > 0, or onecycle_cycle_momentum = false", c->path,
+                                        "has none: set momentum > 0 (not adagrad), or onecycle_cycle_momentum = false", c->path,
                        tr_optim_names[o->kind]);
     if (t->lr_schedule == TR_SCHED_ONECYCLE && t->warmup_steps > 0)
         return tr_fail(err, TR_ECONFIG, "%s: [train] lr_schedule = onecycle has its own warm-up (onecycle_pct_start): "

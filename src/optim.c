@@ -67,6 +67,9 @@ int tr_optim_init(tr_optim *o, const tr_optim_config *cfg, size_t n, tr_err *err
         if (!rc && cfg->amsgrad)
             rc = add_state(o, "max_exp_avg_sq", err);
         break;
+    case TR_OPTIM_ADAGRAD:
+        rc = add_state(o, "sum", err);
+        break;
     case TR_OPTIM_COUNT:
         rc = tr_fail(err, TR_ECONFIG, "unknown optimizer");
         break;
@@ -245,6 +248,29 @@ TR_VECTOR_KERNEL static uint32_t adam(tr_optim *o, const float *pin, float *pout
     return bad;
 }
 
+/* PyTorch's Adagrad: sum += d^2 (the sum starts at initial_accumulator_value: set at the
+ * first step, as the state may be a node's shared buffer that arrives zeroed), then
+ * p -= clr d / (sqrt(sum) + eps) with clr = lr / (1 + (t - 1) lr_decay). */
+TR_VECTOR_KERNEL static uint32_t adagrad(tr_optim *o, const float *pin, float *pout, float *restrict g, size_t n,
+                                        float wd, size_t off)
+{
+    uint32_t bad = 0;
+    const float clr = (float)(o->lr / (1.0 + (double)(o->step - 1) * o->cfg.lr_decay));
+    const float eps = (float)o->cfg.eps, init = (float)o->cfg.initial_accumulator_value;
+    const bool first = o->step == 1;
+    float *restrict sum = state(o, "sum") + off;
+#pragma GCC ivdep
+    for (size_t i = 0; i < n; i++) {
+        bad |= NONFINITE_BITS(g[i]);
+        const float pi = pin[i];
+        const float d = g[i] + wd * pi;
+        g[i] = 0.0f;
+        sum[i] = (first ? init : sum[i]) + d * d;
+        pout[i] = pi - clr * (d / (sqrtf(sum[i]) + eps));
+    }
+    return bad;
+}
+
 const tr_optim_range tr_optim_plain = {.decay = true, .l1 = 0.0f, .l2 = 0.0f, .scale = 1.0f, .clip = 0.0f};
 
 static inline float sign_of(float x) { return (float)((x > 0.0f) - (x < 0.0f)); }
@@ -341,6 +367,9 @@ bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *gra
     case TR_OPTIM_ADAM:
     case TR_OPTIM_ADAMW:
         bad = adam(o, p, q, g, n, wd, begin);
+        break;
+    case TR_OPTIM_ADAGRAD:
+        bad = adagrad(o, p, q, g, n, wd, begin);
         break;
     case TR_OPTIM_COUNT:
         break;

@@ -145,6 +145,13 @@ TRAIN_CASES = {
          "--set", "train.loss=cross_entropy", "--set", "train.optimizer=adam", "--set", "train.lr=0.05",
          "--set", "train.lr_schedule=cosine_steps", "--set", "train.warmup_steps=3", "--set", "train.eta_min=0.001"],
         dict(loss="ce", opt="adam", cosine_steps=(3, 0.001))),
+    "adagrad (lr_decay, initial accumulator, weight decay)": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=relu", "--set", "model.output_activation=identity",
+         "--set", "train.loss=cross_entropy", "--set", "train.optimizer=adagrad", "--set", "train.lr=0.05",
+         "--set", "train.lr_decay=0.01", "--set", "train.initial_accumulator_value=0.1",
+         "--set", "train.weight_decay=0.001", "--set", "train.penalty_params=all"],
+        dict(loss="ce", opt="adagrad")),
     # what a course does and PyTorch accepts: CrossEntropyLoss after nn.Softmax (applied twice)
     "softmax output + cross-entropy (softmax twice)": (
         ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
@@ -179,6 +186,9 @@ for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() fo
     model = start.train()
     if how["opt"] == "momentum":
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    elif how["opt"] == "adagrad":
+        opt = torch.optim.Adagrad(model.parameters(), lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1,
+                                  weight_decay=0.001)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=0.05)
     sched = torch.optim.lr_scheduler.StepLR(opt, 1, how["step_gamma"]) if "step_gamma" in how else None

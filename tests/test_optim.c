@@ -210,6 +210,32 @@ Test(optim, subnormal_steps_are_flushed_and_the_mode_restored)
     tr_optim_free(&o);
 }
 
+/* torch.optim.Adagrad: sum = init + g^2, p -= lr / (1 + (t-1) lr_decay) * g / (sqrt(sum) + eps),
+ * with coupled weight decay; two steps. */
+Test(optim, adagrad_two_steps_with_lr_decay_and_initial_accumulator)
+{
+    const double lr = 0.1, decay = 0.5, init = 0.2, eps = 1e-10, wd = 0.01;
+    tr_optim_config c = {.kind = TR_OPTIM_ADAGRAD, .lr = lr, .lr_decay = decay, .initial_accumulator_value = init,
+                         .eps = eps, .weight_decay = wd};
+    float p[N];
+    run(&c, 2, p);
+    double want[N];
+    for (int i = 0; i < N; i++) {
+        double q = P0[i], sum = init;
+        for (int t = 1; t <= 2; t++) {
+            const double d = (t == 1 ? G1[i] : G2[i]) + wd * q;
+            sum += d * d;
+            q -= lr / (1.0 + (t - 1) * decay) * d / (sqrt(sum) + eps);
+        }
+        want[i] = q;
+    }
+    expect_close(p, want, "adagrad");
+    tr_optim o;
+    tr_optim_init(&o, &c, 3, NULL);
+    cr_expect(o.n_state == 1 && !strcmp(o.state[0].name, "sum"), "adagrad's state is PyTorch's 'sum'");
+    tr_optim_free(&o);
+}
+
 Test(optim, state_names_are_pytorch_keys)
 {
     tr_optim o;

@@ -23,7 +23,8 @@
     X(NESTEROV, "nesterov")    \
     X(RMSPROP, "rmsprop")      \
     X(ADAM, "adam")            \
-    X(ADAMW, "adamw")
+    X(ADAMW, "adamw")          \
+    X(ADAGRAD, "adagrad")
 
 typedef enum tr_optim_kind {
 #define TR_X_OPT(e, name) TR_OPTIM_##e,
@@ -46,6 +47,8 @@ typedef struct tr_optim_config {
     double weight_decay; /* coupled L2 (sgd, rmsprop, adam) or decoupled (adamw) */
     bool centered;       /* rmsprop */
     bool amsgrad;        /* adam, adamw */
+    double lr_decay;     /* adagrad: lr / (1 + (t - 1) lr_decay) */
+    double initial_accumulator_value; /* adagrad: the sum of squares starts here */
 } tr_optim_config;
 
 /* One named state buffer (checkpoint name and pointer into the optimizer). */
