@@ -11,6 +11,10 @@ On the two-moons network (evaluation every epoch):
   - a lower-is-better target (val_loss <= 0.2 with a validation split) the same way;
   - a target never met trains every epoch, says so in the last line and writes no
     attributes.
+The shipped datasets/configs/fashion_mnist_fast.ini at np=2 (when Fashion-MNIST is
+installed) ends by its own stop_at (test accuracy >= 0.90) or, on a CPU whose kernels round
+differently, within half a point of it: its margin is thin (0.901-0.902 at the stop in five
+seeds here), and the time to target is scripts/bench/tta.sh's to measure, not a test's.
 
     tests/test_recipes.py TRAINER_BINARY SOURCE_DIR
 """
@@ -81,6 +85,17 @@ try:
     check("a target never met: every epoch, 'not met' in the last line, no attributes",
           p.returncode == 0 and cols["epoch"][-1] == 5 and "stop_at test_accuracy >= 1.5 not met" in p.stdout
           and "time_to_target_s" not in attrs, p.stdout[-300:] + p.stderr[-300:])
+    fast = os.path.join(SRC, "datasets", "configs", "fashion_mnist_fast.ini")
+    if os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
+        d = os.path.join(work, "fashion_fast")
+        p = subprocess.run(["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none", TRAINER, "train", fast,
+                            "--set", f"output.dir={d}"], env=ENV, capture_output=True, text=True, timeout=600)
+        best = max(log(d)[0]["test_accuracy"]) if p.returncode == 0 else 0.0
+        print(f"     fashion_mnist_fast.ini at np=2: {p.stdout.strip().splitlines()[-1] if p.stdout else p.stderr[-300:]}")
+        check(f"fashion_mnist_fast.ini at np=2 trains to {best:.4f} test accuracy (>= 0.895)",
+              p.returncode == 0 and best >= 0.895, p.stderr[-500:])
+    else:
+        print("skip fashion_mnist_fast.ini: no Fashion-MNIST (apt-get install dataset-fashion-mnist)")
 except BaseException:  # a crash keeps the files for a look
     print(f"files kept in {work}")
     raise

@@ -9,7 +9,8 @@
 # included) to the first evaluation with test accuracy >= 0.90.
 #
 #   scripts/bench/peers.sh [REPEAT] [EPOCHS]          (defaults 3 and 4)
-#   ONLY=moons|mlp784|wide2048 skips the others; NO_TTA=1 skips the time to accuracy.
+#   ONLY=moons|mlp784|wide2048 skips the others; NO_TTA=1 skips the time to accuracy
+#   (scripts/bench/tta.sh, run at the end).
 # PyTorch is Debian's python3-torch; without it the comparison is skipped with a message.
 # Run it once as set in the environment and once with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 # unset (env -u ...): both sides use this machine's OpenBLAS-free (PyTorch: its own) kernels.
@@ -117,30 +118,6 @@ for net in ("moons", "mlp784", "wide2048"):
 PY
 
 [[ -n ${NO_TTA:-} ]] && exit 0
-[[ -f $FM/train-images-idx3-ubyte.gz ]] || { echo "no Fashion-MNIST (apt-get install dataset-fashion-mnist): no time to accuracy"; exit 0; }
+# time to accuracy: the shipped recipes and the fast one in PyTorch, seeds 1-5
 echo
-echo "| config | np | wall seconds to test accuracy >= 0.90 (loading included) | epoch | best test accuracy |"
-echo "| --- | --- | --- | --- | --- |"
-for cfg in fashion_mnist fashion_mnist_regularized; do
-  for np in 1 2; do
-    /usr/bin/python3 - "$np" "$cfg" "$WORK" <<'PY'
-import re, subprocess, sys, time
-np, cfg, work = sys.argv[1:4]
-cmd = ["mpirun", "-np", np, "--bind-to", "core", "build/trainer", "train", f"datasets/configs/{cfg}.ini",
-       "--set", f"output.dir={work}/tta-{cfg}-{np}", "--set", "train.eval_every=1", "--overwrite"]
-t0 = time.monotonic()
-p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-reached, best = None, 0.0
-for line in p.stdout:
-    m = re.search(r"epoch +(\d+)/\d+ .*test_acc ([0-9.]+)", line)
-    if m:
-        acc = float(m.group(2))
-        best = max(best, acc)
-        if reached is None and acc >= 0.90:
-            reached = (time.monotonic() - t0, int(m.group(1)))
-p.wait()
-print(f"| {cfg}.ini | {np} | {f'{reached[0]:.1f}' if reached else 'not reached'} | "
-      f"{reached[1] if reached else '-'} | {best:.4f} |")
-PY
-  done
-done
+scripts/bench/tta.sh
