@@ -12,6 +12,7 @@
 #include <string.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -93,12 +94,15 @@ __attribute__((target("avx,f16c"))) static void fp16_widen_native(float *restric
     fp16_widen_bits(dst + i, src + i, n - i);
 }
 
+/* AVX (whose check includes the OS's saving of the ymm registers) and F16C (CPUID leaf 1,
+ * ECX; clang's __builtin_cpu_supports does not know "f16c"). */
 static bool has_f16c(void)
 {
     static int yes = -1; /* decided once; a race only writes the same value */
     if (yes < 0) {
+        unsigned int a, b, c, d;
         __builtin_cpu_init();
-        yes = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+        yes = __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
     }
     return yes;
 }
