@@ -142,6 +142,9 @@ static double clamped_log(float x)
     return l < -100.0f ? -100.0 : (double)l;
 }
 
+/* The weight of class k (1 without class_weights). */
+static double class_weight(const tr_loss *L, int64_t k) { return L->class_weights ? L->class_weights[k] : 1.0; }
+
 /* Softmax cross-entropy of the rows of Z (the logits), gradient w.r.t. Z into dZ. With label
  * smoothing e (PyTorch's): l = (1 - e) w_c (lse - z_c) + e/O sum_k w_k (lse - z_k), whose
  * gradient is p_j ((1 - e) w_c + e/O W) - (1 - e) w_c [j = c] - e/O w_j, W = sum_k w_k. */
@@ -150,12 +153,9 @@ static double cross_entropy(const tr_loss *L, float *dZ, double *row_loss, const
 {
     const int64_t O = L->width;
     const double eps = L->label_smoothing, keep = 1.0 - eps, spread = eps / (double)O;
-    double W = (double)O;
-    if (L->class_weights) {
-        W = 0.0;
-        for (int64_t j = 0; j < O; j++)
-            W += L->class_weights[j];
-    }
+    double W = 0.0;
+    for (int64_t j = 0; j < O; j++)
+        W += class_weight(L, j);
     double total = 0.0;
     for (int64_t r = 0; r < B; r++) {
         const float *z = Z + r * O;
@@ -173,28 +173,23 @@ static double cross_entropy(const tr_loss *L, float *dZ, double *row_loss, const
                 d[j] = (float)e;
         }
         const double lse = mx + log(sum);
-        const double w = (c >= 0 && L->class_weights) ? L->class_weights[c] : 1.0;
+        const double w = c >= 0 ? class_weight(L, c) : 1.0;
         double l = c >= 0 ? w * (lse - z[c]) : NAN; /* bad label: poison, never index */
         if (eps > 0.0 && c >= 0) {
             double smooth = 0.0; /* sum_k w_k (lse - z_k) */
             for (int64_t j = 0; j < O; j++)
-                smooth += (L->class_weights ? L->class_weights[j] : 1.0) * (lse - z[j]);
+                smooth += class_weight(L, j) * (lse - z[j]);
             l = keep * l + spread * smooth;
         }
         total += l;
         if (row_loss)
             row_loss[r] = l;
-        if (d && eps > 0.0 && c >= 0) {
+        if (d) { /* without smoothing (keep 1, spread 0) the plain gradient, to the bit */
             const float ws = (float)((keep * w + spread * W) * scale / sum);
             for (int64_t j = 0; j < O; j++)
-                d[j] = d[j] * ws - (float)(spread * (L->class_weights ? L->class_weights[j] : 1.0) * scale);
-            d[c] -= (float)(keep * w * scale);
-        } else if (d) {
-            const float ws = (float)(w * scale / sum);
-            for (int64_t j = 0; j < O; j++)
-                d[j] *= ws;
+                d[j] = d[j] * ws - (float)(spread * class_weight(L, j) * scale);
             if (c >= 0)
-                d[c] -= (float)(w * scale);
+                d[c] -= (float)(keep * w * scale);
             else
                 d[0] = NAN;
         }
@@ -212,7 +207,7 @@ static double nll(const tr_loss *L, float *dX, double *row_loss, const float *X,
         memset(dX, 0, (size_t)(B * O) * sizeof *dX);
     for (int64_t r = 0; r < B; r++) {
         const int64_t c = class_of(y[r], O);
-        const double w = (c >= 0 && L->class_weights) ? L->class_weights[c] : 1.0;
+        const double w = c >= 0 ? class_weight(L, c) : 1.0;
         const double l = c >= 0 ? -w * X[r * O + c] : NAN;
         total += l;
         if (row_loss)

@@ -510,7 +510,6 @@ static int after_eval(tr_trainer *t, run_state *r, double seconds, int64_t rows,
     /* the target: every rank holds the same metrics, so every rank stops at the same epoch */
     if (!rc && r->has_target && metric_value(t, r->target.metric, &v) && tr_stop_target_met(&r->target, v)) {
         r->stop_early = true;
-        t->target_value = v;
         t->time_to_target = tr_seconds() - r->t_command;
         t->target_epoch = t->epoch;
         t->target_step = t->step;

@@ -9,6 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* CosineAnnealingLR's closed form: from lr at e = 0 to eta_min at e = T. */
+static double cosine_anneal(double lr, double eta_min, double e, double T)
+{
+    return eta_min + (lr - eta_min) * (1.0 + cos(M_PI * e / (T > 0 ? T : 1.0))) / 2.0;
+}
+
 /* PyTorch's _annealing_cos: from start (pct 0) to end (pct 1). */
 static double anneal_cos(double start, double end, double pct) { return end + (start - end) / 2.0 * (cos(M_PI * pct) + 1.0); }
 
@@ -34,8 +40,7 @@ double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t ste
         const int64_t W = tc->warmup_steps, S = total_steps;
         if (step < W)
             return lr * (double)(step + 1) / (double)W;
-        const double e = (double)(step - W < S - W ? step - W : S - W), T = (double)(S - W);
-        return tc->eta_min + (lr - tc->eta_min) * (1.0 + cos(M_PI * e / (T > 0 ? T : 1.0))) / 2.0;
+        return cosine_anneal(lr, tc->eta_min, (double)(step - W < S - W ? step - W : S - W), (double)(S - W));
     }
     if (tc->lr_schedule == TR_SCHED_ONECYCLE) {
         const double initial = lr / tc->onecycle_div_factor, lowest = initial / tc->onecycle_final_div_factor;
@@ -56,7 +61,7 @@ double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t ste
     case TR_SCHED_COSINE: {
         const double T = (double)(tc->cosine_epochs > 0 ? tc->cosine_epochs : tc->epochs);
         const double e = (double)epoch < T ? (double)epoch : T;
-        v = tc->eta_min + (lr - tc->eta_min) * (1.0 + cos(M_PI * e / (T > 0 ? T : 1.0))) / 2.0;
+        v = cosine_anneal(lr, tc->eta_min, e, T);
         break;
     }
     case TR_SCHED_PLATEAU:

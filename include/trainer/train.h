@@ -85,7 +85,6 @@ typedef struct tr_trainer {
     bool stop_agreed;
     bool stopped_early;     /* early stopping ended the run */
     double time_to_target;  /* stop_at met: seconds from the command's start (NaN: not met) */
-    double target_value;    /* the metric's value then */
     int64_t target_epoch, target_step;
 } tr_trainer;
 
