@@ -7,6 +7,15 @@ import sys
 
 TRAINER = os.path.abspath(sys.argv[1])
 failures = 0
+# mpirun as root, and more ranks than this machine's cores
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
+def launch(np_):
+    """The command that starts the trainer on np_ ranks: itself alone for one, else under
+    mpirun, oversubscribed and unbound."""
+    return [TRAINER] if np_ == 1 else ["mpirun", "-np", str(np_), "--oversubscribe", "--bind-to", "none", TRAINER]
 
 
 def trainer(*args, env=None, timeout=600):

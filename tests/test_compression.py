@@ -32,14 +32,13 @@ TRAINER = os.path.abspath(sys.argv[1])
 SRC = os.path.abspath(sys.argv[2])
 MOONS = os.path.join(SRC, "datasets", "configs", "moons.ini")
 BOSTON = os.path.join(SRC, "datasets", "configs", "boston.ini")
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1")
+ENV = checks.MPI_ENV
 COMMON = ["--set", "data.n=1000", "--set", "train.epochs=3", "--set", "train.eval_every=3",
           "--set", "train.gemm=openblas", "--set", "output.checkpoint_every=0", "--set", "train.threads=1"]
 
 
 def run(np_, config, args, per_node=0, expect=0):
-    cmd = [TRAINER] if np_ == 1 else ["mpirun", "-np", str(np_), "--oversubscribe", "--bind-to", "none", TRAINER]
+    cmd = checks.launch(np_)
     env = dict(ENV, TRAINER_TEST_RANKS_PER_NODE=str(per_node)) if per_node else ENV
     p = subprocess.run(cmd + ["train", config] + args, env=env, capture_output=True, text=True, timeout=300)
     if p.returncode != expect:

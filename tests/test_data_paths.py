@@ -33,12 +33,11 @@ from checkpoint_hash import fingerprint
 
 TRAINER = os.path.abspath(sys.argv[1])
 SRC = os.path.abspath(sys.argv[2])
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1")
+ENV = checks.MPI_ENV
 
 
 def run(np_, args, env=None, expect=0, wait=True):
-    cmd = [TRAINER] if np_ == 1 else ["mpirun", "-np", str(np_), "--oversubscribe", "--bind-to", "none", TRAINER]
+    cmd = checks.launch(np_)
     p = subprocess.Popen(cmd + args, env=dict(ENV, **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     if not wait:

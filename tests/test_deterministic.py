@@ -26,15 +26,14 @@ import checkpoint_hash
 TRAINER = os.path.abspath(sys.argv[1])
 SRC = os.path.abspath(sys.argv[2])
 MOONS = os.path.join(SRC, "datasets", "configs", "moons.ini")
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1")
+ENV = checks.MPI_ENV
 COMMON = ["--set", "data.n=1251", "--set", "data.test_fraction=0.2", "--set", "train.epochs=3",
           "--set", "train.eval_every=3", "--set", "model.dropout=0.1", "--set", "train.deterministic=true",
           "--set", "train.chunk_rows=16", "--set", "output.checkpoint_every=0"]
 
 
 def run(np_, args, env=None, expect=0):
-    cmd = [TRAINER] if np_ == 1 else ["mpirun", "-np", str(np_), "--oversubscribe", "--bind-to", "none", TRAINER]
+    cmd = checks.launch(np_)
     p = subprocess.run(cmd + ["train", MOONS] + COMMON + args, env=dict(ENV, **(env or {})),
                        capture_output=True, text=True, timeout=300)
     if p.returncode != expect:

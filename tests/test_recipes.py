@@ -33,12 +33,11 @@ from checks import check
 TRAINER = os.path.abspath(sys.argv[1])
 SRC = os.path.abspath(sys.argv[2])
 MOONS = os.path.join(SRC, "datasets", "configs", "moons.ini")
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1")
+ENV = checks.MPI_ENV
 
 
 def train(np_, run_dir, *sets):
-    cmd = [TRAINER] if np_ == 1 else ["mpirun", "-np", str(np_), "--oversubscribe", "--bind-to", "none", TRAINER]
+    cmd = checks.launch(np_)
     args = ["train", MOONS, "--set", "train.eval_every=1", "--set", "train.epochs=60", "--set", f"output.dir={run_dir}"]
     for s in sets:
         args += ["--set", s]
@@ -88,8 +87,8 @@ try:
     fast = os.path.join(SRC, "datasets", "configs", "fashion_mnist_fast.ini")
     if os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
         d = os.path.join(work, "fashion_fast")
-        p = subprocess.run(["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none", TRAINER, "train", fast,
-                            "--set", f"output.dir={d}"], env=ENV, capture_output=True, text=True, timeout=600)
+        p = subprocess.run(checks.launch(2) + ["train", fast, "--set", f"output.dir={d}"], env=ENV,
+                           capture_output=True, text=True, timeout=600)
         best = max(log(d)[0]["test_accuracy"]) if p.returncode == 0 else 0.0
         print(f"     fashion_mnist_fast.ini at np=2: {p.stdout.strip().splitlines()[-1] if p.stdout else p.stderr[-300:]}")
         check(f"fashion_mnist_fast.ini at np=2 trains to {best:.4f} test accuracy (>= 0.895)",
