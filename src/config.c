@@ -446,25 +446,35 @@ static const key_desc keys[] = {
             "evaluation and saving."},
     {.section = "train", .name = "optimizer", .kind = K_ENUM, FIELD(train.optim.kind),
      .names = tr_optim_names, .def = "sgd",
-     .doc = "The torch.optim optimizer (momentum and nesterov are SGD with those options)."},
+     .doc = "The torch.optim optimizer (momentum and nesterov are SGD with those options); lars and lamb are "
+            "the layer-wise large-batch optimizers (You et al. 2017, 2019; timm's Lars and Lamb): each weight "
+            "tensor's step is scaled by a trust ratio from its norms (lars: trust_coefficient ||w|| / (||g|| + "
+            "weight_decay ||w|| + eps) on SGD with momentum; lamb: ||w|| / ||u|| on Adam's direction u plus "
+            "decay); biases and batch norm's parameters step with the plain rate (all tensors with "
+            "penalty_params = all)."},
     {.section = "train", .name = "lr", .kind = K_DOUBLE, FIELD(train.optim.lr),
      .min = 0, .max = INF, .flags = F_AUTO, .def = "auto",
-     .doc = "Learning rate; `auto` = PyTorch's default for the optimizer (1e-3; rmsprop and adagrad 1e-2)."},
+     .doc = "Learning rate; `auto` = PyTorch's default for the optimizer (1e-3; rmsprop and adagrad 1e-2; "
+            "lars 1, timm's)."},
     {.section = "train", .name = "momentum", .kind = K_DOUBLE, FIELD(train.optim.momentum),
      .min = 0, .max = 1, .flags = F_AUTO, .def = "auto",
-     .doc = "Momentum factor; `auto` = 0.9 for momentum/nesterov, 0 for sgd and rmsprop."},
+     .doc = "Momentum factor; `auto` = 0.9 for momentum/nesterov and lars, 0 for sgd and rmsprop."},
     {.section = "train", .name = "dampening", .kind = K_DOUBLE, FIELD(train.optim.dampening),
      .min = 0, .max = 1, .def = "0",
      .doc = "SGD momentum dampening."},
     {.section = "train", .name = "beta1", .kind = K_DOUBLE, FIELD(train.optim.beta1),
      .min = 0, .max = 0.999999, .def = "0.9",
-     .doc = "Adam/AdamW first-moment decay."},
+     .doc = "Adam/AdamW/LAMB first-moment decay."},
     {.section = "train", .name = "beta2", .kind = K_DOUBLE, FIELD(train.optim.beta2),
      .min = 0, .max = 0.999999999, .def = "0.999",
-     .doc = "Adam/AdamW second-moment decay."},
+     .doc = "Adam/AdamW/LAMB second-moment decay."},
     {.section = "train", .name = "eps", .kind = K_DOUBLE, FIELD(train.optim.eps), .min = 0, .max = 1,
      .flags = F_AUTO, .def = "auto",
-     .doc = "Denominator term of rmsprop, adam, adamw, adagrad; `auto` = PyTorch's default (1e-8; adagrad 1e-10)."},
+     .doc = "Denominator term of rmsprop, adam, adamw, adagrad, lars, lamb; `auto` = PyTorch's default (1e-8; "
+            "adagrad 1e-10; lamb 1e-6, timm's)."},
+    {.section = "train", .name = "trust_coefficient", .kind = K_DOUBLE, FIELD(train.optim.trust_coefficient),
+     .min = 0, .max = INF, .def = "0.001",
+     .doc = "LARS: eta, the trust ratio's coefficient (the paper's and timm's 0.001)."},
     {.section = "train", .name = "lr_decay", .kind = K_DOUBLE, FIELD(train.optim.lr_decay), .min = 0, .max = INF,
      .def = "0", .doc = "Adagrad: the rate at step t is lr / (1 + (t - 1) lr_decay)."},
     {.section = "train", .name = "initial_accumulator_value", .kind = K_DOUBLE,
@@ -479,8 +489,8 @@ static const key_desc keys[] = {
      .doc = "AMSGrad variant of adam/adamw."},
     {.section = "train", .name = "weight_decay", .kind = K_DOUBLE, FIELD(train.optim.weight_decay),
      .min = 0, .max = INF, .flags = F_AUTO, .def = "auto",
-     .doc = "Weight decay (coupled L2 for sgd/rmsprop/adam, decoupled for adamw); `auto` = 0.01 for adamw, else "
-            "0."},
+     .doc = "Weight decay (coupled L2 for sgd/rmsprop/adam, decoupled for adamw, inside the trust-scaled step "
+            "for lars and lamb); `auto` = 0.01 for adamw and lamb, else 0."},
     {.section = "train", .name = "epochs", .kind = K_I64, FIELD(train.epochs), .min = 0, .max = 1e9, .def = "10",
      .doc = "Passes over the training set."},
     {.section = "train", .name = "batch_size", .kind = K_I64, FIELD(train.batch_size),
@@ -1339,13 +1349,14 @@ static int finish(tr_config *c, tr_err *err)
     tr_train_config *t = &c->train;
     tr_optim_config *o = &t->optim;
     if (isnan(o->lr))
-        o->lr = o->kind == TR_OPTIM_RMSPROP || o->kind == TR_OPTIM_ADAGRAD ? 1e-2 : 1e-3;
+        o->lr = o->kind == TR_OPTIM_LARS ? 1.0 : o->kind == TR_OPTIM_RMSPROP || o->kind == TR_OPTIM_ADAGRAD ? 1e-2 : 1e-3;
     if (isnan(o->eps))
-        o->eps = o->kind == TR_OPTIM_ADAGRAD ? 1e-10 : 1e-8;
+        o->eps = o->kind == TR_OPTIM_ADAGRAD ? 1e-10 : o->kind == TR_OPTIM_LAMB ? 1e-6 : 1e-8;
     if (isnan(o->momentum))
-        o->momentum = (o->kind == TR_OPTIM_MOMENTUM || o->kind == TR_OPTIM_NESTEROV) ? 0.9 : 0.0;
+        o->momentum =
+            (o->kind == TR_OPTIM_MOMENTUM || o->kind == TR_OPTIM_NESTEROV || o->kind == TR_OPTIM_LARS) ? 0.9 : 0.0;
     if (isnan(o->weight_decay))
-        o->weight_decay = o->kind == TR_OPTIM_ADAMW ? 0.01 : 0.0;
+        o->weight_decay = o->kind == TR_OPTIM_ADAMW || o->kind == TR_OPTIM_LAMB ? 0.01 : 0.0;
     if (o->kind == TR_OPTIM_NESTEROV && o->momentum <= 0.0)
         return tr_fail(err, TR_ECONFIG, "%s: [train] optimizer = nesterov needs momentum > 0", c->path);
     if (o->kind == TR_OPTIM_NESTEROV && o->dampening != 0.0)
@@ -1355,7 +1366,7 @@ static int finish(tr_config *c, tr_err *err)
         return tr_fail(err, TR_ECONFIG, "%s: [train] class_weights lists apply to cross_entropy; for bce and bce_logits "
                                         "use pos_weight (or class_weights = auto)", c->path);
     if (t->lr_schedule == TR_SCHED_ONECYCLE && t->onecycle_cycle_momentum &&
-        !(o->kind == TR_OPTIM_ADAM || o->kind == TR_OPTIM_ADAMW || (o->kind != TR_OPTIM_ADAGRAD && o->momentum > 0.0)))
+        !(tr_optim_cycles_beta1(o->kind) || (o->kind != TR_OPTIM_ADAGRAD && o->momentum > 0.0)))
         return tr_fail(err, TR_ECONFIG, "%s: [train] lr_schedule = onecycle cycles the momentum, and optimizer = %s "
                                         "has none: set momentum > 0 (not adagrad), or onecycle_cycle_momentum = false", c->path,
                        tr_optim_names[o->kind]);

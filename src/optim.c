@@ -70,6 +70,15 @@ int tr_optim_init(tr_optim *o, const tr_optim_config *cfg, size_t n, tr_err *err
     case TR_OPTIM_ADAGRAD:
         rc = add_state(o, "sum", err);
         break;
+    case TR_OPTIM_LARS:
+        if (cfg->momentum != 0.0)
+            rc = add_state(o, "momentum_buffer", err);
+        break;
+    case TR_OPTIM_LAMB:
+        rc = add_state(o, "exp_avg", err);
+        if (!rc)
+            rc = add_state(o, "exp_avg_sq", err);
+        break;
     case TR_OPTIM_COUNT:
         rc = tr_fail(err, TR_ECONFIG, "unknown optimizer");
         break;
@@ -109,10 +118,11 @@ static float *state(tr_optim *o, const char *name)
 void tr_optim_begin_step(tr_optim *o)
 {
     o->step++;
-    if (o->cfg.kind == TR_OPTIM_ADAM || o->cfg.kind == TR_OPTIM_ADAMW) {
+    if (o->cfg.kind == TR_OPTIM_ADAM || o->cfg.kind == TR_OPTIM_ADAMW || o->cfg.kind == TR_OPTIM_LAMB) {
         const double bc1 = 1.0 - pow(o->cfg.beta1, (double)o->step);
         const double bc2 = 1.0 - pow(o->cfg.beta2, (double)o->step);
         o->step_size = (float)(o->lr / bc1);
+        o->inv_bc1 = (float)(1.0 / bc1);
         o->inv_bc2_sqrt = (float)(1.0 / sqrt(bc2));
     }
 }
@@ -127,8 +137,10 @@ static inline uint32_t nonfinite_bits(float x)
 }
 #define NONFINITE_BITS(x) nonfinite_bits(x)
 
+/* SGD, and LARS's step once its trust ratio is known (timm's Lars: the decayed gradient times
+ * the ratio, then PyTorch's SGD momentum; trust is 1 for plain SGD, an exact no-op). */
 TR_VECTOR_KERNEL static uint32_t sgd(tr_optim *o, const float *pin, float *pout, float *restrict g, size_t n,
-                                    float wd, size_t off)
+                                    float wd, float trust, size_t off)
 {
     uint32_t bad = 0;
     const float lr = (float)o->lr;
@@ -141,7 +153,7 @@ TR_VECTOR_KERNEL static uint32_t sgd(tr_optim *o, const float *pin, float *pout,
         for (size_t i = 0; i < n; i++) {
             bad |= NONFINITE_BITS(g[i]);
             const float pi = pin[i];
-            pout[i] = pi - lr * (g[i] + wd * pi);
+            pout[i] = pi - lr * ((g[i] + wd * pi) * trust);
             g[i] = 0.0f;
         }
         return bad;
@@ -152,7 +164,7 @@ TR_VECTOR_KERNEL static uint32_t sgd(tr_optim *o, const float *pin, float *pout,
     for (size_t i = 0; i < n; i++) {
         bad |= NONFINITE_BITS(g[i]);
         const float pi = pin[i];
-        const float d = g[i] + wd * pi;
+        const float d = (g[i] + wd * pi) * trust;
         g[i] = 0.0f;
         buf[i] = first ? d : buf[i] * mu + damp * d;
         const float step = nesterov ? d + mu * buf[i] : buf[i];
@@ -271,7 +283,52 @@ TR_VECTOR_KERNEL static uint32_t adagrad(tr_optim *o, const float *pin, float *p
     return bad;
 }
 
-const tr_optim_range tr_optim_plain = {.decay = true, .l1 = 0.0f, .l2 = 0.0f, .scale = 1.0f, .clip = 0.0f};
+/* LAMB (You et al. 2019, Algorithm 2), as timm's Lamb with grad_averaging and bias correction:
+ * m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, u = (m / bc1) / (sqrt(v) / sqrt(bc2) + eps)
+ * + wd p, then p -= lr r u with r = ||p|| / ||u|| over the tensor. Stage one advances the
+ * moments and sums ||p||^2 and ||u||^2; stage two recomputes u from them (the same
+ * operations, the same bits) and steps. */
+TR_VECTOR_KERNEL static uint32_t lamb_moments(tr_optim *o, const float *p, float *restrict g, size_t n, float wd,
+                                             size_t off, double sq[2])
+{
+    uint32_t bad = 0;
+    const float b1 = (float)o->cfg.beta1, one_m_b1 = (float)(1.0 - o->cfg.beta1);
+    const float b2 = (float)o->cfg.beta2, one_m_b2 = (float)(1.0 - o->cfg.beta2);
+    const float eps = (float)o->cfg.eps, inv_bc1 = o->inv_bc1, inv_bc2_sqrt = o->inv_bc2_sqrt;
+    float *restrict m = state(o, "exp_avg") + off;
+    float *restrict v = state(o, "exp_avg_sq") + off;
+    double pp = 0.0, uu = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        bad |= NONFINITE_BITS(g[i]);
+        m[i] = m[i] * b1 + one_m_b1 * g[i];
+        v[i] = v[i] * b2 + one_m_b2 * g[i] * g[i];
+        g[i] = 0.0f;
+        const float u = (m[i] * inv_bc1) / (sqrtf(v[i]) * inv_bc2_sqrt + eps) + wd * p[i];
+        pp += (double)p[i] * p[i];
+        uu += (double)u * u;
+    }
+    sq[0] += pp;
+    sq[1] += uu;
+    return bad;
+}
+
+TR_VECTOR_KERNEL static void lamb_step(tr_optim *o, const float *pin, float *pout, size_t n, float wd, float trust,
+                                       size_t off)
+{
+    const float lr = (float)o->lr;
+    const float eps = (float)o->cfg.eps, inv_bc1 = o->inv_bc1, inv_bc2_sqrt = o->inv_bc2_sqrt;
+    const float *restrict m = state(o, "exp_avg") + off;
+    const float *restrict v = state(o, "exp_avg_sq") + off;
+#pragma GCC ivdep
+    for (size_t i = 0; i < n; i++) {
+        const float pi = pin[i];
+        const float u = (m[i] * inv_bc1) / (sqrtf(v[i]) * inv_bc2_sqrt + eps) + wd * pi;
+        pout[i] = pi - lr * (u * trust);
+    }
+}
+
+const tr_optim_range tr_optim_plain = {.decay = true, .l1 = 0.0f, .l2 = 0.0f, .scale = 1.0f, .clip = 0.0f,
+                                       .trust = 1.0f};
 
 static inline float sign_of(float x) { return (float)((x > 0.0f) - (x < 0.0f)); }
 
@@ -348,6 +405,7 @@ bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *gra
     if (!r)
         r = &tr_optim_plain;
     const float wd = r->decay ? (float)o->cfg.weight_decay : 0.0f;
+    const float trust = r->trust > 0.0f ? r->trust : 1.0f;
     if (r->l1 != 0.0f || r->l2 != 0.0f || r->scale != 1.0f || r->clip > 0.0f)
         prepare(grads + begin, params + begin, end - begin, r);
     const size_t n = end - begin;
@@ -359,7 +417,8 @@ bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *gra
     case TR_OPTIM_SGD:
     case TR_OPTIM_MOMENTUM:
     case TR_OPTIM_NESTEROV:
-        bad = sgd(o, p, q, g, n, wd, begin);
+    case TR_OPTIM_LARS:
+        bad = sgd(o, p, q, g, n, wd, trust, begin);
         break;
     case TR_OPTIM_RMSPROP:
         bad = rmsprop(o, p, q, g, n, wd, begin);
@@ -370,6 +429,9 @@ bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *gra
         break;
     case TR_OPTIM_ADAGRAD:
         bad = adagrad(o, p, q, g, n, wd, begin);
+        break;
+    case TR_OPTIM_LAMB: /* the moments (and the finite check) were stage one's */
+        lamb_step(o, p, q, n, wd, trust, begin);
         break;
     case TR_OPTIM_COUNT:
         break;
@@ -382,6 +444,8 @@ void tr_optim_set_rules(tr_optim *o, const tr_optim_rules *rules) { o->rules = *
 
 static bool penalized(const tr_optim *o, const tr_tensor *T) { return o->rules.penalize_all || T->is_weight; }
 
+bool tr_optim_layerwise(const tr_optim *o) { return o->cfg.kind == TR_OPTIM_LARS || o->cfg.kind == TR_OPTIM_LAMB; }
+
 /* The regularisation and clipping of tensor T in this step (see tr_optim_range). */
 static tr_optim_range range_of(const tr_optim *o, const tr_tensor *T, float scale)
 {
@@ -390,7 +454,14 @@ static tr_optim_range range_of(const tr_optim *o, const tr_tensor *T, float scal
                             .l1 = pen ? (float)o->rules.l1 : 0.0f,
                             .l2 = pen ? (float)o->rules.l2 : 0.0f,
                             .scale = scale,
-                            .clip = (float)o->rules.clip};
+                            .clip = (float)o->rules.clip,
+                            .trust = 1.0f};
+}
+
+/* Stage two of a layer-wise step: stage one regularised and clipped the gradient already. */
+static tr_optim_range stage_two_range(const tr_optim *o, const tr_model *m, int t)
+{
+    return (tr_optim_range){.decay = penalized(o, &m->tensor[t]), .scale = 1.0f, .trust = o->trust[t]};
 }
 
 bool tr_optim_step_range(tr_optim *o, struct tr_model *m, size_t lo, size_t hi, float scale, float *out)
@@ -400,11 +471,55 @@ bool tr_optim_step_range(tr_optim *o, struct tr_model *m, size_t lo, size_t hi, 
         const tr_tensor *T = &m->tensor[i];
         size_t a, b;
         if (tr_tensor_part(T, lo, hi, &a, &b)) {
-            const tr_optim_range r = range_of(o, T, scale);
+            const tr_optim_range r = tr_optim_layerwise(o) ? stage_two_range(o, m, i) : range_of(o, T, scale);
             finite &= tr_optim_update_to(o, m->params, out ? out + (a - lo) : m->params + a, m->grads, a, b, &r);
         }
     }
     return finite;
+}
+
+bool tr_optim_layer_sums(tr_optim *o, struct tr_model *m, int t, size_t a, size_t b, float scale, double sq[2])
+{
+    const tr_tensor *T = &m->tensor[t];
+    const tr_optim_range r = range_of(o, T, scale);
+    float *g = m->grads + a;
+    const float *p = m->params + a;
+    const size_t n = b - a;
+    if (r.l1 != 0.0f || r.l2 != 0.0f || r.scale != 1.0f || r.clip > 0.0f)
+        prepare(g, p, n, &r);
+    const unsigned int csr = flush_subnormals_begin();
+    uint32_t bad = 0;
+    if (o->cfg.kind == TR_OPTIM_LAMB) {
+        bad = lamb_moments(o, p, g, n, r.decay ? (float)o->cfg.weight_decay : 0.0f, a, sq);
+    } else {
+        double pp = 0.0, gg = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            bad |= NONFINITE_BITS(g[i]);
+            pp += (double)p[i] * p[i];
+            gg += (double)g[i] * g[i];
+        }
+        sq[0] += pp;
+        sq[1] += gg;
+    }
+    flush_subnormals_end(csr);
+    return (bad >> 31) == 0;
+}
+
+/* The ratio applies to the tensors weight decay covers (weights; every tensor with
+ * penalize_all), as the large-batch recipes exclude biases and batch norm's parameters from
+ * both (timm's parameter groups, MLPerf's LARS); the others step with the plain rate.
+ *   lars  eta ||p|| / (||g|| + wd ||p|| + eps)   (timm's Lars, trust_clip off)
+ *   lamb  ||p|| / ||u||
+ * both 1 when either norm is zero. */
+void tr_optim_set_trust(tr_optim *o, const struct tr_model *m, int t, const double sq[2])
+{
+    const double w = sqrt(sq[0]), u = sqrt(sq[1]);
+    double ratio = 1.0;
+    if (penalized(o, &m->tensor[t]) && w > 0.0 && u > 0.0)
+        ratio = o->cfg.kind == TR_OPTIM_LARS
+                    ? o->cfg.trust_coefficient * w / (u + o->cfg.weight_decay * w + o->cfg.eps)
+                    : w / u;
+    o->trust[t] = (float)ratio;
 }
 
 double tr_optim_grad_sq_norm(const tr_optim *o, const struct tr_model *m, size_t lo, size_t hi)

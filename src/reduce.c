@@ -68,6 +68,16 @@ struct tr_reduce {
     int *exp;                  /* (n_tensors + 1) */
     int64_t *cross_acc;        /* (shard + 3): the integers summed across nodes */
     float *owned_grads;        /* exact with a node group: the model's private gradient, now ours */
+    /* deferred updates (clip_norm, lars, lamb): the norms over whole tensors come first */
+    bool deferred;
+    int n_parts;               /* the parts of tensors this rank updates in every step */
+    int *part_tensor, *part_cell;
+    size_t *part_begin, *part_end;
+    int n_cells;               /* the norms' sums: a rank's parts add into cells, cells into tensors */
+    int *cell_first;           /* (n_tensors + 1): tensor t's cells are [cell_first[t], cell_first[t + 1]) */
+    double *cell_sum;          /* (2 n_cells) */
+    bool cells_merged;         /* the cells are spread over the ranks: merged by MPI_MAX */
+    double tensor_sq[2 * TR_OPTIM_MAX_TENSORS];
 };
 
 /* shared: parameters updated at once into the scratch block (in this core's cache), then
@@ -78,10 +88,15 @@ struct tr_reduce {
 #define STREAM_BLOCK ((size_t)8192)
 #define STREAM_MIN ((size_t)1 << 16)
 
+/* The logged gradient norm, before the update: the gradient as it arrived, unclipped. */
+static void measure(tr_reduce *r, size_t lo, size_t hi)
+{
+    if (r->measure)
+        r->step_sq += tr_optim_grad_sq_norm(r->o, r->m, lo, hi);
+}
+
 static bool update(tr_reduce *r, size_t lo, size_t hi, float scale)
 {
-    if (r->measure) /* before the update: the gradient as it arrived, unclipped */
-        r->step_sq += tr_optim_grad_sq_norm(r->o, r->m, lo, hi);
     bool ok = true;
     if (!r->params_out) {
         ok = tr_optim_step_range(r->o, r->m, lo, hi, scale, NULL);
@@ -114,14 +129,85 @@ static float clip_scale(const tr_reduce *r, double sq)
     return coef < 1.0 ? (float)coef : 1.0f;
 }
 
-/* Every rank holds the summed gradient: the norm and the update are the same everywhere. */
+/*
+ * Deferred updates. clip_norm needs the norm of the whole gradient, and lars and lamb the
+ * norms of each whole tensor, before any update. The sums must be the same to the bit on
+ * every rank, and in the exact strategy they must not depend on the layout either, while
+ * the ranks own pieces of tensors (shards). So each rank adds its parts into cells: in the
+ * exact strategy a fixed grid of NORM_CELL parameters per tensor, which the shards are
+ * aligned to (whatever the number of ranks, each cell is summed by one rank in the same
+ * order); in the shared strategy one cell per tensor and rank of the node; else one per
+ * tensor. Every node computes the same cells, so merging them over all ranks by MPI_MAX
+ * (each cell has one value, zero elsewhere) gives every rank the same cells, which are then
+ * added in order.
+ */
+#define NORM_CELL ((size_t)512)
+
+enum norm_sums { SUMS_CLIP, SUMS_LAYER };
+
+/* Each tensor's sums over all its parts into tensor_sq: SUMS_CLIP the squared norm of the
+ * regularised gradient (tensor_sq[2t]), SUMS_LAYER lars/lamb's stage one (tensor_sq[2t],
+ * [2t + 1]: optim.h). */
+static int norm_sums(tr_reduce *r, enum norm_sums what, float scale, tr_err *err)
+{
+    memset(r->cell_sum, 0, 2 * (size_t)r->n_cells * sizeof *r->cell_sum);
+    for (int i = 0; i < r->n_parts; i++) {
+        double *cell = r->cell_sum + 2 * r->part_cell[i];
+        const size_t a = r->part_begin[i], b = r->part_end[i];
+        if (what == SUMS_CLIP)
+            cell[0] += tr_optim_grad_sq_norm(r->o, r->m, a, b);
+        else
+            r->update_finite &= tr_optim_layer_sums(r->o, r->m, r->part_tensor[i], a, b, scale, cell);
+    }
+    if (r->cells_merged) {
+        const int rc = allreduce_pieces(r->cell_sum, 2 * (size_t)r->n_cells, MPI_DOUBLE, MPI_MAX, r->d->impl->comm,
+                                        "MPI_Allreduce (the norms of the tensors)", err);
+        if (rc)
+            return rc;
+    }
+    for (int t = 0; t < r->m->n_tensors; t++) {
+        double *sq = r->tensor_sq + 2 * t;
+        sq[0] = sq[1] = 0.0;
+        for (int c = r->cell_first[t]; c < r->cell_first[t + 1]; c++) {
+            sq[0] += r->cell_sum[2 * c];
+            sq[1] += r->cell_sum[2 * c + 1];
+        }
+    }
+    return 0;
+}
+
+/* The step's updates of this rank's parts: the norms first where they are needed (the
+ * collectives are reached by every rank). */
+static int update_parts(tr_reduce *r, tr_err *err)
+{
+    for (int i = 0; i < r->n_parts; i++)
+        measure(r, r->part_begin[i], r->part_end[i]);
+    float scale = 1.0f;
+    int rc = 0;
+    if (r->clip_norm > 0.0) {
+        rc = norm_sums(r, SUMS_CLIP, 1.0f, err);
+        double sq = 0.0;
+        for (int t = 0; t < r->m->n_tensors; t++)
+            sq += r->tensor_sq[2 * t];
+        scale = clip_scale(r, sq);
+    }
+    if (!rc && tr_optim_layerwise(r->o)) {
+        rc = norm_sums(r, SUMS_LAYER, scale, err);
+        for (int t = 0; t < r->m->n_tensors; t++)
+            tr_optim_set_trust(r->o, r->m, t, r->tensor_sq + 2 * t);
+    }
+    for (int i = 0; !rc && i < r->n_parts; i++)
+        update(r, r->part_begin[i], r->part_end[i], scale);
+    return rc;
+}
+
+/* Every rank holds the summed gradient: the norms and the update are the same everywhere. */
 static void update_all(tr_reduce *r)
 {
     tr_phase_enter(r->clock, TR_PHASE_OPTIM);
     tr_optim_begin_step(r->o);
     r->update_finite = true;
-    const size_t P = r->m->n_params;
-    update(r, 0, P, clip_scale(r, r->clip_norm > 0.0 ? tr_optim_grad_sq_norm(r->o, r->m, 0, P) : 0.0));
+    update_parts(r, NULL); /* no collective: every part is this rank's */
     tr_phase_leave(r->clock);
 }
 
@@ -130,10 +216,17 @@ static void update_all(tr_reduce *r)
 static void local_layer_done(void *ctx, size_t frontier)
 {
     tr_reduce *r = ctx;
-    const tr_model *m = r->m;
+    tr_model *m = r->m;
     tr_phase_enter(r->clock, TR_PHASE_OPTIM);
     while (r->local_top > 0 && m->tensor[r->local_top - 1].offset >= frontier) {
-        const tr_tensor *T = &m->tensor[--r->local_top];
+        const int t = --r->local_top;
+        const tr_tensor *T = &m->tensor[t];
+        measure(r, T->offset, T->offset + T->size);
+        if (tr_optim_layerwise(r->o)) {
+            double sq[2] = {0.0, 0.0};
+            r->update_finite &= tr_optim_layer_sums(r->o, m, t, T->offset, T->offset + T->size, 1.0f, sq);
+            tr_optim_set_trust(r->o, m, t, sq);
+        }
         update(r, T->offset, T->offset + T->size, 1.0f);
     }
     tr_phase_leave(r->clock);
@@ -186,8 +279,9 @@ static void shared_update_ready(tr_reduce *r)
             r->step_err = cerr;
         }
         tr_phase_leave(r->clock);
-        if (r->clip_norm <= 0.0) {
+        if (!r->deferred) {
             tr_phase_enter(r->clock, TR_PHASE_OPTIM);
+            measure(r, sb, se);
             update(r, sb, se, 1.0f);
             tr_phase_leave(r->clock);
         }
@@ -258,25 +352,12 @@ static int shared_complete(tr_reduce *r, tr_step_stats *st, tr_err *err)
             relax(spins); /* the others are still in backward; do not slow them down */
     }
     tr_watch_end();
-    if (r->clip_norm > 0.0) { /* the global norm first, then the updates */
-        double sq = 0.0;
-        for (int k = 0; k < r->n_buckets; k++) {
-            size_t sb, se;
-            shard_of(r, k, &sb, &se);
-            sq += tr_optim_grad_sq_norm(r->o, r->m, sb, se);
-        }
-        int rc = tr_dist_sum_f64(r->d, &sq, 1, err);
+    if (r->deferred) { /* the norms first, then the updates */
+        tr_phase_enter(r->clock, TR_PHASE_OPTIM);
+        const int rc = update_parts(r, err);
+        tr_phase_leave(r->clock);
         if (rc)
             return rc;
-        sq /= (double)(r->d->size / r->d->local_size); /* every node holds every shard */
-        const float scale = clip_scale(r, sq);
-        tr_phase_enter(r->clock, TR_PHASE_OPTIM);
-        for (int k = 0; k < r->n_buckets; k++) {
-            size_t sb, se;
-            shard_of(r, k, &sb, &se);
-            update(r, sb, se, scale);
-        }
-        tr_phase_leave(r->clock);
     }
     atomic_thread_fence(memory_order_seq_cst);
     /* the sum of the statistics is also the barrier: after it every shard is updated */
@@ -341,6 +422,17 @@ static float *exact_chunk_of(tr_reduce *r, int local_rank, int64_t i)
     return (float *)(void *)(exact_header_of(r, local_rank) + r->header_len) + (size_t)i * r->chunk_stride;
 }
 
+/* exact: this rank's shard of the parameters, whole cells of the norms' grid (the last ranks'
+ * may be empty for a small model). */
+static void exact_shard(const tr_reduce *r, size_t *sb, size_t *se)
+{
+    const size_t P = r->m->n_params, cells = (P + NORM_CELL - 1) / NORM_CELL;
+    int64_t lo, hi;
+    tr_share((int64_t)cells, r->node ? r->d->local_rank : 0, r->node ? r->d->local_size : 1, &lo, &hi);
+    *sb = (size_t)lo * NORM_CELL < P ? (size_t)lo * NORM_CELL : P;
+    *se = (size_t)hi * NORM_CELL < P ? (size_t)hi * NORM_CELL : P;
+}
+
 /*
  * exact: the rest of the step after this rank's chunks.
  *   1. this rank's maxima, statistics and chunk losses go into its header; the node's ranks
@@ -357,7 +449,7 @@ static float *exact_chunk_of(tr_reduce *r, int local_rank, int64_t i)
 static int exact_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
 {
     const tr_model *m = r->m;
-    const int T = m->n_tensors, L = r->node ? r->d->local_size : 1, me = r->node ? r->d->local_rank : 0;
+    const int T = m->n_tensors, L = r->node ? r->d->local_size : 1;
     tr_phase_enter(r->clock, TR_PHASE_COMM);
     double *h = r->header;
     for (int t = 0; t <= T + 1; t++)
@@ -398,10 +490,7 @@ static int exact_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
     size_t sb = 0, se = m->n_params;
     if (finite) {
         tr_fixed_grid(mx, T, r->exp);
-        int64_t lo, hi;
-        tr_share((int64_t)m->n_params, me, L, &lo, &hi);
-        sb = (size_t)lo;
-        se = (size_t)hi;
+        exact_shard(r, &sb, &se);
         int64_t loss = 0;
         for (int j = 0; j < L; j++) {
             const double *hj = exact_header_of(r, j);
@@ -431,16 +520,9 @@ static int exact_finish(tr_reduce *r, tr_step_stats *st, tr_err *err)
     tr_phase_leave(r->clock);
     /* the update of this rank's shard (every rank reaches the collectives below) */
     tr_phase_enter(r->clock, TR_PHASE_OPTIM);
-    double sq = 0.0;
     if (!rc && finite) {
         tr_optim_begin_step(r->o);
-        if (r->clip_norm > 0.0) {
-            sq = tr_optim_grad_sq_norm(r->o, r->m, sb, se);
-            rc = tr_dist_sum_f64(r->d, &sq, 1, err);
-            sq /= (double)(r->d->size / L); /* every node holds every shard */
-        }
-        if (!rc)
-            update(r, sb, se, clip_scale(r, sq));
+        rc = update_parts(r, err);
     }
     tr_phase_leave(r->clock);
     atomic_thread_fence(memory_order_seq_cst);
@@ -518,7 +600,7 @@ static int exact_create(tr_reduce *r, tr_optim *o, const tr_train_config *tc, in
     r->gather = calloc((size_t)L * (size_t)chunk_bufs + 1, sizeof *r->gather);
     r->maxima = calloc((size_t)T + 3, sizeof *r->maxima);
     r->exp = calloc((size_t)T + 1, sizeof *r->exp);
-    const size_t shard = (m->n_params + (size_t)L - 1) / (size_t)L;
+    const size_t shard = ((m->n_params + NORM_CELL - 1) / NORM_CELL + (size_t)L - 1) / (size_t)L * NORM_CELL;
     if (r->exact_cross != MPI_COMM_NULL)
         r->cross_acc = tr_big_alloc((shard + 3) * sizeof *r->cross_acc);
     const bool ok = r->header && r->chunk && r->chunk_loss && r->gather && r->maxima && r->exp &&
@@ -527,6 +609,86 @@ static int exact_create(tr_reduce *r, tr_optim *o, const tr_train_config *tc, in
         r->chunk[i] = exact_chunk_of(r, me, i);
     return tr_dist_agree(d, ok ? 0 : tr_fail(err, TR_ENOMEM, "cannot allocate %lld chunk gradient buffers",
                                              (long long)chunk_bufs));
+}
+
+/* One part of tensor t the step updates, and the cell its norms add into (update_parts);
+ * counted only until the arrays exist. */
+static void plan_part(tr_reduce *r, int t, size_t a, size_t b, int cell)
+{
+    if (r->part_tensor) {
+        r->part_tensor[r->n_parts] = t;
+        r->part_cell[r->n_parts] = cell;
+        r->part_begin[r->n_parts] = a;
+        r->part_end[r->n_parts] = b;
+    }
+    r->n_parts++;
+}
+
+static void plan_range(tr_reduce *r, size_t lo, size_t hi)
+{
+    const tr_model *m = r->m;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const tr_tensor *T = &m->tensor[t];
+        size_t a, b;
+        if (!tr_tensor_part(T, lo, hi, &a, &b))
+            continue;
+        if (r->kind == TR_REDUCE_EXACT) { /* cut at the grid */
+            while (a < b) {
+                const size_t e = (a / NORM_CELL + 1) * NORM_CELL < b ? (a / NORM_CELL + 1) * NORM_CELL : b;
+                plan_part(r, t, a, e, r->cell_first[t] + (int)(a / NORM_CELL - T->offset / NORM_CELL));
+                a = e;
+            }
+        } else {
+            plan_part(r, t, a, b, r->kind == TR_REDUCE_SHARED ? r->cell_first[t] + r->d->local_rank : t);
+        }
+    }
+}
+
+static void plan_ranges(tr_reduce *r)
+{
+    r->n_parts = 0;
+    size_t sb = 0, se = r->m->n_params;
+    if (r->kind == TR_REDUCE_SHARED) {
+        for (int k = 0; k < r->n_buckets; k++) {
+            shard_of(r, k, &sb, &se);
+            plan_range(r, sb, se);
+        }
+        return;
+    }
+    if (r->kind == TR_REDUCE_EXACT)
+        exact_shard(r, &sb, &se);
+    plan_range(r, sb, se);
+}
+
+/* The parts of the parameters this rank updates in every step and the norms' cells. */
+static int plan_parts(tr_reduce *r, tr_err *err)
+{
+    const tr_model *m = r->m;
+    const int T = m->n_tensors, L = r->node ? r->d->local_size : 1;
+    r->deferred = r->clip_norm > 0.0 || tr_optim_layerwise(r->o);
+    r->cell_first = calloc((size_t)T + 1, sizeof *r->cell_first);
+    if (!r->cell_first)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    for (int t = 0; t < T; t++) {
+        const tr_tensor *X = &m->tensor[t];
+        const int cells = r->kind == TR_REDUCE_EXACT ? (int)((X->offset + X->size - 1) / NORM_CELL - X->offset / NORM_CELL) + 1
+                          : r->kind == TR_REDUCE_SHARED ? L
+                                                        : 1;
+        r->cell_first[t + 1] = r->cell_first[t] + cells;
+    }
+    r->n_cells = r->cell_first[T];
+    r->cells_merged = (r->kind == TR_REDUCE_SHARED || r->kind == TR_REDUCE_EXACT) && L > 1;
+    plan_ranges(r); /* counts */
+    const size_t n = (size_t)r->n_parts + 1;
+    r->part_tensor = calloc(n, sizeof *r->part_tensor);
+    r->part_cell = calloc(n, sizeof *r->part_cell);
+    r->part_begin = calloc(n, sizeof *r->part_begin);
+    r->part_end = calloc(n, sizeof *r->part_end);
+    r->cell_sum = calloc(2 * (size_t)r->n_cells + 1, sizeof *r->cell_sum);
+    if (!r->part_tensor || !r->part_cell || !r->part_begin || !r->part_end || !r->cell_sum)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    plan_ranges(r);
+    return 0;
 }
 
 int tr_reduce_create(tr_reduce **out, tr_dist *d, tr_model *m, tr_optim *o, const tr_train_config *tc,
@@ -566,6 +728,8 @@ int tr_reduce_create(tr_reduce **out, tr_dist *d, tr_model *m, tr_optim *o, cons
         else if (!rc && tc->comm == TR_COMM_SHARED)
             rc = tr_fail(err, TR_ECONFIG, "[train] comm = shared needs the same number of ranks on every node");
     }
+    if (!rc)
+        rc = tr_dist_agree(d, plan_parts(r, err));
     if (rc) {
         tr_reduce_free(r);
         return rc;
@@ -590,6 +754,12 @@ void tr_reduce_free(tr_reduce *r)
     tr_big_free(r->cross_acc);
     tr_big_free(r->scratch);
     tr_big_free(r->owned_grads);
+    free(r->part_tensor);
+    free(r->part_cell);
+    free(r->part_begin);
+    free(r->part_end);
+    free(r->cell_first);
+    free(r->cell_sum);
     free(r);
 }
 

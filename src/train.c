@@ -589,8 +589,7 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, total_steps, t->lr_scale);
     double momentum;
     if (tr_momentum_at(&t->cfg->train, t->step, total_steps, &momentum))
-        *(t->optim.cfg.kind == TR_OPTIM_ADAM || t->optim.cfg.kind == TR_OPTIM_ADAMW ? &t->optim.cfg.beta1
-                                                                                   : &t->optim.cfg.momentum) = momentum;
+        *(tr_optim_cycles_beta1(t->optim.cfg.kind) ? &t->optim.cfg.beta1 : &t->optim.cfg.momentum) = momentum;
     tr_step_stats st = {0};
     tr_reduce_measure_norm(t->reduce, tr_trainer_logs_step(t, t->step + 1));
     tr_reduce_begin(t->reduce);

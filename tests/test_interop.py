@@ -152,6 +152,19 @@ TRAIN_CASES = {
          "--set", "train.lr_decay=0.01", "--set", "train.initial_accumulator_value=0.1",
          "--set", "train.weight_decay=0.001", "--set", "train.penalty_params=all"],
         dict(loss="ce", opt="adagrad")),
+    # the layer-wise large-batch optimizers, against timm's Lars and Lamb written out below
+    "lars (momentum, weight decay)": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=relu", "--set", "model.output_activation=identity",
+         "--set", "train.loss=cross_entropy", "--set", "train.optimizer=lars", "--set", "train.lr=2",
+         "--set", "train.weight_decay=0.0005", "--set", "train.trust_coefficient=0.01"],
+        dict(loss="ce", opt="lars")),
+    "lamb (weight decay) + clip_norm": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=relu", "--set", "model.output_activation=identity",
+         "--set", "train.loss=cross_entropy", "--set", "train.optimizer=lamb", "--set", "train.lr=0.02",
+         "--set", "train.clip_norm=0.5"],
+        dict(loss="ce", opt="lamb", clip=0.5)),
     # what a course does and PyTorch accepts: CrossEntropyLoss after nn.Softmax (applied twice)
     "softmax output + cross-entropy (softmax twice)": (
         ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
@@ -169,6 +182,55 @@ common = ["--set", "data.n=256", "--set", "data.test_fraction=0", "--set", "data
           "train.sync_bn=false"]
 import to_torch  # noqa: E402
 from trainer_h5 import read_checkpoint  # noqa: E402
+
+
+class LayerWise(torch.optim.Optimizer):
+    """timm's Lars (trust_clip off) and Lamb (grad_averaging, bias correction, no clipping of
+    its own), each group's `adapt` saying whether its tensors get the trust ratio."""
+
+    def __init__(self, groups, kind, lr, momentum=0.9, betas=(0.9, 0.999), eps=1e-8, trust_coeff=0.001):
+        super().__init__(groups, dict(lr=lr, weight_decay=0.0, adapt=False))
+        self.kind, self.momentum, self.betas, self.eps, self.trust_coeff = kind, momentum, betas, eps, trust_coeff
+
+    @torch.no_grad()
+    def step(self):
+        for g in self.param_groups:
+            wd = g["weight_decay"]
+            for p in g["params"]:
+                st = self.state[p]
+                st["step"] = st.get("step", 0) + 1
+                grad = p.grad.clone()
+                if self.kind == "lamb":
+                    b1, b2 = self.betas
+                    m = st.setdefault("exp_avg", torch.zeros_like(p))
+                    v = st.setdefault("exp_avg_sq", torch.zeros_like(p))
+                    m.mul_(b1).add_(grad, alpha=1 - b1)
+                    v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                    denom = (v.sqrt() / (1 - b2 ** st["step"]) ** 0.5).add_(self.eps)
+                    update = (m / (1 - b1 ** st["step"])).div_(denom)
+                    update.add_(p, alpha=wd)
+                    if g["adapt"]:
+                        w, u = p.norm(2.0), update.norm(2.0)
+                        update.mul_(w / u if w > 0 and u > 0 else 1.0)
+                    p.add_(update, alpha=-g["lr"])
+                else:
+                    if g["adapt"]:
+                        w, n = p.norm(2.0), grad.norm(2.0)
+                        trust = self.trust_coeff * w / (n + w * wd + self.eps) if w > 0 and n > 0 else 1.0
+                        grad.add_(p, alpha=wd).mul_(trust)
+                    if "momentum_buffer" not in st:
+                        st["momentum_buffer"] = grad.clone()
+                    else:
+                        st["momentum_buffer"].mul_(self.momentum).add_(grad)
+                    p.add_(st["momentum_buffer"], alpha=-g["lr"])
+
+
+def layer_groups(model, weight_decay):
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight") and p.dim() == 2]
+    others = [p for n, p in model.named_parameters() if not (n.endswith("weight") and p.dim() == 2)]
+    return [dict(params=weights, weight_decay=weight_decay, adapt=True), dict(params=others)]
+
+
 for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() for e in ("openblas", "onednn")):
     name = f"{name} [gemm {engine}]"
     sets = sets + ["--set", f"train.gemm={engine}"]
@@ -189,6 +251,10 @@ for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() fo
     elif how["opt"] == "adagrad":
         opt = torch.optim.Adagrad(model.parameters(), lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1,
                                   weight_decay=0.001)
+    elif how["opt"] == "lars":
+        opt = LayerWise(layer_groups(model, 0.0005), "lars", lr=2.0, trust_coeff=0.01)
+    elif how["opt"] == "lamb":
+        opt = LayerWise(layer_groups(model, 0.01), "lamb", lr=0.02, eps=1e-6)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=0.05)
     sched = torch.optim.lr_scheduler.StepLR(opt, 1, how["step_gamma"]) if "step_gamma" in how else None

@@ -1,8 +1,11 @@
 /*
  * test_optim.c: one step of every optimizer (two for the stateful ones) against the
- * closed-form update of torch.optim computed here in double.
+ * closed-form update of torch.optim computed here in double; LARS and LAMB against their
+ * papers' algorithms on a small network (their ratios are per tensor).
  */
 #include "trainer/optim.h"
+
+#include "trainer/model.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -378,4 +381,136 @@ Test(optim, update_to_another_buffer_equals_in_place)
             tr_optim_free(&b);
         }
     }
+}
+
+/* ---------------------------------------------------------------- layer-wise: lars, lamb - */
+
+/* A 3-4-2 network: weights (4x3, 2x4) are adapted and decayed, biases are not. */
+static void layer_model(tr_model *m)
+{
+    tr_model_config c;
+    memset(&c, 0, sizeof c);
+    c.n_layers = 2;
+    c.widths[0] = 3, c.widths[1] = 4, c.widths[2] = 2;
+    c.act[0] = TR_ACT_TANH, c.act[1] = TR_ACT_IDENTITY;
+    c.bias = true;
+    cr_assert_eq(tr_model_init(m, &c, 4, NULL), 0);
+    for (int t = 0; t < m->n_tensors; t++)
+        for (size_t i = 0; i < m->tensor[t].size; i++)
+            m->params[m->tensor[t].offset + i] = (float)(0.3 * sin(1.0 + 3.0 * t + 0.7 * (double)i));
+}
+
+static double grad_at(int step, int t, size_t i) { return 0.05 * cos(step + 2.0 * t + 1.3 * (double)i) * (t + 1); }
+
+/* Two steps of the trainer's two stages, each tensor's stage one in two parts (the parts
+ * compose, as the sharded exchanges need), against the algorithm written out here in double. */
+static void layerwise_case(const tr_optim_config *cfg)
+{
+    tr_model m;
+    layer_model(&m);
+    tr_optim o;
+    cr_assert_eq(tr_optim_init(&o, cfg, m.n_params, NULL), 0);
+    tr_optim_set_rules(&o, &(tr_optim_rules){0});
+    double want[64], mom1[64] = {0}, mom2[64] = {0};
+    for (int t = 0; t < m.n_tensors; t++)
+        for (size_t i = 0; i < m.tensor[t].size; i++)
+            want[m.tensor[t].offset + i] = m.params[m.tensor[t].offset + i];
+    const double lr = cfg->lr, wd = cfg->weight_decay, eps = cfg->eps, b1 = cfg->beta1, b2 = cfg->beta2;
+    for (int step = 1; step <= 2; step++) {
+        for (int t = 0; t < m.n_tensors; t++)
+            for (size_t i = 0; i < m.tensor[t].size; i++)
+                m.grads[m.tensor[t].offset + i] = (float)grad_at(step, t, i);
+        tr_optim_begin_step(&o);
+        for (int t = 0; t < m.n_tensors; t++) {
+            const tr_tensor *T = &m.tensor[t];
+            double sq[2] = {0, 0};
+            const size_t mid = T->offset + T->size / 2;
+            cr_expect(tr_optim_layer_sums(&o, &m, t, T->offset, mid, 1.0f, sq));
+            cr_expect(tr_optim_layer_sums(&o, &m, t, mid, T->offset + T->size, 1.0f, sq));
+            tr_optim_set_trust(&o, &m, t, sq);
+        }
+        cr_expect(tr_optim_step_range(&o, &m, 0, m.n_params, 1.0f, NULL));
+        for (int t = 0; t < m.n_tensors; t++) {
+            const tr_tensor *T = &m.tensor[t];
+            const bool adapt = T->is_weight;
+            const double twd = adapt ? wd : 0.0;
+            double u[64], pp = 0, uu = 0;
+            for (size_t i = 0; i < T->size; i++) {
+                const size_t k = T->offset + i;
+                const double g = grad_at(step, t, i);
+                if (cfg->kind == TR_OPTIM_LAMB) {
+                    mom1[k] = b1 * mom1[k] + (1 - b1) * g;
+                    mom2[k] = b2 * mom2[k] + (1 - b2) * g * g;
+                    u[i] = (mom1[k] / (1 - pow(b1, step))) / (sqrt(mom2[k]) / sqrt(1 - pow(b2, step)) + eps) +
+                           twd * want[k];
+                } else {
+                    u[i] = g;
+                }
+                pp += want[k] * want[k];
+                uu += u[i] * u[i];
+            }
+            double trust = 1.0;
+            if (adapt)
+                trust = cfg->kind == TR_OPTIM_LAMB ? sqrt(pp) / sqrt(uu)
+                                                   : cfg->trust_coefficient * sqrt(pp) / (sqrt(uu) + wd * sqrt(pp) + eps);
+            cr_expect(!adapt || fabs(o.trust[t] - trust) <= 1e-6 * trust, "tensor %d: trust %g, want %g", t,
+                      (double)o.trust[t], trust);
+            for (size_t i = 0; i < T->size; i++) {
+                const size_t k = T->offset + i;
+                if (cfg->kind == TR_OPTIM_LAMB) {
+                    want[k] -= lr * trust * u[i];
+                } else { /* timm's Lars: the decayed gradient times the ratio, then SGD momentum */
+                    const double d = (u[i] + twd * want[k]) * trust;
+                    mom1[k] = step == 1 ? d : cfg->momentum * mom1[k] + d;
+                    want[k] -= lr * mom1[k];
+                }
+            }
+        }
+    }
+    double moved = 0;
+    for (int t = 0; t < m.n_tensors; t++)
+        for (size_t i = 0; i < m.tensor[t].size; i++) {
+            const size_t k = m.tensor[t].offset + i;
+            cr_expect(fabs(m.params[k] - want[k]) <= 2e-6 * (1 + fabs(want[k])), "%s: %s[%zu] = %.9g, want %.9g",
+                      tr_optim_name(cfg->kind), m.tensor[t].name, i, (double)m.params[k], want[k]);
+            cr_expect(m.grads[k] == 0.0f, "the gradient is left zero");
+            moved = fmax(moved, fabs(want[k] - 0.3 * sin(1.0 + 3.0 * t + 0.7 * (double)i)));
+        }
+    cr_expect(moved > 1e-3, "the steps moved the parameters (%g)", moved);
+    tr_optim_free(&o);
+    tr_model_free(&m);
+}
+
+Test(optim, lars_two_steps_follow_the_paper_with_momentum_and_decay)
+{
+    layerwise_case(&(tr_optim_config){.kind = TR_OPTIM_LARS, .lr = 2.0, .momentum = 0.9, .weight_decay = 5e-4,
+                                      .eps = 1e-8, .trust_coefficient = 0.02});
+}
+
+Test(optim, lamb_two_steps_follow_the_paper_with_bias_correction_and_decay)
+{
+    layerwise_case(&(tr_optim_config){.kind = TR_OPTIM_LAMB, .lr = 0.05, .beta1 = 0.9, .beta2 = 0.999,
+                                      .weight_decay = 0.01, .eps = 1e-6});
+}
+
+/* A zero weight tensor (or a zero gradient) has no ratio: the step is the plain one. */
+Test(optim, trust_ratio_is_one_when_a_norm_is_zero)
+{
+    tr_model m;
+    layer_model(&m);
+    tr_optim o;
+    cr_assert_eq(tr_optim_init(&o, &(tr_optim_config){.kind = TR_OPTIM_LAMB, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999,
+                                                      .eps = 1e-6},
+                               m.n_params, NULL),
+                 0);
+    tr_optim_set_trust(&o, &m, 0, (double[2]){0.0, 4.0});
+    cr_expect_eq(o.trust[0], 1.0f);
+    tr_optim_set_trust(&o, &m, 0, (double[2]){4.0, 0.0});
+    cr_expect_eq(o.trust[0], 1.0f);
+    tr_optim_set_trust(&o, &m, 0, (double[2]){4.0, 1.0});
+    cr_expect_eq(o.trust[0], 2.0f);
+    tr_optim_set_trust(&o, &m, 1, (double[2]){4.0, 1.0}); /* a bias: never adapted */
+    cr_expect_eq(o.trust[1], 1.0f);
+    tr_optim_free(&o);
+    tr_model_free(&m);
 }

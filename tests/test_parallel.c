@@ -192,13 +192,14 @@ static void test_regularisers_agree(tr_dist *world)
  * parameter buffer the step does not read (reduce.c, STREAM_MIN: 65536 parameters; this one
  * has 92103, and zero padding between its tensors that must stay zero): at np=2 it gives the
  * bits of the allreduce exchange (a sum of two is the same in either order), with clipping
- * (the update after the global norm) and without, and np=3 matches np=1 to rounding (Adam
- * magnifies the rounding of near-zero gradients: 1.6e-5 here). */
+ * (the update after the global norm) and without, and with LAMB (each tensor's norms summed
+ * over the ranks' shards), and np=3 matches np=1 to rounding (Adam magnifies the rounding of
+ * near-zero gradients: 1.6e-5 here). */
 static void test_streamed_updates(tr_dist *world)
 {
-    const char *opts[] = {"train.optimizer=adam", "train.optimizer=momentum"};
+    const char *opts[] = {"train.optimizer=adam", "train.optimizer=momentum", "train.optimizer=lamb"};
     const char *clips[] = {"train.clip_norm=0", "train.clip_norm=0.5"};
-    for (int o = 0; o < 2; o++)
+    for (int o = 0; o < 3; o++)
         for (int k = 0; k < 2; k++) {
             /* one engine for all runs (auto times them anew in each): the bits are compared */
             const char *shared[] = {"model.layers=2,300,300,3", opts[o], "train.lr=0.01", clips[k],

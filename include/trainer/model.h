@@ -119,6 +119,8 @@ typedef struct tr_forward_mode {
     double *bn_record;
 } tr_forward_mode;
 
+_Static_assert(4 * TR_MAX_LAYERS <= TR_OPTIM_MAX_TENSORS, "the optimizer keeps a trust ratio per tensor");
+
 typedef struct tr_model {
     tr_model_config cfg;
     int n_layers;

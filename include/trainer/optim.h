@@ -2,7 +2,10 @@
  * optim.h: optimizers over the flat parameter buffer, with PyTorch's update rules
  * (torch.optim single-tensor implementations): SGD with coupled weight decay, momentum and
  * Nesterov, RMSprop (alpha 0.99, eps 1e-8, optional centered/momentum), Adam with bias
- * correction (optional AMSGrad), AdamW with decoupled decay.
+ * correction (optional AMSGrad), AdamW with decoupled decay, Adagrad; and the layer-wise
+ * large-batch optimizers LARS (You, Gitman and Ginsburg 2017) and LAMB (You et al. 2019),
+ * which torch.optim lacks: their arithmetic follows timm's reference implementations
+ * (timm.optim.Lars, timm.optim.Lamb), with the trust ratio on the tensors weight decay covers.
  *
  * The state buffers (momentum, Adam m and v, ...) have the flat parameter layout, so a step
  * is one loop per parameter tensor and a checkpoint stores them under the tensor names.
@@ -24,7 +27,9 @@
     X(RMSPROP, "rmsprop")      \
     X(ADAM, "adam")            \
     X(ADAMW, "adamw")          \
-    X(ADAGRAD, "adagrad")
+    X(ADAGRAD, "adagrad")      \
+    X(LARS, "lars")            \
+    X(LAMB, "lamb")
 
 typedef enum tr_optim_kind {
 #define TR_X_OPT(e, name) TR_OPTIM_##e,
@@ -35,6 +40,12 @@ typedef enum tr_optim_kind {
 
 extern const char *const tr_optim_names[]; /* NULL-terminated, in tr_optim_kind order */
 const char *tr_optim_name(tr_optim_kind kind);
+
+/* Whether the optimizer's momentum is Adam's beta1 (adam, adamw, lamb) rather than SGD's. */
+static inline bool tr_optim_cycles_beta1(tr_optim_kind kind)
+{
+    return kind == TR_OPTIM_ADAM || kind == TR_OPTIM_ADAMW || kind == TR_OPTIM_LAMB;
+}
 
 typedef struct tr_optim_config {
     tr_optim_kind kind;
@@ -49,7 +60,11 @@ typedef struct tr_optim_config {
     bool amsgrad;        /* adam, adamw */
     double lr_decay;     /* adagrad: lr / (1 + (t - 1) lr_decay) */
     double initial_accumulator_value; /* adagrad: the sum of squares starts here */
+    double trust_coefficient; /* lars: eta of the local rate eta ||w|| / (||g|| + wd ||w|| + eps) */
 } tr_optim_config;
+
+/* The most parameter tensors a model has (model.h checks it against its own bound). */
+#define TR_OPTIM_MAX_TENSORS 256
 
 /* One named state buffer (checkpoint name and pointer into the optimizer). */
 typedef struct tr_optim_state {
@@ -74,7 +89,8 @@ typedef struct tr_optim {
     tr_optim_state state[3];
     int n_state;
     /* precomputed for the current step (tr_optim_begin_step) */
-    float step_size, inv_bc2_sqrt;
+    float step_size, inv_bc1, inv_bc2_sqrt;
+    float trust[TR_OPTIM_MAX_TENSORS]; /* lars, lamb: each tensor's trust ratio this step (tr_optim_set_trust) */
 } tr_optim;
 
 /* Allocates the state (zeroed) for n parameters. */
@@ -99,6 +115,7 @@ typedef struct tr_optim_range {
     float l1, l2;   /* penalty coefficients */
     float scale;    /* 1: no norm clipping */
     float clip;     /* 0: no value clipping */
+    float trust;    /* lars, lamb: the tensor's trust ratio (0 or 1: none) */
 } tr_optim_range;
 
 /* Plain: weight decay applies, no penalty, no clipping. */
@@ -127,6 +144,17 @@ double tr_optim_sq_norm(const float *params, const float *grads, size_t begin, s
 struct tr_model;
 bool tr_optim_step_range(tr_optim *o, struct tr_model *m, size_t lo, size_t hi, float scale, float *out);
 double tr_optim_grad_sq_norm(const tr_optim *o, const struct tr_model *m, size_t lo, size_t hi);
+/* Layer-wise optimizers (lars, lamb) scale each tensor's step by a trust ratio computed from
+ * norms over the whole tensor, so their step has two stages. Stage one, over the parts of
+ * tensor t in [a, b) this rank owns: the gradient is regularised and clipped in place (scale:
+ * clip_grad_norm_'s factor), lamb's moments are advanced, and sq[0] += ||p||^2, sq[1] +=
+ * ||u||^2 over the part (u: lars the gradient, lamb its Adam direction plus weight decay);
+ * false when a gradient is not finite. Then, with each tensor's sums over all its parts,
+ * tr_optim_set_trust, and stage two is tr_optim_step_range (which then ignores its scale). */
+bool tr_optim_layerwise(const tr_optim *o);
+bool tr_optim_layer_sums(tr_optim *o, struct tr_model *m, int t, size_t a, size_t b, float scale, double sq[2]);
+void tr_optim_set_trust(tr_optim *o, const struct tr_model *m, int t, const double sq[2]);
+
 /* The penalty's value over the model (the loss the log reports adds it). */
 double tr_optim_penalty(const tr_optim *o, const struct tr_model *m);
 
