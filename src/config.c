@@ -59,6 +59,7 @@ const char *const tr_scale_names[] = {TR_SCALE_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_format_names[] = {TR_FORMAT_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_nonfinite_names[] = {TR_NONFINITE_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_schedule_names[] = {TR_SCHEDULE_MAP(TR_ENUM_NAME) NULL};
+const char *const tr_lr_scaling_names[] = {TR_LR_SCALING_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_comm_names[] = {TR_COMM_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_best_mode_names[] = {TR_BEST_MODE_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_resume_names[] = {TR_RESUME_MAP(TR_ENUM_NAME) NULL};
@@ -415,6 +416,18 @@ static const key_desc keys[] = {
     {.section = "train", .name = "warmup_steps", .kind = K_I64, FIELD(train.warmup_steps),
      .min = 0, .max = 1e12, .def = "0",
      .doc = "Linear warm-up: the scheduled rate times (step + 1) / warmup_steps for the first optimizer steps."},
+    {.section = "train", .name = "lr_scaling", .kind = K_ENUM, FIELD(train.lr_scaling),
+     .names = tr_lr_scaling_names, .def = "none",
+     .doc = "The rate for the global batch B = batch_size x accumulate, as one switch: linear = lr x B / "
+            "lr_base_batch with a gradual warm-up (Goyal et al. 2017: from lr at the first step up to the scaled "
+            "rate at lr_scaling_warmup_epochs, linearly per step; the schedule runs on the scaled rate); sqrt = lr "
+            "x sqrt(B / lr_base_batch) with the same warm-up (the square-root rule for Adam-like optimizers); "
+            "none = lr as given."},
+    {.section = "train", .name = "lr_base_batch", .kind = K_I64, FIELD(train.lr_base_batch), .min = 1, .max = 1e12,
+     .def = "256", .doc = "lr_scaling: the global batch `lr` is given for (Goyal et al.'s 256)."},
+    {.section = "train", .name = "lr_scaling_warmup_epochs", .kind = K_DOUBLE,
+     FIELD(train.lr_scaling_warmup_epochs), .min = 0, .max = 1e9, .def = "5",
+     .doc = "lr_scaling: the warm-up's length in epochs (fractions allowed; 0: none; Goyal et al.'s 5)."},
     {.section = "train", .name = "plateau_factor", .kind = K_DOUBLE, FIELD(train.plateau_factor),
      .min = 0, .max = 1, .def = "0.1",
      .doc = "plateau schedule: factor of each reduction."},
@@ -1373,6 +1386,12 @@ static int finish(tr_config *c, tr_err *err)
     if (t->lr_schedule == TR_SCHED_ONECYCLE && t->warmup_steps > 0)
         return tr_fail(err, TR_ECONFIG, "%s: [train] lr_schedule = onecycle has its own warm-up (onecycle_pct_start): "
                                         "warmup_steps must be 0", c->path);
+    if (t->lr_scaling != TR_LR_SCALING_NONE && t->lr_scaling_warmup_epochs > 0.0 &&
+        (t->warmup_steps > 0 || t->lr_schedule == TR_SCHED_ONECYCLE))
+        return tr_fail(err, TR_ECONFIG, "%s: [train] lr_scaling = %s warms the rate up over "
+                                        "lr_scaling_warmup_epochs, and %s has a warm-up of its own: set one of them "
+                                        "to 0", c->path, tr_lr_scaling_names[t->lr_scaling],
+                       t->warmup_steps > 0 ? "warmup_steps" : "lr_schedule = onecycle (onecycle_pct_start)");
     if (t->label_smoothing > 0.0 && t->loss != TR_LOSS_CROSS_ENTROPY)
         return tr_fail(err, TR_ECONFIG, "%s: [train] label_smoothing = %g applies to loss = cross_entropy only (as "
                                         "PyTorch's CrossEntropyLoss)", c->path, t->label_smoothing);

@@ -76,6 +76,30 @@ double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t ste
     return v;
 }
 
+double tr_lr_batch_factor(const tr_train_config *tc, int64_t batch_rows)
+{
+    const double k = (double)batch_rows / (double)tc->lr_base_batch;
+    switch (tc->lr_scaling) {
+    case TR_LR_SCALING_LINEAR:
+        return k;
+    case TR_LR_SCALING_SQRT:
+        return sqrt(k);
+    case TR_LR_SCALING_NONE:
+        break;
+    }
+    return 1.0;
+}
+
+double tr_lr_batch_warmup(const tr_train_config *tc, double factor, int64_t step, int64_t steps_per_epoch)
+{
+    if (tc->lr_scaling == TR_LR_SCALING_NONE)
+        return 1.0;
+    const double W = round(tc->lr_scaling_warmup_epochs * (double)steps_per_epoch);
+    if ((double)step >= W)
+        return 1.0;
+    return (1.0 + (factor - 1.0) * (double)step / W) / factor;
+}
+
 bool tr_momentum_at(const tr_train_config *tc, int64_t step, int64_t total_steps, double *momentum)
 {
     if (tc->lr_schedule != TR_SCHED_ONECYCLE || !tc->onecycle_cycle_momentum)

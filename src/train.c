@@ -226,7 +226,8 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
                                  .sum = c->train.sync_bn && d->size > 1 && !c->train.deterministic ? sum_over_ranks
                                                                                                    : NULL,
                                  .ctx = d};
-    t->base_lr = c->train.optim.lr;
+    t->batch_factor = tr_lr_batch_factor(&c->train, t->sampler.batch * t->sampler.accumulate);
+    t->base_lr = c->train.optim.lr * t->batch_factor;
     t->lr_scale = 1.0;
     return alloc_buffers(t, c, max_local, max_rows, err);
 }
@@ -586,7 +587,8 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
     tr_model *m = &t->model;
     const double began = tr_step_seconds();
     const int64_t total_steps = t->cfg->train.epochs * tr_sampler_steps(&t->sampler);
-    t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, total_steps, t->lr_scale);
+    t->optim.lr = tr_lr_at(&t->cfg->train, t->base_lr, t->epoch, t->step, total_steps, t->lr_scale) *
+                  tr_lr_batch_warmup(&t->cfg->train, t->batch_factor, t->step, tr_sampler_steps(&t->sampler));
     double momentum;
     if (tr_momentum_at(&t->cfg->train, t->step, total_steps, &momentum))
         *(tr_optim_cycles_beta1(t->optim.cfg.kind) ? &t->optim.cfg.beta1 : &t->optim.cfg.momentum) = momentum;

@@ -83,6 +83,30 @@ Test(config, optimizer_dependent_defaults)
     cr_assert_eq(tr_config_load_string(&c, "t.ini", good, sets3, 1, NULL), 0);
     cr_expect(c.train.optim.momentum == 0.9);
     tr_config_free(&c);
+    const char *lars[] = {"train.optimizer=lars"}; /* timm's defaults, the paper's momentum */
+    cr_assert_eq(tr_config_load_string(&c, "t.ini", good, lars, 1, NULL), 0);
+    cr_expect(c.train.optim.lr == 1.0 && c.train.optim.momentum == 0.9 && c.train.optim.trust_coefficient == 0.001 &&
+              c.train.optim.eps == 1e-8 && c.train.optim.weight_decay == 0.0);
+    tr_config_free(&c);
+    const char *lamb[] = {"train.optimizer=lamb"};
+    cr_assert_eq(tr_config_load_string(&c, "t.ini", good, lamb, 1, NULL), 0);
+    cr_expect(c.train.optim.lr == 1e-3 && c.train.optim.eps == 1e-6 && c.train.optim.weight_decay == 0.01);
+    tr_config_free(&c);
+}
+
+/* lr_scaling's warm-up and another warm-up at once would multiply: refused, naming both. */
+Test(config, lr_scaling_warm_up_does_not_stack_with_another)
+{
+    expect_error("[model]\nlayers = 2, 1\n[train]\nloss = mse\nlr_scaling = linear\nwarmup_steps = 10\n", "test.ini",
+                 "lr_scaling_warmup_epochs", "warmup_steps");
+    expect_error("[model]\nlayers = 2, 1\n[train]\nloss = mse\nlr_scaling = sqrt\nlr_schedule = onecycle\noptimizer = adam\n",
+                 "test.ini",
+                 "lr_scaling = sqrt", "onecycle");
+    tr_config c;
+    const char *sets[] = {"train.lr_scaling=linear", "train.lr_schedule=onecycle", "train.optimizer=adam",
+                          "train.lr_scaling_warmup_epochs=0"};
+    cr_expect_eq(tr_config_load_string(&c, "test.ini", good, sets, 4, NULL), 0, "without its warm-up it scales onecycle");
+    tr_config_free(&c);
 }
 
 Test(config, activations_one_per_layer)

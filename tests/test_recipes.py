@@ -10,7 +10,9 @@ On the two-moons network (evaluation every epoch):
     target_step;
   - a lower-is-better target (val_loss <= 0.2 with a validation split) the same way;
   - a target never met trains every epoch, says so in the last line and writes no
-    attributes.
+    attributes;
+  - lr_scaling = linear gives the scaled rate after a per-step warm-up from the configured
+    one (Goyal et al.), at np=1 and np=2 alike.
 The shipped datasets/configs/fashion_mnist_fast.ini at np=2 (when Fashion-MNIST is
 installed) ends by its own stop_at (test accuracy >= 0.90) or, on a CPU whose kernels round
 differently, within half a point of it: its margin is thin (0.901-0.902 at the stop in five
@@ -84,6 +86,22 @@ try:
     check("a target never met: every epoch, 'not met' in the last line, no attributes",
           p.returncode == 0 and cols["epoch"][-1] == 5 and "stop_at test_accuracy >= 1.5 not met" in p.stdout
           and "time_to_target_s" not in attrs, p.stdout[-300:] + p.stderr[-300:])
+    # lr_scaling = linear: the global batch of 64 x 2 rows against lr_base_batch 32 is 4x the
+    # rate, reached per step over one epoch from the configured rate (Goyal et al.), at np=1
+    # and np=2 alike (the global batch does not depend on the ranks)
+    for np_ in (1, 2):
+        d = os.path.join(work, f"scaled{np_}")
+        p, _ = train(np_, d, "train.batch_size=64", "train.accumulate=2", "train.lr_scaling=linear",
+                     "train.lr_base_batch=32", "train.lr_scaling_warmup_epochs=1", "train.epochs=2",
+                     "output.log_every_steps=1", "train.optimizer=lamb", "train.lr=0.01")
+        with open(os.path.join(d, "steps.csv")) as f:
+            rows = [line.split(",") for line in f.read().split()[1:]]
+        lrs = [float(r[5]) for r in rows]
+        W = len(lrs) // 2  # steps per epoch
+        want = [0.01 + 0.03 * s / W if s < W else 0.04 for s in range(len(lrs))]
+        check(f"np={np_}: lr_scaling = linear warms from 0.01 to 0.04 over the first epoch ({W} steps) and stays",
+              p.returncode == 0 and all(abs(a - b) < 1e-8 for a, b in zip(lrs, want)), f"{lrs} want {want}")
+
     fast = os.path.join(SRC, "datasets", "configs", "fashion_mnist_fast.ini")
     if os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
         d = os.path.join(work, "fashion_fast")

@@ -113,6 +113,34 @@ Test(schedule, onecycle_rises_to_lr_then_falls_with_the_momentum_mirrored)
     cr_expect(!tr_momentum_at(&c, 5, 100, &m) && m == -1, "no momentum cycling in other schedules");
 }
 
+/* Goyal et al.: batch 2048 against the base 256 is 8x the rate, reached by a warm-up that
+ * starts at the unscaled rate and adds the same amount every step for 2.5 epochs of 4 steps. */
+Test(schedule, lr_scaling_scales_by_the_batch_and_warms_up_from_the_unscaled_rate)
+{
+    tr_train_config tc = schedule(TR_SCHED_CONSTANT);
+    tc.lr_base_batch = 256;
+    tc.lr_scaling_warmup_epochs = 2.5;
+    cr_expect_eq(tr_lr_batch_factor(&tc, 2048), 1.0, "none: the rate as given");
+    cr_expect_eq(tr_lr_batch_warmup(&tc, 1.0, 0, 4), 1.0);
+    tc.lr_scaling = TR_LR_SCALING_SQRT;
+    expect_lr(tr_lr_batch_factor(&tc, 2048), sqrt(8.0), "sqrt", 0);
+    tc.lr_scaling = TR_LR_SCALING_LINEAR;
+    const double k = tr_lr_batch_factor(&tc, 2048);
+    expect_lr(k, 8.0, "linear", 0);
+    const double lr = 0.1; /* the configured rate; the run steps at lr k times the warm-up's factor */
+    double prev = 0.0;
+    for (int s = 0; s < 12; s++) {
+        const double rate = lr * k * tr_lr_batch_warmup(&tc, k, s, 4);
+        const double want = s < 10 ? lr + (k * lr - lr) * s / 10.0 : k * lr; /* W = 2.5 x 4 = 10 steps */
+        expect_lr(rate, want, "linear warm-up", s);
+        if (s > 0 && s <= 10)
+            expect_lr(rate - prev, (k * lr - lr) / 10.0, "the same increment every step", s);
+        prev = rate;
+    }
+    tc.lr_scaling_warmup_epochs = 0.0;
+    cr_expect_eq(tr_lr_batch_warmup(&tc, k, 0, 4), 1.0, "no warm-up: the scaled rate from the first step");
+}
+
 Test(schedule, plateau_reduces_after_patience_bad_evaluations)
 {
     tr_train_config c = schedule(TR_SCHED_PLATEAU);

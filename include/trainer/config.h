@@ -111,6 +111,10 @@ typedef struct tr_model_config {
     X(TR_SCHED_PLATEAU, "plateau")      \
     X(TR_SCHED_COSINE_STEPS, "cosine_steps") \
     X(TR_SCHED_ONECYCLE, "onecycle")
+#define TR_LR_SCALING_MAP(X)            \
+    X(TR_LR_SCALING_NONE, "none")       \
+    X(TR_LR_SCALING_LINEAR, "linear")   \
+    X(TR_LR_SCALING_SQRT, "sqrt")
 #define TR_COMM_MAP(X)                  \
     X(TR_COMM_AUTO, "auto")             \
     X(TR_COMM_SHARED, "shared")         \
@@ -135,6 +139,7 @@ typedef enum tr_scale_kind { TR_SCALE_MAP(TR_ENUM_VALUE) } tr_scale_kind;
 typedef enum tr_data_format { TR_FORMAT_MAP(TR_ENUM_VALUE) } tr_data_format;
 typedef enum tr_nonfinite { TR_NONFINITE_MAP(TR_ENUM_VALUE) } tr_nonfinite;
 typedef enum tr_lr_schedule { TR_SCHEDULE_MAP(TR_ENUM_VALUE) } tr_lr_schedule;
+typedef enum tr_lr_scaling { TR_LR_SCALING_MAP(TR_ENUM_VALUE) } tr_lr_scaling;
 typedef enum tr_comm_mode { TR_COMM_MAP(TR_ENUM_VALUE) } tr_comm_mode;
 typedef enum tr_best_mode { TR_BEST_MODE_MAP(TR_ENUM_VALUE) } tr_best_mode;
 typedef enum tr_resume_mode { TR_RESUME_MAP(TR_ENUM_VALUE) } tr_resume_mode;
@@ -142,7 +147,7 @@ typedef enum tr_progress_mode { TR_PROGRESS_MAP(TR_ENUM_VALUE) } tr_progress_mod
 typedef enum tr_shuffle_mode { TR_SHUFFLE_MAP(TR_ENUM_VALUE) } tr_shuffle_mode;
 
 extern const char *const tr_scale_names[], *const tr_format_names[], *const tr_nonfinite_names[],
-    *const tr_schedule_names[], *const tr_comm_names[], *const tr_best_mode_names[], *const tr_resume_names[],
+    *const tr_schedule_names[], *const tr_lr_scaling_names[], *const tr_comm_names[], *const tr_best_mode_names[], *const tr_resume_names[],
     *const tr_progress_names[], *const tr_shuffle_names[];
 
 typedef struct tr_data_config {
@@ -189,6 +194,9 @@ typedef struct tr_train_config {
     double clip_norm, clip_value;
     tr_lr_schedule lr_schedule;
     int64_t step_size, cosine_epochs, warmup_steps, plateau_patience;
+    tr_lr_scaling lr_scaling;       /* the rate for the global batch (sched.h) */
+    int64_t lr_base_batch;
+    double lr_scaling_warmup_epochs;
     double gamma, eta_min, plateau_factor, plateau_threshold, min_lr;
     double onecycle_pct_start, onecycle_div_factor, onecycle_final_div_factor; /* PyTorch's OneCycleLR */
     bool onecycle_cycle_momentum;

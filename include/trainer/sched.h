@@ -30,6 +30,16 @@
 double tr_lr_at(const tr_train_config *tc, double lr, int64_t epoch, int64_t step, int64_t total_steps,
                 double plateau_scale);
 
+/* [train] lr_scaling: the factor on lr for a global batch of batch_rows rows per optimizer
+ * step: linear B / lr_base_batch (Goyal et al. 2017), sqrt sqrt(B / lr_base_batch), none 1. */
+double tr_lr_batch_factor(const tr_train_config *tc, int64_t batch_rows);
+
+/* Goyal et al.'s gradual warm-up of the scaled rate: the factor on the scheduled rate at
+ * optimizer step `step` (0-based), (1 + (factor - 1) step / W) / factor for step < W =
+ * lr_scaling_warmup_epochs x steps_per_epoch (rounded), else 1: the first step at the
+ * unscaled rate, rising by the same amount each step to the scaled one. */
+double tr_lr_batch_warmup(const tr_train_config *tc, double factor, int64_t step, int64_t steps_per_epoch);
+
 /* onecycle with onecycle_cycle_momentum: the momentum (SGD's momentum, Adam's beta1) at this
  * step, from max_momentum down to base_momentum while the rate rises and back; false (and
  * *momentum untouched) for every other schedule. */

@@ -79,7 +79,8 @@ typedef struct tr_trainer {
     int64_t fault_nan_step;
     tr_forward_mode fmode;  /* training-mode forward (dropout, batch norm) */
     float class_weights[1024];
-    double base_lr, lr_scale; /* the configured rate and the plateau schedule's factor */
+    double base_lr, lr_scale; /* the configured rate (times batch_factor) and the plateau schedule's factor */
+    double batch_factor;      /* lr_scaling's factor for the global batch (sched.h) */
     /* stopping on a signal: the flag a handler sets, and the agreement of the last step */
     volatile sig_atomic_t *stop_flag;
     bool stop_agreed;
