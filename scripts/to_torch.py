@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Exports a trainer checkpoint to PyTorch.
 
-usage: scripts/to_torch.py CHECKPOINT.h5 MODEL.pt
+usage: scripts/to_torch.py CHECKPOINT.h5 MODEL.pt [--ema]
 
 Writes torch.save({"model": nn.Sequential, "state_dict": ..., "scaler": {"center", "scale"},
 "config": {...}}): the Sequential has exactly the checkpoint's modules (Linear, BatchNorm1d,
 activations, Dropout), so every state_dict key "<i>.<name>" is the checkpoint's
 /model/<i>/<name>. The model is in eval() mode. Apply the scaler to the features first:
     x = (x - scaler["center"]) / scaler["scale"]; logits_or_outputs = model(x)
+--ema exports the moving average of the weights (/ema, [train] ema_decay) instead of /model.
 Needs Debian's python3-torch, python3-h5py and python3-numpy.
 """
 import argparse
@@ -59,8 +60,13 @@ def main():
                                  epilog="Example: scripts/to_torch.py run/best.h5 model.pt")
     ap.add_argument("checkpoint")
     ap.add_argument("output")
+    ap.add_argument("--ema", action="store_true", help="export the moving average of the weights (/ema)")
     a = ap.parse_args()
     ck = read_checkpoint(a.checkpoint)
+    if a.ema:
+        if ck["ema"] is None:
+            fail(f"{a.checkpoint}: no /ema: the run kept no moving average of its weights ([train] ema_decay)")
+        ck["tensors"] = ck["ema"]
     if not ck["sequential"]:
         fail(f"{a.checkpoint}: no architecture (/model attribute 'sequential'): not written by trainer")
     model = build(ck)

@@ -35,19 +35,25 @@ def read_checkpoint(path):
         if "model" not in f:
             fail(f"{path}: no /model group: not a trainer checkpoint")
         model = f["model"]
-        tensors = {}
-        for idx in model:
-            for kind in model[idx]:
-                data = np.array(model[idx][kind])
-                # parameters and running statistics are float32; num_batches_tracked is an integer
-                tensors[f"{idx}.{kind}"] = data if data.dtype.kind == "i" else data.astype(np.float32)
+
+        def state_dict(group):
+            tensors = {}
+            for idx in group:
+                for kind in group[idx]:
+                    data = np.array(group[idx][kind])
+                    # parameters and running statistics are float32; num_batches_tracked is an integer
+                    tensors[f"{idx}.{kind}"] = data if data.dtype.kind == "i" else data.astype(np.float32)
+            return tensors
+        tensors = state_dict(model)
+        # [train] ema_decay: the moving average of the weights, in the same names
+        ema = state_dict(f["ema"]) if "ema" in f else None
         config = {k: attr_str(f["config"], k) for k in f["config"].attrs} if "config" in f else {}
         scaler = None
         if "scaler" in f:
             scaler = {"center": np.array(f["scaler/center"]), "scale": np.array(f["scaler/scale"]),
                       "kind": int(f["scaler"].attrs["kind"])}
         return {"tensors": tensors, "sequential": attr_str(model, "sequential", ""), "config": config,
-                "scaler": scaler, "layers": attr_str(model, "layers", "")}
+                "scaler": scaler, "layers": attr_str(model, "layers", ""), "ema": ema}
 
 
 HEADER_BYTES = 512  # the checksummed header every file the trainer loads as a checkpoint starts with

@@ -61,6 +61,32 @@ static void dir_of(const char *path, char *dir, size_t len)
         snprintf(dir, len, ".");
 }
 
+/* A model's tensors under group/<Sequential name>: the parameters, batch norm's running
+ * statistics and num_batches_tracked (the model's). */
+static int write_weights(hid_t f, const char *path, const char *group, const tr_model *m, const float *params,
+                         const float *buffers, tr_err *err)
+{
+    int rc = 0;
+    for (int t = 0; !rc && t < m->n_tensors; t++) {
+        const tr_tensor *T = &m->tensor[t];
+        char name[64];
+        snprintf(name, sizeof name, "%s/%s", group, T->name);
+        rc = tr_h5_write_f32(f, path, name, params + T->offset, T->rows, T->is_weight ? T->cols : 0, err);
+    }
+    for (int b = 0; !rc && b < m->n_buffers; b++) { /* batch norm: running statistics */
+        const tr_buffer *B = &m->buffer[b];
+        char name[64];
+        snprintf(name, sizeof name, "%s/%s", group, B->name);
+        rc = tr_h5_write_f32(f, path, name, buffers + B->offset, (int64_t)B->size, 0, err);
+        if (!rc && strstr(B->name, "running_mean")) {
+            char nbt[64];
+            snprintf(nbt, sizeof nbt, "%s/%d/num_batches_tracked", group, m->layer[B->layer].bn_seq);
+            rc = tr_h5_write_i64(f, path, nbt, &m->layer[B->layer].bn_batches, 1, err);
+        }
+    }
+    return rc;
+}
+
 static int write_contents(hid_t f, const char *path, const tr_config *c, const tr_model *m, const tr_optim *o,
                           const tr_scaler *sc, const tr_ckpt_state *st, tr_err *err)
 {
@@ -81,22 +107,15 @@ static int write_contents(hid_t f, const char *path, const tr_config *c, const t
         rc = tr_h5_attr_str(f, path, "/config", name, c->entries[i].value, err);
     }
     /* the model: tensors under their Sequential names, the architecture as attributes */
-    for (int t = 0; !rc && t < m->n_tensors; t++) {
-        const tr_tensor *T = &m->tensor[t];
-        char name[64];
-        snprintf(name, sizeof name, "/model/%s", T->name);
-        rc = tr_h5_write_f32(f, path, name, m->params + T->offset, T->rows, T->is_weight ? T->cols : 0, err);
-    }
-    for (int b = 0; !rc && b < m->n_buffers; b++) { /* batch norm: running statistics */
-        const tr_buffer *B = &m->buffer[b];
-        char name[64];
-        snprintf(name, sizeof name, "/model/%s", B->name);
-        rc = tr_h5_write_f32(f, path, name, m->buffers + B->offset, (int64_t)B->size, 0, err);
-        if (!rc && strstr(B->name, "running_mean")) {
-            char nbt[64];
-            snprintf(nbt, sizeof nbt, "/model/%d/num_batches_tracked", m->layer[B->layer].bn_seq);
-            rc = tr_h5_write_i64(f, path, nbt, &m->layer[B->layer].bn_batches, 1, err);
-        }
+    if (!rc)
+        rc = write_weights(f, path, "/model", m, m->params, m->buffers, err);
+    const tr_ema *ema = st ? st->ema : NULL;
+    if (!rc && ema && tr_ema_on(ema)) {
+        rc = write_weights(f, path, "/ema", m, ema->params, ema->buffers, err);
+        if (!rc)
+            rc = tr_h5_attr_f64(f, path, "/ema", "decay", ema->decay, err);
+        if (!rc)
+            rc = tr_h5_attr_i64(f, path, "/ema", "n_averaged", ema->n_averaged, err);
     }
     char layers[512], acts[512], seq[1024];
     arch_strings(&m->cfg, layers, sizeof layers, acts, sizeof acts);
@@ -556,6 +575,8 @@ typedef struct staged {
     float *center, *scale;          /* the scaler (NULL: none in the file) */
     int64_t scale_kind;
     tr_ckpt_state run;
+    float *ema_params, *ema_bufs;   /* /ema (NULL: not read, or none in the file) */
+    int64_t ema_count;
 } staged;
 
 /* The file is a trainer checkpoint of a format this trainer reads (a file exported from
@@ -656,6 +677,38 @@ static int read_buffers(hid_t f, const char *path, const tr_model *m, bool full,
     return 0;
 }
 
+/* /ema's tensors and statistics (ckpt.h), when the file has them; `required`: an error if not. */
+static int read_ema(hid_t f, const char *path, const tr_model *m, bool required, staged *g, tr_err *err)
+{
+    if (!tr_h5_exists(f, "/ema"))
+        return required ? tr_fail(err, TR_ECKPT, "%s: no /ema: the run kept no moving average of its weights "
+                                                 "([train] ema_decay)", path)
+                        : 0;
+    g->ema_params = calloc(m->n_params + 1, sizeof(float));
+    g->ema_bufs = calloc(m->n_buffer_floats + 1, sizeof(float));
+    if (!g->ema_params || !g->ema_bufs)
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    int rc = tr_h5_get_attr_i64(f, path, "/ema", "n_averaged", &g->ema_count, err);
+    for (int t = 0; !rc && t < m->n_tensors; t++) {
+        char name[64];
+        snprintf(name, sizeof name, "/ema/%s", m->tensor[t].name);
+        rc = read_tensor(f, path, name, &m->tensor[t], g->ema_params + m->tensor[t].offset, err);
+    }
+    for (int b = 0; !rc && b < m->n_buffers; b++) {
+        const tr_buffer *B = &m->buffer[b];
+        char name[64];
+        snprintf(name, sizeof name, "/ema/%s", B->name);
+        int64_t rows, cols;
+        rc = tr_h5_shape(f, path, name, &rows, &cols, NULL, err);
+        if (!rc && (rows != (int64_t)B->size || cols != 1))
+            rc = tr_fail(err, TR_ECKPT, "%s: %s has %lld values, the model needs %zu", path, name, (long long)rows,
+                         B->size);
+        if (!rc)
+            rc = tr_h5_read_rows(f, path, name, 0, rows, 1, g->ema_bufs + B->offset, err);
+    }
+    return rc;
+}
+
 /* The optimizer's kind (it must be the configuration's), step, rate and state buffers. */
 static int read_optimizer(hid_t f, const char *path, const tr_model *m, const tr_optim *o, staged *g, tr_err *err)
 {
@@ -735,6 +788,16 @@ static int read_run_state(hid_t f, const char *path, staged *g, tr_err *err)
 /* Everything read: into the model, the optimizer, the scaler and the state asked for. */
 static void commit(tr_model *m, const tr_ckpt_parts *parts, staged *g)
 {
+    if (parts && parts->ema_weights) { /* --ema: the average's weights are the model's */
+        memcpy(g->params, g->ema_params, m->n_params * sizeof *g->params);
+        memcpy(g->bufs, g->ema_bufs, m->n_buffer_floats * sizeof *g->bufs);
+    }
+    tr_ema *ema = parts ? parts->ema : NULL;
+    if (ema && tr_ema_on(ema) && g->ema_params) {
+        memcpy(ema->params, g->ema_params, m->n_params * sizeof *g->ema_params);
+        memcpy(ema->buffers, g->ema_bufs, m->n_buffer_floats * sizeof *g->ema_bufs);
+        ema->n_averaged = g->ema_count;
+    }
     if (!(parts && parts->skip_params)) {
         memcpy(m->params, g->params, m->n_params * sizeof *g->params);
         if (g->have_bufs) {
@@ -787,6 +850,8 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
         rc = read_scaler(f, path, m, &g, err);
     if (!rc && parts && parts->state)
         rc = read_run_state(f, path, &g, err);
+    if (!rc && parts && (parts->ema_weights || (parts->ema && tr_ema_on(parts->ema))))
+        rc = read_ema(f, path, m, parts->ema_weights, &g, err);
     H5Fclose(f);
     if (!rc)
         commit(m, parts, &g);
@@ -796,6 +861,8 @@ int tr_ckpt_load(const char *path, const tr_config *c, tr_model *m, const tr_ckp
         free(g.state[k]);
     free(g.center);
     free(g.scale);
+    free(g.ema_params);
+    free(g.ema_bufs);
     return rc;
 }
 

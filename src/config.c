@@ -72,7 +72,6 @@ static const char *const penalty_names[] = {"weights", "all", NULL};
 static const char *const init_mode_names[] = {"fan_in", "fan_out", NULL};
 /* best_metric: auto, none, or SET_METRIC */
 static const char *const best_metric_words[] = {"auto", "none", NULL};
-static const char *const metric_set_names[] = {"val", "test", "train", NULL};
 
 /* ---------------------------------------------------------------- key table ----------- */
 
@@ -117,27 +116,22 @@ static const char *best_metric_choices(char *buf, size_t size)
 {
     char words[64], sets[64], metrics[256];
     snprintf(buf, size, "%s, or SET_METRIC with SET %s and METRIC %s", tr_names_join(best_metric_words, words, sizeof words),
-             tr_names_join(metric_set_names, sets, sizeof sets), tr_names_join(tr_metric_names, metrics, sizeof metrics));
+             tr_names_join(tr_metric_set_names, sets, sizeof sets), tr_names_join(tr_metric_names, metrics, sizeof metrics));
     return buf;
 }
 
 static bool best_metric_accepts(const char *n)
 {
-    if (tr_name_index(best_metric_words, n) >= 0)
-        return true;
-    const char *sep = strchr(n, '_');
-    if (!sep || sep - n >= 8)
-        return false;
-    char set[8];
-    snprintf(set, sizeof set, "%.*s", (int)(sep - n), n);
-    return tr_name_index(metric_set_names, set) >= 0 && tr_name_index(tr_metric_names, sep + 1) >= 0;
+    tr_metric_set set;
+    const char *metric;
+    return tr_name_index(best_metric_words, n) >= 0 || tr_metric_split(n, &set, &metric);
 }
 
 static const char *stop_at_choices(char *buf, size_t size)
 {
     char sets[64], metrics[256];
     snprintf(buf, size, "empty, or SET_METRIC >= VALUE or SET_METRIC <= VALUE, with SET %s and METRIC %s",
-             tr_names_join(metric_set_names, sets, sizeof sets), tr_names_join(tr_metric_names, metrics, sizeof metrics));
+             tr_names_join(tr_metric_set_names, sets, sizeof sets), tr_names_join(tr_metric_names, metrics, sizeof metrics));
     return buf;
 }
 
@@ -357,6 +351,12 @@ static const key_desc keys[] = {
      .max = 1, .def = "0",
      .doc = "cross_entropy: PyTorch's label_smoothing e: the target is (1 - e) on the class plus e / classes on "
             "every class (with class_weights, each class's term weighted, the mean over the rows' weights)."},
+    {.section = "train", .name = "ema_decay", .kind = K_DOUBLE, FIELD(train.ema_decay), .min = 0, .max = 0.999999999,
+     .def = "0",
+     .doc = "> 0: keep an exponential moving average of the weights and batch norm's statistics, updated after "
+            "every optimizer step (PyTorch's AveragedModel with get_ema_multi_avg_fn(ema_decay), use_buffers = "
+            "True); each evaluation also reports it (ema_val_*, ema_test_* metrics, usable by best_metric and "
+            "stop_at), checkpoints hold it under /ema, and `eval --ema` / `predict --ema` use it."},
     {.section = "train", .name = "pos_weight", .kind = K_DOUBLE, FIELD(train.pos_weight),
      .min = 0, .max = INF, .def = "1",
      .doc = "Weight of the positive class in bce and bce_logits (PyTorch's pos_weight)."},

@@ -27,7 +27,7 @@ typedef struct col_t {
     char name[48];
     col_kind kind;
     col_field field;
-    int set;   /* 0 train_eval, 1 val, 2 test (set columns) */
+    int set;   /* the set columns': an index of set_names */
     int phase; /* F_PHASE */
     hid_t dset;
 } col_t;
@@ -46,7 +46,8 @@ struct tr_metric_log {
     int64_t rows;
 };
 
-static const char *const set_names[3] = {"train_eval", "val", "test"};
+#define N_SETS 5
+static const char *const set_names[N_SETS] = {"train_eval", "val", "test", "ema_val", "ema_test"};
 
 static void add(tr_metric_log *l, const char *name, col_kind kind, col_field field, int set, int phase)
 {
@@ -77,8 +78,8 @@ static void describe(tr_metric_log *l)
         snprintf(name, sizeof name, "%s_ms", y->phase_names[p]);
         add(l, name, COL_SCALAR, F_PHASE, 0, p);
     }
-    const bool present[3] = {y->train_eval, y->val, y->test};
-    for (int s = 0; s < 3; s++) {
+    const bool present[N_SETS] = {y->train_eval, y->val, y->test, y->ema_val, y->ema_test};
+    for (int s = 0; s < N_SETS; s++) {
         if (!present[s])
             continue;
         char name[48];
@@ -114,7 +115,8 @@ static void describe(tr_metric_log *l)
 
 static const tr_metrics *set_of(const tr_log_row *r, int s)
 {
-    return s == 0 ? r->train_eval : s == 1 ? r->val : r->test;
+    const tr_metrics *const sets[N_SETS] = {r->train_eval, r->val, r->test, r->ema_val, r->ema_test};
+    return sets[s];
 }
 
 static double scalar(const col_t *c, const tr_log_row *r)
@@ -751,9 +753,9 @@ void tr_log_eval_line(FILE *f, const tr_log_row *r, int64_t epochs, tr_task task
         fprintf(f, "  train_r2 %.4f", r->train_eval->r2);
     if (r->penalty > 0)
         fprintf(f, "  penalty %.6f", r->penalty);
-    const tr_metrics *sets[2] = {r->val, r->test};
-    const char *names[2] = {"val", "test"};
-    for (int i = 0; i < 2; i++) {
+    const tr_metrics *sets[4] = {r->val, r->test, r->ema_val, r->ema_test};
+    const char *names[4] = {"val", "test", "ema_val", "ema_test"};
+    for (int i = 0; i < 4; i++) {
         if (!sets[i])
             continue;
         fprintf(f, "  %s_loss %.6f", names[i], sets[i]->loss);

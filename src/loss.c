@@ -18,6 +18,21 @@ const char *const tr_metric_names[] = {"loss", "accuracy", "macro_f1", "weighted
 
 const char *tr_loss_name(tr_loss_kind kind) { return tr_name_of(tr_loss_names, kind); }
 
+const char *const tr_metric_set_names[] = {TR_METRIC_SET_MAP(TR_ENUM_NAME) NULL};
+
+bool tr_metric_split(const char *name, tr_metric_set *set, const char **metric)
+{
+    for (int s = 0; tr_metric_set_names[s]; s++) {
+        const size_t n = strlen(tr_metric_set_names[s]);
+        if (!strncmp(name, tr_metric_set_names[s], n) && name[n] == '_' && tr_name_index(tr_metric_names, name + n + 1) >= 0) {
+            *set = (tr_metric_set)s;
+            *metric = name + n + 1;
+            return true;
+        }
+    }
+    return false;
+}
+
 bool tr_metric_higher_is_better(const char *metric)
 {
     return !strcmp(metric, "accuracy") || !strcmp(metric, "macro_f1") || !strcmp(metric, "weighted_f1") ||

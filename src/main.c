@@ -97,15 +97,16 @@ static const char usage_summary[] =
     "count, and the totals.\n";
 
 static const char usage_eval[] =
-    "usage: trainer eval CONFIG.ini --checkpoint FILE.h5 [--set section.key=value ...]\n"
+    "usage: trainer eval CONFIG.ini --checkpoint FILE.h5 [--ema] [--set section.key=value ...]\n"
     "\n"
     "Loads the checkpoint's parameters into the configured model and prints the metrics\n"
     "(confusion matrix and per-class report, or MSE, MAE and R2) on the configured\n"
-    "validation and test data (and the training data with train.eval_train = true).\n";
+    "validation and test data (and the training data with train.eval_train = true).\n"
+    "--ema evaluates the moving average of the weights the checkpoint holds ([train] ema_decay).\n";
 
 static const char usage_predict[] =
     "usage: trainer predict --checkpoint FILE.h5 --input IN.h5|IN.csv --output OUT.csv|OUT.h5\n"
-    "                       [--features /DATASET] [--columns NAME,NAME,...] [--layer K]\n"
+    "                       [--features /DATASET] [--columns NAME,NAME,...] [--layer K] [--ema]\n"
     "\n"
     "Predicts every input row with the checkpoint's model and feature scaling. Classifiers\n"
     "write class probabilities (p0.. or p1) and the class; regressors their outputs (y0..).\n"
@@ -117,7 +118,8 @@ static const char usage_predict[] =
     "has its labels checked (an unknown one is an error naming its row).\n"
     "--layer K writes the activations of weight layer K instead (0 = the first hidden layer, as\n"
     "in init.0; after its batch norm and activation, as the next layer reads them): columns\n"
-    "a0..a{W-1}, or /activations in HDF5.\n";
+    "a0..a{W-1}, or /activations in HDF5.\n"
+    "--ema predicts with the moving average of the weights the checkpoint holds ([train] ema_decay).\n";
 
 static const char usage_data[] =
     "usage: trainer data gen KIND --out FILE.h5|FILE.csv [--KEY VALUE ...]\n"
@@ -170,7 +172,7 @@ typedef struct cli {
     int n_sets;
     const char *out, *resume, *init_from, *checkpoint, *input, *output, *features, *columns, *layer;
     long long steps, warmup;
-    bool help, overwrite, new_data, non_strict, limit;
+    bool help, overwrite, new_data, non_strict, limit, ema;
     char set_buf[MAX_SETS][TR_PATH_MAX + 64]; /* --KEY VALUE of `data gen` and `data convert`, as data.KEY=VALUE */
 } cli;
 
@@ -250,6 +252,8 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
             a->new_data = true;
         } else if (!strcmp(s, "--non-strict")) {
             a->non_strict = true;
+        } else if (!strcmp(s, "--ema")) {
+            a->ema = true;
         } else if (!strcmp(s, "--limit")) {
             a->limit = true;
         } else if (!strcmp(s, "--set")) {
@@ -308,6 +312,9 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
         a->warmup = 20;
     if (a->command && strcmp(a->command, "data") && strcmp(a->command, "help") && a->n_pos > 1)
         return tr_fail(err, TR_EUSAGE, "unexpected argument '%s' (see trainer --help)", a->pos[1]);
+    if (a->ema && a->command && strcmp(a->command, "eval") && strcmp(a->command, "predict"))
+        return tr_fail(err, TR_EUSAGE, "--ema applies to trainer eval and trainer predict (a run keeps its moving "
+                                       "average with [train] ema_decay)");
     return 0;
 }
 
@@ -503,7 +510,7 @@ static int cmd_eval(const cli *a_in, tr_dist *d, tr_err *err, bool *reported)
         trained.center = calloc((size_t)trained.cols + 1, sizeof(float));
         trained.scale = calloc((size_t)trained.cols + 1, sizeof(float));
         const bool writer = !tr_reduce_shares_params(t.reduce) || d->local_rank == 0;
-        tr_ckpt_parts parts = {.skip_params = !writer, .scaler = &trained};
+        tr_ckpt_parts parts = {.skip_params = !writer, .scaler = &trained, .ema_weights = a->ema};
         rc = agree(d, trained.center && trained.scale ? tr_ckpt_load(a->checkpoint, &c, &t.model, &parts, err)
                                                       : tr_fail(err, TR_ENOMEM, "out of memory"),
                    err, reported);
@@ -518,10 +525,12 @@ static int cmd_eval(const cli *a_in, tr_dist *d, tr_err *err, bool *reported)
     if (!rc) /* the columns the data names are those the model was trained on, in that order */
         rc = agree(d, t.data.feature_names ? same_columns(a->checkpoint, t.data.feature_names, t.data.source, err) : 0,
                    err, reported);
+    tr_ema_free(&t.ema); /* one set of weights is evaluated: the model's, or with --ema the average's */
     if (!rc)
         rc = tr_trainer_evaluate_all(&t, err);
     if (!rc && t.out) {
-        fprintf(t.out, "checkpoint %s on %s:\n", a->checkpoint, a->config);
+        fprintf(t.out, "checkpoint %s%s on %s:\n", a->checkpoint, a->ema ? " (its moving average, --ema)" : "",
+                a->config);
         print_reports(t.out, &t);
         if (!t.has_train_metrics && !t.has_val_metrics && !t.has_test_metrics)
             fprintf(t.out, "no evaluation data: set [data] test_fraction, test_path or val_fraction, or "
@@ -537,7 +546,7 @@ static int cmd_predict(const cli *a, tr_dist *d, tr_err *err)
     if (!a->checkpoint || !a->input || !a->output)
         return tr_fail(err, TR_EUSAGE, "trainer predict needs --checkpoint, --input and --output (see --help)");
     tr_predict_options o = {.checkpoint = a->checkpoint, .input = a->input, .output = a->output,
-                            .features = a->features, .columns = a->columns, .layer = -1};
+                            .features = a->features, .columns = a->columns, .layer = -1, .ema = a->ema};
     if (a->layer) {
         char *end;
         const long k = strtol(a->layer, &end, 10);

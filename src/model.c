@@ -125,6 +125,20 @@ static void build_tensor_table(tr_model *m)
 
 /* Each layer's views into the workspace (Z, [Y, xhat, mean, invstd], [A], [D, mask]) and
  * into the running statistics. */
+static void point_at_params(tr_model *m);
+
+/* Each batch norm layer's running statistics, in m->buffers. */
+static void point_at_buffers(tr_model *m)
+{
+    for (int b = 0; b < m->n_buffers; b++) {
+        tr_layer *L = &m->layer[m->buffer[b].layer];
+        if (strstr(m->buffer[b].name, "running_mean"))
+            L->running_mean = m->buffers + m->buffer[b].offset;
+        else
+            L->running_var = m->buffers + m->buffer[b].offset;
+    }
+}
+
 static void bind_workspace(tr_model *m)
 {
     const size_t B = (size_t)m->max_batch;
@@ -161,13 +175,7 @@ static void bind_workspace(tr_model *m)
             w += zs;
         }
     }
-    for (int b = 0; b < m->n_buffers; b++) {
-        tr_layer *L = &m->layer[m->buffer[b].layer];
-        if (strstr(m->buffer[b].name, "running_mean"))
-            L->running_mean = m->buffers + m->buffer[b].offset;
-        else
-            L->running_var = m->buffers + m->buffer[b].offset;
-    }
+    point_at_buffers(m);
 }
 
 int tr_model_init(tr_model *m, const tr_model_config *cfg, int64_t max_batch, tr_err *err)
@@ -269,6 +277,23 @@ void tr_model_use_buffers(tr_model *m, float *params, float *grads)
     m->params = params;
     m->grads = grads;
     m->external = true;
+    point_at_params(m);
+}
+
+void tr_model_swap_weights(tr_model *m, float **params, float **buffers)
+{
+    float *p = m->params, *b = m->buffers;
+    m->params = *params;
+    m->buffers = *buffers;
+    *params = p;
+    *buffers = b;
+    point_at_params(m);
+    point_at_buffers(m);
+}
+
+/* Each layer's tensors, in m->params and m->grads. */
+static void point_at_params(tr_model *m)
+{
     for (int t = 0; t < m->n_tensors; t++) {
         tr_tensor *T = &m->tensor[t];
         tr_layer *L = &m->layer[T->layer];

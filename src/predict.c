@@ -362,7 +362,7 @@ static int load_model(prediction *p, tr_dist *d, const tr_predict_options *o, tr
             rc = tr_fail(err, TR_ENOMEM, "out of memory");
     }
     if (!rc) {
-        tr_ckpt_parts parts = {.scaler = sc};
+        tr_ckpt_parts parts = {.scaler = sc, .ema_weights = o->ema};
         rc = tr_ckpt_load(o->checkpoint, &p->c, &p->m, &parts, err);
     }
     if (!rc)

@@ -51,17 +51,31 @@ typedef struct run_state {
  * evaluation; false when the run has none. */
 static bool metric_value(const tr_trainer *t, const char *want, double *value)
 {
-    const char *metric = strchr(want, '_') + 1;
+    tr_metric_set set;
+    const char *metric;
+    if (!tr_metric_split(want, &set, &metric))
+        return false;
     const tr_metrics *m = NULL;
-    if (!strncmp(want, "val_", 4))
+    switch (set) {
+    case TR_SET_VAL:
         m = t->has_val_metrics ? &t->val_metrics : NULL;
-    else if (!strncmp(want, "test_", 5))
+        break;
+    case TR_SET_TEST:
         m = t->has_test_metrics ? &t->test_metrics : NULL;
-    else if (t->has_train_metrics)
-        m = &t->train_metrics;
+        break;
+    case TR_SET_TRAIN:
+        m = t->has_train_metrics ? &t->train_metrics : NULL;
+        break;
+    case TR_SET_EMA_VAL:
+        m = t->has_ema_val_metrics ? &t->ema_val_metrics : NULL;
+        break;
+    case TR_SET_EMA_TEST:
+        m = t->has_ema_test_metrics ? &t->ema_test_metrics : NULL;
+        break;
+    }
     if (m)
         return tr_metrics_get(m, metric, value);
-    if (!strncmp(want, "train_", 6)) { /* the running means of the epoch */
+    if (set == TR_SET_TRAIN) { /* the running means of the epoch */
         if (!strcmp(metric, "loss"))
             *value = t->train_loss;
         else if (!strcmp(metric, "accuracy") && tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION)
@@ -82,7 +96,10 @@ bool tr_run_monitor(const tr_trainer *t, char *name, size_t len, bool *lower_bet
         want = t->data.val.rows > 0 ? "val_loss" : t->data.test.rows > 0 ? "test_loss" : "train_loss";
     snprintf(name, len, "%s", want);
     const tr_best_mode mode = t->cfg->output.best_mode;
-    *lower_better = mode == TR_BEST_MIN || (mode == TR_BEST_AUTO && !tr_metric_higher_is_better(strchr(want, '_') + 1));
+    tr_metric_set set;
+    const char *metric = "loss";
+    tr_metric_split(want, &set, &metric); /* the configuration took only names that split */
+    *lower_better = mode == TR_BEST_MIN || (mode == TR_BEST_AUTO && !tr_metric_higher_is_better(metric));
     return metric_value(t, want, value);
 }
 
@@ -91,12 +108,18 @@ bool tr_run_monitor(const tr_trainer *t, char *name, size_t len, bool *lower_bet
  * task's metric (test_r2 of a classifier), a training metric only eval_train computes. */
 static int check_metric(const tr_trainer *t, const char *key, const char *value, const char *want, tr_err *err)
 {
-    const char *metric = strchr(want, '_') + 1;
+    tr_metric_set set;
+    const char *metric;
+    if (!tr_metric_split(want, &set, &metric))
+        return tr_fail(err, TR_ECONFIG, "%s = %s: not a metric's name", key, value);
     const bool cls = tr_loss_task(&t->loss) == TR_TASK_CLASSIFICATION;
-    if (!strncmp(want, "val_", 4) && t->data.val.rows == 0)
+    if ((set == TR_SET_EMA_VAL || set == TR_SET_EMA_TEST) && !tr_ema_on(&t->ema))
+        return tr_fail(err, TR_ECONFIG, "%s = %s: the weights' moving average is not kept (set [train] ema_decay, "
+                                        "e.g. 0.999)", key, value);
+    if ((set == TR_SET_VAL || set == TR_SET_EMA_VAL) && t->data.val.rows == 0)
         return tr_fail(err, TR_ECONFIG, "%s = %s: the run has no validation rows (set [data] val_fraction, or "
                                         "choose a test_ or train_ metric)", key, value);
-    if (!strncmp(want, "test_", 5) && t->data.test.rows == 0)
+    if ((set == TR_SET_TEST || set == TR_SET_EMA_TEST) && t->data.test.rows == 0)
         return tr_fail(err, TR_ECONFIG, "%s = %s: the run has no test rows (set [data] test_fraction or test_path, "
                                         "or choose a val_ or train_ metric)", key, value);
     tr_metrics probe = {.task = cls ? TR_TASK_CLASSIFICATION : TR_TASK_REGRESSION};
@@ -105,7 +128,7 @@ static int check_metric(const tr_trainer *t, const char *key, const char *value,
         return tr_fail(err, TR_ECONFIG, "%s = %s: %s is a %s metric, and this run %s ([train] loss = %s)", key, value,
                        metric, cls ? "regression" : "classification", cls ? "classifies" : "regresses",
                        tr_loss_name(t->loss.kind));
-    if (!strncmp(want, "train_", 6) && !t->cfg->train.eval_train && strcmp(metric, "loss") && strcmp(metric, "accuracy"))
+    if (set == TR_SET_TRAIN && !t->cfg->train.eval_train && strcmp(metric, "loss") && strcmp(metric, "accuracy"))
         return tr_fail(err, TR_ECONFIG, "%s = %s: the training set's %s is computed only with [train] eval_train = "
                                         "true (without it: train_loss, train_accuracy)", key, value, metric);
     return 0;
@@ -171,6 +194,7 @@ static tr_ckpt_state state_of(const tr_trainer *t, const run_state *r, int64_t s
                             .fingerprint = t->data.fingerprint,
                             .known = true,
                             .columns = t->data.feature_names};
+    s.ema = &t->ema;
     return s;
 }
 
@@ -240,6 +264,7 @@ static int load(tr_trainer *t, const char *path, bool full, bool non_strict, tr_
                            .optim = full && writer ? &t->optim : NULL,
                            .scaler = NULL,
                            .state = full ? st : NULL,
+                           .ema = full ? &t->ema : NULL, /* every rank keeps its own */
                            .plain_ok = !full,
                            .non_strict = non_strict,
                            .note = t->dist->rank == 0 ? stderr : NULL};
@@ -454,6 +479,8 @@ static void fill_row(const tr_trainer *t, const run_state *r, double seconds, in
     row->train_eval = t->has_train_metrics ? &t->train_metrics : NULL;
     row->val = t->has_val_metrics ? &t->val_metrics : NULL;
     row->test = t->has_test_metrics ? &t->test_metrics : NULL;
+    row->ema_val = t->has_ema_val_metrics ? &t->ema_val_metrics : NULL;
+    row->ema_test = t->has_ema_test_metrics ? &t->ema_test_metrics : NULL;
     row->samples_per_s = seconds > 0 ? (double)rows / seconds : 0.0;
     row->penalty = tr_trainer_penalty(t);
     const double steps = t->phase_steps > 0 ? (double)t->phase_steps : 1.0;
@@ -590,6 +617,8 @@ static int open_outputs(tr_trainer *t, run_state *r, const tr_run_options *o, bo
                                 .train_eval = c->train.eval_train,
                                 .val = t->data.val.rows > 0,
                                 .test = t->data.test.rows > 0,
+                                .ema_val = tr_ema_on(&t->ema) && t->data.val.rows > 0,
+                                .ema_test = tr_ema_on(&t->ema) && t->data.test.rows > 0,
                                 .phase_names = tr_phase_names};
         rc = tr_metric_log_open(&r->log, c->output.dir, &layout, keep_rows, err);
         if (!rc)

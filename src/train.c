@@ -163,6 +163,10 @@ static int alloc_buffers(tr_trainer *t, const tr_config *c, int64_t max_local, i
         rc = tr_metrics_init(&t->val_metrics, task, K, err);
     if (!rc)
         rc = tr_metrics_init(&t->test_metrics, task, K, err);
+    if (!rc)
+        rc = tr_metrics_init(&t->ema_val_metrics, task, K, err);
+    if (!rc)
+        rc = tr_metrics_init(&t->ema_test_metrics, task, K, err);
     return rc;
 }
 
@@ -213,6 +217,8 @@ static int init_local(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *err
     if (rc)
         return rc;
     rc = tr_optim_init(&t->optim, &c->train.optim, t->model.n_params, err);
+    if (!rc)
+        rc = tr_ema_init(&t->ema, c->train.ema_decay, &t->model, err);
     if (rc)
         return rc;
     tr_optim_set_rules(&t->optim, &(tr_optim_rules){.l1 = c->train.l1,
@@ -354,6 +360,7 @@ void tr_trainer_free(tr_trainer *t)
     tr_node_mem_free(t->sampler_mem); /* after the sampler that points into it */
     tr_model_free(&t->model); /* before the shared memory it may point into */
     tr_optim_free(&t->optim);
+    tr_ema_free(&t->ema);
     tr_reduce_free(t->reduce);
     free(t->bn_records);
     free(t->xb);
@@ -366,6 +373,8 @@ void tr_trainer_free(tr_trainer *t)
     tr_metrics_free(&t->train_metrics);
     tr_metrics_free(&t->val_metrics);
     tr_metrics_free(&t->test_metrics);
+    tr_metrics_free(&t->ema_val_metrics);
+    tr_metrics_free(&t->ema_test_metrics);
     memset(t, 0, sizeof *t);
 }
 
@@ -624,6 +633,7 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
         rc = tr_fail(err, TR_EMPI, "summing batch-norm statistics over the ranks failed");
     if (rc)
         return rc;
+    tr_ema_update(&t->ema, m);
     t->step_loss = st.loss / tr_loss_denominator(&t->loss, st.rows, (double)st.rows);
     t->grad_norm = st.grad_norm;
     t->epoch_loss_sum += st.loss;
@@ -699,6 +709,20 @@ int tr_trainer_evaluate_all(tr_trainer *t, tr_err *err)
     if (!rc && t->data.test.rows > 0) {
         rc = tr_trainer_evaluate(t, &t->data.test, &t->test_metrics, err);
         t->has_test_metrics = !rc;
+    }
+    t->has_ema_val_metrics = t->has_ema_test_metrics = false;
+    if (!rc && tr_ema_on(&t->ema)) { /* the same sets under the average (sync_bn = false: rank 0's statistics) */
+        tr_ema_swap(&t->ema, &t->model);
+        rc = tr_trainer_sync_buffers(t, err);
+        if (!rc && t->data.val.rows > 0) {
+            rc = tr_trainer_evaluate(t, &t->data.val, &t->ema_val_metrics, err);
+            t->has_ema_val_metrics = !rc;
+        }
+        if (!rc && t->data.test.rows > 0) {
+            rc = tr_trainer_evaluate(t, &t->data.test, &t->ema_test_metrics, err);
+            t->has_ema_test_metrics = !rc;
+        }
+        tr_ema_swap(&t->ema, &t->model);
     }
     bool same = true;
     if (!rc)

@@ -165,6 +165,14 @@ TRAIN_CASES = {
          "--set", "train.loss=cross_entropy", "--set", "train.optimizer=lamb", "--set", "train.lr=0.02",
          "--set", "train.clip_norm=0.5"],
         dict(loss="ce", opt="lamb", clip=0.5)),
+    # the weights' moving average: AveragedModel(get_ema_multi_avg_fn(0.8), use_buffers=True),
+    # batch norm's running statistics averaged too
+    "momentum + batch norm + ema": (
+        ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
+         "--set", "model.activations=relu", "--set", "model.output_activation=identity",
+         "--set", "train.loss=cross_entropy", "--set", "model.batchnorm=true", "--set", "train.optimizer=momentum",
+         "--set", "train.lr=0.1", "--set", "train.ema_decay=0.8"],
+        dict(loss="ce", opt="momentum", ema=0.8)),
     # what a course does and PyTorch accepts: CrossEntropyLoss after nn.Softmax (applied twice)
     "softmax output + cross-entropy (softmax twice)": (
         ["--set", "data.generator=blobs", "--set", "data.classes=3", "--set", "model.layers=2,8,8,3",
@@ -238,7 +246,8 @@ for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() fo
     run(trainer, "train", config, "--set", f"output.dir={d0}", *common, *sets, "--set", "train.epochs=0")
     run(trainer, "train", config, "--set", f"output.dir={d1}", *common, *sets, "--set", "train.epochs=3")
     start = to_torch.build(read_checkpoint(os.path.join(d0, "ckpt-000000000.h5")))
-    done = read_checkpoint(os.path.join(d1, "ckpt-000000012.h5"))["tensors"]
+    done_ck = read_checkpoint(os.path.join(d1, "ckpt-000000012.h5"))
+    done = done_ck["tensors"]
     gen = os.path.join(tmp, "train.h5")
     run(trainer, "data", "gen", "moons" if how["loss"] == "bce" else "blobs", "--out", gen, "--n", "256",
         *(["--classes", "3"] if how["loss"] != "bce" else []))
@@ -246,6 +255,13 @@ for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() fo
         X = torch.from_numpy(np.array(f["X"], dtype=np.float32))
         Y = torch.from_numpy(np.array(f["y"]))
     model = start.train()
+    averaged = None
+    if "ema" in how:
+        swa, decay = torch.optim.swa_utils, how["ema"]
+        if hasattr(swa, "get_ema_multi_avg_fn"):  # PyTorch 2.1 on
+            averaged = swa.AveragedModel(model, multi_avg_fn=swa.get_ema_multi_avg_fn(decay), use_buffers=True)
+        else:  # the EMA of the 1.x documentation
+            averaged = swa.AveragedModel(model, avg_fn=lambda a, p, n: decay * a + (1 - decay) * p, use_buffers=True)
     if how["opt"] == "momentum":
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     elif how["opt"] == "adagrad":
@@ -286,6 +302,8 @@ for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() fo
             if "clip" in how:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), how["clip"])
             opt.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             if per_step:
                 per_step.step()
         if sched:
@@ -294,6 +312,14 @@ for (name, (sets, how)), engine in ((case, e) for case in TRAIN_CASES.items() fo
     worst = max(float(np.max(np.abs(state[k].numpy().astype(np.float64) - done[k].astype(np.float64))))
                 for k in state)
     check(f"{name}: 12 steps of trainer and of PyTorch agree ({worst:.2e} largest difference)", worst < 2e-5)
+    if averaged is not None:
+        avg = averaged.module.state_dict()
+        keys = [k for k in avg if not k.endswith("num_batches_tracked")]
+        worst = max(float(np.max(np.abs(avg[k].numpy().astype(np.float64) - done_ck["ema"][k].astype(np.float64))))
+                    for k in keys)
+        apart = max(float(np.max(np.abs(avg[k].numpy().astype(np.float64) - state[k].numpy()))) for k in keys)
+        check(f"{name}: the moving average (weights and running statistics) agrees with AveragedModel's "
+              f"({worst:.2e}; it is {apart:.2e} from the weights)", worst < 2e-5 and apart > 1e-3)
     import shutil  # noqa: E402
     shutil.rmtree(d0)
     shutil.rmtree(d1)

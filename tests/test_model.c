@@ -3,6 +3,7 @@
  * central differences, the tensor table, and every initialisation scheme's statistics.
  */
 #include "test_util.h"
+#include "trainer/ema.h"
 #include "trainer/loss.h"
 #include "trainer/model.h"
 
@@ -516,4 +517,54 @@ Test(init, gain_and_nonlinearity_are_read_from_the_configuration)
     cr_expect_eq(tr_config_load_string(&c, "t.ini", unknown, NULL, 0, &err), TR_ECONFIG);
     cr_expect(strstr(err.msg, "init_nonlinearity") && strstr(err.msg, "selu"), "%s", err.msg);
     tr_config_free(&c);
+}
+
+/* The weights' moving average: the first update copies, each later one moves every parameter
+ * and running statistic by (1 - decay) of its distance to the model's; while swapped in, the
+ * model computes with the average (its forward pass equals a model holding those values). */
+Test(ema, averages_parameters_and_statistics_and_swaps_in_for_the_forward_pass)
+{
+    tr_model m, copy;
+    bn_net(&m, false, 8);
+    bn_net(&copy, false, 8);
+    tr_ema e;
+    cr_assert_eq(tr_ema_init(&e, 0.75, &m, NULL), 0);
+    double want[512], want_buf[64];
+    cr_assert(m.n_params <= 512 && m.n_buffer_floats <= 64);
+    for (int s = 0; s < 3; s++) {
+        for (size_t i = 0; i < m.n_params; i++)
+            m.params[i] += 0.1f * (float)(s + 1) * (float)((i % 7) - 3);
+        for (size_t i = 0; i < m.n_buffer_floats; i++)
+            m.buffers[i] += 0.2f * (float)(s + 1);
+        tr_ema_update(&e, &m);
+        for (size_t i = 0; i < m.n_params; i++)
+            want[i] = s == 0 ? m.params[i] : want[i] + 0.25 * (m.params[i] - want[i]);
+        for (size_t i = 0; i < m.n_buffer_floats; i++)
+            want_buf[i] = s == 0 ? m.buffers[i] : want_buf[i] + 0.25 * (m.buffers[i] - want_buf[i]);
+    }
+    cr_expect_eq(e.n_averaged, 3);
+    for (int t = 0; t < m.n_tensors; t++)
+        for (size_t i = m.tensor[t].offset; i < m.tensor[t].offset + m.tensor[t].size; i++)
+            cr_expect(fabs(e.params[i] - want[i]) <= 1e-6 * (1 + fabs(want[i])), "param %zu: %g want %g", i,
+                      (double)e.params[i], want[i]);
+    for (size_t i = 0; i < m.n_buffer_floats; i++)
+        cr_expect(fabs(e.buffers[i] - want_buf[i]) <= 1e-6 * (1 + fabs(want_buf[i])));
+    /* swapped in: the forward pass (evaluation mode, running statistics) is that of a model
+     * holding the average; swapped back, the model's own again */
+    memcpy(copy.params, e.params, m.n_params * sizeof(float));
+    memcpy(copy.buffers, e.buffers, m.n_buffer_floats * sizeof(float));
+    float X[8 * 4], own[8 * 2], averaged[8 * 2], again[8 * 2];
+    fill_uniform(X, 8 * 4, -1.0f, 1.0f, 77);
+    memcpy(own, tr_model_forward(&m, X, 8, NULL), sizeof own);
+    tr_ema_swap(&e, &m);
+    memcpy(averaged, tr_model_forward(&m, X, 8, NULL), sizeof averaged);
+    tr_ema_swap(&e, &m);
+    memcpy(again, tr_model_forward(&m, X, 8, NULL), sizeof again);
+    const float *ref = tr_model_forward(&copy, X, 8, NULL);
+    cr_expect(memcmp(averaged, ref, sizeof averaged) == 0, "swapped in, the model computes with the average");
+    cr_expect(memcmp(own, again, sizeof own) == 0, "swapped back, with its own weights");
+    cr_expect(memcmp(own, averaged, sizeof own) != 0, "the average differs from the weights (the test can fail)");
+    tr_ema_free(&e);
+    tr_model_free(&m);
+    tr_model_free(&copy);
 }

@@ -12,7 +12,10 @@ On the two-moons network (evaluation every epoch):
   - a target never met trains every epoch, says so in the last line and writes no
     attributes;
   - lr_scaling = linear gives the scaled rate after a per-step warm-up from the configured
-    one (Goyal et al.), at np=1 and np=2 alike.
+    one (Goyal et al.), at np=1 and np=2 alike;
+  - the weights' moving average (ema_decay) at np=2: logged as ema_test_*, stored under /ema,
+    chosen by best_metric, evaluated (eval --ema = the logged value) and used by predict
+    --ema, restored to the bit by a resume; refused where it is missing.
 The shipped datasets/configs/fashion_mnist_fast.ini at np=2 (when Fashion-MNIST is
 installed) ends by its own stop_at (test accuracy >= 0.90) or, on a CPU whose kernels round
 differently, within half a point of it: its margin is thin (0.901-0.902 at the stop in five
@@ -101,6 +104,58 @@ try:
         want = [0.01 + 0.03 * s / W if s < W else 0.04 for s in range(len(lrs))]
         check(f"np={np_}: lr_scaling = linear warms from 0.01 to 0.04 over the first epoch ({W} steps) and stays",
               p.returncode == 0 and all(abs(a - b) < 1e-8 for a, b in zip(lrs, want)), f"{lrs} want {want}")
+
+    # the weights' moving average ([train] ema_decay) at np=2 on node-shared parameters, with
+    # batch norm: logged beside the model, checkpointed under /ema, chosen by best_metric,
+    # evaluated and used for predictions with --ema, restored by a resume to the bit
+    ema_sets = ["model.batchnorm=true", "train.ema_decay=0.95", "train.epochs=10", "train.eval_every=5",
+                "train.comm=shared", "output.best_metric=ema_test_accuracy", "train.deterministic=true"]
+    d = os.path.join(work, "ema")
+    p, _ = train(2, d, *ema_sets)
+    cols, _ = log(d)
+    ck = os.path.join(d, "ckpt-%09d.h5" % int(cols["step"][-1]))
+    with h5py.File(ck, "r") as f:
+        apart = max(abs(f["ema/1/weight"][()] - f["model/1/weight"][()]).max() for _ in [0])
+        n_avg = f["ema"].attrs.get("n_averaged")
+    check("ema at np=2: ema_test_* logged beside test_*, /ema in the checkpoint (n_averaged = steps, apart from "
+          f"/model by {apart:.3g})", p.returncode == 0 and "ema_test_accuracy" in cols and n_avg == cols["step"][-1]
+          and apart > 1e-4, p.stderr[-500:])
+    ev = {}
+    for flag in ([], ["--ema"]):
+        q = subprocess.run([TRAINER, "eval", MOONS, "--checkpoint", ck] + [a for s_ in ema_sets for a in ("--set", s_)]
+                           + flag, env=ENV, capture_output=True, text=True, timeout=120)
+        acc = [line.split()[1] for line in q.stdout.splitlines() if line.strip().startswith("accuracy")]
+        ev[bool(flag)] = acc[-1] if q.returncode == 0 and acc else q.stderr[-300:]
+    check(f"eval --ema gives the logged ema_test_accuracy ({ev[True]}), eval the test_accuracy ({ev[False]})",
+          ev[True] == "%.4f" % cols["ema_test_accuracy"][-1] and ev[False] == "%.4f" % cols["test_accuracy"][-1],
+          f"logged {cols['ema_test_accuracy'][-1]}, {cols['test_accuracy'][-1]}")
+    gen = os.path.join(work, "moons.h5")
+    checks.trainer("data", "gen", "moons", "--out", gen, "--n", "200")
+    outs = {}
+    for flag in ([], ["--ema"]):
+        out = os.path.join(work, f"pred{len(flag)}.csv")
+        q = checks.trainer("predict", "--checkpoint", ck, "--input", gen, "--output", out, *flag)
+        outs[bool(flag)] = open(out).read() if q.returncode == 0 else q.stderr
+    check("predict --ema predicts with the average (other probabilities than without)",
+          outs[True] != outs[False] and outs[True].startswith("p"), outs[True][:200])
+    # resumed after a signal at step 37 (of 50): the same average, bit for bit
+    r = os.path.join(work, "ema-resumed")
+    p1 = subprocess.run(checks.launch(2) + ["train", MOONS, "--set", f"output.dir={r}"] +
+                        [a for s_ in ema_sets for a in ("--set", s_)], env=dict(ENV, TRAINER_TEST_SIGNAL_AT_STEP="0:37"),
+                        capture_output=True, text=True, timeout=300)
+    p2, _ = train(2, r, *ema_sets, "output.resume=auto")
+    with h5py.File(ck, "r") as a, h5py.File(os.path.join(r, os.path.basename(ck)), "r") as b:
+        same = all((a[f"ema/{k}"][()] == b[f"ema/{k}"][()]).all() for k in ("0/weight", "1/running_var", "3/weight"))
+    check("ema: stopped at step 37 and resumed, the same /ema bits as the run straight through",
+          p1.returncode == 75 and p2.returncode == 0 and same, p1.stderr[-300:] + p2.stderr[-300:])
+    # refusals: an ema_ metric without the average; --ema on a checkpoint without /ema
+    p, _ = train(1, os.path.join(work, "no-ema"), "train.stop_at=ema_test_accuracy >= 0.9", "train.epochs=1")
+    check("stop_at = ema_test_accuracy without ema_decay: refused naming ema_decay (status 2)",
+          p.returncode == 2 and "ema_decay" in p.stderr, p.stderr[-300:])
+    plain = os.path.join(work, "never", "best.h5")
+    q = checks.trainer("predict", "--checkpoint", plain, "--input", gen, "--output", os.path.join(work, "x.csv"), "--ema")
+    check("predict --ema on a checkpoint without /ema: status 4 naming the file and /ema",
+          q.returncode == 4 and plain in q.stderr and "/ema" in q.stderr, q.stderr[-300:])
 
     fast = os.path.join(SRC, "datasets", "configs", "fashion_mnist_fast.ini")
     if os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):

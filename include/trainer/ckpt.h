@@ -8,6 +8,8 @@
  *   /model                attrs: layers, activations, bias, sequential (module list)
  *   /model/<i>/weight     float32 (out, in)      /model/<i>/bias  float32 (out)
  *   /model/<i>/running_mean, running_var  float32 (out), num_batches_tracked int64 (BatchNorm1d)
+ *   /ema                  attrs: decay, n_averaged; with [train] ema_decay, the weights' moving
+ *                         average (ema.h): /ema/<i>/weight, bias, running_mean, running_var as in /model
  *   /optimizer            attrs: kind, step, lr
  *   /optimizer/<state>/<i>/weight|bias           (momentum_buffer, exp_avg, exp_avg_sq, ...)
  *   /scaler               attrs: kind; datasets center, scale (float32 (features))
@@ -23,6 +25,7 @@
 
 #include "trainer/config.h"
 #include "trainer/data.h"
+#include "trainer/ema.h"
 #include "trainer/error.h"
 #include "trainer/model.h"
 #include "trainer/optim.h"
@@ -69,6 +72,7 @@ typedef struct tr_ckpt_state {
     TR_CKPT_STATE(TR_CKPT_STATE_FIELD)
 #undef TR_CKPT_STATE_FIELD
     tr_ckpt_data data;
+    const tr_ema *ema; /* writing: the moving average for /ema (NULL or off: none); not read back here */
 } tr_ckpt_state;
 
 /* What tr_ckpt_load restores besides the parameters. */
@@ -77,6 +81,10 @@ typedef struct tr_ckpt_parts {
     tr_optim *optim;       /* NULL: not restored (--init-from) */
     tr_scaler *scaler;     /* NULL: not restored */
     tr_ckpt_state *state;  /* NULL: not restored */
+    tr_ema *ema;           /* the moving average /ema holds, restored (NULL: not; a file without /ema leaves
+                            * it to start afresh) */
+    bool ema_weights;      /* eval/predict --ema: the model gets /ema's weights and statistics instead of
+                            * /model's (an error when the file has none) */
     bool plain_ok;         /* --init-from: a plain HDF5 file without the checksummed header (a PyTorch
                             * state_dict written with h5py) is accepted; the header is checked where
                             * there is one, the shapes and finiteness always */

@@ -186,6 +186,7 @@ typedef struct tr_train_config {
     double huber_delta;
     double pos_weight;
     double label_smoothing; /* cross_entropy: PyTorch's label_smoothing */
+    double ema_decay;       /* > 0: a moving average of the weights is kept (ema.h) */
     int64_t n_class_weights;        /* 0: none; -1: auto (balanced, from the training labels) */
     float class_weights[1024];
     bool sync_bn;

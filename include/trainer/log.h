@@ -26,6 +26,7 @@ typedef struct tr_log_layout {
     tr_task task;
     int64_t classes;
     bool train_eval, val, test; /* evaluated sets besides the running train loss */
+    bool ema_val, ema_test;     /* the validation and test sets under the weights' moving average */
     const char *const *phase_names; /* TR_LOG_PHASES names */
 } tr_log_layout;
 
@@ -38,6 +39,7 @@ typedef struct tr_log_row {
     double train_accuracy;  /* running (classification) */
     double penalty;         /* L1/L2 penalty in the loss (0 without) */
     const tr_metrics *train_eval, *val, *test; /* NULL when not evaluated */
+    const tr_metrics *ema_val, *ema_test;      /* the same under the moving average (NULL: none) */
     double samples_per_s;
     double phase_ms[TR_LOG_PHASES]; /* per optimizer step */
 } tr_log_row;

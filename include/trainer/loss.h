@@ -50,6 +50,21 @@ extern const char *const tr_reduction_names[]; /* in tr_reduction order */
 extern const char *const tr_metric_names[];
 bool tr_metric_higher_is_better(const char *metric);
 
+/* The sets a logged metric is computed on (SET_METRIC: val_loss, ema_test_accuracy, ...):
+ * train (the running means, or eval_train's pass), the validation and test sets, and both
+ * under the weights' moving average ([train] ema_decay). */
+#define TR_METRIC_SET_MAP(X)          \
+    X(TR_SET_VAL, "val")              \
+    X(TR_SET_TEST, "test")            \
+    X(TR_SET_TRAIN, "train")          \
+    X(TR_SET_EMA_VAL, "ema_val")      \
+    X(TR_SET_EMA_TEST, "ema_test")
+typedef enum tr_metric_set { TR_METRIC_SET_MAP(TR_ENUM_VALUE) } tr_metric_set;
+extern const char *const tr_metric_set_names[];
+
+/* Splits SET_METRIC into its set and metric name; false when either is not one of the names. */
+bool tr_metric_split(const char *name, tr_metric_set *set, const char **metric);
+
 typedef enum tr_task { TR_TASK_REGRESSION, TR_TASK_CLASSIFICATION } tr_task;
 
 typedef struct tr_loss {

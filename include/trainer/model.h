@@ -181,6 +181,10 @@ int tr_model_gemm_shapes(const tr_model *m, int64_t B, bool accumulate, tr_gemm_
  * parameter values are not copied. */
 void tr_model_use_buffers(tr_model *m, float *params, float *grads);
 
+/* Exchanges the model's parameters and batch norm statistics with *params and *buffers (the
+ * same layouts): the model computes with the others until the next exchange. */
+void tr_model_swap_weights(tr_model *m, float **params, float **buffers);
+
 /* Initialises every tensor with its configured scheme, from counters (seed, tensor, element):
  * the same seed gives bitwise the same parameters on any machine and rank count. Batch norm
  * starts as PyTorch's: weight 1, bias 0, running mean 0, running variance 1. */

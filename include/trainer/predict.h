@@ -18,6 +18,7 @@ typedef struct tr_predict_options {
     const char *features; /* HDF5 dataset of the input; NULL: the training run's [data] features */
     const char *columns;  /* CSV feature columns (names or indices); NULL: the training run's */
     int layer;            /* >= 0: write the activations of this weight layer instead; -1: predictions */
+    bool ema;             /* the checkpoint's moving average of the weights (/ema) instead of /model */
 } tr_predict_options;
 
 /* Writes the predictions for every input row. Collective; returns the same code everywhere. */

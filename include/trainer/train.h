@@ -16,6 +16,7 @@
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/dist.h"
+#include "trainer/ema.h"
 #include "trainer/error.h"
 #include "trainer/loss.h"
 #include "trainer/model.h"
@@ -35,6 +36,7 @@ typedef struct tr_trainer {
     tr_loss loss;
     tr_model model;
     tr_optim optim;
+    tr_ema ema;             /* [train] ema_decay: the weights' moving average (off: no buffers) */
     tr_sampler sampler;
     struct tr_node_mem *sampler_mem; /* the sampler's order, held once per node (or NULL) */
     tr_reduce *reduce;      /* the gradient exchange (reduce.h) */
@@ -64,6 +66,8 @@ typedef struct tr_trainer {
     double grad_norm;       /* the last step's gradient norm before clipping (NAN when not measured) */
     tr_metrics train_metrics, val_metrics, test_metrics; /* last evaluation */
     bool has_train_metrics, has_val_metrics, has_test_metrics;
+    tr_metrics ema_val_metrics, ema_test_metrics;        /* the same sets under the moving average */
+    bool has_ema_val_metrics, has_ema_test_metrics;
     double phase[TR_PHASE_COUNT]; /* seconds since the last evaluation line */
     tr_phase_clock clock;         /* charges phase[] */
     int64_t phase_steps;          /* steps behind phase[] */
