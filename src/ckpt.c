@@ -644,6 +644,17 @@ static int read_params(hid_t f, const char *path, const tr_model *m, const tr_ck
     return rc;
 }
 
+/* One running statistic (name: its dataset) of B's shape into dst. */
+static int read_buffer(hid_t f, const char *path, const char *name, const tr_buffer *B, float *dst, tr_err *err)
+{
+    int64_t rows, cols;
+    int rc = tr_h5_shape(f, path, name, &rows, &cols, NULL, err);
+    if (!rc && (rows != (int64_t)B->size || cols != 1))
+        rc = tr_fail(err, TR_ECKPT, "%s: %s has %lld values, the model needs %zu", path, name, (long long)rows,
+                     B->size);
+    return rc ? rc : tr_h5_read_rows(f, path, name, 0, rows, 1, dst, err);
+}
+
 /* Batch-norm running statistics: required in a full checkpoint, kept as they are when a file
  * exported from PyTorch lacks them. */
 static int read_buffers(hid_t f, const char *path, const tr_model *m, bool full, staged *g, tr_err *err)
@@ -657,13 +668,7 @@ static int read_buffers(hid_t f, const char *path, const tr_model *m, bool full,
             g->have_bufs = false;
             return full ? tr_fail(err, TR_ECKPT, "%s: %s is missing", path, name) : 0;
         }
-        int64_t rows, cols;
-        int rc = tr_h5_shape(f, path, name, &rows, &cols, NULL, err);
-        if (!rc && (rows != (int64_t)B->size || cols != 1))
-            rc = tr_fail(err, TR_ECKPT, "%s: %s has %lld values, the model needs %zu", path, name, (long long)rows,
-                         B->size);
-        if (!rc)
-            rc = tr_h5_read_rows(f, path, name, 0, rows, 1, g->bufs + B->offset, err);
+        int rc = read_buffer(f, path, name, B, g->bufs + B->offset, err);
         char nbt[64];
         snprintf(nbt, sizeof nbt, "/model/%d/num_batches_tracked", m->layer[B->layer].bn_seq);
         if (!rc && strstr(B->name, "running_mean") && tr_h5_exists(f, nbt)) {
@@ -698,13 +703,7 @@ static int read_ema(hid_t f, const char *path, const tr_model *m, bool required,
         const tr_buffer *B = &m->buffer[b];
         char name[64];
         snprintf(name, sizeof name, "/ema/%s", B->name);
-        int64_t rows, cols;
-        rc = tr_h5_shape(f, path, name, &rows, &cols, NULL, err);
-        if (!rc && (rows != (int64_t)B->size || cols != 1))
-            rc = tr_fail(err, TR_ECKPT, "%s: %s has %lld values, the model needs %zu", path, name, (long long)rows,
-                         B->size);
-        if (!rc)
-            rc = tr_h5_read_rows(f, path, name, 0, rows, 1, g->ema_bufs + B->offset, err);
+        rc = read_buffer(f, path, name, B, g->ema_bufs + B->offset, err);
     }
     return rc;
 }
