@@ -633,7 +633,11 @@ int tr_trainer_step(tr_trainer *t, int64_t step_in_epoch, tr_err *err)
         rc = tr_fail(err, TR_EMPI, "summing batch-norm statistics over the ranks failed");
     if (rc)
         return rc;
-    tr_ema_update(&t->ema, m);
+    if (tr_ema_on(&t->ema)) { /* the average's update is the optimizer's work */
+        tr_phase_enter(&t->clock, TR_PHASE_OPTIM);
+        tr_ema_update(&t->ema, m);
+        tr_phase_leave(&t->clock);
+    }
     t->step_loss = st.loss / tr_loss_denominator(&t->loss, st.rows, (double)st.rows);
     t->grad_norm = st.grad_norm;
     t->epoch_loss_sum += st.loss;

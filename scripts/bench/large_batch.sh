@@ -8,7 +8,7 @@
 #           0.0141 and LARS 0.625 at batch 128 (0.08 and 20 at 4096: the best of a sweep)
 #   course  datasets/configs/fashion_mnist.ini, 20 epochs at a constant rate: Adam 0.001 (the
 #           recipe) and LAMB 0.0025, with Goyal et al.'s 2-epoch warm-up of the scaled rate
-# Seeds 1-3 (or SEEDS); RECIPES (fast course) and BATCHES narrow the sweep. Prints one line
+# Seeds 1-3 (or SEEDS); RECIPES (fast course), OPTIMIZERS and BATCHES narrow the sweep. Prints one line
 # per run and a Markdown table per recipe: the final test accuracy's mean and range, and the
 # difference from the recipe's own optimizer at batch 128.
 #
@@ -39,7 +39,7 @@ for recipe in $RECIPES; do
     *) echo "unknown recipe $recipe"; exit 2 ;;
   esac
   while read -r r opt lr rule warm; do
-    [[ $r == "$recipe" ]] || continue
+    [[ $r == "$recipe" && " ${OPTIMIZERS:-$opt} " == *" $opt "* ]] || continue
     for batch in $BATCHES; do
       micro=$((batch < 1024 ? batch : 1024))
       for seed in $SEEDS; do
@@ -49,7 +49,7 @@ for recipe in $RECIPES; do
           --set train.optimizer=$opt --set train.lr="$lr" --set train.lr_scaling=$rule \
           --set train.lr_base_batch=128 --set train.lr_scaling_warmup_epochs=$warm \
           --set train.batch_size=$micro --set train.accumulate=$((batch / micro)) \
-          --set output.checkpoint_every=0 --set output.dir="$d" >/dev/null
+          --set output.checkpoint_every=0 --set output.dir="$d" >/dev/null </dev/null # mpirun reads stdin
         acc=$(awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) {if ($i == "test_accuracy") c = i; if ($i == "lr") l = i}}
                        NR > 1 && $c != "" {a = $c; r = $l} END {print a, r}' "$d/metrics.csv")
         echo "RESULT recipe=$recipe opt=$opt batch=$batch seed=$seed accuracy=${acc% *} final_lr=${acc#* }"
