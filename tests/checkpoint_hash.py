@@ -1,5 +1,5 @@
-"""A hash of a run's newest checkpoint: every /model and /optimizer tensor, for tests that
-compare runs bit for bit (imported by the test scripts beside it)."""
+"""A hash of a run's newest checkpoint: every /model, /optimizer and /ema tensor, for tests
+that compare runs bit for bit (imported by the test scripts beside it)."""
 import glob
 import hashlib
 import os
@@ -12,12 +12,12 @@ def newest_checkpoint(run_dir):
 
 
 def fingerprint(run_dir):
-    """16 hex digits of SHA-256 over every /model and /optimizer dataset of the newest ckpt-*.h5
-    and the optimizer's step count."""
+    """16 hex digits of SHA-256 over every /model, /optimizer and /ema (the weights' moving
+    average) dataset of the newest ckpt-*.h5 and the optimizer's step count."""
     h = hashlib.sha256()
     with h5py.File(newest_checkpoint(run_dir), "r") as f:
         def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and name.split("/")[0] in ("model", "optimizer"):
+            if isinstance(obj, h5py.Dataset) and name.split("/")[0] in ("model", "optimizer", "ema"):
                 h.update(name.encode())
                 h.update(obj[()].tobytes())
         f.visititems(visit)

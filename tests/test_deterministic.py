@@ -5,7 +5,8 @@ On a ragged data set (1001 two-moons rows, 96 rows per optimizer step, so every 
 a short step), Adam, dropout, 3 epochs: np in {1, 2, 3, 4, 7} x threads in {1, 2} x
 accumulate in {1, 3} (batch_size 96 or 32) must give byte-identical /model and /optimizer
 tensors in the final checkpoint; so must simulated multi-node layouts (the sum across nodes)
-and comm = allreduce (no node-shared memory); with batch norm the running statistics as well;
+and comm = allreduce (no node-shared memory); with batch norm the running statistics and the
+weights' moving average (ema_decay) as well;
 with LAMB and LARS under clip_norm (norms over whole tensors cut among the ranks) too. A run
 stopped by a signal in mid-epoch at np=3 and resumed
 at np=2 must end with the same bits too. Every GEMM engine and precision keeps the invariance
@@ -77,11 +78,11 @@ try:
     for np_, per_node in ((1, 0), (2, 0), (3, 0), (3, 1)):
         d = os.path.join(work, f"bn-np{np_}-{per_node}")
         env = {"TRAINER_TEST_RANKS_PER_NODE": str(per_node)} if per_node else {}
-        run(np_, ["--set", "model.batchnorm=true", "--set", "train.batch_size=96", "--set", f"output.dir={d}"],
-            env=env)
+        run(np_, ["--set", "model.batchnorm=true", "--set", "train.batch_size=96", "--set", "train.ema_decay=0.9",
+                  "--set", f"output.dir={d}"], env=env)
         bn[(np_, per_node)] = fingerprint(d)
-    check(f"batch norm, running statistics included: np 1, 2, 3 and 3 nodes give the same bits ({bn[(1, 0)][0]})",
-          len({v[0] for v in bn.values()}) == 1)
+    check("batch norm, running statistics and the weights' moving average included: np 1, 2, 3 and 3 nodes give "
+          f"the same bits ({bn[(1, 0)][0]})", len({v[0] for v in bn.values()}) == 1)
 
     # the norms over whole tensors (clip_norm's, and LAMB's and LARS's per tensor) while the
     # ranks own pieces of tensors: a 4481-parameter network (9 cells of the norms' grid) cut

@@ -1,12 +1,14 @@
 /*
  * fuzz_ckpt.c: the checkpoint loader on arbitrary bytes: the configuration stored in the
- * file (what `trainer predict` reads first), then the parameters, optimizer state, scaling
- * and run state into the model that configuration describes. Every input ends in success
+ * file (what `trainer predict` reads first), then the parameters, optimizer state, scaling,
+ * run state and the weights' moving average into the model that configuration describes,
+ * and the average alone as the model's weights (--ema). Every input ends in success
  * or a TR_ECKPT error with a message.
  */
 #include "fuzz_util.h"
 
 #include "trainer/ckpt.h"
+#include "trainer/ema.h"
 #include "trainer/h5io.h"
 #include "trainer/model.h"
 #include "trainer/optim.h"
@@ -36,10 +38,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             tr_scaler sc = {0};
             tr_ckpt_state st = {0};
             const bool have_optim = tr_optim_init(&o, &c.train.optim, m.n_params, &err) == 0;
-            tr_ckpt_parts parts = {.optim = have_optim ? &o : NULL, .scaler = &sc, .state = &st};
+            tr_ema ema;
+            const bool have_ema = tr_ema_init(&ema, c.train.ema_decay, &m, &err) == 0;
+            tr_ckpt_parts parts = {.optim = have_optim ? &o : NULL, .scaler = &sc, .state = &st,
+                                   .ema = have_ema ? &ema : NULL};
             rc = tr_ckpt_load(path, &c, &m, &parts, &err);
             if (rc != 0 && !err.msg[0])
                 abort();
+            /* eval --ema and predict --ema: the average's weights as the model's */
+            rc = tr_ckpt_load(path, &c, &m, &(tr_ckpt_parts){.ema_weights = true}, &err);
+            if (rc != 0 && !err.msg[0])
+                abort();
+            if (have_ema)
+                tr_ema_free(&ema);
             if (have_optim)
                 tr_optim_free(&o);
             tr_scaler_free(&sc);
