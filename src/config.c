@@ -328,6 +328,14 @@ static const key_desc keys[] = {
     {.section = "data", .name = "val_fraction", .kind = K_DOUBLE, FIELD(data.val_fraction),
      .min = 0, .max = 0.99, .def = "0",
      .doc = "Fraction of the remaining training rows held out as a validation set (distinct from the test set)."},
+    {.section = "data", .name = "folds", .kind = K_I64, FIELD(data.folds), .min = 0, .max = 1e6, .def = "0",
+     .doc = "K-fold cross-validation: the training rows (those the test set leaves) are cut into `folds` folds, "
+            "shuffled with split_seed and, for classification, stratified (each fold holds each class's rows in "
+            "proportion, to one row: scikit-learn's StratifiedKFold(shuffle = True); KFold for regression); fold "
+            "`fold` is the validation set, the others train. The run directory's folds.csv gives every such row "
+            "(its row in the file, or its line in a text file) and its fold. 0: no folds."},
+    {.section = "data", .name = "fold", .kind = K_I64, FIELD(data.fold), .min = 0, .max = 1e6, .def = "0",
+     .doc = "K-fold cross-validation: the fold (0 to folds - 1) that validates."},
     {.section = "data", .name = "split_seed", .kind = K_U64, FIELD(data.split_seed), .def = "0",
      .doc = "Seed of the split shuffle."},
     {.section = "data", .name = "split_shuffle", .kind = K_BOOL, FIELD(data.split_shuffle), .def = "true",
@@ -1427,6 +1435,12 @@ static int finish(tr_config *c, tr_err *err)
     if (d->builtin[0] && (d->test_path[0] || d->test_images[0]))
         return tr_fail(err, TR_ECONFIG, "%s: [data] builtin = %s: hold out its test rows with test_fraction "
                                         "(test files belong to path)", c->path, d->builtin);
+    if (d->folds == 1 || (d->folds == 0 && d->fold > 0) || (d->folds > 1 && d->fold >= d->folds))
+        return tr_fail(err, TR_ECONFIG, "%s: [data] fold = %lld of folds = %lld: folds is 0 (none) or at least 2, and "
+                                        "fold one of 0 to folds - 1", c->path, (long long)d->fold, (long long)d->folds);
+    if (d->folds > 1 && d->val_fraction > 0.0)
+        return tr_fail(err, TR_ECONFIG, "%s: [data] folds = %lld chooses the validation rows (fold %lld): "
+                                        "val_fraction must be 0", c->path, (long long)d->folds, (long long)d->fold);
     if (d->test_fraction + d->val_fraction >= 1.0)
         return tr_fail(err, TR_ECONFIG, "%s: [data] test_fraction + val_fraction = %g leaves no training rows", c->path,
                        d->test_fraction + d->val_fraction);

@@ -154,6 +154,80 @@ void tr_split_indices(int64_t n, double fraction, uint64_t split_seed, uint32_t 
     *n_kept = n - nh;
 }
 
+/* A row's place in the stratified order: its class, then its position in the permutation. */
+typedef struct fold_key {
+    float label;
+    int64_t rank, row;
+} fold_key;
+
+static int by_class_then_rank(const void *a, const void *b)
+{
+    const fold_key *x = a, *y = b;
+    if (x->label != y->label)
+        return x->label < y->label ? -1 : 1;
+    return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+int tr_fold_assign(int64_t n, const float *labels, int64_t stride, int64_t folds, uint64_t split_seed,
+                   int32_t *fold_of, tr_err *err)
+{
+    int64_t *perm = malloc((size_t)n * sizeof *perm + 1);
+    fold_key *keys = labels ? malloc((size_t)n * sizeof *keys + 1) : NULL;
+    if (!perm || (labels && !keys)) {
+        free(perm);
+        free(keys);
+        return tr_fail(err, TR_ENOMEM, "out of memory");
+    }
+    tr_rng_permutation(perm, n, tr_rng_make(split_seed), TR_RNG_SPLIT, 2);
+    if (!labels) {
+        for (int64_t i = 0; i < n; i++)
+            fold_of[perm[i]] = (int32_t)(i % folds);
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            keys[i] = (fold_key){.label = labels[perm[i] * stride], .rank = i, .row = perm[i]};
+        qsort(keys, (size_t)n, sizeof *keys, by_class_then_rank);
+        for (int64_t i = 0; i < n; i++)
+            fold_of[keys[i].row] = (int32_t)(i % folds);
+    }
+    free(perm);
+    free(keys);
+    return 0;
+}
+
+/* [data] folds: fold `fold` of the pool is the validation set, the others train; the
+ * assignment is kept for the run directory's folds.csv. */
+static int split_folds(tr_data *d, const tr_data_config *dc, const tr_dataset *pool, bool stratify, tr_err *err)
+{
+    const int64_t n = pool->rows;
+    if (n < dc->folds)
+        return tr_fail(err, TR_EDATA, "%s: %lld training rows cannot make folds = %lld", d->source, (long long)n,
+                       (long long)dc->folds);
+    d->fold_of = malloc((size_t)n * sizeof *d->fold_of + 1);
+    d->fold_origin = malloc((size_t)n * sizeof *d->fold_origin + 1);
+    int64_t *kept = malloc((size_t)n * sizeof *kept + 1), *held = malloc((size_t)n * sizeof *held + 1);
+    int rc = d->fold_of && d->fold_origin && kept && held ? 0 : tr_fail(err, TR_ENOMEM, "out of memory");
+    if (!rc)
+        rc = tr_fold_assign(n, stratify ? pool->y : NULL, pool->tcols, dc->folds, dc->split_seed, d->fold_of, err);
+    if (!rc) {
+        int64_t nk = 0, nh = 0;
+        for (int64_t r = 0; r < n; r++) {
+            if (d->fold_of[r] == dc->fold)
+                held[nh++] = r;
+            else
+                kept[nk++] = r;
+            d->fold_origin[r] = pool->origin ? pool->origin[r] : r;
+        }
+        d->n_fold_rows = n;
+        d->fold_origin_is_line = pool->origin_is_line;
+        rc = tr_dataset_take(&d->train, pool, kept, nk, err);
+        if (!rc)
+            rc = tr_dataset_take(&d->val, pool, held, nh, err);
+    }
+    free(kept);
+    free(held);
+    return rc;
+}
+
 /* Splits `all` into kept and held-out sets (consumes nothing; all stays valid). */
 static int split_set(const tr_dataset *all, double fraction, uint64_t seed, uint32_t stream, bool shuffle,
                      tr_dataset *kept, tr_dataset *held, tr_err *err)
@@ -495,12 +569,15 @@ static int load_test(tr_data *d, const tr_config *c, tr_data_format fmt, tr_data
 
 /* The validation set from the training rows; at least one training row must remain, and the
  * test set must have the training set's columns. */
-static int split_validation(tr_data *d, const tr_config *c, tr_dataset *rest, tr_err *err)
+static int split_validation(tr_data *d, const tr_config *c, const tr_loss *L, tr_dataset *rest, tr_err *err)
 {
     const tr_data_config *dc = &c->data;
     const bool test_files = dc->test_path[0] || dc->test_images[0];
     const double val_of_rest = test_files ? dc->val_fraction : dc->val_fraction / (1.0 - dc->test_fraction);
-    int rc = split_set(rest, val_of_rest, dc->split_seed, 1, dc->split_shuffle, &d->train, &d->val, err);
+    /* folds are stratified by the class a row's one target names */
+    const bool stratify = tr_loss_task(L) == TR_TASK_CLASSIFICATION && rest->tcols == 1;
+    int rc = dc->folds > 1 ? split_folds(d, dc, rest, stratify, err)
+                           : split_set(rest, val_of_rest, dc->split_seed, 1, dc->split_shuffle, &d->train, &d->val, err);
     if (rc)
         return rc;
     if (d->train.rows < 1)
@@ -548,7 +625,7 @@ int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
     if (!rc)
         rc = load_test(d, c, fmt, &all, &rest, err);
     if (!rc)
-        rc = split_validation(d, c, &rest, err);
+        rc = split_validation(d, c, L, &rest, err);
     if (!rc)
         rc = finish_sets(d, c, L, err);
     tr_dataset_free(&all);
@@ -579,6 +656,8 @@ void tr_data_free(tr_data *d)
     tr_dataset_free(&d->val);
     tr_dataset_free(&d->test);
     tr_scaler_free(&d->scaler);
+    free(d->fold_of);
+    free(d->fold_origin);
     tr_node_mem_free(d->shared);
     d->shared = NULL;
     tr_unmap(&d->maps[0]);

@@ -601,6 +601,8 @@ static int start_run(tr_trainer *t, run_state *r, tr_rundir *rd, const tr_run_op
     }
     if (!rc && t->dist->rank == 0)
         rc = tr_rundir_write_config(rd, c, err);
+    if (!rc && t->dist->rank == 0)
+        rc = tr_rundir_write_folds(rd, &t->data, err);
     return tr_dist_agree(t->dist, rc);
 }
 

@@ -184,6 +184,11 @@ static long long h5_rows(const char *path)
     return rows;
 }
 
+/* folds.csv's header: each row of the training pool by its row in the file, or its line in
+ * a text file, and its fold. */
+#define FOLDS_HEADER_ROW "row,fold"
+#define FOLDS_HEADER_LINE "line,fold"
+
 /* The names a run writes in its directory. */
 typedef enum file_name {
     NAME_OTHER,      /* not one of the run's */
@@ -192,6 +197,7 @@ typedef enum file_name {
     NAME_METRIC_LOG, /* metrics.csv, metrics.h5, metrics.earlier-N.csv/.h5 */
     NAME_STEP_LOG,   /* steps.csv, steps.h5 */
     NAME_CONFIG,     /* config.ini, effective-config.ini */
+    NAME_FOLDS,      /* folds.csv ([data] folds) */
 } file_name;
 
 static file_name name_kind(const char *name)
@@ -202,7 +208,7 @@ static file_name name_kind(const char *name)
         return NAME_CHECKPOINT;
     if (strstr(name, ".tmp.") && (!strncmp(name, "ckpt-", 5) || !strncmp(name, "best.h5", 7) ||
                                   !strncmp(name, "metrics.", 8) || !strncmp(name, "steps.", 6) ||
-                                  !strncmp(name, "config.ini", 10) ||
+                                  !strncmp(name, "config.ini", 10) || !strncmp(name, "folds.csv", 9) ||
                                   !strncmp(name, "effective-config.ini", 20)))
         return NAME_TEMP;
     int n_earlier, end = 0;
@@ -214,6 +220,8 @@ static file_name name_kind(const char *name)
         return NAME_STEP_LOG;
     if (!strcmp(name, "config.ini") || !strcmp(name, "effective-config.ini"))
         return NAME_CONFIG;
+    if (!strcmp(name, "folds.csv"))
+        return NAME_FOLDS;
     return NAME_OTHER;
 }
 
@@ -232,6 +240,11 @@ static bool written_here(const char *path, file_name kind)
         return tr_step_log_written_by_trainer(path);
     case NAME_CONFIG:
         return written_by_trainer(path);
+    case NAME_FOLDS: {
+        char line[32];
+        return tr_file_first_line(path, line, sizeof line) && (!strcmp(line, FOLDS_HEADER_ROW) ||
+                                                                 !strcmp(line, FOLDS_HEADER_LINE));
+    }
     case NAME_TEMP:
         return true; /* named after a process ID: nobody else's */
     case NAME_OTHER:
@@ -257,7 +270,7 @@ static file_role role_of(const char *dir, const char *name, char *what, size_t l
         return ROLE_NONE; /* a user's file, or a link: never deleted or moved */
     if (kind == NAME_CHECKPOINT)
         return ROLE_RESULT;
-    if (kind == NAME_TEMP || kind == NAME_CONFIG || kind == NAME_STEP_LOG) /* steps.* go with metrics.* */
+    if (kind == NAME_TEMP || kind == NAME_CONFIG || kind == NAME_FOLDS || kind == NAME_STEP_LOG) /* steps.* go with metrics.* */
         return ROLE_BYPRODUCT;
     if (strcmp(name, "metrics.csv") && strcmp(name, "metrics.h5"))
         return ROLE_RESULT; /* a metric log a resume kept under another name */
@@ -436,5 +449,22 @@ int tr_rundir_write_config(const tr_rundir *r, const tr_config *c, tr_err *err)
         return rc;
     fprintf(a.f, TR_RUNDIR_CONFIG_HEADER " (source: %s)\n", c->path);
     tr_config_print(c, a.f);
+    return tr_atomic_commit(&a, TR_EIO, err);
+}
+
+int tr_rundir_write_folds(const tr_rundir *r, const tr_data *d, tr_err *err)
+{
+    if (!d->fold_of)
+        return 0;
+    char path[TR_PATH_MAX + 32];
+    int rc = tr_path_format(path, sizeof path, TR_EIO, err, "%s/folds.csv", r->dir);
+    tr_atomic a;
+    if (!rc)
+        rc = tr_atomic_begin(&a, path, true, TR_EIO, err);
+    if (rc)
+        return rc;
+    fprintf(a.f, "%s\n", d->fold_origin_is_line ? FOLDS_HEADER_LINE : FOLDS_HEADER_ROW);
+    for (int64_t i = 0; i < d->n_fold_rows; i++)
+        fprintf(a.f, "%lld,%d\n", (long long)d->fold_origin[i], (int)d->fold_of[i]);
     return tr_atomic_commit(&a, TR_EIO, err);
 }

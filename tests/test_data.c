@@ -713,3 +713,43 @@ Test(split, feature_count_must_match_the_model)
     cr_expect(strstr(err.msg, "2 feature columns but [model] layers starts with 3 inputs"), "%s", err.msg);
     tr_config_free(&c);
 }
+
+/* K-fold assignment: 1000 rows of three classes (600/300/100) in 7 folds. Stratified, each
+ * fold holds every class's count / 7 to one row and the folds' sizes differ by at most one;
+ * the same seed gives the same folds, another seed others; without labels the sizes still
+ * differ by at most one. */
+Test(folds, stratified_folds_partition_the_rows_and_keep_the_class_proportions)
+{
+    enum { N = 1000, K = 7 };
+    float labels[N];
+    for (int i = 0; i < N; i++)
+        labels[i] = (float)(i % 10 < 6 ? 0 : i % 10 < 9 ? 1 : 2);
+    static int32_t a[N], b[N], c[N], plain[N];
+    cr_assert_eq(tr_fold_assign(N, labels, 1, K, 5, a, NULL), 0);
+    cr_assert_eq(tr_fold_assign(N, labels, 1, K, 5, b, NULL), 0);
+    cr_assert_eq(tr_fold_assign(N, labels, 1, K, 6, c, NULL), 0);
+    cr_assert_eq(tr_fold_assign(N, NULL, 1, K, 5, plain, NULL), 0);
+    cr_expect(memcmp(a, b, sizeof a) == 0, "the same seed, the same folds");
+    cr_expect(memcmp(a, c, sizeof a) != 0, "another seed, other folds");
+    int count[K][3] = {{0}}, size[K] = {0}, plain_size[K] = {0};
+    for (int i = 0; i < N; i++) {
+        cr_assert(a[i] >= 0 && a[i] < K && plain[i] >= 0 && plain[i] < K);
+        count[a[i]][(int)labels[i]]++;
+        size[a[i]]++;
+        plain_size[plain[i]]++;
+    }
+    const int per_class[3] = {600, 300, 100};
+    for (int k = 0; k < K; k++) {
+        for (int cl = 0; cl < 3; cl++)
+            cr_expect(abs(count[k][cl] * K - per_class[cl]) < K, "fold %d holds %d of class %d's %d rows", k,
+                      count[k][cl], cl, per_class[cl]);
+        cr_expect(size[k] == N / K || size[k] == N / K + 1, "fold %d: %d rows", k, size[k]);
+        cr_expect(plain_size[k] == N / K || plain_size[k] == N / K + 1, "unstratified fold %d: %d rows", k,
+                  plain_size[k]);
+    }
+    /* the rows of a fold are not a block of the file: they were shuffled */
+    int runs = 0;
+    for (int i = 1; i < N; i++)
+        runs += a[i] != a[i - 1];
+    cr_expect(runs > N / 2, "the folds interleave in the file's order (%d changes)", runs);
+}

@@ -15,7 +15,10 @@ On the two-moons network (evaluation every epoch):
     one (Goyal et al.), at np=1 and np=2 alike;
   - the weights' moving average (ema_decay) at np=2: logged as ema_test_*, stored under /ema,
     chosen by best_metric, evaluated (eval --ema = the logged value) and used by predict
-    --ema, restored to the bit by a resume; refused where it is missing.
+    --ema, restored to the bit by a resume; refused where it is missing;
+  - K-fold cross-validation ([data] folds, fold): folds.csv the same in every fold's run,
+    each training-pool line once, the validation set exactly the fold's rows, stratified to
+    one row per class; contradictions refused.
 The shipped datasets/configs/fashion_mnist_fast.ini at np=2 (when Fashion-MNIST is
 installed) ends by its own stop_at (test accuracy >= 0.90) or, on a CPU whose kernels round
 differently, within half a point of it: its margin is thin (0.901-0.902 at the stop in five
@@ -156,6 +159,43 @@ try:
     q = checks.trainer("predict", "--checkpoint", plain, "--input", gen, "--output", os.path.join(work, "x.csv"), "--ema")
     check("predict --ema on a checkpoint without /ema: status 4 naming the file and /ema",
           q.returncode == 4 and plain in q.stderr and "/ema" in q.stderr, q.stderr[-300:])
+
+    # K-fold cross-validation ([data] folds, fold) on a CSV of 1000 two-moons rows, 200 of them
+    # the test set: every fold's run writes the same folds.csv, which gives each of the 800
+    # training-pool lines once; fold k's run validates on exactly its rows; every fold holds
+    # each class in proportion (to one row); the folds' validation rows are disjoint
+    csv_path = os.path.join(work, "moons.csv")
+    checks.trainer("data", "gen", "moons", "--out", csv_path, "--n", "1000", "--seed", "3")
+    with open(csv_path) as f:
+        label_of = {i + 2: int(float(line.rsplit(",", 1)[1])) for i, line in enumerate(f.read().split()[1:])}
+    fold_files, val_rows = [], []
+    for k in range(5):
+        d = os.path.join(work, f"fold{k}")
+        p, _ = train(1, d, "data.generator=", f"data.path={csv_path}", "data.target=y", "data.test_fraction=0.2",
+                     "data.folds=5", f"data.fold={k}", "train.epochs=2")
+        if not check(f"fold {k} of 5 trains (status 0)", p.returncode == 0, p.stderr[-400:]):
+            break
+        with open(os.path.join(d, "folds.csv")) as f:
+            fold_files.append(f.read())
+        val_rows.append(int(p.stdout.split(" validation rows")[0].rsplit(" ", 1)[1]))
+    if len(fold_files) == 5:
+        lines = [line.split(",") for line in fold_files[0].split()[1:]]
+        folds = {int(a): int(b) for a, b in lines}
+        per_fold = [[sum(1 for ln, fk in folds.items() if fk == k and label_of[ln] == c) for c in (0, 1)]
+                    for k in range(5)]
+        totals = [sum(1 for ln in folds if label_of[ln] == c) for c in (0, 1)]
+        check("folds.csv: the same in every fold's run, a header naming lines, 800 distinct lines",
+              len(set(fold_files)) == 1 and fold_files[0].startswith("line,fold\n") and len(lines) == 800
+              and len(folds) == 800, fold_files[0][:80])
+        check(f"each fold's run validates on its own rows ({val_rows})",
+              val_rows == [sum(1 for fk in folds.values() if fk == k) for k in range(5)])
+        check(f"stratified: every fold holds each class's fifth to one row ({per_fold}, of {totals})",
+              all(abs(5 * n - totals[c]) < 5 for row in per_fold for c, n in enumerate(row)))
+    p, _ = train(1, os.path.join(work, "fold-bad"), "data.folds=5", "data.fold=5", "train.epochs=1")
+    q, _ = train(1, os.path.join(work, "fold-val"), "data.folds=5", "data.val_fraction=0.2", "train.epochs=1")
+    check("fold = 5 of folds = 5, and folds with val_fraction, are refused (status 2, naming the keys)",
+          p.returncode == 2 and "fold = 5" in p.stderr and q.returncode == 2 and "val_fraction" in q.stderr,
+          p.stderr[-200:] + q.stderr[-200:])
 
     fast = os.path.join(SRC, "datasets", "configs", "fashion_mnist_fast.ini")
     if os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):

@@ -173,6 +173,7 @@ typedef struct tr_data_config {
     bool mmap; /* use contiguous float32 HDF5 features where they lie (mapping.h) */
     /* split and scaling */
     double test_fraction, val_fraction;
+    int64_t folds, fold;            /* K-fold cross-validation: fold `fold` of `folds` validates (0: none) */
     uint64_t split_seed;
     bool split_shuffle;
     tr_scale_kind scale;

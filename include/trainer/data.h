@@ -33,6 +33,11 @@ typedef struct tr_data {
     char *feature_names;           /* the training set's feature columns as its file names them, "a, b, ..."
                                     * or NULL (on the ranks that loaded it); stored in checkpoints */
     struct tr_node_mem *shared;    /* the node-shared memory the sets borrow (data_node.h), or NULL */
+    int32_t *fold_of;              /* [data] folds: the fold of each row of the training pool (the rows the
+                                    * test set leaves, in the pool's order), or NULL */
+    int64_t *fold_origin;          /* (n_fold_rows) each such row's origin (dataset.h) */
+    int64_t n_fold_rows;
+    bool fold_origin_is_line;
     tr_mapping maps[2];            /* the mapped training and test files the views read */
 } tr_data;
 
@@ -71,6 +76,15 @@ int64_t tr_data_fingerprint(const tr_dataset *ds);
  * training order is the sampler's business). Arrays must hold n entries; counts are returned. */
 void tr_split_indices(int64_t n, double fraction, uint64_t split_seed, uint32_t stream, bool shuffle,
                       int64_t *kept, int64_t *n_kept, int64_t *held, int64_t *n_held);
+
+/* K-fold cross-validation: the fold (0..folds-1) of each of n rows, from a permutation of
+ * (split_seed, stream 2). With labels (row r's class at labels[r * stride]) the rows of each
+ * class, in the permutation's order, are dealt to the folds in turn, the count running on
+ * from one class to the next: every fold holds each class's rows in proportion to one row,
+ * and the folds' sizes differ by at most one (stratified); without labels the permutation is
+ * dealt alike. */
+int tr_fold_assign(int64_t n, const float *labels, int64_t stride, int64_t folds, uint64_t split_seed,
+                   int32_t *fold_of, tr_err *err);
 
 /* Text labels (ds->class_names with y the index of each row's word) renumbered to the classes
  * `classes` ("a, b, ..."): the same word, the same class. A word that is not among them is an

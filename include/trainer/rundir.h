@@ -23,6 +23,7 @@
 #define TRAINER_RUNDIR_H
 
 #include "trainer/config.h"
+#include "trainer/data.h"
 #include "trainer/error.h"
 
 #include <stdbool.h>
@@ -62,6 +63,11 @@ int tr_rundir_set_aside(tr_rundir *r, char *where, size_t len, tr_err *err);
  * DIR/config.ini, or to DIR/effective-config.ini when DIR/config.ini is a file the trainer
  * did not write, a link, or the configuration file this run reads (never overwritten). */
 int tr_rundir_write_config(const tr_rundir *r, const tr_config *c, tr_err *err);
+
+/* [data] folds: DIR/folds.csv, every row of the training pool (its row in the file, or its
+ * line in a text file: the header says which) and its fold, atomically; nothing without
+ * folds. */
+int tr_rundir_write_folds(const tr_rundir *r, const tr_data *d, tr_err *err);
 
 /* The first line of every configuration file the trainer writes. */
 #define TR_RUNDIR_CONFIG_HEADER "# effective configuration of a trainer run"
