@@ -405,7 +405,7 @@ bool tr_optim_update_to(tr_optim *o, const float *params, float *out, float *gra
     if (!r)
         r = &tr_optim_plain;
     const float wd = r->decay ? (float)o->cfg.weight_decay : 0.0f;
-    const float trust = r->trust > 0.0f ? r->trust : 1.0f;
+    const float trust = tr_optim_layerwise(o) ? r->trust : 1.0f; /* stage two sets it (stage_two_range) */
     if (r->l1 != 0.0f || r->l2 != 0.0f || r->scale != 1.0f || r->clip > 0.0f)
         prepare(grads + begin, params + begin, end - begin, r);
     const size_t n = end - begin;

@@ -514,3 +514,32 @@ Test(optim, trust_ratio_is_one_when_a_norm_is_zero)
     tr_optim_free(&o);
     tr_model_free(&m);
 }
+
+/* A ratio of zero is a ratio: LARS with trust_coefficient 0 leaves the weights where they are
+ * (the biases, not adapted, still step). */
+Test(optim, lars_with_a_zero_coefficient_moves_no_weight)
+{
+    tr_model m;
+    layer_model(&m);
+    tr_optim o;
+    cr_assert_eq(tr_optim_init(&o, &(tr_optim_config){.kind = TR_OPTIM_LARS, .lr = 1.0, .eps = 1e-8}, m.n_params, NULL),
+                 0);
+    float before[64];
+    memcpy(before, m.params, m.n_params * sizeof(float));
+    for (size_t i = 0; i < m.n_params; i++)
+        m.grads[i] = 0.25f;
+    tr_optim_begin_step(&o);
+    for (int t = 0; t < m.n_tensors; t++) {
+        double sq[2] = {0, 0};
+        tr_optim_layer_sums(&o, &m, t, m.tensor[t].offset, m.tensor[t].offset + m.tensor[t].size, 1.0f, sq);
+        tr_optim_set_trust(&o, &m, t, sq);
+    }
+    tr_optim_step_range(&o, &m, 0, m.n_params, 1.0f, NULL);
+    for (int t = 0; t < m.n_tensors; t++) {
+        const tr_tensor *T = &m.tensor[t];
+        const bool same = memcmp(before + T->offset, m.params + T->offset, T->size * sizeof(float)) == 0;
+        cr_expect(T->is_weight ? same : !same, "%s: %s", T->name, T->is_weight ? "moved" : "did not step");
+    }
+    tr_optim_free(&o);
+    tr_model_free(&m);
+}

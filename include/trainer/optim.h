@@ -115,7 +115,7 @@ typedef struct tr_optim_range {
     float l1, l2;   /* penalty coefficients */
     float scale;    /* 1: no norm clipping */
     float clip;     /* 0: no value clipping */
-    float trust;    /* lars, lamb: the tensor's trust ratio (0 or 1: none) */
+    float trust;    /* lars, lamb: the tensor's trust ratio (the other optimizers ignore it) */
 } tr_optim_range;
 
 /* Plain: weight decay applies, no penalty, no clipping. */
