@@ -330,8 +330,9 @@ static const key_desc keys[] = {
      .doc = "Fraction of the remaining training rows held out as a validation set (distinct from the test set)."},
     {.section = "data", .name = "folds", .kind = K_I64, FIELD(data.folds), .min = 0, .max = 1e6, .def = "0",
      .doc = "K-fold cross-validation: the training rows (those the test set leaves) are cut into `folds` folds, "
-            "shuffled with split_seed and, for classification, stratified (each fold holds each class's rows in "
-            "proportion, to one row: scikit-learn's StratifiedKFold(shuffle = True); KFold for regression); fold "
+            "shuffled with split_seed (unless split_shuffle = false) and, for classification, stratified (each fold "
+            "holds each class's rows in proportion, to one row: scikit-learn's StratifiedKFold; KFold for "
+            "regression); fold "
             "`fold` is the validation set, the others train. The run directory's folds.csv gives every such row "
             "(its row in the file, or its line in a text file) and its fold. 0: no folds."},
     {.section = "data", .name = "fold", .kind = K_I64, FIELD(data.fold), .min = 0, .max = 1e6, .def = "0",

@@ -168,7 +168,7 @@ static int by_class_then_rank(const void *a, const void *b)
     return (x->rank > y->rank) - (x->rank < y->rank);
 }
 
-int tr_fold_assign(int64_t n, const float *labels, int64_t stride, int64_t folds, uint64_t split_seed,
+int tr_fold_assign(int64_t n, const float *labels, int64_t stride, int64_t folds, uint64_t split_seed, bool shuffle,
                    int32_t *fold_of, tr_err *err)
 {
     int64_t *perm = malloc((size_t)n * sizeof *perm + 1);
@@ -178,10 +178,15 @@ int tr_fold_assign(int64_t n, const float *labels, int64_t stride, int64_t folds
         free(keys);
         return tr_fail(err, TR_ENOMEM, "out of memory");
     }
-    tr_rng_permutation(perm, n, tr_rng_make(split_seed), TR_RNG_SPLIT, 2);
-    if (!labels) {
+    if (shuffle) {
+        tr_rng_permutation(perm, n, tr_rng_make(split_seed), TR_RNG_SPLIT, 2);
+    } else {
         for (int64_t i = 0; i < n; i++)
-            fold_of[perm[i]] = (int32_t)(i % folds);
+            perm[i] = i;
+    }
+    if (!labels) { /* dealt in turn, or unshuffled in consecutive blocks (KFold(shuffle = False)) */
+        for (int64_t i = 0; i < n; i++)
+            fold_of[perm[i]] = (int32_t)(shuffle ? i % folds : i * folds / n);
     } else {
         for (int64_t i = 0; i < n; i++)
             keys[i] = (fold_key){.label = labels[perm[i] * stride], .rank = i, .row = perm[i]};
@@ -207,7 +212,8 @@ static int split_folds(tr_data *d, const tr_data_config *dc, const tr_dataset *p
     int64_t *kept = malloc((size_t)n * sizeof *kept + 1), *held = malloc((size_t)n * sizeof *held + 1);
     int rc = d->fold_of && d->fold_origin && kept && held ? 0 : tr_fail(err, TR_ENOMEM, "out of memory");
     if (!rc)
-        rc = tr_fold_assign(n, stratify ? pool->y : NULL, pool->tcols, dc->folds, dc->split_seed, d->fold_of, err);
+        rc = tr_fold_assign(n, stratify ? pool->y : NULL, pool->tcols, dc->folds, dc->split_seed, dc->split_shuffle,
+                            d->fold_of, err);
     if (!rc) {
         int64_t nk = 0, nh = 0;
         for (int64_t r = 0; r < n; r++) {

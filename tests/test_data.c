@@ -725,10 +725,10 @@ Test(folds, stratified_folds_partition_the_rows_and_keep_the_class_proportions)
     for (int i = 0; i < N; i++)
         labels[i] = (float)(i % 10 < 6 ? 0 : i % 10 < 9 ? 1 : 2);
     static int32_t a[N], b[N], c[N], plain[N];
-    cr_assert_eq(tr_fold_assign(N, labels, 1, K, 5, a, NULL), 0);
-    cr_assert_eq(tr_fold_assign(N, labels, 1, K, 5, b, NULL), 0);
-    cr_assert_eq(tr_fold_assign(N, labels, 1, K, 6, c, NULL), 0);
-    cr_assert_eq(tr_fold_assign(N, NULL, 1, K, 5, plain, NULL), 0);
+    cr_assert_eq(tr_fold_assign(N, labels, 1, K, 5, true, a, NULL), 0);
+    cr_assert_eq(tr_fold_assign(N, labels, 1, K, 5, true, b, NULL), 0);
+    cr_assert_eq(tr_fold_assign(N, labels, 1, K, 6, true, c, NULL), 0);
+    cr_assert_eq(tr_fold_assign(N, NULL, 1, K, 5, true, plain, NULL), 0);
     cr_expect(memcmp(a, b, sizeof a) == 0, "the same seed, the same folds");
     cr_expect(memcmp(a, c, sizeof a) != 0, "another seed, other folds");
     int count[K][3] = {{0}}, size[K] = {0}, plain_size[K] = {0};
@@ -752,4 +752,10 @@ Test(folds, stratified_folds_partition_the_rows_and_keep_the_class_proportions)
     for (int i = 1; i < N; i++)
         runs += a[i] != a[i - 1];
     cr_expect(runs > N / 2, "the folds interleave in the file's order (%d changes)", runs);
+    /* unshuffled (split_shuffle = false), without labels: consecutive blocks of the file */
+    cr_assert_eq(tr_fold_assign(N, NULL, 1, K, 5, false, plain, NULL), 0);
+    for (int i = 1; i < N; i++)
+        cr_expect(plain[i] == plain[i - 1] || plain[i] == plain[i - 1] + 1, "row %d: fold %d after %d", i, plain[i],
+                  plain[i - 1]);
+    cr_expect(plain[0] == 0 && plain[N - 1] == K - 1);
 }

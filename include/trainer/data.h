@@ -78,12 +78,12 @@ void tr_split_indices(int64_t n, double fraction, uint64_t split_seed, uint32_t 
                       int64_t *kept, int64_t *n_kept, int64_t *held, int64_t *n_held);
 
 /* K-fold cross-validation: the fold (0..folds-1) of each of n rows, from a permutation of
- * (split_seed, stream 2). With labels (row r's class at labels[r * stride]) the rows of each
- * class, in the permutation's order, are dealt to the folds in turn, the count running on
- * from one class to the next: every fold holds each class's rows in proportion to one row,
- * and the folds' sizes differ by at most one (stratified); without labels the permutation is
- * dealt alike. */
-int tr_fold_assign(int64_t n, const float *labels, int64_t stride, int64_t folds, uint64_t split_seed,
+ * (split_seed, stream 2), or the file's order when not shuffled. With labels (row r's class
+ * at labels[r * stride]) the rows of each class, in that order, are dealt to the folds in
+ * turn, the count running on from one class to the next: every fold holds each class's rows
+ * in proportion to one row, and the folds' sizes differ by at most one (stratified); without
+ * labels the permutation is dealt alike, or unshuffled rows go in consecutive blocks. */
+int tr_fold_assign(int64_t n, const float *labels, int64_t stride, int64_t folds, uint64_t split_seed, bool shuffle,
                    int32_t *fold_of, tr_err *err);
 
 /* Text labels (ds->class_names with y the index of each row's word) renumbered to the classes
