@@ -753,16 +753,15 @@ void tr_log_eval_line(FILE *f, const tr_log_row *r, int64_t epochs, tr_task task
         fprintf(f, "  train_r2 %.4f", r->train_eval->r2);
     if (r->penalty > 0)
         fprintf(f, "  penalty %.6f", r->penalty);
-    const tr_metrics *sets[4] = {r->val, r->test, r->ema_val, r->ema_test};
-    const char *names[4] = {"val", "test", "ema_val", "ema_test"};
-    for (int i = 0; i < 4; i++) {
-        if (!sets[i])
+    for (int s = 1; s < N_SETS; s++) { /* the held-out sets (the training set is printed above) */
+        const tr_metrics *m = set_of(r, s);
+        if (!m)
             continue;
-        fprintf(f, "  %s_loss %.6f", names[i], sets[i]->loss);
+        fprintf(f, "  %s_loss %.6f", set_names[s], m->loss);
         if (cls)
-            fprintf(f, "  %s_acc %.4f", names[i], sets[i]->accuracy);
+            fprintf(f, "  %s_acc %.4f", set_names[s], m->accuracy);
         else
-            fprintf(f, "  %s_r2 %.4f", names[i], sets[i]->r2);
+            fprintf(f, "  %s_r2 %.4f", set_names[s], m->r2);
     }
     fprintf(f, "  lr %.3g  %.0f samples/s\n", r->lr, r->samples_per_s);
     fflush(f);

@@ -123,10 +123,6 @@ static void build_tensor_table(tr_model *m)
     m->n_buffer_floats = boff;
 }
 
-/* Each layer's views into the workspace (Z, [Y, xhat, mean, invstd], [A], [D, mask]) and
- * into the running statistics. */
-static void point_at_params(tr_model *m);
-
 /* Each batch norm layer's running statistics, in m->buffers. */
 static void point_at_buffers(tr_model *m)
 {
@@ -139,6 +135,8 @@ static void point_at_buffers(tr_model *m)
     }
 }
 
+/* Each layer's views into the workspace (Z, [Y, xhat, mean, invstd], [A], [D, mask]) and
+ * into the running statistics. */
 static void bind_workspace(tr_model *m)
 {
     const size_t B = (size_t)m->max_batch;
@@ -266,31 +264,6 @@ int tr_model_set_gemm(tr_model *m, tr_gemm_engine engine, tr_precision p, tr_err
     return 0;
 }
 
-void tr_model_use_buffers(tr_model *m, float *params, float *grads)
-{
-    if (!m->external) {
-        if (m->params != params)
-            tr_big_free(m->params);
-        if (m->grads != grads)
-            tr_big_free(m->grads);
-    }
-    m->params = params;
-    m->grads = grads;
-    m->external = true;
-    point_at_params(m);
-}
-
-void tr_model_swap_weights(tr_model *m, float **params, float **buffers)
-{
-    float *p = m->params, *b = m->buffers;
-    m->params = *params;
-    m->buffers = *buffers;
-    *params = p;
-    *buffers = b;
-    point_at_params(m);
-    point_at_buffers(m);
-}
-
 /* Each layer's tensors, in m->params and m->grads. */
 static void point_at_params(tr_model *m)
 {
@@ -319,6 +292,32 @@ static void point_at_params(tr_model *m)
         }
     }
 }
+
+void tr_model_use_buffers(tr_model *m, float *params, float *grads)
+{
+    if (!m->external) {
+        if (m->params != params)
+            tr_big_free(m->params);
+        if (m->grads != grads)
+            tr_big_free(m->grads);
+    }
+    m->params = params;
+    m->grads = grads;
+    m->external = true;
+    point_at_params(m);
+}
+
+void tr_model_swap_weights(tr_model *m, float **params, float **buffers)
+{
+    float *p = m->params, *b = m->buffers;
+    m->params = *params;
+    m->buffers = *buffers;
+    *params = p;
+    *buffers = b;
+    point_at_params(m);
+    point_at_buffers(m);
+}
+
 
 void tr_model_free(tr_model *m)
 {

@@ -55,24 +55,7 @@ static bool metric_value(const tr_trainer *t, const char *want, double *value)
     const char *metric;
     if (!tr_metric_split(want, &set, &metric))
         return false;
-    const tr_metrics *m = NULL;
-    switch (set) {
-    case TR_SET_VAL:
-        m = t->has_val_metrics ? &t->val_metrics : NULL;
-        break;
-    case TR_SET_TEST:
-        m = t->has_test_metrics ? &t->test_metrics : NULL;
-        break;
-    case TR_SET_TRAIN:
-        m = t->has_train_metrics ? &t->train_metrics : NULL;
-        break;
-    case TR_SET_EMA_VAL:
-        m = t->has_ema_val_metrics ? &t->ema_val_metrics : NULL;
-        break;
-    case TR_SET_EMA_TEST:
-        m = t->has_ema_test_metrics ? &t->ema_test_metrics : NULL;
-        break;
-    }
+    const tr_metrics *m = tr_trainer_metrics(t, set);
     if (m)
         return tr_metrics_get(m, metric, value);
     if (set == TR_SET_TRAIN) { /* the running means of the epoch */
@@ -476,11 +459,11 @@ static void fill_row(const tr_trainer *t, const run_state *r, double seconds, in
     row->lr = t->optim.lr;
     row->train_loss = t->train_loss;
     row->train_accuracy = t->train_accuracy;
-    row->train_eval = t->has_train_metrics ? &t->train_metrics : NULL;
-    row->val = t->has_val_metrics ? &t->val_metrics : NULL;
-    row->test = t->has_test_metrics ? &t->test_metrics : NULL;
-    row->ema_val = t->has_ema_val_metrics ? &t->ema_val_metrics : NULL;
-    row->ema_test = t->has_ema_test_metrics ? &t->ema_test_metrics : NULL;
+    row->train_eval = tr_trainer_metrics(t, TR_SET_TRAIN);
+    row->val = tr_trainer_metrics(t, TR_SET_VAL);
+    row->test = tr_trainer_metrics(t, TR_SET_TEST);
+    row->ema_val = tr_trainer_metrics(t, TR_SET_EMA_VAL);
+    row->ema_test = tr_trainer_metrics(t, TR_SET_EMA_TEST);
     row->samples_per_s = seconds > 0 ? (double)rows / seconds : 0.0;
     row->penalty = tr_trainer_penalty(t);
     const double steps = t->phase_steps > 0 ? (double)t->phase_steps : 1.0;

@@ -270,7 +270,8 @@ static file_role role_of(const char *dir, const char *name, char *what, size_t l
         return ROLE_NONE; /* a user's file, or a link: never deleted or moved */
     if (kind == NAME_CHECKPOINT)
         return ROLE_RESULT;
-    if (kind == NAME_TEMP || kind == NAME_CONFIG || kind == NAME_FOLDS || kind == NAME_STEP_LOG) /* steps.* go with metrics.* */
+    /* steps.* go with metrics.*; config.ini and folds.csv describe the run, not its results */
+    if (kind == NAME_TEMP || kind == NAME_CONFIG || kind == NAME_FOLDS || kind == NAME_STEP_LOG)
         return ROLE_BYPRODUCT;
     if (strcmp(name, "metrics.csv") && strcmp(name, "metrics.h5"))
         return ROLE_RESULT; /* a metric log a resume kept under another name */

@@ -698,34 +698,40 @@ int tr_trainer_sync_buffers(tr_trainer *t, tr_err *err)
 
 double tr_trainer_penalty(const tr_trainer *t) { return tr_optim_penalty(&t->optim, &t->model); }
 
+/* The validation and test sets (those the run has) into val and test, with the model's
+ * current weights; *has_val and *has_test say which were evaluated. */
+static int evaluate_held_out(tr_trainer *t, tr_metrics *val, bool *has_val, tr_metrics *test, bool *has_test,
+                             tr_err *err)
+{
+    int rc = 0;
+    if (t->data.val.rows > 0) {
+        rc = tr_trainer_evaluate(t, &t->data.val, val, err);
+        *has_val = !rc;
+    }
+    if (!rc && t->data.test.rows > 0) {
+        rc = tr_trainer_evaluate(t, &t->data.test, test, err);
+        *has_test = !rc;
+    }
+    return rc;
+}
+
 int tr_trainer_evaluate_all(tr_trainer *t, tr_err *err)
 {
     int rc = tr_trainer_sync_buffers(t, err); /* rank 0's running statistics (sync_bn = false) */
     t->has_train_metrics = t->has_val_metrics = t->has_test_metrics = false;
+    t->has_ema_val_metrics = t->has_ema_test_metrics = false;
     if (!rc && t->cfg->train.eval_train) {
         rc = tr_trainer_evaluate(t, &t->data.train, &t->train_metrics, err);
         t->has_train_metrics = !rc;
     }
-    if (!rc && t->data.val.rows > 0) {
-        rc = tr_trainer_evaluate(t, &t->data.val, &t->val_metrics, err);
-        t->has_val_metrics = !rc;
-    }
-    if (!rc && t->data.test.rows > 0) {
-        rc = tr_trainer_evaluate(t, &t->data.test, &t->test_metrics, err);
-        t->has_test_metrics = !rc;
-    }
-    t->has_ema_val_metrics = t->has_ema_test_metrics = false;
+    if (!rc)
+        rc = evaluate_held_out(t, &t->val_metrics, &t->has_val_metrics, &t->test_metrics, &t->has_test_metrics, err);
     if (!rc && tr_ema_on(&t->ema)) { /* the same sets under the average (sync_bn = false: rank 0's statistics) */
         tr_ema_swap(&t->ema, &t->model);
         rc = tr_trainer_sync_buffers(t, err);
-        if (!rc && t->data.val.rows > 0) {
-            rc = tr_trainer_evaluate(t, &t->data.val, &t->ema_val_metrics, err);
-            t->has_ema_val_metrics = !rc;
-        }
-        if (!rc && t->data.test.rows > 0) {
-            rc = tr_trainer_evaluate(t, &t->data.test, &t->ema_test_metrics, err);
-            t->has_ema_test_metrics = !rc;
-        }
+        if (!rc)
+            rc = evaluate_held_out(t, &t->ema_val_metrics, &t->has_ema_val_metrics, &t->ema_test_metrics,
+                                   &t->has_ema_test_metrics, err);
         tr_ema_swap(&t->ema, &t->model);
     }
     bool same = true;
@@ -734,4 +740,21 @@ int tr_trainer_evaluate_all(tr_trainer *t, tr_err *err)
     if (!rc && !same)
         rc = tr_fail(err, TR_EINTERNAL, "the model replicas differ between ranks after %lld steps", (long long)t->step);
     return rc;
+}
+
+const tr_metrics *tr_trainer_metrics(const tr_trainer *t, tr_metric_set set)
+{
+    switch (set) {
+    case TR_SET_VAL:
+        return t->has_val_metrics ? &t->val_metrics : NULL;
+    case TR_SET_TEST:
+        return t->has_test_metrics ? &t->test_metrics : NULL;
+    case TR_SET_TRAIN:
+        return t->has_train_metrics ? &t->train_metrics : NULL;
+    case TR_SET_EMA_VAL:
+        return t->has_ema_val_metrics ? &t->ema_val_metrics : NULL;
+    case TR_SET_EMA_TEST:
+        return t->has_ema_test_metrics ? &t->ema_test_metrics : NULL;
+    }
+    return NULL;
 }

@@ -118,7 +118,7 @@ try:
     cols, _ = log(d)
     ck = os.path.join(d, "ckpt-%09d.h5" % int(cols["step"][-1]))
     with h5py.File(ck, "r") as f:
-        apart = max(abs(f["ema/1/weight"][()] - f["model/1/weight"][()]).max() for _ in [0])
+        apart = abs(f["ema/1/weight"][()] - f["model/1/weight"][()]).max()
         n_avg = f["ema"].attrs.get("n_averaged")
     check("ema at np=2: ema_test_* logged beside test_*, /ema in the checkpoint (n_averaged = steps, apart from "
           f"/model by {apart:.3g})", p.returncode == 0 and "ema_test_accuracy" in cols and n_avg == cols["step"][-1]

@@ -118,8 +118,12 @@ int tr_trainer_sync_buffers(tr_trainer *t, tr_err *err);
 /* The L1/L2 penalty's value at the current parameters (0 without penalties). */
 double tr_trainer_penalty(const tr_trainer *t);
 
-/* Evaluates every configured set (training set if eval_train, validation, test) and checks
- * that the replicas are identical. Collective. */
+/* Evaluates every configured set (training set if eval_train, validation, test, and the
+ * last two under the weights' moving average) and checks that the replicas are identical.
+ * Collective. */
 int tr_trainer_evaluate_all(tr_trainer *t, tr_err *err);
+
+/* The last evaluation's metrics of a set (loss.h), or NULL when it was not evaluated. */
+const tr_metrics *tr_trainer_metrics(const tr_trainer *t, tr_metric_set set);
 
 #endif
