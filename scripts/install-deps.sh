@@ -17,7 +17,7 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
   libopenblas-dev libdnnl-dev
-  libinih-dev librandom123-dev zlib1g-dev libsleef-dev
+  libinih-dev librandom123-dev zlib1g-dev libsleef-dev libgsl-dev
   libcriterion-dev
 )
 if [[ "${1:-}" == "--test" ]]; then

@@ -614,7 +614,12 @@ static int finish_sets(tr_data *d, const tr_config *c, const tr_loss *L, tr_err 
     if ((d->train.class_names && !(d->class_names = strdup(d->train.class_names))) ||
         (d->train.column_names && !(d->feature_names = strdup(d->train.column_names))))
         return tr_fail(err, TR_ENOMEM, "out of memory");
-    rc = check_fit(&d->train, "training", c, L, err);
+    return tr_data_check_fit(d, c, L, err);
+}
+
+int tr_data_check_fit(const tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err)
+{
+    int rc = check_fit(&d->train, "training", c, L, err);
     if (!rc)
         rc = check_fit(&d->val, "validation", c, L, err);
     if (!rc)

@@ -211,6 +211,38 @@ int tr_dist_bcast(tr_dist *d, void *buf, size_t bytes, int root, tr_err *err)
     return 0;
 }
 
+int tr_dist_send(tr_dist *d, int dest, int tag, const void *buf, size_t bytes, tr_err *err)
+{
+    if (!d->impl)
+        return tr_fail(err, TR_EINTERNAL, "a message to rank %d in a world without MPI", dest);
+    MPI_CHECK(MPI_Send(buf, (int)bytes, MPI_BYTE, dest, tag, d->impl->comm), "MPI_Send");
+    return 0;
+}
+
+bool tr_dist_probe(tr_dist *d, int tag, int *from)
+{
+    if (!d->impl)
+        return false;
+    int flag = 0;
+    MPI_Status st;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, tag, d->impl->comm, &flag, &st) != MPI_SUCCESS || !flag)
+        return false;
+    *from = st.MPI_SOURCE;
+    return true;
+}
+
+int tr_dist_recv(tr_dist *d, int from, int tag, void *buf, size_t bytes, int *sender, tr_err *err)
+{
+    if (!d->impl)
+        return tr_fail(err, TR_EINTERNAL, "a message from rank %d in a world without MPI", from);
+    MPI_Status st;
+    MPI_CHECK(MPI_Recv(buf, (int)bytes, MPI_BYTE, from < 0 ? MPI_ANY_SOURCE : from, tag, d->impl->comm, &st),
+              "MPI_Recv");
+    if (sender)
+        *sender = st.MPI_SOURCE;
+    return 0;
+}
+
 static int allgather(tr_dist *d, void *all, int64_t offset, int64_t count, MPI_Datatype type, tr_err *err)
 {
     if (!d->impl || d->size == 1)

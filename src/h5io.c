@@ -643,6 +643,23 @@ int tr_h5_write_i64(hid_t file, const char *path, const char *name, const int64_
     return write_dataset(file, path, name, H5T_NATIVE_INT64, data, rows, 0, err);
 }
 
+int tr_h5_write_f64(hid_t file, const char *path, const char *name, const double *data, int64_t rows, int64_t cols,
+                    tr_err *err)
+{
+    return write_dataset(file, path, name, H5T_NATIVE_DOUBLE, data, rows, cols, err);
+}
+
+int tr_h5_write_strings(hid_t file, const char *path, const char *name, const char *const *strings, int64_t rows,
+                        tr_err *err)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    const int rc = write_dataset(file, path, name, type, strings, rows, 0, err);
+    H5Tclose(type);
+    return rc;
+}
+
 int tr_h5_write_targets(hid_t file, const char *path, const char *name, const float *y, int64_t rows, int64_t cols,
                         bool labels, tr_err *err)
 {

@@ -20,7 +20,9 @@
 #include "trainer/model.h"
 #include "trainer/predict.h"
 #include "trainer/run.h"
+#include "trainer/search.h"
 #include "trainer/sklearn_data.h"
+#include "trainer/space.h"
 #include "trainer/train.h"
 
 #include <math.h>
@@ -46,6 +48,8 @@ static const char usage_main[] =
     "commands:\n"
     "  train CONFIG.ini [--set section.key=value ...]   train a model\n"
     "        [--resume DIR] [--init-from FILE.h5]\n"
+    "  search CONFIG.ini SPACE [--ranks-per-trial G]    many trials in one job: grid, random or Sobol\n"
+    "        [--folds K] [--resume] [--overwrite]        sampling, successive halving, K-fold reports\n"
     "  eval CONFIG.ini --checkpoint FILE.h5             metrics of a checkpoint on the configured data\n"
     "  predict --checkpoint FILE.h5 --input IN --output OUT   predictions (.h5/.csv in and out)\n"
     "  summary CONFIG.ini [--set ...]                   print the model layer by layer\n"
@@ -54,6 +58,7 @@ static const char usage_main[] =
     "  bench CONFIG.ini [--steps N] [--warmup N]        time the step phases against sgemm alone\n"
     "  activations --out FILE.csv                       every activation and its derivative on a grid\n"
     "  help config                                      list every configuration key\n"
+    "  help search                                      the search space file and its settings\n"
     "\n"
     "options:\n"
     "  -h, --help      show this help (or `trainer COMMAND --help`)\n"
@@ -89,6 +94,27 @@ static const char usage_train[] =
     "step, after rank 0 has written a checkpoint (during start-up: at once, nothing written):\n"
     "exit status 75. A second SIGINT aborts at once: exit status 130, no checkpoint.\n"
     "See `trainer help config` for every key and its default.\n";
+
+static const char usage_search[] =
+    "usage: trainer search CONFIG.ini SPACE [--ranks-per-trial G] [--folds K] [--resume] [--overwrite]\n"
+    "                      [--set section.key=value ...] [--set search.KEY=VALUE ...]\n"
+    "\n"
+    "Trains every trial of the search space SPACE (CONFIG.ini with the trial's values) in one job:\n"
+    "the ranks form groups of G (default 1) that each train one trial at a time with the usual\n"
+    "data-parallel machinery; trials are handed out as groups finish. The data are loaded once per\n"
+    "node. SPACE has one line per searched key (see `trainer help search`):\n"
+    "  model.activations = relu tanh         a grid axis\n"
+    "  train.lr = loguniform 1e-4 1e-1        sampled (uniform LO HI, choice V V ... too)\n"
+    "  search.asha = true                     successive halving (search.min_epochs, search.eta)\n"
+    "  --folds K             K-fold cross-validation of every trial (stratified for classifiers):\n"
+    "                        the reports give each metric's mean and standard deviation\n"
+    "  --ranks-per-trial G   ranks per group (must divide the ranks)\n"
+    "  --resume              continue the search in [output] dir: finished trials stay, the others\n"
+    "                        continue from their checkpoints\n"
+    "  --overwrite           replace a search in [output] dir\n"
+    "The search directory ([output] dir) gets trials/NNNN (each a run directory), search.state,\n"
+    "trials.csv, trials.h5, report.md (and folds.csv with --folds). A signal stops every group with\n"
+    "a checkpoint (exit status 75); --resume continues.\n";
 
 static const char usage_summary[] =
     "usage: trainer summary CONFIG.ini [--set section.key=value ...]\n"
@@ -173,6 +199,7 @@ typedef struct cli {
     const char *out, *resume, *init_from, *checkpoint, *input, *output, *features, *columns, *layer;
     long long steps, warmup;
     bool help, overwrite, new_data, non_strict, limit, ema;
+    bool resume_search; /* search --resume (a flag: the search directory is [output] dir) */
     char set_buf[MAX_SETS][TR_PATH_MAX + 64]; /* --KEY VALUE of `data gen` and `data convert`, as data.KEY=VALUE */
 } cli;
 
@@ -223,6 +250,7 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
 {
     memset(a, 0, sizeof *a);
     const bool data_cmd = argc > 1 && !strcmp(argv[1], "data");
+    const bool search_cmd = argc > 1 && !strcmp(argv[1], "search");
     static const struct {
         const char *flag;
         size_t field;
@@ -235,6 +263,22 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
         const char *s = argv[i];
         const bool has_value = i + 1 < argc;
         bool done = false;
+        if (search_cmd && !strcmp(s, "--resume")) {
+            a->resume_search = true;
+            continue;
+        }
+        if (search_cmd && (!strcmp(s, "--folds") || !strcmp(s, "--ranks-per-trial"))) {
+            /* settings of the space: --folds K -> search.folds=K */
+            if (!has_value)
+                return tr_fail(err, TR_EUSAGE, "%s needs a value", s);
+            if (a->n_sets == MAX_SETS)
+                return tr_fail(err, TR_EUSAGE, "too many options");
+            snprintf(a->set_buf[a->n_sets], sizeof a->set_buf[0], "search.%s=%.40s",
+                     s[2] == 'f' ? "folds" : "ranks_per_trial", argv[++i]);
+            a->sets[a->n_sets] = a->set_buf[a->n_sets];
+            a->n_sets++;
+            continue;
+        }
         for (size_t k = 0; k < sizeof valued / sizeof valued[0] && !done; k++)
             if (!strcmp(s, valued[k].flag) && (!data_cmd || valued[k].field == offsetof(cli, out))) {
                 if (!has_value)
@@ -310,7 +354,8 @@ static int parse_args(cli *a, int argc, char **argv, tr_err *err)
         a->steps = 200;
     if (a->warmup == 0 && !a->help)
         a->warmup = 20;
-    if (a->command && strcmp(a->command, "data") && strcmp(a->command, "help") && a->n_pos > 1)
+    if (a->command && strcmp(a->command, "data") && strcmp(a->command, "help") && a->n_pos > 1 &&
+        !(!strcmp(a->command, "search") && a->n_pos == 2))
         return tr_fail(err, TR_EUSAGE, "unexpected argument '%s' (see trainer --help)", a->pos[1]);
     if (a->ema && a->command && strcmp(a->command, "eval") && strcmp(a->command, "predict"))
         return tr_fail(err, TR_EUSAGE, "--ema applies to trainer eval and trainer predict (a run keeps its moving "
@@ -371,10 +416,8 @@ static int setup(const cli *a, tr_dist *d, tr_config *c, tr_trainer *t, tr_err *
     const char *warning = rc ? NULL : tr_loss_warning(&t->loss);
     if (warning && d->rank == 0)
         fprintf(stderr, "trainer: warning: %s\n", warning);
-    if (!rc && t->data.class_names && tr_class_name_count(t->data.class_names) == tr_loss_classes(&t->loss))
-        tr_config_adopt_class_names(c, t->data.class_names); /* every rank holds the same names */
-    if (!rc) /* config.ini and the checkpoints store the engine that ran */
-        tr_config_record(c, "train", "gemm", tr_name_of(tr_gemm_engine_names, t->gemm), t->gemm_how);
+    if (!rc)
+        tr_trainer_settle_config(t, c);
     return agree(d, rc, err, reported);
 }
 
@@ -468,6 +511,30 @@ static int cmd_train(const cli *a_in, tr_dist *d, tr_err *err, bool *reported)
     tr_trainer_free(&t);
     tr_config_free(&c);
     return rc;
+}
+
+static int cmd_search(const cli *a, tr_dist *d, tr_err *err)
+{
+    if (a->n_pos != 2)
+        return tr_fail(err, TR_EUSAGE, "trainer search needs CONFIG.ini and a SPACE file (see trainer search --help)");
+    if (a->resume_search && a->overwrite)
+        return tr_fail(err, TR_EUSAGE, "--overwrite and --resume contradict each other: choose one");
+    if (a->resume || a->init_from)
+        return tr_fail(err, TR_EUSAGE, "trainer search: --resume takes no directory (it continues the search in "
+                                       "[output] dir); --init-from does not apply");
+    const char *sets[MAX_SETS], *search_sets[MAX_SETS];
+    int n_sets = 0, n_search = 0;
+    for (int i = 0; i < a->n_sets; i++) {
+        if (!strncmp(a->sets[i], "search.", 7))
+            search_sets[n_search++] = a->sets[i];
+        else
+            sets[n_sets++] = a->sets[i];
+    }
+    const tr_search_options o = {.config = a->pos[0], .space = a->pos[1], .sets = sets, .n_sets = n_sets,
+                                 .search_sets = search_sets, .n_search_sets = n_search,
+                                 .resume = a->resume_search, .overwrite = a->overwrite, .stop = &stop_requested,
+                                 .out = d->rank == 0 ? stdout : NULL};
+    return tr_search(&o, d, err);
 }
 
 /* The data's feature columns (names) against those a checkpoint's model was trained on. */
@@ -806,7 +873,8 @@ static int run(const cli *a, tr_dist *d, tr_err *err, bool *reported)
         bool needs_config;
     } commands[] = {{"train", usage_train, true},     {"eval", usage_eval, true},   {"summary", usage_summary, true},
                     {"bench", usage_bench, true},     {"predict", usage_predict, false},
-                    {"data", usage_data, false},      {"activations", usage_activations, false}};
+                    {"data", usage_data, false},      {"activations", usage_activations, false},
+                    {"search", usage_search, true}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(a->command, commands[i].name))
             continue;
@@ -825,13 +893,16 @@ static int run(const cli *a, tr_dist *d, tr_err *err, bool *reported)
         case 3: return cmd_bench(a, d, err);
         case 4: return cmd_predict(a, d, err);
         case 5: return cmd_data_gen(a, d, err);
-        default: return cmd_activations(a, d, err);
+        case 6: return cmd_activations(a, d, err);
+        default: return cmd_search(a, d, err);
         }
     }
     if (!strcmp(a->command, "help")) {
         if (d->rank == 0) {
             if (a->config && !strcmp(a->config, "config"))
                 tr_config_print_reference(stdout);
+            else if (a->config && !strcmp(a->config, "search"))
+                tr_space_print_reference(stdout);
             else
                 fputs(usage_main, stdout);
         }
@@ -867,7 +938,7 @@ int main(int argc, char **argv)
         return tr_exit_code(rc);
     }
 
-    if (!strcmp(a.command, "train") && !a.help)
+    if ((!strcmp(a.command, "train") || !strcmp(a.command, "search")) && !a.help)
         install_signals(); /* before MPI starts: a stop during start-up is a clean stop too */
     tr_dist d;
     rc = tr_dist_init(&d, &argc, &argv, &err);

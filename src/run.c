@@ -43,13 +43,14 @@ typedef struct run_state {
     tr_stop_target target;     /* [train] stop_at */
     bool has_target;
     double t_command;          /* tr_seconds() when the command started */
+    int64_t pause_epoch;       /* tr_run_options */
+    tr_trial_queue *queue;
+    double last_served;        /* when the queue was last answered */
 } run_state;
 
 /* ------------------------------------------------------------------ monitor ----------- */
 
-/* The value of a logged metric (SET_METRIC: val_loss, test_accuracy, ...) after the last
- * evaluation; false when the run has none. */
-static bool metric_value(const tr_trainer *t, const char *want, double *value)
+bool tr_run_metric(const tr_trainer *t, const char *want, double *value)
 {
     tr_metric_set set;
     const char *metric;
@@ -83,7 +84,7 @@ bool tr_run_monitor(const tr_trainer *t, char *name, size_t len, bool *lower_bet
     const char *metric = "loss";
     tr_metric_split(want, &set, &metric); /* the configuration took only names that split */
     *lower_better = mode == TR_BEST_MIN || (mode == TR_BEST_AUTO && !tr_metric_higher_is_better(metric));
-    return metric_value(t, want, value);
+    return tr_run_metric(t, want, value);
 }
 
 /* A metric a key names (SET_METRIC) exists in this run, or the configuration contradicts
@@ -518,7 +519,7 @@ static int after_eval(tr_trainer *t, run_state *r, double seconds, int64_t rows,
         }
     }
     /* the target: every rank holds the same metrics, so every rank stops at the same epoch */
-    if (!rc && r->has_target && metric_value(t, r->target.metric, &v) && tr_stop_target_met(&r->target, v)) {
+    if (!rc && r->has_target && tr_run_metric(t, r->target.metric, &v) && tr_stop_target_met(&r->target, v)) {
         r->stop_early = true;
         t->time_to_target = tr_seconds() - r->t_command;
         t->target_epoch = t->epoch;
@@ -659,6 +660,10 @@ static int epoch_steps(tr_trainer *t, run_state *r, int64_t first, int64_t signa
             rc = save_step(t, r, s + 1, err);
         if (rc)
             return rc;
+        if (r->queue && tr_seconds() - r->last_served > 1e-3) { /* a search's other groups wait for answers */
+            tr_queue_serve(r->queue);
+            r->last_served = tr_seconds();
+        }
         if (r->progress && tr_seconds() - r->last_progress > 0.1) {
             r->last_progress = tr_seconds();
             const double denom = tr_loss_denominator(&t->loss, t->epoch_rows, (double)t->epoch_rows);
@@ -684,7 +689,7 @@ static int end_epoch(tr_trainer *t, run_state *r, double *since_eval, int64_t *r
                             ? (double)t->epoch_correct / (rows * per_row)
                             : NAN;
     *rows_since_eval += t->epoch_rows;
-    if (t->epoch % c->train.eval_every == 0 || t->epoch == c->train.epochs) {
+    if (t->epoch % c->train.eval_every == 0 || t->epoch == c->train.epochs || t->epoch == r->pause_epoch) {
         int rc = tr_trainer_evaluate_all(t, err);
         if (!rc)
             rc = after_eval(t, r, *since_eval, *rows_since_eval, err);
@@ -704,6 +709,8 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     const tr_config *c = t->cfg;
     run_state r = {.t_start = tr_seconds(), .best_epoch = -1, .last_ckpt_step = -1, .quiet = o->quiet};
     r.t_command = o->started > 0.0 ? o->started : r.t_start;
+    r.pause_epoch = o->pause_epoch;
+    r.queue = o->queue;
     r.has_target = c->train.stop_at[0] && tr_stop_target_parse(c->train.stop_at, &r.target);
     t->time_to_target = NAN;
     tr_plateau_init(&r.plateau);
@@ -727,7 +734,7 @@ int tr_run(tr_trainer *t, const tr_run_options *o, tr_err *err)
     const int64_t signal_step = tr_fault_signal_step(t->dist->rank);
     double since_eval = 0.0;
     int64_t rows_since_eval = 0;
-    while (!rc && t->epoch < c->train.epochs && !r.stop_early) {
+    while (!rc && t->epoch < c->train.epochs && !r.stop_early && !(r.pause_epoch > 0 && t->epoch >= r.pause_epoch)) {
         const double t0 = tr_seconds();
         tr_sampler_set_epoch(&t->sampler, t->epoch);
         if (start_in_epoch == 0) {

@@ -313,7 +313,8 @@ static int init_shared(tr_trainer *t, const tr_config *c, tr_dist *d, tr_err *er
     return rc;
 }
 
-int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err)
+/* tr_trainer_init, with the data loaded here (data NULL) or borrowed. */
+static int init_trainer(tr_trainer *t, const tr_config *c, tr_dist *d, const tr_data *data, FILE *out, tr_err *err)
 {
     memset(t, 0, sizeof *t);
     t->cfg = c;
@@ -330,8 +331,14 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     int rc = tr_watchdog_start(d, c->train.watchdog, err);
     if (!rc)
         rc = tr_dist_agree(d, init_loss(t, c, err));
-    if (!rc) /* once per node (collective, agreed inside) */
+    if (!rc && data) { /* a search's: the sets are someone else's; this model must fit them */
+        t->data = *data;
+        t->data_borrowed = true;
+        t->data.fold_of = NULL; /* the search stores the folds once */
+        rc = tr_dist_agree(d, tr_data_check_fit(&t->data, c, &t->loss, err));
+    } else if (!rc) { /* once per node (collective, agreed inside) */
         rc = tr_data_load_node(&t->data, c, &t->loss, d, err);
+    }
     if (!rc)
         rc = tr_dist_agree(d, init_local(t, c, d, err));
     if (!rc)
@@ -345,6 +352,35 @@ int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr
     return rc;
 }
 
+int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err)
+{
+    return init_trainer(t, c, d, NULL, out, err);
+}
+
+int tr_trainer_init_with_data(tr_trainer *t, const tr_config *c, tr_dist *d, const tr_data *data, FILE *out,
+                              tr_err *err)
+{
+    return init_trainer(t, c, d, data, out, err);
+}
+
+void tr_trainer_settle_config(const tr_trainer *t, tr_config *c)
+{
+    if (t->data.class_names && tr_class_name_count(t->data.class_names) == tr_loss_classes(&t->loss))
+        tr_config_adopt_class_names(c, t->data.class_names); /* every rank holds the same names */
+    /* config.ini and the checkpoints store the engine that ran */
+    tr_config_record(c, "train", "gemm", tr_name_of(tr_gemm_engine_names, t->gemm), t->gemm_how);
+}
+
+int tr_trainer_load_data(tr_data *data, const tr_config *c, tr_dist *d, tr_err *err)
+{
+    tr_trainer probe;
+    memset(&probe, 0, sizeof probe);
+    int rc = tr_dist_agree(d, init_loss(&probe, c, err));
+    if (!rc)
+        rc = tr_data_load_node(data, c, &probe.loss, d, err);
+    return rc;
+}
+
 void tr_trainer_free(tr_trainer *t)
 {
     if (!t)
@@ -355,7 +391,8 @@ void tr_trainer_free(tr_trainer *t)
     free(t->ahead[0]);
     free(t->ahead[1]);
     t->ahead[0] = t->ahead[1] = NULL;
-    tr_data_free(&t->data);
+    if (!t->data_borrowed)
+        tr_data_free(&t->data);
     tr_sampler_free(&t->sampler);
     tr_node_mem_free(t->sampler_mem); /* after the sampler that points into it */
     tr_model_free(&t->model); /* before the shared memory it may point into */

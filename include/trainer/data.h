@@ -62,6 +62,9 @@ int tr_data_read_file(tr_dataset *ds, const tr_data_config *dc, const char *path
  * decisions that lead to collectives (how many rows to evaluate, which sets exist) are the
  * same everywhere. */
 int tr_data_load(tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err);
+/* Checks that every set's widths and labels fit the model and loss of `c` (what
+ * tr_data_load checks; for data loaded for another configuration of the same data). */
+int tr_data_check_fit(const tr_data *d, const tr_config *c, const tr_loss *L, tr_err *err);
 /* Frees the sets; with node-shared sets this is collective over the node (every rank of the
  * node frees its tr_data at the same point). */
 void tr_data_free(tr_data *d);

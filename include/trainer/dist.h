@@ -64,6 +64,14 @@ int tr_dist_bcast(tr_dist *d, void *buf, size_t bytes, int root, tr_err *err);
 int tr_dist_allgather_f32(tr_dist *d, float *all, int64_t offset, int64_t count, tr_err *err);
 int tr_dist_allgather_f64(tr_dist *d, double *all, int64_t offset, int64_t count, tr_err *err);
 
+/* Point-to-point messages of a few hundred bytes (the search's trial queue, trial_queue.h).
+ * Not watched by the watchdog: an answer may rightly take as long as another group's epoch.
+ * tr_dist_probe never blocks: whether a message with `tag` from any rank waits (*from: its
+ * sender). tr_dist_recv blocks; from < 0 takes any sender (*sender, when not NULL, says which). */
+int tr_dist_send(tr_dist *d, int dest, int tag, const void *buf, size_t bytes, tr_err *err);
+bool tr_dist_probe(tr_dist *d, int tag, int *from);
+int tr_dist_recv(tr_dist *d, int from, int tag, void *buf, size_t bytes, int *sender, tr_err *err);
+
 /* Sets *same to whether `bytes` bytes at buf are identical on every rank (64-bit hash). */
 int tr_dist_same_everywhere(tr_dist *d, const void *buf, size_t bytes, bool *same, tr_err *err);
 

@@ -42,6 +42,11 @@ int tr_h5_write_f32(hid_t file, const char *path, const char *name, const float 
                     tr_err *err);
 int tr_h5_write_i64(hid_t file, const char *path, const char *name, const int64_t *data, int64_t rows,
                     tr_err *err);
+int tr_h5_write_f64(hid_t file, const char *path, const char *name, const double *data, int64_t rows, int64_t cols,
+                    tr_err *err);
+/* A 1-D dataset of variable-length UTF-8 strings (what h5py reads as str after .asstr()). */
+int tr_h5_write_strings(hid_t file, const char *path, const char *name, const char *const *strings, int64_t rows,
+                        tr_err *err);
 /* A new dataset of float32 (rows, cols) or int64 (rows) written later, rows at a time. */
 int tr_h5_create_f32(hid_t file, const char *path, const char *name, int64_t rows, int64_t cols, tr_err *err);
 int tr_h5_create_i64(hid_t file, const char *path, const char *name, int64_t rows, tr_err *err);

@@ -21,6 +21,7 @@ typedef enum tr_rng_purpose {
     TR_RNG_GENERATE = 5, /* stream: generator field, index: row */
     TR_RNG_BLOCKS = 6,   /* block shuffle: stream: epoch, index: position among the blocks */
     TR_RNG_WINDOW = 7,   /* block shuffle: stream: epoch, index: position among the rows */
+    TR_RNG_SEARCH = 8,   /* search space samples: stream: sampled key, index: sample */
 } tr_rng_purpose;
 
 typedef struct tr_rng {

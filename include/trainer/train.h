@@ -33,6 +33,7 @@ typedef struct tr_trainer {
     const tr_config *cfg;
     tr_dist *dist;
     tr_data data;
+    bool data_borrowed;     /* data are a search's (tr_trainer_init_with_data): not freed here */
     tr_loss loss;
     tr_model model;
     tr_optim optim;
@@ -97,6 +98,20 @@ typedef struct tr_trainer {
  * rank must call it; the caller agrees on the result (tr_dist_agree). */
 int tr_trainer_init(tr_trainer *t, const tr_config *c, tr_dist *d, FILE *out, tr_err *err);
 void tr_trainer_free(tr_trainer *t);
+
+/* What the data and the start settled goes into the run's configuration (c is the one the
+ * trainer borrows): the data's class names when the configuration names none, and the GEMM
+ * engine [train] gemm = auto chose; so config.ini and the checkpoints store what ran, and a
+ * resume computes with the same engine. */
+void tr_trainer_settle_config(const tr_trainer *t, tr_config *c);
+
+/* A search's: the configured data loaded once per node of `d` (data_node.h), for trainers of
+ * sub-worlds of d to borrow; released with tr_data_free (collective over d's nodes). */
+int tr_trainer_load_data(tr_data *data, const tr_config *c, tr_dist *d, tr_err *err);
+/* tr_trainer_init on data from tr_trainer_load_data (which must outlive the trainer), checked
+ * against this configuration's model and loss. */
+int tr_trainer_init_with_data(tr_trainer *t, const tr_config *c, tr_dist *d, const tr_data *data, FILE *out,
+                              tr_err *err);
 
 /* Whether the per-step log (steplog.h) takes a row after optimizer step `step` (1-based):
  * the step measures its gradient norm then, and the run writes the row. */
