@@ -39,6 +39,9 @@ typedef struct search {
     tr_rundir rd;             /* world rank 0 holds the search directory */
     char dir[TR_PATH_MAX];
     bool fresh_units;         /* --overwrite: a unit's first run replaces what its directory holds */
+    bool checkpoint_at_ends;  /* [output] checkpoint_every left at its default: a unit writes checkpoints at
+                               * its rungs, its end and on a signal (a checkpoint a epoch costs a small
+                               * network as much as its training) */
 } search;
 
 enum { MAX_UNIT_SETS = 300 };
@@ -49,7 +52,7 @@ static int unit_sets(const search *s, int64_t trial, int64_t fold, const char **
                      char (*buf)[TR_PATH_MAX + 128], tr_err *err)
 {
     int k = 0, b = 0;
-    if (s->o->n_sets + s->space.n_dims + 4 > MAX_UNIT_SETS)
+    if (s->o->n_sets + s->space.n_dims + 5 > MAX_UNIT_SETS)
         return tr_fail(err, TR_EUSAGE, "too many --set options with this space");
     for (int i = 0; i < s->o->n_sets; i++)
         sets[k++] = s->o->sets[i];
@@ -67,6 +70,10 @@ static int unit_sets(const search *s, int64_t trial, int64_t fold, const char **
     sets[k++] = buf[b++];
     snprintf(buf[b], sizeof buf[b], "output.resume=auto");
     sets[k++] = buf[b++];
+    if (s->checkpoint_at_ends) {
+        snprintf(buf[b], sizeof buf[b], "output.checkpoint_every=0");
+        sets[k++] = buf[b++];
+    }
     if (s->folds > 1) {
         snprintf(buf[b], sizeof buf[b], "data.folds=%lld", (long long)s->folds);
         sets[k++] = buf[b++];
@@ -300,6 +307,11 @@ static int set_up(search *s, tr_err *err)
     s->folds = st->folds > 1 ? st->folds : 1;
     snprintf(s->dir, sizeof s->dir, "%s", s->base.output.dir);
     s->fresh_units = s->o->overwrite;
+    for (int i = 0; i < s->base.n_entries; i++) {
+        const tr_config_entry *e = &s->base.entries[i];
+        if (!strcmp(e->section, "output") && !strcmp(e->key, "checkpoint_every"))
+            s->checkpoint_at_ends = !strcmp(e->origin, "default");
+    }
     if (s->world->size % st->ranks_per_trial != 0)
         return tr_fail(err, TR_EUSAGE, "--ranks-per-trial %lld does not divide the %d ranks into groups",
                        (long long)st->ranks_per_trial, s->world->size);
