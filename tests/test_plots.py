@@ -169,8 +169,20 @@ expect_error([f"{S}/plot_decision.py", f"{empty}/best.h5", f"{tmp}/moons.h5"], "
 expect_error([f"{S}/plot_decision.py", f"{binary}/best.h5", f"{tmp}/inverse.csv"], "1 features, but the model takes 2",
              "plot_decision with data of the wrong width")
 expect_error([f"{S}/plot_metrics.py", binary, "--size", "big"], "WIDTHxHEIGHT", "plot_metrics with a bad --size")
+# plot_search: a small search with successive halving (hollow stopped trials, curves by rung)
+space = os.path.join(tmp, "lr.space")
+with open(space, "w") as f:
+    f.write("train.lr = 0.1 0.01 0.001\nmodel.activations = relu tanh\nsearch.asha = true\nsearch.min_epochs = 2\n")
+r = run([trainer, "search", os.path.join(src, "datasets/configs/moons.ini"), space, "--set", f"output.dir={tmp}/search",
+         "--set", "train.epochs=6", "--set", "train.eval_every=2", "--set", "data.n=300"])
+check(f"a search to plot (status {r.returncode})", r.returncode == 0, r.stderr[-300:])
+expect_png([f"{S}/plot_search.py", f"{tmp}/search"], f"{tmp}/search/search.png", (1200, 800), "plot_search default")
+expect_png([f"{S}/plot_search.py", f"{tmp}/search", "--metric", "train_loss", "--size", "800x600", "--out",
+            f"{tmp}/s.png"], f"{tmp}/s.png", (800, 600), "plot_search --metric --size --out")
+expect_error([f"{S}/plot_search.py", f"{tmp}/search", "--metric", "nope"], "--metric nope", "plot_search, unknown metric")
+expect_error([f"{S}/plot_search.py", empty], "trials.h5: no such file", "plot_search on a directory without a search")
 for script in ("plot_metrics.py", "plot_decision.py", "plot_confusion.py", "plot_samples.py",
-               "plot_probabilities.py", "plot_scatter.py", "plot_activations.py"):
+               "plot_probabilities.py", "plot_scatter.py", "plot_activations.py", "plot_search.py"):
     r = run([f"{S}/{script}", "--help"])
     check(f"{script} --help", r.returncode == 0 and "usage:" in r.stdout)
 

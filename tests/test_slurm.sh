@@ -15,6 +15,9 @@
 #   5. a missing configuration: the job fails with status 2 and says which file
 #   6. the watchdog: rank 1 of 3 stopped with SIGSTOP -> the step ends with status 8 naming
 #      it -> train.sbatch requeues -> the job resumes and completes
+#   7. slurm/search.sbatch: a search of 4 trials on 2 ranks, USR1 after the first trial ->
+#      every group checkpoints -> requeue -> the search continues (--resume) -> the table of an
+#      uninterrupted search
 # then tears the cluster down (only the daemons it started). Exit 77 (skipped) when not root
 # or SLURM/munge are not installed; CI installs them (scripts/install-deps.sh --test).
 set -euo pipefail
@@ -145,6 +148,30 @@ grep -q "resumed from $run/ckpt-" "trainer-$jid.out" || fail "the restart did no
 pass "watchdog: rank 1 stopped at $(date -d @"$t_stop" +%T) -> named, status 8, requeued, resumed and" \
     "finished ($(($(date +%s) - t_stop)) s from the stop to the end of the job); the job's log:"
 grep -E "^== |watchdog:|resumed from" "trainer-$jid.out" | sed 's/^/    /'
+
+# ---- 7. search.sbatch: a whole search as one job, preempted, requeued and continued ----------
+SPACE=$W/lr.space
+printf 'train.lr = 0.01 0.003 0.001 0.0003\n' >"$SPACE"
+DIGITS=$SRC/datasets/configs/digits.ini
+SEARCH=(--set train.epochs=300 --set train.deterministic=true)
+jid=$(sbatch --parsable --ntasks=2 "$SRC/slurm/search.sbatch" "$DIGITS" "$SPACE" "${SEARCH[@]}")
+run=$W/runs/search-$jid
+for _ in $(seq 1200); do # until the first trial is done
+    grep -q "^[0-9]* done " "$run/search.state" 2>/dev/null && break
+    sleep 0.1
+done
+scancel --batch --signal=USR1 "$jid"
+srun --mpi=pmix --ntasks=2 "$TRAINER" search "$DIGITS" "$SPACE" "${SEARCH[@]}" --set output.dir="$W/search-ref" \
+    >"$W/search-ref.log" 2>&1 || fail "reference search failed: $(tail -3 "$W/search-ref.log")"
+wait_gone "$jid" 300
+[[ $(job_field "$jid" JobState) == COMPLETED ]] || fail "search job $jid ended $(job_field "$jid" JobState)"
+[[ $(job_field "$jid" Restarts) == 1 ]] || fail "search job $jid restarted $(job_field "$jid" Restarts) times"
+grep -q "requeueing job $jid" "search-$jid.out" || fail "search.sbatch did not requeue"
+grep -q "(resumed)" "search-$jid.out" || fail "the restart did not continue the search"
+cmp -s <(cut -d, -f1-4,6- "$run/trials.csv") <(cut -d, -f1-4,6- "$W/search-ref/trials.csv") ||
+    fail "the requeued search's table differs from an uninterrupted one: $(cat "$run/trials.csv")"
+pass "search.sbatch: 4 trials on 2 ranks, USR1 -> checkpoints -> requeue -> --resume; the table equals an" \
+    "uninterrupted search's"
 
 # ---- 5. a missing configuration ---------------------------------------------------------------
 jid=$(sbatch --parsable "$SRC/slurm/train.sbatch" "$W/no-such.ini")
