@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define STATE_FILE "search.state"
 
@@ -276,6 +277,30 @@ static int load_data(search *s, tr_err *err)
     return 0;
 }
 
+/* What a resume must find unchanged: every unit's configuration (the configuration file's
+ * effective values with the unit's overrides) and the settings that decide the units. */
+static uint32_t fingerprint(const search *s)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < s->base.n_entries; i++) {
+        const tr_config_entry *e = &s->base.entries[i];
+        if (strcmp(e->section, "output")) /* where the files go and how often: not the search's definition */
+            crc = crc32(crc, (const Bytef *)e->value, (uInt)strlen(e->value) + 1);
+    }
+    for (int64_t t = 0; t < s->trials; t++)
+        for (int d = 0; d < s->space.n_dims; d++) {
+            char v[TR_PATH_MAX];
+            tr_space_value(&s->space, t, d, v, sizeof v);
+            crc = crc32(crc, (const Bytef *)s->space.dims[d].key, (uInt)strlen(s->space.dims[d].key) + 1);
+            crc = crc32(crc, (const Bytef *)v, (uInt)strlen(v) + 1);
+        }
+    const tr_search_settings *st = &s->space.set;
+    const int64_t settings[] = {s->folds, st->asha, st->min_epochs, st->eta, s->higher_better};
+    crc = crc32(crc, (const Bytef *)settings, sizeof settings);
+    crc = crc32(crc, (const Bytef *)s->metric, (uInt)strlen(s->metric));
+    return (uint32_t)crc;
+}
+
 static void print_start(const search *s)
 {
     FILE *out = s->o->out;
@@ -341,7 +366,8 @@ static int set_up(search *s, tr_err *err)
     snprintf(state, sizeof state, "%s/" STATE_FILE, s->dir);
     tr_queue_plan plan = {.trials = s->trials, .folds = s->folds, .higher_better = s->higher_better,
                           .asha = st->asha, .eta = st->eta, .state_path = state, .resume = s->o->resume,
-                          .stop = s->o->stop, .out = s->o->out, .metric = s->metric};
+                          .stop = s->o->stop, .out = s->o->out, .metric = s->metric,
+                          .fingerprint = fingerprint(s)};
     print_start(s);
     return tr_queue_open(&s->q, s->world, (int)st->ranks_per_trial, &plan, err);
 }
@@ -382,8 +408,14 @@ int tr_search(const tr_search_options *o, tr_dist *world, tr_err *err)
         if (r == TR_EMPI || r == TR_EWATCHDOG)
             rc = r; /* the group cannot ask on */
     }
-    if (!rc && s.q)
+    if (!rc && s.q) {
         rc = tr_queue_finish(s.q, err);
+        if (rc == TR_ESTOPPED) { /* stopped before every unit ended (perhaps before any began) */
+            rc = 0;
+            if (!ended)
+                ended = TR_ESTOPPED;
+        }
+    }
     if (!rc && world->rank == 0) {
         const tr_search_summary sum = {.dir = s.dir, .config = o->config, .space_path = o->space, .space = &s.space,
                                        .units = tr_queue_units(s.q), .trials = s.trials, .folds = s.folds,

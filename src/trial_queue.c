@@ -107,8 +107,8 @@ static int save_table(tr_trial_queue *q, tr_err *err)
     if (!f)
         return tr_fail(err, TR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
     fprintf(f, "# trainer search state 1: unit status rungs epochs seconds score exit_code group %d metrics, rung "
-               "values, tab, message\nunits %lld folds %lld\n",
-            TR_RESULT_COUNT, (long long)q->n_units, (long long)q->plan.folds);
+               "values, tab, message\nunits %lld folds %lld search %08llx\n",
+            TR_RESULT_COUNT, (long long)q->n_units, (long long)q->plan.folds, (unsigned long long)q->plan.fingerprint);
     for (int64_t i = 0; i < q->n_units; i++) {
         const tr_unit *u = &q->units[i];
         fprintf(f, "%lld %s %d %lld %.17g %.17g %d %d", (long long)i, tr_name_of(tr_unit_status_names, u->status),
@@ -141,19 +141,21 @@ static int load_table(tr_trial_queue *q, tr_err *err)
                        strerror(errno));
     char line[8192];
     long long units = -1, folds = -1;
+    unsigned long long fingerprint = 0;
     int rc = 0, n = 0;
     while (!rc && fgets(line, sizeof line, f)) {
         n++;
         if (line[0] == '#')
             continue;
         if (units < 0) {
-            if (sscanf(line, "units %lld folds %lld", &units, &folds) != 2)
+            if (sscanf(line, "units %lld folds %lld search %llx", &units, &folds, &fingerprint) != 3)
                 rc = tr_fail(err, TR_EUSAGE, "%s:%d: not a search state file", q->state_path, n);
-            else if (units != q->n_units || folds != q->plan.folds)
-                rc = tr_fail(err, TR_EUSAGE, "--resume: %s holds %lld units (%lld folds), this search has %lld (%lld "
-                                             "folds): the space, --folds or the settings changed; resume with the "
-                                             "same ones", q->state_path, units, folds, (long long)q->n_units,
-                             (long long)q->plan.folds);
+            else if (units != q->n_units || folds != q->plan.folds || fingerprint != q->plan.fingerprint)
+                rc = tr_fail(err, TR_EUSAGE, "--resume: %s holds another search (%lld units, %lld folds, fingerprint "
+                                             "%08llx; this one: %lld, %lld, %08llx): the configuration, the space, "
+                                             "--folds, --set or the settings changed; resume with the same ones",
+                             q->state_path, units, folds, fingerprint, (long long)q->n_units, (long long)q->plan.folds,
+                             (unsigned long long)q->plan.fingerprint);
             continue;
         }
         char *tab = strchr(line, '\t');
@@ -396,7 +398,12 @@ int tr_queue_finish(tr_trial_queue *q, tr_err *err)
             tr_queue_serve(q);
             nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
         }
-    const int rc = q->server && q->error ? tr_fail(err, q->error, "%s", q->save_err.msg) : 0;
+    int rc = q->server && q->error ? tr_fail(err, q->error, "%s", q->save_err.msg) : 0;
+    bool unfinished = false;
+    for (int64_t i = 0; q->server && i < q->n_units; i++)
+        unfinished |= !ended(&q->units[i]);
+    if (!rc && q->server && q->closing && unfinished)
+        rc = TR_ESTOPPED;
     return tr_dist_agree(q->world, rc);
 }
 

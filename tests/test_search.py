@@ -17,8 +17,8 @@
   - a rank stopped in a group of two (kill -STOP) ends the search with the watchdog's message
     naming it (status 8); --resume keeps every unit that had ended and finishes;
   - a trial that diverges fails alone (the search ends with status 0); refusals: a search
-    directory in use, --resume of none, [data] keys in the space, a bad range, groups that do
-    not divide the ranks, ASHA with folds, a trial's bad value (named).
+    directory in use, --resume of none or of another search, [data] keys in the space, a bad
+    range, groups that do not divide the ranks, ASHA with folds, a trial's bad value (named).
 
     tests/test_search.py TRAINER_BINARY SOURCE_DIR
 """
@@ -265,6 +265,12 @@ try:
           p.returncode == 2 and "search.state" in p.stderr and "--resume" in p.stderr, p.stderr[-300:])
     p = search(1, "linear.ini", lrs, out, "--set", "train.epochs=3", "--overwrite")
     check("--overwrite replaces it", p.returncode == 0, p.stderr[-300:])
+    p = search(1, "linear.ini", write(os.path.join(work, "other.space"), "train.lr = 0.02 1e10\n"), out, "--resume",
+               "--set", "train.epochs=3")
+    check("--resume of another search (a value changed) is refused (status 2)",
+          p.returncode == 2 and "another search" in p.stderr, p.stderr[-300:])
+    p = search(1, "linear.ini", lrs, out, "--resume", "--set", "train.epochs=3")
+    check("--resume of the same search is accepted (nothing left to train)", p.returncode == 0, p.stderr[-300:])
     p = search(1, "moons.ini", lrs, os.path.join(work, "none"), "--resume")
     check("--resume of no search is refused (status 2)", p.returncode == 2 and "no search" in p.stderr, p.stderr[-300:])
     for text, words in (("data.n = 100 200\n", "data.n"), ("train.lr = loguniform 0 1\n", ":1:"),

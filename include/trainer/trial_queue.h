@@ -72,6 +72,7 @@ typedef struct tr_queue_plan {
     volatile sig_atomic_t *stop; /* a signal: hand out nothing more */
     FILE *out;                   /* a line per finished unit (world rank 0), or NULL */
     const char *metric;          /* its name, for those lines */
+    uint32_t fingerprint;        /* of the search's definition: a resume must have the same */
 } tr_queue_plan;
 
 typedef struct tr_trial_queue tr_trial_queue;
@@ -97,7 +98,8 @@ int tr_queue_done(tr_trial_queue *q, tr_dist *group, int64_t unit, const tr_unit
 void tr_queue_serve(tr_trial_queue *q);
 
 /* Every rank, after its group's last unit: world rank 0 answers until every group has been
- * told that nothing is left. */
+ * told that nothing is left. TR_ESTOPPED (on every rank, no message) when a signal or an
+ * interrupted unit left units unfinished. */
 int tr_queue_finish(tr_trial_queue *q, tr_err *err);
 
 /* The table (world rank 0; NULL elsewhere): plan.trials x plan.folds units. */
