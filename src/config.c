@@ -642,16 +642,6 @@ static const char *const sections[] = {"model", "data", "train", "output"};
 
 /* ---------------------------------------------------------------- value parsing ------- */
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
-    return s;
-}
-
 static int bad_value(tr_err *err, const char *where, const key_desc *k, int layer, const char *value,
                      const char *why)
 {
@@ -727,7 +717,7 @@ static int parse_bool(const char *s, bool *out)
  * an end). */
 static int split_list(char *s, char **items, int max)
 {
-    if (!*trim(s))
+    if (!*tr_trim(s))
         return 0;
     int n = 0;
     for (char *item = s;;) {
@@ -736,7 +726,7 @@ static int split_list(char *s, char **items, int max)
             *comma = '\0';
         if (n == max)
             return -1;
-        items[n] = trim(item);
+        items[n] = tr_trim(item);
         if (!*items[n++])
             return -2;
         if (!comma)
@@ -1305,7 +1295,7 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
         return 1;
     }
     snprintf(v, sizeof v, "%s", value);
-    p->failed = record(p, section, name, trim(v), where);
+    p->failed = record(p, section, name, tr_trim(v), where);
     return 1;
 }
 
@@ -1533,7 +1523,7 @@ static int apply_sets(parse_ctx *p, const char *const *sets, int n_sets)
                            sets[i]);
         *eq = '\0';
         *dot = '\0';
-        char *section = trim(buf), *key = trim(dot + 1), *value = trim(eq + 1);
+        char *section = tr_trim(buf), *key = tr_trim(dot + 1), *value = tr_trim(eq + 1);
         int rc = record(p, section, key, value, "--set");
         if (rc)
             return rc;

@@ -7,6 +7,7 @@
 
 #include "trainer/h5io.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -280,4 +281,14 @@ void tr_atomic_abort(tr_atomic *a)
         unlink(a->tmp);
         a->tmp[0] = '\0';
     }
+}
+
+char *tr_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
 }

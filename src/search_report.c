@@ -6,7 +6,6 @@
 #include "trainer/files.h"
 #include "trainer/h5io.h"
 
-#include <errno.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -251,6 +250,15 @@ static int write_h5(const tr_search_summary *s, const trial_row *rows, const cha
     return tr_h5_finish(f, path, err);
 }
 
+/* The index of a reported metric by name (-1: not one of TR_RESULT_METRICS). */
+static int metric_index(const char *name)
+{
+    for (int k = 0; k < TR_RESULT_COUNT; k++)
+        if (!strcmp(tr_result_metric_names[k], name))
+            return k;
+    return -1;
+}
+
 static void md_value(FILE *f, double v, double sd, bool folds)
 {
     if (isnan(v))
@@ -285,8 +293,17 @@ static int write_md(const tr_search_summary *s, const trial_row *rows, FILE *f)
     fputs("## Best trials\n\n| rank | trial |", f);
     for (int d = 0; d < s->space->n_dims; d++)
         fprintf(f, " %s |", s->space->dims[d].key);
-    fprintf(f, " %s | test_accuracy | test_loss | epochs | status |\n|", s->metric);
-    for (int d = 0; d < s->space->n_dims + 7; d++)
+    /* the test set's accuracy and loss beside the metric, unless it is one of them */
+    int beside[2], n_beside = 0;
+    const char *const test_columns[] = {"test_accuracy", "test_loss"};
+    for (int k = 0; k < 2; k++)
+        if (strcmp(test_columns[k], s->metric))
+            beside[n_beside++] = metric_index(test_columns[k]);
+    fprintf(f, " %s |", s->metric);
+    for (int k = 0; k < n_beside; k++)
+        fprintf(f, " %s |", tr_result_metric_names[beside[k]]);
+    fputs(" epochs | status |\n|", f);
+    for (int d = 0; d < s->space->n_dims + 5 + n_beside; d++)
         fputs(" --- |", f);
     fputc('\n', f);
     trial_row *sorted = malloc((size_t)s->trials * sizeof *sorted);
@@ -304,8 +321,8 @@ static int write_md(const tr_search_summary *s, const trial_row *rows, FILE *f)
             fprintf(f, " %s |", v);
         }
         md_value(f, r->score, r->score_std, s->folds > 1);
-        md_value(f, r->metric[6], r->metric_std[6], s->folds > 1);
-        md_value(f, r->metric[5], r->metric_std[5], s->folds > 1);
+        for (int k = 0; k < n_beside; k++)
+            md_value(f, r->metric[beside[k]], r->metric_std[beside[k]], s->folds > 1);
         fprintf(f, " %lld | %s |\n", (long long)r->epochs, tr_name_of(tr_unit_status_names, r->status));
     }
     bool failures = false;
@@ -328,19 +345,15 @@ static int write_md(const tr_search_summary *s, const trial_row *rows, FILE *f)
 static int write_text(const char *dir, const char *name, const tr_search_summary *s, const trial_row *rows,
                       int (*body)(const tr_search_summary *, const trial_row *, FILE *), tr_err *err)
 {
-    char path[TR_PATH_MAX + 64], tmp[TR_PATH_MAX + 80];
+    char path[TR_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return tr_fail(err, TR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-    int rc = body(s, rows, f);
-    const bool ok = !rc && fflush(f) == 0 && !ferror(f);
-    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return rc == TR_ENOMEM ? tr_fail(err, rc, "out of memory") : tr_fail(err, TR_EIO, "%s: cannot write", path);
+    tr_atomic a;
+    int rc = tr_atomic_begin(&a, path, true, TR_EIO, err);
+    if (!rc && body(s, rows, a.f) != 0) {
+        tr_atomic_abort(&a);
+        return tr_fail(err, TR_ENOMEM, "out of memory");
     }
-    return 0;
+    return rc ? rc : tr_atomic_commit(&a, TR_EIO, err);
 }
 
 int tr_search_report(const tr_search_summary *s, tr_err *err)
@@ -353,15 +366,15 @@ int tr_search_report(const tr_search_summary *s, tr_err *err)
     int rc = write_text(s->dir, "trials.csv", s, rows, write_csv, err);
     if (!rc)
         rc = write_text(s->dir, "report.md", s, rows, write_md, err);
-    char path[TR_PATH_MAX + 64], tmp[TR_PATH_MAX + 80];
+    char path[TR_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/trials.h5", s->dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    tr_atomic a;
     if (!rc)
-        rc = write_h5(s, rows, tmp, path, err);
-    if (!rc && rename(tmp, path) != 0)
-        rc = tr_fail(err, TR_EIO, "%s: cannot write: %s", path, strerror(errno));
-    if (rc)
-        unlink(tmp);
+        rc = tr_atomic_begin(&a, path, false, TR_EIO, err);
+    if (!rc) {
+        rc = write_h5(s, rows, a.tmp, path, err);
+        rc = rc ? (tr_atomic_abort(&a), rc) : tr_atomic_commit(&a, TR_EIO, err);
+    }
     free(rows);
     return rc;
 }

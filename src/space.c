@@ -3,6 +3,7 @@
  */
 #include "trainer/space.h"
 
+#include "trainer/files.h"
 #include "trainer/rng.h"
 
 #include <ctype.h>
@@ -17,16 +18,6 @@ const char *const tr_dim_kind_names[] = {TR_DIM_KIND_MAP(TR_ENUM_NAME) NULL};
 const char *const tr_sampler_kind_names[] = {TR_SAMPLER_MAP(TR_ENUM_NAME) NULL};
 
 enum { MAX_DIMS = 32, MAX_VALUES = 256, SOBOL_MAX_DIMS = 40 };
-
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
-    return s;
-}
 
 static bool parse_i64(const char *s, int64_t lo, int64_t *out)
 {
@@ -175,7 +166,7 @@ static int read_file(tr_space *s, tr_err *err)
         char *hash = strchr(buf, '#');
         if (hash)
             *hash = '\0';
-        char *l = trim(buf);
+        char *l = tr_trim(buf);
         if (!*l)
             continue;
         char *eq = strchr(l, '=');
@@ -185,7 +176,7 @@ static int read_file(tr_space *s, tr_err *err)
             break;
         }
         *eq = '\0';
-        char *key = trim(l);
+        char *key = tr_trim(l);
         const char *dot = strchr(key, '.');
         bool ok = dot && dot != key && dot[1];
         for (const char *p = key; ok && *p; p++)

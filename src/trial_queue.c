@@ -98,14 +98,15 @@ static bool ended(const tr_unit *u)
 }
 
 /* One line per unit: number, status, rungs, epochs, seconds, score, exit code, group, the
- * metrics, the rung values, then a tab and a failure's message. Written whole, then renamed. */
+ * metrics, the rung values, then a tab and a failure's message. Written whole (synced), then
+ * renamed over the last. */
 static int save_table(tr_trial_queue *q, tr_err *err)
 {
-    char tmp[TR_PATH_MAX + 80];
-    snprintf(tmp, sizeof tmp, "%s.tmp", q->state_path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return tr_fail(err, TR_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    tr_atomic a;
+    int rc = tr_atomic_begin(&a, q->state_path, true, TR_EIO, err);
+    if (rc)
+        return rc;
+    FILE *f = a.f;
     fprintf(f, "# trainer search state 1: unit status rungs epochs seconds score exit_code group %d metrics, rung "
                "values, tab, message\nunits %lld folds %lld search %08llx\n",
             TR_RESULT_COUNT, (long long)q->n_units, (long long)q->plan.folds, (unsigned long long)q->plan.fingerprint);
@@ -119,12 +120,7 @@ static int save_table(tr_trial_queue *q, tr_err *err)
             fprintf(f, " %.17g", u->rung_value[k]);
         fprintf(f, "\t%s\n", u->message);
     }
-    const bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0 || !ok || rename(tmp, q->state_path) != 0) {
-        unlink(tmp);
-        return tr_fail(err, TR_EIO, "%s: cannot write: %s", q->state_path, strerror(errno));
-    }
-    return 0;
+    return tr_atomic_commit(&a, TR_EIO, err);
 }
 
 static void save_or_remember(tr_trial_queue *q)

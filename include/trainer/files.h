@@ -88,4 +88,7 @@ void tr_atomic_abort(tr_atomic *a);
  * not support it). */
 void tr_sync_dir_of(const char *path);
 
+/* s without its leading and trailing white space (the end is cut in place). */
+char *tr_trim(char *s);
+
 #endif
