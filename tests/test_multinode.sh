@@ -23,6 +23,8 @@
 #      DOWN and requeues the job, which resumes on node1 + node3 and completes
 #   8. node loss under plain mpirun (scripts/mpirun.sh, tests/ns_agent.sh as its ssh): node3's
 #      link taken down -> named, status 8 within the deadline plus about 30 s
+#   9. slurm/search.sbatch on 2 nodes x 2 tasks, 2 ranks a trial, successive halving,
+#      deterministic: the table of the same search on one node (run before 6-8)
 # then tears the cluster down (only what it started). Exit 77 (skipped) when not root or the
 # packages are missing.
 set -euo pipefail
@@ -160,6 +162,19 @@ cmp -s "$W/pred1.csv" "$W/pred2.csv" || fail "predictions across 2 nodes differ 
 diff <(grep -E "loss|accuracy" "$W/eval1.txt") <(grep -E "loss|accuracy" "$W/eval2.txt") >/dev/null ||
     fail "eval across 2 nodes differs from one rank's"
 pass "predict and eval across 2 nodes: byte-identical predictions, the same metrics as one rank"
+
+# ---- 9. a search across nodes: groups of 2 ranks, successive halving ----------------------------
+SEARCH=(--ranks-per-trial 2 --set train.epochs=30 --set train.deterministic=true --set data.val_fraction=0.2)
+jid=$(RUN_DIR="$W/search" timeout 300 sbatch --parsable --wait --nodes=2 --ntasks-per-node=2 --cpus-per-task=1 \
+    --time=10 "$SRC/slurm/search.sbatch" "$MOONS" "$SRC/datasets/spaces/moons_course.space" "${SEARCH[@]}") ||
+    fail "the 2-node search failed: $(tail -5 search-*.out 2>/dev/null)"
+mpirun -np 4 --oversubscribe "$TRAINER" search "$MOONS" "$SRC/datasets/spaces/moons_course.space" "${SEARCH[@]}" \
+    --set output.dir="$W/search1" >"$W/search1.log" 2>&1 || fail "the one-node search failed: $(tail -3 "$W/search1.log")"
+grep -q "2 groups of 2 ranks" "search-$jid.out" || fail "the 2-node search did not form 2 groups of 2 ranks"
+cmp -s <(cut -d, -f1-4,6- "$W/search/trials.csv") <(cut -d, -f1-4,6- "$W/search1/trials.csv") ||
+    fail "the 2-node search's table differs from one node's"
+pass "a search on 2 nodes x 2 tasks (2 ranks a trial, ASHA, deterministic): the table of one node's" \
+    "$(grep -c . "$W/search/trials.csv") lines"
 
 # ---- 6. the watchdog across nodes -----------------------------------------------------------------
 jid=$(RUN_DIR="$W/wd" sbatch --parsable --nodes=2 --ntasks-per-node=1 --cpus-per-task=1 \
