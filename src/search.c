@@ -215,9 +215,23 @@ static int choose_metric(search *s, tr_err *err)
     const char *name;
     if (!tr_metric_split(want, &set, &name))
         return tr_fail(err, TR_ECONFIG, "search.metric = %s: not a metric's name (val_loss, val_accuracy, ...)", want);
-    if ((set == TR_SET_VAL && d->val.rows == 0) || (set == TR_SET_TEST && d->test.rows == 0))
+    const bool val = set == TR_SET_VAL || set == TR_SET_EMA_VAL, test = set == TR_SET_TEST || set == TR_SET_EMA_TEST;
+    if ((val && d->val.rows == 0) || (test && d->test.rows == 0))
         return tr_fail(err, TR_ECONFIG, "search.metric = %s: the runs have no %s rows", want,
-                       set == TR_SET_VAL ? "validation" : "test");
+                       val ? "validation" : "test");
+    if ((set == TR_SET_EMA_VAL || set == TR_SET_EMA_TEST) && !(s->base.train.ema_decay > 0.0))
+        return tr_fail(err, TR_ECONFIG, "search.metric = %s: the configuration keeps no moving average "
+                                        "([train] ema_decay)", want);
+    const tr_loss loss = {.kind = s->base.train.loss};
+    tr_metrics probe = {.task = tr_loss_task(&loss)};
+    double unused;
+    if (!tr_metrics_get(&probe, name, &unused))
+        return tr_fail(err, TR_ECONFIG, "search.metric = %s: %s is not a metric of a %s run ([train] loss = %s)", want,
+                       name, probe.task == TR_TASK_CLASSIFICATION ? "classification" : "regression",
+                       tr_loss_name(loss.kind));
+    if (set == TR_SET_TRAIN && strcmp(name, "loss") && strcmp(name, "accuracy") && !s->base.train.eval_train)
+        return tr_fail(err, TR_ECONFIG, "search.metric = %s: the training set's %s needs [train] eval_train = true",
+                       want, name);
     snprintf(s->metric, sizeof s->metric, "%s", want);
     s->higher_better = tr_metric_higher_is_better(name);
     return 0;
@@ -349,11 +363,11 @@ static int set_up(search *s, tr_err *err)
                        s->o->config);
     rc = tr_dist_agree(s->world, check_trials(s, err));
     if (!rc)
-        rc = tr_dist_agree(s->world, s->world->rank == 0 ? claim_search_dir(s, err) : 0);
-    if (!rc)
         rc = load_data(s, err); /* collective and agreed inside */
     if (!rc)
         rc = tr_dist_agree(s->world, choose_metric(s, err));
+    if (!rc) /* last of the checks: --overwrite deletes nothing of a search that would be refused */
+        rc = tr_dist_agree(s->world, s->world->rank == 0 ? claim_search_dir(s, err) : 0);
     if (!rc && s->folds > 1)
         rc = tr_dist_agree(s->world, s->world->rank == 0 ? tr_rundir_write_folds(&s->rd, &s->data[0], err) : 0);
     if (!rc) {

@@ -280,6 +280,11 @@ try:
         p = search(1, "moons.ini", bad, os.path.join(work, "bad"))
         check(f"refused: {text.strip()} (status 2, naming {words})", p.returncode == 2 and words in p.stderr,
               (p.returncode, p.stderr[-300:]))
+    for metric, words in (("val_accuracy", "no validation rows"), ("test_r2", "not a metric of a classification"),
+                          ("ema_test_loss", "moving average"), ("nope", "not a metric's name")):
+        p = search(1, "moons.ini", one, os.path.join(work, "bad"), "--set", f"search.metric={metric}")
+        check(f"refused: search.metric = {metric} (status 2, '{words}')", p.returncode == 2 and words in p.stderr,
+              (p.returncode, p.stderr[-300:]))
     p = search(3, "moons.ini", one, os.path.join(work, "bad"), group=2)
     check("groups that do not divide the ranks are refused", p.returncode == 2 and "divide" in p.stderr, p.stderr[-300:])
     p = search(1, "digits.ini", asha, os.path.join(work, "bad"), "--folds", "3")
