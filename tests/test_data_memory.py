@@ -7,7 +7,8 @@ model, its workspace, OpenBLAS and MPI, but not a copy of the data: the growth p
 with a large data set must stay within a quarter of the data's size of the growth with a tiny
 data set (the same network). Cases: Fashion-MNIST (gzip IDX, 220 MB as floats, decoded once per
 node; and converted to HDF5, mapped by every rank; skipped when Debian's dataset-fashion-mnist
-is missing) and a generated CSV file.
+is missing) and a generated CSV file, trained and searched (`trainer search`, four groups of one
+rank training at once).
 
     tests/test_data_memory.py TRAINER_BINARY SOURCE_DIR
 """
@@ -57,9 +58,9 @@ def rss_anon_kb(pid):
         return None
 
 
-def peak_anon_mb(np_, args):
+def peak_anon_mb(np_, args, command="train"):
     """The largest sum over the ranks of RssAnon while the run lasts, in MiB."""
-    cmd = ["mpirun", "-np", str(np_), "--oversubscribe", "--bind-to", "none", TRAINER, "train", "--overwrite"] + args
+    cmd = ["mpirun", "-np", str(np_), "--oversubscribe", "--bind-to", "none", TRAINER, command, "--overwrite"] + args
     p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0
     while p.poll() is None:
@@ -72,14 +73,14 @@ def peak_anon_mb(np_, args):
     return peak / 1024.0
 
 
-def growth_per_rank(args):
-    one, four = peak_anon_mb(1, args), peak_anon_mb(4, args)
+def growth_per_rank(args, command):
+    one, four = peak_anon_mb(1, args, command), peak_anon_mb(4, args, command)
     return one, four, (four - one) / 3.0
 
 
-def compare(name, big_args, small_args, data_mb):
-    b1, b4, big = growth_per_rank(big_args)
-    s1, s4, small = growth_per_rank(small_args)
+def compare(name, big_args, small_args, data_mb, command="train"):
+    b1, b4, big = growth_per_rank(big_args, command)
+    s1, s4, small = growth_per_rank(small_args, command)
     print(f"     {name}: data {data_mb:.0f} MiB; RssAnon summed over ranks np=1 {b1:.0f} MiB, np=4 {b4:.0f} MiB "
           f"({big:.0f} MiB per added rank); tiny data: np=1 {s1:.0f}, np=4 {s4:.0f} ({small:.0f} per added rank)",
           flush=True)
@@ -131,6 +132,13 @@ try:
     compare("CSV", [ini] + common + ["--set", f"output.dir={work}/c"],
             [ini] + common + ["--set", f"data.path={small_csv}", "--set", f"output.dir={work}/s"],
             rows * (cols + 1) * 4 / 2**20)
+    # 3. a search: four groups of one rank train at once, on one copy of the data per node
+    space = os.path.join(work, "four.space")
+    with open(space, "w") as f:
+        f.write("train.lr = 0.01 0.02 0.03 0.04\n")
+    compare("CSV, trainer search (4 groups of 1 rank)", [ini, space] + common + ["--set", f"output.dir={work}/sc"],
+            [ini, space] + common + ["--set", f"data.path={small_csv}", "--set", f"output.dir={work}/ss"],
+            rows * (cols + 1) * 4 / 2**20, command="search")
 finally:
     shutil.rmtree(work, ignore_errors=True)
 checks.finish()
