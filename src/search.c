@@ -101,8 +101,9 @@ static int load_unit_config(const search *s, int64_t trial, int64_t fold, tr_con
 
 /* One run of the unit's trainer until `pause` epochs (0: its end), on the group; fresh: the
  * first of a unit of a search started with --overwrite, which replaces what its directory
- * holds instead of resuming it. */
-static int segment(search *s, tr_config *c, int64_t fold, int64_t pause, bool fresh, tr_unit *res, tr_err *err)
+ * holds instead of resuming it. *ended: the run ended by itself (early stopping, stop_at). */
+static int segment(search *s, tr_config *c, int64_t fold, int64_t pause, bool fresh, tr_unit *res, bool *ended,
+                   tr_err *err)
 {
     c->output.resume = fresh ? TR_RESUME_NEVER : TR_RESUME_AUTO;
     tr_trainer t;
@@ -117,6 +118,7 @@ static int segment(search *s, tr_config *c, int64_t fold, int64_t pause, bool fr
     if (!rc && !t.has_val_metrics && !t.has_test_metrics) /* resumed where it had ended: nothing evaluated */
         rc = tr_trainer_evaluate_all(&t, err);
     if (!rc) {
+        *ended = t.stopped_early || isfinite(t.time_to_target);
         res->epochs = t.epoch;
         res->seconds = t.seconds;
         for (int m = 0; m < TR_RESULT_COUNT; m++)
@@ -144,7 +146,7 @@ static int run_unit(search *s, int64_t unit, int32_t rungs_done, tr_err *err)
         res.metrics[m] = NAN;
     tr_config c;
     int rc = load_unit_config(s, trial, fold, &c, err);
-    bool fresh = rungs_done == 0 && s->fresh_units, trained = false;
+    bool fresh = rungs_done == 0 && s->fresh_units, trained = false, ended_early = false;
     int64_t last_rung_epoch = 0;
     if (!rc && s->space.set.asha) {
         int64_t rung_epoch = s->space.set.min_epochs;
@@ -152,11 +154,13 @@ static int run_unit(search *s, int64_t unit, int32_t rungs_done, tr_err *err)
             if (k >= rungs_done) {
                 rc = tr_dist_agree(&s->group, s->o->stop && *s->o->stop ? TR_ESTOPPED : 0);
                 if (!rc)
-                    rc = segment(s, &c, fold, rung_epoch, fresh, &res, err);
+                    rc = segment(s, &c, fold, rung_epoch, fresh, &res, &ended_early, err);
                 if (rc)
                     break;
                 fresh = false;
                 trained = true;
+                if (ended_early) /* by itself (early_stopping, stop_at), at or before the rung: done */
+                    break;
             }
             int decision = 1;
             rc = tr_queue_rung(s->q, &s->group, unit, k, res.score, &decision, err);
@@ -168,12 +172,12 @@ static int run_unit(search *s, int64_t unit, int32_t rungs_done, tr_err *err)
             rung_epoch *= s->space.set.eta;
         }
     }
-    if (!rc && res.status == TR_UNIT_DONE) {
+    if (!rc && res.status == TR_UNIT_DONE && !ended_early) {
         rc = tr_dist_agree(&s->group, s->o->stop && *s->o->stop ? TR_ESTOPPED : 0);
         if (!rc)
-            rc = segment(s, &c, fold, 0, fresh, &res, err);
+            rc = segment(s, &c, fold, 0, fresh, &res, &ended_early, err);
     } else if (!rc && res.status == TR_UNIT_PRUNED && !trained) { /* decided again after a resume */
-        rc = segment(s, &c, fold, last_rung_epoch, false, &res, err);
+        rc = segment(s, &c, fold, last_rung_epoch, false, &res, &ended_early, err);
     }
     tr_config_free(&c);
     int back = 0;

@@ -139,6 +139,18 @@ try:
         report = f.read()
     check("report.md ranks the best trials by the metric", "ranked by val_accuracy" in report and "| 1 |" in report)
 
+    # a unit that ends by itself (stop_at) at or before a rung is done there, not decided at the rung
+    out = os.path.join(work, "asha-stop-at")
+    p = search(2, "moons.ini", asha, out, *common, "--set", "train.stop_at=test_accuracy >= 0.99",
+               "--set", "train.eval_every=1")
+    rows = table(out) if p.returncode == 0 else []
+    early = [r for r in rows if r["status"] == "done" and int(r["epochs"]) < 100]
+    rung_epochs = [5, 15, 45]
+    check(f"with stop_at, trials that met it end done ({len(early)}), with no rung at or after their end",
+          early and all(float(r["test_accuracy"]) >= 0.99 and
+                        all(rung_epochs[k] < int(r["epochs"]) for k in range(int(r["rungs"]))) for r in early),
+          p.stderr[-300:])
+
     # ---------------------------------------------------------------- K-fold reports
     one = write(os.path.join(work, "one.space"), "train.lr = 0.001\n")
     for config, epochs_ in (("digits.ini", 10), ("breast_cancer.ini", 20)):
