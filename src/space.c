@@ -151,11 +151,14 @@ static int parse_dim(tr_space *s, const char *key, char *rest, int line, tr_err 
 
 static int read_file(tr_space *s, tr_err *err)
 {
+    int rc = tr_input_check(s->path, "the search space", TR_EUSAGE, err);
+    if (rc)
+        return rc;
     FILE *f = fopen(s->path, "r");
     if (!f)
         return tr_fail(err, TR_EUSAGE, "cannot read the search space %s: %s", s->path, strerror(errno));
     char buf[8192];
-    int line = 0, rc = 0;
+    int line = 0;
     while (!rc && fgets(buf, sizeof buf, f)) {
         line++;
         if (!strchr(buf, '\n') && !feof(f)) {

@@ -45,7 +45,7 @@ extern const char *const tr_sampler_kind_names[];
 /* The search's settings: X(field, key, default text, help). `search.KEY = VALUE` lines of the
  * space file and `trainer search --set search.KEY=VALUE` set them. */
 #define TR_SEARCH_SETTINGS(X)                                                                          \
-    X(sampler, "sampler", "auto", "random | sobol: how the sampled keys are drawn (auto: random)")      \
+    X(sampler, "sampler", "auto", "random or sobol: how the sampled keys are drawn (auto: random)")      \
     X(trials, "trials", "0", "samples of the sampled keys per grid point (0: 16 with sampled keys, else 1)") \
     X(seed, "seed", "1", "the sampler's seed: the same seed, the same trials")                        \
     X(metric, "metric", "auto", "the metric trials are ranked by (val_accuracy, test_loss, ...; auto: " \
