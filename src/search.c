@@ -41,8 +41,8 @@ typedef struct search {
     char dir[TR_PATH_MAX];
     bool fresh_units;         /* --overwrite: a unit's first run replaces what its directory holds */
     bool checkpoint_at_ends;  /* [output] checkpoint_every left at its default: a unit writes checkpoints at
-                               * its rungs, its end and on a signal (a checkpoint a epoch costs a small
-                               * network as much as its training) */
+                               * its rungs, its end and on a signal (a checkpoint every epoch costs a small
+                               * network more than its training) */
 } search;
 
 enum { MAX_UNIT_SETS = 300 };
