@@ -112,7 +112,7 @@ static int segment(search *s, tr_config *c, int64_t fold, int64_t pause, bool fr
         tr_trainer_settle_config(&t, c);
     if (!rc) {
         tr_run_options ro = {.stop = s->o->stop, .quiet = true, .pause_epoch = pause, .overwrite = fresh,
-                             .queue = s->world->rank == 0 ? s->q : NULL};
+                             .queue = s->q};
         rc = tr_run(&t, &ro, err);
     }
     if (!rc && !t.has_val_metrics && !t.has_test_metrics) /* resumed where it had ended: nothing evaluated */
@@ -385,7 +385,7 @@ static int set_up(search *s, tr_err *err)
     tr_queue_plan plan = {.trials = s->trials, .folds = s->folds, .higher_better = s->higher_better,
                           .asha = st->asha, .eta = st->eta, .state_path = state, .resume = s->o->resume,
                           .stop = s->o->stop, .out = s->o->out, .metric = s->metric,
-                          .fingerprint = fingerprint(s)};
+                          .fingerprint = fingerprint(s), .alive_s = 3.0 * s->base.train.watchdog};
     print_start(s);
     return tr_queue_open(&s->q, s->world, (int)st->ranks_per_trial, &plan, err);
 }

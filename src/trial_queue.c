@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "trainer/trial_queue.h"
 
+#include "trainer/clock.h"
 #include "trainer/files.h"
 
 #include <errno.h>
@@ -20,7 +21,7 @@ const char *const tr_result_metric_names[] = {TR_RESULT_METRICS(RESULT_NAME) NUL
 #undef RESULT_NAME
 
 enum { TAG_ASK = 7301, TAG_ANSWER = 7302 };
-enum { ASK_NEXT, ASK_RUNG, ASK_DONE };
+enum { ASK_NEXT, ASK_RUNG, ASK_DONE, ASK_ALIVE };
 
 typedef struct ask {
     int32_t kind, rung;
@@ -43,6 +44,8 @@ struct tr_trial_queue {
     tr_dist *world;
     int group_size, n_groups;
     bool server;
+    bool leader;             /* this rank asks for its group (world rank % group_size == 0) */
+    double last_beat;        /* a leader's last sign of life to world rank 0 */
     tr_queue_plan plan;
     /* world rank 0 */
     int64_t n_units;
@@ -55,6 +58,7 @@ struct tr_trial_queue {
     answer self;             /* an answer to world rank 0 itself */
     bool self_answered;
     char state_path[TR_PATH_MAX + 64];
+    double *heard;           /* (n_groups) when each group's rank 0 was last heard from */
     int error;               /* the first failure to save the table */
     tr_err save_err;
 };
@@ -259,6 +263,9 @@ static void print_done(tr_trial_queue *q, int64_t i)
 
 static void handle(tr_trial_queue *q, const ask *m, int from)
 {
+    q->heard[from / q->group_size] = tr_seconds();
+    if (m->kind == ASK_ALIVE)
+        return;
     if (m->kind == ASK_NEXT) {
         int64_t next = -1;
         for (int64_t i = 0; !q->closing && i < q->n_units && next < 0; i++)
@@ -302,10 +309,54 @@ static void handle(tr_trial_queue *q, const ask *m, int from)
     decide_waiting(q);
 }
 
+/* World rank 0: a group that trains a unit and has not been heard from for the deadline has
+ * a rank that stopped answering (stopped, hung, or on a lost node) where no watchdog of its
+ * group sees it (a group of one rank waits on nobody). The search ends as the watchdog ends a
+ * run: the rank named, status 8; search.state already holds every ended unit. */
+static void check_alive(tr_trial_queue *q)
+{
+    const double now = tr_seconds();
+    for (int64_t i = 0; i < q->n_units; i++) {
+        const tr_unit *u = &q->units[i];
+        if (u->status != TR_UNIT_RUNNING || u->group == 0 || now - q->heard[u->group] <= q->plan.alive_s)
+            continue;
+        bool asked = false; /* waiting for a decision is waiting on this rank, not silence */
+        for (int64_t w = 0; w < q->n_waiting && !asked; w++)
+            asked = q->waiting[w].unit == i;
+        if (asked)
+            continue;
+        char who[96], msg[640];
+        const int first = u->group * q->group_size;
+        if (q->group_size == 1)
+            snprintf(who, sizeof who, "rank %d (a group of its own", first);
+        else
+            snprintf(who, sizeof who, "group %d (ranks %d-%d: one of them stopped answering", u->group, first,
+                     first + q->group_size - 1);
+        snprintf(msg, sizeof msg, "trainer: error: watchdog: %s, training unit %lld of the search) sent no sign of "
+                                  "life for %.0f s (deadline %.0f s: 3 x [train] watchdog): stopped, hung or on a "
+                                  "lost node; ending the search with status 8 (%.200s keeps every ended unit: "
+                                  "continue with --resume)\n",
+                 who, (long long)i, now - q->heard[u->group], q->plan.alive_s, q->state_path);
+        fflush(stdout);
+        tr_write_stderr(msg);
+        _exit(8); /* TR_EWATCHDOG's status, as the watchdog's: the launcher ends the other ranks */
+    }
+}
+
 void tr_queue_serve(tr_trial_queue *q)
 {
-    if (!q || !q->server)
+    if (!q)
         return;
+    if (!q->server) { /* a group's rank 0: a sign of life now and then */
+        const double now = tr_seconds();
+        if (q->leader && q->plan.alive_s > 0.0 && now - q->last_beat > q->plan.alive_s / 8.0) {
+            tr_err ignore;
+            const ask m = {.kind = ASK_ALIVE};
+            tr_dist_send(q->world, 0, TAG_ASK, &m, sizeof m, &ignore);
+            q->last_beat = now;
+        }
+        return;
+    }
     if (!q->closing && q->plan.stop && *q->plan.stop)
         q->closing = true;
     int from;
@@ -318,6 +369,8 @@ void tr_queue_serve(tr_trial_queue *q)
     }
     if (q->closing)
         decide_waiting(q); /* each waiting group is told the search stops */
+    if (q->plan.alive_s > 0.0)
+        check_alive(q);
 }
 
 /* World rank 0 waits for its own answer, answering the others meanwhile. */
@@ -418,6 +471,8 @@ int tr_queue_open(tr_trial_queue **qp, tr_dist *world, int group_size, const tr_
         q->group_size = group_size;
         q->n_groups = world->size / group_size;
         q->server = world->rank == 0;
+        q->leader = world->rank % group_size == 0;
+        q->last_beat = tr_seconds();
         q->plan = *plan;
         q->n_units = plan->trials * plan->folds;
     }
@@ -425,7 +480,8 @@ int tr_queue_open(tr_trial_queue **qp, tr_dist *world, int group_size, const tr_
         snprintf(q->state_path, sizeof q->state_path, "%s", plan->state_path);
         q->units = calloc((size_t)q->n_units, sizeof *q->units);
         q->waiting = calloc((size_t)q->n_units, sizeof *q->waiting);
-        if (!q->units || !q->waiting)
+        q->heard = calloc((size_t)q->n_groups, sizeof *q->heard);
+        if (!q->units || !q->waiting || !q->heard)
             rc = tr_fail(err, TR_ENOMEM, "out of memory");
         for (int64_t i = 0; !rc && i < q->n_units; i++) {
             q->units[i].score = NAN;
@@ -448,5 +504,6 @@ void tr_queue_close(tr_trial_queue *q)
         return;
     free(q->units);
     free(q->waiting);
+    free(q->heard);
     free(q);
 }

@@ -15,7 +15,8 @@
     message says --resume); --resume finishes with the table of an uninterrupted search and
     does not train the units that had ended again;
   - a rank stopped in a group of two (kill -STOP) ends the search with the watchdog's message
-    naming it (status 8); --resume keeps every unit that had ended and finishes;
+    naming it (status 8); --resume keeps every unit that had ended and finishes; a rank stopped
+    alone in its group is named by world rank 0 when its signs of life stop (status 8);
   - a trial that diverges fails alone (the search ends with status 0); refusals: a search
     directory in use, --resume of none or of another search, [data] keys in the space, a bad
     range, groups that do not divide the ranks, ASHA with folds, a trial's bad value (named).
@@ -250,7 +251,10 @@ try:
         finally:
             os.kill(victim, signal.SIGKILL)
         check("a stopped rank ends the search with status 8", job.returncode == 8, (job.returncode, err[-600:]))
-        check("the watchdog's message names rank 1 of its group", "watchdog: rank 1 on" in err, err[-600:])
+        # the group's watchdog names rank 1 of the group when the stop finds the group inside an
+        # exchange; between units (its watchdog off) world rank 0 names the silent group
+        check("the watchdog's message names rank 1 of its group, or the group",
+              "watchdog: rank 1 on" in err or "watchdog: group 1 (ranks 2-3" in err, err[:1200])
         with open(os.path.join(out, "search.state")) as f:
             after = {ln.split()[0]: ln.split()[:6] for ln in f.read().splitlines()[2:]}
         check(f"the {len(done_before)} units done before are still done", all(after[u[0]] == u for u in done_before))
@@ -259,6 +263,44 @@ try:
         check("--resume at np=2 finishes the search", p.returncode == 0, p.stderr[-600:])
         rows = table(out) if p.returncode == 0 else []
         check("every trial done", rows and all(r["status"] == "done" for r in rows), [r.get("status") for r in rows])
+    else:
+        job.kill()
+        job.communicate()
+
+    # ---------------------------------------------------------------- a stopped rank alone in its group
+    out = os.path.join(work, "alone")
+    cmd = checks.launch(3) + ["search", os.path.join(CONFIGS, "moons.ini"), slow, "--set", f"output.dir={out}",
+                              "--set", "train.watchdog=2", "--set", "train.epochs=100", "--set", "data.n=40000",
+                              "--set", "model.layers=2,128,128,1", "--set", "train.deterministic=true"]
+    job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+    for _ in range(300):  # world rank 2 (a group of its own) trains its first unit
+        time.sleep(0.1)
+        for pid in subprocess.run(["pgrep", "-f", f"output.dir={out}"], capture_output=True, text=True).stdout.split():
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if b"OMPI_COMM_WORLD_RANK=2\0" in f.read() and open(f"/proc/{pid}/comm").read().strip() == "trainer":
+                        victim = int(pid)
+            except OSError:
+                pass
+        if victim and os.path.exists(os.path.join(out, "trials", "0002", "config.ini")):
+            break
+    if check("found world rank 2 training its unit", victim is not None):
+        t0 = time.monotonic()
+        os.kill(victim, signal.SIGSTOP)
+        try:
+            _, err = job.communicate(timeout=60)
+        finally:
+            os.kill(victim, signal.SIGKILL)
+        took = time.monotonic() - t0
+        check(f"a stopped rank alone in its group ends the search with status 8 ({took:.1f} s; deadline 3 x 2 s)",
+              job.returncode == 8 and took < 20, (job.returncode, err[-600:]))
+        check("the message names rank 2", "watchdog: rank 2 (a group of its own" in err, err[:1200])
+        p = subprocess.run(checks.launch(2) + cmd[cmd.index("search"):] + ["--resume"], env=ENV, capture_output=True,
+                           text=True, timeout=300)
+        rows = table(out) if p.returncode == 0 else []
+        check("--resume at np=2 finishes every trial", rows and all(r["status"] == "done" for r in rows),
+              p.stderr[-400:])
     else:
         job.kill()
         job.communicate()

@@ -24,7 +24,8 @@ typedef struct tr_run_options {
     double started;         /* tr_seconds() at the command's start, for stop_at's time to target (0: tr_run's) */
     int64_t pause_epoch;    /* > 0: end after this epoch (evaluated, checkpointed), to be resumed later: a
                              * search's rung (trial_queue.h) */
-    struct tr_trial_queue *queue; /* a search's queue: answered between steps (world rank 0), or NULL */
+    struct tr_trial_queue *queue; /* a search's queue: answered (world rank 0) or told this group lives (its
+                                   * rank 0) between steps, or NULL */
 } tr_run_options;
 
 /* Trains the configured epochs. Rank 0 writes the metric log, the checkpoints and best.h5.

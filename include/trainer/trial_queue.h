@@ -8,6 +8,10 @@
  * the group and broadcasts the answer to its ranks. The table is saved (state file, written
  * whole then renamed) after every change, so a search stopped anywhere loses no finished unit.
  *
+ * Liveness: a group's rank 0 sends a sign of life between its steps; a group that trains a
+ * unit and stays silent for 3 x [train] watchdog seconds (not waiting for a decision) ends the
+ * search with status 8 naming its rank 0: a group of one rank has no watchdog of its own.
+ *
  * Successive halving (ASHA, Li et al. 2020, with Ray Tune's rule): a unit that reaches rung k
  * continues if its metric is at least the (1 - 1/eta) quantile of the metrics the units
  * before it recorded at rung k (the first always continues). "Before it" means lower unit
@@ -73,6 +77,8 @@ typedef struct tr_queue_plan {
     FILE *out;                   /* a line per finished unit (world rank 0), or NULL */
     const char *metric;          /* its name, for those lines */
     uint32_t fingerprint;        /* of the search's definition: a resume must have the same */
+    double alive_s;              /* a group training a unit and silent this long has a rank that stopped
+                                  * answering: the search ends with status 8 (0: never) */
 } tr_queue_plan;
 
 typedef struct tr_trial_queue tr_trial_queue;
@@ -94,7 +100,10 @@ int tr_queue_rung(tr_trial_queue *q, tr_dist *group, int64_t unit, int32_t rung,
  * calls it; the group's rank 0's result counts. */
 int tr_queue_done(tr_trial_queue *q, tr_dist *group, int64_t unit, const tr_unit *result, tr_err *err);
 
-/* World rank 0: answers the messages waiting (never blocks). Elsewhere, or with q NULL: nothing. */
+/* World rank 0: answers the messages waiting (never blocks), and ends the search (status 8,
+ * the rank named) when a group training a unit has been silent for plan.alive_s. A group's
+ * rank 0: sends a sign of life every alive_s / 8. Elsewhere, or with q NULL: nothing. tr_run
+ * calls it between steps. */
 void tr_queue_serve(tr_trial_queue *q);
 
 /* Every rank, after its group's last unit: world rank 0 answers until every group has been
