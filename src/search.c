@@ -138,6 +138,12 @@ static bool unit_failure(int rc)
     return rc == TR_ECONFIG || rc == TR_EDATA || rc == TR_EDIVERGED || rc == TR_EUSAGE;
 }
 
+/* TR_ESTOPPED on every rank of the group when a signal reached any of them (before a segment). */
+static int group_stop(search *s)
+{
+    return tr_dist_agree(&s->group, s->o->stop && *s->o->stop ? TR_ESTOPPED : 0);
+}
+
 static int run_unit(search *s, int64_t unit, int32_t rungs_done, tr_err *err)
 {
     const int64_t trial = unit / s->folds, fold = unit % s->folds;
@@ -152,7 +158,7 @@ static int run_unit(search *s, int64_t unit, int32_t rungs_done, tr_err *err)
         int64_t rung_epoch = s->space.set.min_epochs;
         for (int32_t k = 0; !rc && k < TR_MAX_RUNGS && rung_epoch < c.train.epochs; k++) {
             if (k >= rungs_done) {
-                rc = tr_dist_agree(&s->group, s->o->stop && *s->o->stop ? TR_ESTOPPED : 0);
+                rc = group_stop(s);
                 if (!rc)
                     rc = segment(s, &c, fold, rung_epoch, fresh, &res, &ended_early, err);
                 if (rc)
@@ -173,7 +179,7 @@ static int run_unit(search *s, int64_t unit, int32_t rungs_done, tr_err *err)
         }
     }
     if (!rc && res.status == TR_UNIT_DONE && !ended_early) {
-        rc = tr_dist_agree(&s->group, s->o->stop && *s->o->stop ? TR_ESTOPPED : 0);
+        rc = group_stop(s);
         if (!rc)
             rc = segment(s, &c, fold, 0, fresh, &res, &ended_early, err);
     } else if (!rc && res.status == TR_UNIT_PRUNED && !trained) { /* decided again after a resume */

@@ -27,14 +27,21 @@ typedef struct trial_row {
     const char *message;
 } trial_row;
 
-static void mean_std(const double *v, int64_t n, int64_t stride, double *mean, double *sd)
+/* Unit u's value of reported metric k, or of the search's metric (k < 0). */
+static double unit_value(const tr_unit *u, int k)
+{
+    return k < 0 ? u->score : u->metrics[k];
+}
+
+/* Mean and standard deviation (ddof 0) of a value over a trial's n fold units. */
+static void fold_stats(const tr_unit *u, int64_t n, int k, double *mean, double *sd)
 {
     double s = 0.0, q = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        s += v[i * stride];
+    for (int64_t f = 0; f < n; f++)
+        s += unit_value(&u[f], k);
     *mean = s / (double)n;
-    for (int64_t i = 0; i < n; i++)
-        q += (v[i * stride] - *mean) * (v[i * stride] - *mean);
+    for (int64_t f = 0; f < n; f++)
+        q += (unit_value(&u[f], k) - *mean) * (unit_value(&u[f], k) - *mean);
     *sd = n > 1 ? sqrt(q / (double)n) : 0.0;
 }
 
@@ -52,9 +59,7 @@ static void summarise(const tr_search_summary *s, int64_t t, trial_row *r)
     r->trial = t;
     r->status = u[0].status;
     r->message = "";
-    double scores[64], m[64 * TR_RESULT_COUNT];
-    const int64_t K = s->folds < 64 ? s->folds : 64;
-    for (int64_t f = 0; f < K; f++) {
+    for (int64_t f = 0; f < s->folds; f++) {
         if (status_rank(u[f].status) > status_rank(r->status))
             r->status = u[f].status;
         if (u[f].message[0] && !r->message[0])
@@ -62,12 +67,10 @@ static void summarise(const tr_search_summary *s, int64_t t, trial_row *r)
         r->rungs = u[f].rungs > r->rungs ? u[f].rungs : r->rungs;
         r->epochs += u[f].epochs;
         r->seconds += u[f].seconds;
-        scores[f] = u[f].score;
-        memcpy(m + f * TR_RESULT_COUNT, u[f].metrics, sizeof u[f].metrics);
     }
-    mean_std(scores, K, 1, &r->score, &r->score_std);
+    fold_stats(u, s->folds, -1, &r->score, &r->score_std);
     for (int k = 0; k < TR_RESULT_COUNT; k++)
-        mean_std(m + k, K, TR_RESULT_COUNT, &r->metric[k], &r->metric_std[k]);
+        fold_stats(u, s->folds, k, &r->metric[k], &r->metric_std[k]);
 }
 
 /* The order of the best: the metric's better end first, trials without a value last. */

@@ -62,6 +62,19 @@ def without_time(rows):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
+def rank_pid(out, rank):
+    """The PID of the trainer process that is world rank `rank` of the search writing to out, or None."""
+    for pid in subprocess.run(["pgrep", "-f", f"output.dir={out}"], capture_output=True, text=True).stdout.split():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if f"OMPI_COMM_WORLD_RANK={rank}\0".encode() in f.read() and \
+                        open(f"/proc/{pid}/comm").read().strip() == "trainer":
+                    return int(pid)
+        except OSError:
+            pass
+    return None
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -228,20 +241,13 @@ try:
                               "--set", f"output.dir={out}", "--set", "train.watchdog=4", "--set",
                               "train.deterministic=true", "--set", "train.epochs=40"]
     job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victim = None
     for _ in range(300):  # a unit of group 1 (world ranks 2, 3) has started
         time.sleep(0.1)
         if os.path.exists(os.path.join(out, "search.state")):
             with open(os.path.join(out, "search.state")) as f:
                 if any(ln.split()[1:2] == ["done"] for ln in f.read().splitlines()[2:]):
                     break
-    for pid in subprocess.run(["pgrep", "-f", f"output.dir={out}"], capture_output=True, text=True).stdout.split():
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if b"OMPI_COMM_WORLD_RANK=3\0" in f.read() and open(f"/proc/{pid}/comm").read().strip() == "trainer":
-                    victim = int(pid)
-        except OSError:
-            pass
+    victim = rank_pid(out, 3)
     with open(os.path.join(out, "search.state")) as f:
         done_before = [ln.split()[:6] for ln in f.read().splitlines()[2:] if ln.split()[1] == "done"]
     if check("found world rank 3 while the search ran", victim is not None):
@@ -276,13 +282,7 @@ try:
     victim = None
     for _ in range(300):  # world rank 2 (a group of its own) trains its first unit
         time.sleep(0.1)
-        for pid in subprocess.run(["pgrep", "-f", f"output.dir={out}"], capture_output=True, text=True).stdout.split():
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    if b"OMPI_COMM_WORLD_RANK=2\0" in f.read() and open(f"/proc/{pid}/comm").read().strip() == "trainer":
-                        victim = int(pid)
-            except OSError:
-                pass
+        victim = rank_pid(out, 2)
         if victim and os.path.exists(os.path.join(out, "trials", "0002", "config.ini")):
             break
     if check("found world rank 2 training its unit", victim is not None):
