@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { MASK_WORDS = CPU_SETSIZE / 64 };
@@ -217,6 +218,28 @@ int tr_dist_send(tr_dist *d, int dest, int tag, const void *buf, size_t bytes, t
         return tr_fail(err, TR_EINTERNAL, "a message to rank %d in a world without MPI", dest);
     MPI_CHECK(MPI_Send(buf, (int)bytes, MPI_BYTE, dest, tag, d->impl->comm), "MPI_Send");
     return 0;
+}
+
+int tr_dist_send_taken(tr_dist *d, int dest, int tag, const void *buf, size_t bytes, double within_s, bool *taken,
+                       tr_err *err)
+{
+    *taken = false;
+    if (!d->impl)
+        return tr_fail(err, TR_EINTERNAL, "a message to rank %d in a world without MPI", dest);
+    MPI_Request req;
+    MPI_CHECK(MPI_Issend(buf, (int)bytes, MPI_BYTE, dest, tag, d->impl->comm, &req), "MPI_Issend");
+    const double until = MPI_Wtime() + within_s;
+    for (;;) {
+        int done = 0;
+        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        if (done) {
+            *taken = true;
+            return 0;
+        }
+        if (within_s > 0.0 && MPI_Wtime() > until)
+            return 0; /* left pending: the caller ends the process */
+        nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
+    }
 }
 
 bool tr_dist_probe(tr_dist *d, int tag, int *from)

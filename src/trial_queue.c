@@ -21,7 +21,7 @@ const char *const tr_result_metric_names[] = {TR_RESULT_METRICS(RESULT_NAME) NUL
 #undef RESULT_NAME
 
 enum { TAG_ASK = 7301, TAG_ANSWER = 7302 };
-enum { ASK_NEXT, ASK_RUNG, ASK_DONE, ASK_ALIVE };
+enum { ASK_NEXT, ASK_RUNG, ASK_DONE, ASK_ALIVE, ASK_BYE };
 
 typedef struct ask {
     int32_t kind, rung;
@@ -53,6 +53,8 @@ struct tr_trial_queue {
     waiting_decision *waiting;
     int64_t n_waiting;
     int groups_told_none;
+    int byes;                /* groups' rank 0 that took the end of the search (tr_queue_finish) */
+    bool *said_bye;          /* (n_groups) which of them */
     int64_t finished;        /* units that ended (for the progress lines) */
     bool closing;            /* a signal or an interrupted unit: nothing more is handed out */
     answer self;             /* an answer to world rank 0 itself */
@@ -266,6 +268,11 @@ static void handle(tr_trial_queue *q, const ask *m, int from)
     q->heard[from / q->group_size] = tr_seconds();
     if (m->kind == ASK_ALIVE)
         return;
+    if (m->kind == ASK_BYE) {
+        q->byes += !q->said_bye[from / q->group_size];
+        q->said_bye[from / q->group_size] = true;
+        return;
+    }
     if (m->kind == ASK_NEXT) {
         int64_t next = -1;
         for (int64_t i = 0; !q->closing && i < q->n_units && next < 0; i++)
@@ -343,6 +350,8 @@ static void check_alive(tr_trial_queue *q)
     }
 }
 
+static int tell(tr_trial_queue *q, const ask *m, tr_err *err); /* a group's side, below */
+
 void tr_queue_serve(tr_trial_queue *q)
 {
     if (!q)
@@ -351,9 +360,7 @@ void tr_queue_serve(tr_trial_queue *q)
         const double now = tr_seconds();
         if (q->leader && q->plan.alive_s > 0.0 && now - q->last_beat > q->plan.alive_s / 8.0) {
             tr_err ignore;
-            const ask m = {.kind = ASK_ALIVE};
-            tr_dist_send(q->world, 0, TAG_ASK, &m, sizeof m, &ignore);
-            q->last_beat = now;
+            tell(q, &(ask){.kind = ASK_ALIVE}, &ignore); /* an MPI failure shows in the group's next exchange */
         }
         return;
     }
@@ -387,6 +394,51 @@ static answer wait_self(tr_trial_queue *q)
 
 /* ------------------------------------------------------------------ a group's side ---- */
 
+/* World rank 0 took no request of this group's rank 0 for the deadline: it stopped answering
+ * (stopped, hung, or on a lost node), and the groups would wait for it forever. The search
+ * ends as the watchdog ends a run; search.state holds every ended unit. */
+static void server_silent(const tr_trial_queue *q)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "trainer: error: watchdog: world rank 0 (it keeps the search's unit table) took no message from rank "
+             "%d for %.0f s (deadline: 3 x [train] watchdog): stopped, hung or on a lost node; ending the search "
+             "with status 8 (search.state keeps every ended unit: continue with --resume)\n",
+             q->world->rank, q->plan.alive_s);
+    fflush(stdout);
+    tr_write_stderr(msg);
+    _exit(8); /* TR_EWATCHDOG's status, as the watchdog's: the launcher ends the other ranks */
+}
+
+/* A group's rank 0 sends world rank 0 a request and returns when world rank 0 took it. World
+ * rank 0 takes requests between its own steps and while it waits, so a request that stays
+ * untaken for the deadline (3 x [train] watchdog; none when it is 0) means it stopped. Every
+ * request is taken before the next is sent: none is left in flight at the end. */
+static int tell(tr_trial_queue *q, const ask *m, tr_err *err)
+{
+    bool taken = false;
+    const int rc = tr_dist_send_taken(q->world, 0, TAG_ASK, m, sizeof *m, q->plan.alive_s, &taken, err);
+    if (!rc && !taken)
+        server_silent(q);
+    q->last_beat = tr_seconds();
+    return rc;
+}
+
+/* A group's rank 0 waits for world rank 0's answer, which may rightly take as long as another
+ * group's epochs (a rung decision waits for the lower units); meanwhile it sends a sign of life
+ * now and then, which world rank 0 must take within the deadline. */
+static int wait_answer(tr_trial_queue *q, answer *a, tr_err *err)
+{
+    int from, rc = 0;
+    while (!rc && !tr_dist_probe(q->world, TAG_ANSWER, &from)) {
+        if (q->plan.alive_s > 0.0 && tr_seconds() - q->last_beat > q->plan.alive_s / 8.0)
+            rc = tell(q, &(ask){.kind = ASK_ALIVE}, err);
+        else
+            nanosleep(&(struct timespec){.tv_nsec = 200000}, NULL);
+    }
+    return rc ? rc : tr_dist_recv(q->world, 0, TAG_ANSWER, a, sizeof *a, NULL, err);
+}
+
 /* The group's rank 0 asks; every rank of the group gets the answer. */
 static int ask_and_share(tr_trial_queue *q, tr_dist *group, const ask *m, answer *a, tr_err *err)
 {
@@ -397,9 +449,9 @@ static int ask_and_share(tr_trial_queue *q, tr_dist *group, const ask *m, answer
             if (m->kind != ASK_DONE)
                 *a = wait_self(q);
         } else {
-            rc = tr_dist_send(q->world, 0, TAG_ASK, m, sizeof *m, err);
+            rc = tell(q, m, err);
             if (!rc && m->kind != ASK_DONE)
-                rc = tr_dist_recv(q->world, 0, TAG_ANSWER, a, sizeof *a, NULL, err);
+                rc = wait_answer(q, a, err);
         }
     }
     if (m->kind == ASK_DONE)
@@ -440,14 +492,50 @@ int tr_queue_done(tr_trial_queue *q, tr_dist *group, int64_t unit, const tr_unit
     return rc;
 }
 
+/* World rank 0: a group's rank 0 that does not take the end of the search within the deadline. */
+static void leader_silent(const tr_trial_queue *q, double waited)
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof msg, "trainer: error: watchdog: the end of the search was not taken for %.0f s "
+                                      "(deadline: 3 x [train] watchdog) by rank",
+                     waited);
+    for (int g = 1, named = 0; g < q->n_groups && n < (int)sizeof msg - 96; g++)
+        if (!q->said_bye[g])
+            n += snprintf(msg + n, sizeof msg - (size_t)n, "%s %d", named++ ? "," : "", g * q->group_size);
+    snprintf(msg + n, sizeof msg - (size_t)n, " (stopped, hung or on a lost node); every unit has ended: "
+                                              "ending with status 8\n");
+    fflush(stdout);
+    tr_write_stderr(msg);
+    _exit(8);
+}
+
 int tr_queue_finish(tr_trial_queue *q, tr_err *err)
 {
-    if (q->server)
+    int rc = 0;
+    if (q->server) {
         while (q->groups_told_none < q->n_groups) {
             tr_queue_serve(q);
             nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
         }
-    int rc = q->server && q->error ? tr_fail(err, q->error, "%s", q->save_err.msg) : 0;
+        /* each group's rank 0 waits for the end (watching world rank 0 meanwhile), takes it and
+         * says goodbye, its last message: after every goodbye nothing is left in flight */
+        for (int g = 1; g < q->n_groups; g++)
+            reply(q, g * q->group_size, (answer){.unit = -1});
+        const double since = tr_seconds();
+        while (q->byes < q->n_groups - 1) {
+            tr_queue_serve(q);
+            if (q->plan.alive_s > 0.0 && tr_seconds() - since > q->plan.alive_s)
+                leader_silent(q, tr_seconds() - since);
+            nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
+        }
+    } else if (q->leader) {
+        answer end;
+        rc = wait_answer(q, &end, err);
+        if (!rc)
+            rc = tell(q, &(ask){.kind = ASK_BYE}, err);
+    }
+    if (!rc && q->server && q->error)
+        rc = tr_fail(err, q->error, "%s", q->save_err.msg);
     bool unfinished = false;
     for (int64_t i = 0; q->server && i < q->n_units; i++)
         unfinished |= !ended(&q->units[i]);
@@ -481,7 +569,8 @@ int tr_queue_open(tr_trial_queue **qp, tr_dist *world, int group_size, const tr_
         q->units = calloc((size_t)q->n_units, sizeof *q->units);
         q->waiting = calloc((size_t)q->n_units, sizeof *q->waiting);
         q->heard = calloc((size_t)q->n_groups, sizeof *q->heard);
-        if (!q->units || !q->waiting || !q->heard)
+        q->said_bye = calloc((size_t)q->n_groups, sizeof *q->said_bye);
+        if (!q->units || !q->waiting || !q->heard || !q->said_bye)
             rc = tr_fail(err, TR_ENOMEM, "out of memory");
         for (int64_t i = 0; !rc && i < q->n_units; i++) {
             q->units[i].score = NAN;
@@ -505,5 +594,6 @@ void tr_queue_close(tr_trial_queue *q)
     free(q->units);
     free(q->waiting);
     free(q->heard);
+    free(q->said_bye);
     free(q);
 }

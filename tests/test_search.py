@@ -16,7 +16,8 @@
     does not train the units that had ended again;
   - a rank stopped in a group of two (kill -STOP) ends the search with the watchdog's message
     naming it (status 8); --resume keeps every unit that had ended and finishes; a rank stopped
-    alone in its group is named by world rank 0 when its signs of life stop (status 8);
+    alone in its group is named by world rank 0 when its signs of life stop (status 8); a
+    stopped world rank 0 is named by the groups when it takes none of their messages (status 8);
   - a trial that diverges fails alone (the search ends with status 0); refusals: a search
     directory in use, --resume of none or of another search, [data] keys in the space, a bad
     range, groups that do not divide the ranks, ASHA with folds, a trial's bad value (named).
@@ -73,6 +74,14 @@ def rank_pid(out, rank):
         except OSError:
             pass
     return None
+
+
+def kill_quietly(pid):
+    """SIGKILL to a rank the launcher may have ended already."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def write(path, text):
@@ -255,7 +264,7 @@ try:
         try:
             _, err = job.communicate(timeout=60)
         finally:
-            os.kill(victim, signal.SIGKILL)
+            kill_quietly(victim)
         check("a stopped rank ends the search with status 8", job.returncode == 8, (job.returncode, err[-600:]))
         # the group's watchdog names rank 1 of the group when the stop finds the group inside an
         # exchange; between units (its watchdog off) world rank 0 names the silent group
@@ -291,7 +300,7 @@ try:
         try:
             _, err = job.communicate(timeout=60)
         finally:
-            os.kill(victim, signal.SIGKILL)
+            kill_quietly(victim)
         took = time.monotonic() - t0
         check(f"a stopped rank alone in its group ends the search with status 8 ({took:.1f} s; deadline 3 x 2 s)",
               job.returncode == 8 and took < 20, (job.returncode, err[-600:]))
@@ -301,6 +310,34 @@ try:
         rows = table(out) if p.returncode == 0 else []
         check("--resume at np=2 finishes every trial", rows and all(r["status"] == "done" for r in rows),
               p.stderr[-400:])
+    else:
+        job.kill()
+        job.communicate()
+
+    # ---------------------------------------------------------------- world rank 0 stopped
+    # the groups' rank 0 find their signs of life untaken and end the search (they would wait for
+    # world rank 0's answers forever otherwise)
+    out = os.path.join(work, "server")
+    cmd = [f"output.dir={out}" if a.startswith("output.dir=") else a for a in cmd]  # the search above, anew
+    job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+    for _ in range(300):  # every group trains its first unit
+        time.sleep(0.1)
+        victim = rank_pid(out, 0)
+        if victim and os.path.exists(os.path.join(out, "trials", "0002", "config.ini")):
+            break
+    if check("found world rank 0 while the groups train", victim is not None):
+        t0 = time.monotonic()
+        os.kill(victim, signal.SIGSTOP)
+        try:
+            _, err = job.communicate(timeout=60)
+        finally:
+            kill_quietly(victim)
+        took = time.monotonic() - t0
+        check(f"a stopped world rank 0 ends the search with status 8 ({took:.1f} s; deadline 3 x 2 s)",
+              job.returncode == 8 and took < 20, (job.returncode, err[-600:]))
+        check("the message names world rank 0", "watchdog: world rank 0 (it keeps the search's unit table) took no "
+              "message from rank" in err, err[:1200])
     else:
         job.kill()
         job.communicate()

@@ -71,6 +71,12 @@ int tr_dist_allgather_f64(tr_dist *d, double *all, int64_t offset, int64_t count
 int tr_dist_send(tr_dist *d, int dest, int tag, const void *buf, size_t bytes, tr_err *err);
 bool tr_dist_probe(tr_dist *d, int tag, int *from);
 int tr_dist_recv(tr_dist *d, int from, int tag, void *buf, size_t bytes, int *sender, tr_err *err);
+/* A send that returns once `dest` has taken the message (a synchronous send: proof that it is
+ * alive and listening), with *taken = true, or after within_s seconds without that, with
+ * *taken = false and the message still pending: the caller ends the process. within_s <= 0
+ * waits without a limit. */
+int tr_dist_send_taken(tr_dist *d, int dest, int tag, const void *buf, size_t bytes, double within_s, bool *taken,
+                       tr_err *err);
 
 /* Sets *same to whether `bytes` bytes at buf are identical on every rank (64-bit hash). */
 int tr_dist_same_everywhere(tr_dist *d, const void *buf, size_t bytes, bool *same, tr_err *err);
