@@ -84,6 +84,30 @@ def kill_quietly(pid):
         pass
 
 
+def stop_rank(cmd, out, rank):
+    """Starts the search `cmd` (writing to out), stops world rank `rank` (SIGSTOP) once the third
+    group of one rank trains its first unit, and returns (status, stderr, seconds from the stop
+    to the end), or None when the rank was not found."""
+    job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+    for _ in range(300):
+        time.sleep(0.1)
+        victim = rank_pid(out, rank)
+        if victim and os.path.exists(os.path.join(out, "trials", "0002", "config.ini")):
+            break
+    if victim is None:
+        job.kill()
+        job.communicate()
+        return None
+    t0 = time.monotonic()
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        _, err = job.communicate(timeout=60)
+    finally:
+        kill_quietly(victim)
+    return job.returncode, err, time.monotonic() - t0
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -287,60 +311,30 @@ try:
     cmd = checks.launch(3) + ["search", os.path.join(CONFIGS, "moons.ini"), slow, "--set", f"output.dir={out}",
                               "--set", "train.watchdog=2", "--set", "train.epochs=100", "--set", "data.n=40000",
                               "--set", "model.layers=2,128,128,1", "--set", "train.deterministic=true"]
-    job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victim = None
-    for _ in range(300):  # world rank 2 (a group of its own) trains its first unit
-        time.sleep(0.1)
-        victim = rank_pid(out, 2)
-        if victim and os.path.exists(os.path.join(out, "trials", "0002", "config.ini")):
-            break
-    if check("found world rank 2 training its unit", victim is not None):
-        t0 = time.monotonic()
-        os.kill(victim, signal.SIGSTOP)
-        try:
-            _, err = job.communicate(timeout=60)
-        finally:
-            kill_quietly(victim)
-        took = time.monotonic() - t0
+    stopped = stop_rank(cmd, out, 2)  # world rank 2, a group of its own
+    if check("found world rank 2 training its unit", stopped is not None):
+        status, err, took = stopped
         check(f"a stopped rank alone in its group ends the search with status 8 ({took:.1f} s; deadline 3 x 2 s)",
-              job.returncode == 8 and took < 20, (job.returncode, err[-600:]))
+              status == 8 and took < 20, (status, err[-600:]))
         check("the message names rank 2", "watchdog: rank 2 (a group of its own" in err, err[:1200])
         p = subprocess.run(checks.launch(2) + cmd[cmd.index("search"):] + ["--resume"], env=ENV, capture_output=True,
                            text=True, timeout=300)
         rows = table(out) if p.returncode == 0 else []
         check("--resume at np=2 finishes every trial", rows and all(r["status"] == "done" for r in rows),
               p.stderr[-400:])
-    else:
-        job.kill()
-        job.communicate()
 
     # ---------------------------------------------------------------- world rank 0 stopped
     # the groups' rank 0 find their signs of life untaken and end the search (they would wait for
     # world rank 0's answers forever otherwise)
     out = os.path.join(work, "server")
     cmd = [f"output.dir={out}" if a.startswith("output.dir=") else a for a in cmd]  # the search above, anew
-    job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victim = None
-    for _ in range(300):  # every group trains its first unit
-        time.sleep(0.1)
-        victim = rank_pid(out, 0)
-        if victim and os.path.exists(os.path.join(out, "trials", "0002", "config.ini")):
-            break
-    if check("found world rank 0 while the groups train", victim is not None):
-        t0 = time.monotonic()
-        os.kill(victim, signal.SIGSTOP)
-        try:
-            _, err = job.communicate(timeout=60)
-        finally:
-            kill_quietly(victim)
-        took = time.monotonic() - t0
+    stopped = stop_rank(cmd, out, 0)
+    if check("found world rank 0 while the groups train", stopped is not None):
+        status, err, took = stopped
         check(f"a stopped world rank 0 ends the search with status 8 ({took:.1f} s; deadline 3 x 2 s)",
-              job.returncode == 8 and took < 20, (job.returncode, err[-600:]))
+              status == 8 and took < 20, (status, err[-600:]))
         check("the message names world rank 0", "watchdog: world rank 0 (it keeps the search's unit table) took no "
               "message from rank" in err, err[:1200])
-    else:
-        job.kill()
-        job.communicate()
 
     # ---------------------------------------------------------------- failures and refusals
     lrs = write(os.path.join(work, "diverge.space"), "train.lr = 0.01 1e10\n")
