@@ -7,6 +7,7 @@
 
 #include "trainer/clock.h"
 #include "trainer/files.h"
+#include "trainer/watchdog.h"
 
 #include <errno.h>
 #include <math.h>
@@ -53,8 +54,7 @@ struct tr_trial_queue {
     waiting_decision *waiting;
     int64_t n_waiting;
     int groups_told_none;
-    int byes;                /* groups' rank 0 that took the end of the search (tr_queue_finish) */
-    bool *said_bye;          /* (n_groups) which of them */
+    bool *said_bye;          /* (n_groups) which groups' rank 0 took the end of the search (tr_queue_finish) */
     int64_t finished;        /* units that ended (for the progress lines) */
     bool closing;            /* a signal or an interrupted unit: nothing more is handed out */
     answer self;             /* an answer to world rank 0 itself */
@@ -269,7 +269,6 @@ static void handle(tr_trial_queue *q, const ask *m, int from)
     if (m->kind == ASK_ALIVE)
         return;
     if (m->kind == ASK_BYE) {
-        q->byes += !q->said_bye[from / q->group_size];
         q->said_bye[from / q->group_size] = true;
         return;
     }
@@ -344,21 +343,24 @@ static void check_alive(tr_trial_queue *q)
                                   "lost node; ending the search with status 8 (%.200s keeps every ended unit: "
                                   "continue with --resume)\n",
                  who, (long long)i, now - q->heard[u->group], q->plan.alive_s, q->state_path);
-        fflush(stdout);
-        tr_write_stderr(msg);
-        _exit(8); /* TR_EWATCHDOG's status, as the watchdog's: the launcher ends the other ranks */
+        tr_watchdog_exit(q->world->rank, msg); /* status 8: the launcher ends the other ranks */
     }
 }
 
 static int tell(tr_trial_queue *q, const ask *m, tr_err *err); /* a group's side, below */
+
+/* A group's rank 0: whether its next sign of life to world rank 0 is due. */
+static bool beat_due(const tr_trial_queue *q)
+{
+    return q->plan.alive_s > 0.0 && tr_seconds() - q->last_beat > q->plan.alive_s / 8.0;
+}
 
 void tr_queue_serve(tr_trial_queue *q)
 {
     if (!q)
         return;
     if (!q->server) { /* a group's rank 0: a sign of life now and then */
-        const double now = tr_seconds();
-        if (q->leader && q->plan.alive_s > 0.0 && now - q->last_beat > q->plan.alive_s / 8.0) {
+        if (q->leader && beat_due(q)) {
             tr_err ignore;
             tell(q, &(ask){.kind = ASK_ALIVE}, &ignore); /* an MPI failure shows in the group's next exchange */
         }
@@ -405,9 +407,7 @@ static void server_silent(const tr_trial_queue *q)
              "%d for %.0f s (deadline: 3 x [train] watchdog): stopped, hung or on a lost node; ending the search "
              "with status 8 (search.state keeps every ended unit: continue with --resume)\n",
              q->world->rank, q->plan.alive_s);
-    fflush(stdout);
-    tr_write_stderr(msg);
-    _exit(8); /* TR_EWATCHDOG's status, as the watchdog's: the launcher ends the other ranks */
+    tr_watchdog_exit(q->world->rank, msg);
 }
 
 /* A group's rank 0 sends world rank 0 a request and returns when world rank 0 took it. World
@@ -431,7 +431,7 @@ static int wait_answer(tr_trial_queue *q, answer *a, tr_err *err)
 {
     int from, rc = 0;
     while (!rc && !tr_dist_probe(q->world, TAG_ANSWER, &from)) {
-        if (q->plan.alive_s > 0.0 && tr_seconds() - q->last_beat > q->plan.alive_s / 8.0)
+        if (beat_due(q))
             rc = tell(q, &(ask){.kind = ASK_ALIVE}, err);
         else
             nanosleep(&(struct timespec){.tv_nsec = 200000}, NULL);
@@ -504,9 +504,15 @@ static void leader_silent(const tr_trial_queue *q, double waited)
             n += snprintf(msg + n, sizeof msg - (size_t)n, "%s %d", named++ ? "," : "", g * q->group_size);
     snprintf(msg + n, sizeof msg - (size_t)n, " (stopped, hung or on a lost node); every unit has ended: "
                                               "ending with status 8\n");
-    fflush(stdout);
-    tr_write_stderr(msg);
-    _exit(8);
+    tr_watchdog_exit(q->world->rank, msg);
+}
+
+static bool all_said_bye(const tr_trial_queue *q)
+{
+    for (int g = 1; g < q->n_groups; g++)
+        if (!q->said_bye[g])
+            return false;
+    return true;
 }
 
 int tr_queue_finish(tr_trial_queue *q, tr_err *err)
@@ -522,7 +528,7 @@ int tr_queue_finish(tr_trial_queue *q, tr_err *err)
         for (int g = 1; g < q->n_groups; g++)
             reply(q, g * q->group_size, (answer){.unit = -1});
         const double since = tr_seconds();
-        while (q->byes < q->n_groups - 1) {
+        while (!all_said_bye(q)) {
             tr_queue_serve(q);
             if (q->plan.alive_s > 0.0 && tr_seconds() - since > q->plan.alive_s)
                 leader_silent(q, tr_seconds() - since);

@@ -128,6 +128,15 @@ static wd_status my_status(void)
  * async-signal-safe (open, write, close). */
 static char verdict_path[1024], verdict_line[64];
 
+static void set_verdict(int rank)
+{
+    const char *verdict = getenv("TRAINER_STATUS_FILE");
+    if (verdict && strlen(verdict) < sizeof verdict_path) {
+        snprintf(verdict_path, sizeof verdict_path, "%s", verdict);
+        snprintf(verdict_line, sizeof verdict_line, "8 watchdog rank %d\n", rank);
+    }
+}
+
 static void record_verdict(void)
 {
     if (!verdict_path[0])
@@ -319,6 +328,15 @@ static void own_addresses(uint32_t *addr)
     freeifaddrs(list);
 }
 
+void tr_watchdog_exit(int rank, const char *message)
+{
+    fflush(stdout);
+    tr_write_stderr(message);
+    set_verdict(rank); /* this process's rank, also where the watchdog ran on a group's communicator */
+    record_verdict();
+    _exit(8);
+}
+
 int tr_watchdog_start(tr_dist *d, double deadline_s, tr_err *err)
 {
     if (wd.running || deadline_s <= 0 || !d->impl || d->size < 2)
@@ -326,11 +344,7 @@ int tr_watchdog_start(tr_dist *d, double deadline_s, tr_err *err)
     wd.rank = d->rank;
     wd.size = d->size;
     wd.deadline = deadline_s;
-    const char *verdict = getenv("TRAINER_STATUS_FILE");
-    if (verdict && strlen(verdict) < sizeof verdict_path) {
-        snprintf(verdict_path, sizeof verdict_path, "%s", verdict);
-        snprintf(verdict_line, sizeof verdict_line, "8 watchdog rank %d\n", d->rank);
-    }
+    set_verdict(d->rank);
     wd.hosts = calloc((size_t)d->size, sizeof *wd.hosts);
     wd.peers = calloc((size_t)d->size, sizeof *wd.peers);
     int rc = wd.hosts && wd.peers ? 0 : TR_ENOMEM;

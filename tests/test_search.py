@@ -84,11 +84,12 @@ def kill_quietly(pid):
         pass
 
 
-def stop_rank(cmd, out, rank):
+def stop_rank(cmd, out, rank, env=None):
     """Starts the search `cmd` (writing to out), stops world rank `rank` (SIGSTOP) once the third
     group of one rank trains its first unit, and returns (status, stderr, seconds from the stop
     to the end), or None when the rank was not found."""
-    job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(cmd, env=dict(ENV, **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
     victim = None
     for _ in range(300):
         time.sleep(0.1)
@@ -328,13 +329,17 @@ try:
     # world rank 0's answers forever otherwise)
     out = os.path.join(work, "server")
     cmd = [f"output.dir={out}" if a.startswith("output.dir=") else a for a in cmd]  # the search above, anew
-    stopped = stop_rank(cmd, out, 0)
+    verdicts = os.path.join(work, "verdicts")  # as scripts/mpirun.sh reads them
+    stopped = stop_rank(cmd, out, 0, env={"TRAINER_STATUS_FILE": verdicts})
     if check("found world rank 0 while the groups train", stopped is not None):
         status, err, took = stopped
         check(f"a stopped world rank 0 ends the search with status 8 ({took:.1f} s; deadline 3 x 2 s)",
               status == 8 and took < 20, (status, err[-600:]))
         check("the message names world rank 0", "watchdog: world rank 0 (it keeps the search's unit table) took no "
               "message from rank" in err, err[:1200])
+        lines = open(verdicts).read().splitlines() if os.path.exists(verdicts) else []
+        check("the ranks that ended it wrote the watchdog's verdict for scripts/mpirun.sh",
+              lines and all(ln.startswith("8 watchdog rank ") for ln in lines), lines)
 
     # ---------------------------------------------------------------- failures and refusals
     lrs = write(os.path.join(work, "diverge.space"), "train.lr = 0.01 1e10\n")

@@ -43,4 +43,10 @@ void tr_watch_end(void);
  * the slowest step. */
 void tr_watch_step(int64_t step, double seconds);
 
+/* Ends this process as the watchdog ends a rank whose wait passed its deadline: `message` on
+ * stderr, the verdict in TRAINER_STATUS_FILE (scripts/mpirun.sh ends a job whose mpirun waits
+ * for a lost node), status 8. For liveness checks outside the exchanges (a search's,
+ * trial_queue.c); `rank` names this process in the verdict. */
+_Noreturn void tr_watchdog_exit(int rank, const char *message);
+
 #endif
